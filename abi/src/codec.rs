@@ -1,0 +1,104 @@
+//! The encoding of user values: rkyv, aligned to [`VALUE_ALIGN`].
+//!
+//! [`Encode`] and [`Decode`] name the rkyv bounds once, so neither the SDK
+//! nor the host repeats them.
+//!
+//! [`VALUE_ALIGN`]: crate::VALUE_ALIGN
+
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
+
+/// A value that can be encoded: any type rkyv can serialize.
+pub trait Encode:
+    for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+{
+}
+
+impl<T> Encode for T where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+{
+}
+
+/// A value that can be decoded: any type rkyv can check and deserialize.
+pub trait Decode:
+    rkyv::Archive<
+        Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+                      + rkyv::Deserialize<Self, HighDeserializer<rancor::Error>>,
+    > + Sized
+{
+}
+
+impl<T> Decode for T where
+    T: rkyv::Archive<
+            Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+                          + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+        >
+{
+}
+
+/// Encodes a value.
+pub fn encode<T: Encode>(value: &T) -> Result<AlignedVec, rancor::Error> {
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, AlignedVec::new())
+}
+
+/// Decodes a value from bytes aligned to [`VALUE_ALIGN`](crate::VALUE_ALIGN),
+/// validating them first.
+pub fn decode<T: Decode>(bytes: &[u8]) -> Result<T, rancor::Error> {
+    rkyv::from_bytes::<T, rancor::Error>(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// The byte formats `docs/abi.md` gives for values a CLI, an HTTP client
+    /// or a C guest can produce by hand.
+    #[test]
+    fn value_test_vectors() {
+        assert_eq!(&*encode(&42u32).unwrap(), &[42, 0, 0, 0]);
+        assert_eq!(&*encode(&-2i64).unwrap(), &(-2i64).to_le_bytes());
+        assert_eq!(&*encode(&1.5f64).unwrap(), &1.5f64.to_le_bytes());
+        assert_eq!(&*encode(&true).unwrap(), &[1]);
+        assert_eq!(&*encode(&()).unwrap(), &[] as &[u8]);
+        // Strings of up to 8 bytes are stored inline, padded with 0xff.
+        assert_eq!(
+            &*encode(&String::from("hi")).unwrap(),
+            &[b'h', b'i', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+        // Longer strings: the bytes, padding to 4, then an 8-byte header:
+        // the length as u32 with bits 0b10 on top of its first byte, and the
+        // i32 offset of the bytes relative to the header's start.
+        let long = encode(&String::from("hello, wray")).unwrap();
+        let mut want = b"hello, wray\0".to_vec();
+        want.extend_from_slice(&[11 | 0x80, 0, 0, 0]);
+        want.extend_from_slice(&(-12i32).to_le_bytes());
+        assert_eq!(&*long, &want[..]);
+        // A Vec<T>: the elements, padding to 4, then (i32 offset relative to
+        // the header's start, u32 length).
+        let v = encode(&vec![1u8, 2, 3]).unwrap();
+        assert_eq!(&*v, &[1, 2, 3, 0, 0xfc, 0xff, 0xff, 0xff, 3, 0, 0, 0]);
+        let f = encode(&vec![1.0f64]).unwrap();
+        assert_eq!(
+            &*f,
+            &[
+                0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0xf8, 0xff, 0xff, 0xff, 1, 0, 0, 0
+            ]
+        );
+        // Tuples and structs: fields in order, each aligned to its own size.
+        assert_eq!(&*encode(&(1u32, 2u8)).unwrap(), &[1, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(decode::<Vec<u8>>(&v).unwrap(), [1, 2, 3]);
+        assert_eq!(decode::<String>(&long).unwrap(), "hello, wray");
+    }
+
+    #[test]
+    fn decoding_validates() {
+        assert!(decode::<bool>(&[2]).is_err());
+        assert!(decode::<Vec<u8>>(&[0xff; 8]).is_err());
+        assert!(decode::<u64>(&[1, 2, 3]).is_err());
+    }
+}

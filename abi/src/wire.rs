@@ -1,0 +1,772 @@
+//! Byte formats that cross the guest boundary.
+//!
+//! Three structures are not user values and so are not rkyv-encoded; they
+//! have small, fixed, little-endian formats that a C guest can produce by
+//! hand (`docs/abi.md` gives each byte):
+//!
+//! - a **task spec** ([`TaskSpec`]), sent by `task_submit` and `actor_create`:
+//!   what to run, its options and its arguments;
+//! - the **argument buffer** ([`ArgsLayout`], [`decode_args`]), filled by
+//!   `task_args`: the resolved arguments, each aligned to [`VALUE_ALIGN`];
+//! - an **error record** ([`ErrorRecord`]), what `object_get` hands back for a
+//!   failed object.
+//!
+//! Decoders never panic and never allocate more than a constant times the
+//! input length, whatever the input: the host runs them on guest bytes.
+//!
+//! [`VALUE_ALIGN`]: crate::VALUE_ALIGN
+
+use crate::{ActorId, ErrorKind, ObjectId, TaskId, VALUE_ALIGN};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Version byte that starts a task spec and an error record.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Deepest cause chain an error record may carry; deeper chains are cut when
+/// encoding and refused when decoding.
+pub const MAX_CAUSE_DEPTH: usize = 16;
+
+/// Why bytes did not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Byte offset at which decoding stopped.
+    pub offset: usize,
+    /// What was wrong there.
+    pub what: &'static str,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.offset)
+    }
+}
+
+/// A bounds-checked little-endian reader.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn err(&self, what: &'static str) -> DecodeError {
+        DecodeError {
+            offset: self.pos,
+            what,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(self.err(what));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let s = self.bytes(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    /// A `u32` length followed by that many bytes.
+    fn blob(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let n = self.u32(what)? as usize;
+        self.bytes(n, what)
+    }
+
+    fn str(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
+        let start = self.pos;
+        let b = self.blob(what)?;
+        core::str::from_utf8(b).map_err(|_| DecodeError {
+            offset: start,
+            what: "string is not UTF-8",
+        })
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.remaining() != 0 {
+            return Err(self.err("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Little-endian writing helpers over a `Vec<u8>`.
+trait Put {
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_blob(&mut self, b: &[u8]);
+}
+
+impl Put for Vec<u8> {
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_blob(&mut self, b: &[u8]) {
+        // Lengths above u32::MAX cannot occur in a 32-bit guest; saturate
+        // rather than wrap so a host-side misuse fails decoding loudly.
+        self.put_u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
+        self.extend_from_slice(b);
+    }
+}
+
+/// What a task spec asks the host to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SpecKind {
+    /// Run a stateless task: `function` names `wray:task/<function>`.
+    Task = 0,
+    /// Create an actor: `function` is the actor type; the args go to its
+    /// constructor.
+    ActorCreate = 1,
+    /// Call a method of an existing actor: `function` is the method name.
+    ActorMethod = 2,
+}
+
+/// Options of a task, an actor call or an actor; every field is optional and
+/// unset fields take the runtime's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Retries after system failures (`-1`: without limit).
+    pub max_retries: Option<i32>,
+    /// Whether guest errors and traps are retried too.
+    pub retry_exceptions: Option<bool>,
+    /// Wall-clock limit of one attempt, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory limit, in bytes.
+    pub memory_limit: Option<u64>,
+    /// Name under which an actor is registered.
+    pub name: Option<String>,
+    /// Restarts an actor is allowed after it dies (`-1`: without limit).
+    pub max_restarts: Option<i32>,
+    /// Retries of an actor method when the actor dies under it.
+    pub max_task_retries: Option<i32>,
+}
+
+/// Option keys of the spec format.
+mod key {
+    pub const MAX_RETRIES: u16 = 1;
+    pub const RETRY_EXCEPTIONS: u16 = 2;
+    pub const TIMEOUT_MS: u16 = 3;
+    pub const MEMORY_LIMIT: u16 = 4;
+    pub const NAME: u16 = 5;
+    pub const MAX_RESTARTS: u16 = 6;
+    pub const MAX_TASK_RETRIES: u16 = 7;
+}
+
+impl Options {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut entries: Vec<(u16, Vec<u8>)> = Vec::new();
+        if let Some(v) = self.max_retries {
+            entries.push((key::MAX_RETRIES, v.to_le_bytes().to_vec()));
+        }
+        if let Some(v) = self.retry_exceptions {
+            entries.push((key::RETRY_EXCEPTIONS, alloc::vec![v as u8]));
+        }
+        if let Some(v) = self.timeout_ms {
+            entries.push((key::TIMEOUT_MS, v.to_le_bytes().to_vec()));
+        }
+        if let Some(v) = self.memory_limit {
+            entries.push((key::MEMORY_LIMIT, v.to_le_bytes().to_vec()));
+        }
+        if let Some(v) = &self.name {
+            entries.push((key::NAME, v.as_bytes().to_vec()));
+        }
+        if let Some(v) = self.max_restarts {
+            entries.push((key::MAX_RESTARTS, v.to_le_bytes().to_vec()));
+        }
+        if let Some(v) = self.max_task_retries {
+            entries.push((key::MAX_TASK_RETRIES, v.to_le_bytes().to_vec()));
+        }
+        out.put_u32(entries.len() as u32);
+        for (k, v) in entries {
+            out.put_u16(k);
+            out.put_blob(&v);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Options, DecodeError> {
+        let n = r.u32("option count")?;
+        let mut o = Options::default();
+        for _ in 0..n {
+            let k = r.u16("option key")?;
+            let start = r.pos;
+            let v = r.blob("option value")?;
+            let bad = |what| DecodeError {
+                offset: start,
+                what,
+            };
+            let i32v = || -> Result<i32, DecodeError> {
+                Ok(i32::from_le_bytes(
+                    v.try_into().map_err(|_| bad("option is not 4 bytes"))?,
+                ))
+            };
+            let u64v = || -> Result<u64, DecodeError> {
+                Ok(u64::from_le_bytes(
+                    v.try_into().map_err(|_| bad("option is not 8 bytes"))?,
+                ))
+            };
+            match k {
+                key::MAX_RETRIES => o.max_retries = Some(i32v()?),
+                key::RETRY_EXCEPTIONS => {
+                    o.retry_exceptions = Some(match v {
+                        [0] => false,
+                        [1] => true,
+                        _ => return Err(bad("retry_exceptions is not one byte 0 or 1")),
+                    })
+                }
+                key::TIMEOUT_MS => o.timeout_ms = Some(u64v()?),
+                key::MEMORY_LIMIT => o.memory_limit = Some(u64v()?),
+                key::NAME => {
+                    let s = core::str::from_utf8(v).map_err(|_| bad("name is not UTF-8"))?;
+                    o.name = Some(String::from(s));
+                }
+                key::MAX_RESTARTS => o.max_restarts = Some(i32v()?),
+                key::MAX_TASK_RETRIES => o.max_task_retries = Some(i32v()?),
+                _ => return Err(bad("unknown option key")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// One argument of a task spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg<'a> {
+    /// A value passed inline: its encoded bytes, and the ids of the objects
+    /// referenced from inside it (32 bytes each), which the host keeps alive
+    /// for as long as the value exists.
+    Value {
+        /// The value's encoded bytes.
+        bytes: &'a [u8],
+        /// Concatenated 32-byte ids of objects referenced inside the value.
+        refs: &'a [u8],
+    },
+    /// An object whose value is the argument: the host waits until it is
+    /// ready and passes its bytes; if it failed, the task fails without
+    /// running.
+    Ref(ObjectId),
+}
+
+/// Tag bytes of [`Arg`] in the spec format.
+const ARG_VALUE: u8 = 0;
+const ARG_REF: u8 = 1;
+
+/// A decoded task spec, borrowing from the bytes it was decoded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSpec<'a> {
+    /// What to do.
+    pub kind: SpecKind,
+    /// The task function, the actor type or the method.
+    pub function: &'a str,
+    /// The actor, for [`SpecKind::ActorMethod`].
+    pub actor: Option<ActorId>,
+    /// How many return values the call has.
+    pub num_returns: u32,
+    /// Options; unset ones take defaults.
+    pub options: Options,
+    /// The arguments, in order.
+    pub args: Vec<Arg<'a>>,
+}
+
+impl<'a> TaskSpec<'a> {
+    /// Encodes the spec in the v1 format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.function.len());
+        out.push(WIRE_VERSION);
+        out.push(self.kind as u8);
+        out.put_u16(0);
+        out.put_blob(self.function.as_bytes());
+        if let Some(a) = self.actor {
+            out.extend_from_slice(&a.0);
+        }
+        out.put_u32(self.num_returns);
+        self.options.encode(&mut out);
+        out.put_u32(self.args.len() as u32);
+        for a in &self.args {
+            match a {
+                Arg::Value { bytes, refs } => {
+                    out.push(ARG_VALUE);
+                    out.put_blob(bytes);
+                    out.put_u32((refs.len() / ObjectId::LEN) as u32);
+                    out.extend_from_slice(refs);
+                }
+                Arg::Ref(id) => {
+                    out.push(ARG_REF);
+                    out.extend_from_slice(&id.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes a v1 spec. Fails on anything malformed, including trailing
+    /// bytes and a method call without an actor id.
+    pub fn decode(buf: &'a [u8]) -> Result<TaskSpec<'a>, DecodeError> {
+        let mut r = Reader::new(buf);
+        if r.u8("version")? != WIRE_VERSION {
+            return Err(DecodeError {
+                offset: 0,
+                what: "unsupported spec version",
+            });
+        }
+        let kind = match r.u8("kind")? {
+            0 => SpecKind::Task,
+            1 => SpecKind::ActorCreate,
+            2 => SpecKind::ActorMethod,
+            _ => {
+                return Err(DecodeError {
+                    offset: 1,
+                    what: "unknown spec kind",
+                });
+            }
+        };
+        if r.u16("reserved")? != 0 {
+            return Err(DecodeError {
+                offset: 2,
+                what: "reserved bytes are not zero",
+            });
+        }
+        let function = r.str("function name")?;
+        let actor = match kind {
+            SpecKind::ActorMethod => Some(ActorId(r.array("actor id")?)),
+            _ => None,
+        };
+        let num_returns = r.u32("num_returns")?;
+        let options = Options::decode(&mut r)?;
+        let n = r.u32("arg count")? as usize;
+        // Every argument takes at least 5 bytes: never reserve more than the
+        // input could hold, whatever count it claims.
+        let mut args = Vec::with_capacity(n.min(r.remaining() / 5));
+        for _ in 0..n {
+            match r.u8("arg tag")? {
+                ARG_VALUE => {
+                    let bytes = r.blob("arg value")?;
+                    let nrefs = r.u32("arg ref count")? as usize;
+                    let len = nrefs
+                        .checked_mul(ObjectId::LEN)
+                        .ok_or_else(|| r.err("arg ref count overflows"))?;
+                    let refs = r.bytes(len, "arg refs")?;
+                    args.push(Arg::Value { bytes, refs });
+                }
+                ARG_REF => args.push(Arg::Ref(ObjectId(r.array("arg object id")?))),
+                _ => return Err(r.err("unknown arg tag")),
+            }
+        }
+        r.finish()?;
+        Ok(TaskSpec {
+            kind,
+            function,
+            actor,
+            num_returns,
+            options,
+            args,
+        })
+    }
+}
+
+/// Where each argument sits in the buffer `task_args` fills.
+///
+/// The buffer starts with a `u32` count, then `count` pairs of `u32` (offset,
+/// length), then the payloads. Every payload starts at an offset that is a
+/// multiple of [`VALUE_ALIGN`] from the start of the buffer, so a guest that
+/// passes an aligned buffer gets aligned values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgsLayout {
+    /// (offset, length) of each payload.
+    pub slots: Vec<(u32, u32)>,
+    /// Total size of the buffer.
+    pub total: usize,
+}
+
+impl ArgsLayout {
+    /// Lays out payloads of the given lengths. `None` when the buffer would
+    /// not fit in a 32-bit address space.
+    pub fn new(lens: impl ExactSizeIterator<Item = usize>) -> Option<ArgsLayout> {
+        let n = lens.len();
+        let header = 4usize.checked_add(n.checked_mul(8)?)?;
+        let mut at = align_up(header)?;
+        let mut slots = Vec::with_capacity(n);
+        for len in lens {
+            slots.push((u32::try_from(at).ok()?, u32::try_from(len).ok()?));
+            at = align_up(at.checked_add(len)?)?;
+        }
+        let total = slots
+            .last()
+            .map_or(header, |&(o, l)| o as usize + l as usize);
+        u32::try_from(total).ok()?;
+        Some(ArgsLayout { slots, total })
+    }
+
+    /// Writes the header (count and slots) into the start of `buf`, which
+    /// must be at least `self.total` bytes long.
+    pub fn write_header(&self, buf: &mut [u8]) {
+        buf[..4].copy_from_slice(&(self.slots.len() as u32).to_le_bytes());
+        for (i, &(o, l)) in self.slots.iter().enumerate() {
+            let at = 4 + i * 8;
+            buf[at..at + 4].copy_from_slice(&o.to_le_bytes());
+            buf[at + 4..at + 8].copy_from_slice(&l.to_le_bytes());
+        }
+    }
+}
+
+fn align_up(n: usize) -> Option<usize> {
+    Some(n.checked_add(VALUE_ALIGN - 1)? & !(VALUE_ALIGN - 1))
+}
+
+/// Splits an argument buffer into its payloads.
+pub fn decode_args(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let n = r.u32("arg count")? as usize;
+    let mut out = Vec::with_capacity(n.min(r.remaining() / 8));
+    for _ in 0..n {
+        let o = r.u32("arg offset")? as usize;
+        let l = r.u32("arg length")? as usize;
+        let end = o.checked_add(l).filter(|&e| e <= buf.len());
+        match end {
+            Some(end) => out.push(&buf[o..end]),
+            None => return Err(r.err("arg slot out of bounds")),
+        }
+    }
+    Ok(out)
+}
+
+/// A failure, as the host hands it to a guest and as it is shown to users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorRecord {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The task that failed (all zero when no task is involved).
+    pub task: TaskId,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// The function, `Type.method` or driver that failed.
+    pub function: String,
+    /// The message: the guest's error, panic message or trap description.
+    pub message: String,
+    /// The wasm backtrace, one frame a line (may be empty).
+    pub backtrace: String,
+    /// The last lines the guest wrote to stderr (may be empty).
+    pub stderr_tail: String,
+    /// The failure that caused this one (for a failed dependency).
+    pub cause: Option<Box<ErrorRecord>>,
+}
+
+impl ErrorRecord {
+    /// A record with only a kind, a function and a message.
+    pub fn new(kind: ErrorKind, function: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorRecord {
+            kind,
+            task: TaskId([0; 16]),
+            attempts: 1,
+            function: function.into(),
+            message: message.into(),
+            backtrace: String::new(),
+            stderr_tail: String::new(),
+            cause: None,
+        }
+    }
+
+    /// The innermost cause of the chain.
+    pub fn root_cause(&self) -> &ErrorRecord {
+        let mut e = self;
+        while let Some(c) = &e.cause {
+            e = c;
+        }
+        e
+    }
+
+    /// Encodes the record (its cause chain cut at [`MAX_CAUSE_DEPTH`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.message.len() + self.backtrace.len());
+        let mut e = Some(self);
+        let mut depth = 0;
+        while let Some(rec) = e {
+            out.push(WIRE_VERSION);
+            out.put_u32(rec.kind as u32);
+            out.extend_from_slice(&rec.task.0);
+            out.put_u32(rec.attempts);
+            out.put_blob(rec.function.as_bytes());
+            out.put_blob(rec.message.as_bytes());
+            out.put_blob(rec.backtrace.as_bytes());
+            out.put_blob(rec.stderr_tail.as_bytes());
+            depth += 1;
+            e = rec.cause.as_deref().filter(|_| depth < MAX_CAUSE_DEPTH);
+            out.push(e.is_some() as u8);
+        }
+        out
+    }
+
+    /// Decodes a record and its cause chain.
+    pub fn decode(buf: &[u8]) -> Result<ErrorRecord, DecodeError> {
+        let mut r = Reader::new(buf);
+        let mut chain = Vec::new();
+        loop {
+            if chain.len() == MAX_CAUSE_DEPTH {
+                return Err(r.err("cause chain too deep"));
+            }
+            if r.u8("version")? != WIRE_VERSION {
+                return Err(r.err("unsupported error record version"));
+            }
+            let code = r.u32("kind")?;
+            let kind = ErrorKind::from_code(code).ok_or_else(|| r.err("unknown error kind"))?;
+            let task = TaskId(r.array("task id")?);
+            let attempts = r.u32("attempts")?;
+            let function = String::from(r.str("function")?);
+            let message = String::from(r.str("message")?);
+            let backtrace = String::from(r.str("backtrace")?);
+            let stderr_tail = String::from(r.str("stderr tail")?);
+            chain.push(ErrorRecord {
+                kind,
+                task,
+                attempts,
+                function,
+                message,
+                backtrace,
+                stderr_tail,
+                cause: None,
+            });
+            match r.u8("cause flag")? {
+                0 => break,
+                1 => continue,
+                _ => return Err(r.err("cause flag is not 0 or 1")),
+            }
+        }
+        r.finish()?;
+        let mut rec = chain.pop().expect("the loop pushes at least one record");
+        while let Some(mut outer) = chain.pop() {
+            outer.cause = Some(Box::new(rec));
+            rec = outer;
+        }
+        Ok(rec)
+    }
+}
+
+impl fmt::Display for ErrorRecord {
+    /// One line per link of the chain: `kind in function (task ..): message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in {}: {}",
+            self.kind.name(),
+            self.function,
+            self.message
+        )?;
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        if let Some(c) = &self.cause {
+            write!(f, "\ncaused by: {c}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn sample_spec() -> Vec<u8> {
+        TaskSpec {
+            kind: SpecKind::Task,
+            function: "add",
+            actor: None,
+            num_returns: 1,
+            options: Options {
+                max_retries: Some(2),
+                ..Options::default()
+            },
+            args: vec![
+                Arg::Value {
+                    bytes: &[1, 0, 0, 0],
+                    refs: &[],
+                },
+                Arg::Ref(ObjectId([7; 32])),
+            ],
+        }
+        .encode()
+    }
+
+    /// The spec format, byte for byte, as `docs/abi.md` documents it.
+    #[test]
+    fn spec_test_vector() {
+        let mut want = vec![1u8, 0, 0, 0]; // version, kind=task, reserved
+        want.extend_from_slice(&[3, 0, 0, 0]);
+        want.extend_from_slice(b"add");
+        want.extend_from_slice(&[1, 0, 0, 0]); // num_returns
+        want.extend_from_slice(&[1, 0, 0, 0]); // one option
+        want.extend_from_slice(&[1, 0, 4, 0, 0, 0, 2, 0, 0, 0]); // max_retries = 2
+        want.extend_from_slice(&[2, 0, 0, 0]); // two args
+        want.extend_from_slice(&[0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]); // value, no refs
+        want.push(1);
+        want.extend_from_slice(&[7; 32]);
+        assert_eq!(sample_spec(), want);
+    }
+
+    #[test]
+    fn spec_round_trips() {
+        let bytes = sample_spec();
+        let spec = TaskSpec::decode(&bytes).unwrap();
+        assert_eq!(spec.function, "add");
+        assert_eq!(spec.options.max_retries, Some(2));
+        assert_eq!(spec.args.len(), 2);
+        assert_eq!(spec.encode(), bytes);
+
+        let method = TaskSpec {
+            kind: SpecKind::ActorMethod,
+            function: "incr",
+            actor: Some(ActorId::new(1, 9)),
+            num_returns: 1,
+            options: Options {
+                name: Some("counter".into()),
+                retry_exceptions: Some(true),
+                timeout_ms: Some(5),
+                memory_limit: Some(1 << 20),
+                max_restarts: Some(-1),
+                max_task_retries: Some(3),
+                max_retries: None,
+            },
+            args: vec![Arg::Value {
+                bytes: b"xyz",
+                refs: &[3; 64],
+            }],
+        };
+        let bytes = method.encode();
+        assert_eq!(TaskSpec::decode(&bytes).unwrap(), method);
+    }
+
+    #[test]
+    fn spec_rejects_every_truncation_and_trailing_bytes() {
+        let bytes = sample_spec();
+        for cut in 0..bytes.len() {
+            assert!(TaskSpec::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            TaskSpec::decode(&longer).unwrap_err().what,
+            "trailing bytes"
+        );
+    }
+
+    #[test]
+    fn spec_rejects_huge_counts_without_allocating() {
+        let mut bytes = vec![1u8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes()); // claims 4 billion args
+        assert!(TaskSpec::decode(&bytes).is_err());
+        let mut bytes = vec![1u8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]); // refs overflow
+        assert!(TaskSpec::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn args_layout_aligns_every_payload() {
+        let layout = ArgsLayout::new([4usize, 0, 17, 3].into_iter()).unwrap();
+        let mut buf = vec![0u8; layout.total];
+        layout.write_header(&mut buf);
+        for &(o, _) in &layout.slots {
+            assert_eq!(o as usize % VALUE_ALIGN, 0);
+        }
+        // Header: 4 + 4*8 = 36 bytes, so the first payload starts at 48.
+        assert_eq!(layout.slots[0], (48, 4));
+        assert_eq!(layout.slots[1], (64, 0));
+        assert_eq!(layout.slots[2], (64, 17));
+        assert_eq!(layout.slots[3], (96, 3));
+        assert_eq!(layout.total, 99);
+        let parts = decode_args(&buf).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [4, 0, 17, 3]
+        );
+        let empty = ArgsLayout::new(core::iter::empty()).unwrap();
+        assert_eq!(empty.total, 4);
+    }
+
+    #[test]
+    fn args_decoder_rejects_out_of_bounds_slots() {
+        let mut buf = vec![1, 0, 0, 0, 16, 0, 0, 0, 0xff, 0, 0, 0];
+        buf.resize(32, 0);
+        assert!(decode_args(&buf).is_err());
+        assert!(decode_args(&[5, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn error_records_round_trip_with_causes() {
+        let mut inner = ErrorRecord::new(ErrorKind::Panic, "child", "boom");
+        inner.task = TaskId::new(0, 5);
+        inner.backtrace = "0: child\n1: main".into();
+        let mut outer = ErrorRecord::new(ErrorKind::DependencyFailed, "parent", "arg 0 failed");
+        outer.cause = Some(Box::new(inner.clone()));
+        outer.attempts = 3;
+        let bytes = outer.encode();
+        let back = ErrorRecord::decode(&bytes).unwrap();
+        assert_eq!(back, outer);
+        assert_eq!(back.root_cause(), &inner);
+        for cut in 0..bytes.len() {
+            assert!(ErrorRecord::decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    /// The error record format, byte for byte, as `docs/abi.md` documents it.
+    #[test]
+    fn error_record_test_vector() {
+        let rec = ErrorRecord::new(ErrorKind::Application, "f", "no");
+        let mut want = vec![1u8, 1, 0, 0, 0];
+        want.extend_from_slice(&[0; 16]);
+        want.extend_from_slice(&[1, 0, 0, 0]);
+        want.extend_from_slice(&[1, 0, 0, 0, b'f']);
+        want.extend_from_slice(&[2, 0, 0, 0, b'n', b'o']);
+        want.extend_from_slice(&[0; 8]);
+        want.push(0);
+        assert_eq!(rec.encode(), want);
+    }
+
+    #[test]
+    fn error_chains_are_cut_at_max_depth() {
+        let mut rec = ErrorRecord::new(ErrorKind::Trap, "f0", "x");
+        for i in 1..40 {
+            let mut outer =
+                ErrorRecord::new(ErrorKind::DependencyFailed, alloc::format!("f{i}"), "y");
+            outer.cause = Some(Box::new(rec));
+            rec = outer;
+        }
+        let back = ErrorRecord::decode(&rec.encode()).unwrap();
+        let mut depth = 1;
+        let mut e = &back;
+        while let Some(c) = &e.cause {
+            depth += 1;
+            e = c;
+        }
+        assert_eq!(depth, MAX_CAUSE_DEPTH);
+    }
+}

@@ -1,0 +1,347 @@
+//! Procedural macros of the wray guest SDK. Use them through the `wray`
+//! crate (`#[wray::remote]`, `#[wray::main]`, `#[wray::value]`), whose docs
+//! describe what they generate.
+//!
+//! The macros are thin: they check the item, report misuse with errors that
+//! point at the offending tokens, and emit calls into `wray::__private`,
+//! where the logic lives.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{
+    FnArg, GenericArgument, Ident, Item, ItemFn, Pat, PathArguments, ReturnType, Signature, Type,
+    parse_macro_input,
+};
+
+mod actor;
+
+/// See `wray::remote`.
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let item = parse_macro_input!(item as Item);
+    let out = no_arguments(&attr, "remote").and_then(|()| match item {
+        Item::Fn(f) => remote_fn(f),
+        Item::Struct(s) => actor::remote_struct(s),
+        Item::Impl(i) => actor::remote_impl(i),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "#[wray::remote] goes on a function (a task), or on a struct and its impl block (an actor)",
+        )),
+    });
+    out.unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// See `wray::main`.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let f = parse_macro_input!(item as ItemFn);
+    no_arguments(&attr, "main")
+        .and_then(|()| driver(f))
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// See `wray::value`.
+#[proc_macro_attribute]
+pub fn value(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let item = parse_macro_input!(item as Item);
+    let out = no_arguments(&attr, "value").and_then(|()| match &item {
+        Item::Struct(_) | Item::Enum(_) => Ok(quote! {
+            #[derive(::wray::rkyv::Archive, ::wray::rkyv::Serialize, ::wray::rkyv::Deserialize)]
+            #[rkyv(crate = ::wray::rkyv)]
+            #item
+        }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "#[wray::value] goes on a struct or an enum",
+        )),
+    });
+    out.unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+fn no_arguments(attr: &TokenStream2, name: &str) -> syn::Result<()> {
+    if attr.is_empty() {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            attr,
+            format!("#[wray::{name}] takes no arguments; set options per call with `.options()`"),
+        ))
+    }
+}
+
+/// A parameter of a remote function or method: its name and type.
+pub(crate) struct Param {
+    pub name: Ident,
+    pub ty: Type,
+}
+
+/// Checks what every remote function and method signature must satisfy and
+/// returns its value parameters (after `self`, for methods).
+pub(crate) fn check_signature(sig: &Signature, what: &str) -> syn::Result<Vec<Param>> {
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new_spanned(
+            a,
+            format!(
+                "{what} cannot be async: wray runs it on its own instance; call `wray::get` to wait"
+            ),
+        ));
+    }
+    if let Some(u) = &sig.unsafety {
+        return Err(syn::Error::new_spanned(
+            u,
+            format!("{what} cannot be unsafe"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        return Err(syn::Error::new_spanned(
+            abi,
+            format!("{what} cannot declare an ABI"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            format!("{what} cannot be generic: each remote function is one wasm export"),
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        return Err(syn::Error::new_spanned(
+            v,
+            format!("{what} cannot be variadic"),
+        ));
+    }
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        let FnArg::Typed(pt) = input else { continue };
+        let name = match &*pt.pat {
+            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => pi.ident.clone(),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "parameters of remote functions must be plain names (`x: T`), not patterns",
+                ));
+            }
+        };
+        check_owned(&pt.ty, "parameter")?;
+        params.push(Param {
+            name,
+            ty: (*pt.ty).clone(),
+        });
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        check_owned(ty, "return type")?;
+    }
+    Ok(params)
+}
+
+/// Refuses borrowed and opaque types, which cannot cross instances.
+fn check_owned(ty: &Type, what: &str) -> syn::Result<()> {
+    match ty {
+        Type::Reference(r) => Err(syn::Error::new_spanned(
+            r,
+            format!(
+                "a remote {what} must be an owned type: values are copied between sandboxed \
+                 instances (use `String` for `&str`, `Vec<T>` for `&[T]`)"
+            ),
+        )),
+        Type::ImplTrait(t) => Err(syn::Error::new_spanned(
+            t,
+            format!("a remote {what} must be a concrete type, not `impl Trait`"),
+        )),
+        Type::Paren(p) => check_owned(&p.elem, what),
+        _ => Ok(()),
+    }
+}
+
+/// How a function's return value becomes the call's result.
+pub(crate) struct Output {
+    /// The `T` of the `ObjectRef<T>` that `remote` returns.
+    pub value_ty: TokenStream2,
+    /// Whether the function returns `Result<T, E>`, whose `Err` fails the call.
+    pub fallible: bool,
+}
+
+pub(crate) fn output(sig: &Signature) -> Output {
+    match &sig.output {
+        ReturnType::Default => Output {
+            value_ty: quote!(()),
+            fallible: false,
+        },
+        ReturnType::Type(_, ty) => match result_ok_type(ty) {
+            Some(ok) => Output {
+                value_ty: quote!(#ok),
+                fallible: true,
+            },
+            None => Output {
+                value_ty: quote!(#ty),
+                fallible: false,
+            },
+        },
+    }
+}
+
+/// `T` when `ty` is spelled `Result<T, ..>` (any path ending in `Result`).
+fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The body of an export: decode the parameters, call, encode the result.
+pub(crate) fn call_body(
+    call: TokenStream2,
+    params: &[Param],
+    out: &Output,
+    function: &str,
+) -> TokenStream2 {
+    let decode = params.iter().map(|p| {
+        let (name, ty) = (&p.name, &p.ty);
+        let label = name.to_string();
+        quote_spanned!(ty.span()=> let #name: #ty = __wray_args.next::<#ty>(#label)?;)
+    });
+    let names = params.iter().map(|p| &p.name);
+    let finish = if out.fallible {
+        quote! {
+            match __wray_out {
+                ::core::result::Result::Ok(v) => ::core::result::Result::Ok(::wray::__private::encode_return(&v)),
+                ::core::result::Result::Err(e) => ::core::result::Result::Err(::wray::__private::application_error(#function, &e)),
+            }
+        }
+    } else {
+        quote!(::core::result::Result::Ok(
+            ::wray::__private::encode_return(&__wray_out)
+        ))
+    };
+    quote! {
+        #(#decode)*
+        __wray_args.finish()?;
+        let __wray_out = #call(#(#names),*);
+        #finish
+    }
+}
+
+fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &f.sig;
+    if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
+        return Err(syn::Error::new_spanned(
+            r,
+            "a method is remote through its actor: put #[wray::remote] on the impl block",
+        ));
+    }
+    let params = check_signature(sig, "a remote function")?;
+    let out = output(sig);
+    let name = &sig.ident;
+    let vis = &f.vis;
+    let name_str = name.to_string();
+    let export = format!("wray:task/{name_str}");
+    let call_ty = format_ident!("__WrayCall_{}", name);
+    let value_ty = &out.value_ty;
+    let pnames: Vec<_> = params.iter().map(|p| &p.name).collect();
+    let ptys: Vec<_> = params.iter().map(|p| &p.ty).collect();
+    let body = call_body(quote!(#name), &params, &out, &name_str);
+    let doc_mod = format!(
+        "Remote calls of [`{name_str}()`](fn@{name_str}): `{name_str}::remote(..)` submits it as a task."
+    );
+    let doc_remote =
+        format!("Submits `{name_str}` as a task and returns a reference to its result at once.");
+    Ok(quote! {
+        #f
+
+        #[doc = #doc_mod]
+        #[allow(non_snake_case)]
+        #vis mod #name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[doc = #doc_remote]
+            pub fn remote(#(#pnames: impl ::wray::IntoArg<#ptys>),*) -> ::wray::ObjectRef<#value_ty> {
+                self::options().remote(#(#pnames),*)
+            }
+
+            /// Options for one call: chain setters, then `.remote(..)`.
+            pub fn options() -> super::#call_ty {
+                super::#call_ty { options: ::core::default::Default::default() }
+            }
+        }
+
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #[must_use = "a call does nothing until `.remote(..)`"]
+        #vis struct #call_ty {
+            options: ::wray::__private::Options,
+        }
+
+        impl ::wray::RemoteOptions for #call_ty {
+            fn options_mut(&mut self) -> &mut ::wray::__private::Options {
+                &mut self.options
+            }
+        }
+
+        impl #call_ty {
+            #[doc = #doc_remote]
+            pub fn remote(self, #(#pnames: impl ::wray::IntoArg<#ptys>),*) -> ::wray::ObjectRef<#value_ty> {
+                ::wray::__private::submit(
+                    ::wray::__private::SpecKind::Task,
+                    #name_str,
+                    ::core::option::Option::None,
+                    &self.options,
+                    ::std::vec![#(::wray::IntoArg::<#ptys>::into_arg(#pnames)),*],
+                )
+            }
+        }
+
+        const _: () = {
+            #[unsafe(export_name = #export)]
+            extern "C" fn __wray_task_export() -> i32 {
+                ::wray::__private::run_call(|__wray_args| { #body })
+            }
+        };
+    })
+}
+
+fn driver(f: ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &f.sig;
+    if let Some(input) = sig.inputs.first() {
+        return Err(syn::Error::new_spanned(
+            input,
+            "#[wray::main] takes no parameters: read the driver's arguments with std::env::args()",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "#[wray::main] cannot be generic",
+        ));
+    }
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new_spanned(a, "#[wray::main] cannot be async"));
+    }
+    let name = &sig.ident;
+    let export = "wray:main";
+    let span = Span::call_site();
+    Ok(quote_spanned! {span=>
+        #f
+
+        const _: () = {
+            #[unsafe(export_name = #export)]
+            extern "C" fn __wray_main_export() -> i32 {
+                ::wray::__private::run_main(#name)
+            }
+        };
+    })
+}

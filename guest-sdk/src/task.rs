@@ -1,0 +1,310 @@
+//! Submitting tasks, and the glue that runs a guest function when the host
+//! calls one of its exports.
+//!
+//! `#[wray::remote]` expands to calls into this module; nothing here is
+//! needed by hand except [`RemoteOptions`] and [`IntoArg`].
+
+use crate::codec::{self, Decode, Encode, Encoded};
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::{ObjectRef, check, read_buffer};
+use crate::sys;
+use rkyv::util::AlignedVec;
+use std::fmt::Display;
+use std::sync::Once;
+use std::time::Duration;
+use wray_abi::wire::{self, Options, SpecKind, TaskSpec};
+use wray_abi::{ActorId, ObjectId, export};
+
+/// Options of one remote call, set with chained methods before `.remote(..)`:
+/// `f::options().max_retries(5).timeout(Duration::from_secs(1)).remote(x)`.
+pub trait RemoteOptions: Sized {
+    /// The options being built (used by the provided methods).
+    #[doc(hidden)]
+    fn options_mut(&mut self) -> &mut Options;
+
+    /// How often to retry after a system failure (a worker that failed); -1
+    /// retries without limit. Default 3, as in Ray.
+    fn max_retries(mut self, n: i32) -> Self {
+        self.options_mut().max_retries = Some(n);
+        self
+    }
+
+    /// Retry guest errors, panics and traps too (within `max_retries`).
+    fn retry_exceptions(mut self, yes: bool) -> Self {
+        self.options_mut().retry_exceptions = Some(yes);
+        self
+    }
+
+    /// Wall-clock limit of one attempt; past it the call fails with a
+    /// timeout error.
+    fn timeout(mut self, limit: Duration) -> Self {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.options_mut().timeout_ms = Some(ms);
+        self
+    }
+
+    /// Limit of the instance's linear memory, in bytes; growing past it
+    /// fails the call with an out-of-memory error.
+    fn memory_limit(mut self, bytes: u64) -> Self {
+        self.options_mut().memory_limit = Some(bytes);
+        self
+    }
+}
+
+/// One argument of a remote call, ready to send.
+pub struct Arg(ArgKind);
+
+enum ArgKind {
+    Value(Encoded),
+    /// Keeps the reference alive until the host has counted it for the task.
+    Ref(ObjectRef<()>),
+}
+
+/// What can be passed where a remote function takes a `T`: a `T`, a `&T`,
+/// or an [`ObjectRef<T>`] (by value or by reference), whose value the host
+/// resolves before the task starts. A parameter typed `ObjectRef<U>` takes
+/// the reference itself.
+pub trait IntoArg<T> {
+    /// Encodes the argument.
+    fn into_arg(self) -> Arg;
+}
+
+impl<T: Encode> IntoArg<T> for T {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Value(codec::encode(&self)))
+    }
+}
+
+impl<T: Encode> IntoArg<T> for &T {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Value(codec::encode(self)))
+    }
+}
+
+impl<T> IntoArg<T> for ObjectRef<T> {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Ref(erase(self)))
+    }
+}
+
+impl<T> IntoArg<T> for &ObjectRef<T> {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Ref(erase(self.clone())))
+    }
+}
+
+impl IntoArg<String> for &str {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Value(codec::encode(&String::from(self))))
+    }
+}
+
+fn erase<T>(r: ObjectRef<T>) -> ObjectRef<()> {
+    let id = r.id();
+    std::mem::forget(r);
+    ObjectRef::from_held(id)
+}
+
+/// Encodes and submits a call; returns the reference to its result.
+///
+/// Problems the host can only find out itself (an unknown function, an
+/// argument too large) come back as an error stored in the result, like any
+/// task failure. A spec the host cannot decode is an SDK bug and panics.
+#[doc(hidden)]
+pub fn submit<R>(
+    kind: SpecKind,
+    function: &str,
+    actor: Option<ActorId>,
+    options: &Options,
+    args: Vec<Arg>,
+) -> ObjectRef<R> {
+    let spec = encode_spec(kind, function, actor, options, &args);
+    let mut out = [0u8; 32];
+    // SAFETY: `spec` is readable and `out` writable for the call's duration.
+    let status =
+        unsafe { sys::task_submit(spec.as_ptr(), spec.len(), out.as_mut_ptr(), out.len()) };
+    if let Err(e) = check(status, "submit") {
+        panic!("wray: submitting `{function}` failed: {e}");
+    }
+    ObjectRef::from_held(ObjectId(out))
+}
+
+pub(crate) fn encode_spec(
+    kind: SpecKind,
+    function: &str,
+    actor: Option<ActorId>,
+    options: &Options,
+    args: &[Arg],
+) -> Vec<u8> {
+    TaskSpec {
+        kind,
+        function,
+        actor,
+        num_returns: 1,
+        options: options.clone(),
+        args: args
+            .iter()
+            .map(|a| match &a.0 {
+                ArgKind::Value(enc) => wire::Arg::Value {
+                    bytes: &enc.bytes,
+                    refs: enc.refs_bytes(),
+                },
+                ArgKind::Ref(r) => wire::Arg::Ref(r.id()),
+            })
+            .collect(),
+    }
+    .encode()
+}
+
+/// The arguments of the current call, decoded one at a time.
+#[doc(hidden)]
+pub struct Args {
+    buf: AlignedVec,
+    slots: Vec<(usize, usize)>,
+    next: usize,
+}
+
+impl Args {
+    /// Fetches the current call's arguments from the host.
+    pub fn fetch() -> Result<Args> {
+        let (status, buf) = read_buffer(|ptr, cap, len| {
+            // SAFETY: `ptr` has `cap` writable bytes and `len` is writable
+            // for the call's duration.
+            unsafe { sys::task_args(ptr, cap, len) }
+        });
+        check(status, "task_args")?;
+        let slots = wire::decode_args(&buf)
+            .map_err(|e| Error::invalid_argument(format!("malformed argument buffer: {e}")))?
+            .iter()
+            .map(|s| (s.as_ptr() as usize - buf.as_ptr() as usize, s.len()))
+            .collect();
+        Ok(Args {
+            buf,
+            slots,
+            next: 0,
+        })
+    }
+
+    /// Decodes the next argument as a `T`.
+    pub fn next<T: Decode>(&mut self, param: &str) -> Result<T> {
+        let Some(&(at, len)) = self.slots.get(self.next) else {
+            return Err(Error::invalid_argument(format!(
+                "missing argument `{param}`: the call has {} arguments",
+                self.slots.len()
+            )));
+        };
+        self.next += 1;
+        codec::decode(&self.buf[at..at + len])
+            .map_err(|e| Error::invalid_argument(format!("argument `{param}`: {}", e.message())))
+    }
+
+    /// Fails when the call had more arguments than the function takes.
+    pub fn finish(&self) -> Result<()> {
+        if self.next != self.slots.len() {
+            return Err(Error::invalid_argument(format!(
+                "the function takes {} arguments but the call has {}",
+                self.next,
+                self.slots.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a function's return value.
+#[doc(hidden)]
+pub fn encode_return<T: Encode>(value: &T) -> Encoded {
+    codec::encode(value)
+}
+
+/// Turns a function's `Err` into the call's error.
+#[doc(hidden)]
+pub fn application_error(function: &str, e: &dyn Display) -> Error {
+    Error::new(ErrorKind::Application, function, e.to_string())
+}
+
+/// Reports panics to the host, so the failure carries the panic message.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info.to_string();
+            report_failure(ErrorKind::Panic, &msg);
+        }));
+    });
+}
+
+fn report_failure(kind: ErrorKind, msg: &str) {
+    // SAFETY: `msg` is readable for the call's duration.
+    unsafe { sys::task_fail(kind as u32, msg.as_ptr(), msg.len()) };
+}
+
+/// Runs the body of a task or actor method export: fetches the arguments,
+/// runs `body`, hands the result (or failure) to the host.
+#[doc(hidden)]
+pub fn run_call(body: impl FnOnce(&mut Args) -> Result<Encoded>) -> i32 {
+    install_panic_hook();
+    let result = Args::fetch().and_then(|mut args| body(&mut args));
+    finish_call(result)
+}
+
+/// Hands a call's result to the host; returns the export's return code.
+pub(crate) fn finish_call(result: Result<Encoded>) -> i32 {
+    match result {
+        Ok(enc) => {
+            // SAFETY: the pointers are readable for the given lengths for
+            // the call's duration.
+            let status = unsafe {
+                sys::task_return(
+                    0,
+                    enc.bytes.as_ptr(),
+                    enc.bytes.len(),
+                    enc.refs_bytes().as_ptr(),
+                    enc.refs.len(),
+                )
+            };
+            match check(status, "return") {
+                Ok(_) => export::OK,
+                Err(e) => {
+                    report_failure(e.kind(), e.message());
+                    export::FAILED
+                }
+            }
+        }
+        Err(e) => {
+            report_failure(e.kind(), &e.to_string());
+            export::FAILED
+        }
+    }
+}
+
+/// What a `#[wray::main]` function may return: `()` or `Result<(), E>`.
+pub trait MainResult {
+    /// The failure message, if the driver failed.
+    fn into_failure(self) -> Option<String>;
+}
+
+impl MainResult for () {
+    fn into_failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: Display> MainResult for std::result::Result<(), E> {
+    fn into_failure(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
+/// Runs a `#[wray::main]` driver.
+#[doc(hidden)]
+pub fn run_main<R: MainResult>(main: impl FnOnce() -> R) -> i32 {
+    install_panic_hook();
+    match main().into_failure() {
+        None => export::OK,
+        Some(msg) => {
+            report_failure(ErrorKind::Application, &msg);
+            export::FAILED
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `wray`: run wray programs, benchmark the runtime.
+//!
+//! A thin layer over `wray_runtime`: it parses flags, builds a runtime and
+//! reports outcomes; scheduling and storage live in the library.
+
+mod bench;
+mod run;
+mod units;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+use wray_runtime::{Builder, Runtime};
+
+/// wray: Ray's tasks, actors and objects, on sandboxed WebAssembly.
+///
+/// Build a guest crate with `cargo build --release --target wasm32-wasip1`,
+/// then `wray run target/wasm32-wasip1/release/<crate>.wasm`.
+#[derive(Parser)]
+#[command(name = "wray", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a module's driver (`#[wray::main]`, or a WASI `_start`) and the
+    /// tasks it submits.
+    ///
+    /// Guest output is streamed to this terminal: the driver's as written,
+    /// each task's prefixed with `(function task=N)`. The exit status is the
+    /// driver's (1 when it fails; the error, its cause chain and wasm
+    /// backtrace go to stderr).
+    Run(run::RunArgs),
+    /// Measure the runtime: task, object and start-up throughput, as a table
+    /// (median of several runs) or as JSON.
+    Bench(bench::BenchArgs),
+}
+
+/// Settings of the embedded runtime, shared by the subcommands that start one.
+#[derive(Args, Clone, Debug)]
+pub struct RuntimeArgs {
+    /// How many guests compute at once (default: every core).
+    #[arg(long, value_name = "N")]
+    num_cpus: Option<usize>,
+    /// Linear memory limit per instance, e.g. `256MiB` (default and most: 4GiB).
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    memory_limit: Option<u64>,
+    /// Wall-clock limit of each task attempt, e.g. `30s`, `500ms` (default: none).
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    task_timeout: Option<std::time::Duration>,
+    /// How many instances may exist at once (running, waiting, actors).
+    #[arg(long, value_name = "N")]
+    instance_slots: Option<u32>,
+    /// Do not read or write the compiled-code cache (~/.cache/wray).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl RuntimeArgs {
+    /// A runtime builder with these settings applied.
+    pub fn builder(&self) -> Builder {
+        let mut b = Runtime::builder();
+        if let Some(n) = self.num_cpus {
+            b = b.num_cpus(n);
+        }
+        if let Some(m) = self.memory_limit {
+            b = b.memory_limit(m);
+        }
+        if let Some(t) = self.task_timeout {
+            b = b.task_timeout(Some(t));
+        }
+        if let Some(n) = self.instance_slots {
+            b = b.instance_slots(n);
+        }
+        if self.no_cache {
+            b = b.cache_dir(None);
+        }
+        b
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Bench(args) => bench::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Runtime configuration, set through [`Builder`](crate::Builder).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The settings of one runtime. Defaults suit a laptop: every core, 4 GiB of
+/// linear memory per instance, no time limit, Ray's retry policy.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// CPU slots: how many guests compute at once.
+    pub num_cpus: usize,
+    /// Instance slots of the pooling allocator: how many instances (running,
+    /// waiting or idle actors) can exist at once.
+    pub instance_slots: u32,
+    /// Default linear memory limit of an instance, in bytes.
+    pub memory_limit: u64,
+    /// Default wall-clock limit of one task attempt.
+    pub task_timeout: Option<Duration>,
+    /// Largest object, in bytes.
+    pub max_object_size: usize,
+    /// Most output (stdout plus stderr) one instance may write, in bytes.
+    pub output_limit: usize,
+    /// Default retries after system failures.
+    pub max_retries: i32,
+    /// Most wasm stack a guest may use, in bytes.
+    pub max_wasm_stack: usize,
+    /// Where compiled code is cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// This node's id, the prefix of every task and actor id it creates.
+    pub node_id: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            instance_slots: 10_000,
+            memory_limit: crate::engine::MAX_WASM32_MEMORY,
+            task_timeout: None,
+            max_object_size: 2 << 30,
+            output_limit: 64 << 20,
+            max_retries: 3,
+            max_wasm_stack: 512 << 10,
+            cache_dir: default_cache_dir(),
+            node_id: 0,
+        }
+    }
+}
+
+/// `$WRAY_CACHE_DIR`, else `$XDG_CACHE_HOME/wray`, else `~/.cache/wray`.
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("WRAY_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("wray"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("wray"))
+}

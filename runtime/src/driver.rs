@@ -1,0 +1,81 @@
+//! Drivers: the program `wray run` starts.
+//!
+//! A driver is a module's `wray:main` export, or a WASI command's `_start`.
+//! It runs in its own sandboxed instance like any task, with the WASI
+//! arguments the user gave, but holds no CPU slot (as in Ray, the driver is
+//! not a task) and has no time limit. Its output is passed through as
+//! written.
+
+use crate::instance::{self, CancelToken, InstanceSpec, Origin};
+use crate::module::Module;
+use crate::output::OutputSource;
+use crate::runtime::Shared;
+use crate::scheduler;
+use std::sync::Arc;
+use wray_abi::wire::ErrorRecord;
+use wray_abi::{ErrorKind, export};
+
+/// Runs the driver of `module` with WASI arguments `args` (the program name
+/// first). Returns the exit status, or the failure.
+pub(crate) async fn run(
+    rt: &Arc<Shared>,
+    module: &Module,
+    args: Vec<String>,
+) -> Result<i32, ErrorRecord> {
+    let name = module.name().to_string();
+    let source = Arc::new(OutputSource {
+        label: name.clone().into(),
+        is_driver: true,
+    });
+    let mut store = instance::new_store(
+        rt,
+        InstanceSpec {
+            module: module.clone(),
+            source,
+            memory_limit: rt.config.memory_limit,
+            deadline: None,
+            origin: Origin { task: None },
+            cancel: Arc::new(CancelToken::default()),
+            args,
+        },
+    )
+    .await;
+    if let Some(main) = module.export(export::MAIN).copied() {
+        store.data_mut().call = None;
+        let result = scheduler::call_export(&mut store, module, &main).await;
+        let st = store.data_mut();
+        st.capture.flush();
+        return match result {
+            Ok(export::OK) => Ok(0),
+            Ok(code) => Err(instance::failed_return(st, &name, code)),
+            Err(e) => Err(instance::classify(&e, st, &name)),
+        };
+    }
+    let Some(start) = module.start_export() else {
+        return Err(ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            &name,
+            "the module has no driver: it exports neither `wray:main` (#[wray::main]) nor `_start`",
+        ));
+    };
+    let result = async {
+        let instance = module.pre().instantiate_async(&mut store).await?;
+        scheduler::bind_memory(&mut store, module, &instance);
+        let func = instance
+            .get_module_export(&mut store, &start)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| wasmtime::format_err!("the validated export is missing"))?
+            .typed::<(), ()>(&store)?;
+        func.call_async(&mut store, ()).await
+    }
+    .await;
+    let st = store.data_mut();
+    st.capture.flush();
+    match result {
+        Ok(()) => Ok(0),
+        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(instance::classify(&e, st, &name)),
+        },
+    }
+}

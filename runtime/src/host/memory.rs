@@ -1,0 +1,132 @@
+//! Guest memory, reached in one place.
+//!
+//! Host functions never index guest memory themselves: they ask [`Guest`]
+//! for a range given as a guest pointer and length, which checks it against
+//! the memory's current size (in 64-bit arithmetic, so nothing wraps) before
+//! handing out a slice. Every failure is an [`AbiViolation`] that names the
+//! host function, and traps the guest; the host never panics on guest input
+//! and never allocates a guest-given size before checking it.
+
+use crate::instance::InstanceState;
+use std::fmt;
+use wasmtime::Caller;
+use wray_abi::{ActorId, ObjectId};
+
+/// A guest broke the ABI: a pointer or length out of bounds, a missing
+/// memory export, a malformed argument. Traps the guest.
+#[derive(Debug)]
+pub(crate) struct AbiViolation {
+    /// The host function that was called.
+    pub function: &'static str,
+    /// What was wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for AbiViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.function, self.detail)
+    }
+}
+
+impl std::error::Error for AbiViolation {}
+
+impl AbiViolation {
+    pub fn new(function: &'static str, detail: impl Into<String>) -> wasmtime::Error {
+        wasmtime::Error::new(AbiViolation {
+            function,
+            detail: detail.into(),
+        })
+    }
+}
+
+/// The calling guest's linear memory, for the duration of one host call
+/// (or one synchronous stretch of it: never hold it across an `await`,
+/// memory can grow and move meanwhile).
+pub(crate) struct Guest<'a> {
+    mem: &'a mut [u8],
+    function: &'static str,
+}
+
+impl<'a> Guest<'a> {
+    /// The memory and the instance state of `caller`.
+    pub fn of(
+        caller: &'a mut Caller<'_, InstanceState>,
+        function: &'static str,
+    ) -> wasmtime::Result<(Guest<'a>, &'a mut InstanceState)> {
+        let Some(memory) = caller.data().memory else {
+            return Err(AbiViolation::new(
+                function,
+                "the module exports no linear memory named `memory`",
+            ));
+        };
+        let (mem, state) = memory.data_and_store_mut(caller);
+        Ok((Guest { mem, function }, state))
+    }
+
+    fn violation(&self, detail: String) -> wasmtime::Error {
+        AbiViolation::new(self.function, detail)
+    }
+
+    /// Checks that `[ptr, ptr + len)` lies inside memory.
+    pub fn check(&self, ptr: u32, len: u64) -> wasmtime::Result<std::ops::Range<usize>> {
+        let end = u64::from(ptr) + len;
+        if end > self.mem.len() as u64 {
+            return Err(self.violation(format!(
+                "range {ptr:#x}+{len} is outside guest memory of {} bytes",
+                self.mem.len()
+            )));
+        }
+        Ok(ptr as usize..end as usize)
+    }
+
+    /// `len` bytes at `ptr`.
+    pub fn bytes(&self, ptr: u32, len: u32) -> wasmtime::Result<&[u8]> {
+        let r = self.check(ptr, u64::from(len))?;
+        Ok(&self.mem[r])
+    }
+
+    /// `len` writable bytes at `ptr`.
+    pub fn bytes_mut(&mut self, ptr: u32, len: u32) -> wasmtime::Result<&mut [u8]> {
+        let r = self.check(ptr, u64::from(len))?;
+        Ok(&mut self.mem[r])
+    }
+
+    /// Copies `data` to `ptr`.
+    pub fn write(&mut self, ptr: u32, data: &[u8]) -> wasmtime::Result<()> {
+        let r = self.check(ptr, data.len() as u64)?;
+        self.mem[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Writes a little-endian `u32` to `ptr`.
+    pub fn write_u32(&mut self, ptr: u32, value: u32) -> wasmtime::Result<()> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// The 32-byte object id at `ptr`.
+    pub fn object_id(&self, ptr: u32) -> wasmtime::Result<ObjectId> {
+        let b = self.bytes(ptr, ObjectId::LEN as u32)?;
+        Ok(ObjectId::from_slice(b).expect("the slice has the id's length"))
+    }
+
+    /// The 16-byte actor id at `ptr`.
+    pub fn actor_id(&self, ptr: u32) -> wasmtime::Result<ActorId> {
+        let b = self.bytes(ptr, ActorId::LEN as u32)?;
+        Ok(ActorId::from_slice(b).expect("the slice has the id's length"))
+    }
+
+    /// `n` consecutive 32-byte object ids at `ptr`.
+    pub fn object_ids(&self, ptr: u32, n: u32) -> wasmtime::Result<Vec<ObjectId>> {
+        let r = self.check(ptr, u64::from(n) * ObjectId::LEN as u64)?;
+        Ok(self.mem[r]
+            .chunks_exact(ObjectId::LEN)
+            .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
+            .collect())
+    }
+
+    /// UTF-8 text at `ptr`, or an ABI violation.
+    pub fn str(&self, ptr: u32, len: u32) -> wasmtime::Result<&str> {
+        let b = self.bytes(ptr, len)?;
+        std::str::from_utf8(b).map_err(|e| self.violation(format!("string is not UTF-8: {e}")))
+    }
+}

@@ -1,0 +1,97 @@
+//! The host functions of `wray:host/v1`, one module per area.
+//!
+//! [`add_to_linker`] registers WASI preview 1 (async) and every wray host
+//! function. Each function documents its parameters and statuses in
+//! `docs/abi.md`; the conventions are:
+//!
+//! - pointers and lengths are `u32` offsets into the guest's memory, checked
+//!   by [`memory::Guest`]; a bad one traps the guest with an
+//!   [`AbiViolation`];
+//! - expected outcomes (not found, too large, timed out, buffer too small)
+//!   are returned as a negative [`Status`]; success is zero or a count;
+//! - a guest may only name objects it holds or was handed
+//!   ([`RefTable`](crate::instance::RefTable));
+//! - functions that wait are async: they release the caller's CPU slot while
+//!   waiting, so nested tasks never deadlock a full pool, and they respect
+//!   the call's deadline and cancellation (epochs do not interrupt host
+//!   calls).
+
+mod actors;
+mod memory;
+mod objects;
+mod tasks;
+
+pub(crate) use memory::AbiViolation;
+
+use crate::instance::{InstanceState, Interrupted};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use wasmtime::{Caller, Linker};
+use wray_abi::Status;
+
+/// Registers WASI and every wray host function in `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p1::add_to_linker_async(linker, |s| &mut s.wasi)?;
+    objects::add_to_linker(linker)?;
+    tasks::add_to_linker(linker)?;
+    actors::add_to_linker(linker)?;
+    Ok(())
+}
+
+/// The status code a host function returns.
+fn status(s: Status) -> wasmtime::Result<i32> {
+    Ok(s as i32)
+}
+
+/// A guest timeout in milliseconds: negative waits forever.
+fn timeout_of(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+/// How a wait inside a host call ended.
+pub(crate) enum Waited<T> {
+    /// The awaited thing happened.
+    Done(T),
+    /// The guest's own timeout passed first.
+    TimedOut,
+}
+
+/// Awaits `fut` for a guest, with its CPU slot released meanwhile.
+///
+/// The wait ends early when the guest's `timeout` passes
+/// ([`Waited::TimedOut`]), and traps the guest when its call's deadline
+/// passes or it is cancelled.
+pub(crate) async fn wait_released<T>(
+    caller: &mut Caller<'_, InstanceState>,
+    timeout: Option<Duration>,
+    fut: impl Future<Output = T>,
+) -> wasmtime::Result<Waited<T>> {
+    let rt = caller.data().rt.clone();
+    let cancel = caller.data().cancel.clone();
+    let deadline = caller.data().deadline;
+    let had_slot = caller.data_mut().slot.take().is_some();
+    let give_up = timeout.map(|t| Instant::now() + t);
+    let outcome = tokio::select! {
+        v = fut => Ok(Waited::Done(v)),
+        () = sleep_until(give_up) => Ok(Waited::TimedOut),
+        () = sleep_until(deadline) => Err(Interrupted::Timeout),
+        () = cancel.cancelled() => Err(Interrupted::Cancelled),
+    };
+    if had_slot {
+        let permit = rt
+            .cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the CPU semaphore is never closed");
+        caller.data_mut().slot = Some(permit);
+    }
+    outcome.map_err(wasmtime::Error::new)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

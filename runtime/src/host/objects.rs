@@ -1,0 +1,206 @@
+//! `object_put`, `object_get`, `object_wait`, `object_retain`,
+//! `object_release`.
+
+use super::memory::{AbiViolation, Guest};
+use super::{Waited, status, timeout_of, wait_released};
+use crate::instance::InstanceState;
+use crate::object_store::{Entry, Resolved};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use wasmtime::{Caller, Linker};
+use wray_abi::{HOST_MODULE, ObjectId, Status, import};
+
+/// Most ids one `object_wait` may name.
+const MAX_WAIT_IDS: u32 = 1 << 20;
+
+pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.func_wrap(HOST_MODULE, import::OBJECT_PUT, object_put)?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        import::OBJECT_GET,
+        |caller, (id, timeout, buf, cap, out_len): (u32, i64, u32, u32, u32)| {
+            Box::new(object_get(caller, id, timeout, buf, cap, out_len))
+        },
+    )?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        import::OBJECT_WAIT,
+        |caller, (ids, n, num_returns, timeout, out): (u32, u32, u32, i64, u32)| {
+            Box::new(object_wait(caller, ids, n, num_returns, timeout, out))
+        },
+    )?;
+    linker.func_wrap(HOST_MODULE, import::OBJECT_RETAIN, object_retain)?;
+    linker.func_wrap(HOST_MODULE, import::OBJECT_RELEASE, object_release)?;
+    Ok(())
+}
+
+/// `object_put(data, len, refs, nrefs, out_id) -> status`
+fn object_put(
+    mut caller: Caller<'_, InstanceState>,
+    data: u32,
+    len: u32,
+    refs: u32,
+    nrefs: u32,
+    out_id: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT)?;
+    g.check(out_id, ObjectId::LEN as u64)?;
+    let contained = g.object_ids(refs, nrefs)?;
+    let bytes = g.bytes(data, len)?;
+    if bytes.len() > st.rt.config.max_object_size {
+        return status(Status::TooLarge);
+    }
+    if !contained.iter().all(|id| st.refs.knows(id)) {
+        return status(Status::NotFound);
+    }
+    let blob = st.rt.objects.blob(bytes, contained);
+    let id = st.rt.objects.put(blob);
+    st.refs.adopt(&st.rt, id);
+    g.write(out_id, &id.0)?;
+    status(Status::Ok)
+}
+
+/// `object_get(id, timeout_ms, buf, cap, out_len) -> status`
+async fn object_get(
+    mut caller: Caller<'_, InstanceState>,
+    id: u32,
+    timeout_ms: i64,
+    buf: u32,
+    cap: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let (id, entry) = {
+        let (g, st) = Guest::of(&mut caller, import::OBJECT_GET)?;
+        let id = g.object_id(id)?;
+        g.check(buf, u64::from(cap))?;
+        g.check(out_len, 4)?;
+        match st.refs.knows(&id).then(|| st.rt.objects.get(&id)).flatten() {
+            Some(e) => (id, e),
+            None => return status(Status::NotFound),
+        }
+    };
+    let resolved = match entry.state() {
+        Some(r) => r.clone(),
+        None => match wait_released(&mut caller, timeout_of(timeout_ms), entry.resolved()).await? {
+            Waited::Done(r) => r,
+            Waited::TimedOut => return status(Status::Timeout),
+        },
+    };
+    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_GET)?;
+    let (code, encoded_error);
+    let bytes: &[u8] = match &resolved {
+        Resolved::Ready(blob) => {
+            code = Status::Ok;
+            st.refs.lend(blob.refs());
+            blob.bytes()
+        }
+        Resolved::Failed(rec) => {
+            code = Status::ErrorValue;
+            encoded_error = rec.encode();
+            &encoded_error
+        }
+    };
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| AbiViolation::new(import::OBJECT_GET, format!("object {id} exceeds 4 GiB")))?;
+    g.write_u32(out_len, len)?;
+    if len > cap {
+        return status(Status::BufferTooSmall);
+    }
+    g.write(buf, bytes)?;
+    status(code)
+}
+
+/// `object_wait(ids, n, num_returns, timeout_ms, out_ready) -> count | status`
+async fn object_wait(
+    mut caller: Caller<'_, InstanceState>,
+    ids: u32,
+    n: u32,
+    num_returns: u32,
+    timeout_ms: i64,
+    out_ready: u32,
+) -> wasmtime::Result<i32> {
+    if n > MAX_WAIT_IDS {
+        return status(Status::TooLarge);
+    }
+    let entries: Vec<Arc<Entry>> = {
+        let (g, st) = Guest::of(&mut caller, import::OBJECT_WAIT)?;
+        let ids = g.object_ids(ids, n)?;
+        g.check(out_ready, u64::from(n))?;
+        if num_returns > n {
+            return status(Status::InvalidArgument);
+        }
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match st.refs.knows(id).then(|| st.rt.objects.get(id)).flatten() {
+                Some(e) => entries.push(e),
+                None => return status(Status::NotFound),
+            }
+        }
+        entries
+    };
+    let count_ready =
+        |entries: &[Arc<Entry>]| entries.iter().filter(|e| e.state().is_some()).count();
+    if count_ready(&entries) < num_returns as usize {
+        let enough = async {
+            loop {
+                // Register for every pending entry's notice before checking,
+                // so a resolution between the check and the wait is seen.
+                let mut notices: Vec<Pin<Box<_>>> = entries
+                    .iter()
+                    .filter(|e| e.state().is_none())
+                    .map(|e| Box::pin(e.notified()))
+                    .collect();
+                for n in &mut notices {
+                    n.as_mut().enable();
+                }
+                if count_ready(&entries) >= num_returns as usize {
+                    return;
+                }
+                poll_fn(|cx| {
+                    if notices.iter_mut().any(|n| n.as_mut().poll(cx).is_ready()) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+        };
+        // A timeout only ends the wait early: the result is what is ready.
+        let _ = wait_released(&mut caller, timeout_of(timeout_ms), enough).await?;
+    }
+    let (mut g, _) = Guest::of(&mut caller, import::OBJECT_WAIT)?;
+    let flags = g.bytes_mut(out_ready, n)?;
+    let mut ready = 0;
+    for (flag, e) in flags.iter_mut().zip(&entries) {
+        *flag = u8::from(e.state().is_some());
+        ready += i32::from(*flag);
+    }
+    Ok(ready)
+}
+
+/// `object_retain(id) -> status`
+fn object_retain(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::OBJECT_RETAIN)?;
+    let id = g.object_id(id)?;
+    let rt = st.rt.clone();
+    if st.refs.retain(&rt, id) {
+        status(Status::Ok)
+    } else {
+        status(Status::NotFound)
+    }
+}
+
+/// `object_release(id) -> status`
+fn object_release(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::OBJECT_RELEASE)?;
+    let id = g.object_id(id)?;
+    let rt = st.rt.clone();
+    if st.refs.release(&rt, id) {
+        status(Status::Ok)
+    } else {
+        status(Status::NotFound)
+    }
+}

@@ -1,0 +1,167 @@
+//! `task_submit`, `task_args`, `task_return`, `task_fail`, `task_cancel`.
+
+use super::memory::Guest;
+use super::status;
+use crate::instance::InstanceState;
+use crate::scheduler::{self, Submission};
+use std::sync::Arc;
+use wasmtime::{Caller, Linker};
+use wray_abi::wire::{SpecKind, TaskSpec};
+use wray_abi::{ErrorKind, HOST_MODULE, ObjectId, Status, cancel_flags, import};
+
+/// Longest failure message kept from a guest.
+const MAX_FAIL_MESSAGE: u32 = 64 << 10;
+
+pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.func_wrap(HOST_MODULE, import::TASK_SUBMIT, task_submit)?;
+    linker.func_wrap(HOST_MODULE, import::TASK_ARGS, task_args)?;
+    linker.func_wrap(HOST_MODULE, import::TASK_RETURN, task_return)?;
+    linker.func_wrap(HOST_MODULE, import::TASK_FAIL, task_fail)?;
+    linker.func_wrap(HOST_MODULE, import::TASK_CANCEL, task_cancel)?;
+    Ok(())
+}
+
+/// `task_submit(spec, len, out_ids, out_cap) -> count | status`
+fn task_submit(
+    mut caller: Caller<'_, InstanceState>,
+    spec: u32,
+    len: u32,
+    out_ids: u32,
+    out_cap: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::TASK_SUBMIT)?;
+    g.check(out_ids, u64::from(out_cap))?;
+    let bytes = g.bytes(spec, len)?;
+    if bytes.len() > scheduler::max_spec_len(&st.rt.config) {
+        return status(Status::TooLarge);
+    }
+    let Ok(spec) = TaskSpec::decode(bytes) else {
+        return status(Status::InvalidArgument);
+    };
+    let needed = u64::from(spec.num_returns) * ObjectId::LEN as u64;
+    if spec.num_returns == 0
+        || spec.num_returns > scheduler::MAX_RETURNS
+        || needed > u64::from(out_cap)
+    {
+        return status(Status::InvalidArgument);
+    }
+    let submission = match Submission::from_guest(&spec, st) {
+        Ok(s) => s,
+        Err(code) => return status(code),
+    };
+    let rt = st.rt.clone();
+    let returns = match spec.kind {
+        SpecKind::Task => scheduler::submit_task(&rt, st.module.clone(), submission),
+        _ => match super::actors::submit_method(&rt, &spec, submission) {
+            Ok(ids) => ids,
+            Err(code) => return status(code),
+        },
+    };
+    let mut out = Vec::with_capacity(returns.len() * ObjectId::LEN);
+    for id in &returns {
+        st.refs.adopt(&rt, *id);
+        out.extend_from_slice(&id.0);
+    }
+    g.write(out_ids, &out)?;
+    Ok(returns.len() as i32)
+}
+
+/// `task_args(buf, cap, out_len) -> status`
+fn task_args(
+    mut caller: Caller<'_, InstanceState>,
+    buf: u32,
+    cap: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::TASK_ARGS)?;
+    g.check(out_len, 4)?;
+    let Some(call) = &st.call else {
+        return status(Status::InvalidState);
+    };
+    let total = call.layout.total as u32;
+    g.write_u32(out_len, total)?;
+    if total > cap {
+        return status(Status::BufferTooSmall);
+    }
+    let dst = g.bytes_mut(buf, total)?;
+    call.layout.write_header(dst);
+    for (blob, &(at, len)) in call.args.iter().zip(&call.layout.slots) {
+        dst[at as usize..(at + len) as usize].copy_from_slice(blob.bytes());
+    }
+    status(Status::Ok)
+}
+
+/// `task_return(index, data, len, refs, nrefs) -> status`
+fn task_return(
+    mut caller: Caller<'_, InstanceState>,
+    index: u32,
+    data: u32,
+    len: u32,
+    refs: u32,
+    nrefs: u32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::TASK_RETURN)?;
+    let contained = g.object_ids(refs, nrefs)?;
+    let bytes = g.bytes(data, len)?;
+    let Some(call) = &st.call else {
+        return status(Status::InvalidState);
+    };
+    let Some(slot) = call.returns.get(index as usize) else {
+        return status(Status::InvalidArgument);
+    };
+    if slot.is_some() {
+        return status(Status::InvalidState);
+    }
+    if bytes.len() > st.rt.config.max_object_size {
+        return status(Status::TooLarge);
+    }
+    if !contained.iter().all(|id| st.refs.knows(id)) {
+        return status(Status::NotFound);
+    }
+    let blob = st.rt.objects.blob(bytes, contained);
+    if let Some(call) = &mut st.call {
+        call.returns[index as usize] = Some(blob);
+    }
+    status(Status::Ok)
+}
+
+/// `task_fail(kind, msg, len) -> status`
+fn task_fail(
+    mut caller: Caller<'_, InstanceState>,
+    kind: u32,
+    msg: u32,
+    len: u32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::TASK_FAIL)?;
+    g.check(msg, u64::from(len))?;
+    let text = g.bytes(msg, len.min(MAX_FAIL_MESSAGE))?;
+    let mut message = String::from_utf8_lossy(text).into_owned();
+    if len > MAX_FAIL_MESSAGE {
+        message.push_str("… (truncated)");
+    }
+    let kind = ErrorKind::from_code(kind).unwrap_or(ErrorKind::Application);
+    st.failure = Some((kind, message));
+    status(Status::Ok)
+}
+
+/// `task_cancel(id, flags) -> status`
+fn task_cancel(
+    mut caller: Caller<'_, InstanceState>,
+    id: u32,
+    flags: i32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::TASK_CANCEL)?;
+    let id = g.object_id(id)?;
+    if flags & !(cancel_flags::FORCE | cancel_flags::RECURSIVE) != 0 {
+        return status(Status::InvalidArgument);
+    }
+    if !st.refs.knows(&id) {
+        return status(Status::NotFound);
+    }
+    let rt: Arc<_> = st.rt.clone();
+    if scheduler::cancel(&rt, &id, flags & cancel_flags::RECURSIVE != 0) {
+        status(Status::Ok)
+    } else {
+        status(Status::NotFound)
+    }
+}

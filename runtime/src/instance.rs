@@ -1,0 +1,384 @@
+//! One guest instance: its store, its state, and how a call's outcome is
+//! read off it.
+//!
+//! Every task gets a fresh [`wasmtime::Store`] whose data is an
+//! [`InstanceState`]; actors keep theirs across calls. The state owns:
+//!
+//! - the WASI context (no files, no environment, no network; stdout and
+//!   stderr into a [`Capture`]);
+//! - the memory [`Limiter`] and the deadline/cancel flags the epoch callback
+//!   reads;
+//! - the [`RefTable`]: the objects this instance holds or was handed;
+//! - the current [`Call`] (arguments in, return values and failure out);
+//! - the CPU slot while the instance computes, and its instance slot.
+//!
+//! Dropping the state releases everything it holds. A store that trapped is
+//! never called again (decision 1 of the design): tasks drop it, actors
+//! replace it.
+
+use crate::blob::Blob;
+use crate::module::Module;
+use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
+use crate::runtime::Shared;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{Memory, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wray_abi::wire::{ArgsLayout, ErrorRecord};
+use wray_abi::{ErrorKind, ObjectId, TaskId};
+
+/// Why the host stopped a guest in the middle of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Interrupted {
+    /// The call's deadline passed.
+    #[error("time limit exceeded")]
+    Timeout,
+    /// The call was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The guest tried to grow its memory past its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (the guest asked for {desired} bytes)")]
+pub(crate) struct MemoryLimitExceeded {
+    pub limit: u64,
+    pub desired: u64,
+}
+
+/// Enforces an instance's memory limit.
+pub(crate) struct Limiter {
+    pub memory_limit: u64,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.memory_limit,
+                desired: desired as u64,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The objects an instance may name, and the references it holds.
+///
+/// `held` counts the `ObjectRef`s the guest holds per id; the instance holds
+/// one global reference per id in it. `borrowed` lists ids the instance was
+/// handed without owning them (inside its arguments or inside values it
+/// fetched): it may name them, and retain them to own them. An id in neither
+/// set is unknown to the guest, and host functions refuse it, so a guest
+/// cannot reach objects by guessing ids.
+#[derive(Default)]
+pub(crate) struct RefTable {
+    held: FxHashMap<ObjectId, u32>,
+    borrowed: FxHashSet<ObjectId>,
+}
+
+impl RefTable {
+    /// Whether the guest may name `id`.
+    pub fn knows(&self, id: &ObjectId) -> bool {
+        self.held.contains_key(id) || self.borrowed.contains(id)
+    }
+
+    /// Lets the guest name `ids` without owning them.
+    pub fn lend(&mut self, ids: &[ObjectId]) {
+        self.borrowed.extend(ids.iter().copied());
+    }
+
+    /// Takes over a global reference the caller already counted for us.
+    pub fn adopt(&mut self, rt: &Shared, id: ObjectId) {
+        let n = self.held.entry(id).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            rt.objects.release(&id);
+        }
+    }
+
+    /// Counts one more `ObjectRef` to `id`. False when the guest may not
+    /// name it or it no longer exists.
+    pub fn retain(&mut self, rt: &Shared, id: ObjectId) -> bool {
+        if let Some(n) = self.held.get_mut(&id) {
+            *n += 1;
+            return true;
+        }
+        if !self.borrowed.contains(&id) || !rt.objects.retain(&id) {
+            return false;
+        }
+        self.held.insert(id, 1);
+        true
+    }
+
+    /// Drops one `ObjectRef` to `id`. False when the guest holds none.
+    pub fn release(&mut self, rt: &Shared, id: ObjectId) -> bool {
+        let Some(n) = self.held.get_mut(&id) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.held.remove(&id);
+            rt.objects.release(&id);
+        }
+        true
+    }
+
+    /// Releases every reference held.
+    fn release_all(&mut self, rt: &Shared) {
+        let ids: Vec<ObjectId> = self.held.drain().map(|(id, _)| id).collect();
+        rt.objects.release_all(&ids);
+        self.borrowed.clear();
+    }
+
+    /// Number of distinct objects held.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// The call an instance is running: what goes in and what comes out.
+pub(crate) struct Call {
+    /// The resolved arguments, in order.
+    pub args: Vec<Arc<Blob>>,
+    /// Where each argument goes in the buffer `task_args` fills.
+    pub layout: ArgsLayout,
+    /// Return values set with `task_return`.
+    pub returns: Vec<Option<Arc<Blob>>>,
+}
+
+impl Call {
+    pub fn new(args: Vec<Arc<Blob>>, num_returns: u32) -> Option<Call> {
+        let layout = ArgsLayout::new(args.iter().map(|b| b.len()))?;
+        Some(Call {
+            args,
+            layout,
+            returns: vec![None; num_returns as usize],
+        })
+    }
+}
+
+/// A flag that interrupts an instance: at its next epoch tick while it
+/// computes, at once while it waits in a host call.
+#[derive(Debug, Default)]
+pub(crate) struct CancelToken {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl CancelToken {
+    /// Raises the flag and wakes waits.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Completes once the token is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let mut n = std::pin::pin!(self.notify.notified());
+            n.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+/// Who an instance works for: written into the tasks it submits.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    /// The task the instance runs, if it runs one.
+    pub task: Option<TaskId>,
+}
+
+/// The data of a guest's store.
+pub(crate) struct InstanceState {
+    pub wasi: WasiP1Ctx,
+    pub rt: Arc<Shared>,
+    pub module: Module,
+    /// The guest's exported memory, once instantiated.
+    pub memory: Option<Memory>,
+    pub limiter: Limiter,
+    pub refs: RefTable,
+    pub call: Option<Call>,
+    /// The failure the guest reported with `task_fail`.
+    pub failure: Option<(ErrorKind, String)>,
+    /// The CPU slot, held while the guest computes (not while it waits).
+    pub slot: Option<OwnedSemaphorePermit>,
+    pub capture: Capture,
+    pub origin: Origin,
+    pub deadline: Option<Instant>,
+    pub cancel: Arc<CancelToken>,
+    _instance_slot: OwnedSemaphorePermit,
+}
+
+impl Drop for InstanceState {
+    fn drop(&mut self) {
+        self.refs.release_all(&self.rt);
+    }
+}
+
+/// What a new instance is for.
+pub(crate) struct InstanceSpec {
+    pub module: Module,
+    pub source: Arc<OutputSource>,
+    pub memory_limit: u64,
+    pub deadline: Option<Instant>,
+    pub origin: Origin,
+    /// Raised to interrupt the instance.
+    pub cancel: Arc<CancelToken>,
+    /// WASI arguments (drivers only; tasks get none).
+    pub args: Vec<String>,
+}
+
+/// Creates a store ready to instantiate `spec.module` in.
+pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<InstanceState> {
+    let instance_slot = rt
+        .instance_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the instance semaphore is never closed");
+    let capture = Capture::new(spec.source, rt.sink.clone(), rt.config.output_limit);
+    let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
+    wasi.stdout(capture.stream(Stream::Stdout))
+        .stderr(capture.stream(Stream::Stderr));
+    if !spec.args.is_empty() {
+        wasi.args(&spec.args);
+    }
+    let state = InstanceState {
+        wasi: wasi.build_p1(),
+        rt: rt.clone(),
+        module: spec.module,
+        memory: None,
+        limiter: Limiter {
+            memory_limit: spec.memory_limit,
+        },
+        refs: RefTable::default(),
+        call: None,
+        failure: None,
+        slot: None,
+        capture,
+        origin: spec.origin,
+        deadline: spec.deadline,
+        cancel: spec.cancel,
+        _instance_slot: instance_slot,
+    };
+    let mut store = Store::new(&rt.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let s = ctx.data();
+        if s.cancel.is_cancelled() {
+            return Err(wasmtime::Error::new(Interrupted::Cancelled));
+        }
+        if s.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(wasmtime::Error::new(Interrupted::Timeout));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Turns a failed wasm call into an error record, reading what the guest
+/// reported and what the host saw.
+pub(crate) fn classify(
+    err: &wasmtime::Error,
+    state: &InstanceState,
+    function: &str,
+) -> ErrorRecord {
+    let (kind, message) = if let Some(e) = err.downcast_ref::<MemoryLimitExceeded>() {
+        (ErrorKind::OutOfMemory, e.to_string())
+    } else if let Some(i) = err.downcast_ref::<Interrupted>() {
+        match i {
+            Interrupted::Timeout => (ErrorKind::Timeout, timeout_message(state)),
+            Interrupted::Cancelled => (ErrorKind::Cancelled, "the task was cancelled".to_string()),
+        }
+    } else if let Some(v) = err.downcast_ref::<crate::host::AbiViolation>() {
+        (ErrorKind::AbiViolation, v.to_string())
+    } else if let Some(e) = err.downcast_ref::<OutputLimitExceeded>() {
+        (ErrorKind::OutputLimit, e.to_string())
+    } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        (
+            ErrorKind::Trap,
+            format!("the guest exited with status {}", exit.0),
+        )
+    } else if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        match (trap, &state.failure) {
+            (wasmtime::Trap::StackOverflow, _) => (
+                ErrorKind::StackOverflow,
+                format!(
+                    "wasm stack exhausted (limit {} bytes)",
+                    state.rt.config.max_wasm_stack
+                ),
+            ),
+            (_, Some((kind, msg))) => (*kind, msg.clone()),
+            (t, None) => (ErrorKind::Trap, format!("wasm trap: {t}")),
+        }
+    } else if let Some((kind, msg)) = &state.failure {
+        (*kind, msg.clone())
+    } else {
+        (ErrorKind::WorkerFailure, format!("{err:#}"))
+    };
+    let mut rec = ErrorRecord::new(kind, function, message);
+    if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
+        rec.backtrace = format_backtrace(bt);
+    }
+    rec.stderr_tail = state.capture.stderr_tail();
+    rec
+}
+
+fn timeout_message(state: &InstanceState) -> String {
+    match state.deadline {
+        Some(_) => "the call exceeded its time limit".to_string(),
+        None => "timed out".to_string(),
+    }
+}
+
+/// One frame a line: `  0: module!function`.
+fn format_backtrace(bt: &wasmtime::WasmBacktrace) -> String {
+    let mut out = String::new();
+    for (i, frame) in bt.frames().iter().enumerate() {
+        let name = frame.func_name().unwrap_or("<unknown>");
+        out.push_str(&format!("{i:>4}: {name}\n"));
+    }
+    out
+}
+
+/// The error of a call that returned `status` after reporting `failure`
+/// (or not).
+pub(crate) fn failed_return(state: &InstanceState, function: &str, status: i32) -> ErrorRecord {
+    let (kind, message) = match &state.failure {
+        Some((k, m)) => (*k, m.clone()),
+        None => (
+            ErrorKind::Application,
+            format!("the export returned {status} without reporting an error"),
+        ),
+    };
+    let mut rec = ErrorRecord::new(kind, function, message);
+    rec.stderr_tail = state.capture.stderr_tail();
+    rec
+}

@@ -1,0 +1,39 @@
+//! The wray host: Ray's tasks, actors and objects on sandboxed WebAssembly.
+//!
+//! A [`Runtime`] loads guest [`Module`]s (built from Rust with the `wray`
+//! SDK, or from any language that speaks the ABI in `docs/abi.md`), runs
+//! their drivers, and runs every remote call in a fresh wasm instance on a
+//! pool of worker threads, with results stored as immutable,
+//! content-addressed objects.
+//!
+//! ```no_run
+//! use wray_runtime::Runtime;
+//!
+//! let rt = Runtime::builder().num_cpus(4).build()?;
+//! let module = rt.load_file("app.wasm")?;
+//! let status = rt.run_driver(&module, &[])?; // like `wray run app.wasm`
+//! # Ok::<(), wray_runtime::Error>(())
+//! ```
+//!
+//! `ARCHITECTURE.md` at the repository root maps the modules of this crate.
+
+mod blob;
+mod config;
+mod driver;
+mod engine;
+mod error;
+mod host;
+mod instance;
+mod module;
+mod object_store;
+mod output;
+mod runtime;
+mod scheduler;
+
+pub use error::{Error, ErrorKind, Result, TaskError};
+pub use module::Module;
+pub use output::{NullSink, OutputSink, OutputSource, Stream, TerminalSink};
+pub use runtime::{Builder, Bytes, ObjectRef, Runtime, Stats, TaskBuilder};
+pub use wray_abi::codec::{Decode, Encode};
+pub use wray_abi::wire::ErrorRecord;
+pub use wray_abi::{ActorId, ObjectId, TaskId};

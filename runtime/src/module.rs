@@ -1,0 +1,302 @@
+//! Modules: loaded once per digest, compiled once per engine, validated
+//! before anything runs.
+//!
+//! A module's id is the blake3 digest of its bytes. Loading looks the digest
+//! up in memory, then in the code cache on disk (`<cache>/code/<engine
+//! key>/<digest>.cwasm`, written by this host only), and compiles only when
+//! both miss. A module is then checked: every import must be a wray host
+//! function or a WASI preview-1 function, every `wray:` export must be a
+//! function `() -> i32`, and a module calling the host must export its
+//! memory. Whatever fails is reported as [`Error::InvalidModule`] before any
+//! guest code runs.
+
+use crate::error::{Error, Result};
+use crate::instance::InstanceState;
+use dashmap::DashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, ModuleExport, ValType};
+use wray_abi::{HOST_MODULE, ObjectId, export};
+
+/// A loaded, validated module. Cheap to clone.
+#[derive(Clone)]
+pub struct Module(Arc<Inner>);
+
+struct Inner {
+    id: ObjectId,
+    name: String,
+    pre: InstancePre<InstanceState>,
+    /// Every `wray:` function export, by full export name.
+    exports: FxHashMap<String, ModuleExport>,
+    memory: Option<ModuleExport>,
+    has_start: bool,
+}
+
+impl Module {
+    /// The blake3 digest of the module's bytes.
+    pub fn id(&self) -> ObjectId {
+        self.0.id
+    }
+
+    /// The name given on load (usually the file name without `.wasm`).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The remote functions (tasks) the module exports.
+    pub fn tasks(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .exports
+            .keys()
+            .filter_map(|k| k.strip_prefix(export::TASK_PREFIX))
+    }
+
+    /// Whether the module has a driver: `wray:main` or a WASI `_start`.
+    pub fn has_driver(&self) -> bool {
+        self.0.exports.contains_key(export::MAIN) || self.0.has_start
+    }
+
+    pub(crate) fn pre(&self) -> &InstancePre<InstanceState> {
+        &self.0.pre
+    }
+
+    /// The export named `name`, if it is a valid `wray:` function.
+    pub(crate) fn export(&self, name: &str) -> Option<&ModuleExport> {
+        self.0.exports.get(name)
+    }
+
+    pub(crate) fn memory_export(&self) -> Option<&ModuleExport> {
+        self.0.memory.as_ref()
+    }
+
+    pub(crate) fn start_export(&self) -> Option<ModuleExport> {
+        self.0
+            .has_start
+            .then(|| self.0.pre.module().get_export_index(export::WASI_START))
+            .flatten()
+    }
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Module({} {})", self.0.name, self.0.id.short())
+    }
+}
+
+/// Counters of how modules were obtained.
+#[derive(Debug, Default)]
+pub(crate) struct CacheStats {
+    pub compiled: AtomicU64,
+    pub from_disk: AtomicU64,
+    pub from_memory: AtomicU64,
+}
+
+/// Loaded modules by digest, and the compiled-code cache on disk.
+pub(crate) struct ModuleCache {
+    loaded: DashMap<ObjectId, Module, FxBuildHasher>,
+    dir: Option<PathBuf>,
+    pub stats: CacheStats,
+}
+
+impl ModuleCache {
+    pub fn new(engine: &Engine, cache_dir: Option<&Path>) -> ModuleCache {
+        ModuleCache {
+            loaded: DashMap::with_hasher(FxBuildHasher),
+            dir: cache_dir.map(|d| d.join("code").join(crate::engine::code_key(engine))),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Loads a module from its bytes.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        linker: &Linker<InstanceState>,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Module> {
+        let id = ObjectId(*blake3::hash(bytes).as_bytes());
+        if let Some(m) = self.loaded.get(&id) {
+            self.stats.from_memory.fetch_add(1, Ordering::Relaxed);
+            return Ok(m.clone());
+        }
+        let invalid = |reason: String| Error::InvalidModule {
+            name: name.to_string(),
+            reason,
+        };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(invalid(
+                "not a WebAssembly module (it lacks the `\\0asm` header)".into(),
+            ));
+        }
+        if bytes.get(4..8) != Some(&[1, 0, 0, 0]) {
+            return Err(invalid(
+                "not a core WebAssembly module (components are not supported; build for wasm32-wasip1)"
+                    .into(),
+            ));
+        }
+        let module = self
+            .compile(engine, &id, bytes)
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        let module = validate(name, id, module, linker)?;
+        self.loaded.insert(id, module.clone());
+        Ok(module)
+    }
+
+    fn compile(
+        &self,
+        engine: &Engine,
+        id: &ObjectId,
+        bytes: &[u8],
+    ) -> wasmtime::Result<wasmtime::Module> {
+        let path = self.dir.as_ref().map(|d| d.join(format!("{id}.cwasm")));
+        if let Some(p) = path.as_ref().filter(|p| p.exists()) {
+            // SAFETY: files in this directory are written only by `store`
+            // below, from `Module::serialize` of this engine configuration
+            // (the directory name is the engine's compatibility key), and
+            // named by the digest of the source bytes.
+            match unsafe { wasmtime::Module::deserialize_file(engine, p) } {
+                Ok(m) => {
+                    self.stats.from_disk.fetch_add(1, Ordering::Relaxed);
+                    return Ok(m);
+                }
+                Err(_) => {
+                    // A truncated or stale file: compile again and replace it.
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        let module = wasmtime::Module::new(engine, bytes)?;
+        self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = path {
+            // The cache is an optimisation: failing to write it is not an error.
+            let _ = store(&p, &module);
+        }
+        Ok(module)
+    }
+}
+
+/// Writes compiled code atomically: a temporary file, then a rename.
+fn store(path: &Path, module: &wasmtime::Module) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    let bytes = module.serialize().map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), rand_suffix()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Checks imports and exports; prepares the instance template.
+fn validate(
+    name: &str,
+    id: ObjectId,
+    module: wasmtime::Module,
+    linker: &Linker<InstanceState>,
+) -> Result<Module> {
+    let invalid = |reason: String| Error::InvalidModule {
+        name: name.to_string(),
+        reason,
+    };
+    let mut uses_host = false;
+    for import in module.imports() {
+        match import.module() {
+            HOST_MODULE => uses_host = true,
+            "wasi_snapshot_preview1" => {}
+            other if other.starts_with("wray:") => {
+                return Err(invalid(format!(
+                    "it imports `{other}::{}`, but this host speaks {HOST_MODULE}: rebuild it with a \
+                     matching wray SDK",
+                    import.name()
+                )));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "it imports `{other}::{}`; wray guests may import only `{HOST_MODULE}` and \
+                     `wasi_snapshot_preview1` functions",
+                    import.name()
+                )));
+            }
+        }
+    }
+    let mut exports = FxHashMap::default();
+    let mut has_memory = false;
+    let mut has_start = false;
+    for e in module.exports() {
+        match e.ty() {
+            ExternType::Memory(_) if e.name() == export::MEMORY => has_memory = true,
+            ExternType::Func(f) if e.name() == export::WASI_START => {
+                if f.params().len() != 0 || f.results().len() != 0 {
+                    return Err(invalid(
+                        "its `_start` export is not a function `() -> ()`".into(),
+                    ));
+                }
+                has_start = true;
+            }
+            ty if e.name().starts_with(export::PREFIX) => {
+                let ok = match &ty {
+                    ExternType::Func(f) => {
+                        f.params().len() == 0
+                            && f.results().len() == 1
+                            && matches!(f.results().next(), Some(ValType::I32))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(invalid(format!(
+                        "its export `{}` has type {}, but wray exports must be functions `() -> i32`",
+                        e.name(),
+                        describe(&ty)
+                    )));
+                }
+                let index = module
+                    .get_export_index(e.name())
+                    .expect("the export was just listed");
+                exports.insert(e.name().to_string(), index);
+            }
+            _ => {}
+        }
+    }
+    if uses_host && !has_memory {
+        return Err(invalid(format!(
+            "it imports {HOST_MODULE} functions but exports no memory named `memory`"
+        )));
+    }
+    let memory = has_memory
+        .then(|| module.get_export_index(export::MEMORY))
+        .flatten();
+    let pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    Ok(Module(Arc::new(Inner {
+        id,
+        name: name.to_string(),
+        pre,
+        exports,
+        memory,
+        has_start,
+    })))
+}
+
+fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => {
+            let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
+            let results: Vec<String> = f.results().map(|r| r.to_string()).collect();
+            format!("({}) -> ({})", params.join(", "), results.join(", "))
+        }
+        ExternType::Memory(_) => "memory".into(),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Global(_) => "global".into(),
+        _ => "non-function".into(),
+    }
+}

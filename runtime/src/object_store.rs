@@ -1,0 +1,393 @@
+//! The object store: immutable objects by id, their state, waiters and
+//! reference counts.
+//!
+//! # States
+//!
+//! An entry is created either *ready* (by `put`: its id is the digest of its
+//! bytes) or *pending* (a task's return value, named before the task runs).
+//! A pending entry is resolved exactly once, to a value ([`Resolved::Ready`])
+//! or to an error ([`Resolved::Failed`]); waiters are woken then. Resolution
+//! is final: `state` is a `OnceLock`.
+//!
+//! # References
+//!
+//! `refs` counts the holders of an entry: each instance holding at least one
+//! `ObjectRef` to it (instances keep their own counts and hold one global
+//! reference per id), each host-side `ObjectRef`, each pending task that has
+//! it as an argument, and each ready entry whose value contains it. When the
+//! count falls to zero the entry is removed, and the references its value
+//! contained are released in turn (iteratively: chains of objects can be
+//! long).
+//!
+//! # Deduplication
+//!
+//! Bytes are stored once per digest: a `put` of bytes already present finds
+//! the entry by id; a task result of at least [`DEDUPE_MIN`] bytes finds an
+//! existing blob through the `blobs` index. Smaller task results are not
+//! indexed: looking them up would cost more than storing them.
+//!
+//! # Locking
+//!
+//! The tables are sharded maps; no lock is held across an `await` or while
+//! another shard is locked. Reference counts are atomics: a count that drops
+//! to zero is removed with `remove_if` re-checking zero, so a concurrent
+//! retain wins over the removal.
+
+use crate::blob::{Blob, StoreStats};
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
+use tokio::sync::Notify;
+use wray_abi::ObjectId;
+use wray_abi::wire::ErrorRecord;
+
+/// Task results at least this large are deduplicated by digest.
+pub(crate) const DEDUPE_MIN: usize = 1024;
+
+/// The final state of an object.
+#[derive(Clone, Debug)]
+pub(crate) enum Resolved {
+    /// The object's value.
+    Ready(Arc<Blob>),
+    /// Why the object will never have a value.
+    Failed(Arc<ErrorRecord>),
+}
+
+/// One object.
+pub(crate) struct Entry {
+    state: OnceLock<Resolved>,
+    notify: Notify,
+    refs: AtomicU64,
+    created: Instant,
+}
+
+impl Entry {
+    fn new(refs: u64) -> Entry {
+        Entry {
+            state: OnceLock::new(),
+            notify: Notify::new(),
+            refs: AtomicU64::new(refs),
+            created: Instant::now(),
+        }
+    }
+
+    /// The final state, if the object is resolved.
+    pub fn state(&self) -> Option<&Resolved> {
+        self.state.get()
+    }
+
+    /// Waits until the object is resolved.
+    pub async fn resolved(&self) -> Resolved {
+        loop {
+            let mut notified = pin!(self.notify.notified());
+            notified.as_mut().enable();
+            if let Some(r) = self.state.get() {
+                return r.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// A future that completes on the next resolution notice; enable it
+    /// before checking the state to not miss one.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Number of holders.
+    pub fn ref_count(&self) -> u64 {
+        self.refs.load(Ordering::Relaxed)
+    }
+
+    /// When the entry was created.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+}
+
+/// The objects of one runtime.
+pub(crate) struct ObjectStore {
+    entries: DashMap<ObjectId, Arc<Entry>, FxBuildHasher>,
+    blobs: DashMap<ObjectId, Weak<Blob>, FxBuildHasher>,
+    stats: Arc<StoreStats>,
+}
+
+impl ObjectStore {
+    pub fn new() -> ObjectStore {
+        ObjectStore {
+            entries: DashMap::with_hasher(FxBuildHasher),
+            blobs: DashMap::with_hasher(FxBuildHasher),
+            stats: Arc::new(StoreStats::default()),
+        }
+    }
+
+    /// Memory use of the store.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Number of objects in the table.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Makes a blob holding a copy of `bytes`, whose value refers to `refs`.
+    pub fn blob(&self, bytes: &[u8], refs: Vec<ObjectId>) -> Arc<Blob> {
+        Arc::new(Blob::copy_from(bytes, refs, &self.stats))
+    }
+
+    /// Returns the stored blob with the same bytes, if there is one, or
+    /// indexes this one. Only large blobs are indexed.
+    fn intern(&self, blob: Arc<Blob>) -> Arc<Blob> {
+        if blob.len() < DEDUPE_MIN {
+            return blob;
+        }
+        let mut slot = self.blobs.entry(blob.digest()).or_insert_with(Weak::new);
+        match slot.upgrade() {
+            Some(existing) => existing,
+            None => {
+                *slot = Arc::downgrade(&blob);
+                blob
+            }
+        }
+    }
+
+    /// Stores `blob` as a ready object named by its digest and returns the
+    /// id, counting one reference for the caller.
+    pub fn put(&self, blob: Arc<Blob>) -> ObjectId {
+        let id = blob.digest();
+        if let Some(e) = self.entries.get(&id) {
+            // Holding the shard's read guard, the entry cannot be removed;
+            // a count at zero is revived, and the pending removal (which
+            // re-checks zero under the write lock) backs off.
+            e.refs.fetch_add(1, Ordering::AcqRel);
+            return id;
+        }
+        let blob = self.intern(blob);
+        let contained = blob.clone();
+        let mut inserted = false;
+        self.entries
+            .entry(id)
+            .and_modify(|e| {
+                e.refs.fetch_add(1, Ordering::AcqRel);
+            })
+            .or_insert_with(|| {
+                inserted = true;
+                let e = Entry::new(1);
+                let _ = e.state.set(Resolved::Ready(blob));
+                Arc::new(e)
+            });
+        if inserted {
+            for r in contained.refs() {
+                self.retain(r);
+            }
+        }
+        id
+    }
+
+    /// Creates a pending object (a task's return value) held once by the
+    /// caller. The id must be new.
+    pub fn create_pending(&self, id: ObjectId) {
+        self.entries.insert(id, Arc::new(Entry::new(1)));
+    }
+
+    /// Resolves a pending object and wakes its waiters. Returns false when
+    /// nobody holds the object any more (the result is dropped) or it was
+    /// already resolved.
+    pub fn resolve(&self, id: ObjectId, state: Resolved) -> bool {
+        let state = match state {
+            Resolved::Ready(blob) => Resolved::Ready(self.intern(blob)),
+            failed => failed,
+        };
+        let contained: Vec<ObjectId> = match &state {
+            Resolved::Ready(b) => b.refs().to_vec(),
+            Resolved::Failed(_) => Vec::new(),
+        };
+        // Count the value's references before it becomes visible: removal
+        // releases them as soon as it sees the value.
+        for r in &contained {
+            self.retain(r);
+        }
+        // The read guard keeps removal (a write) out while the state is set,
+        // so removal either happened before (no entry) or will see the value.
+        let resolved = match self.entries.get(&id) {
+            Some(e) => {
+                let ok = e.state.set(state).is_ok();
+                if ok {
+                    e.notify.notify_waiters();
+                }
+                ok
+            }
+            None => false,
+        };
+        if !resolved {
+            self.release_all(&contained);
+        }
+        resolved
+    }
+
+    /// The entry of `id`, if it exists.
+    pub fn get(&self, id: &ObjectId) -> Option<Arc<Entry>> {
+        self.entries.get(id).map(|e| e.clone())
+    }
+
+    /// Counts one more holder of `id`. False when the object is unknown.
+    pub fn retain(&self, id: &ObjectId) -> bool {
+        match self.entries.get(id) {
+            Some(e) => {
+                e.refs.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops one holder of `id`; frees the object when none remain.
+    pub fn release(&self, id: &ObjectId) {
+        self.release_all(std::slice::from_ref(id));
+    }
+
+    /// Drops one holder of each id, freeing objects (and, in turn, the
+    /// objects their values referred to) as counts reach zero.
+    pub fn release_all(&self, ids: &[ObjectId]) {
+        let mut work: Vec<ObjectId> = ids.to_vec();
+        while let Some(id) = work.pop() {
+            let Some(e) = self.entries.get(&id) else {
+                continue;
+            };
+            let before = e.refs.fetch_sub(1, Ordering::AcqRel);
+            drop(e);
+            if before != 1 {
+                continue;
+            }
+            let Some((_, removed)) = self
+                .entries
+                .remove_if(&id, |_, e| e.refs.load(Ordering::Acquire) == 0)
+            else {
+                continue;
+            };
+            if let Some(Resolved::Ready(blob)) = removed.state.get() {
+                work.extend_from_slice(blob.refs());
+                let indexed = (blob.len() >= DEDUPE_MIN).then(|| blob.digest());
+                drop(removed);
+                if let Some(digest) = indexed {
+                    self.blobs.remove_if(&digest, |_, w| w.strong_count() == 0);
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every entry (for listings; the table may change meanwhile).
+    pub fn for_each(&self, mut f: impl FnMut(&ObjectId, &Entry)) {
+        for item in self.entries.iter() {
+            f(item.key(), item.value());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(bytes: &[u8]) -> (ObjectStore, ObjectId) {
+        let s = ObjectStore::new();
+        let b = s.blob(bytes, vec![]);
+        let id = s.put(b);
+        (s, id)
+    }
+
+    #[test]
+    fn put_is_content_addressed_and_counted() {
+        let (s, id) = store_with(b"hello");
+        assert_eq!(id.0, *blake3::hash(b"hello").as_bytes());
+        let again = s.put(s.blob(b"hello", vec![]));
+        assert_eq!(again, id);
+        assert_eq!(s.get(&id).unwrap().ref_count(), 2);
+        s.release(&id);
+        assert!(s.get(&id).is_some());
+        s.release(&id);
+        assert!(s.get(&id).is_none());
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn large_results_are_stored_once() {
+        let s = ObjectStore::new();
+        let big = vec![9u8; DEDUPE_MIN * 4];
+        let (a, b) = (ObjectId([1; 32]), ObjectId([2; 32]));
+        s.create_pending(a);
+        s.create_pending(b);
+        assert!(s.resolve(a, Resolved::Ready(s.blob(&big, vec![]))));
+        assert!(s.resolve(b, Resolved::Ready(s.blob(&big, vec![]))));
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), big.len() as u64);
+        let put = s.put(s.blob(&big, vec![]));
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), big.len() as u64);
+        for id in [a, b, put] {
+            s.release(&id);
+        }
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), 0);
+        assert!(s.blobs.is_empty(), "the dedupe index forgets freed blobs");
+    }
+
+    #[test]
+    fn contained_references_live_as_long_as_the_container() {
+        let s = ObjectStore::new();
+        let inner = s.put(s.blob(b"inner", vec![]));
+        let outer = s.put(s.blob(b"outer", vec![inner]));
+        s.release(&inner); // the container still holds it
+        assert!(s.get(&inner).is_some());
+        s.release(&outer);
+        assert!(s.get(&inner).is_none(), "freed with its container");
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn long_chains_are_freed_without_recursion() {
+        let s = ObjectStore::new();
+        let mut prev = s.put(s.blob(b"0", vec![]));
+        for i in 1..100_000u32 {
+            let next = s.put(s.blob(&i.to_le_bytes(), vec![prev]));
+            s.release(&prev);
+            prev = next;
+        }
+        s.release(&prev);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_wake_on_resolution() {
+        let s = Arc::new(ObjectStore::new());
+        let id = ObjectId([1; 32]);
+        s.create_pending(id);
+        let entry = s.get(&id).unwrap();
+        let waiter = tokio::spawn(async move { entry.resolved().await });
+        tokio::task::yield_now().await;
+        let blob = s.blob(b"v", vec![]);
+        assert!(s.resolve(id, Resolved::Ready(blob)));
+        match waiter.await.unwrap() {
+            Resolved::Ready(b) => assert_eq!(b.bytes(), b"v"),
+            Resolved::Failed(_) => panic!("expected a value"),
+        }
+        assert!(!s.resolve(
+            id,
+            Resolved::Failed(Arc::new(ErrorRecord::new(
+                wray_abi::ErrorKind::Trap,
+                "f",
+                "late"
+            )))
+        ));
+    }
+
+    #[test]
+    fn results_nobody_holds_are_dropped() {
+        let s = ObjectStore::new();
+        let id = ObjectId([2; 32]);
+        s.create_pending(id);
+        s.release(&id);
+        assert!(!s.resolve(id, Resolved::Ready(s.blob(b"x", vec![]))));
+        assert_eq!(s.stats().blobs.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,632 @@
+//! [`Runtime`], its [`Builder`], and the host-side [`ObjectRef`].
+//!
+//! A runtime owns a tokio runtime (guests run on its worker threads, as
+//! async wasmtime calls on fibers), one wasmtime engine with its epoch
+//! ticker, the object store, the module cache and the CPU slots. Everything
+//! the host functions and the scheduler need is in [`Shared`], behind one
+//! `Arc`.
+//!
+//! The blocking methods ([`Runtime::get`], [`Runtime::run_driver`]...) must
+//! not be called from inside the runtime's own tokio context; use the
+//! `_async` variants there.
+
+use crate::blob::Blob;
+use crate::config::Config;
+use crate::engine::{self, EpochTicker};
+use crate::error::{Error, Result, TaskError};
+use crate::instance::InstanceState;
+use crate::module::{Module, ModuleCache};
+use crate::object_store::{ObjectStore, Resolved};
+use crate::output::{OutputSink, TerminalSink};
+use crate::scheduler::{self, HeldRefs, Submission, TaskArg, TaskTable};
+use std::fmt;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Linker};
+use wray_abi::codec::{Decode, Encode};
+use wray_abi::wire::Options;
+use wray_abi::{ActorId, ObjectId, TaskId};
+
+/// Hands out task and actor ids: this node's id and a sequence number.
+pub(crate) struct IdGen {
+    node: u32,
+    next: AtomicU64,
+}
+
+impl IdGen {
+    pub fn next_task(&self) -> TaskId {
+        TaskId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn next_actor(&self) -> ActorId {
+        ActorId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What every part of a runtime shares. Thread-safe; lives in one `Arc`.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub engine: Engine,
+    pub linker: Linker<InstanceState>,
+    pub objects: ObjectStore,
+    pub modules: ModuleCache,
+    /// CPU slots: held by a guest while it computes.
+    pub cpu: Arc<Semaphore>,
+    /// Instance slots of the pooling allocator: held by every instance.
+    pub instance_slots: Arc<Semaphore>,
+    pub ids: IdGen,
+    pub sink: Arc<dyn OutputSink>,
+    pub tasks: TaskTable,
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```no_run
+/// let rt = wray_runtime::Runtime::builder().num_cpus(4).build()?;
+/// # Ok::<(), wray_runtime::Error>(())
+/// ```
+#[must_use]
+pub struct Builder {
+    config: Config,
+    sink: Arc<dyn OutputSink>,
+}
+
+impl Builder {
+    /// How many guests compute at once (default: the machine's cores).
+    pub fn num_cpus(mut self, n: usize) -> Self {
+        self.config.num_cpus = n;
+        self
+    }
+
+    /// How many instances may exist at once: running tasks, tasks waiting
+    /// on others, drivers and actors (default 10,000). Each reserves address
+    /// space, not memory.
+    pub fn instance_slots(mut self, n: u32) -> Self {
+        self.config.instance_slots = n;
+        self
+    }
+
+    /// Default linear memory limit per instance, in bytes (default and
+    /// maximum: 4 GiB).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.config.memory_limit = bytes;
+        self
+    }
+
+    /// Default wall-clock limit of one task attempt (default: none).
+    pub fn task_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.config.task_timeout = limit;
+        self
+    }
+
+    /// Largest object, in bytes (default 2 GiB).
+    pub fn max_object_size(mut self, bytes: usize) -> Self {
+        self.config.max_object_size = bytes;
+        self
+    }
+
+    /// Most output one instance may write, in bytes (default 64 MiB).
+    pub fn output_limit(mut self, bytes: usize) -> Self {
+        self.config.output_limit = bytes;
+        self
+    }
+
+    /// Default retries after system failures (default 3; -1: no limit).
+    pub fn max_retries(mut self, n: i32) -> Self {
+        self.config.max_retries = n;
+        self
+    }
+
+    /// Most wasm stack a guest may use, in bytes (default 512 KiB).
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.config.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Where compiled code is cached (default `$WRAY_CACHE_DIR`, else
+    /// `~/.cache/wray`); `None` turns the disk cache off.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.config.cache_dir = dir;
+        self
+    }
+
+    /// Where guest output goes (default: this process's stdout and stderr,
+    /// task lines prefixed with the task).
+    pub fn output(mut self, sink: Arc<dyn OutputSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Result<Runtime> {
+        let config = self.config;
+        if config.num_cpus == 0 {
+            return Err(Error::Config("num_cpus must be at least 1".into()));
+        }
+        if config.instance_slots == 0 {
+            return Err(Error::Config("instance_slots must be at least 1".into()));
+        }
+        if config.memory_limit < 64 << 10 {
+            return Err(Error::Config(
+                "memory_limit must be at least one wasm page (64 KiB)".into(),
+            ));
+        }
+        let engine = engine::build(&config)?;
+        let mut linker = Linker::new(&engine);
+        crate::host::add_to_linker(&mut linker)
+            .map_err(|e| Error::Config(format!("cannot register host functions: {e:#}")))?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("wray-worker")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
+        let shared = Arc::new(Shared {
+            modules: ModuleCache::new(&engine, config.cache_dir.as_deref()),
+            cpu: Arc::new(Semaphore::new(config.num_cpus)),
+            instance_slots: Arc::new(Semaphore::new(config.instance_slots as usize)),
+            ids: IdGen {
+                node: config.node_id,
+                next: AtomicU64::new(1),
+            },
+            sink: self.sink,
+            objects: ObjectStore::new(),
+            tasks: TaskTable::default(),
+            linker,
+            engine: engine.clone(),
+            config,
+        });
+        Ok(Runtime {
+            ticker: EpochTicker::start(engine),
+            tokio: Some(tokio),
+            shared,
+        })
+    }
+}
+
+/// A wray runtime: loads modules, runs drivers and tasks, stores objects.
+///
+/// ```no_run
+/// use wray_runtime::Runtime;
+///
+/// let rt = Runtime::builder().num_cpus(2).build()?;
+/// let module = rt.load_file("target/wasm32-wasip1/release/hello.wasm")?;
+/// let sum = rt.task(&module, "add").arg(&1i32).arg(&2i32).submit()?;
+/// assert_eq!(rt.get::<i32>(&sum)?, 3);
+/// # Ok::<(), wray_runtime::Error>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    tokio: Option<tokio::runtime::Runtime>,
+    ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// A builder with the default configuration.
+    pub fn builder() -> Builder {
+        Builder {
+            config: Config::default(),
+            sink: Arc::new(TerminalSink),
+        }
+    }
+
+    fn tokio(&self) -> &tokio::runtime::Runtime {
+        self.tokio
+            .as_ref()
+            .expect("the tokio runtime lives until drop")
+    }
+
+    /// Runs a future on the runtime's threads and waits for it.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.tokio().block_on(fut)
+    }
+
+    /// A handle to the runtime's tokio runtime, to spawn work on it.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.tokio().handle()
+    }
+
+    /// How many guests compute at once.
+    pub fn num_cpus(&self) -> usize {
+        self.shared.config.num_cpus
+    }
+
+    /// Loads a module from a file; its name is the file name without
+    /// `.wasm`.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned());
+        self.load_bytes(&name, &bytes)
+    }
+
+    /// Loads a module from its bytes.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module> {
+        let s = &self.shared;
+        s.modules.load(&s.engine, &s.linker, name, bytes)
+    }
+
+    /// Runs the module's driver with `args` (what the guest sees after its
+    /// program name) and returns its exit status (0 for a `wray:main` that
+    /// returned normally). A failed driver is [`Error::Task`].
+    pub fn run_driver(&self, module: &Module, args: &[String]) -> Result<i32> {
+        self.block_on(self.run_driver_async(module, args))
+    }
+
+    /// [`run_driver`](Self::run_driver), for async callers.
+    pub async fn run_driver_async(&self, module: &Module, args: &[String]) -> Result<i32> {
+        let mut argv = Vec::with_capacity(args.len() + 1);
+        argv.push(module.name().to_string());
+        argv.extend(args.iter().cloned());
+        let shared = self.shared.clone();
+        let module = module.clone();
+        // On a worker thread: the driver's guest code runs where tasks run.
+        let handle = self
+            .handle()
+            .spawn(async move { crate::driver::run(&shared, &module, argv).await });
+        match handle.await {
+            Ok(r) => r.map_err(|rec| Error::Task(TaskError::new(rec))),
+            Err(e) => Err(Error::Config(format!("the driver's thread failed: {e}"))),
+        }
+    }
+
+    /// Starts building a call of the remote function `function` of `module`.
+    pub fn task<'a>(&'a self, module: &Module, function: &str) -> TaskBuilder<'a> {
+        TaskBuilder {
+            rt: self,
+            module: module.clone(),
+            function: function.into(),
+            args: Vec::new(),
+            held: HeldRefs::new(&self.shared),
+            options: Options::default(),
+            error: None,
+        }
+    }
+
+    /// Stores a value as an immutable object.
+    pub fn put<T: Encode>(&self, value: &T) -> Result<ObjectRef> {
+        let bytes = wray_abi::codec::encode(value).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "cannot encode a {}: {e}",
+                std::any::type_name::<T>()
+            ))
+        })?;
+        self.put_bytes(&bytes)
+    }
+
+    /// Stores already-encoded bytes as an immutable object.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
+        if bytes.len() > self.shared.config.max_object_size {
+            return Err(Error::InvalidArgument(format!(
+                "object of {} bytes exceeds the limit of {} bytes",
+                bytes.len(),
+                self.shared.config.max_object_size
+            )));
+        }
+        let blob = self.shared.objects.blob(bytes, Vec::new());
+        let id = self.shared.objects.put(blob);
+        Ok(ObjectRef::adopt(&self.shared, id))
+    }
+
+    /// Fetches and decodes an object's value, waiting as long as it takes.
+    pub fn get<T: Decode>(&self, r: &ObjectRef) -> Result<T> {
+        self.get_timeout(r, None)
+    }
+
+    /// [`get`](Self::get) waiting at most `timeout`.
+    pub fn get_timeout<T: Decode>(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<T> {
+        let bytes = self.get_bytes_timeout(r, timeout)?;
+        wray_abi::codec::decode::<T>(&bytes).map_err(|e| Error::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Fetches an object's bytes.
+    pub fn get_bytes(&self, r: &ObjectRef) -> Result<Bytes> {
+        self.get_bytes_timeout(r, None)
+    }
+
+    /// [`get_bytes`](Self::get_bytes) waiting at most `timeout`.
+    pub fn get_bytes_timeout(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Bytes> {
+        self.block_on(self.get_bytes_async(r, timeout))
+    }
+
+    /// [`get_bytes_timeout`](Self::get_bytes_timeout), for async callers.
+    pub async fn get_bytes_async(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Bytes> {
+        let entry = self
+            .shared
+            .objects
+            .get(&r.id)
+            .ok_or(Error::ObjectNotFound(r.id))?;
+        let resolved = match timeout {
+            None => entry.resolved().await,
+            Some(t) => tokio::time::timeout(t, entry.resolved())
+                .await
+                .map_err(|_| Error::Timeout(t))?,
+        };
+        match resolved {
+            Resolved::Ready(blob) => Ok(Bytes(blob)),
+            Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
+        }
+    }
+
+    /// Waits until `num_returns` of `refs` are ready (or failed), or until
+    /// `timeout` passes. Returns `(ready, not_ready)` in the order of `refs`;
+    /// `ready` holds at most `num_returns` references.
+    pub fn wait(
+        &self,
+        refs: &[ObjectRef],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
+        if num_returns > refs.len() {
+            return Err(Error::InvalidArgument(format!(
+                "num_returns ({num_returns}) exceeds the number of references ({})",
+                refs.len()
+            )));
+        }
+        let entries = refs
+            .iter()
+            .map(|r| {
+                self.shared
+                    .objects
+                    .get(&r.id)
+                    .ok_or(Error::ObjectNotFound(r.id))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        self.block_on(async {
+            let mut pending: Vec<_> = entries.iter().filter(|e| e.state().is_none()).collect();
+            let mut ready = entries.len() - pending.len();
+            while ready < num_returns {
+                let next = futures_first(pending.iter().map(|e| e.resolved()));
+                let done = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, next).await.is_ok(),
+                    None => {
+                        next.await;
+                        true
+                    }
+                };
+                if !done {
+                    break;
+                }
+                pending.retain(|e| e.state().is_none());
+                ready = entries.len() - pending.len();
+            }
+        });
+        let (mut yes, mut no) = (Vec::new(), Vec::new());
+        for (r, e) in refs.iter().zip(&entries) {
+            if e.state().is_some() && yes.len() < num_returns {
+                yes.push(r.clone());
+            } else {
+                no.push(r.clone());
+            }
+        }
+        Ok((yes, no))
+    }
+
+    /// Cancels the task that makes `r`'s object, and the tasks it submitted.
+    /// False when that task already finished (or `r` was made by `put`).
+    pub fn cancel(&self, r: &ObjectRef) -> bool {
+        scheduler::cancel(&self.shared, &r.id, true)
+    }
+
+    /// Counters describing the runtime's state.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            objects: s.objects.len(),
+            object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
+            tasks_unfinished: s.tasks.len(),
+            cpu_slots_free: s.cpu.available_permits(),
+            instance_slots_free: s.instance_slots.available_permits(),
+            modules_compiled: s.modules.stats.compiled.load(Ordering::Relaxed),
+            modules_from_disk_cache: s.modules.stats.from_disk.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Tasks still running hold instances on the worker threads; stop
+        // them before the engine and the ticker go away.
+        if let Some(t) = self.tokio.take() {
+            t.shutdown_timeout(Duration::from_secs(1));
+        }
+        let _ = &self.ticker;
+    }
+}
+
+/// Completes when the first of `futs` completes.
+async fn futures_first<F: Future>(futs: impl Iterator<Item = F>) {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    if futs.is_empty() {
+        return;
+    }
+    std::future::poll_fn(|cx| {
+        if futs.iter_mut().any(|f| f.as_mut().poll(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Counters describing a runtime, from [`Runtime::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Objects in the store.
+    pub objects: usize,
+    /// Bytes held by the store.
+    pub object_bytes: u64,
+    /// Tasks submitted and not finished.
+    pub tasks_unfinished: usize,
+    /// CPU slots not in use.
+    pub cpu_slots_free: usize,
+    /// Instance slots not in use.
+    pub instance_slots_free: usize,
+    /// Modules compiled by this runtime.
+    pub modules_compiled: u64,
+    /// Modules whose compiled code came from the disk cache.
+    pub modules_from_disk_cache: u64,
+}
+
+/// A call being built by [`Runtime::task`].
+#[must_use = "a call does nothing until `.submit()`"]
+pub struct TaskBuilder<'a> {
+    rt: &'a Runtime,
+    module: Module,
+    function: String,
+    args: Vec<TaskArg>,
+    held: HeldRefs,
+    options: Options,
+    error: Option<Error>,
+}
+
+impl TaskBuilder<'_> {
+    /// Adds an argument by value.
+    pub fn arg<T: Encode>(mut self, value: &T) -> Self {
+        match wray_abi::codec::encode(value) {
+            Ok(bytes) => return self.arg_bytes(&bytes),
+            Err(e) => {
+                self.error.get_or_insert(Error::InvalidArgument(format!(
+                    "cannot encode a {}: {e}",
+                    std::any::type_name::<T>()
+                )));
+            }
+        }
+        self
+    }
+
+    /// Adds an argument already encoded (the bytes of the parameter's type).
+    pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
+        let blob = self.rt.shared.objects.blob(bytes, Vec::new());
+        self.args.push(TaskArg::Value(blob));
+        self
+    }
+
+    /// Adds an object as an argument: the task receives its value, once
+    /// ready; if it failed, the task fails without running.
+    pub fn arg_ref(mut self, r: &ObjectRef) -> Self {
+        if self.held.retain(r.id) {
+            self.args.push(TaskArg::Ref(r.id));
+        } else {
+            self.error.get_or_insert(Error::ObjectNotFound(r.id));
+        }
+        self
+    }
+
+    /// Retries after system failures (default 3; -1: no limit).
+    pub fn max_retries(mut self, n: i32) -> Self {
+        self.options.max_retries = Some(n);
+        self
+    }
+
+    /// Retries guest errors, panics and traps too.
+    pub fn retry_exceptions(mut self, yes: bool) -> Self {
+        self.options.retry_exceptions = Some(yes);
+        self
+    }
+
+    /// Wall-clock limit of one attempt.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.options.timeout_ms = Some(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1));
+        self
+    }
+
+    /// Linear memory limit, in bytes.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.options.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Submits the call; returns a reference to its result at once.
+    pub fn submit(self) -> Result<ObjectRef> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let shared = &self.rt.shared;
+        let sub = Submission {
+            function: self.function.into(),
+            args: self.args,
+            held: self.held,
+            num_returns: 1,
+            options: self.options,
+            parent: None,
+        };
+        let ids = {
+            let _guard = self.rt.handle().enter();
+            scheduler::submit_task(shared, self.module, sub)
+        };
+        Ok(ObjectRef::adopt(shared, ids[0]))
+    }
+}
+
+/// A reference to an object, held by host code. Cloning counts one more
+/// holder; dropping releases it.
+pub struct ObjectRef {
+    id: ObjectId,
+    shared: Arc<Shared>,
+}
+
+impl ObjectRef {
+    fn adopt(shared: &Arc<Shared>, id: ObjectId) -> ObjectRef {
+        ObjectRef {
+            id,
+            shared: shared.clone(),
+        }
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+}
+
+impl Clone for ObjectRef {
+    fn clone(&self) -> Self {
+        self.shared.objects.retain(&self.id);
+        ObjectRef::adopt(&self.shared, self.id)
+    }
+}
+
+impl Drop for ObjectRef {
+    fn drop(&mut self) {
+        self.shared.objects.release(&self.id);
+    }
+}
+
+impl fmt::Debug for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectRef({})", self.id.short())
+    }
+}
+
+/// An object's bytes, shared with the store (no copy).
+#[derive(Clone)]
+pub struct Bytes(Arc<Blob>);
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

@@ -1,0 +1,455 @@
+//! Tasks: submission, dependency resolution, CPU slots, attempts, retries.
+//!
+//! The per-task path is: [`submit_task`] names the return objects (pending)
+//! and spawns [`run`] on tokio; `run` waits for the arguments that are
+//! object references, takes a CPU slot, and runs one attempt in a fresh
+//! instance ([`execute`]); the outcome resolves the return objects and wakes
+//! their waiters. Nothing on that path takes a global lock.
+//!
+//! # Task lifecycle
+//!
+//! `pending` (waiting for arguments) -> `queued` (waiting for a CPU slot) ->
+//! `running` -> finished or failed, with a failed attempt going back to
+//! `queued` while retries remain. A task whose argument failed never runs: it
+//! fails with [`ErrorKind::DependencyFailed`] and the cause chained. A
+//! cancelled task never runs, or is interrupted, and is not retried.
+//!
+//! # Retries (Ray's rules)
+//!
+//! System failures ([`ErrorKind::is_system_failure`]) are retried up to
+//! `max_retries` times (default 3; -1 without limit). Guest failures (errors,
+//! panics, traps, limits) are retried only when `retry_exceptions` is set,
+//! within the same budget. Every attempt runs in a fresh instance.
+
+use crate::blob::Blob;
+use crate::config::Config;
+use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::module::Module;
+use crate::object_store::Resolved;
+use crate::output::OutputSource;
+use crate::runtime::Shared;
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{ModuleExport, Store};
+use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
+use wray_abi::{ErrorKind, ObjectId, Status, TaskId, export};
+
+/// Most return values one task may have.
+pub(crate) const MAX_RETURNS: u32 = 16;
+/// Inline argument values at least this large are stored as objects, by
+/// content: passing the same large value to many tasks stores it once.
+pub(crate) const INLINE_PUT_MIN: usize = 64 << 10;
+
+/// Largest task spec a guest may submit.
+pub(crate) fn max_spec_len(config: &Config) -> usize {
+    config.max_object_size.saturating_add(1 << 20)
+}
+
+/// An argument as the task will receive it.
+pub(crate) enum TaskArg {
+    /// A value passed inline.
+    Value(Arc<Blob>),
+    /// An object whose value is resolved before the task runs.
+    Ref(ObjectId),
+}
+
+/// Object references held on behalf of someone (a pending task), released
+/// when dropped.
+pub(crate) struct HeldRefs {
+    rt: Arc<Shared>,
+    ids: Vec<ObjectId>,
+}
+
+impl HeldRefs {
+    pub fn new(rt: &Arc<Shared>) -> HeldRefs {
+        HeldRefs {
+            rt: rt.clone(),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Takes a new reference to `id`; false if the object does not exist.
+    pub fn retain(&mut self, id: ObjectId) -> bool {
+        let ok = self.rt.objects.retain(&id);
+        if ok {
+            self.ids.push(id);
+        }
+        ok
+    }
+
+    /// Takes over a reference already counted for us.
+    pub fn adopt(&mut self, id: ObjectId) {
+        self.ids.push(id);
+    }
+}
+
+impl Drop for HeldRefs {
+    fn drop(&mut self) {
+        self.rt.objects.release_all(&self.ids);
+    }
+}
+
+/// A task's retry, time and memory policy, defaults applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub max_retries: i32,
+    pub retry_exceptions: bool,
+    pub timeout: Option<Duration>,
+    pub memory_limit: u64,
+}
+
+impl Policy {
+    pub fn new(options: &Options, config: &Config) -> Policy {
+        Policy {
+            max_retries: options.max_retries.unwrap_or(config.max_retries),
+            retry_exceptions: options.retry_exceptions.unwrap_or(false),
+            timeout: options
+                .timeout_ms
+                .map(Duration::from_millis)
+                .or(config.task_timeout),
+            memory_limit: options
+                .memory_limit
+                .unwrap_or(config.memory_limit)
+                .min(crate::engine::MAX_WASM32_MEMORY),
+        }
+    }
+
+    /// Whether a failed attempt number `attempt` (from 1) is tried again.
+    fn retries(&self, rec: &ErrorRecord, attempt: u32) -> bool {
+        let retryable = match rec.kind {
+            ErrorKind::Cancelled | ErrorKind::DependencyFailed | ErrorKind::InvalidModule => false,
+            k if k.is_system_failure() => true,
+            _ => self.retry_exceptions,
+        };
+        retryable && (self.max_retries < 0 || attempt <= self.max_retries as u32)
+    }
+}
+
+/// What a caller asks to run: everything but where.
+pub(crate) struct Submission {
+    pub function: Arc<str>,
+    pub args: Vec<TaskArg>,
+    pub held: HeldRefs,
+    pub num_returns: u32,
+    pub options: Options,
+    pub parent: Option<TaskId>,
+}
+
+impl Submission {
+    /// Builds a submission from a guest's spec, holding every object it
+    /// names. Fails with the status to return to the guest.
+    pub fn from_guest(spec: &TaskSpec<'_>, st: &mut InstanceState) -> Result<Submission, Status> {
+        let rt = st.rt.clone();
+        let mut held = HeldRefs::new(&rt);
+        let mut args = Vec::with_capacity(spec.args.len());
+        for arg in &spec.args {
+            match *arg {
+                wire::Arg::Value { bytes, refs } => {
+                    if bytes.len() > rt.config.max_object_size {
+                        return Err(Status::TooLarge);
+                    }
+                    let contained: Vec<ObjectId> = refs
+                        .chunks_exact(ObjectId::LEN)
+                        .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
+                        .collect();
+                    for id in &contained {
+                        if !st.refs.knows(id) || !held.retain(*id) {
+                            return Err(Status::NotFound);
+                        }
+                    }
+                    let blob = rt.objects.blob(bytes, contained);
+                    if bytes.len() >= INLINE_PUT_MIN {
+                        let id = rt.objects.put(blob);
+                        held.adopt(id);
+                        args.push(TaskArg::Ref(id));
+                    } else {
+                        args.push(TaskArg::Value(blob));
+                    }
+                }
+                wire::Arg::Ref(id) => {
+                    if !st.refs.knows(&id) || !held.retain(id) {
+                        return Err(Status::NotFound);
+                    }
+                    args.push(TaskArg::Ref(id));
+                }
+            }
+        }
+        Ok(Submission {
+            function: spec.function.into(),
+            args,
+            held,
+            num_returns: spec.num_returns,
+            options: spec.options.clone(),
+            parent: st.origin.task,
+        })
+    }
+}
+
+/// What the runtime knows of a task that has not finished.
+pub(crate) struct TaskHandle {
+    pub cancel: Arc<CancelToken>,
+    children: Mutex<Vec<TaskId>>,
+}
+
+/// Tasks that have not finished, by id.
+pub(crate) type TaskTable = DashMap<TaskId, Arc<TaskHandle>, FxBuildHasher>;
+
+/// Submits a task of `module`; returns the ids of its return values, each
+/// held once on the caller's behalf.
+pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> Vec<ObjectId> {
+    let id = rt.ids.next_task();
+    let returns: Vec<ObjectId> = (0..sub.num_returns)
+        .map(|i| ObjectId::for_return(id, i))
+        .collect();
+    for r in &returns {
+        rt.objects.create_pending(*r);
+    }
+    let export_name = format!("{}{}", export::TASK_PREFIX, sub.function);
+    let Some(export) = module.export(&export_name).copied() else {
+        let rec = ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            &*sub.function,
+            format!(
+                "module `{}` has no remote function `{}` (no export `{export_name}`)",
+                module.name(),
+                sub.function
+            ),
+        );
+        fail_all(rt, &returns, rec);
+        return returns;
+    };
+    let handle = Arc::new(TaskHandle {
+        cancel: Arc::new(CancelToken::default()),
+        children: Mutex::new(Vec::new()),
+    });
+    if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
+        parent.children.lock().expect("not poisoned").push(id);
+    }
+    rt.tasks.insert(id, handle.clone());
+    let task = Task {
+        id,
+        module,
+        export,
+        returns: returns.clone(),
+        policy: Policy::new(&sub.options, &rt.config),
+        handle,
+        sub,
+    };
+    tokio::spawn(run(rt.clone(), task));
+    returns
+}
+
+/// Cancels the task that makes object `id` (and, if `recursive`, the tasks
+/// it submitted). False when no unfinished task makes it.
+pub(crate) fn cancel(rt: &Arc<Shared>, id: &ObjectId, recursive: bool) -> bool {
+    let Some((task, _)) = id.task_return() else {
+        return false;
+    };
+    let mut work = vec![task];
+    let mut found = false;
+    while let Some(t) = work.pop() {
+        let Some(h) = rt.tasks.get(&t).map(|h| h.clone()) else {
+            continue;
+        };
+        found = true;
+        h.cancel.cancel();
+        if recursive {
+            work.extend(h.children.lock().expect("not poisoned").iter().copied());
+        }
+    }
+    found
+}
+
+fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
+    let rec = Arc::new(rec);
+    for r in returns {
+        rt.objects.resolve(*r, Resolved::Failed(rec.clone()));
+    }
+}
+
+struct Task {
+    id: TaskId,
+    module: Module,
+    export: ModuleExport,
+    returns: Vec<ObjectId>,
+    policy: Policy,
+    handle: Arc<TaskHandle>,
+    sub: Submission,
+}
+
+/// Runs a task to its end: arguments, attempts, results.
+async fn run(rt: Arc<Shared>, task: Task) {
+    let outcome = run_attempts(&rt, &task).await;
+    match outcome {
+        Ok(values) => {
+            for (id, blob) in task.returns.iter().zip(values) {
+                rt.objects.resolve(*id, Resolved::Ready(blob));
+            }
+        }
+        Err(rec) => fail_all(&rt, &task.returns, rec),
+    }
+    rt.tasks.remove(&task.id);
+}
+
+async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+    let function = &*task.sub.function;
+    let cancelled = || {
+        let mut rec = ErrorRecord::new(
+            ErrorKind::Cancelled,
+            function,
+            "the task was cancelled before it ran",
+        );
+        rec.task = task.id;
+        rec
+    };
+    let mut args = Vec::with_capacity(task.sub.args.len());
+    for (i, arg) in task.sub.args.iter().enumerate() {
+        match arg {
+            TaskArg::Value(blob) => args.push(blob.clone()),
+            TaskArg::Ref(id) => {
+                let Some(entry) = rt.objects.get(id) else {
+                    let msg = format!("argument {i} (object {}) no longer exists", id.short());
+                    return Err(ErrorRecord::new(ErrorKind::ObjectLost, function, msg));
+                };
+                let resolved = tokio::select! {
+                    r = entry.resolved() => r,
+                    () = task.handle.cancel.cancelled() => return Err(cancelled()),
+                };
+                match resolved {
+                    Resolved::Ready(blob) => args.push(blob),
+                    Resolved::Failed(cause) => {
+                        let mut rec = ErrorRecord::new(
+                            ErrorKind::DependencyFailed,
+                            function,
+                            format!("argument {i} failed, so the task did not run"),
+                        );
+                        rec.task = task.id;
+                        rec.cause = Some(Box::new((*cause).clone()));
+                        return Err(rec);
+                    }
+                }
+            }
+        }
+    }
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let permit = tokio::select! {
+            p = rt.cpu.clone().acquire_owned() => p.expect("the CPU semaphore is never closed"),
+            () = task.handle.cancel.cancelled() => return Err(cancelled()),
+        };
+        match execute(rt, task, args.clone(), permit).await {
+            Ok(values) => return Ok(values),
+            Err(mut rec) => {
+                rec.task = task.id;
+                rec.attempts = attempt;
+                if task.handle.cancel.is_cancelled() || !task.policy.retries(&rec, attempt) {
+                    return Err(rec);
+                }
+            }
+        }
+    }
+}
+
+/// One attempt: a fresh instance, one call, its results.
+async fn execute(
+    rt: &Arc<Shared>,
+    task: &Task,
+    args: Vec<Arc<Blob>>,
+    permit: OwnedSemaphorePermit,
+) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+    let function = &*task.sub.function;
+    let source = Arc::new(OutputSource {
+        label: format!("{function} task={}", task.id.seq()).into(),
+        is_driver: false,
+    });
+    let Some(call) = instance::Call::new(args, task.sub.num_returns) else {
+        return Err(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            function,
+            "the arguments together exceed 4 GiB",
+        ));
+    };
+    let mut store = instance::new_store(
+        rt,
+        InstanceSpec {
+            module: task.module.clone(),
+            source,
+            memory_limit: task.policy.memory_limit,
+            deadline: task.policy.timeout.map(|t| Instant::now() + t),
+            origin: Origin {
+                task: Some(task.id),
+            },
+            cancel: task.handle.cancel.clone(),
+            args: Vec::new(),
+        },
+    )
+    .await;
+    {
+        let st = store.data_mut();
+        st.slot = Some(permit);
+        for blob in &call.args {
+            st.refs.lend(blob.refs());
+        }
+        st.call = Some(call);
+    }
+    let result = call_export(&mut store, &task.module, &task.export).await;
+    finish_call(&mut store, result, function)
+}
+
+/// Instantiates `module` in `store` and calls the `() -> i32` export.
+pub(crate) async fn call_export(
+    store: &mut Store<InstanceState>,
+    module: &Module,
+    export: &ModuleExport,
+) -> wasmtime::Result<i32> {
+    let instance = module.pre().instantiate_async(&mut *store).await?;
+    bind_memory(store, module, &instance);
+    let func = instance
+        .get_module_export(&mut *store, export)
+        .and_then(|e| e.into_func())
+        .ok_or_else(|| wasmtime::format_err!("the validated export is missing"))?
+        .typed::<(), i32>(&*store)?;
+    func.call_async(&mut *store, ()).await
+}
+
+/// Remembers the instance's memory for host functions.
+pub(crate) fn bind_memory(
+    store: &mut Store<InstanceState>,
+    module: &Module,
+    instance: &wasmtime::Instance,
+) {
+    let memory = module
+        .memory_export()
+        .and_then(|m| instance.get_module_export(&mut *store, m))
+        .and_then(|e| e.into_memory());
+    store.data_mut().memory = memory;
+}
+
+/// Reads a finished call's results (or failure) off its store.
+pub(crate) fn finish_call(
+    store: &mut Store<InstanceState>,
+    result: wasmtime::Result<i32>,
+    function: &str,
+) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+    let st = store.data_mut();
+    st.capture.flush();
+    match result {
+        Ok(export::OK) => {
+            let call = st.call.take().expect("a call is set before running");
+            let rt = &st.rt;
+            Ok(call
+                .returns
+                .into_iter()
+                // An export that returns OK without `task_return` returns the
+                // empty value (what `()` encodes to).
+                .map(|r| r.unwrap_or_else(|| rt.objects.blob(&[], Vec::new())))
+                .collect())
+        }
+        Ok(code) => Err(instance::failed_return(st, function, code)),
+        Err(e) => Err(instance::classify(&e, st, function)),
+    }
+}
