@@ -5,20 +5,47 @@
 //!
 //! [`VALUE_ALIGN`]: crate::VALUE_ALIGN
 
+use core::mem::MaybeUninit;
 use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
 use rkyv::rancor;
-use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::allocator::{ArenaHandle, SubAllocator};
+use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 
-/// A value that can be encoded: any type rkyv can serialize.
+/// A value that can be encoded: any type rkyv can serialize, onto the heap
+/// or into a caller's fixed buffer (rkyv's derives provide both).
 pub trait Encode:
     for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+    + for<'a> rkyv::Serialize<HighSerializer<Buffer<'a>, SubAllocator<'a>, rancor::Error>>
 {
 }
 
 impl<T> Encode for T where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+        + for<'a> rkyv::Serialize<HighSerializer<Buffer<'a>, SubAllocator<'a>, rancor::Error>>
 {
+}
+
+/// Encodes a value into `out` without allocating, using `scratch` for
+/// rkyv's temporary space. Returns the encoded prefix of `out`, or `None`
+/// when either is too small (encode with [`encode`] then). `out` must be
+/// aligned to [`VALUE_ALIGN`](crate::VALUE_ALIGN) for the bytes to decode.
+pub fn encode_into<'o, T: Encode>(
+    value: &T,
+    out: &'o mut [MaybeUninit<u8>],
+    scratch: &mut [MaybeUninit<u8>],
+) -> Option<&'o [u8]> {
+    let ptr = out.as_ptr().cast::<u8>();
+    let len = rkyv::api::high::to_bytes_in_with_alloc::<_, _, rancor::Error>(
+        value,
+        Buffer::from(&mut *out),
+        SubAllocator::new(scratch),
+    )
+    .ok()?
+    .len();
+    // SAFETY: the writer initialised the first `len` bytes of `out`, which
+    // stays mutably borrowed for 'o.
+    Some(unsafe { core::slice::from_raw_parts(ptr, len) })
 }
 
 /// A value that can be decoded: any type rkyv can check and deserialize.
@@ -93,6 +120,17 @@ mod tests {
         assert_eq!(&*encode(&(1u32, 2u8)).unwrap(), &[1, 0, 0, 0, 2, 0, 0, 0]);
         assert_eq!(decode::<Vec<u8>>(&v).unwrap(), [1, 2, 3]);
         assert_eq!(decode::<String>(&long).unwrap(), "hello, wray");
+    }
+
+    #[test]
+    fn encoding_into_a_buffer_matches_the_heap_encoding() {
+        let mut out = [MaybeUninit::uninit(); 64];
+        let mut scratch = [MaybeUninit::uninit(); 64];
+        let v = vec![1u32, 2, 3];
+        let small = encode_into(&v, &mut out, &mut scratch).unwrap().to_vec();
+        assert_eq!(small, &*encode(&v).unwrap());
+        let big = vec![7u8; 100];
+        assert!(encode_into(&big, &mut out, &mut scratch).is_none());
     }
 
     #[test]

@@ -443,6 +443,28 @@ fn align_up(n: usize) -> Option<usize> {
     Some(n.checked_add(VALUE_ALIGN - 1)? & !(VALUE_ALIGN - 1))
 }
 
+/// Checks every slot of an argument buffer and returns how many there are.
+pub fn decode_args_count(buf: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader::new(buf);
+    let n = r.u32("arg count")? as usize;
+    for _ in 0..n {
+        let o = r.u32("arg offset")? as usize;
+        let l = r.u32("arg length")? as usize;
+        if o.checked_add(l).is_none_or(|e| e > buf.len()) {
+            return Err(r.err("arg slot out of bounds"));
+        }
+    }
+    Ok(n)
+}
+
+/// The payload of slot `i` of an argument buffer, if it is in bounds.
+pub fn arg_slot(buf: &[u8], i: usize) -> Option<&[u8]> {
+    let at = 4usize.checked_add(i.checked_mul(8)?)?;
+    let word = |at: usize| Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize);
+    let (o, l) = (word(at)?, word(at + 4)?);
+    buf.get(o..o.checked_add(l)?)
+}
+
 /// Splits an argument buffer into its payloads.
 pub fn decode_args(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     let mut r = Reader::new(buf);
@@ -717,7 +739,9 @@ mod tests {
         let mut buf = vec![1, 0, 0, 0, 16, 0, 0, 0, 0xff, 0, 0, 0];
         buf.resize(32, 0);
         assert!(decode_args(&buf).is_err());
+        assert!(decode_args_count(&buf).is_err());
         assert!(decode_args(&[5, 0, 0, 0]).is_err());
+        assert!(decode_args_count(&[5, 0, 0, 0]).is_err());
     }
 
     #[test]

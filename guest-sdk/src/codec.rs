@@ -9,12 +9,31 @@
 use crate::error::Error;
 use rkyv::util::AlignedVec;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use wray_abi::ObjectId;
 pub use wray_abi::codec::{Decode, Encode};
 
-/// A value's bytes and the ids of the objects it refers to (SDK internal).
-#[doc(hidden)]
-pub struct Encoded {
+/// Aligned stack space: small encodings and argument buffers live here, so
+/// a task that moves small values never touches its heap (a fresh instance's
+/// first allocation grows its memory, which every later reset pays for).
+#[repr(C, align(16))]
+pub(crate) struct Scratch<const N: usize>(pub [MaybeUninit<u8>; N]);
+
+impl<const N: usize> Scratch<N> {
+    pub fn new() -> Self {
+        Scratch([MaybeUninit::uninit(); N])
+    }
+}
+
+/// Ids as the ABI lays them out: 32 bytes each, concatenated.
+pub(crate) fn id_bytes(ids: &[ObjectId]) -> &[u8] {
+    // SAFETY: ObjectId is `repr(transparent)` over `[u8; 32]`, so a slice of
+    // ids is a slice of `32 * len` initialised bytes.
+    unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), ids.len() * ObjectId::LEN) }
+}
+
+/// A value's bytes and the ids of the objects it refers to.
+pub(crate) struct Encoded {
     pub(crate) bytes: AlignedVec,
     pub(crate) refs: Vec<ObjectId>,
 }
@@ -22,14 +41,7 @@ pub struct Encoded {
 impl Encoded {
     /// The contained ids, concatenated, as the ABI wants them.
     pub fn refs_bytes(&self) -> &[u8] {
-        // SAFETY: ObjectId is `repr(transparent)` over `[u8; 32]`, so a slice
-        // of ids is a slice of `32 * len` initialised bytes.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.refs.as_ptr().cast::<u8>(),
-                self.refs.len() * ObjectId::LEN,
-            )
-        }
+        id_bytes(&self.refs)
     }
 }
 
@@ -47,16 +59,35 @@ pub(crate) fn note_ref(id: ObjectId) {
     });
 }
 
-/// Encodes `value`, collecting the references it contains.
-pub(crate) fn encode<T: Encode>(value: &T) -> Encoded {
+/// Runs `f` with the collector on; returns its result and the ids seen.
+fn collecting<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
     let outer = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
-    let bytes = wray_abi::codec::encode(value);
+    let r = f();
     let refs = COLLECTOR.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+    (r, refs.unwrap_or_default())
+}
+
+/// Encodes `value` and hands its bytes and the ids it refers to to `f`.
+/// Small values are encoded on the stack, without allocating.
+pub(crate) fn with_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
+    let mut out = Scratch::<512>::new();
+    let mut scratch = Scratch::<256>::new();
+    let (small, refs) =
+        collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
+    match small {
+        Some(bytes) => f(bytes, &refs),
+        None => {
+            let enc = encode(value);
+            f(&enc.bytes, &enc.refs)
+        }
+    }
+}
+
+/// Encodes `value` on the heap, collecting the references it contains.
+pub(crate) fn encode<T: Encode>(value: &T) -> Encoded {
+    let (bytes, refs) = collecting(|| wray_abi::codec::encode(value));
     match bytes {
-        Ok(bytes) => Encoded {
-            bytes,
-            refs: refs.unwrap_or_default(),
-        },
+        Ok(bytes) => Encoded { bytes, refs },
         // Serializing into memory fails only for values rkyv cannot lay out
         // (for example a length beyond the 32-bit address space): a bug of
         // the caller, reported like one.

@@ -85,7 +85,6 @@ pub mod prelude {
 /// Support for the code `#[wray::remote]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::codec::Encoded;
-    pub use crate::task::{Args, application_error, encode_return, run_call, run_main, submit};
+    pub use crate::task::{Args, application_error, run_call, run_main, submit};
     pub use wray_abi::wire::{Options, SpecKind};
 }

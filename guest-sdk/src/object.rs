@@ -152,19 +152,20 @@ impl<T, D: Fallible + ?Sized> Deserialize<ObjectRef<T>, D> for [u8; 32] {
 /// # Panics
 /// When the host refuses the object (it exceeds the object size limit).
 pub fn put<T: Encode>(value: &T) -> ObjectRef<T> {
-    let enc = codec::encode(value);
     let mut id = [0u8; 32];
-    // SAFETY: every pointer is to memory valid for the given length for the
-    // call's duration; `id` is 32 writable bytes.
-    let status = unsafe {
-        sys::object_put(
-            enc.bytes.as_ptr(),
-            enc.bytes.len(),
-            enc.refs_bytes().as_ptr(),
-            enc.refs.len(),
-            id.as_mut_ptr(),
-        )
-    };
+    let status = codec::with_encoded(value, |bytes, refs| {
+        // SAFETY: every pointer is to memory valid for the given length for
+        // the call's duration; `id` is 32 writable bytes.
+        unsafe {
+            sys::object_put(
+                bytes.as_ptr(),
+                bytes.len(),
+                codec::id_bytes(refs).as_ptr(),
+                refs.len(),
+                id.as_mut_ptr(),
+            )
+        }
+    });
     if let Err(e) = check(status, "put") {
         panic!("wray::put of a {} failed: {e}", std::any::type_name::<T>());
     }

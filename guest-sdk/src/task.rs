@@ -4,7 +4,7 @@
 //! `#[wray::remote]` expands to calls into this module; nothing here is
 //! needed by hand except [`RemoteOptions`] and [`IntoArg`].
 
-use crate::codec::{self, Decode, Encode, Encoded};
+use crate::codec::{self, Decode, Encode, Encoded, Scratch};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{ObjectRef, check, read_buffer};
 use crate::sys;
@@ -13,7 +13,7 @@ use std::fmt::Display;
 use std::sync::Once;
 use std::time::Duration;
 use wray_abi::wire::{self, Options, SpecKind, TaskSpec};
-use wray_abi::{ActorId, ObjectId, export};
+use wray_abi::{ActorId, ObjectId, Status, export};
 
 /// Options of one remote call, set with chained methods before `.remote(..)`:
 /// `f::options().max_retries(5).timeout(Duration::from_secs(1)).remote(x)`.
@@ -55,9 +55,20 @@ pub trait RemoteOptions: Sized {
 pub struct Arg(ArgKind);
 
 enum ArgKind {
-    Value(Encoded),
+    /// An encoded value, and references to the objects it contains, held
+    /// until the host has counted them for the task (the value itself may
+    /// be gone: `f::remote(r)` moves and drops `r`).
+    Value(Encoded, Vec<ObjectRef<()>>),
     /// Keeps the reference alive until the host has counted it for the task.
     Ref(ObjectRef<()>),
+}
+
+impl Arg {
+    fn value<T: Encode>(value: &T) -> Arg {
+        let enc = codec::encode(value);
+        let keep = enc.refs.iter().map(|id| ObjectRef::retain(*id)).collect();
+        Arg(ArgKind::Value(enc, keep))
+    }
 }
 
 /// What can be passed where a remote function takes a `T`: a `T`, a `&T`,
@@ -71,13 +82,13 @@ pub trait IntoArg<T> {
 
 impl<T: Encode> IntoArg<T> for T {
     fn into_arg(self) -> Arg {
-        Arg(ArgKind::Value(codec::encode(&self)))
+        Arg::value(&self)
     }
 }
 
 impl<T: Encode> IntoArg<T> for &T {
     fn into_arg(self) -> Arg {
-        Arg(ArgKind::Value(codec::encode(self)))
+        Arg::value(self)
     }
 }
 
@@ -95,7 +106,7 @@ impl<T> IntoArg<T> for &ObjectRef<T> {
 
 impl IntoArg<String> for &str {
     fn into_arg(self) -> Arg {
-        Arg(ArgKind::Value(codec::encode(&String::from(self))))
+        Arg::value(&String::from(self))
     }
 }
 
@@ -145,7 +156,7 @@ pub(crate) fn encode_spec(
         args: args
             .iter()
             .map(|a| match &a.0 {
-                ArgKind::Value(enc) => wire::Arg::Value {
+                ArgKind::Value(enc, _) => wire::Arg::Value {
                     bytes: &enc.bytes,
                     refs: enc.refs_bytes(),
                 },
@@ -156,65 +167,90 @@ pub(crate) fn encode_spec(
     .encode()
 }
 
+/// Where a call's argument buffer lives.
+enum ArgsBuf<'s> {
+    /// In the caller's stack scratch (small arguments).
+    Stack(&'s [u8]),
+    /// On the heap (arguments larger than the scratch).
+    Heap(AlignedVec),
+}
+
 /// The arguments of the current call, decoded one at a time.
 #[doc(hidden)]
-pub struct Args {
-    buf: AlignedVec,
-    slots: Vec<(usize, usize)>,
+pub struct Args<'s> {
+    buf: ArgsBuf<'s>,
+    count: usize,
     next: usize,
 }
 
-impl Args {
-    /// Fetches the current call's arguments from the host.
-    pub fn fetch() -> Result<Args> {
-        let (status, buf) = read_buffer(|ptr, cap, len| {
-            // SAFETY: `ptr` has `cap` writable bytes and `len` is writable
-            // for the call's duration.
-            unsafe { sys::task_args(ptr, cap, len) }
-        });
-        check(status, "task_args")?;
-        let slots = wire::decode_args(&buf)
-            .map_err(|e| Error::invalid_argument(format!("malformed argument buffer: {e}")))?
-            .iter()
-            .map(|s| (s.as_ptr() as usize - buf.as_ptr() as usize, s.len()))
-            .collect();
+impl<'s> Args<'s> {
+    /// Fetches the current call's arguments from the host, into `scratch`
+    /// when they fit.
+    fn fetch<const N: usize>(scratch: &'s mut Scratch<N>) -> Result<Args<'s>> {
+        let mut len = 0u32;
+        let ptr = scratch.0.as_mut_ptr().cast::<u8>();
+        // SAFETY: `ptr` has N writable bytes and `len` is writable for the
+        // call's duration.
+        let status = unsafe { sys::task_args(ptr, N, &mut len) };
+        let buf = if status == Status::BufferTooSmall as i32 {
+            let (status, heap) = read_buffer(|ptr, cap, len| {
+                // SAFETY: as above, for the heap buffer.
+                unsafe { sys::task_args(ptr, cap, len) }
+            });
+            check(status, "task_args")?;
+            ArgsBuf::Heap(heap)
+        } else {
+            check(status, "task_args")?;
+            // SAFETY: the host wrote `len` (at most N) bytes to the scratch,
+            // which stays borrowed for 's.
+            ArgsBuf::Stack(unsafe { std::slice::from_raw_parts(ptr, (len as usize).min(N)) })
+        };
+        let bytes = match &buf {
+            ArgsBuf::Stack(b) => b,
+            ArgsBuf::Heap(v) => v.as_slice(),
+        };
+        // Validate every slot once; `next` then slices without checks failing.
+        let count = wire::decode_args_count(bytes)
+            .map_err(|e| Error::invalid_argument(format!("malformed argument buffer: {e}")))?;
         Ok(Args {
             buf,
-            slots,
+            count,
             next: 0,
         })
     }
 
+    fn bytes(&self) -> &[u8] {
+        match &self.buf {
+            ArgsBuf::Stack(b) => b,
+            ArgsBuf::Heap(v) => v.as_slice(),
+        }
+    }
+
     /// Decodes the next argument as a `T`.
     pub fn next<T: Decode>(&mut self, param: &str) -> Result<T> {
-        let Some(&(at, len)) = self.slots.get(self.next) else {
+        if self.next >= self.count {
             return Err(Error::invalid_argument(format!(
                 "missing argument `{param}`: the call has {} arguments",
-                self.slots.len()
+                self.count
             )));
-        };
+        }
+        let i = self.next;
         self.next += 1;
-        codec::decode(&self.buf[at..at + len])
+        let slot = wire::arg_slot(self.bytes(), i).expect("slots were validated");
+        codec::decode(slot)
             .map_err(|e| Error::invalid_argument(format!("argument `{param}`: {}", e.message())))
     }
 
     /// Fails when the call had more arguments than the function takes.
     pub fn finish(&self) -> Result<()> {
-        if self.next != self.slots.len() {
+        if self.next != self.count {
             return Err(Error::invalid_argument(format!(
                 "the function takes {} arguments but the call has {}",
-                self.next,
-                self.slots.len()
+                self.next, self.count
             )));
         }
         Ok(())
     }
-}
-
-/// Encodes a function's return value.
-#[doc(hidden)]
-pub fn encode_return<T: Encode>(value: &T) -> Encoded {
-    codec::encode(value)
 }
 
 /// Turns a function's `Err` into the call's error.
@@ -242,37 +278,39 @@ fn report_failure(kind: ErrorKind, msg: &str) {
 /// Runs the body of a task or actor method export: fetches the arguments,
 /// runs `body`, hands the result (or failure) to the host.
 #[doc(hidden)]
-pub fn run_call(body: impl FnOnce(&mut Args) -> Result<Encoded>) -> i32 {
+pub fn run_call<T: Encode>(body: impl FnOnce(&mut Args<'_>) -> Result<T>) -> i32 {
     install_panic_hook();
-    let result = Args::fetch().and_then(|mut args| body(&mut args));
+    let mut scratch = Scratch::<256>::new();
+    let result = Args::fetch(&mut scratch).and_then(|mut args| body(&mut args));
     finish_call(result)
 }
 
 /// Hands a call's result to the host; returns the export's return code.
-pub(crate) fn finish_call(result: Result<Encoded>) -> i32 {
-    match result {
-        Ok(enc) => {
-            // SAFETY: the pointers are readable for the given lengths for
-            // the call's duration.
-            let status = unsafe {
-                sys::task_return(
-                    0,
-                    enc.bytes.as_ptr(),
-                    enc.bytes.len(),
-                    enc.refs_bytes().as_ptr(),
-                    enc.refs.len(),
-                )
-            };
-            match check(status, "return") {
-                Ok(_) => export::OK,
-                Err(e) => {
-                    report_failure(e.kind(), e.message());
-                    export::FAILED
-                }
-            }
-        }
+pub(crate) fn finish_call<T: Encode>(result: Result<T>) -> i32 {
+    let value = match result {
+        Ok(v) => v,
         Err(e) => {
-            report_failure(e.kind(), &e.to_string());
+            report_failure(e.kind(), e.message());
+            return export::FAILED;
+        }
+    };
+    let status = codec::with_encoded(&value, |bytes, refs| {
+        // SAFETY: the pointers are readable for the given lengths for the
+        // call's duration.
+        unsafe {
+            sys::task_return(
+                0,
+                bytes.as_ptr(),
+                bytes.len(),
+                codec::id_bytes(refs).as_ptr(),
+                refs.len(),
+            )
+        }
+    });
+    match check(status, "return") {
+        Ok(_) => export::OK,
+        Err(e) => {
+            report_failure(e.kind(), e.message());
             export::FAILED
         }
     }

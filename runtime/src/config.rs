@@ -12,6 +12,9 @@ pub(crate) struct Config {
     /// Instance slots of the pooling allocator: how many instances (running,
     /// waiting or idle actors) can exist at once.
     pub instance_slots: u32,
+    /// Fiber stacks: how many calls can be in progress at once (computing,
+    /// or waiting inside a host call such as `get`).
+    pub call_slots: u32,
     /// Default linear memory limit of an instance, in bytes.
     pub memory_limit: u64,
     /// Default wall-clock limit of one task attempt.
@@ -35,6 +38,7 @@ impl Default for Config {
         Config {
             num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             instance_slots: 10_000,
+            call_slots: 1_000,
             memory_limit: crate::engine::MAX_WASM32_MEMORY,
             task_timeout: None,
             max_object_size: 2 << 30,

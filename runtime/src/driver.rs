@@ -8,7 +8,7 @@
 
 use crate::instance::{self, CancelToken, InstanceSpec, Origin};
 use crate::module::Module;
-use crate::output::OutputSource;
+use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
 use crate::scheduler;
 use std::sync::Arc;
@@ -23,10 +23,10 @@ pub(crate) async fn run(
     args: Vec<String>,
 ) -> Result<i32, ErrorRecord> {
     let name = module.name().to_string();
-    let source = Arc::new(OutputSource {
-        label: name.clone().into(),
-        is_driver: true,
-    });
+    let source = OutputSource {
+        name: name.clone().into(),
+        kind: SourceKind::Driver,
+    };
     let mut store = instance::new_store(
         rt,
         InstanceSpec {
@@ -44,11 +44,11 @@ pub(crate) async fn run(
         store.data_mut().call = None;
         let result = scheduler::call_export(&mut store, module, &main).await;
         let st = store.data_mut();
-        st.capture.flush();
+        st.flush_output();
         return match result {
             Ok(export::OK) => Ok(0),
             Ok(code) => Err(instance::failed_return(st, &name, code)),
-            Err(e) => Err(instance::classify(&e, st, &name)),
+            Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, &name)),
         };
     }
     let Some(start) = module.start_export() else {
@@ -70,12 +70,15 @@ pub(crate) async fn run(
     }
     .await;
     let st = store.data_mut();
-    st.capture.flush();
+    st.flush_output();
     match result {
         Ok(()) => Ok(0),
-        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(exit) => Ok(exit.0),
-            None => Err(instance::classify(&e, st, &name)),
-        },
+        Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, &name)),
     }
+}
+
+/// The status of a driver that called WASI `proc_exit` (`std::process::exit`).
+fn exit_status(e: &wasmtime::Error) -> Option<i32> {
+    e.downcast_ref::<wasmtime_wasi::I32Exit>()
+        .map(|exit| exit.0)
 }

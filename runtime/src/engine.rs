@@ -5,7 +5,9 @@
 //! microseconds. Where the kernel has `PAGEMAP_SCAN` (Linux 6.7+), slots are
 //! reset with one ioctl instead of `madvise` calls, which would force a TLB
 //! shootdown on every other core per instance; the first pages of each
-//! memory stay resident between uses.
+//! memory and of each fiber stack stay resident between uses. Fiber stacks
+//! (one per call in progress) are pooled apart from instances: each costs an
+//! `mprotect` at start-up, so their number is what bounds start-up time.
 //!
 //! Epoch interruption gives long-running guests yield points: a thread
 //! increments the epoch every [`EPOCH_TICK`], and each store's callback
@@ -35,10 +37,14 @@ pub(crate) fn build(config: &Config) -> Result<Engine> {
     pool.total_core_instances(slots)
         .total_memories(slots)
         .total_tables(slots)
-        .total_stacks(slots)
+        .total_stacks(config.call_slots)
         .max_memory_size(MAX_WASM32_MEMORY as usize)
         .pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(2 << 20)
+        // Fiber stacks stay resident too, and decommits are batched: each
+        // madvise costs a TLB shootdown on every other core.
+        .async_stack_keep_resident(256 << 10)
+        .decommit_batch_size(64)
         .table_keep_resident(64 << 10);
 
     let mut wt = wasmtime::Config::new();

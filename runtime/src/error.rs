@@ -27,7 +27,7 @@ pub enum Error {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -105,8 +105,9 @@ impl fmt::Display for TaskError {
 }
 
 impl fmt::Debug for TaskError {
+    /// Display, then the root cause's wasm backtrace and stderr tail.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.record.fmt(f)?;
+        fmt::Display::fmt(&self.record, f)?;
         let root = self.record.root_cause();
         if !root.backtrace.is_empty() {
             write!(f, "\nwasm backtrace:\n{}", root.backtrace)?;

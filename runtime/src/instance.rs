@@ -20,6 +20,7 @@ use crate::blob::Blob;
 use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
 use crate::runtime::Shared;
+use crate::scheduler::HeldRefs;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,15 +163,20 @@ pub(crate) struct Call {
     pub layout: ArgsLayout,
     /// Return values set with `task_return`.
     pub returns: Vec<Option<Arc<Blob>>>,
+    /// The objects the return values refer to, held from `task_return`
+    /// until the values are stored (the guest may drop its own references
+    /// right after returning).
+    pub returned_refs: HeldRefs,
 }
 
 impl Call {
-    pub fn new(args: Vec<Arc<Blob>>, num_returns: u32) -> Option<Call> {
+    pub fn new(rt: &Arc<Shared>, args: Vec<Arc<Blob>>, num_returns: u32) -> Option<Call> {
         let layout = ArgsLayout::new(args.iter().map(|b| b.len()))?;
         Some(Call {
             args,
             layout,
             returns: vec![None; num_returns as usize],
+            returned_refs: HeldRefs::new(rt),
         })
     }
 }
@@ -216,7 +222,13 @@ pub(crate) struct Origin {
 
 /// The data of a guest's store.
 pub(crate) struct InstanceState {
-    pub wasi: WasiP1Ctx,
+    /// Built on the guest's first WASI call: most tasks never make one.
+    wasi: Option<WasiP1Ctx>,
+    /// WASI arguments (drivers only).
+    wasi_args: Vec<String>,
+    source: OutputSource,
+    /// The guest's output, once it wrote any (created with the WASI context).
+    capture: Option<Capture>,
     pub rt: Arc<Shared>,
     pub module: Module,
     /// The guest's exported memory, once instantiated.
@@ -228,11 +240,48 @@ pub(crate) struct InstanceState {
     pub failure: Option<(ErrorKind, String)>,
     /// The CPU slot, held while the guest computes (not while it waits).
     pub slot: Option<OwnedSemaphorePermit>,
-    pub capture: Capture,
     pub origin: Origin,
     pub deadline: Option<Instant>,
     pub cancel: Arc<CancelToken>,
     _instance_slot: OwnedSemaphorePermit,
+}
+
+impl InstanceState {
+    /// The WASI context, built on first use with no files, no environment
+    /// and no network, and stdout and stderr into a capture.
+    pub fn wasi(&mut self) -> &mut WasiP1Ctx {
+        if self.wasi.is_none() {
+            let capture = Capture::new(
+                self.source.clone(),
+                self.rt.sink.clone(),
+                self.rt.config.output_limit,
+            );
+            let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+            b.stdout(capture.stream(Stream::Stdout))
+                .stderr(capture.stream(Stream::Stderr));
+            if !self.wasi_args.is_empty() {
+                b.args(&self.wasi_args);
+            }
+            self.capture = Some(capture);
+            self.wasi = Some(b.build_p1());
+        }
+        self.wasi.as_mut().expect("built above")
+    }
+
+    /// Emits the guest's unfinished output lines; call when a call ends.
+    pub fn flush_output(&self) {
+        if let Some(c) = &self.capture {
+            c.flush();
+        }
+    }
+
+    /// The end of what the guest wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.capture
+            .as_ref()
+            .map(Capture::stderr_tail)
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for InstanceState {
@@ -244,7 +293,7 @@ impl Drop for InstanceState {
 /// What a new instance is for.
 pub(crate) struct InstanceSpec {
     pub module: Module,
-    pub source: Arc<OutputSource>,
+    pub source: OutputSource,
     pub memory_limit: u64,
     pub deadline: Option<Instant>,
     pub origin: Origin,
@@ -262,15 +311,11 @@ pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<Ins
         .acquire_owned()
         .await
         .expect("the instance semaphore is never closed");
-    let capture = Capture::new(spec.source, rt.sink.clone(), rt.config.output_limit);
-    let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
-    wasi.stdout(capture.stream(Stream::Stdout))
-        .stderr(capture.stream(Stream::Stderr));
-    if !spec.args.is_empty() {
-        wasi.args(&spec.args);
-    }
     let state = InstanceState {
-        wasi: wasi.build_p1(),
+        wasi: None,
+        wasi_args: spec.args,
+        source: spec.source,
+        capture: None,
         rt: rt.clone(),
         module: spec.module,
         memory: None,
@@ -281,7 +326,6 @@ pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<Ins
         call: None,
         failure: None,
         slot: None,
-        capture,
         origin: spec.origin,
         deadline: spec.deadline,
         cancel: spec.cancel,
@@ -347,7 +391,7 @@ pub(crate) fn classify(
     if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
         rec.backtrace = format_backtrace(bt);
     }
-    rec.stderr_tail = state.capture.stderr_tail();
+    rec.stderr_tail = state.stderr_tail();
     rec
 }
 
@@ -358,11 +402,29 @@ fn timeout_message(state: &InstanceState) -> String {
     }
 }
 
-/// One frame a line: `  0: module!function`.
+/// One demangled frame a line, innermost first, without the frames of
+/// Rust's panic machinery (they sit above the frame that panicked).
 fn format_backtrace(bt: &wasmtime::WasmBacktrace) -> String {
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .map(|f| match f.func_name() {
+            Some(n) => format!("{:#}", rustc_demangle::demangle(n)),
+            None => format!("<function {}>", f.func_index()),
+        })
+        .collect();
+    let is_panic_machinery = |n: &str| {
+        n.starts_with("core::panicking::")
+            || n.starts_with("std::panicking::")
+            || n.starts_with("__rustc::")
+            || n.starts_with("std::sys::backtrace::")
+    };
+    let skip = names
+        .iter()
+        .rposition(|n| is_panic_machinery(n))
+        .map_or(0, |i| i + 1);
     let mut out = String::new();
-    for (i, frame) in bt.frames().iter().enumerate() {
-        let name = frame.func_name().unwrap_or("<unknown>");
+    for (i, name) in names[skip..].iter().enumerate() {
         out.push_str(&format!("{i:>4}: {name}\n"));
     }
     out
@@ -379,6 +441,6 @@ pub(crate) fn failed_return(state: &InstanceState, function: &str, status: i32) 
         ),
     };
     let mut rec = ErrorRecord::new(kind, function, message);
-    rec.stderr_tail = state.capture.stderr_tail();
+    rec.stderr_tail = state.stderr_tail();
     rec
 }

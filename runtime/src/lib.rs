@@ -32,7 +32,7 @@ mod scheduler;
 
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use module::Module;
-pub use output::{NullSink, OutputSink, OutputSource, Stream, TerminalSink};
+pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
 pub use runtime::{Builder, Bytes, ObjectRef, Runtime, Stats, TaskBuilder};
 pub use wray_abi::codec::{Decode, Encode};
 pub use wray_abi::wire::ErrorRecord;

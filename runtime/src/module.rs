@@ -31,6 +31,8 @@ struct Inner {
     pre: InstancePre<InstanceState>,
     /// Every `wray:` function export, by full export name.
     exports: FxHashMap<String, ModuleExport>,
+    /// The tasks (`wray:task/<name>`), by name, with the name shared.
+    tasks: FxHashMap<Arc<str>, ModuleExport>,
     memory: Option<ModuleExport>,
     has_start: bool,
 }
@@ -48,10 +50,15 @@ impl Module {
 
     /// The remote functions (tasks) the module exports.
     pub fn tasks(&self) -> impl Iterator<Item = &str> {
+        self.0.tasks.keys().map(|k| &**k)
+    }
+
+    /// The task named `name`: its shared name and its export.
+    pub(crate) fn task(&self, name: &str) -> Option<(Arc<str>, ModuleExport)> {
         self.0
-            .exports
-            .keys()
-            .filter_map(|k| k.strip_prefix(export::TASK_PREFIX))
+            .tasks
+            .get_key_value(name)
+            .map(|(k, e)| (k.clone(), *e))
     }
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
@@ -274,6 +281,10 @@ fn validate(
     let memory = has_memory
         .then(|| module.get_export_index(export::MEMORY))
         .flatten();
+    let tasks = exports
+        .iter()
+        .filter_map(|(name, e)| Some((Arc::from(name.strip_prefix(export::TASK_PREFIX)?), *e)))
+        .collect();
     let pre = linker
         .instantiate_pre(&module)
         .map_err(|e| invalid(format!("{e:#}")))?;
@@ -282,6 +293,7 @@ fn validate(
         name: name.to_string(),
         pre,
         exports,
+        tasks,
         memory,
         has_start,
     })))

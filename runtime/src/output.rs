@@ -10,10 +10,12 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wray_abi::{ActorId, TaskId};
 
 /// How much of stderr an error report keeps.
 const STDERR_TAIL: usize = 2048;
@@ -32,10 +34,39 @@ pub enum Stream {
 /// Who wrote output.
 #[derive(Clone, Debug)]
 pub struct OutputSource {
-    /// A label for humans: `say_hello task=0:12`, `Counter actor=0:3`.
-    pub label: Arc<str>,
-    /// Whether this is a driver (its output is passed through unprefixed).
-    pub is_driver: bool,
+    /// The function, the actor type, or the driver's module name.
+    pub name: Arc<str>,
+    /// What kind of instance wrote it.
+    pub kind: SourceKind,
+}
+
+/// The kinds of instance that write output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A driver: its output is passed through unprefixed.
+    Driver,
+    /// A task.
+    Task(TaskId),
+    /// An actor.
+    Actor(ActorId),
+}
+
+impl OutputSource {
+    /// Whether this is a driver.
+    pub fn is_driver(&self) -> bool {
+        self.kind == SourceKind::Driver
+    }
+}
+
+impl fmt::Display for OutputSource {
+    /// `say_hello task=12`, `Counter actor=3`, or the driver's name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SourceKind::Driver => write!(f, "{}", self.name),
+            SourceKind::Task(t) => write!(f, "{} task={}", self.name, t.seq()),
+            SourceKind::Actor(a) => write!(f, "{} actor={}", self.name, a.seq()),
+        }
+    }
 }
 
 /// Receives guest output. Implementations must be cheap: they run on the
@@ -55,10 +86,10 @@ impl OutputSink for TerminalSink {
     fn write(&self, source: &OutputSource, stream: Stream, bytes: &[u8]) {
         fn emit(mut w: impl Write, source: &OutputSource, bytes: &[u8]) {
             // A closed terminal is not the guest's failure; drop the output.
-            let _ = if source.is_driver {
+            let _ = if source.is_driver() {
                 w.write_all(bytes).and_then(|()| w.flush())
             } else {
-                write!(w, "({}) ", source.label).and_then(|()| w.write_all(bytes))
+                write!(w, "({source}) ").and_then(|()| w.write_all(bytes))
             };
         }
         match stream {
@@ -84,7 +115,7 @@ pub(crate) struct OutputLimitExceeded {
 }
 
 struct State {
-    source: Arc<OutputSource>,
+    source: OutputSource,
     sink: Arc<dyn OutputSink>,
     partial: [Vec<u8>; 2],
     written: usize,
@@ -106,7 +137,7 @@ impl State {
             self.stderr_tail.drain(..over);
             self.stderr_tail.extend(&bytes[bytes.len() - keep..]);
         }
-        if self.source.is_driver {
+        if self.source.is_driver() {
             self.sink.write(&self.source, stream, bytes);
             return Ok(());
         }
@@ -150,7 +181,7 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
-    pub fn new(source: Arc<OutputSource>, sink: Arc<dyn OutputSink>, limit: usize) -> Capture {
+    pub fn new(source: OutputSource, sink: Arc<dyn OutputSink>, limit: usize) -> Capture {
         Capture {
             state: Arc::new(Mutex::new(State {
                 source,
@@ -275,10 +306,14 @@ mod tests {
 
     fn capture(is_driver: bool, limit: usize) -> (Capture, Arc<Collect>) {
         let sink = Arc::new(Collect::default());
-        let source = Arc::new(OutputSource {
-            label: "t".into(),
-            is_driver,
-        });
+        let source = OutputSource {
+            name: "t".into(),
+            kind: if is_driver {
+                SourceKind::Driver
+            } else {
+                SourceKind::Task(TaskId::new(0, 1))
+            },
+        };
         (Capture::new(source, sink.clone(), limit), sink)
     }
 

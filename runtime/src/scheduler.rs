@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
 use crate::module::Module;
 use crate::object_store::Resolved;
-use crate::output::OutputSource;
+use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -130,6 +130,7 @@ impl Policy {
 
 /// What a caller asks to run: everything but where.
 pub(crate) struct Submission {
+    /// The function (the module's shared copy of the name, when it has one).
     pub function: Arc<str>,
     pub args: Vec<TaskArg>,
     pub held: HeldRefs,
@@ -177,8 +178,12 @@ impl Submission {
                 }
             }
         }
+        let function = match st.module.task(spec.function) {
+            Some((name, _)) => name,
+            None => spec.function.into(),
+        };
         Ok(Submission {
-            function: spec.function.into(),
+            function,
             args,
             held,
             num_returns: spec.num_returns,
@@ -207,20 +212,22 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
     for r in &returns {
         rt.objects.create_pending(*r);
     }
-    let export_name = format!("{}{}", export::TASK_PREFIX, sub.function);
-    let Some(export) = module.export(&export_name).copied() else {
+    let Some((function, export)) = module.task(&sub.function) else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidModule,
             &*sub.function,
             format!(
-                "module `{}` has no remote function `{}` (no export `{export_name}`)",
+                "module `{}` has no remote function `{}` (no export `{}{}`)",
                 module.name(),
+                sub.function,
+                export::TASK_PREFIX,
                 sub.function
             ),
         );
         fail_all(rt, &returns, rec);
         return returns;
     };
+    let sub = Submission { function, ..sub };
     let handle = Arc::new(TaskHandle {
         cancel: Arc::new(CancelToken::default()),
         children: Mutex::new(Vec::new()),
@@ -238,7 +245,12 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         handle,
         sub,
     };
-    tokio::spawn(run(rt.clone(), task));
+    let fut = run(rt.clone(), task);
+    debug_assert!(
+        std::mem::size_of_val(&fut) < 1024,
+        "queued tasks must stay small"
+    );
+    tokio::spawn(fut);
     returns
 }
 
@@ -284,17 +296,26 @@ struct Task {
 async fn run(rt: Arc<Shared>, task: Task) {
     let outcome = run_attempts(&rt, &task).await;
     match outcome {
-        Ok(values) => {
+        Ok(Finished { values, held }) => {
             for (id, blob) in task.returns.iter().zip(values) {
                 rt.objects.resolve(*id, Resolved::Ready(blob));
             }
+            // The stored values now hold what they refer to.
+            drop(held);
         }
         Err(rec) => fail_all(&rt, &task.returns, rec),
     }
     rt.tasks.remove(&task.id);
 }
 
-async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+/// A successful attempt: its return values, and references to the objects
+/// they refer to, held until the values are stored.
+pub(crate) struct Finished {
+    pub values: Vec<Arc<Blob>>,
+    pub held: HeldRefs,
+}
+
+async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
     let cancelled = || {
         let mut rec = ErrorRecord::new(
@@ -341,8 +362,11 @@ async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Vec<Arc<Blob>>, E
             p = rt.cpu.clone().acquire_owned() => p.expect("the CPU semaphore is never closed"),
             () = task.handle.cancel.cancelled() => return Err(cancelled()),
         };
-        match execute(rt, task, args.clone(), permit).await {
-            Ok(values) => return Ok(values),
+        // Boxed: the attempt's state (store, instantiation, fiber call) is
+        // large, and only running tasks need it; the spawned future of a
+        // queued task stays small.
+        match Box::pin(execute(rt, task, args.clone(), permit)).await {
+            Ok(finished) => return Ok(finished),
             Err(mut rec) => {
                 rec.task = task.id;
                 rec.attempts = attempt;
@@ -360,13 +384,13 @@ async fn execute(
     task: &Task,
     args: Vec<Arc<Blob>>,
     permit: OwnedSemaphorePermit,
-) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
-    let source = Arc::new(OutputSource {
-        label: format!("{function} task={}", task.id.seq()).into(),
-        is_driver: false,
-    });
-    let Some(call) = instance::Call::new(args, task.sub.num_returns) else {
+    let source = OutputSource {
+        name: task.sub.function.clone(),
+        kind: SourceKind::Task(task.id),
+    };
+    let Some(call) = instance::Call::new(rt, args, task.sub.num_returns) else {
         return Err(ErrorRecord::new(
             ErrorKind::InvalidArgument,
             function,
@@ -434,20 +458,24 @@ pub(crate) fn finish_call(
     store: &mut Store<InstanceState>,
     result: wasmtime::Result<i32>,
     function: &str,
-) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+) -> Result<Finished, ErrorRecord> {
     let st = store.data_mut();
-    st.capture.flush();
+    st.flush_output();
     match result {
         Ok(export::OK) => {
             let call = st.call.take().expect("a call is set before running");
             let rt = &st.rt;
-            Ok(call
+            let values = call
                 .returns
                 .into_iter()
                 // An export that returns OK without `task_return` returns the
                 // empty value (what `()` encodes to).
                 .map(|r| r.unwrap_or_else(|| rt.objects.blob(&[], Vec::new())))
-                .collect())
+                .collect();
+            Ok(Finished {
+                values,
+                held: call.returned_refs,
+            })
         }
         Ok(code) => Err(instance::failed_return(st, function, code)),
         Err(e) => Err(instance::classify(&e, st, function)),

@@ -217,15 +217,10 @@ pub(crate) fn call_body(
     let names = params.iter().map(|p| &p.name);
     let finish = if out.fallible {
         quote! {
-            match __wray_out {
-                ::core::result::Result::Ok(v) => ::core::result::Result::Ok(::wray::__private::encode_return(&v)),
-                ::core::result::Result::Err(e) => ::core::result::Result::Err(::wray::__private::application_error(#function, &e)),
-            }
+            __wray_out.map_err(|e| ::wray::__private::application_error(#function, &e))
         }
     } else {
-        quote!(::core::result::Result::Ok(
-            ::wray::__private::encode_return(&__wray_out)
-        ))
+        quote!(::core::result::Result::Ok(__wray_out))
     };
     quote! {
         #(#decode)*

@@ -31,7 +31,7 @@ use wray_abi::Status;
 
 /// Registers WASI and every wray host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_async(linker, |s| &mut s.wasi)?;
+    wasmtime_wasi::p1::add_to_linker_async(linker, InstanceState::wasi)?;
     objects::add_to_linker(linker)?;
     tasks::add_to_linker(linker)?;
     actors::add_to_linker(linker)?;

@@ -118,10 +118,13 @@ fn task_return(
     if !contained.iter().all(|id| st.refs.knows(id)) {
         return status(Status::NotFound);
     }
-    let blob = st.rt.objects.blob(bytes, contained);
-    if let Some(call) = &mut st.call {
-        call.returns[index as usize] = Some(blob);
+    let call = st.call.as_mut().expect("checked above");
+    for id in &contained {
+        if !call.returned_refs.retain(*id) {
+            return status(Status::NotFound);
+        }
     }
+    call.returns[index as usize] = Some(st.rt.objects.blob(bytes, contained));
     status(Status::Ok)
 }
 

@@ -1,15 +1,299 @@
-//! `wray bench`.
+//! `wray bench`: the built-in benchmark suite.
+//!
+//! Each benchmark runs the bench guest's driver (`bench/src/lib.rs`) with a
+//! benchmark name and a count, timed from the host: the figure includes the
+//! whole path a user's program takes. Every benchmark runs several times
+//! after a warm-up and reports the median. Byte throughputs are measured as
+//! the difference between a long and a short run, so fixed costs (the
+//! driver's instance, its first memory growth) cancel out.
 
+use anyhow::{Context, bail};
 use clap::Args;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wray_runtime::{Module, NullSink, Runtime};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Print one JSON object (on the last line) instead of a table.
+    /// Print the table, then one JSON object with every figure on the last line.
     #[arg(long)]
     json: bool,
+    /// Timed runs of each benchmark (the median is reported).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    runs: usize,
+    /// Run only the benchmarks whose key contains this text (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
+    /// Smaller workloads: a fast check that the suite works, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// The bench guest module.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/wray_bench.wasm"
+    )]
+    module: PathBuf,
+    /// The hello example, for the start-up benchmark.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/hello.wasm"
+    )]
+    hello: PathBuf,
+    /// CPU slots of the runtime under test (default: every core).
+    #[arg(long, value_name = "N")]
+    num_cpus: Option<usize>,
 }
 
-pub fn main(_args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// What one benchmark measures and how its figure is computed.
+enum Measure {
+    /// Operations per second: `ops` operations per driver run.
+    Rate { args: Vec<String>, ops: f64 },
+    /// Gigabytes per second: the difference of a long and a short run.
+    Bandwidth {
+        name: &'static str,
+        short: u32,
+        long: u32,
+        mb: u32,
+    },
+    /// Milliseconds of a whole `wray run` of the hello example.
+    HelloRun,
+}
+
+struct Bench {
+    key: &'static str,
+    what: &'static str,
+    unit: &'static str,
+    measure: Measure,
+}
+
+fn suite(quick: bool) -> Vec<Bench> {
+    let scale = |n: u32| if quick { (n / 50).max(2) } else { n };
+    let rate = |name: &str, n: u32, ops_per: f64| Measure::Rate {
+        args: vec![name.to_string(), n.to_string()],
+        ops: f64::from(n) * ops_per,
+    };
+    let mb = if quick { 4 } else { 100 };
+    vec![
+        Bench {
+            key: "tasks_sync_per_s",
+            what: "tasks, submit then get, one at a time",
+            unit: "tasks/s",
+            measure: rate("tasks_sync", scale(5_000), 1.0),
+        },
+        Bench {
+            key: "tasks_async_per_s",
+            what: "tasks, 10,000 submitted then all got",
+            unit: "tasks/s",
+            measure: rate("tasks_async", scale(10_000), 1.0),
+        },
+        Bench {
+            key: "tasks_nested_per_s",
+            what: "tasks, parents each submitting and getting 10 children",
+            unit: "tasks/s",
+            measure: rate("tasks_nested", scale(1_000), 11.0),
+        },
+        Bench {
+            key: "put_small_per_s",
+            what: "put of a distinct u64 from a guest",
+            unit: "puts/s",
+            measure: rate("put_small", scale(200_000), 1.0),
+        },
+        Bench {
+            key: "get_small_per_s",
+            what: "get of a u64 into a guest",
+            unit: "gets/s",
+            measure: rate("get_small", scale(200_000), 1.0),
+        },
+        Bench {
+            key: "put_gb_per_s",
+            what: "put of distinct 100 MB values from a guest",
+            unit: "GB/s",
+            measure: Measure::Bandwidth {
+                name: "put_large",
+                short: 2,
+                long: if quick { 4 } else { 12 },
+                mb,
+            },
+        },
+        Bench {
+            key: "get_gb_per_s",
+            what: "get of a 100 MB object into a guest",
+            unit: "GB/s",
+            measure: Measure::Bandwidth {
+                name: "get_large",
+                short: 2,
+                long: if quick { 4 } else { 12 },
+                mb,
+            },
+        },
+        Bench {
+            key: "run_hello_ms",
+            what: "a whole `wray run` of hello, warm code cache",
+            unit: "ms",
+            measure: Measure::HelloRun,
+        },
+    ]
+}
+
+pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let mut builder = Runtime::builder().output(Arc::new(NullSink));
+    if let Some(n) = args.num_cpus {
+        builder = builder.num_cpus(n);
+    }
+    let rt = builder.build()?;
+    let module = rt.load_file(&args.module).with_context(|| {
+        format!(
+            "cannot load the bench guest {} (build it with `make guests`, and run from the repository root)",
+            args.module.display()
+        )
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "wray {} bench: {cores} cores, {} CPU slots, median of {} runs{}",
+        env!("CARGO_PKG_VERSION"),
+        rt.num_cpus(),
+        args.runs,
+        if args.quick {
+            " (quick: not a measurement)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<22} {:>14} {:<8} {:>22}  what",
+        "benchmark", "median", "unit", "range"
+    );
+    let mut figures = Vec::new();
+    for bench in suite(args.quick) {
+        if !args.only.is_empty() && !args.only.iter().any(|o| bench.key.contains(o.as_str())) {
+            continue;
+        }
+        let samples = measure(&rt, &module, &bench.measure, &args)?;
+        let (lo, mid, hi) = summary(samples);
+        println!(
+            "{:<22} {:>14} {:<8} {:>22}  {}",
+            bench.key,
+            fmt_num(mid),
+            bench.unit,
+            format!("{} .. {}", fmt_num(lo), fmt_num(hi)),
+            bench.what
+        );
+        figures.push((bench.key, mid));
+    }
+    if args.json {
+        let mut obj = serde_json::Map::new();
+        for (k, v) in figures {
+            obj.insert(k.into(), serde_json::json!(round(v)));
+        }
+        obj.insert("cores".into(), serde_json::json!(cores));
+        obj.insert("cpu_slots".into(), serde_json::json!(rt.num_cpus()));
+        println!("{}", serde_json::Value::Object(obj));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn measure(
+    rt: &Runtime,
+    module: &Module,
+    m: &Measure,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<f64>> {
+    let runs = args.runs;
+    match m {
+        Measure::Rate { args: drv, ops } => {
+            time_driver(rt, module, drv)?; // warm-up
+            (0..runs)
+                .map(|_| Ok(ops / time_driver(rt, module, drv)?.as_secs_f64()))
+                .collect()
+        }
+        Measure::Bandwidth {
+            name,
+            short,
+            long,
+            mb,
+        } => {
+            let drv = |n: u32| vec![name.to_string(), n.to_string(), mb.to_string()];
+            time_driver(rt, module, &drv(*short))?;
+            (0..runs)
+                .map(|_| {
+                    let t_short = time_driver(rt, module, &drv(*short))?;
+                    let t_long = time_driver(rt, module, &drv(*long))?;
+                    let bytes = f64::from(long - short) * f64::from(*mb) * 1e6;
+                    let secs = t_long.saturating_sub(t_short).as_secs_f64().max(1e-9);
+                    Ok(bytes / secs / 1e9)
+                })
+                .collect()
+        }
+        Measure::HelloRun => {
+            let exe = std::env::current_exe().context("cannot find the wray executable")?;
+            let run = || -> anyhow::Result<Duration> {
+                let start = Instant::now();
+                let status = Command::new(&exe)
+                    .arg("run")
+                    .arg(&args.hello)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()?;
+                let took = start.elapsed();
+                if !status.success() {
+                    bail!("`wray run {}` failed: {status}", args.hello.display());
+                }
+                Ok(took)
+            };
+            run()?; // warms the code cache
+            (0..runs).map(|_| Ok(run()?.as_secs_f64() * 1e3)).collect()
+        }
+    }
+}
+
+fn time_driver(rt: &Runtime, module: &Module, args: &[String]) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let status = rt.run_driver(module, args)?;
+    let took = start.elapsed();
+    if status != 0 {
+        bail!("the bench driver exited with status {status} for {args:?}");
+    }
+    Ok(took)
+}
+
+/// (min, median, max).
+fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let mid = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    (v[0], mid, v[v.len() - 1])
+}
+
+fn round(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        v.round()
+    } else {
+        (v * 100.0).round() / 100.0
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        let s = format!("{:.0}", v);
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else {
+        format!("{:.2}", v)
+    }
 }

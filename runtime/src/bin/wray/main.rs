@@ -11,6 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 use wray_runtime::{Builder, Runtime};
 
+// glibc's per-thread arenas grow and shrink with mprotect and page faults
+// under the per-task allocation pattern; mimalloc keeps freed pages.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// wray: Ray's tasks, actors and objects, on sandboxed WebAssembly.
 ///
 /// Build a guest crate with `cargo build --release --target wasm32-wasip1`,

@@ -1,7 +1,6 @@
 //! `wray run`.
 
 use crate::RuntimeArgs;
-use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +19,7 @@ pub struct RunArgs {
 
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = args.runtime.builder().build()?;
-    let module = rt
-        .load_file(&args.module)
-        .with_context(|| format!("cannot load {}", args.module.display()))?;
+    let module = rt.load_file(&args.module)?;
     match rt.run_driver(&module, &args.args) {
         Ok(status) => Ok(exit_code(status)),
         Err(Error::Task(e)) => {

@@ -1,1 +1,388 @@
+//! The integration suite's guest: remote functions for every behaviour the
+//! suite checks, and a driver whose first argument picks a scenario.
+//!
+//! Scenarios check their own expectations and fail the driver (exit status
+//! 1, with the message) when one does not hold, so the host test sees every
+//! mismatch.
 
+use std::time::{Duration, Instant};
+use wray::prelude::*;
+
+// ---- values --------------------------------------------------------------
+
+#[wray::remote]
+fn add(a: i32, b: i32) -> i32 {
+    a + b
+}
+
+#[wray::remote]
+fn concat(a: String, b: String) -> String {
+    format!("{a}{b}")
+}
+
+#[wray::value]
+#[derive(Debug, PartialEq, Clone)]
+pub struct Point {
+    x: f64,
+    y: f64,
+}
+
+#[wray::remote]
+fn norm(p: Point) -> f64 {
+    (p.x * p.x + p.y * p.y).sqrt()
+}
+
+#[wray::remote]
+fn sum(v: Vec<u64>) -> u64 {
+    v.iter().sum()
+}
+
+/// Takes the reference itself and fetches lazily.
+#[wray::remote]
+fn sum_ref(r: ObjectRef<Vec<u64>>) -> u64 {
+    wray::get(&r).expect("the object exists").iter().sum()
+}
+
+/// Returns a reference to an object it put: the object outlives the task.
+#[wray::remote]
+fn make_ref(x: u64) -> ObjectRef<u64> {
+    wray::put(&x)
+}
+
+#[wray::remote]
+fn deref(r: ObjectRef<u64>) -> u64 {
+    wray::get(&r).expect("the object exists")
+}
+
+#[wray::remote]
+fn nothing() {}
+
+#[wray::remote]
+fn double(x: u32) -> u32 {
+    x * 2
+}
+
+#[wray::remote]
+fn len(v: Vec<u8>) -> u64 {
+    v.len() as u64
+}
+
+// ---- failures ------------------------------------------------------------
+
+#[wray::remote]
+fn fails(msg: String) -> Result<u32, String> {
+    Err(msg)
+}
+
+#[wray::remote]
+fn panics(msg: String) -> u32 {
+    panic!("{msg}")
+}
+
+#[wray::remote]
+fn traps() -> u32 {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    unreachable!()
+}
+
+#[wray::remote]
+fn forever() -> u32 {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Allocates and touches `mb` megabytes.
+#[wray::remote]
+fn hog(mb: u32) -> u64 {
+    let v = vec![1u8; mb as usize * (1 << 20)];
+    v.iter().map(|&b| u64::from(b)).sum()
+}
+
+#[wray::remote]
+fn recurse(n: u64) -> u64 {
+    fn down(n: u64, pad: [u8; 256]) -> u64 {
+        if n == 0 {
+            return u64::from(pad[0]);
+        }
+        std::hint::black_box(down(n - 1, std::hint::black_box(pad))) + 1
+    }
+    down(n, [0; 256])
+}
+
+/// Writes `kb` kilobytes to stdout.
+#[wray::remote]
+fn flood(kb: u32) -> u32 {
+    let line = "x".repeat(1023);
+    for _ in 0..kb {
+        println!("{line}");
+    }
+    kb
+}
+
+/// Returns a value of `mb` megabytes.
+#[wray::remote]
+fn giant(mb: u32) -> Vec<u8> {
+    vec![3u8; mb as usize * (1 << 20)]
+}
+
+/// Prints to both streams, then fails if asked.
+#[wray::remote]
+fn chatty(lines: u32, fail: bool) -> Result<u32, String> {
+    for i in 0..lines {
+        println!("out {i}");
+        eprintln!("err {i}");
+    }
+    if fail {
+        Err("chatty failed".into())
+    } else {
+        Ok(lines)
+    }
+}
+
+/// Busy for `ms` milliseconds, then returns `ms`.
+#[wray::remote]
+fn busy(ms: u64) -> u64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(ms) {
+        std::hint::spin_loop();
+    }
+    ms
+}
+
+// ---- nesting -------------------------------------------------------------
+
+/// A chain of nested tasks `depth` deep: each level gets the next.
+#[wray::remote]
+fn chain(depth: u32) -> u32 {
+    if depth == 0 {
+        return 0;
+    }
+    wray::get(&chain::remote(depth - 1)).expect("child succeeds") + 1
+}
+
+/// A binary tree of tasks; returns how many tasks ran.
+#[wray::remote]
+fn tree(depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let kids = [tree::remote(depth - 1), tree::remote(depth - 1)];
+    wray::get(&kids)
+        .expect("children succeed")
+        .iter()
+        .sum::<u64>()
+        + 1
+}
+
+// ---- sandbox ---------------------------------------------------------------
+
+/// Reports what the guest can see of its host.
+#[wray::remote]
+fn probe_sandbox() -> String {
+    let env = std::env::vars().count();
+    let root = std::fs::read_dir("/").is_ok();
+    let passwd = std::fs::read("/etc/passwd").is_ok();
+    let cwd = std::fs::read_dir(".").is_ok();
+    let args = std::env::args().count();
+    format!("env={env} root={root} passwd={passwd} cwd={cwd} args={args}")
+}
+
+// ---- the driver -------------------------------------------------------------
+
+fn check(cond: bool, what: &str) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}"))
+    }
+}
+
+fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
+    let e = |e: wray::Error| e.to_string();
+    match name {
+        "hello" => {
+            println!("driver says hi");
+            let r = add::remote(2, 3);
+            println!("2 + 3 = {}", wray::get(&r).map_err(e)?);
+        }
+        "args" => println!("args: {}", rest.join(",")),
+        "fail" => return Err("the driver gives up".into()),
+        "panic" => panic!("the driver panics"),
+        "exit" => std::process::exit(7),
+        "values" => {
+            check(
+                wray::get(&concat::remote("ab", String::from("cd"))).map_err(e)? == "abcd",
+                "concat",
+            )?;
+            let p = Point { x: 3.0, y: 4.0 };
+            check(
+                wray::get(&norm::remote(&p)).map_err(e)? == 5.0,
+                "norm by reference",
+            )?;
+            check(
+                wray::get(&norm::remote(p)).map_err(e)? == 5.0,
+                "norm by value",
+            )?;
+            let big: Vec<u64> = (0..100_000).collect();
+            let want: u64 = big.iter().sum();
+            check(
+                wray::get(&sum::remote(&big)).map_err(e)? == want,
+                "large inline arg",
+            )?;
+            wray::get(&nothing::remote()).map_err(e)?;
+        }
+        "put-get" => {
+            let r = wray::put(&vec![1u64, 2, 3]);
+            check(wray::get(&r).map_err(e)? == vec![1, 2, 3], "get of put")?;
+            let same = wray::put(&vec![1u64, 2, 3]);
+            check(same.id() == r.id(), "same bytes, same id")?;
+            // An ObjectRef argument is resolved before the task runs...
+            check(
+                wray::get(&sum::remote(&r)).map_err(e)? == 6,
+                "ref arg resolved",
+            )?;
+            // ...unless the parameter is itself an ObjectRef.
+            check(
+                wray::get(&sum_ref::remote(r.clone())).map_err(e)? == 6,
+                "ref param passed",
+            )?;
+            // A task's result can be another task's argument before it is ready.
+            let chained = add::remote(add::remote(1, 2), add::remote(3, 4));
+            check(wray::get(&chained).map_err(e)? == 10, "chained refs")?;
+            // References inside results stay alive.
+            let inner: ObjectRef<u64> = wray::get(&make_ref::remote(41u64)).map_err(e)?;
+            check(
+                wray::get(&inner).map_err(e)? == 41,
+                "ref returned from a task",
+            )?;
+            check(
+                wray::get(&deref::remote(inner)).map_err(e)? == 41,
+                "ref passed on",
+            )?;
+        }
+        "get-many" => {
+            let refs: Vec<_> = (0..50).map(|i| add::remote(i, i)).collect();
+            let got = wray::get(&refs).map_err(e)?;
+            check(
+                got == (0..50).map(|i| i * 2).collect::<Vec<_>>(),
+                "values in order",
+            )?;
+            let arr = [add::remote(1, 1), add::remote(2, 2)];
+            check(wray::get(&arr).map_err(e)? == vec![2, 4], "array of refs")?;
+            check(
+                wray::get(&refs[..3]).map_err(e)? == vec![0, 2, 4],
+                "slice of refs",
+            )?;
+        }
+        "wait" => {
+            let slow = busy::remote(300u64);
+            let fast = busy::remote(0u64);
+            wray::get(&fast).map_err(e)?;
+            let refs = vec![slow.clone(), fast.clone()];
+            let (ready, not_ready) = wray::wait(&refs, 1, None).map_err(e)?;
+            check(ready == vec![fast.clone()], "fast one is ready")?;
+            check(not_ready == vec![slow.clone()], "slow one is not")?;
+            // A zero timeout polls.
+            let t = Instant::now();
+            let (ready, not_ready) = wray::wait(&refs, 2, Some(Duration::ZERO)).map_err(e)?;
+            check(
+                t.elapsed() < Duration::from_millis(200),
+                "zero timeout returns at once",
+            )?;
+            check(
+                ready.len() == 1 && not_ready.len() == 1,
+                "poll splits ready from not",
+            )?;
+            // A short timeout returns what is ready.
+            let (ready, _) = wray::wait(&refs, 2, Some(Duration::from_millis(20))).map_err(e)?;
+            check(ready.len() == 1, "timeout splits")?;
+            let (ready, not_ready) = wray::wait(&refs, 2, None).map_err(e)?;
+            check(
+                ready.len() == 2 && not_ready.is_empty(),
+                "all ready eventually",
+            )?;
+            // num_returns caps the ready list, in input order.
+            let (ready, not_ready) = wray::wait(&refs, 1, None).map_err(e)?;
+            check(
+                ready == vec![slow.clone()] && not_ready == vec![fast],
+                "num_returns caps",
+            )?;
+            check(
+                wray::wait(&refs, 3, None).is_err(),
+                "num_returns > len is an error",
+            )?;
+            // Failed tasks count as ready.
+            let bad = vec![fails::remote("x")];
+            let (ready, _) = wray::wait(&bad, 1, None).map_err(e)?;
+            check(ready.len() == 1, "failures are ready")?;
+        }
+        "get-timeout" => {
+            let slow = busy::remote(400u64);
+            let err = wray::get_timeout(&slow, Some(Duration::from_millis(20))).unwrap_err();
+            check(err.is_timeout(), "get timed out")?;
+            check(wray::get(&slow).map_err(e)? == 400, "still gettable later")?;
+        }
+        "errors" => {
+            let err = wray::get(&fails::remote("bad input")).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::Application,
+                "application error kind",
+            )?;
+            check(
+                err.message() == "bad input" && err.function() == "fails",
+                "message and function",
+            )?;
+            let err = wray::get(&panics::remote("kaboom")).unwrap_err();
+            check(err.kind() == wray::ErrorKind::Panic, "panic kind")?;
+            check(err.message().contains("kaboom"), "panic message")?;
+            let err = wray::get(&traps::remote()).unwrap_err();
+            check(err.kind() == wray::ErrorKind::Trap, "trap kind")?;
+            check(!err.backtrace().is_empty(), "trap backtrace")?;
+            // A dependent task fails with the cause chained, and never runs.
+            let err = wray::get(&double::remote(fails::remote("root"))).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::DependencyFailed,
+                "dependency failed",
+            )?;
+            check(err.root_cause().message() == "root", "cause chained")?;
+        }
+        "nested" => {
+            let depth: u32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(10);
+            let got = wray::get(&chain::remote(depth)).map_err(e)?;
+            check(got == depth, "chain depth")?;
+            let ran = wray::get(&tree::remote(6)).map_err(e)?;
+            check(ran == 127, "tree of 127 tasks")?;
+            println!("nested ok: chain {got}, tree {ran}");
+        }
+        "output" => {
+            println!("driver line");
+            wray::get(&chatty::remote(2u32, false)).map_err(e)?;
+        }
+        "sandbox" => println!("{}", wray::get(&probe_sandbox::remote()).map_err(e)?),
+        "many" => {
+            let n: i32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let refs: Vec<_> = (0..n).map(|i| add::remote(i, 1)).collect();
+            let total: i64 = wray::get(&refs)
+                .map_err(e)?
+                .iter()
+                .map(|&x| i64::from(x))
+                .sum();
+            check(total == i64::from(n) * i64::from(n + 1) / 2, "sum of many")?;
+        }
+        other => return Err(format!("unknown scenario `{other}`")),
+    }
+    Ok(())
+}
+
+#[wray::main]
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((name, rest)) = args.split_first() else {
+        return Err("usage: testkit <scenario> [args]".into());
+    };
+    scenario(name, rest)
+}

@@ -1,0 +1,92 @@
+//! The guest behind `wray bench`.
+//!
+//! Its driver takes a benchmark name and a count (`wray run wray_bench.wasm
+//! -- tasks_async 10000`) and does that much work; `wray bench` times whole
+//! driver runs from the host, so every figure includes the real submit,
+//! schedule, instantiate, call and notify path.
+
+use wray::ObjectRef;
+
+/// A task that does nothing.
+#[wray::remote]
+fn noop() {}
+
+/// A parent that submits `children` no-op tasks and gets them all.
+#[wray::remote]
+fn parent(children: u32) -> u32 {
+    let refs: Vec<_> = (0..children).map(|_| noop::remote()).collect();
+    wray::get(&refs).expect("children succeed").len() as u32
+}
+
+fn tasks_sync(n: u32) {
+    for _ in 0..n {
+        wray::get(&noop::remote()).expect("noop succeeds");
+    }
+}
+
+fn tasks_async(n: u32) {
+    let refs: Vec<_> = (0..n).map(|_| noop::remote()).collect();
+    wray::get(&refs).expect("noops succeed");
+}
+
+fn tasks_nested(parents: u32) {
+    let refs: Vec<_> = (0..parents).map(|_| parent::remote(10u32)).collect();
+    let got = wray::get(&refs).expect("parents succeed");
+    assert!(got.iter().all(|&c| c == 10));
+}
+
+fn put_small(n: u32) {
+    // Distinct values: content addressing would otherwise store one object.
+    let refs: Vec<ObjectRef<u64>> = (0..u64::from(n)).map(|i| wray::put(&i)).collect();
+    assert_eq!(refs.len(), n as usize);
+}
+
+fn get_small(n: u32) {
+    let r = wray::put(&42u64);
+    for _ in 0..n {
+        assert_eq!(wray::get(&r).expect("get succeeds"), 42);
+    }
+}
+
+/// Puts `n` distinct values of `mb` megabytes each.
+fn put_large(n: u32, mb: usize) {
+    let mut v = vec![0u8; mb * 1_000_000];
+    for i in 0..n {
+        v[0] = i as u8;
+        v[1] = (i >> 8) as u8;
+        drop(wray::put(&v));
+    }
+}
+
+/// Gets one object of `mb` megabytes `n` times into this instance.
+fn get_large(n: u32, mb: usize) {
+    let r = wray::put(&vec![7u8; mb * 1_000_000]);
+    for _ in 0..n {
+        let v: Vec<u8> = wray::get(&r).expect("get succeeds");
+        assert_eq!(v.len(), mb * 1_000_000);
+    }
+}
+
+#[wray::main]
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [name, count, rest @ ..] = args.as_slice() else {
+        return Err("usage: wray_bench <benchmark> <count> [megabytes]".into());
+    };
+    let n: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
+    let mb: usize = rest
+        .first()
+        .map_or(Ok(100), |s| s.parse())
+        .map_err(|_| "bad size")?;
+    match name.as_str() {
+        "tasks_sync" => tasks_sync(n),
+        "tasks_async" => tasks_async(n),
+        "tasks_nested" => tasks_nested(n),
+        "put_small" => put_small(n),
+        "get_small" => get_small(n),
+        "put_large" => put_large(n, mb),
+        "get_large" => get_large(n, mb),
+        other => return Err(format!("unknown benchmark `{other}`")),
+    }
+    Ok(())
+}
