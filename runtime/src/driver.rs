@@ -11,6 +11,7 @@ use crate::module::Module;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
 use crate::scheduler;
+use crate::slots::Need;
 use std::sync::Arc;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, export};
@@ -27,6 +28,7 @@ pub(crate) async fn run(
         name: name.clone().into(),
         kind: SourceKind::Driver,
     };
+    let call_slot = rt.slots.enqueue(Need::Driver).grant().await.call;
     let mut store = instance::new_store(
         rt,
         InstanceSpec {
@@ -40,6 +42,7 @@ pub(crate) async fn run(
         },
     )
     .await;
+    store.data_mut().call_slot = call_slot;
     if let Some(main) = module.export(export::MAIN).copied() {
         store.data_mut().call = None;
         let result = scheduler::call_export(&mut store, module, &main).await;

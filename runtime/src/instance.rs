@@ -21,6 +21,7 @@ use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
 use crate::runtime::Shared;
 use crate::scheduler::HeldRefs;
+use crate::slots::{CallSlot, CpuSlot};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -239,7 +240,9 @@ pub(crate) struct InstanceState {
     /// The failure the guest reported with `task_fail`.
     pub failure: Option<(ErrorKind, String)>,
     /// The CPU slot, held while the guest computes (not while it waits).
-    pub slot: Option<OwnedSemaphorePermit>,
+    pub slot: Option<CpuSlot>,
+    /// The call slot (a fiber stack), held while a call is in progress.
+    pub call_slot: Option<CallSlot>,
     pub origin: Origin,
     pub deadline: Option<Instant>,
     pub cancel: Arc<CancelToken>,
@@ -326,6 +329,7 @@ pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<Ins
         call: None,
         failure: None,
         slot: None,
+        call_slot: None,
         origin: spec.origin,
         deadline: spec.deadline,
         cancel: spec.cancel,

@@ -29,6 +29,7 @@ mod object_store;
 mod output;
 mod runtime;
 mod scheduler;
+mod slots;
 
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use module::Module;

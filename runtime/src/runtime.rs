@@ -19,6 +19,7 @@ use crate::module::{Module, ModuleCache};
 use crate::object_store::{ObjectStore, Resolved};
 use crate::output::{OutputSink, TerminalSink};
 use crate::scheduler::{self, HeldRefs, Submission, TaskArg, TaskTable};
+use crate::slots::Slots;
 use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -54,8 +55,9 @@ pub(crate) struct Shared {
     pub linker: Linker<InstanceState>,
     pub objects: ObjectStore,
     pub modules: ModuleCache,
-    /// CPU slots: held by a guest while it computes.
-    pub cpu: Arc<Semaphore>,
+    /// CPU slots (held while a guest computes) and call slots (held while
+    /// a call is in progress).
+    pub slots: Arc<Slots>,
     /// Instance slots of the pooling allocator: held by every instance.
     pub instance_slots: Arc<Semaphore>,
     pub ids: IdGen,
@@ -87,6 +89,14 @@ impl Builder {
     /// space, not memory.
     pub fn instance_slots(mut self, n: u32) -> Self {
         self.config.instance_slots = n;
+        self
+    }
+
+    /// How many calls can be in progress at once, computing or waiting in
+    /// a host call such as `get` (default 1,000). Each has a fiber stack,
+    /// set up when the runtime starts. A quarter is kept for nested tasks.
+    pub fn call_slots(mut self, n: u32) -> Self {
+        self.config.call_slots = n;
         self
     }
 
@@ -147,8 +157,10 @@ impl Builder {
         if config.num_cpus == 0 {
             return Err(Error::Config("num_cpus must be at least 1".into()));
         }
-        if config.instance_slots == 0 {
-            return Err(Error::Config("instance_slots must be at least 1".into()));
+        if config.instance_slots == 0 || config.call_slots < 2 {
+            return Err(Error::Config(
+                "instance_slots must be at least 1 and call_slots at least 2".into(),
+            ));
         }
         if config.memory_limit < 64 << 10 {
             return Err(Error::Config(
@@ -168,7 +180,7 @@ impl Builder {
             .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
         let shared = Arc::new(Shared {
             modules: ModuleCache::new(&engine, config.cache_dir.as_deref()),
-            cpu: Arc::new(Semaphore::new(config.num_cpus)),
+            slots: Slots::new(config.num_cpus, config.call_slots as usize),
             instance_slots: Arc::new(Semaphore::new(config.instance_slots as usize)),
             ids: IdGen {
                 node: config.node_id,
@@ -429,8 +441,9 @@ impl Runtime {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
             tasks_unfinished: s.tasks.len(),
-            cpu_slots_free: s.cpu.available_permits(),
+            cpu_slots_free: s.slots.cpus_free(),
             instance_slots_free: s.instance_slots.available_permits(),
+            call_slots_free: s.slots.calls_free(),
             modules_compiled: s.modules.stats.compiled.load(Ordering::Relaxed),
             modules_from_disk_cache: s.modules.stats.from_disk.load(Ordering::Relaxed),
         }
@@ -477,6 +490,8 @@ pub struct Stats {
     pub cpu_slots_free: usize,
     /// Instance slots not in use.
     pub instance_slots_free: usize,
+    /// Call slots not in use.
+    pub call_slots_free: usize,
     /// Modules compiled by this runtime.
     pub modules_compiled: u64,
     /// Modules whose compiled code came from the disk cache.
@@ -522,6 +537,20 @@ impl TaskBuilder<'_> {
     pub fn arg_ref(mut self, r: &ObjectRef) -> Self {
         if self.held.retain(r.id) {
             self.args.push(TaskArg::Ref(r.id));
+        } else {
+            self.error.get_or_insert(Error::ObjectNotFound(r.id));
+        }
+        self
+    }
+
+    /// Adds an object reference as an argument without resolving it: the
+    /// task receives the reference (its parameter must be an `ObjectRef`)
+    /// and may fetch the value itself, when and if it needs it.
+    pub fn arg_ref_unresolved(mut self, r: &ObjectRef) -> Self {
+        if self.held.retain(r.id) {
+            // An ObjectRef is encoded as its 32-byte id.
+            let blob = self.rt.shared.objects.blob(&r.id.0, vec![r.id]);
+            self.args.push(TaskArg::Value(blob));
         } else {
             self.error.get_or_insert(Error::ObjectNotFound(r.id));
         }

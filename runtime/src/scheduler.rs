@@ -28,11 +28,11 @@ use crate::module::Module;
 use crate::object_store::Resolved;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
+use crate::slots::{Grant, Need, Ticket};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{ModuleExport, Store};
 use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
 use wray_abi::{ErrorKind, ObjectId, Status, TaskId, export};
@@ -245,7 +245,14 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         handle,
         sub,
     };
-    let fut = run(rt.clone(), task);
+    // Tasks whose arguments are ready join the CPU queue now, so they start
+    // in submission order; the others join when their arguments are ready.
+    let ready = task.sub.args.iter().all(|a| match a {
+        TaskArg::Value(_) => true,
+        TaskArg::Ref(id) => rt.objects.get(id).is_some_and(|e| e.state().is_some()),
+    });
+    let ticket = ready.then(|| rt.slots.enqueue(task.need()));
+    let fut = run(rt.clone(), task, ticket);
     debug_assert!(
         std::mem::size_of_val(&fut) < 1024,
         "queued tasks must stay small"
@@ -275,6 +282,17 @@ pub(crate) fn cancel(rt: &Arc<Shared>, id: &ObjectId, recursive: bool) -> bool {
     found
 }
 
+impl Task {
+    /// What the task needs to start: nested tasks may use the call slots
+    /// kept from top-level ones.
+    fn need(&self) -> Need {
+        match self.sub.parent {
+            Some(_) => Need::StartNested,
+            None => Need::StartTopLevel,
+        }
+    }
+}
+
 fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
     let rec = Arc::new(rec);
     for r in returns {
@@ -293,8 +311,8 @@ struct Task {
 }
 
 /// Runs a task to its end: arguments, attempts, results.
-async fn run(rt: Arc<Shared>, task: Task) {
-    let outcome = run_attempts(&rt, &task).await;
+async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
+    let outcome = run_attempts(&rt, &task, ticket).await;
     match outcome {
         Ok(Finished { values, held }) => {
             for (id, blob) in task.returns.iter().zip(values) {
@@ -315,7 +333,11 @@ pub(crate) struct Finished {
     pub held: HeldRefs,
 }
 
-async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Finished, ErrorRecord> {
+async fn run_attempts(
+    rt: &Arc<Shared>,
+    task: &Task,
+    mut ticket: Option<Ticket>,
+) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
     let cancelled = || {
         let mut rec = ErrorRecord::new(
@@ -358,14 +380,19 @@ async fn run_attempts(rt: &Arc<Shared>, task: &Task) -> Result<Finished, ErrorRe
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let permit = tokio::select! {
-            p = rt.cpu.clone().acquire_owned() => p.expect("the CPU semaphore is never closed"),
+        // A call slot first, then a CPU slot: a task waiting for a call
+        // slot must not sit on a CPU.
+        let ticket = ticket
+            .take()
+            .unwrap_or_else(|| rt.slots.enqueue(task.need()));
+        let grant = tokio::select! {
+            g = ticket.grant() => g,
             () = task.handle.cancel.cancelled() => return Err(cancelled()),
         };
         // Boxed: the attempt's state (store, instantiation, fiber call) is
         // large, and only running tasks need it; the spawned future of a
         // queued task stays small.
-        match Box::pin(execute(rt, task, args.clone(), permit)).await {
+        match Box::pin(execute(rt, task, args.clone(), grant)).await {
             Ok(finished) => return Ok(finished),
             Err(mut rec) => {
                 rec.task = task.id;
@@ -383,7 +410,7 @@ async fn execute(
     rt: &Arc<Shared>,
     task: &Task,
     args: Vec<Arc<Blob>>,
-    permit: OwnedSemaphorePermit,
+    grant: Grant,
 ) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
     let source = OutputSource {
@@ -414,7 +441,8 @@ async fn execute(
     .await;
     {
         let st = store.data_mut();
-        st.slot = Some(permit);
+        st.slot = grant.cpu;
+        st.call_slot = grant.call;
         for blob in &call.args {
             st.refs.lend(blob.refs());
         }

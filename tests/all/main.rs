@@ -1,1 +1,14 @@
-fn main() {}
+//! The wray integration suite: one test binary, one module per area.
+//!
+//! The guests it drives are built by `make guests` (the suite does not build
+//! them itself: cargo cannot be run from inside a build of the same target
+//! directory). `make test` builds them first.
+
+mod abi;
+mod cli;
+mod common;
+mod errors;
+mod examples;
+mod modules;
+mod objects;
+mod tasks;

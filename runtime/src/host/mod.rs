@@ -24,6 +24,7 @@ mod tasks;
 pub(crate) use memory::AbiViolation;
 
 use crate::instance::{InstanceState, Interrupted};
+use crate::slots::Need;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker};
@@ -78,13 +79,10 @@ pub(crate) async fn wait_released<T>(
         () = cancel.cancelled() => Err(Interrupted::Cancelled),
     };
     if had_slot {
-        let permit = rt
-            .cpu
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the CPU semaphore is never closed");
-        caller.data_mut().slot = Some(permit);
+        // Back at the front of the line: this call holds an instance and a
+        // fiber stack, and finishing it frees them.
+        let grant = rt.slots.enqueue(Need::Resume).grant().await;
+        caller.data_mut().slot = grant.cpu;
     }
     outcome.map_err(wasmtime::Error::new)
 }

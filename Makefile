@@ -1,0 +1,43 @@
+# wray: two commands do all the set-up.
+#   make run    installs the wasm target, builds wray and the guests, runs the demo
+#   make test   builds the guests and runs every test
+#
+# Other targets: guests, build, bench, lint, doc, clean.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+# Every guest crate of the workspace (each is built for wasm32-wasip1 only).
+GUESTS := hello pi batch-get put-once nested demo testkit wray-bench
+
+.PHONY: all run test guests build bench lint doc setup clean
+
+all: build
+
+setup:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+guests: setup
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS))
+
+build: guests
+	$(CARGO) build --release -p wray-runtime
+
+run: build
+	target/release/wray run target/$(WASM_TARGET)/release/demo.wasm
+
+test: guests
+	$(CARGO) test
+
+bench: build
+	target/release/wray bench
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS)) -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p wray -p wray-runtime -p wray-abi -p wray-macros
+
+clean:
+	$(CARGO) clean

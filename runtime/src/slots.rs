@@ -1,0 +1,369 @@
+//! CPU slots and call slots, granted in order by one dispatcher.
+//!
+//! A guest computes only while it holds a **CPU slot** (`num_cpus` of
+//! them), and a call is in progress only while it holds a **call slot** (a
+//! fiber stack; `call_slots` of them). A call keeps its call slot while it
+//! waits in `get`, but gives its CPU slot back.
+//!
+//! # Queues and order
+//!
+//! - The *start* line: calls waiting to start, needing a CPU slot and a call
+//!   slot together. Served in the order calls joined it; a task joins when it
+//!   is submitted with its arguments ready, so tasks start in submission
+//!   order whatever order tokio polls them in.
+//! - The *resume* line: calls returning from a wait, needing only a CPU slot.
+//!   Served before the start line: they already hold an instance and a fiber
+//!   stack, and finishing them frees both.
+//!
+//! Granting both slots together, from one lock, is what keeps the two from
+//! deadlocking: nobody ever holds one slot while queueing for the other.
+//!
+//! # The top-level share
+//!
+//! Calls without a parent task (submitted by a driver or the host) may hold
+//! at most three quarters of the call slots; the rest is kept for nested
+//! calls, so a wide fan-out of parents blocked in `get` cannot take every
+//! slot their children need. A nested call is never queued behind a
+//! top-level call that is waiting only for that share.
+//!
+//! # Invariant
+//!
+//! Every slot is free (counted in `State`), owned by exactly one
+//! [`CpuSlot`]/[`CallSlot`], or granted to exactly one [`Ticket`] not yet
+//! redeemed; a ticket dropped after its grant returns it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// What a waiter needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// A CPU slot and a call slot, for a call submitted by a task.
+    StartNested,
+    /// A CPU slot and a call slot counted in the top-level share.
+    StartTopLevel,
+    /// A call slot only (a driver, which holds no CPU slot).
+    Driver,
+    /// A CPU slot only (a call resuming after a wait).
+    Resume,
+}
+
+impl Need {
+    fn cpu(self) -> bool {
+        !matches!(self, Need::Driver)
+    }
+    fn call(self) -> bool {
+        !matches!(self, Need::Resume)
+    }
+    fn top_level(self) -> bool {
+        matches!(self, Need::StartTopLevel)
+    }
+}
+
+/// The CPU and call slots of a runtime.
+pub(crate) struct Slots {
+    state: Mutex<State>,
+}
+
+struct State {
+    cpu_free: usize,
+    calls_free: usize,
+    top_level_free: usize,
+    resume: VecDeque<oneshot::Sender<()>>,
+    /// Waiters for a start, with their sequence number and need.
+    start_nested: VecDeque<(u64, Need, oneshot::Sender<()>)>,
+    start_top_level: VecDeque<(u64, Need, oneshot::Sender<()>)>,
+    next_seq: u64,
+}
+
+impl State {
+    fn can_grant(&self, need: Need) -> bool {
+        (!need.cpu() || self.cpu_free > 0)
+            && (!need.call() || self.calls_free > 0)
+            && (!need.top_level() || self.top_level_free > 0)
+    }
+
+    fn take(&mut self, need: Need) {
+        if need.cpu() {
+            self.cpu_free -= 1;
+        }
+        if need.call() {
+            self.calls_free -= 1;
+        }
+        if need.top_level() {
+            self.top_level_free -= 1;
+        }
+    }
+
+    fn give_back(&mut self, cpu: bool, call: bool, top_level: bool) {
+        self.cpu_free += usize::from(cpu);
+        self.calls_free += usize::from(call);
+        self.top_level_free += usize::from(top_level);
+    }
+
+    /// Serves waiters while slots allow.
+    fn dispatch(&mut self) {
+        loop {
+            if self.cpu_free > 0 {
+                if let Some(tx) = self.resume.pop_front() {
+                    self.take(Need::Resume);
+                    if tx.send(()).is_err() {
+                        self.give_back(true, false, false);
+                    }
+                    continue;
+                }
+            }
+            // The earlier of the two start lines' heads that can be served.
+            let nested = self
+                .start_nested
+                .front()
+                .filter(|(_, n, _)| self.can_grant(*n));
+            let top = self
+                .start_top_level
+                .front()
+                .filter(|(_, n, _)| self.can_grant(*n));
+            let line = match (nested, top) {
+                (Some((a, ..)), Some((b, ..))) if b < a => &mut self.start_top_level,
+                (Some(_), _) => &mut self.start_nested,
+                (None, Some(_)) => &mut self.start_top_level,
+                (None, None) => return,
+            };
+            let (_, need, tx) = line.pop_front().expect("the head was just seen");
+            self.take(need);
+            if tx.send(()).is_err() {
+                self.give_back(need.cpu(), need.call(), need.top_level());
+            }
+        }
+    }
+}
+
+impl Slots {
+    pub fn new(cpus: usize, calls: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            state: Mutex::new(State {
+                cpu_free: cpus,
+                calls_free: calls,
+                top_level_free: (calls * 3 / 4).max(1),
+                resume: VecDeque::new(),
+                start_nested: VecDeque::new(),
+                start_top_level: VecDeque::new(),
+                next_seq: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// CPU slots not in use.
+    pub fn cpus_free(&self) -> usize {
+        self.lock().cpu_free
+    }
+
+    /// Call slots not in use.
+    pub fn calls_free(&self) -> usize {
+        self.lock().calls_free
+    }
+
+    /// Takes a place in line now; the ticket yields the slots when its turn
+    /// comes.
+    pub fn enqueue(self: &Arc<Self>, need: Need) -> Ticket {
+        let mut s = self.lock();
+        let queued =
+            !s.resume.is_empty() || !s.start_nested.is_empty() || !s.start_top_level.is_empty();
+        let state = if s.can_grant(need) && (need == Need::Resume || !queued) {
+            s.take(need);
+            TicketState::Granted
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let seq = s.next_seq;
+            s.next_seq += 1;
+            match need {
+                Need::Resume => s.resume.push_back(tx),
+                Need::StartTopLevel => s.start_top_level.push_back((seq, need, tx)),
+                Need::StartNested | Need::Driver => s.start_nested.push_back((seq, need, tx)),
+            }
+            // A nested call may be servable past top-level calls waiting
+            // for their share.
+            s.dispatch();
+            TicketState::Waiting(rx)
+        };
+        Ticket {
+            slots: self.clone(),
+            need,
+            state,
+        }
+    }
+
+    fn release(&self, cpu: bool, call: bool, top_level: bool) {
+        let mut s = self.lock();
+        s.give_back(cpu, call, top_level);
+        s.dispatch();
+    }
+}
+
+/// A place in line.
+pub(crate) struct Ticket {
+    slots: Arc<Slots>,
+    need: Need,
+    state: TicketState,
+}
+
+enum TicketState {
+    Granted,
+    Waiting(oneshot::Receiver<()>),
+    Redeemed,
+}
+
+impl Ticket {
+    /// Waits for the grant.
+    pub async fn grant(mut self) -> Grant {
+        if let TicketState::Waiting(rx) = &mut self.state {
+            // Senders stay queued until they are sent on: never dropped
+            // unsent while we hold the receiver.
+            rx.await.expect("queued tickets are always served");
+        }
+        self.state = TicketState::Redeemed;
+        let slots = &self.slots;
+        Grant {
+            cpu: self.need.cpu().then(|| CpuSlot {
+                slots: slots.clone(),
+            }),
+            call: self.need.call().then(|| CallSlot {
+                slots: slots.clone(),
+                top_level: self.need.top_level(),
+            }),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let granted = match std::mem::replace(&mut self.state, TicketState::Redeemed) {
+            TicketState::Granted => true,
+            // The grant may have arrived as we gave up: pass it on.
+            TicketState::Waiting(mut rx) => {
+                rx.close();
+                rx.try_recv().is_ok()
+            }
+            TicketState::Redeemed => false,
+        };
+        if granted {
+            let n = self.need;
+            self.slots.release(n.cpu(), n.call(), n.top_level());
+        }
+    }
+}
+
+/// What a ticket grants.
+pub(crate) struct Grant {
+    /// The CPU slot, unless the need was [`Need::Driver`].
+    pub cpu: Option<CpuSlot>,
+    /// The call slot, unless the need was [`Need::Resume`].
+    pub call: Option<CallSlot>,
+}
+
+/// One CPU slot, released when dropped.
+pub(crate) struct CpuSlot {
+    slots: Arc<Slots>,
+}
+
+impl Drop for CpuSlot {
+    fn drop(&mut self) {
+        self.slots.release(true, false, false);
+    }
+}
+
+/// One call slot, released when dropped.
+pub(crate) struct CallSlot {
+    slots: Arc<Slots>,
+    top_level: bool,
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        self.slots.release(false, true, self.top_level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn order_of(
+        slots: &Arc<Slots>,
+        tickets: Vec<(&'static str, Ticket)>,
+    ) -> Vec<&'static str> {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut handles = Vec::new();
+        for (name, t) in tickets {
+            let order = order.clone();
+            handles.push(tokio::spawn(async move {
+                let g = t.grant().await;
+                order.lock().unwrap().push(name);
+                drop(g);
+            }));
+        }
+        tokio::task::yield_now().await;
+        let _ = slots;
+        for h in handles {
+            h.await.unwrap();
+        }
+        let v = order.lock().unwrap().clone();
+        v
+    }
+
+    #[tokio::test]
+    async fn starts_go_in_order_and_resumes_first() {
+        let slots = Slots::new(1, 10);
+        let first = slots.enqueue(Need::StartTopLevel).grant().await;
+        let a = slots.enqueue(Need::StartTopLevel);
+        let b = slots.enqueue(Need::StartNested);
+        let c = slots.enqueue(Need::Resume);
+        let pending = tokio::spawn({
+            let slots = slots.clone();
+            async move { order_of(&slots, vec![("b", b), ("a", a), ("c", c)]).await }
+        });
+        tokio::task::yield_now().await;
+        drop(first);
+        assert_eq!(pending.await.unwrap(), ["c", "a", "b"]);
+        assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 10));
+    }
+
+    #[tokio::test]
+    async fn nested_calls_pass_top_level_ones_stuck_on_their_share() {
+        // 4 call slots: 3 for top-level calls, 1 kept for nested ones.
+        let slots = Slots::new(8, 4);
+        let held: Vec<Grant> =
+            futures_all((0..3).map(|_| slots.enqueue(Need::StartTopLevel).grant())).await;
+        let blocked = slots.enqueue(Need::StartTopLevel);
+        let nested = slots.enqueue(Need::StartNested).grant().await;
+        assert_eq!(slots.calls_free(), 0);
+        drop(nested);
+        drop(held);
+        blocked.grant().await;
+        assert_eq!(slots.calls_free(), 4);
+    }
+
+    #[tokio::test]
+    async fn abandoned_tickets_return_their_grant() {
+        let slots = Slots::new(1, 1);
+        let held = slots.enqueue(Need::StartNested).grant().await;
+        let waiting = slots.enqueue(Need::StartNested);
+        drop(held); // granted to `waiting`
+        drop(waiting); // given up: the slots come back
+        assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 1));
+        drop(slots.enqueue(Need::Driver)); // granted at once, never redeemed
+        assert_eq!(slots.calls_free(), 1);
+    }
+
+    async fn futures_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+        let mut out = Vec::new();
+        for f in futs {
+            out.push(f.await);
+        }
+        out
+    }
+}

@@ -1,0 +1,101 @@
+//! Shared helpers: where the guests are, runtimes sized for tests, the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use wray_runtime::{Module, OutputSink, OutputSource, Runtime, Stream};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The built wasm of a guest crate (its library name).
+pub fn guest(name: &str) -> PathBuf {
+    let p = root()
+        .join("target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make guests` (or `make test`) first",
+        p.display()
+    );
+    p
+}
+
+/// A wat file of `tests/wat`, compiled to wasm bytes.
+pub fn wat(name: &str) -> Vec<u8> {
+    let p = root().join("tests/wat").join(format!("{name}.wat"));
+    wat::parse_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The compiled-code cache the suite shares (under target/, so `cargo
+/// clean` clears it).
+pub fn cache_dir() -> PathBuf {
+    root().join("target/test-cache")
+}
+
+/// A runtime small enough to run many at once in one process: each instance
+/// slot reserves address space, and tests run in parallel.
+pub fn builder() -> wray_runtime::Builder {
+    Runtime::builder()
+        .num_cpus(2)
+        .instance_slots(64)
+        .call_slots(64)
+        .cache_dir(Some(cache_dir()))
+        .output(Arc::new(Collect::default()))
+}
+
+/// A test runtime with default settings.
+pub fn runtime() -> Runtime {
+    builder().build().expect("the runtime builds")
+}
+
+/// A test runtime and the testkit guest loaded in it.
+pub fn testkit() -> (Runtime, Module) {
+    let rt = runtime();
+    let m = rt.load_file(guest("testkit")).expect("testkit loads");
+    (rt, m)
+}
+
+/// An output sink that keeps every line, for assertions.
+#[derive(Default, Clone)]
+pub struct Collect(pub Arc<Mutex<Vec<(String, Stream, String)>>>);
+
+impl OutputSink for Collect {
+    fn write(&self, source: &OutputSource, stream: Stream, bytes: &[u8]) {
+        let line = String::from_utf8_lossy(bytes).into_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .push((source.to_string(), stream, line));
+    }
+}
+
+impl Collect {
+    /// Everything written, source and text of each line.
+    pub fn lines(&self) -> Vec<(String, Stream, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Runs `wray` with `args` and returns its output.
+pub fn wray(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(args)
+        .env("WRAY_CACHE_DIR", cache_dir())
+        .current_dir(root())
+        .output()
+        .expect("wray starts")
+}
+
+/// Stdout and stderr of a finished command, as text.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,108 @@
+//! The object store through the host API: content addressing, waiting,
+//! reference counting.
+
+use crate::common::{self, testkit};
+use std::time::Duration;
+use wray_runtime::Error;
+
+#[test]
+fn put_get_round_trips_and_addresses_by_content() {
+    let rt = common::runtime();
+    let a = rt.put(&vec![1u32, 2, 3]).unwrap();
+    assert_eq!(rt.get::<Vec<u32>>(&a).unwrap(), [1, 2, 3]);
+    let b = rt.put(&vec![1u32, 2, 3]).unwrap();
+    assert_eq!(a.id(), b.id(), "same bytes, same id");
+    let bytes = rt.get_bytes(&a).unwrap();
+    assert_eq!(
+        a.id().0,
+        *blake3::hash(&bytes).as_bytes(),
+        "the id is the digest"
+    );
+    let c = rt.put(&vec![1u32, 2, 4]).unwrap();
+    assert_ne!(a.id(), c.id());
+}
+
+#[test]
+fn decoding_as_the_wrong_type_is_an_error() {
+    let rt = common::runtime();
+    let r = rt.put(&7u8).unwrap();
+    assert!(matches!(rt.get::<String>(&r), Err(Error::Decode { .. })));
+}
+
+#[test]
+fn dropped_objects_are_freed() {
+    let rt = common::runtime();
+    let before = rt.stats();
+    let refs: Vec<_> = (0..10_000u64)
+        .map(|i| rt.put(&vec![i; 16]).unwrap())
+        .collect();
+    assert_eq!(rt.stats().objects, before.objects + 10_000);
+    let copy = refs[7].clone();
+    drop(refs);
+    let after = rt.stats();
+    assert_eq!(
+        after.objects,
+        before.objects + 1,
+        "the clone keeps its object"
+    );
+    drop(copy);
+    let after = rt.stats();
+    assert_eq!(after.objects, before.objects);
+    assert_eq!(after.object_bytes, before.object_bytes);
+}
+
+#[test]
+fn a_driver_leaves_no_objects_behind() {
+    let (rt, m) = testkit();
+    for scenario in ["put-get", "many", "get-many", "wait"] {
+        assert_eq!(
+            rt.run_driver(&m, &[scenario.into()]).unwrap(),
+            0,
+            "{scenario}"
+        );
+    }
+    let stats = rt.stats();
+    assert_eq!(stats.objects, 0, "{stats:?}");
+    assert_eq!(stats.object_bytes, 0, "{stats:?}");
+    assert_eq!(stats.tasks_unfinished, 0, "{stats:?}");
+}
+
+#[test]
+fn large_objects_keep_every_byte() {
+    let rt = common::runtime();
+    let big: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let r = rt.put(&big).unwrap();
+    assert_eq!(rt.get::<Vec<u8>>(&r).unwrap(), big);
+}
+
+#[test]
+fn wait_on_the_host_splits_ready_from_pending() {
+    let (rt, m) = testkit();
+    let slow = rt.task(&m, "busy").arg(&300u64).submit().unwrap();
+    let done = rt.put(&1u8).unwrap();
+    let refs = [slow.clone(), done.clone()];
+    let (ready, rest) = rt.wait(&refs, 1, Some(Duration::ZERO)).unwrap();
+    assert_eq!(
+        ready.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        [done.id()]
+    );
+    assert_eq!(rest.iter().map(|r| r.id()).collect::<Vec<_>>(), [slow.id()]);
+    let (ready, rest) = rt.wait(&refs, 2, Some(Duration::from_millis(10))).unwrap();
+    assert_eq!((ready.len(), rest.len()), (1, 1));
+    let (ready, rest) = rt.wait(&refs, 2, None).unwrap();
+    assert_eq!((ready.len(), rest.len()), (2, 0));
+    assert!(matches!(
+        rt.wait(&refs, 3, None),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn the_object_size_limit_applies_to_puts() {
+    let rt = common::builder().max_object_size(1000).build().unwrap();
+    assert!(matches!(
+        rt.put_bytes(&[0; 1001]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(rt.put_bytes(&[0; 1000]).is_ok());
+}
