@@ -28,7 +28,8 @@ pub(crate) async fn run(
         name: name.clone().into(),
         kind: SourceKind::Driver,
     };
-    let call_slot = rt.slots.enqueue(Need::Driver).grant().await.call;
+    // Drivers go first: every top-level task waits for its driver.
+    let call_slot = rt.slots.enqueue(Need::Driver, u32::MAX).grant().await.call;
     let mut store = instance::new_store(
         rt,
         InstanceSpec {
@@ -36,7 +37,10 @@ pub(crate) async fn run(
             source,
             memory_limit: rt.config.memory_limit,
             deadline: None,
-            origin: Origin { task: None },
+            origin: Origin {
+                task: None,
+                depth: 0,
+            },
             cancel: Arc::new(CancelToken::default()),
             args,
         },

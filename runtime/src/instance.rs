@@ -219,6 +219,9 @@ impl CancelToken {
 pub(crate) struct Origin {
     /// The task the instance runs, if it runs one.
     pub task: Option<TaskId>,
+    /// How deep that task is: 1 for a task a driver or the host submitted,
+    /// 0 for a driver.
+    pub depth: u32,
 }
 
 /// The data of a guest's store.

@@ -594,6 +594,7 @@ impl TaskBuilder<'_> {
             num_returns: 1,
             options: self.options,
             parent: None,
+            depth: 1,
         };
         let ids = {
             let _guard = self.rt.handle().enter();

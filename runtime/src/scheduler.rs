@@ -137,6 +137,9 @@ pub(crate) struct Submission {
     pub num_returns: u32,
     pub options: Options,
     pub parent: Option<TaskId>,
+    /// 1 for tasks submitted by a driver or the host, parent's depth + 1
+    /// for nested ones.
+    pub depth: u32,
 }
 
 impl Submission {
@@ -189,6 +192,7 @@ impl Submission {
             num_returns: spec.num_returns,
             options: spec.options.clone(),
             parent: st.origin.task,
+            depth: st.origin.depth + 1,
         })
     }
 }
@@ -251,13 +255,8 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         TaskArg::Value(_) => true,
         TaskArg::Ref(id) => rt.objects.get(id).is_some_and(|e| e.state().is_some()),
     });
-    let ticket = ready.then(|| rt.slots.enqueue(task.need()));
-    let fut = run(rt.clone(), task, ticket);
-    debug_assert!(
-        std::mem::size_of_val(&fut) < 1024,
-        "queued tasks must stay small"
-    );
-    tokio::spawn(fut);
+    let ticket = ready.then(|| rt.slots.enqueue(task.need(), task.sub.depth));
+    tokio::spawn(run(rt.clone(), task, ticket));
     returns
 }
 
@@ -313,6 +312,9 @@ struct Task {
 /// Runs a task to its end: arguments, attempts, results.
 async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
     let outcome = run_attempts(&rt, &task, ticket).await;
+    // Finished before its results are visible: whoever sees a result sees
+    // the task done.
+    rt.tasks.remove(&task.id);
     match outcome {
         Ok(Finished { values, held }) => {
             for (id, blob) in task.returns.iter().zip(values) {
@@ -323,7 +325,6 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
         }
         Err(rec) => fail_all(&rt, &task.returns, rec),
     }
-    rt.tasks.remove(&task.id);
 }
 
 /// A successful attempt: its return values, and references to the objects
@@ -380,11 +381,9 @@ async fn run_attempts(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        // A call slot first, then a CPU slot: a task waiting for a call
-        // slot must not sit on a CPU.
         let ticket = ticket
             .take()
-            .unwrap_or_else(|| rt.slots.enqueue(task.need()));
+            .unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
         let grant = tokio::select! {
             g = ticket.grant() => g,
             () = task.handle.cancel.cancelled() => return Err(cancelled()),
@@ -433,6 +432,7 @@ async fn execute(
             deadline: task.policy.timeout.map(|t| Instant::now() + t),
             origin: Origin {
                 task: Some(task.id),
+                depth: task.sub.depth,
             },
             cancel: task.handle.cancel.clone(),
             args: Vec::new(),

@@ -7,13 +7,18 @@
 //!
 //! # Queues and order
 //!
-//! - The *start* line: calls waiting to start, needing a CPU slot and a call
-//!   slot together. Served in the order calls joined it; a task joins when it
-//!   is submitted with its arguments ready, so tasks start in submission
-//!   order whatever order tokio polls them in.
-//! - The *resume* line: calls returning from a wait, needing only a CPU slot.
-//!   Served before the start line: they already hold an instance and a fiber
-//!   stack, and finishing them frees both.
+//! Three lines, served in this order:
+//!
+//! 1. *resume*: calls returning from a wait, needing only a CPU slot. They
+//!    already hold an instance and a fiber stack; finishing them frees both.
+//! 2. *nested starts*: tasks submitted by tasks, deepest first (in order of
+//!    joining within a depth). Starting the children of blocked parents
+//!    before new siblings keeps the calls in flight near `CPUs x depth`
+//!    instead of the width of the task tree, so trees far wider than the
+//!    call slots complete.
+//! 3. *top-level starts*: tasks submitted by a driver or the host, in order
+//!    of joining. A task joins when it is submitted with its arguments ready,
+//!    so tasks start in submission order whatever order tokio polls them in.
 //!
 //! Granting both slots together, from one lock, is what keeps the two from
 //! deadlocking: nobody ever holds one slot while queueing for the other.
@@ -32,7 +37,8 @@
 //! [`CpuSlot`]/[`CallSlot`], or granted to exactly one [`Ticket`] not yet
 //! redeemed; a ticket dropped after its grant returns it.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -71,10 +77,44 @@ struct State {
     calls_free: usize,
     top_level_free: usize,
     resume: VecDeque<oneshot::Sender<()>>,
-    /// Waiters for a start, with their sequence number and need.
-    start_nested: VecDeque<(u64, Need, oneshot::Sender<()>)>,
-    start_top_level: VecDeque<(u64, Need, oneshot::Sender<()>)>,
+    start_nested: BinaryHeap<Waiter>,
+    start_top_level: VecDeque<Waiter>,
     next_seq: u64,
+}
+
+/// A call waiting to start.
+struct Waiter {
+    depth: u32,
+    seq: u64,
+    need: Need,
+    tx: oneshot::Sender<()>,
+}
+
+impl Waiter {
+    /// Deeper first, then earlier first.
+    fn key(&self) -> (u32, Reverse<u64>) {
+        (self.depth, Reverse(self.seq))
+    }
+}
+
+impl PartialEq for Waiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Waiter {}
+
+impl PartialOrd for Waiter {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiter {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 impl State {
@@ -114,25 +154,25 @@ impl State {
                     continue;
                 }
             }
-            // The earlier of the two start lines' heads that can be served.
-            let nested = self
+            let waiter = if self
                 .start_nested
-                .front()
-                .filter(|(_, n, _)| self.can_grant(*n));
-            let top = self
+                .peek()
+                .is_some_and(|w| self.can_grant(w.need))
+            {
+                self.start_nested.pop()
+            } else if self
                 .start_top_level
                 .front()
-                .filter(|(_, n, _)| self.can_grant(*n));
-            let line = match (nested, top) {
-                (Some((a, ..)), Some((b, ..))) if b < a => &mut self.start_top_level,
-                (Some(_), _) => &mut self.start_nested,
-                (None, Some(_)) => &mut self.start_top_level,
-                (None, None) => return,
+                .is_some_and(|w| self.can_grant(w.need))
+            {
+                self.start_top_level.pop_front()
+            } else {
+                None
             };
-            let (_, need, tx) = line.pop_front().expect("the head was just seen");
-            self.take(need);
-            if tx.send(()).is_err() {
-                self.give_back(need.cpu(), need.call(), need.top_level());
+            let Some(w) = waiter else { return };
+            self.take(w.need);
+            if w.tx.send(()).is_err() {
+                self.give_back(w.need.cpu(), w.need.call(), w.need.top_level());
             }
         }
     }
@@ -146,7 +186,7 @@ impl Slots {
                 calls_free: calls,
                 top_level_free: (calls * 3 / 4).max(1),
                 resume: VecDeque::new(),
-                start_nested: VecDeque::new(),
+                start_nested: BinaryHeap::new(),
                 start_top_level: VecDeque::new(),
                 next_seq: 0,
             }),
@@ -168,8 +208,9 @@ impl Slots {
     }
 
     /// Takes a place in line now; the ticket yields the slots when its turn
-    /// comes.
-    pub fn enqueue(self: &Arc<Self>, need: Need) -> Ticket {
+    /// comes. `depth` orders nested starts (a task submitted by a task
+    /// submitted by the driver has depth 2).
+    pub fn enqueue(self: &Arc<Self>, need: Need, depth: u32) -> Ticket {
         let mut s = self.lock();
         let queued =
             !s.resume.is_empty() || !s.start_nested.is_empty() || !s.start_top_level.is_empty();
@@ -180,10 +221,16 @@ impl Slots {
             let (tx, rx) = oneshot::channel();
             let seq = s.next_seq;
             s.next_seq += 1;
+            let waiter = |tx| Waiter {
+                depth,
+                seq,
+                need,
+                tx,
+            };
             match need {
                 Need::Resume => s.resume.push_back(tx),
-                Need::StartTopLevel => s.start_top_level.push_back((seq, need, tx)),
-                Need::StartNested | Need::Driver => s.start_nested.push_back((seq, need, tx)),
+                Need::StartTopLevel => s.start_top_level.push_back(waiter(tx)),
+                Need::StartNested | Need::Driver => s.start_nested.push(waiter(tx)),
             }
             // A nested call may be servable past top-level calls waiting
             // for their share.
@@ -318,17 +365,28 @@ mod tests {
     #[tokio::test]
     async fn starts_go_in_order_and_resumes_first() {
         let slots = Slots::new(1, 10);
-        let first = slots.enqueue(Need::StartTopLevel).grant().await;
-        let a = slots.enqueue(Need::StartTopLevel);
-        let b = slots.enqueue(Need::StartNested);
-        let c = slots.enqueue(Need::Resume);
+        let first = slots.enqueue(Need::StartTopLevel, 0).grant().await;
+        let a = slots.enqueue(Need::StartTopLevel, 0);
+        let b = slots.enqueue(Need::StartTopLevel, 0);
+        let n1 = slots.enqueue(Need::StartNested, 1);
+        let n2 = slots.enqueue(Need::StartNested, 2);
+        let n1b = slots.enqueue(Need::StartNested, 1);
+        let r = slots.enqueue(Need::Resume, 0);
         let pending = tokio::spawn({
             let slots = slots.clone();
-            async move { order_of(&slots, vec![("b", b), ("a", a), ("c", c)]).await }
+            let tickets = vec![
+                ("b", b),
+                ("n1b", n1b),
+                ("a", a),
+                ("r", r),
+                ("n1", n1),
+                ("n2", n2),
+            ];
+            async move { order_of(&slots, tickets).await }
         });
         tokio::task::yield_now().await;
         drop(first);
-        assert_eq!(pending.await.unwrap(), ["c", "a", "b"]);
+        assert_eq!(pending.await.unwrap(), ["r", "n2", "n1", "n1b", "a", "b"]);
         assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 10));
     }
 
@@ -337,9 +395,9 @@ mod tests {
         // 4 call slots: 3 for top-level calls, 1 kept for nested ones.
         let slots = Slots::new(8, 4);
         let held: Vec<Grant> =
-            futures_all((0..3).map(|_| slots.enqueue(Need::StartTopLevel).grant())).await;
-        let blocked = slots.enqueue(Need::StartTopLevel);
-        let nested = slots.enqueue(Need::StartNested).grant().await;
+            futures_all((0..3).map(|_| slots.enqueue(Need::StartTopLevel, 0).grant())).await;
+        let blocked = slots.enqueue(Need::StartTopLevel, 0);
+        let nested = slots.enqueue(Need::StartNested, 1).grant().await;
         assert_eq!(slots.calls_free(), 0);
         drop(nested);
         drop(held);
@@ -350,12 +408,12 @@ mod tests {
     #[tokio::test]
     async fn abandoned_tickets_return_their_grant() {
         let slots = Slots::new(1, 1);
-        let held = slots.enqueue(Need::StartNested).grant().await;
-        let waiting = slots.enqueue(Need::StartNested);
+        let held = slots.enqueue(Need::StartNested, 1).grant().await;
+        let waiting = slots.enqueue(Need::StartNested, 1);
         drop(held); // granted to `waiting`
         drop(waiting); // given up: the slots come back
         assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 1));
-        drop(slots.enqueue(Need::Driver)); // granted at once, never redeemed
+        drop(slots.enqueue(Need::Driver, 0)); // granted at once, never redeemed
         assert_eq!(slots.calls_free(), 1);
     }
 

@@ -81,7 +81,7 @@ pub(crate) async fn wait_released<T>(
     if had_slot {
         // Back at the front of the line: this call holds an instance and a
         // fiber stack, and finishing it frees them.
-        let grant = rt.slots.enqueue(Need::Resume).grant().await;
+        let grant = rt.slots.enqueue(Need::Resume, 0).grant().await;
         caller.data_mut().slot = grant.cpu;
     }
     outcome.map_err(wasmtime::Error::new)

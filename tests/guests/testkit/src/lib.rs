@@ -102,15 +102,17 @@ fn hog(mb: u32) -> u64 {
     v.iter().map(|&b| u64::from(b)).sum()
 }
 
+/// Recurses `n` deep on the wasm call stack (no locals in linear memory, so
+/// it exhausts the wasm stack, not Rust's shadow stack).
 #[wray::remote]
 fn recurse(n: u64) -> u64 {
-    fn down(n: u64, pad: [u8; 256]) -> u64 {
+    fn down(n: u64) -> u64 {
         if n == 0 {
-            return u64::from(pad[0]);
+            return 0;
         }
-        std::hint::black_box(down(n - 1, std::hint::black_box(pad))) + 1
+        std::hint::black_box(down(std::hint::black_box(n - 1))) + 1
     }
-    down(n, [0; 256])
+    down(n)
 }
 
 /// Writes `kb` kilobytes to stdout.
