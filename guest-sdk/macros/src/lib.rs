@@ -21,6 +21,7 @@ mod actor;
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
+    let original = TokenStream2::from(item.clone());
     let item = parse_macro_input!(item as Item);
     let out = no_arguments(&attr, "remote").and_then(|()| match item {
         Item::Fn(f) => remote_fn(f),
@@ -31,24 +32,36 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
             "#[wray::remote] goes on a function (a task), or on a struct and its impl block (an actor)",
         )),
     });
-    out.unwrap_or_else(syn::Error::into_compile_error).into()
+    or_report(out, original)
+}
+
+/// The expansion, or the error followed by the item unchanged (so one
+/// mistake is reported once, not again by every use of the item).
+fn or_report(out: syn::Result<TokenStream2>, original: TokenStream2) -> TokenStream {
+    match out {
+        Ok(ts) => ts.into(),
+        Err(e) => {
+            let mut ts = e.into_compile_error();
+            ts.extend(original);
+            ts.into()
+        }
+    }
 }
 
 /// See `wray::main`.
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
+    let original = TokenStream2::from(item.clone());
     let f = parse_macro_input!(item as ItemFn);
-    no_arguments(&attr, "main")
-        .and_then(|()| driver(f))
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    or_report(no_arguments(&attr, "main").and_then(|()| driver(f)), original)
 }
 
 /// See `wray::value`.
 #[proc_macro_attribute]
 pub fn value(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
+    let original = TokenStream2::from(item.clone());
     let item = parse_macro_input!(item as Item);
     let out = no_arguments(&attr, "value").and_then(|()| match &item {
         Item::Struct(_) | Item::Enum(_) => Ok(quote! {
@@ -61,7 +74,7 @@ pub fn value(attr: TokenStream, item: TokenStream) -> TokenStream {
             "#[wray::value] goes on a struct or an enum",
         )),
     });
-    out.unwrap_or_else(syn::Error::into_compile_error).into()
+    or_report(out, original)
 }
 
 fn no_arguments(attr: &TokenStream2, name: &str) -> syn::Result<()> {

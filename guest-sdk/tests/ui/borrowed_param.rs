@@ -1,0 +1,6 @@
+#[wray::remote]
+fn greet(name: &str) -> String {
+    format!("hi {name}")
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wray::remote]
+fn identity<T>(x: T) -> T {
+    x
+}
+
+fn main() {}

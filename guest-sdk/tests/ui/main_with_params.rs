@@ -1,0 +1,6 @@
+#[wray::main]
+fn driver(args: Vec<String>) {
+    let _ = args;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[wray::remote]
+const LIMIT: u32 = 3;
+
+fn main() {}

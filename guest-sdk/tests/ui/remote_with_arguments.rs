@@ -1,0 +1,4 @@
+#[wray::remote(num_cpus = 2)]
+fn work() {}
+
+fn main() {}

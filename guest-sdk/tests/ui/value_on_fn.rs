@@ -1,0 +1,4 @@
+#[wray::value]
+fn not_a_type() {}
+
+fn main() {}
