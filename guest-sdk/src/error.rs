@@ -16,12 +16,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// dependencies chained as [`Error::cause`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
-    record: ErrorRecord,
+    record: Box<ErrorRecord>,
 }
 
 impl Error {
     pub(crate) fn from_record(record: ErrorRecord) -> Self {
-        Error { record }
+        Error {
+            record: Box::new(record),
+        }
     }
 
     pub(crate) fn new(kind: ErrorKind, function: &str, message: impl Into<String>) -> Self {

@@ -225,6 +225,9 @@ impl<T: Decode, const N: usize> Get for [ObjectRef<T>; N] {
     }
 }
 
+/// What [`wait`] returns: `(ready, not_ready)`.
+pub type Ready<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
+
 /// Waits until `num_returns` of `refs` are ready (finished, successfully or
 /// not), or until `timeout` passes (`None`: no limit; zero: just look).
 ///
@@ -236,7 +239,7 @@ pub fn wait<T>(
     refs: &[ObjectRef<T>],
     num_returns: usize,
     timeout: Option<Duration>,
-) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+) -> Result<Ready<T>> {
     if num_returns > refs.len() {
         return Err(Error::invalid_argument(format!(
             "wait: num_returns ({num_returns}) is larger than the number of references ({})",

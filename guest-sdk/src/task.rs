@@ -58,7 +58,10 @@ enum ArgKind {
     /// An encoded value, and references to the objects it contains, held
     /// until the host has counted them for the task (the value itself may
     /// be gone: `f::remote(r)` moves and drops `r`).
-    Value(Encoded, Vec<ObjectRef<()>>),
+    Value {
+        enc: Encoded,
+        _keep: Vec<ObjectRef<()>>,
+    },
     /// Keeps the reference alive until the host has counted it for the task.
     Ref(ObjectRef<()>),
 }
@@ -66,8 +69,8 @@ enum ArgKind {
 impl Arg {
     fn value<T: Encode>(value: &T) -> Arg {
         let enc = codec::encode(value);
-        let keep = enc.refs.iter().map(|id| ObjectRef::retain(*id)).collect();
-        Arg(ArgKind::Value(enc, keep))
+        let _keep = enc.refs.iter().map(|id| ObjectRef::retain(*id)).collect();
+        Arg(ArgKind::Value { enc, _keep })
     }
 }
 
@@ -156,7 +159,7 @@ pub(crate) fn encode_spec(
         args: args
             .iter()
             .map(|a| match &a.0 {
-                ArgKind::Value(enc, _) => wire::Arg::Value {
+                ArgKind::Value { enc, .. } => wire::Arg::Value {
                     bytes: &enc.bytes,
                     refs: enc.refs_bytes(),
                 },

@@ -126,11 +126,6 @@ impl Blob {
         self.buf.len
     }
 
-    /// Whether the blob has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.buf.len == 0
-    }
-
     /// The blake3 digest of the bytes.
     pub fn digest(&self) -> ObjectId {
         ObjectId(self.digest)

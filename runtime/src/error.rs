@@ -64,12 +64,14 @@ pub enum Error {
 /// the fields (kind, function, message, wasm backtrace, stderr tail).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TaskError {
-    record: ErrorRecord,
+    record: Box<ErrorRecord>,
 }
 
 impl TaskError {
     pub(crate) fn new(record: ErrorRecord) -> TaskError {
-        TaskError { record }
+        TaskError {
+            record: Box::new(record),
+        }
     }
 
     /// What went wrong.

@@ -149,11 +149,6 @@ impl RefTable {
         rt.objects.release_all(&ids);
         self.borrowed.clear();
     }
-
-    /// Number of distinct objects held.
-    pub fn held_count(&self) -> usize {
-        self.held.len()
-    }
 }
 
 /// The call an instance is running: what goes in and what comes out.

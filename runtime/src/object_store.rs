@@ -39,7 +39,6 @@ use rustc_hash::FxBuildHasher;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
 use tokio::sync::Notify;
 use wray_abi::ObjectId;
 use wray_abi::wire::ErrorRecord;
@@ -61,7 +60,6 @@ pub(crate) struct Entry {
     state: OnceLock<Resolved>,
     notify: Notify,
     refs: AtomicU64,
-    created: Instant,
 }
 
 impl Entry {
@@ -70,7 +68,6 @@ impl Entry {
             state: OnceLock::new(),
             notify: Notify::new(),
             refs: AtomicU64::new(refs),
-            created: Instant::now(),
         }
     }
 
@@ -95,16 +92,6 @@ impl Entry {
     /// before checking the state to not miss one.
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.notify.notified()
-    }
-
-    /// Number of holders.
-    pub fn ref_count(&self) -> u64 {
-        self.refs.load(Ordering::Relaxed)
-    }
-
-    /// When the entry was created.
-    pub fn created(&self) -> Instant {
-        self.created
     }
 }
 
@@ -145,7 +132,7 @@ impl ObjectStore {
         if blob.len() < DEDUPE_MIN {
             return blob;
         }
-        let mut slot = self.blobs.entry(blob.digest()).or_insert_with(Weak::new);
+        let mut slot = self.blobs.entry(blob.digest()).or_default();
         match slot.upgrade() {
             Some(existing) => existing,
             None => {
@@ -279,13 +266,6 @@ impl ObjectStore {
             }
         }
     }
-
-    /// Calls `f` on every entry (for listings; the table may change meanwhile).
-    pub fn for_each(&self, mut f: impl FnMut(&ObjectId, &Entry)) {
-        for item in self.entries.iter() {
-            f(item.key(), item.value());
-        }
-    }
 }
 
 #[cfg(test)]
@@ -305,7 +285,7 @@ mod tests {
         assert_eq!(id.0, *blake3::hash(b"hello").as_bytes());
         let again = s.put(s.blob(b"hello", vec![]));
         assert_eq!(again, id);
-        assert_eq!(s.get(&id).unwrap().ref_count(), 2);
+        assert_eq!(s.get(&id).unwrap().refs.load(Ordering::Relaxed), 2);
         s.release(&id);
         assert!(s.get(&id).is_some());
         s.release(&id);

@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use wasmtime::{Engine, Linker};
 use wray_abi::codec::{Decode, Encode};
 use wray_abi::wire::Options;
-use wray_abi::{ActorId, ObjectId, TaskId};
+use wray_abi::{ObjectId, TaskId};
 
 /// Hands out task and actor ids: this node's id and a sequence number.
 pub(crate) struct IdGen {
@@ -41,10 +41,6 @@ pub(crate) struct IdGen {
 impl IdGen {
     pub fn next_task(&self) -> TaskId {
         TaskId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub fn next_actor(&self) -> ActorId {
-        ActorId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -590,7 +586,7 @@ impl TaskBuilder<'_> {
         let sub = Submission {
             function: self.function.into(),
             args: self.args,
-            held: self.held,
+            _held: self.held,
             num_returns: 1,
             options: self.options,
             parent: None,

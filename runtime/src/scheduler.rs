@@ -133,7 +133,8 @@ pub(crate) struct Submission {
     /// The function (the module's shared copy of the name, when it has one).
     pub function: Arc<str>,
     pub args: Vec<TaskArg>,
-    pub held: HeldRefs,
+    /// The objects the arguments name, held until the task ends.
+    pub _held: HeldRefs,
     pub num_returns: u32,
     pub options: Options,
     pub parent: Option<TaskId>,
@@ -188,7 +189,7 @@ impl Submission {
         Ok(Submission {
             function,
             args,
-            held,
+            _held: held,
             num_returns: spec.num_returns,
             options: spec.options.clone(),
             parent: st.origin.task,

@@ -145,14 +145,14 @@ impl State {
     /// Serves waiters while slots allow.
     fn dispatch(&mut self) {
         loop {
-            if self.cpu_free > 0 {
-                if let Some(tx) = self.resume.pop_front() {
-                    self.take(Need::Resume);
-                    if tx.send(()).is_err() {
-                        self.give_back(true, false, false);
-                    }
-                    continue;
+            if self.cpu_free > 0
+                && let Some(tx) = self.resume.pop_front()
+            {
+                self.take(Need::Resume);
+                if tx.send(()).is_err() {
+                    self.give_back(true, false, false);
                 }
+                continue;
             }
             let waiter = if self
                 .start_nested
@@ -358,8 +358,7 @@ mod tests {
         for h in handles {
             h.await.unwrap();
         }
-        let v = order.lock().unwrap().clone();
-        v
+        order.lock().unwrap().clone()
     }
 
     #[tokio::test]

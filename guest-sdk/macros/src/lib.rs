@@ -54,7 +54,10 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
     let original = TokenStream2::from(item.clone());
     let f = parse_macro_input!(item as ItemFn);
-    or_report(no_arguments(&attr, "main").and_then(|()| driver(f)), original)
+    or_report(
+        no_arguments(&attr, "main").and_then(|()| driver(f)),
+        original,
+    )
 }
 
 /// See `wray::value`.

@@ -10,7 +10,7 @@
 use crate::instance::InstanceState;
 use std::fmt;
 use wasmtime::Caller;
-use wray_abi::{ActorId, ObjectId};
+use wray_abi::ObjectId;
 
 /// A guest broke the ABI: a pointer or length out of bounds, a missing
 /// memory export, a malformed argument. Traps the guest.
@@ -31,7 +31,8 @@ impl fmt::Display for AbiViolation {
 impl std::error::Error for AbiViolation {}
 
 impl AbiViolation {
-    pub fn new(function: &'static str, detail: impl Into<String>) -> wasmtime::Error {
+    /// The trap for a violation in `function`.
+    pub fn error(function: &'static str, detail: impl Into<String>) -> wasmtime::Error {
         wasmtime::Error::new(AbiViolation {
             function,
             detail: detail.into(),
@@ -54,7 +55,7 @@ impl<'a> Guest<'a> {
         function: &'static str,
     ) -> wasmtime::Result<(Guest<'a>, &'a mut InstanceState)> {
         let Some(memory) = caller.data().memory else {
-            return Err(AbiViolation::new(
+            return Err(AbiViolation::error(
                 function,
                 "the module exports no linear memory named `memory`",
             ));
@@ -64,7 +65,7 @@ impl<'a> Guest<'a> {
     }
 
     fn violation(&self, detail: String) -> wasmtime::Error {
-        AbiViolation::new(self.function, detail)
+        AbiViolation::error(self.function, detail)
     }
 
     /// Checks that `[ptr, ptr + len)` lies inside memory.
@@ -109,12 +110,6 @@ impl<'a> Guest<'a> {
         Ok(ObjectId::from_slice(b).expect("the slice has the id's length"))
     }
 
-    /// The 16-byte actor id at `ptr`.
-    pub fn actor_id(&self, ptr: u32) -> wasmtime::Result<ActorId> {
-        let b = self.bytes(ptr, ActorId::LEN as u32)?;
-        Ok(ActorId::from_slice(b).expect("the slice has the id's length"))
-    }
-
     /// `n` consecutive 32-byte object ids at `ptr`.
     pub fn object_ids(&self, ptr: u32, n: u32) -> wasmtime::Result<Vec<ObjectId>> {
         let r = self.check(ptr, u64::from(n) * ObjectId::LEN as u64)?;
@@ -122,11 +117,5 @@ impl<'a> Guest<'a> {
             .chunks_exact(ObjectId::LEN)
             .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
             .collect())
-    }
-
-    /// UTF-8 text at `ptr`, or an ABI violation.
-    pub fn str(&self, ptr: u32, len: u32) -> wasmtime::Result<&str> {
-        let b = self.bytes(ptr, len)?;
-        std::str::from_utf8(b).map_err(|e| self.violation(format!("string is not UTF-8: {e}")))
     }
 }

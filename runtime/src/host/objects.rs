@@ -102,8 +102,9 @@ async fn object_get(
             &encoded_error
         }
     };
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| AbiViolation::new(import::OBJECT_GET, format!("object {id} exceeds 4 GiB")))?;
+    let len = u32::try_from(bytes.len()).map_err(|_| {
+        AbiViolation::error(import::OBJECT_GET, format!("object {id} exceeds 4 GiB"))
+    })?;
     g.write_u32(out_len, len)?;
     if len > cap {
         return status(Status::BufferTooSmall);
