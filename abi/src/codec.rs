@@ -67,7 +67,13 @@ impl<T> Decode for T where
 
 /// Encodes a value.
 pub fn encode<T: Encode>(value: &T) -> Result<AlignedVec, rancor::Error> {
-    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, AlignedVec::new())
+    encode_in(value, AlignedVec::new())
+}
+
+/// Encodes a value at the end of `buf` (pass an empty buffer whose
+/// capacity you want to reuse).
+pub fn encode_in<T: Encode>(value: &T, buf: AlignedVec) -> Result<AlignedVec, rancor::Error> {
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, buf)
 }
 
 /// Decodes a value from bytes aligned to [`VALUE_ALIGN`](crate::VALUE_ALIGN),

@@ -67,20 +67,42 @@ fn collecting<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
     (r, refs.unwrap_or_default())
 }
 
+thread_local! {
+    /// The heap buffer large values are encoded into, kept between uses so
+    /// repeated puts of large values neither regrow it nor touch fresh pages.
+    static ENCODE_BUF: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+}
+
+/// Encode buffers larger than this are freed after use rather than kept.
+const KEEP_ENCODE_BUF: usize = 256 << 20;
+
 /// Encodes `value` and hands its bytes and the ids it refers to to `f`.
-/// Small values are encoded on the stack, without allocating.
+/// Small values are encoded on the stack, without allocating; large ones
+/// into a buffer reused from call to call.
 pub(crate) fn with_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
     let mut out = Scratch::<512>::new();
     let mut scratch = Scratch::<256>::new();
     let (small, refs) =
         collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
-    match small {
-        Some(bytes) => f(bytes, &refs),
-        None => {
-            let enc = encode(value);
-            f(&enc.bytes, &enc.refs)
-        }
+    if let Some(bytes) = small {
+        return f(bytes, &refs);
     }
+    // Taken out of the slot for the duration, so a nested use (`f` encoding
+    // again) finds an empty buffer instead of a borrow conflict.
+    let mut buf = ENCODE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    buf.clear();
+    let (encoded, refs) = collecting(|| wray_abi::codec::encode_in(value, buf));
+    let buf = encoded.unwrap_or_else(|e| {
+        panic!(
+            "wray: cannot encode a value of type {}: {e}",
+            std::any::type_name::<T>()
+        )
+    });
+    let r = f(&buf, &refs);
+    if buf.capacity() <= KEEP_ENCODE_BUF {
+        ENCODE_BUF.with(|b| *b.borrow_mut() = buf);
+    }
+    r
 }
 
 /// Encodes `value` on the heap, collecting the references it contains.
