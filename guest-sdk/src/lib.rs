@@ -23,6 +23,10 @@
 //! - [`#[wray::remote]`](remote) on a function makes it a task:
 //!   `f::remote(args..)` returns an [`ObjectRef`] at once;
 //!   `f::options().max_retries(5).remote(args..)` sets options.
+//! - `#[wray::remote]` on a struct and its `impl` block makes an actor:
+//!   `Counter::remote(args)` returns an [`ActorHandle`] whose methods
+//!   (`handle.incr(1)`) run one at a time, in order, in the actor's own
+//!   instance. See [`ActorHandle`], [`get_actor`], [`kill`].
 //! - [`put`], [`get`], [`wait`] work as in Ray.
 //! - [`#[wray::main]`](main) marks the driver that `wray run` starts.
 //! - [`#[wray::value]`](value) makes your own types passable.
@@ -30,12 +34,17 @@
 //! Values travel encoded with [rkyv](https://rkyv.org); the ABI the SDK
 //! speaks is specified in `docs/abi.md`.
 
+mod actor;
 mod codec;
 mod error;
 mod object;
 mod sys;
 mod task;
 
+pub use actor::{
+    Actor, ActorHandle, ActorOptions, ActorRef, current_actor, get_actor, kill,
+    kill_allowing_restart,
+};
 pub use codec::{Decode, Encode};
 pub use error::{Error, ErrorKind, Result};
 pub use object::{Get, ObjectRef, Ready, get, get_timeout, put, wait};
@@ -79,12 +88,13 @@ pub use rkyv;
 
 /// What a guest usually needs: `use wray::prelude::*;`.
 pub mod prelude {
-    pub use crate::{ObjectRef, RemoteOptions};
+    pub use crate::{ActorHandle, ActorOptions, ObjectRef, RemoteOptions};
 }
 
 /// Support for the code `#[wray::remote]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::actor::{create as create_actor, set_state, with_state};
     pub use crate::task::{Args, application_error, run_call, run_main, submit};
     pub use wray_abi::wire::{Options, SpecKind};
 }

@@ -37,7 +37,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            instance_slots: 10_000,
+            instance_slots: 16_384,
             call_slots: 1_000,
             memory_limit: crate::engine::MAX_WASM32_MEMORY,
             task_timeout: None,

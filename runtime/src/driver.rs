@@ -4,7 +4,9 @@
 //! It runs in its own sandboxed instance like any task, with the WASI
 //! arguments the user gave, but holds no CPU slot (as in Ray, the driver is
 //! not a task) and has no time limit. Its output is passed through as
-//! written.
+//! written. Each run is a job: when the driver ends, the unnamed actors it
+//! (or its tasks) created end too. Each run is a job: when the driver ends, the unnamed actors it
+//! (or its tasks) created end too.
 
 use crate::instance::{self, CancelToken, InstanceSpec, Origin};
 use crate::module::Module;
@@ -23,6 +25,19 @@ pub(crate) async fn run(
     module: &Module,
     args: Vec<String>,
 ) -> Result<i32, ErrorRecord> {
+    let job = rt.ids.next_job();
+    let outcome = run_job(rt, module, args, job).await;
+    // The job's unnamed actors end with their driver.
+    crate::actor::end_job(rt, job);
+    outcome
+}
+
+async fn run_job(
+    rt: &Arc<Shared>,
+    module: &Module,
+    args: Vec<String>,
+    job: u64,
+) -> Result<i32, ErrorRecord> {
     let name = module.name().to_string();
     let source = OutputSource {
         name: name.clone().into(),
@@ -39,6 +54,8 @@ pub(crate) async fn run(
             deadline: None,
             origin: Origin {
                 task: None,
+                actor: None,
+                job,
                 depth: 0,
             },
             cancel: Arc::new(CancelToken::default()),
@@ -67,7 +84,7 @@ pub(crate) async fn run(
     };
     let result = async {
         let instance = module.pre().instantiate_async(&mut store).await?;
-        scheduler::bind_memory(&mut store, module, &instance);
+        scheduler::bind_instance(&mut store, module, &instance);
         let func = instance
             .get_module_export(&mut store, &start)
             .and_then(|e| e.into_func())

@@ -30,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Memory, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wray_abi::wire::{ArgsLayout, ErrorRecord};
-use wray_abi::{ErrorKind, ObjectId, TaskId};
+use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId};
 
 /// Why the host stopped a guest in the middle of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -212,8 +212,12 @@ impl CancelToken {
 /// Who an instance works for: written into the tasks it submits.
 #[derive(Clone, Debug)]
 pub(crate) struct Origin {
-    /// The task the instance runs, if it runs one.
+    /// The task (or actor call) the instance runs, if it runs one.
     pub task: Option<TaskId>,
+    /// The actor the instance is, if it is one.
+    pub actor: Option<ActorId>,
+    /// The job (driver run) the work belongs to; 0 for the host.
+    pub job: u64,
     /// How deep that task is: 1 for a task a driver or the host submitted,
     /// 0 for a driver.
     pub depth: u32,
@@ -230,6 +234,8 @@ pub(crate) struct InstanceState {
     capture: Option<Capture>,
     pub rt: Arc<Shared>,
     pub module: Module,
+    /// The instance, once instantiated.
+    pub instance: Option<wasmtime::Instance>,
     /// The guest's exported memory, once instantiated.
     pub memory: Option<Memory>,
     pub limiter: Limiter,
@@ -319,6 +325,7 @@ pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<Ins
         capture: None,
         rt: rt.clone(),
         module: spec.module,
+        instance: None,
         memory: None,
         limiter: Limiter {
             memory_limit: spec.memory_limit,

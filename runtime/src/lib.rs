@@ -17,7 +17,9 @@
 //!
 //! `ARCHITECTURE.md` at the repository root maps the modules of this crate.
 
+mod actor;
 mod blob;
+mod call;
 mod config;
 mod driver;
 mod engine;
@@ -31,10 +33,13 @@ mod runtime;
 mod scheduler;
 mod slots;
 
+pub use call::{
+    ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
+};
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use module::Module;
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
-pub use runtime::{Builder, Bytes, ObjectRef, Runtime, Stats, TaskBuilder};
+pub use runtime::{ActorInfo, ActorState, Builder, Bytes, ObjectRef, Runtime, Stats};
 pub use wray_abi::codec::{Decode, Encode};
 pub use wray_abi::wire::ErrorRecord;
 pub use wray_abi::{ActorId, ObjectId, TaskId};

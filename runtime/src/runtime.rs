@@ -10,7 +10,9 @@
 //! not be called from inside the runtime's own tokio context; use the
 //! `_async` variants there.
 
+use crate::actor::Actors;
 use crate::blob::Blob;
+use crate::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 use crate::config::Config;
 use crate::engine::{self, EpochTicker};
 use crate::error::{Error, Result, TaskError};
@@ -18,7 +20,7 @@ use crate::instance::InstanceState;
 use crate::module::{Module, ModuleCache};
 use crate::object_store::{ObjectStore, Resolved};
 use crate::output::{OutputSink, TerminalSink};
-use crate::scheduler::{self, HeldRefs, Submission, TaskArg, TaskTable};
+use crate::scheduler::{self, TaskTable};
 use crate::slots::Slots;
 use std::fmt;
 use std::ops::Deref;
@@ -29,18 +31,27 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, Linker};
 use wray_abi::codec::{Decode, Encode};
-use wray_abi::wire::Options;
-use wray_abi::{ObjectId, TaskId};
+use wray_abi::{ActorId, ObjectId, TaskId};
 
-/// Hands out task and actor ids: this node's id and a sequence number.
+/// Hands out task, actor and job ids: this node's id and a sequence number.
 pub(crate) struct IdGen {
     node: u32,
     next: AtomicU64,
+    next_job: AtomicU64,
 }
 
 impl IdGen {
     pub fn next_task(&self) -> TaskId {
         TaskId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn next_actor(&self) -> ActorId {
+        ActorId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Job 0 is the host's own work; drivers get 1, 2, ...
+    pub fn next_job(&self) -> u64 {
+        self.next_job.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -59,6 +70,7 @@ pub(crate) struct Shared {
     pub ids: IdGen,
     pub sink: Arc<dyn OutputSink>,
     pub tasks: TaskTable,
+    pub actors: Actors,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -181,10 +193,12 @@ impl Builder {
             ids: IdGen {
                 node: config.node_id,
                 next: AtomicU64::new(1),
+                next_job: AtomicU64::new(1),
             },
             sink: self.sink,
             objects: ObjectStore::new(),
             tasks: TaskTable::default(),
+            actors: Actors::default(),
             linker,
             engine: engine.clone(),
             config,
@@ -209,7 +223,7 @@ impl Builder {
 /// # Ok::<(), wray_runtime::Error>(())
 /// ```
 pub struct Runtime {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tokio: Option<tokio::runtime::Runtime>,
     ticker: EpochTicker,
 }
@@ -290,15 +304,49 @@ impl Runtime {
 
     /// Starts building a call of the remote function `function` of `module`.
     pub fn task<'a>(&'a self, module: &Module, function: &str) -> TaskBuilder<'a> {
-        TaskBuilder {
-            rt: self,
-            module: module.clone(),
-            function: function.into(),
-            args: Vec::new(),
-            held: HeldRefs::new(&self.shared),
-            options: Options::default(),
-            error: None,
-        }
+        CallBuilder::new(self, call::Task::new(module, function))
+    }
+
+    /// Starts building a new actor of type `type_name` (a struct marked
+    /// `#[wray::remote]`) of `module`; the arguments go to its constructor.
+    pub fn actor<'a>(&'a self, module: &Module, type_name: &str) -> ActorBuilder<'a> {
+        CallBuilder::new(self, call::NewActor::new(module, type_name))
+    }
+
+    /// Starts building a call of `method` on `actor`.
+    pub fn method<'a>(&'a self, actor: &ActorRef, method: &str) -> MethodBuilder<'a> {
+        CallBuilder::new(self, call::Method::new(actor, method))
+    }
+
+    /// The actor registered under `name`.
+    pub fn get_actor(&self, name: &str) -> Option<ActorRef> {
+        self.shared
+            .actors
+            .lookup(name)
+            .map(|a| ActorRef::new(a.id, a.type_name.clone()))
+    }
+
+    /// Kills an actor: interrupts its running call; that call, its pending
+    /// calls and later ones fail with an actor-died error. With
+    /// `allow_restart`, it restarts instead if it has restarts left. False
+    /// when the actor is already gone.
+    pub fn kill(&self, actor: &ActorRef, allow_restart: bool) -> bool {
+        crate::actor::kill(&self.shared, &actor.id(), allow_restart)
+    }
+
+    /// What the runtime knows of an actor, while it exists.
+    pub fn actor_info(&self, actor: &ActorRef) -> Option<ActorInfo> {
+        let a = self.shared.actors.get(&actor.id())?;
+        Some(ActorInfo {
+            state: match a.life() {
+                crate::actor::Life::Starting => ActorState::Starting,
+                crate::actor::Life::Alive => ActorState::Alive,
+                crate::actor::Life::Dead(_) => ActorState::Dead,
+            },
+            restarts: a.restarts(),
+            calls: a.calls.load(Ordering::Relaxed),
+            name: a.name.clone(),
+        })
     }
 
     /// Stores a value as an immutable object.
@@ -437,6 +485,7 @@ impl Runtime {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
             tasks_unfinished: s.tasks.len(),
+            actors: s.actors.len(),
             cpu_slots_free: s.slots.cpus_free(),
             instance_slots_free: s.instance_slots.available_permits(),
             call_slots_free: s.slots.calls_free(),
@@ -473,6 +522,30 @@ async fn futures_first<F: Future>(futs: impl Iterator<Item = F>) {
     .await
 }
 
+/// An actor's state, from [`Runtime::actor_info`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActorState {
+    /// Running its constructor.
+    Starting,
+    /// Serving calls.
+    Alive,
+    /// Gone (it leaves the table right after).
+    Dead,
+}
+
+/// What [`Runtime::actor_info`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorInfo {
+    /// Where it is in its life.
+    pub state: ActorState,
+    /// How many times it restarted.
+    pub restarts: u32,
+    /// Calls it completed.
+    pub calls: u64,
+    /// Its registered name.
+    pub name: Option<String>,
+}
+
 /// Counters describing a runtime, from [`Runtime::stats`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -480,8 +553,10 @@ pub struct Stats {
     pub objects: usize,
     /// Bytes held by the store.
     pub object_bytes: u64,
-    /// Tasks submitted and not finished.
+    /// Tasks and actor calls submitted and not finished.
     pub tasks_unfinished: usize,
+    /// Actors not yet gone.
+    pub actors: usize,
     /// CPU slots not in use.
     pub cpu_slots_free: usize,
     /// Instance slots not in use.
@@ -494,112 +569,6 @@ pub struct Stats {
     pub modules_from_disk_cache: u64,
 }
 
-/// A call being built by [`Runtime::task`].
-#[must_use = "a call does nothing until `.submit()`"]
-pub struct TaskBuilder<'a> {
-    rt: &'a Runtime,
-    module: Module,
-    function: String,
-    args: Vec<TaskArg>,
-    held: HeldRefs,
-    options: Options,
-    error: Option<Error>,
-}
-
-impl TaskBuilder<'_> {
-    /// Adds an argument by value.
-    pub fn arg<T: Encode>(mut self, value: &T) -> Self {
-        match wray_abi::codec::encode(value) {
-            Ok(bytes) => return self.arg_bytes(&bytes),
-            Err(e) => {
-                self.error.get_or_insert(Error::InvalidArgument(format!(
-                    "cannot encode a {}: {e}",
-                    std::any::type_name::<T>()
-                )));
-            }
-        }
-        self
-    }
-
-    /// Adds an argument already encoded (the bytes of the parameter's type).
-    pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
-        let blob = self.rt.shared.objects.blob(bytes, Vec::new());
-        self.args.push(TaskArg::Value(blob));
-        self
-    }
-
-    /// Adds an object as an argument: the task receives its value, once
-    /// ready; if it failed, the task fails without running.
-    pub fn arg_ref(mut self, r: &ObjectRef) -> Self {
-        if self.held.retain(r.id) {
-            self.args.push(TaskArg::Ref(r.id));
-        } else {
-            self.error.get_or_insert(Error::ObjectNotFound(r.id));
-        }
-        self
-    }
-
-    /// Adds an object reference as an argument without resolving it: the
-    /// task receives the reference (its parameter must be an `ObjectRef`)
-    /// and may fetch the value itself, when and if it needs it.
-    pub fn arg_ref_unresolved(mut self, r: &ObjectRef) -> Self {
-        if self.held.retain(r.id) {
-            // An ObjectRef is encoded as its 32-byte id.
-            let blob = self.rt.shared.objects.blob(&r.id.0, vec![r.id]);
-            self.args.push(TaskArg::Value(blob));
-        } else {
-            self.error.get_or_insert(Error::ObjectNotFound(r.id));
-        }
-        self
-    }
-
-    /// Retries after system failures (default 3; -1: no limit).
-    pub fn max_retries(mut self, n: i32) -> Self {
-        self.options.max_retries = Some(n);
-        self
-    }
-
-    /// Retries guest errors, panics and traps too.
-    pub fn retry_exceptions(mut self, yes: bool) -> Self {
-        self.options.retry_exceptions = Some(yes);
-        self
-    }
-
-    /// Wall-clock limit of one attempt.
-    pub fn timeout(mut self, limit: Duration) -> Self {
-        self.options.timeout_ms = Some(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1));
-        self
-    }
-
-    /// Linear memory limit, in bytes.
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.options.memory_limit = Some(bytes);
-        self
-    }
-
-    /// Submits the call; returns a reference to its result at once.
-    pub fn submit(self) -> Result<ObjectRef> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        let shared = &self.rt.shared;
-        let sub = Submission {
-            function: self.function.into(),
-            args: self.args,
-            _held: self.held,
-            num_returns: 1,
-            options: self.options,
-            parent: None,
-            depth: 1,
-        };
-        let ids = {
-            let _guard = self.rt.handle().enter();
-            scheduler::submit_task(shared, self.module, sub)
-        };
-        Ok(ObjectRef::adopt(shared, ids[0]))
-    }
-}
-
 /// A reference to an object, held by host code. Cloning counts one more
 /// holder; dropping releases it.
 pub struct ObjectRef {
@@ -608,7 +577,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    fn adopt(shared: &Arc<Shared>, id: ObjectId) -> ObjectRef {
+    pub(crate) fn adopt(shared: &Arc<Shared>, id: ObjectId) -> ObjectRef {
         ObjectRef {
             id,
             shared: shared.clone(),

@@ -141,6 +141,8 @@ pub(crate) struct Submission {
     /// 1 for tasks submitted by a driver or the host, parent's depth + 1
     /// for nested ones.
     pub depth: u32,
+    /// The job the submitter belongs to (0: the host).
+    pub job: u64,
 }
 
 impl Submission {
@@ -194,14 +196,24 @@ impl Submission {
             options: spec.options.clone(),
             parent: st.origin.task,
             depth: st.origin.depth + 1,
+            job: st.origin.job,
         })
     }
 }
 
-/// What the runtime knows of a task that has not finished.
+/// What the runtime knows of a task (or actor call) that has not finished.
 pub(crate) struct TaskHandle {
     pub cancel: Arc<CancelToken>,
     children: Mutex<Vec<TaskId>>,
+}
+
+impl TaskHandle {
+    pub fn new() -> TaskHandle {
+        TaskHandle {
+            cancel: Arc::new(CancelToken::default()),
+            children: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// Tasks that have not finished, by id.
@@ -233,10 +245,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         return returns;
     };
     let sub = Submission { function, ..sub };
-    let handle = Arc::new(TaskHandle {
-        cancel: Arc::new(CancelToken::default()),
-        children: Mutex::new(Vec::new()),
-    });
+    let handle = Arc::new(TaskHandle::new());
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
         parent.children.lock().expect("not poisoned").push(id);
     }
@@ -328,6 +337,32 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
     }
 }
 
+/// Waits for argument `i` (the object `id`) of `function`: its value, or the
+/// error the caller fails with (its cause chained).
+pub(crate) async fn resolve_arg(
+    rt: &Shared,
+    id: &ObjectId,
+    i: usize,
+    function: &str,
+) -> Result<Arc<Blob>, ErrorRecord> {
+    let Some(entry) = rt.objects.get(id) else {
+        let msg = format!("argument {i} (object {}) no longer exists", id.short());
+        return Err(ErrorRecord::new(ErrorKind::ObjectLost, function, msg));
+    };
+    match entry.resolved().await {
+        Resolved::Ready(blob) => Ok(blob),
+        Resolved::Failed(cause) => {
+            let mut rec = ErrorRecord::new(
+                ErrorKind::DependencyFailed,
+                function,
+                format!("argument {i} failed, so the call did not run"),
+            );
+            rec.cause = Some(Box::new((*cause).clone()));
+            Err(rec)
+        }
+    }
+}
+
 /// A successful attempt: its return values, and references to the objects
 /// they refer to, held until the values are stored.
 pub(crate) struct Finished {
@@ -355,24 +390,14 @@ async fn run_attempts(
         match arg {
             TaskArg::Value(blob) => args.push(blob.clone()),
             TaskArg::Ref(id) => {
-                let Some(entry) = rt.objects.get(id) else {
-                    let msg = format!("argument {i} (object {}) no longer exists", id.short());
-                    return Err(ErrorRecord::new(ErrorKind::ObjectLost, function, msg));
-                };
                 let resolved = tokio::select! {
-                    r = entry.resolved() => r,
+                    r = resolve_arg(rt, id, i, function) => r,
                     () = task.handle.cancel.cancelled() => return Err(cancelled()),
                 };
                 match resolved {
-                    Resolved::Ready(blob) => args.push(blob),
-                    Resolved::Failed(cause) => {
-                        let mut rec = ErrorRecord::new(
-                            ErrorKind::DependencyFailed,
-                            function,
-                            format!("argument {i} failed, so the task did not run"),
-                        );
+                    Ok(blob) => args.push(blob),
+                    Err(mut rec) => {
                         rec.task = task.id;
-                        rec.cause = Some(Box::new((*cause).clone()));
                         return Err(rec);
                     }
                 }
@@ -433,6 +458,8 @@ async fn execute(
             deadline: task.policy.timeout.map(|t| Instant::now() + t),
             origin: Origin {
                 task: Some(task.id),
+                actor: None,
+                job: task.sub.job,
                 depth: task.sub.depth,
             },
             cancel: task.handle.cancel.clone(),
@@ -460,7 +487,7 @@ pub(crate) async fn call_export(
     export: &ModuleExport,
 ) -> wasmtime::Result<i32> {
     let instance = module.pre().instantiate_async(&mut *store).await?;
-    bind_memory(store, module, &instance);
+    bind_instance(store, module, &instance);
     let func = instance
         .get_module_export(&mut *store, export)
         .and_then(|e| e.into_func())
@@ -469,8 +496,8 @@ pub(crate) async fn call_export(
     func.call_async(&mut *store, ()).await
 }
 
-/// Remembers the instance's memory for host functions.
-pub(crate) fn bind_memory(
+/// Remembers the instance and its memory for host functions.
+pub(crate) fn bind_instance(
     store: &mut Store<InstanceState>,
     module: &Module,
     instance: &wasmtime::Instance,
@@ -479,7 +506,9 @@ pub(crate) fn bind_memory(
         .memory_export()
         .and_then(|m| instance.get_module_export(&mut *store, m))
         .and_then(|e| e.into_memory());
-    store.data_mut().memory = memory;
+    let st = store.data_mut();
+    st.memory = memory;
+    st.instance = Some(*instance);
 }
 
 /// Reads a finished call's results (or failure) off its store.

@@ -218,31 +218,36 @@ fn result_ok_type(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// The body of an export: decode the parameters, call, encode the result.
+/// The body of an export: decode the parameters, run `invoke` (an
+/// expression over the parameters' names, bound to `__wray_out`), then
+/// `finish` (which yields the closure's `Result`).
 pub(crate) fn call_body(
-    call: TokenStream2,
+    invoke: TokenStream2,
     params: &[Param],
-    out: &Output,
-    function: &str,
+    finish: TokenStream2,
 ) -> TokenStream2 {
     let decode = params.iter().map(|p| {
         let (name, ty) = (&p.name, &p.ty);
         let label = name.to_string();
         quote_spanned!(ty.span()=> let #name: #ty = __wray_args.next::<#ty>(#label)?;)
     });
-    let names = params.iter().map(|p| &p.name);
-    let finish = if out.fallible {
+    quote! {
+        #(#decode)*
+        __wray_args.finish()?;
+        let __wray_out = #invoke;
+        #finish
+    }
+}
+
+/// Turns `__wray_out` into the call's result: its `Err` (for a function
+/// returning `Result`) becomes the call's error, named `function`.
+pub(crate) fn finish_value(out: &Output, function: &str) -> TokenStream2 {
+    if out.fallible {
         quote! {
             __wray_out.map_err(|e| ::wray::__private::application_error(#function, &e))
         }
     } else {
         quote!(::core::result::Result::Ok(__wray_out))
-    };
-    quote! {
-        #(#decode)*
-        __wray_args.finish()?;
-        let __wray_out = #call(#(#names),*);
-        #finish
     }
 }
 
@@ -264,7 +269,12 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
     let value_ty = &out.value_ty;
     let pnames: Vec<_> = params.iter().map(|p| &p.name).collect();
     let ptys: Vec<_> = params.iter().map(|p| &p.ty).collect();
-    let body = call_body(quote!(#name), &params, &out, &name_str);
+    let names = params.iter().map(|p| &p.name);
+    let body = call_body(
+        quote!(#name(#(#names),*)),
+        &params,
+        finish_value(&out, &name_str),
+    );
     let doc_mod = format!(
         "Remote calls of [`{name_str}()`](fn@{name_str}): `{name_str}::remote(..)` submits it as a task."
     );

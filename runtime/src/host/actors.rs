@@ -1,46 +1,146 @@
 //! `actor_create`, `actor_lookup`, `actor_kill`, `actor_self`, and actor
 //! method calls through `task_submit`.
 
+use super::memory::Guest;
 use super::status;
+use crate::actor::{self, Creation};
 use crate::instance::InstanceState;
+use crate::runtime::Shared;
+use crate::scheduler::Submission;
+use std::sync::Arc;
 use wasmtime::{Caller, Linker};
-use wray_abi::wire::TaskSpec;
-use wray_abi::{HOST_MODULE, Status, import};
+use wray_abi::wire::{SpecKind, TaskSpec};
+use wray_abi::{ActorId, HOST_MODULE, ObjectId, Status, import, kill_flags};
+
+/// Longest actor name.
+const MAX_NAME: u32 = 1024;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        HOST_MODULE,
-        import::ACTOR_CREATE,
-        |_: Caller<'_, InstanceState>, _spec: u32, _len: u32, _out: u32| {
-            status(Status::InvalidState)
-        },
-    )?;
-    linker.func_wrap(
-        HOST_MODULE,
-        import::ACTOR_LOOKUP,
-        |_: Caller<'_, InstanceState>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
-            status(Status::InvalidState)
-        },
-    )?;
-    linker.func_wrap(
-        HOST_MODULE,
-        import::ACTOR_KILL,
-        |_: Caller<'_, InstanceState>, _: u32, _: i32| status(Status::InvalidState),
-    )?;
-    linker.func_wrap(
-        HOST_MODULE,
-        import::ACTOR_SELF,
-        |_: Caller<'_, InstanceState>, _: u32| status(Status::InvalidState),
-    )?;
+    linker.func_wrap(HOST_MODULE, import::ACTOR_CREATE, actor_create)?;
+    linker.func_wrap(HOST_MODULE, import::ACTOR_LOOKUP, actor_lookup)?;
+    linker.func_wrap(HOST_MODULE, import::ACTOR_KILL, actor_kill)?;
+    linker.func_wrap(HOST_MODULE, import::ACTOR_SELF, actor_self)?;
     Ok(())
+}
+
+/// `actor_create(spec, len, out_actor) -> status`
+fn actor_create(
+    mut caller: Caller<'_, InstanceState>,
+    spec: u32,
+    len: u32,
+    out: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::ACTOR_CREATE)?;
+    g.check(out, ActorId::LEN as u64)?;
+    let bytes = g.bytes(spec, len)?;
+    if bytes.len() > crate::scheduler::max_spec_len(&st.rt.config) {
+        return status(Status::TooLarge);
+    }
+    let Ok(spec) = TaskSpec::decode(bytes) else {
+        return status(Status::InvalidArgument);
+    };
+    if spec.kind != SpecKind::ActorCreate
+        || spec
+            .options
+            .name
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NAME as usize)
+    {
+        return status(Status::InvalidArgument);
+    }
+    let type_name = spec.function.to_string();
+    let sub = match Submission::from_guest(&spec, st) {
+        Ok(s) => s,
+        Err(code) => return status(code),
+    };
+    let rt = st.rt.clone();
+    let id = actor::create(
+        &rt,
+        Creation {
+            module: st.module.clone(),
+            type_name,
+            job: sub.job,
+            sub,
+        },
+    );
+    g.write(out, &id.0)?;
+    status(Status::Ok)
+}
+
+/// `actor_lookup(name, len, out_actor, out_type, type_cap, out_type_len) -> status`
+fn actor_lookup(
+    mut caller: Caller<'_, InstanceState>,
+    name: u32,
+    len: u32,
+    out_actor: u32,
+    out_type: u32,
+    type_cap: u32,
+    out_type_len: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::ACTOR_LOOKUP)?;
+    g.check(out_actor, ActorId::LEN as u64)?;
+    g.check(out_type, u64::from(type_cap))?;
+    g.check(out_type_len, 4)?;
+    if len > MAX_NAME {
+        return status(Status::TooLarge);
+    }
+    let Ok(name) = std::str::from_utf8(g.bytes(name, len)?) else {
+        return status(Status::InvalidArgument);
+    };
+    let Some(a) = st.rt.actors.lookup(name) else {
+        return status(Status::NotFound);
+    };
+    let ty = a.type_name.as_bytes();
+    g.write_u32(out_type_len, ty.len() as u32)?;
+    if ty.len() > type_cap as usize {
+        return status(Status::BufferTooSmall);
+    }
+    g.write(out_type, ty)?;
+    g.write(out_actor, &a.id.0)?;
+    status(Status::Ok)
+}
+
+/// `actor_kill(actor, flags) -> status`
+fn actor_kill(
+    mut caller: Caller<'_, InstanceState>,
+    actor: u32,
+    flags: i32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::ACTOR_KILL)?;
+    let b = g.bytes(actor, ActorId::LEN as u32)?;
+    let id = ActorId::from_slice(b).expect("the slice has the id's length");
+    if flags & !kill_flags::ALLOW_RESTART != 0 {
+        return status(Status::InvalidArgument);
+    }
+    if actor::kill(&st.rt, &id, flags & kill_flags::ALLOW_RESTART != 0) {
+        status(Status::Ok)
+    } else {
+        status(Status::NotFound)
+    }
+}
+
+/// `actor_self(out_actor) -> status`
+fn actor_self(mut caller: Caller<'_, InstanceState>, out: u32) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::ACTOR_SELF)?;
+    g.check(out, ActorId::LEN as u64)?;
+    match st.origin.actor {
+        Some(id) => {
+            g.write(out, &id.0)?;
+            status(Status::Ok)
+        }
+        None => status(Status::NotFound),
+    }
 }
 
 /// A method call submitted through `task_submit`; returns the ids of its
 /// return values, each held once for the caller.
 pub(super) fn submit_method(
-    _rt: &std::sync::Arc<crate::runtime::Shared>,
-    _spec: &TaskSpec<'_>,
-    _sub: crate::scheduler::Submission,
-) -> Result<Vec<wray_abi::ObjectId>, Status> {
-    Err(Status::InvalidState)
+    rt: &Arc<Shared>,
+    spec: &TaskSpec<'_>,
+    sub: Submission,
+) -> Result<Vec<ObjectId>, Status> {
+    match (spec.kind, spec.actor) {
+        (SpecKind::ActorMethod, Some(actor)) => Ok(actor::call(rt, actor, spec.function, sub)),
+        _ => Err(Status::InvalidArgument),
+    }
 }

@@ -375,6 +375,151 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 .sum();
             check(total == i64::from(n) * i64::from(n + 1) / 2, "sum of many")?;
         }
+        "actors" => {
+            let c = Counter::remote(10u64);
+            check(wray::get(&c.incr(5u64)).map_err(e)? == 15, "incr")?;
+            check(wray::get(&c.value()).map_err(e)? == 15, "state persists")?;
+            // Handles are values: a task increments the counter.
+            check(
+                wray::get(&bump::remote(c.clone(), 2u64)).map_err(e)? == 17,
+                "handle passed",
+            )?;
+            check(
+                wray::get(&c.add_via_task(1)).map_err(e)? == 18,
+                "a method calls a task",
+            )?;
+            let err = wray::get(&c.fail()).unwrap_err();
+            check(err.kind() == wray::ErrorKind::Application, "method error")?;
+            check(
+                wray::get(&c.value()).map_err(e)? == 17,
+                "an error leaves the actor alive",
+            )?;
+            wray::get(&c.say("hello from an actor")).map_err(e)?;
+            // Named actors.
+            let named = Counter::options().name("kit-counter").remote(100u64);
+            let found = wray::get_actor::<Counter>("kit-counter").map_err(e)?;
+            check(found == named, "named lookup")?;
+            check(
+                wray::get(&found.incr(1u64)).map_err(e)? == 101,
+                "call through the lookup",
+            )?;
+            check(
+                wray::get_actor::<Flag>("kit-counter").is_err(),
+                "wrong type is refused",
+            )?;
+            check(
+                wray::get_actor::<Counter>("nobody").is_err(),
+                "unknown name",
+            )?;
+            let dup = Counter::options().name("kit-counter").remote(0u64);
+            let err = wray::get(&dup.value()).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::ActorDied,
+                "duplicate name is an error",
+            )?;
+            check(err.to_string().contains("already taken"), "it says why")?;
+            wray::kill(&named);
+            // Kill: later calls fail with actor died.
+            wray::kill(&c);
+            let err = wray::get(&c.value()).unwrap_err();
+            check(err.kind() == wray::ErrorKind::ActorDied, "killed actor")?;
+            // A failing constructor makes a dead actor.
+            let bad = NoConstructorArgs::remote();
+            let err = wray::get(&bad.hello()).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::ActorDied,
+                "constructor failed",
+            )?;
+            check(
+                err.to_string().contains("refusing to start"),
+                "constructor cause",
+            )?;
+        }
+        "actor-order" => {
+            let n: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+            let c = Counter::remote(0u64);
+            let refs: Vec<_> = (0..n).map(|i| c.push(i)).collect();
+            let got = wray::get(&refs).map_err(e)?;
+            check(
+                got == (0..n).collect::<Vec<_>>(),
+                "calls ran in submission order",
+            )?;
+        }
+        "actor-restart" => {
+            let c = Counter::options().max_restarts(1).remote(5u64);
+            check(wray::get(&c.incr(1u64)).map_err(e)? == 6, "before")?;
+            let err = wray::get(&c.crash()).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::Trap,
+                "the trapping call fails with its trap",
+            )?;
+            check(
+                wray::get(&c.value()).map_err(e)? == 5,
+                "restarted with state reset",
+            )?;
+            let err = wray::get(&c.crash()).unwrap_err();
+            check(err.kind() == wray::ErrorKind::Trap, "second trap")?;
+            let err = wray::get(&c.value()).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::ActorDied,
+                "no restarts left: dead",
+            )?;
+            check(
+                err.root_cause().kind() == wray::ErrorKind::Trap,
+                "the cause is the trap",
+            )?;
+        }
+        "actor-retry" => {
+            let flag = Flag::remote();
+            let flaky = Flaky::options()
+                .max_restarts(1)
+                .max_task_retries(1)
+                .remote();
+            let calls = wray::get(&flaky.work(flag.clone())).map_err(e)?;
+            check(calls == 1, "retried once on a fresh instance")?;
+        }
+        "actor-kill-running" => {
+            let c = Counter::remote(1u64);
+            let spinning = c.spin();
+            let queued = c.value();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            wray::kill(&c);
+            let err = wray::get(&spinning).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::ActorDied,
+                "the running call is interrupted",
+            )?;
+            let err = wray::get(&queued).unwrap_err();
+            check(
+                err.kind() == wray::ErrorKind::ActorDied,
+                "queued calls fail",
+            )?;
+        }
+        "actor-leak" => {
+            let n: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(100);
+            let actors: Vec<_> = (0..n).map(Counter::remote).collect();
+            let refs: Vec<_> = actors.iter().map(|a| a.value()).collect();
+            check(
+                wray::get(&refs).map_err(e)? == (0..n).collect::<Vec<_>>(),
+                "every actor answers",
+            )?;
+            for a in &actors {
+                wray::kill(a);
+            }
+        }
+        "actor-survives-driver" => {
+            // An unnamed actor ends with this driver; a named one lives on.
+            Counter::options().name("survivor").remote(7u64);
+            Counter::remote(8u64);
+        }
+        "actor-find-survivor" => {
+            let c = wray::get_actor::<Counter>("survivor").map_err(e)?;
+            check(
+                wray::get(&c.value()).map_err(e)? == 7,
+                "the named actor outlived its driver",
+            )?;
+            wray::kill(&c);
+        }
         other => return Err(format!("unknown scenario `{other}`")),
     }
     Ok(())
@@ -387,4 +532,134 @@ fn main() -> Result<(), String> {
         return Err("usage: testkit <scenario> [args]".into());
     };
     scenario(name, rest)
+}
+
+// ---- actors ------------------------------------------------------------------
+
+/// A counter that also checks the order its calls arrive in.
+#[wray::remote]
+pub struct Counter {
+    n: u64,
+    next_seq: u64,
+}
+
+#[wray::remote]
+impl Counter {
+    pub fn new(start: u64) -> Self {
+        Counter {
+            n: start,
+            next_seq: 0,
+        }
+    }
+
+    pub fn incr(&mut self, by: u64) -> u64 {
+        self.n += by;
+        self.n
+    }
+
+    pub fn value(&self) -> u64 {
+        self.n
+    }
+
+    /// Accepts `seq` only if it is the next number: calls must arrive in
+    /// submission order.
+    pub fn push(&mut self, seq: u64) -> Result<u64, String> {
+        if seq != self.next_seq {
+            return Err(format!("got {seq}, expected {}", self.next_seq));
+        }
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    pub fn fail(&self) -> Result<u64, String> {
+        Err("method failed".into())
+    }
+
+    /// Traps, killing this instance.
+    pub fn crash(&mut self) -> u64 {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        unreachable!()
+    }
+
+    /// Computes forever (until killed).
+    pub fn spin(&self) -> u64 {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    /// Calls a task and gets its result from inside a method.
+    pub fn add_via_task(&self, x: i32) -> wray::Result<i32> {
+        wray::get(&add::remote(x, self.n as i32))
+    }
+
+    /// Prints a line, to check actor output prefixes.
+    pub fn say(&self, text: String) {
+        println!("{text}");
+    }
+}
+
+/// Remembers whether it was asked before: a witness that outlives restarts.
+#[wray::remote]
+pub struct Flag {
+    set: bool,
+}
+
+#[wray::remote]
+impl Flag {
+    pub fn new() -> Self {
+        Flag { set: false }
+    }
+
+    /// Sets the flag; returns whether it was set already.
+    pub fn test_and_set(&mut self) -> bool {
+        std::mem::replace(&mut self.set, true)
+    }
+}
+
+/// Crashes the first time it is asked, fine after a restart.
+#[wray::remote]
+pub struct Flaky {
+    calls: u64,
+}
+
+#[wray::remote]
+impl Flaky {
+    pub fn new() -> Self {
+        Flaky { calls: 0 }
+    }
+
+    /// Traps unless `witness` was set before; returns how many calls this
+    /// instance has served (its state starts over after a restart).
+    pub fn work(&mut self, witness: ActorHandle<Flag>) -> wray::Result<u64> {
+        self.calls += 1;
+        if !wray::get(&witness.test_and_set())? {
+            #[cfg(target_arch = "wasm32")]
+            core::arch::wasm32::unreachable();
+        }
+        Ok(self.calls)
+    }
+}
+
+/// Increments a counter actor it was handed.
+#[wray::remote]
+fn bump(counter: ActorHandle<Counter>, by: u64) -> wray::Result<u64> {
+    wray::get(&counter.incr(by))
+}
+
+#[wray::remote]
+pub struct NoConstructorArgs;
+
+#[wray::remote]
+impl NoConstructorArgs {
+    pub fn new() -> Result<Self, String> {
+        Err("refusing to start".into())
+    }
+
+    pub fn hello(&self) -> u32 {
+        1
+    }
 }

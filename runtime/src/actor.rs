@@ -1,0 +1,791 @@
+//! Actors: one long-lived instance each, a mailbox, calls one at a time.
+//!
+//! # Lifecycle
+//!
+//! `create` registers the actor (and its name) and spawns its loop, which
+//! resolves the constructor's arguments, instantiates the module and runs
+//! `wray:actor/<Type>/new`. The loop then takes calls from the mailbox in
+//! arrival order, one at a time: it resolves the call's reference
+//! arguments, holds a CPU slot and a call slot (kept across a burst of
+//! queued calls), sets the call on the store and runs the method's export.
+//!
+//! States: starting -> alive -> (restarting -> alive)* -> dead. A call that
+//! returns an error leaves the actor alive. A call that traps (or is
+//! interrupted by a kill) kills the instance: a store is never called again
+//! after a trap. The actor then restarts (a fresh instance, the constructor
+//! run again with its original arguments) while `max_restarts` allows, and
+//! the interrupted call is run again on the new instance while its
+//! `max_task_retries` allow (at-least-once), else it fails with its error.
+//! A dead actor fails every pending and later call with `ActorDied`, the
+//! cause chained. A constructor that fails makes the actor dead.
+//!
+//! # Ownership
+//!
+//! An actor belongs to the job (driver run) that created it. When the
+//! driver ends, its unnamed actors are killed; named actors live until
+//! killed or the runtime ends. Actors created through the host API belong
+//! to no job.
+//!
+//! # Concurrency
+//!
+//! The loop owns the store. Other threads reach an actor only through its
+//! mailbox and its `Life` mutex (state, kill request, the current
+//! instance's cancel token), never across an `await`.
+
+use crate::blob::Blob;
+use crate::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::module::Module;
+use crate::object_store::Resolved;
+use crate::output::{OutputSource, SourceKind};
+use crate::runtime::Shared;
+use crate::scheduler::{self, HeldRefs, Submission, TaskArg, TaskHandle};
+use crate::slots::{Grant, Need};
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use wasmtime::{ModuleExport, Store};
+use wray_abi::wire::ErrorRecord;
+use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId, export};
+
+/// Longest run of queued calls an actor makes while holding its slots.
+const BURST: usize = 256;
+/// Causes of death remembered for calls made after an actor is gone.
+const GRAVEYARD: usize = 4096;
+
+/// Where an actor is in its life.
+#[derive(Clone, Debug)]
+pub(crate) enum Life {
+    /// Running its constructor (first or after a restart).
+    Starting,
+    /// Serving calls.
+    Alive,
+    /// Gone for good.
+    Dead(Arc<ErrorRecord>),
+}
+
+/// A request to end the actor, set by `kill` and read by its loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kill {
+    /// End it for good.
+    NoRestart,
+    /// End this instance; restart if restarts remain.
+    AllowRestart,
+}
+
+struct Mutable {
+    life: Life,
+    kill: Option<Kill>,
+    /// Interrupts the current instance.
+    cancel: Arc<CancelToken>,
+    restarts: u32,
+}
+
+/// One actor, as the rest of the runtime sees it.
+pub(crate) struct Actor {
+    pub id: ActorId,
+    pub type_name: Arc<str>,
+    pub module: Module,
+    pub name: Option<String>,
+    /// The job that created it (0: the host).
+    pub job: u64,
+    max_restarts: i32,
+    max_task_retries: i32,
+    memory_limit: u64,
+    mailbox: mpsc::UnboundedSender<MethodCall>,
+    mutable: Mutex<Mutable>,
+    /// Calls completed, for statistics.
+    pub calls: AtomicU64,
+}
+
+impl Actor {
+    fn lock(&self) -> MutexGuard<'_, Mutable> {
+        self.mutable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the actor is in its life.
+    pub fn life(&self) -> Life {
+        self.lock().life.clone()
+    }
+
+    /// How many times it has restarted.
+    pub fn restarts(&self) -> u32 {
+        self.lock().restarts
+    }
+}
+
+/// One method call on its way to an actor.
+pub(crate) struct MethodCall {
+    id: TaskId,
+    method: Arc<str>,
+    export: ModuleExport,
+    args: Vec<TaskArg>,
+    _held: HeldRefs,
+    returns: Vec<ObjectId>,
+    retries_left: i32,
+    depth: u32,
+    handle: Arc<TaskHandle>,
+}
+
+/// The actors of a runtime.
+#[derive(Default)]
+pub(crate) struct Actors {
+    table: DashMap<ActorId, Arc<Actor>, FxBuildHasher>,
+    names: DashMap<String, ActorId>,
+    graveyard: Mutex<VecDeque<(ActorId, Arc<ErrorRecord>)>>,
+}
+
+impl Actors {
+    /// The actor `id`, if it is not gone.
+    pub fn get(&self, id: &ActorId) -> Option<Arc<Actor>> {
+        self.table.get(id).map(|a| a.clone())
+    }
+
+    /// The actor registered under `name`.
+    pub fn lookup(&self, name: &str) -> Option<Arc<Actor>> {
+        let id = *self.names.get(name)?;
+        self.get(&id)
+    }
+
+    /// Number of actors not yet gone.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Why a gone actor died, if it is remembered.
+    fn cause_of(&self, id: &ActorId) -> Option<Arc<ErrorRecord>> {
+        let g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .rev()
+            .find(|(a, _)| a == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Calls `f` on every actor (for listings).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Actor>)) {
+        for a in self.table.iter() {
+            f(a.value());
+        }
+    }
+}
+
+/// What creating an actor takes.
+pub(crate) struct Creation {
+    pub module: Module,
+    pub type_name: String,
+    pub sub: Submission,
+    pub job: u64,
+}
+
+/// Creates an actor; returns its id at once. A name already taken, or a
+/// module without the actor type, gives an actor that is dead from the
+/// start (its calls fail saying why).
+pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
+    let id = rt.ids.next_actor();
+    let type_name: Arc<str> = c.type_name.into();
+    let options = &c.sub.options;
+    let constructor = format!(
+        "{}{}/{}",
+        export::ACTOR_PREFIX,
+        type_name,
+        export::ACTOR_CONSTRUCTOR
+    );
+    let mut name = options.name.clone();
+    let early_death = if c.module.export(&constructor).is_none() {
+        name = None;
+        Some(ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            format!("{type_name}.new"),
+            format!(
+                "module `{}` has no actor type `{type_name}` (no export `{constructor}`)",
+                c.module.name()
+            ),
+        ))
+    } else if let Some(n) = &name {
+        let mut taken = None;
+        rt.actors
+            .names
+            .entry(n.clone())
+            .and_modify(|owner| taken = Some(*owner))
+            .or_insert(id);
+        let n = n.clone();
+        taken.map(|owner| {
+            // The name stays with its owner.
+            name = None;
+            ErrorRecord::new(
+                ErrorKind::ActorDied,
+                format!("{type_name}.new"),
+                format!("the name `{n}` is already taken by actor {owner}"),
+            )
+        })
+    } else {
+        None
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let actor = Arc::new(Actor {
+        id,
+        type_name,
+        module: c.module,
+        name,
+        job: c.job,
+        max_restarts: options.max_restarts.unwrap_or(0),
+        max_task_retries: options.max_task_retries.unwrap_or(0),
+        memory_limit: options
+            .memory_limit
+            .unwrap_or(rt.config.memory_limit)
+            .min(crate::engine::MAX_WASM32_MEMORY),
+        mailbox: tx,
+        mutable: Mutex::new(Mutable {
+            life: Life::Starting,
+            kill: None,
+            cancel: Arc::new(CancelToken::default()),
+            restarts: 0,
+        }),
+        calls: AtomicU64::new(0),
+    });
+    rt.actors.table.insert(id, actor.clone());
+    match early_death {
+        Some(rec) => die(rt, &actor, Arc::new(rec), rx),
+        None => {
+            let rt = rt.clone();
+            tokio::spawn(async move { run(rt, actor, c.sub, rx).await });
+        }
+    }
+    id
+}
+
+/// Submits a call of `method` on `actor`; returns the ids of its return
+/// values, each held once for the caller.
+pub(crate) fn call(
+    rt: &Arc<Shared>,
+    actor: ActorId,
+    method: &str,
+    sub: Submission,
+) -> Vec<ObjectId> {
+    let id = rt.ids.next_task();
+    let returns: Vec<ObjectId> = (0..sub.num_returns)
+        .map(|i| ObjectId::for_return(id, i))
+        .collect();
+    for r in &returns {
+        rt.objects.create_pending(*r);
+    }
+    let Some(a) = rt.actors.get(&actor) else {
+        let cause = rt.actors.cause_of(&actor);
+        let mut rec = ErrorRecord::new(
+            ErrorKind::ActorDied,
+            format!("?.{method}"),
+            format!("actor {actor} is dead"),
+        );
+        rec.cause = cause.map(|c| Box::new((*c).clone()));
+        fail_all(rt, &returns, rec);
+        return returns;
+    };
+    let label = format!("{}.{method}", a.type_name);
+    let export_name = format!("{}{}/{method}", export::ACTOR_PREFIX, a.type_name);
+    let Some(export) = a.module.export(&export_name).copied() else {
+        let rec = ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            label,
+            format!(
+                "actor type `{}` has no method `{method}` (no export `{export_name}`)",
+                a.type_name
+            ),
+        );
+        fail_all(rt, &returns, rec);
+        return returns;
+    };
+    let handle = Arc::new(TaskHandle::new());
+    rt.tasks.insert(id, handle.clone());
+    let call = MethodCall {
+        id,
+        method: method.into(),
+        export,
+        args: sub.args,
+        _held: sub._held,
+        returns: returns.clone(),
+        retries_left: a.max_task_retries,
+        depth: sub.depth,
+        handle,
+    };
+    if let Err(mpsc::error::SendError(call)) = a.mailbox.send(call) {
+        // The loop ended after we looked the actor up.
+        let cause = match a.life() {
+            Life::Dead(c) => Some(c),
+            _ => None,
+        };
+        fail_call(rt, &a, call, cause);
+    }
+    returns
+}
+
+/// Kills an actor: interrupts its running call and ends it (or restarts it
+/// when `allow_restart` and restarts remain). False if it is already gone.
+pub(crate) fn kill(rt: &Shared, id: &ActorId, allow_restart: bool) -> bool {
+    let Some(a) = rt.actors.get(id) else {
+        return false;
+    };
+    let mut m = a.lock();
+    if matches!(m.life, Life::Dead(_)) {
+        return false;
+    }
+    m.kill = Some(if allow_restart {
+        Kill::AllowRestart
+    } else {
+        Kill::NoRestart
+    });
+    m.cancel.cancel();
+    true
+}
+
+/// Kills the unnamed actors of `job` (its driver ended).
+pub(crate) fn end_job(rt: &Shared, job: u64) {
+    let mut ids = Vec::new();
+    rt.actors.for_each(|a| {
+        if a.job == job && a.name.is_none() {
+            ids.push(a.id);
+        }
+    });
+    for id in ids {
+        kill(rt, &id, false);
+    }
+}
+
+fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
+    let rec = Arc::new(rec);
+    for r in returns {
+        rt.objects.resolve(*r, Resolved::Failed(rec.clone()));
+    }
+}
+
+/// Fails a call because its actor died (of `cause`, when known).
+fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
+    let mut rec = ErrorRecord::new(
+        ErrorKind::ActorDied,
+        format!("{}.{}", a.type_name, call.method),
+        format!("actor {} is dead", a.id),
+    );
+    rec.task = call.id;
+    rec.cause = cause.map(|c| Box::new((*c).clone()));
+    rt.tasks.remove(&call.id);
+    fail_all(rt, &call.returns, rec);
+}
+
+/// Ends an actor: records the cause, fails every queued call, forgets it.
+fn die(
+    rt: &Shared,
+    a: &Arc<Actor>,
+    cause: Arc<ErrorRecord>,
+    mut rx: mpsc::UnboundedReceiver<MethodCall>,
+) {
+    a.lock().life = Life::Dead(cause.clone());
+    rx.close();
+    while let Ok(call) = rx.try_recv() {
+        fail_call(rt, a, call, Some(cause.clone()));
+    }
+    rt.actors.table.remove(&a.id);
+    if let Some(name) = &a.name {
+        rt.actors.names.remove_if(name, |_, owner| *owner == a.id);
+    }
+    let mut g = rt
+        .actors
+        .graveyard
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if g.len() == GRAVEYARD {
+        g.pop_front();
+    }
+    g.push_back((a.id, cause));
+}
+
+/// A live instance of the actor.
+struct Incarnation {
+    store: Store<InstanceState>,
+}
+
+/// The actor's loop: construct, serve calls, restart, die.
+async fn run(
+    rt: Arc<Shared>,
+    a: Arc<Actor>,
+    ctor: Submission,
+    mut rx: mpsc::UnboundedReceiver<MethodCall>,
+) {
+    let need = if ctor.depth > 1 {
+        Need::StartNested
+    } else {
+        Need::StartTopLevel
+    };
+    let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
+    {
+        Ok(args) => args,
+        Err(rec) => return die(&rt, &a, Arc::new(rec), rx),
+    };
+    let ctor_depth = ctor.depth;
+    let mut live = match construct(&rt, &a, &ctor_args, need, ctor_depth).await {
+        Ok(inc) => inc,
+        Err(rec) => return die(&rt, &a, Arc::new(rec), rx),
+    };
+    a.lock().life = Life::Alive;
+    let mut retry: VecDeque<MethodCall> = VecDeque::new();
+    let mut grant: Option<Grant> = None;
+    let mut burst = 0;
+    loop {
+        let next = match retry.pop_front() {
+            Some(c) => Some(c),
+            None => match rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    // Idle: give the slots back before waiting.
+                    grant = None;
+                    burst = 0;
+                    let cancel = a.lock().cancel.clone();
+                    tokio::select! {
+                        c = rx.recv() => c,
+                        () = cancel.cancelled() => None,
+                    }
+                }
+            },
+        };
+        let kill = a.lock().kill.take();
+        if let Some(kill) = kill {
+            // Killed while idle (or between calls).
+            let requeue = next;
+            match restart_or_die(&rt, &a, kill, None, &ctor_args, need, ctor_depth).await {
+                Some(inc) => {
+                    live = inc;
+                    retry.extend(requeue);
+                    continue;
+                }
+                None => {
+                    if let Some(c) = requeue {
+                        let cause = dead_cause(&a);
+                        fail_call(&rt, &a, c, cause);
+                    }
+                    let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                    return die(&rt, &a, cause, rx);
+                }
+            }
+        }
+        let Some(call) = next else { continue };
+        if call.handle.cancel.is_cancelled() {
+            let mut rec = ErrorRecord::new(
+                ErrorKind::Cancelled,
+                format!("{}.{}", a.type_name, call.method),
+                "the call was cancelled before it ran",
+            );
+            rec.task = call.id;
+            rt.tasks.remove(&call.id);
+            fail_all(&rt, &call.returns, rec);
+            continue;
+        }
+        let label = format!("{}.{}", a.type_name, call.method);
+        let args = match resolve_args(&rt, &call.args, &label, Some(call.id)).await {
+            Ok(args) => args,
+            Err(rec) => {
+                rt.tasks.remove(&call.id);
+                fail_all(&rt, &call.returns, rec);
+                continue;
+            }
+        };
+        if burst >= BURST {
+            grant = None;
+            burst = 0;
+        }
+        let g = match grant.take() {
+            Some(g) => g,
+            None => {
+                let need = if call.depth > 1 {
+                    Need::StartNested
+                } else {
+                    Need::StartTopLevel
+                };
+                rt.slots.enqueue(need, call.depth).grant().await
+            }
+        };
+        burst += 1;
+        let outcome = Box::pin(run_call(&rt, &a, &mut live, &call, args, g)).await;
+        match outcome {
+            CallOutcome::Done(values, held, g) => {
+                grant = Some(g);
+                a.calls.fetch_add(1, Ordering::Relaxed);
+                rt.tasks.remove(&call.id);
+                for (id, blob) in call.returns.iter().zip(values) {
+                    rt.objects.resolve(*id, Resolved::Ready(blob));
+                }
+                drop(held);
+            }
+            CallOutcome::Failed(rec, g) => {
+                // The guest reported an error: the instance is fine.
+                grant = Some(g);
+                rt.tasks.remove(&call.id);
+                fail_all(&rt, &call.returns, rec);
+            }
+            CallOutcome::InstanceLost(rec) => {
+                // Trapped or interrupted: this instance is done.
+                grant = None;
+                let kill = a.lock().kill.take();
+                let killed = kill.is_some();
+                let why = kill.unwrap_or(Kill::AllowRestart);
+                let mut call = call;
+                let rec = if killed {
+                    let mut r = ErrorRecord::new(
+                        ErrorKind::ActorDied,
+                        label.clone(),
+                        format!("actor {} was killed while running the call", a.id),
+                    );
+                    r.task = call.id;
+                    r
+                } else {
+                    rec
+                };
+                match restart_or_die(&rt, &a, why, Some(&rec), &ctor_args, need, ctor_depth).await {
+                    Some(inc) => {
+                        live = inc;
+                        if call.retries_left != 0 && !killed {
+                            call.retries_left -= 1;
+                            retry.push_front(call);
+                        } else {
+                            rt.tasks.remove(&call.id);
+                            fail_all(&rt, &call.returns, rec);
+                        }
+                    }
+                    None => {
+                        rt.tasks.remove(&call.id);
+                        fail_all(&rt, &call.returns, rec);
+                        for c in retry.drain(..) {
+                            fail_call(&rt, &a, c, dead_cause(&a));
+                        }
+                        let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                        return die(&rt, &a, cause, rx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dead_cause(a: &Actor) -> Option<Arc<ErrorRecord>> {
+    match a.life() {
+        Life::Dead(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// After an instance was lost: restarts the actor if the kill allows it and
+/// restarts remain, else marks it dead (the caller then calls `die`).
+async fn restart_or_die(
+    rt: &Arc<Shared>,
+    a: &Arc<Actor>,
+    kill: Kill,
+    cause: Option<&ErrorRecord>,
+    ctor_args: &[Arc<Blob>],
+    need: Need,
+    depth: u32,
+) -> Option<Incarnation> {
+    let restarts = a.restarts();
+    let may = kill == Kill::AllowRestart
+        && (a.max_restarts < 0 || (restarts as i64) < i64::from(a.max_restarts));
+    let death = |why: String| {
+        let mut rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
+        rec.cause = cause.map(|c| Box::new(c.clone()));
+        Arc::new(rec)
+    };
+    if !may {
+        let why = match (kill, cause) {
+            (Kill::NoRestart, _) => format!("actor {} was killed", a.id),
+            (_, Some(_)) => format!("actor {} died after {restarts} restarts", a.id),
+            (_, None) => format!("actor {} was killed and has no restarts left", a.id),
+        };
+        a.lock().life = Life::Dead(death(why));
+        return None;
+    }
+    {
+        let mut m = a.lock();
+        m.restarts += 1;
+        m.life = Life::Starting;
+        m.cancel = Arc::new(CancelToken::default());
+    }
+    match construct(rt, a, ctor_args, need, depth).await {
+        Ok(inc) => {
+            a.lock().life = Life::Alive;
+            Some(inc)
+        }
+        Err(rec) => {
+            let mut d = ErrorRecord::new(
+                ErrorKind::ActorDied,
+                a.type_name.to_string(),
+                "its constructor failed on restart",
+            );
+            d.cause = Some(Box::new(rec));
+            a.lock().life = Life::Dead(Arc::new(d));
+            None
+        }
+    }
+}
+
+/// Resolves reference arguments, in order.
+async fn resolve_args(
+    rt: &Shared,
+    args: &[TaskArg],
+    function: &str,
+    task: Option<TaskId>,
+) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
+    let mut out = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        match arg {
+            TaskArg::Value(b) => out.push(b.clone()),
+            TaskArg::Ref(id) => match scheduler::resolve_arg(rt, id, i, function).await {
+                Ok(b) => out.push(b),
+                Err(mut rec) => {
+                    if let Some(t) = task {
+                        rec.task = t;
+                    }
+                    return Err(rec);
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// A fresh instance with the constructor run.
+async fn construct(
+    rt: &Arc<Shared>,
+    a: &Arc<Actor>,
+    args: &[Arc<Blob>],
+    need: Need,
+    depth: u32,
+) -> Result<Incarnation, ErrorRecord> {
+    let label = format!("{}.new", a.type_name);
+    let cancel = a.lock().cancel.clone();
+    // Slots first, then the instance, in the order tasks take them.
+    let grant = rt.slots.enqueue(need, depth).grant().await;
+    let mut store = instance::new_store(
+        rt,
+        InstanceSpec {
+            module: a.module.clone(),
+            source: OutputSource {
+                name: a.type_name.clone(),
+                kind: SourceKind::Actor(a.id),
+            },
+            memory_limit: a.memory_limit,
+            deadline: None,
+            origin: Origin {
+                task: None,
+                actor: Some(a.id),
+                job: a.job,
+                depth,
+            },
+            cancel,
+            args: Vec::new(),
+        },
+    )
+    .await;
+    let export_name = format!(
+        "{}{}/{}",
+        export::ACTOR_PREFIX,
+        a.type_name,
+        export::ACTOR_CONSTRUCTOR
+    );
+    let export = *a
+        .module
+        .export(&export_name)
+        .expect("checked when the actor was created");
+    {
+        let st = store.data_mut();
+        st.slot = grant.cpu;
+        st.call_slot = grant.call;
+        for b in args {
+            st.refs.lend(b.refs());
+        }
+        st.call = Call::new(rt, args.to_vec(), 1);
+    }
+    let result = scheduler::call_export(&mut store, &a.module, &export).await;
+    scheduler::finish_call(&mut store, result, &label)?;
+    let st = store.data_mut();
+    st.slot = None;
+    st.call_slot = None;
+    Ok(Incarnation { store })
+}
+
+enum CallOutcome {
+    /// The method returned: its values, the references they hold, the
+    /// slots (kept for the next call of the burst).
+    Done(Vec<Arc<Blob>>, HeldRefs, Grant),
+    /// The method failed without harming the instance.
+    Failed(ErrorRecord, Grant),
+    /// The instance trapped or was interrupted: it must be replaced.
+    InstanceLost(ErrorRecord),
+}
+
+/// Runs one method call on the live instance.
+async fn run_call(
+    rt: &Arc<Shared>,
+    a: &Arc<Actor>,
+    live: &mut Incarnation,
+    call: &MethodCall,
+    args: Vec<Arc<Blob>>,
+    grant: Grant,
+) -> CallOutcome {
+    let label = format!("{}.{}", a.type_name, call.method);
+    let Some(c) = Call::new(rt, args, call.returns.len() as u32) else {
+        let rec = ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            label,
+            "the arguments together exceed 4 GiB",
+        );
+        return CallOutcome::Failed(rec, grant);
+    };
+    let store = &mut live.store;
+    {
+        let st = store.data_mut();
+        for b in &c.args {
+            st.refs.lend(b.refs());
+        }
+        st.call = Some(c);
+        st.failure = None;
+        st.slot = grant.cpu;
+        st.call_slot = grant.call;
+        st.origin.task = Some(call.id);
+        st.origin.depth = call.depth;
+        st.deadline = rt.config.task_timeout.map(|t| Instant::now() + t);
+    }
+    let instance = live_instance(store);
+    let func = instance
+        .get_module_export(&mut *store, &call.export)
+        .and_then(|e| e.into_func())
+        .and_then(|f| f.typed::<(), i32>(&*store).ok());
+    let result = match func {
+        Some(f) => f.call_async(&mut *store, ()).await,
+        None => Err(wasmtime::format_err!("the validated export is missing")),
+    };
+    let trapped = result.is_err();
+    let outcome = scheduler::finish_call(store, result, &label);
+    let st = store.data_mut();
+    st.origin.task = None;
+    let grant = Grant {
+        cpu: st.slot.take(),
+        call: st.call_slot.take(),
+    };
+    match outcome {
+        Ok(f) => CallOutcome::Done(f.values, f.held, grant),
+        Err(mut rec) => {
+            rec.task = call.id;
+            if trapped {
+                CallOutcome::InstanceLost(rec)
+            } else {
+                CallOutcome::Failed(rec, grant)
+            }
+        }
+    }
+}
+
+/// The instance living in an actor's store.
+fn live_instance(store: &mut Store<InstanceState>) -> wasmtime::Instance {
+    store
+        .data()
+        .instance
+        .expect("an actor's store holds its instance")
+}

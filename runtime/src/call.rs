@@ -1,0 +1,279 @@
+//! Remote calls from host code: tasks, new actors, actor methods.
+//!
+//! One [`CallBuilder`] collects arguments and options for all three; the
+//! kind of call (`Task`, `NewActor`, `Method`) decides which options exist
+//! and how it finishes (`submit` for calls with a result, `create` for
+//! actors). Arguments are held (`HeldRefs`) from the moment they are added,
+//! so an `ObjectRef` dropped by the caller stays alive for the call.
+
+use crate::actor::{self, Creation};
+use crate::error::{Error, Result};
+use crate::module::Module;
+use crate::runtime::{ObjectRef, Runtime};
+use crate::scheduler::{self, HeldRefs, Submission, TaskArg};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use wray_abi::ActorId;
+use wray_abi::codec::Encode;
+use wray_abi::wire::Options;
+
+/// A remote function of a module: what [`Runtime::task`] calls.
+pub struct Task {
+    module: Module,
+    function: String,
+}
+
+impl Task {
+    pub(crate) fn new(module: &Module, function: &str) -> Task {
+        Task {
+            module: module.clone(),
+            function: function.into(),
+        }
+    }
+}
+
+/// An actor type of a module: what [`Runtime::actor`] creates.
+pub struct NewActor {
+    module: Module,
+    type_name: String,
+}
+
+impl NewActor {
+    pub(crate) fn new(module: &Module, type_name: &str) -> NewActor {
+        NewActor {
+            module: module.clone(),
+            type_name: type_name.into(),
+        }
+    }
+}
+
+/// A method of an actor: what [`Runtime::method`] calls.
+pub struct Method {
+    actor: ActorId,
+    method: String,
+}
+
+impl Method {
+    pub(crate) fn new(actor: &ActorRef, method: &str) -> Method {
+        Method {
+            actor: actor.id,
+            method: method.into(),
+        }
+    }
+}
+
+/// A task call being built.
+pub type TaskBuilder<'a> = CallBuilder<'a, Task>;
+/// A new actor being built.
+pub type ActorBuilder<'a> = CallBuilder<'a, NewActor>;
+/// An actor method call being built.
+pub type MethodBuilder<'a> = CallBuilder<'a, Method>;
+
+/// A remote call being built: add arguments and options, then `submit()`
+/// (or `create()` for an actor).
+#[must_use = "a call does nothing until it is submitted"]
+pub struct CallBuilder<'a, K> {
+    rt: &'a Runtime,
+    target: K,
+    args: Vec<TaskArg>,
+    held: HeldRefs,
+    options: Options,
+    error: Option<Error>,
+}
+
+impl<'a, K> CallBuilder<'a, K> {
+    pub(crate) fn new(rt: &'a Runtime, target: K) -> Self {
+        CallBuilder {
+            rt,
+            target,
+            args: Vec::new(),
+            held: HeldRefs::new(&rt.shared),
+            options: Options::default(),
+            error: None,
+        }
+    }
+
+    /// Adds an argument by value.
+    pub fn arg<T: Encode>(mut self, value: &T) -> Self {
+        match wray_abi::codec::encode(value) {
+            Ok(bytes) => return self.arg_bytes(&bytes),
+            Err(e) => {
+                self.error.get_or_insert(Error::InvalidArgument(format!(
+                    "cannot encode a {}: {e}",
+                    std::any::type_name::<T>()
+                )));
+            }
+        }
+        self
+    }
+
+    /// Adds an argument already encoded (the bytes of the parameter's type).
+    pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
+        let blob = self.rt.shared.objects.blob(bytes, Vec::new());
+        self.args.push(TaskArg::Value(blob));
+        self
+    }
+
+    /// Adds an object as an argument: the call receives its value, once
+    /// ready; if it failed, the call fails without running.
+    pub fn arg_ref(mut self, r: &ObjectRef) -> Self {
+        if self.held.retain(r.id()) {
+            self.args.push(TaskArg::Ref(r.id()));
+        } else {
+            self.error.get_or_insert(Error::ObjectNotFound(r.id()));
+        }
+        self
+    }
+
+    /// Adds an object reference as an argument without resolving it: the
+    /// call receives the reference (its parameter must be an `ObjectRef`)
+    /// and may fetch the value itself, when and if it needs it.
+    pub fn arg_ref_unresolved(mut self, r: &ObjectRef) -> Self {
+        if self.held.retain(r.id()) {
+            // An ObjectRef is encoded as its 32-byte id.
+            let blob = self.rt.shared.objects.blob(&r.id().0, vec![r.id()]);
+            self.args.push(TaskArg::Value(blob));
+        } else {
+            self.error.get_or_insert(Error::ObjectNotFound(r.id()));
+        }
+        self
+    }
+
+    /// Linear memory limit, in bytes (for an actor: of its instance).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.options.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The submission, or the first error met while building.
+    fn finish(self, function: &str) -> Result<(&'a Runtime, K, Submission)> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let sub = Submission {
+            function: function.into(),
+            args: self.args,
+            _held: self.held,
+            num_returns: 1,
+            options: self.options,
+            parent: None,
+            depth: 1,
+            job: 0,
+        };
+        Ok((self.rt, self.target, sub))
+    }
+}
+
+impl CallBuilder<'_, Task> {
+    /// Retries after system failures (default 3; -1: no limit).
+    pub fn max_retries(mut self, n: i32) -> Self {
+        self.options.max_retries = Some(n);
+        self
+    }
+
+    /// Retries guest errors, panics and traps too.
+    pub fn retry_exceptions(mut self, yes: bool) -> Self {
+        self.options.retry_exceptions = Some(yes);
+        self
+    }
+
+    /// Wall-clock limit of one attempt.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.options.timeout_ms = Some(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1));
+        self
+    }
+
+    /// Submits the task; returns a reference to its result at once.
+    pub fn submit(self) -> Result<ObjectRef> {
+        let function = self.target.function.clone();
+        let (rt, task, sub) = self.finish(&function)?;
+        let ids = {
+            let _guard = rt.handle().enter();
+            scheduler::submit_task(&rt.shared, task.module, sub)
+        };
+        Ok(ObjectRef::adopt(&rt.shared, ids[0]))
+    }
+}
+
+impl CallBuilder<'_, NewActor> {
+    /// Registers the actor under `name` (see [`Runtime::get_actor`]). A name
+    /// already taken makes the actor dead from the start.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// Restarts allowed after the actor dies (default 0; -1: no limit).
+    pub fn max_restarts(mut self, n: i32) -> Self {
+        self.options.max_restarts = Some(n);
+        self
+    }
+
+    /// Retries of a call interrupted by the actor's death (default 0).
+    pub fn max_task_retries(mut self, n: i32) -> Self {
+        self.options.max_task_retries = Some(n);
+        self
+    }
+
+    /// Creates the actor; returns its handle at once.
+    pub fn create(self) -> Result<ActorRef> {
+        let type_name = self.target.type_name.clone();
+        let (rt, new, sub) = self.finish(&type_name)?;
+        let id = {
+            let _guard = rt.handle().enter();
+            actor::create(
+                &rt.shared,
+                Creation {
+                    module: new.module,
+                    type_name: type_name.clone(),
+                    job: 0,
+                    sub,
+                },
+            )
+        };
+        Ok(ActorRef::new(id, type_name.into()))
+    }
+}
+
+impl CallBuilder<'_, Method> {
+    /// Submits the call; returns a reference to its result at once.
+    pub fn submit(self) -> Result<ObjectRef> {
+        let method = self.target.method.clone();
+        let (rt, m, sub) = self.finish(&method)?;
+        let ids = {
+            let _guard = rt.handle().enter();
+            actor::call(&rt.shared, m.actor, &m.method, sub)
+        };
+        Ok(ObjectRef::adopt(&rt.shared, ids[0]))
+    }
+}
+
+/// A handle to an actor, for host code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActorRef {
+    id: ActorId,
+    type_name: Arc<str>,
+}
+
+impl ActorRef {
+    pub(crate) fn new(id: ActorId, type_name: Arc<str>) -> ActorRef {
+        ActorRef { id, type_name }
+    }
+
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.id
+    }
+
+    /// The actor's type.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+}
+
+impl fmt::Debug for ActorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef<{}>({:?})", self.type_name, self.id)
+    }
+}
