@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc;
-use wasmtime::{ModuleExport, Store};
+use wasmtime::Store;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId, export};
 
@@ -99,6 +99,8 @@ pub(crate) struct Actor {
     mutable: Mutex<Mutable>,
     /// Calls completed, for statistics.
     pub calls: AtomicU64,
+    /// Notified when the actor dies.
+    died: tokio::sync::Notify,
 }
 
 impl Actor {
@@ -115,13 +117,26 @@ impl Actor {
     pub fn restarts(&self) -> u32 {
         self.lock().restarts
     }
+
+    /// Completes once the actor is dead.
+    pub async fn gone(&self) {
+        loop {
+            let mut n = std::pin::pin!(self.died.notified());
+            n.as_mut().enable();
+            if matches!(self.life(), Life::Dead(_)) {
+                return;
+            }
+            n.await;
+        }
+    }
 }
 
 /// One method call on its way to an actor.
 pub(crate) struct MethodCall {
     id: TaskId,
     method: Arc<str>,
-    export: ModuleExport,
+    /// The method's export name (`wray:actor/<Type>/<method>`).
+    export: String,
     args: Vec<TaskArg>,
     _held: HeldRefs,
     returns: Vec<ObjectId>,
@@ -245,6 +260,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
             restarts: 0,
         }),
         calls: AtomicU64::new(0),
+        died: tokio::sync::Notify::new(),
     });
     rt.actors.table.insert(id, actor.clone());
     match early_death {
@@ -285,7 +301,7 @@ pub(crate) fn call(
     };
     let label = format!("{}.{method}", a.type_name);
     let export_name = format!("{}{}/{method}", export::ACTOR_PREFIX, a.type_name);
-    let Some(export) = a.module.export(&export_name).copied() else {
+    if a.module.export(&export_name).is_none() {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidModule,
             label,
@@ -302,7 +318,7 @@ pub(crate) fn call(
     let call = MethodCall {
         id,
         method: method.into(),
-        export,
+        export: export_name,
         args: sub.args,
         _held: sub._held,
         returns: returns.clone(),
@@ -341,15 +357,19 @@ pub(crate) fn kill(rt: &Shared, id: &ActorId, allow_restart: bool) -> bool {
 }
 
 /// Kills the unnamed actors of `job` (its driver ended).
-pub(crate) fn end_job(rt: &Shared, job: u64) {
-    let mut ids = Vec::new();
+pub(crate) async fn end_job(rt: &Shared, job: u64) {
+    let mut doomed = Vec::new();
     rt.actors.for_each(|a| {
         if a.job == job && a.name.is_none() {
-            ids.push(a.id);
+            doomed.push(a.clone());
         }
     });
-    for id in ids {
-        kill(rt, &id, false);
+    for a in &doomed {
+        kill(rt, &a.id, false);
+    }
+    // Return once they are gone, so the job's end is observable.
+    for a in doomed {
+        a.gone().await;
     }
 }
 
@@ -381,23 +401,28 @@ fn die(
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
 ) {
     a.lock().life = Life::Dead(cause.clone());
-    rx.close();
-    while let Ok(call) = rx.try_recv() {
-        fail_call(rt, a, call, Some(cause.clone()));
-    }
+    // Gone from the tables first: whoever sees a call fail sees the actor
+    // (and its name) gone.
     rt.actors.table.remove(&a.id);
     if let Some(name) = &a.name {
         rt.actors.names.remove_if(name, |_, owner| *owner == a.id);
     }
-    let mut g = rt
-        .actors
-        .graveyard
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if g.len() == GRAVEYARD {
-        g.pop_front();
+    {
+        let mut g = rt
+            .actors
+            .graveyard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if g.len() == GRAVEYARD {
+            g.pop_front();
+        }
+        g.push_back((a.id, cause.clone()));
     }
-    g.push_back((a.id, cause));
+    rx.close();
+    while let Ok(call) = rx.try_recv() {
+        fail_call(rt, a, call, Some(cause.clone()));
+    }
+    a.died.notify_waiters();
 }
 
 /// A live instance of the actor.
@@ -412,11 +437,7 @@ async fn run(
     ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
 ) {
-    let need = if ctor.depth > 1 {
-        Need::StartNested
-    } else {
-        Need::StartTopLevel
-    };
+    let need = Need::ACTOR;
     let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
     {
         Ok(args) => args,
@@ -496,11 +517,7 @@ async fn run(
         let g = match grant.take() {
             Some(g) => g,
             None => {
-                let need = if call.depth > 1 {
-                    Need::StartNested
-                } else {
-                    Need::StartTopLevel
-                };
+                let need = Need::ACTOR;
                 rt.slots.enqueue(need, call.depth).grant().await
             }
         };
@@ -659,11 +676,22 @@ async fn construct(
     depth: u32,
 ) -> Result<Incarnation, ErrorRecord> {
     let label = format!("{}.new", a.type_name);
+    let worker_failure =
+        |why: String| ErrorRecord::new(ErrorKind::WorkerFailure, label.clone(), why);
+    let wasm = rt.engines.actors().map_err(worker_failure)?;
+    let code = a.module.actor_code(&rt.engines).map_err(worker_failure)?;
     let cancel = a.lock().cancel.clone();
-    // Slots first, then the instance, in the order tasks take them.
+    // An actor slot, then a CPU slot, then the instance.
+    let actor_slot = rt
+        .actor_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the actor semaphore is never closed");
     let grant = rt.slots.enqueue(need, depth).grant().await;
     let mut store = instance::new_store(
         rt,
+        &wasm.engine,
         InstanceSpec {
             module: a.module.clone(),
             source: OutputSource {
@@ -679,34 +707,30 @@ async fn construct(
                 depth,
             },
             cancel,
+            actor_slot: Some(actor_slot),
             args: Vec::new(),
         },
-    )
-    .await;
+    );
     let export_name = format!(
         "{}{}/{}",
         export::ACTOR_PREFIX,
         a.type_name,
         export::ACTOR_CONSTRUCTOR
     );
-    let export = *a
-        .module
+    let export = *code
         .export(&export_name)
         .expect("checked when the actor was created");
     {
         let st = store.data_mut();
         st.slot = grant.cpu;
-        st.call_slot = grant.call;
         for b in args {
             st.refs.lend(b.refs());
         }
         st.call = Call::new(rt, args.to_vec(), 1);
     }
-    let result = scheduler::call_export(&mut store, &a.module, &export).await;
+    let result = scheduler::call_export(&mut store, code, &export).await;
     scheduler::finish_call(&mut store, result, &label)?;
-    let st = store.data_mut();
-    st.slot = None;
-    st.call_slot = None;
+    store.data_mut().slot = None;
     Ok(Incarnation { store })
 }
 
@@ -753,8 +777,13 @@ async fn run_call(
         st.deadline = rt.config.task_timeout.map(|t| Instant::now() + t);
     }
     let instance = live_instance(store);
-    let func = instance
-        .get_module_export(&mut *store, &call.export)
+    let export = a
+        .module
+        .actor_code(&rt.engines)
+        .ok()
+        .and_then(|code| code.export(&call.export).copied());
+    let func = export
+        .and_then(|e| instance.get_module_export(&mut *store, &e))
         .and_then(|e| e.into_func())
         .and_then(|f| f.typed::<(), i32>(&*store).ok());
     let result = match func {

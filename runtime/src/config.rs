@@ -9,12 +9,12 @@ use std::time::Duration;
 pub(crate) struct Config {
     /// CPU slots: how many guests compute at once.
     pub num_cpus: usize,
-    /// Instance slots of the pooling allocator: how many instances (running,
-    /// waiting or idle actors) can exist at once.
-    pub instance_slots: u32,
-    /// Fiber stacks: how many calls can be in progress at once (computing,
-    /// or waiting inside a host call such as `get`).
+    /// How many calls (tasks and drivers) can be in progress at once,
+    /// computing or waiting inside a host call such as `get`: the task
+    /// engine's instances and fiber stacks.
     pub call_slots: u32,
+    /// How many actors can exist at once: the actor engine's instances.
+    pub actor_slots: u32,
     /// Default linear memory limit of an instance, in bytes.
     pub memory_limit: u64,
     /// Default wall-clock limit of one task attempt.
@@ -37,8 +37,8 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            instance_slots: 16_384,
             call_slots: 1_000,
+            actor_slots: 2_048,
             memory_limit: crate::engine::MAX_WASM32_MEMORY,
             task_timeout: None,
             max_object_size: 2 << 30,

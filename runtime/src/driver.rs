@@ -28,7 +28,7 @@ pub(crate) async fn run(
     let job = rt.ids.next_job();
     let outcome = run_job(rt, module, args, job).await;
     // The job's unnamed actors end with their driver.
-    crate::actor::end_job(rt, job);
+    crate::actor::end_job(rt, job).await;
     outcome
 }
 
@@ -44,9 +44,10 @@ async fn run_job(
         kind: SourceKind::Driver,
     };
     // Drivers go first: every top-level task waits for its driver.
-    let call_slot = rt.slots.enqueue(Need::Driver, u32::MAX).grant().await.call;
+    let call_slot = rt.slots.enqueue(Need::DRIVER, u32::MAX).grant().await.call;
     let mut store = instance::new_store(
         rt,
+        &rt.engines.tasks.engine,
         InstanceSpec {
             module: module.clone(),
             source,
@@ -59,14 +60,14 @@ async fn run_job(
                 depth: 0,
             },
             cancel: Arc::new(CancelToken::default()),
+            actor_slot: None,
             args,
         },
-    )
-    .await;
+    );
     store.data_mut().call_slot = call_slot;
     if let Some(main) = module.export(export::MAIN).copied() {
         store.data_mut().call = None;
-        let result = scheduler::call_export(&mut store, module, &main).await;
+        let result = scheduler::call_export(&mut store, module.code(), &main).await;
         let st = store.data_mut();
         st.flush_output();
         return match result {
@@ -83,8 +84,8 @@ async fn run_job(
         ));
     };
     let result = async {
-        let instance = module.pre().instantiate_async(&mut store).await?;
-        scheduler::bind_instance(&mut store, module, &instance);
+        let instance = module.code().pre().instantiate_async(&mut store).await?;
+        scheduler::bind_instance(&mut store, module.code(), &instance);
         let func = instance
             .get_module_export(&mut store, &start)
             .and_then(|e| e.into_func())

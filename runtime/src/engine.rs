@@ -15,12 +15,13 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::instance::InstanceState;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of time limits,
 /// cancellation and preemption of guests that compute without calling the
@@ -30,22 +31,33 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Largest linear memory a wasm32 guest can have.
 pub(crate) const MAX_WASM32_MEMORY: u64 = 4 << 30;
 
-/// Builds the engine for `config`.
-pub(crate) fn build(config: &Config) -> Result<Engine> {
+/// How an engine's pool is used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Tasks and drivers: slots are reused thousands of times a second, so
+    /// their first pages (and stacks) stay resident between uses.
+    Tasks,
+    /// Actors: a slot is freed only when its actor dies, so nothing stays
+    /// resident after it (10,000 actors killed must give their memory back).
+    Actors,
+}
+
+/// An engine whose pool holds `slots` instances and as many fiber stacks.
+fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
+    let keep = |bytes: usize| if role == Role::Tasks { bytes } else { 0 };
     let mut pool = PoolingAllocationConfig::default();
-    let slots = config.instance_slots;
     pool.total_core_instances(slots)
         .total_memories(slots)
         .total_tables(slots)
-        .total_stacks(config.call_slots)
+        .total_stacks(slots)
         .max_memory_size(MAX_WASM32_MEMORY as usize)
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(2 << 20)
+        .linear_memory_keep_resident(keep(2 << 20))
         // Fiber stacks stay resident too, and decommits are batched: each
         // madvise costs a TLB shootdown on every other core.
-        .async_stack_keep_resident(256 << 10)
+        .async_stack_keep_resident(keep(256 << 10))
         .decommit_batch_size(64)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(keep(64 << 10));
 
     let mut wt = wasmtime::Config::new();
     wt.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -58,6 +70,58 @@ pub(crate) fn build(config: &Config) -> Result<Engine> {
     Engine::new(&wt).map_err(|e| Error::Config(format!("cannot create the wasm engine: {e:#}")))
 }
 
+/// An engine and the linker holding the host functions for it.
+pub(crate) struct Wasm {
+    pub engine: Engine,
+    pub linker: Linker<InstanceState>,
+}
+
+impl Wasm {
+    fn new(config: &Config, slots: u32, role: Role) -> Result<Wasm> {
+        let engine = build(config, slots, role)?;
+        let mut linker = Linker::new(&engine);
+        crate::host::add_to_linker(&mut linker)
+            .map_err(|e| Error::Config(format!("cannot register host functions: {e:#}")))?;
+        Ok(Wasm { engine, linker })
+    }
+}
+
+/// The task engine, and the actor engine once an actor exists.
+pub(crate) struct Engines {
+    /// Drivers and tasks.
+    pub tasks: Wasm,
+    actors: OnceLock<std::result::Result<Wasm, String>>,
+    config: Config,
+}
+
+impl Engines {
+    pub fn new(config: &Config) -> Result<Engines> {
+        Ok(Engines {
+            tasks: Wasm::new(config, config.call_slots, Role::Tasks)?,
+            actors: OnceLock::new(),
+            config: config.clone(),
+        })
+    }
+
+    /// The actor engine, built on first use.
+    pub fn actors(&self) -> std::result::Result<&Wasm, String> {
+        self.actors
+            .get_or_init(|| {
+                Wasm::new(&self.config, self.config.actor_slots, Role::Actors)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn tick(&self) {
+        self.tasks.engine.increment_epoch();
+        if let Some(Ok(w)) = self.actors.get() {
+            w.engine.increment_epoch();
+        }
+    }
+}
+
 /// A key naming the engine's code-generation settings: compiled code is only
 /// loaded into an engine with the same key.
 pub(crate) fn code_key(engine: &Engine) -> String {
@@ -66,14 +130,14 @@ pub(crate) fn code_key(engine: &Engine) -> String {
     format!("{}-{:016x}", env!("CARGO_PKG_VERSION"), h.finish())
 }
 
-/// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engines' epochs every [`EPOCH_TICK`] until dropped.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub fn start(engine: Engine) -> EpochTicker {
+    pub fn start(engines: Arc<Engines>) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -81,7 +145,7 @@ impl EpochTicker {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    engines.tick();
                 }
             })
             .expect("cannot spawn the epoch thread");

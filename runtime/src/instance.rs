@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
-use wasmtime::{Memory, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Engine, Memory, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wray_abi::wire::{ArgsLayout, ErrorRecord};
 use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId};
@@ -250,7 +250,8 @@ pub(crate) struct InstanceState {
     pub origin: Origin,
     pub deadline: Option<Instant>,
     pub cancel: Arc<CancelToken>,
-    _instance_slot: OwnedSemaphorePermit,
+    /// An actor's slot, held for the instance's life.
+    _actor_slot: Option<OwnedSemaphorePermit>,
 }
 
 impl InstanceState {
@@ -306,18 +307,18 @@ pub(crate) struct InstanceSpec {
     pub origin: Origin,
     /// Raised to interrupt the instance.
     pub cancel: Arc<CancelToken>,
+    /// The actor slot, for an actor's instance.
+    pub actor_slot: Option<OwnedSemaphorePermit>,
     /// WASI arguments (drivers only; tasks get none).
     pub args: Vec<String>,
 }
 
-/// Creates a store ready to instantiate `spec.module` in.
-pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<InstanceState> {
-    let instance_slot = rt
-        .instance_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the instance semaphore is never closed");
+/// Creates a store of `engine` ready to instantiate `spec.module` in.
+pub(crate) fn new_store(
+    rt: &Arc<Shared>,
+    engine: &Engine,
+    spec: InstanceSpec,
+) -> Store<InstanceState> {
     let state = InstanceState {
         wasi: None,
         wasi_args: spec.args,
@@ -338,9 +339,9 @@ pub(crate) async fn new_store(rt: &Arc<Shared>, spec: InstanceSpec) -> Store<Ins
         origin: spec.origin,
         deadline: spec.deadline,
         cancel: spec.cancel,
-        _instance_slot: instance_slot,
+        _actor_slot: spec.actor_slot,
     };
-    let mut store = Store::new(&rt.engine, state);
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {

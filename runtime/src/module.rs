@@ -10,14 +10,15 @@
 //! memory. Whatever fails is reported as [`Error::InvalidModule`] before any
 //! guest code runs.
 
+use crate::engine::{Engines, Wasm};
 use crate::error::{Error, Result};
 use crate::instance::InstanceState;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, ModuleExport, ValType};
 use wray_abi::{HOST_MODULE, ObjectId, export};
 
@@ -28,13 +29,52 @@ pub struct Module(Arc<Inner>);
 struct Inner {
     id: ObjectId,
     name: String,
+    /// The code in the task engine.
+    code: Code,
+    /// The tasks (`wray:task/<name>`), by name, with the name shared.
+    tasks: FxHashMap<Arc<str>, ModuleExport>,
+    has_start: bool,
+    /// The code in the actor engine, once needed.
+    actor_code: OnceLock<Result<Code, String>>,
+}
+
+/// A module's code ready to instantiate in one engine.
+pub(crate) struct Code {
     pre: InstancePre<InstanceState>,
     /// Every `wray:` function export, by full export name.
     exports: FxHashMap<String, ModuleExport>,
-    /// The tasks (`wray:task/<name>`), by name, with the name shared.
-    tasks: FxHashMap<Arc<str>, ModuleExport>,
     memory: Option<ModuleExport>,
-    has_start: bool,
+}
+
+impl Code {
+    fn new(module: &wasmtime::Module, linker: &Linker<InstanceState>) -> wasmtime::Result<Code> {
+        let exports = module
+            .exports()
+            .filter(|e| {
+                e.name().starts_with(export::PREFIX) && matches!(e.ty(), ExternType::Func(_))
+            })
+            .filter_map(|e| Some((e.name().to_string(), module.get_export_index(e.name())?)))
+            .collect();
+        let memory = module.get_export_index(export::MEMORY);
+        Ok(Code {
+            pre: linker.instantiate_pre(module)?,
+            exports,
+            memory,
+        })
+    }
+
+    pub fn pre(&self) -> &InstancePre<InstanceState> {
+        &self.pre
+    }
+
+    /// The export named `name`, if it is a valid `wray:` function.
+    pub fn export(&self, name: &str) -> Option<&ModuleExport> {
+        self.exports.get(name)
+    }
+
+    pub fn memory_export(&self) -> Option<&ModuleExport> {
+        self.memory.as_ref()
+    }
 }
 
 impl Module {
@@ -63,26 +103,54 @@ impl Module {
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
     pub fn has_driver(&self) -> bool {
-        self.0.exports.contains_key(export::MAIN) || self.0.has_start
+        self.0.code.exports.contains_key(export::MAIN) || self.0.has_start
     }
 
-    pub(crate) fn pre(&self) -> &InstancePre<InstanceState> {
-        &self.0.pre
+    /// The code in the task engine.
+    pub(crate) fn code(&self) -> &Code {
+        &self.0.code
     }
 
     /// The export named `name`, if it is a valid `wray:` function.
     pub(crate) fn export(&self, name: &str) -> Option<&ModuleExport> {
-        self.0.exports.get(name)
+        self.0.code.export(name)
     }
 
-    pub(crate) fn memory_export(&self) -> Option<&ModuleExport> {
-        self.0.memory.as_ref()
+    /// The code in the actor engine, made from the task engine's on first
+    /// use.
+    pub(crate) fn actor_code(&self, engines: &Engines) -> Result<&Code, String> {
+        self.0
+            .actor_code
+            .get_or_init(|| {
+                let wasm = engines.actors()?;
+                let bytes = self
+                    .0
+                    .code
+                    .pre
+                    .module()
+                    .serialize()
+                    .map_err(|e| format!("{e:#}"))?;
+                // SAFETY: the bytes were serialized just above, by this
+                // process, from an engine with the same code-generation
+                // settings.
+                let module = unsafe { wasmtime::Module::deserialize(&wasm.engine, &bytes) }
+                    .map_err(|e| format!("{e:#}"))?;
+                Code::new(&module, &wasm.linker).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub(crate) fn start_export(&self) -> Option<ModuleExport> {
         self.0
             .has_start
-            .then(|| self.0.pre.module().get_export_index(export::WASI_START))
+            .then(|| {
+                self.0
+                    .code
+                    .pre
+                    .module()
+                    .get_export_index(export::WASI_START)
+            })
             .flatten()
     }
 }
@@ -118,13 +186,8 @@ impl ModuleCache {
     }
 
     /// Loads a module from its bytes.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        linker: &Linker<InstanceState>,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<Module> {
+    pub fn load(&self, wasm: &Wasm, name: &str, bytes: &[u8]) -> Result<Module> {
+        let (engine, linker) = (&wasm.engine, &wasm.linker);
         let id = ObjectId(*blake3::hash(bytes).as_bytes());
         if let Some(m) = self.loaded.get(&id) {
             self.stats.from_memory.fetch_add(1, Ordering::Relaxed);
@@ -278,24 +341,18 @@ fn validate(
             "it imports {HOST_MODULE} functions but exports no memory named `memory`"
         )));
     }
-    let memory = has_memory
-        .then(|| module.get_export_index(export::MEMORY))
-        .flatten();
     let tasks = exports
         .iter()
         .filter_map(|(name, e)| Some((Arc::from(name.strip_prefix(export::TASK_PREFIX)?), *e)))
         .collect();
-    let pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| invalid(format!("{e:#}")))?;
+    let code = Code::new(&module, linker).map_err(|e| invalid(format!("{e:#}")))?;
     Ok(Module(Arc::new(Inner {
         id,
         name: name.to_string(),
-        pre,
-        exports,
+        code,
         tasks,
-        memory,
         has_start,
+        actor_code: OnceLock::new(),
     })))
 }
 

@@ -14,9 +14,8 @@ use crate::actor::Actors;
 use crate::blob::Blob;
 use crate::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 use crate::config::Config;
-use crate::engine::{self, EpochTicker};
+use crate::engine::{Engines, EpochTicker};
 use crate::error::{Error, Result, TaskError};
-use crate::instance::InstanceState;
 use crate::module::{Module, ModuleCache};
 use crate::object_store::{ObjectStore, Resolved};
 use crate::output::{OutputSink, TerminalSink};
@@ -29,7 +28,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wasmtime::{Engine, Linker};
 use wray_abi::codec::{Decode, Encode};
 use wray_abi::{ActorId, ObjectId, TaskId};
 
@@ -58,15 +56,14 @@ impl IdGen {
 /// What every part of a runtime shares. Thread-safe; lives in one `Arc`.
 pub(crate) struct Shared {
     pub config: Config,
-    pub engine: Engine,
-    pub linker: Linker<InstanceState>,
+    pub engines: Arc<Engines>,
     pub objects: ObjectStore,
     pub modules: ModuleCache,
     /// CPU slots (held while a guest computes) and call slots (held while
     /// a call is in progress).
     pub slots: Arc<Slots>,
-    /// Instance slots of the pooling allocator: held by every instance.
-    pub instance_slots: Arc<Semaphore>,
+    /// Actor slots: held by every actor instance.
+    pub actor_slots: Arc<Semaphore>,
     pub ids: IdGen,
     pub sink: Arc<dyn OutputSink>,
     pub tasks: TaskTable,
@@ -92,11 +89,11 @@ impl Builder {
         self
     }
 
-    /// How many instances may exist at once: running tasks, tasks waiting
-    /// on others, drivers and actors (default 10,000). Each reserves address
-    /// space, not memory.
-    pub fn instance_slots(mut self, n: u32) -> Self {
-        self.config.instance_slots = n;
+    /// How many actors may exist at once (default 2,048). Each slot
+    /// reserves address space and a fiber stack, set up when the first
+    /// actor is created; creating more waits for a slot to free.
+    pub fn actor_slots(mut self, n: u32) -> Self {
+        self.config.actor_slots = n;
         self
     }
 
@@ -165,9 +162,9 @@ impl Builder {
         if config.num_cpus == 0 {
             return Err(Error::Config("num_cpus must be at least 1".into()));
         }
-        if config.instance_slots == 0 || config.call_slots < 2 {
+        if config.actor_slots == 0 || config.call_slots < 2 {
             return Err(Error::Config(
-                "instance_slots must be at least 1 and call_slots at least 2".into(),
+                "actor_slots must be at least 1 and call_slots at least 2".into(),
             ));
         }
         if config.memory_limit < 64 << 10 {
@@ -175,10 +172,7 @@ impl Builder {
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
             ));
         }
-        let engine = engine::build(&config)?;
-        let mut linker = Linker::new(&engine);
-        crate::host::add_to_linker(&mut linker)
-            .map_err(|e| Error::Config(format!("cannot register host functions: {e:#}")))?;
+        let engines = Arc::new(Engines::new(&config)?);
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -187,9 +181,9 @@ impl Builder {
             .build()
             .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
         let shared = Arc::new(Shared {
-            modules: ModuleCache::new(&engine, config.cache_dir.as_deref()),
+            modules: ModuleCache::new(&engines.tasks.engine, config.cache_dir.as_deref()),
             slots: Slots::new(config.num_cpus, config.call_slots as usize),
-            instance_slots: Arc::new(Semaphore::new(config.instance_slots as usize)),
+            actor_slots: Arc::new(Semaphore::new(config.actor_slots as usize)),
             ids: IdGen {
                 node: config.node_id,
                 next: AtomicU64::new(1),
@@ -199,12 +193,11 @@ impl Builder {
             objects: ObjectStore::new(),
             tasks: TaskTable::default(),
             actors: Actors::default(),
-            linker,
-            engine: engine.clone(),
+            engines: engines.clone(),
             config,
         });
         Ok(Runtime {
-            ticker: EpochTicker::start(engine),
+            ticker: EpochTicker::start(engines),
             tokio: Some(tokio),
             shared,
         })
@@ -275,7 +268,7 @@ impl Runtime {
     /// Loads a module from its bytes.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module> {
         let s = &self.shared;
-        s.modules.load(&s.engine, &s.linker, name, bytes)
+        s.modules.load(&s.engines.tasks, name, bytes)
     }
 
     /// Runs the module's driver with `args` (what the guest sees after its
@@ -328,10 +321,20 @@ impl Runtime {
 
     /// Kills an actor: interrupts its running call; that call, its pending
     /// calls and later ones fail with an actor-died error. With
-    /// `allow_restart`, it restarts instead if it has restarts left. False
-    /// when the actor is already gone.
+    /// `allow_restart`, it restarts instead if it has restarts left. Returns
+    /// once the actor is gone (or restarting); false when it was gone
+    /// already.
     pub fn kill(&self, actor: &ActorRef, allow_restart: bool) -> bool {
-        crate::actor::kill(&self.shared, &actor.id(), allow_restart)
+        let Some(a) = self.shared.actors.get(&actor.id()) else {
+            return false;
+        };
+        if !crate::actor::kill(&self.shared, &actor.id(), allow_restart) {
+            return false;
+        }
+        if !allow_restart {
+            self.block_on(a.gone());
+        }
+        true
     }
 
     /// What the runtime knows of an actor, while it exists.
@@ -487,7 +490,7 @@ impl Runtime {
             tasks_unfinished: s.tasks.len(),
             actors: s.actors.len(),
             cpu_slots_free: s.slots.cpus_free(),
-            instance_slots_free: s.instance_slots.available_permits(),
+            actor_slots_free: s.actor_slots.available_permits(),
             call_slots_free: s.slots.calls_free(),
             modules_compiled: s.modules.stats.compiled.load(Ordering::Relaxed),
             modules_from_disk_cache: s.modules.stats.from_disk.load(Ordering::Relaxed),
@@ -559,8 +562,8 @@ pub struct Stats {
     pub actors: usize,
     /// CPU slots not in use.
     pub cpu_slots_free: usize,
-    /// Instance slots not in use.
-    pub instance_slots_free: usize,
+    /// Actor slots not in use.
+    pub actor_slots_free: usize,
     /// Call slots not in use.
     pub call_slots_free: usize,
     /// Modules compiled by this runtime.

@@ -24,7 +24,7 @@
 use crate::blob::Blob;
 use crate::config::Config;
 use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
-use crate::module::Module;
+use crate::module::{Code, Module};
 use crate::object_store::Resolved;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
@@ -295,10 +295,7 @@ impl Task {
     /// What the task needs to start: nested tasks may use the call slots
     /// kept from top-level ones.
     fn need(&self) -> Need {
-        match self.sub.parent {
-            Some(_) => Need::StartNested,
-            None => Need::StartTopLevel,
-        }
+        Need::task(self.sub.parent.is_some())
     }
 }
 
@@ -451,6 +448,7 @@ async fn execute(
     };
     let mut store = instance::new_store(
         rt,
+        &rt.engines.tasks.engine,
         InstanceSpec {
             module: task.module.clone(),
             source,
@@ -463,10 +461,10 @@ async fn execute(
                 depth: task.sub.depth,
             },
             cancel: task.handle.cancel.clone(),
+            actor_slot: None,
             args: Vec::new(),
         },
-    )
-    .await;
+    );
     {
         let st = store.data_mut();
         st.slot = grant.cpu;
@@ -476,18 +474,18 @@ async fn execute(
         }
         st.call = Some(call);
     }
-    let result = call_export(&mut store, &task.module, &task.export).await;
+    let result = call_export(&mut store, task.module.code(), &task.export).await;
     finish_call(&mut store, result, function)
 }
 
 /// Instantiates `module` in `store` and calls the `() -> i32` export.
 pub(crate) async fn call_export(
     store: &mut Store<InstanceState>,
-    module: &Module,
+    code: &Code,
     export: &ModuleExport,
 ) -> wasmtime::Result<i32> {
-    let instance = module.pre().instantiate_async(&mut *store).await?;
-    bind_instance(store, module, &instance);
+    let instance = code.pre().instantiate_async(&mut *store).await?;
+    bind_instance(store, code, &instance);
     let func = instance
         .get_module_export(&mut *store, export)
         .and_then(|e| e.into_func())
@@ -499,10 +497,10 @@ pub(crate) async fn call_export(
 /// Remembers the instance and its memory for host functions.
 pub(crate) fn bind_instance(
     store: &mut Store<InstanceState>,
-    module: &Module,
+    code: &Code,
     instance: &wasmtime::Instance,
 ) {
-    let memory = module
+    let memory = code
         .memory_export()
         .and_then(|m| instance.get_module_export(&mut *store, m))
         .and_then(|e| e.into_memory());

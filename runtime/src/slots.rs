@@ -44,26 +44,53 @@ use tokio::sync::oneshot;
 
 /// What a waiter needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Need {
-    /// A CPU slot and a call slot, for a call submitted by a task.
-    StartNested,
-    /// A CPU slot and a call slot counted in the top-level share.
-    StartTopLevel,
-    /// A call slot only (a driver, which holds no CPU slot).
-    Driver,
-    /// A CPU slot only (a call resuming after a wait).
-    Resume,
+pub(crate) struct Need {
+    cpu: bool,
+    call: bool,
+    top_level: bool,
 }
 
 impl Need {
+    /// A task's start: a CPU slot and a call slot, the call slot counted in
+    /// the top-level share unless the task was submitted by a task.
+    pub fn task(nested: bool) -> Need {
+        Need {
+            cpu: true,
+            call: true,
+            top_level: !nested,
+        }
+    }
+
+    /// A driver: a call slot only (drivers hold no CPU slot).
+    pub const DRIVER: Need = Need {
+        cpu: false,
+        call: true,
+        top_level: false,
+    };
+
+    /// An actor's call (or constructor): a CPU slot only, as every actor
+    /// keeps its own fiber stack.
+    pub const ACTOR: Need = Need {
+        cpu: true,
+        call: false,
+        top_level: false,
+    };
+
+    /// A call resuming after a wait: a CPU slot, at the front of the line.
+    pub const RESUME: Need = Need {
+        cpu: true,
+        call: false,
+        top_level: false,
+    };
+
     fn cpu(self) -> bool {
-        !matches!(self, Need::Driver)
+        self.cpu
     }
     fn call(self) -> bool {
-        !matches!(self, Need::Resume)
+        self.call
     }
     fn top_level(self) -> bool {
-        matches!(self, Need::StartTopLevel)
+        self.top_level
     }
 }
 
@@ -148,7 +175,7 @@ impl State {
             if self.cpu_free > 0
                 && let Some(tx) = self.resume.pop_front()
             {
-                self.take(Need::Resume);
+                self.take(Need::RESUME);
                 if tx.send(()).is_err() {
                     self.give_back(true, false, false);
                 }
@@ -211,26 +238,40 @@ impl Slots {
     /// comes. `depth` orders nested starts (a task submitted by a task
     /// submitted by the driver has depth 2).
     pub fn enqueue(self: &Arc<Self>, need: Need, depth: u32) -> Ticket {
+        self.enqueue_in(need, depth, false)
+    }
+
+    /// Takes a place at the front of the line, for a call resuming after a
+    /// wait (it needs a CPU slot only).
+    pub fn resume(self: &Arc<Self>) -> Ticket {
+        self.enqueue_in(Need::RESUME, 0, true)
+    }
+
+    fn enqueue_in(self: &Arc<Self>, need: Need, depth: u32, resume: bool) -> Ticket {
         let mut s = self.lock();
         let queued =
             !s.resume.is_empty() || !s.start_nested.is_empty() || !s.start_top_level.is_empty();
-        let state = if s.can_grant(need) && (need == Need::Resume || !queued) {
+        let state = if s.can_grant(need) && (resume || !queued) {
             s.take(need);
             TicketState::Granted
         } else {
             let (tx, rx) = oneshot::channel();
             let seq = s.next_seq;
             s.next_seq += 1;
-            let waiter = |tx| Waiter {
-                depth,
-                seq,
-                need,
-                tx,
-            };
-            match need {
-                Need::Resume => s.resume.push_back(tx),
-                Need::StartTopLevel => s.start_top_level.push_back(waiter(tx)),
-                Need::StartNested | Need::Driver => s.start_nested.push(waiter(tx)),
+            if resume {
+                s.resume.push_back(tx);
+            } else {
+                let w = Waiter {
+                    depth,
+                    seq,
+                    need,
+                    tx,
+                };
+                if need.top_level() {
+                    s.start_top_level.push_back(w);
+                } else {
+                    s.start_nested.push(w);
+                }
             }
             // A nested call may be servable past top-level calls waiting
             // for their share.
@@ -306,9 +347,9 @@ impl Drop for Ticket {
 
 /// What a ticket grants.
 pub(crate) struct Grant {
-    /// The CPU slot, unless the need was [`Need::Driver`].
+    /// The CPU slot, unless the need was [`Need::DRIVER`].
     pub cpu: Option<CpuSlot>,
-    /// The call slot, unless the need was [`Need::Resume`].
+    /// The call slot, if the need included one.
     pub call: Option<CallSlot>,
 }
 
@@ -364,13 +405,13 @@ mod tests {
     #[tokio::test]
     async fn starts_go_in_order_and_resumes_first() {
         let slots = Slots::new(1, 10);
-        let first = slots.enqueue(Need::StartTopLevel, 0).grant().await;
-        let a = slots.enqueue(Need::StartTopLevel, 0);
-        let b = slots.enqueue(Need::StartTopLevel, 0);
-        let n1 = slots.enqueue(Need::StartNested, 1);
-        let n2 = slots.enqueue(Need::StartNested, 2);
-        let n1b = slots.enqueue(Need::StartNested, 1);
-        let r = slots.enqueue(Need::Resume, 0);
+        let first = slots.enqueue(Need::task(false), 0).grant().await;
+        let a = slots.enqueue(Need::task(false), 0);
+        let b = slots.enqueue(Need::task(false), 0);
+        let n1 = slots.enqueue(Need::task(true), 1);
+        let n2 = slots.enqueue(Need::task(true), 2);
+        let n1b = slots.enqueue(Need::task(true), 1);
+        let r = slots.resume();
         let pending = tokio::spawn({
             let slots = slots.clone();
             let tickets = vec![
@@ -394,9 +435,9 @@ mod tests {
         // 4 call slots: 3 for top-level calls, 1 kept for nested ones.
         let slots = Slots::new(8, 4);
         let held: Vec<Grant> =
-            futures_all((0..3).map(|_| slots.enqueue(Need::StartTopLevel, 0).grant())).await;
-        let blocked = slots.enqueue(Need::StartTopLevel, 0);
-        let nested = slots.enqueue(Need::StartNested, 1).grant().await;
+            futures_all((0..3).map(|_| slots.enqueue(Need::task(false), 0).grant())).await;
+        let blocked = slots.enqueue(Need::task(false), 0);
+        let nested = slots.enqueue(Need::task(true), 1).grant().await;
         assert_eq!(slots.calls_free(), 0);
         drop(nested);
         drop(held);
@@ -407,12 +448,12 @@ mod tests {
     #[tokio::test]
     async fn abandoned_tickets_return_their_grant() {
         let slots = Slots::new(1, 1);
-        let held = slots.enqueue(Need::StartNested, 1).grant().await;
-        let waiting = slots.enqueue(Need::StartNested, 1);
+        let held = slots.enqueue(Need::task(true), 1).grant().await;
+        let waiting = slots.enqueue(Need::task(true), 1);
         drop(held); // granted to `waiting`
         drop(waiting); // given up: the slots come back
         assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 1));
-        drop(slots.enqueue(Need::Driver, 0)); // granted at once, never redeemed
+        drop(slots.enqueue(Need::DRIVER, 0)); // granted at once, never redeemed
         assert_eq!(slots.calls_free(), 1);
     }
 

@@ -24,7 +24,7 @@ fn a_guest_written_from_the_spec_runs_under_the_cli() {
     let out = wray(&["run", path.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stdout, "42\n");
+    assert_eq!(stdout, "42 15\n");
 }
 
 fn abuse() -> (Runtime, Module) {

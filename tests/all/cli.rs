@@ -13,7 +13,8 @@ fn help_lists_every_subcommand_and_flag() {
         "--num-cpus",
         "--memory-limit",
         "--task-timeout",
-        "--instance-slots",
+        "--call-slots",
+        "--actor-slots",
         "--no-cache",
         "[ARGS]...",
     ] {

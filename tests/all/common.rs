@@ -38,13 +38,13 @@ pub fn cache_dir() -> PathBuf {
     root().join("target/test-cache")
 }
 
-/// A runtime small enough to run many at once in one process: each instance
-/// slot reserves address space, and tests run in parallel.
+/// A runtime small enough to run many at once in one process: each call
+/// and actor slot reserves address space, and tests run in parallel.
 pub fn builder() -> wray_runtime::Builder {
     Runtime::builder()
         .num_cpus(2)
-        .instance_slots(64)
         .call_slots(64)
+        .actor_slots(256)
         .cache_dir(Some(cache_dir()))
         .output(Arc::new(Collect::default()))
 }
@@ -79,6 +79,19 @@ impl Collect {
     /// Everything written, source and text of each line.
     pub fn lines(&self) -> Vec<(String, Stream, String)> {
         self.0.lock().unwrap().clone()
+    }
+}
+
+/// Waits (up to ten seconds) for `cond` to hold: for state that settles
+/// asynchronously, like an actor killed from a guest.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -5,6 +5,7 @@
 //! directory). `make test` builds them first.
 
 mod abi;
+mod actors;
 mod cli;
 mod common;
 mod errors;

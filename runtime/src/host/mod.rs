@@ -24,7 +24,6 @@ mod tasks;
 pub(crate) use memory::AbiViolation;
 
 use crate::instance::{InstanceState, Interrupted};
-use crate::slots::Need;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker};
@@ -81,7 +80,7 @@ pub(crate) async fn wait_released<T>(
     if had_slot {
         // Back at the front of the line: this call holds an instance and a
         // fiber stack, and finishing it frees them.
-        let grant = rt.slots.enqueue(Need::Resume, 0).grant().await;
+        let grant = rt.slots.resume().grant().await;
         caller.data_mut().slot = grant.cpu;
     }
     outcome.map_err(wasmtime::Error::new)

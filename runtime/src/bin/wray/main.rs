@@ -54,9 +54,13 @@ pub struct RuntimeArgs {
     /// Wall-clock limit of each task attempt, e.g. `30s`, `500ms` (default: none).
     #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
     task_timeout: Option<std::time::Duration>,
-    /// How many instances may exist at once (running, waiting, actors).
+    /// How many calls (tasks and drivers) may be in progress at once,
+    /// counting those waiting in `get` (default 1000).
     #[arg(long, value_name = "N")]
-    instance_slots: Option<u32>,
+    call_slots: Option<u32>,
+    /// How many actors may exist at once (default 2048).
+    #[arg(long, value_name = "N")]
+    actor_slots: Option<u32>,
     /// Do not read or write the compiled-code cache (~/.cache/wray).
     #[arg(long)]
     no_cache: bool,
@@ -75,8 +79,11 @@ impl RuntimeArgs {
         if let Some(t) = self.task_timeout {
             b = b.task_timeout(Some(t));
         }
-        if let Some(n) = self.instance_slots {
-            b = b.instance_slots(n);
+        if let Some(n) = self.call_slots {
+            b = b.call_slots(n);
+        }
+        if let Some(n) = self.actor_slots {
+            b = b.actor_slots(n);
         }
         if self.no_cache {
             b = b.cache_dir(None);

@@ -1,0 +1,175 @@
+//! Actors: ordered calls, state, handles, names, kill, restarts, leaks.
+
+use crate::common::{self, testkit};
+use std::sync::Arc;
+use wray_runtime::{ActorState, Error, ErrorKind, Runtime};
+
+fn scenario(rt: &Runtime, m: &wray_runtime::Module, args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    match rt.run_driver(m, &args) {
+        Ok(0) => {}
+        other => panic!("scenario {args:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn state_persists_handles_pass_names_resolve_and_kill_works() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actors"]);
+}
+
+#[test]
+fn ten_thousand_calls_run_in_submission_order() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actor-order", "10000"]);
+}
+
+#[test]
+fn a_trap_fails_its_call_and_restarts_the_actor_with_fresh_state() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actor-restart"]);
+}
+
+#[test]
+fn max_task_retries_redelivers_the_interrupted_call() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actor-retry"]);
+}
+
+#[test]
+fn kill_interrupts_the_running_call_and_fails_queued_ones() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actor-kill-running"]);
+}
+
+#[test]
+fn unnamed_actors_end_with_their_driver_named_ones_live_on() {
+    let (rt, m) = testkit();
+    scenario(&rt, &m, &["actor-survives-driver"]);
+    assert_eq!(rt.stats().actors, 1, "only the named actor is left");
+    assert!(rt.get_actor("survivor").is_some());
+    scenario(&rt, &m, &["actor-find-survivor"]);
+    common::eventually("the killed survivor is gone", || rt.stats().actors == 0);
+}
+
+#[test]
+fn the_host_api_creates_calls_and_kills_actors() {
+    let (rt, m) = testkit();
+    let c = rt
+        .actor(&m, "Counter")
+        .arg(&40u64)
+        .name("host-counter")
+        .max_restarts(1)
+        .create()
+        .unwrap();
+    let r = rt.method(&c, "incr").arg(&2u64).submit().unwrap();
+    assert_eq!(rt.get::<u64>(&r).unwrap(), 42);
+    assert_eq!(rt.get_actor("host-counter"), Some(c.clone()));
+    // A trap restarts it (one restart allowed), with its state reset.
+    let crash = rt.method(&c, "crash").submit().unwrap();
+    assert!(matches!(rt.get::<u64>(&crash), Err(Error::Task(e)) if e.kind() == ErrorKind::Trap));
+    let v = rt.method(&c, "value").submit().unwrap();
+    assert_eq!(rt.get::<u64>(&v).unwrap(), 40);
+    let info = rt.actor_info(&c).unwrap();
+    assert_eq!((info.state, info.restarts), (ActorState::Alive, 1));
+    assert!(rt.kill(&c, false));
+    let after = rt.method(&c, "value").submit().unwrap();
+    match rt.get::<u64>(&after) {
+        Err(Error::Task(e)) => assert_eq!(e.kind(), ErrorKind::ActorDied),
+        other => panic!("expected actor died, got {other:?}"),
+    }
+    assert!(!rt.kill(&c, false), "already gone");
+    assert_eq!(rt.get_actor("host-counter"), None, "the name is free again");
+}
+
+#[test]
+fn kill_allowing_restart_restarts() {
+    let (rt, m) = testkit();
+    let c = rt
+        .actor(&m, "Counter")
+        .arg(&1u64)
+        .max_restarts(1)
+        .create()
+        .unwrap();
+    let r = rt.method(&c, "incr").arg(&1u64).submit().unwrap();
+    assert_eq!(rt.get::<u64>(&r).unwrap(), 2);
+    assert!(rt.kill(&c, true));
+    let v = rt.method(&c, "value").submit().unwrap();
+    assert_eq!(rt.get::<u64>(&v).unwrap(), 1, "a fresh instance");
+    assert_eq!(rt.actor_info(&c).unwrap().restarts, 1);
+}
+
+#[test]
+fn unknown_types_and_methods_are_errors_as_values() {
+    let (rt, m) = testkit();
+    let ghost = rt.actor(&m, "Ghost").create().unwrap();
+    let r = rt.method(&ghost, "boo").submit().unwrap();
+    let e = rt.get::<u64>(&r).unwrap_err().to_string();
+    assert!(e.contains("no actor type `Ghost`"), "{e}");
+    let c = rt.actor(&m, "Counter").arg(&0u64).create().unwrap();
+    let r = rt.method(&c, "nope").submit().unwrap();
+    let e = rt.get::<u64>(&r).unwrap_err().to_string();
+    assert!(e.contains("has no method `nope`"), "{e}");
+}
+
+#[test]
+fn actor_output_is_prefixed_with_the_actor() {
+    let sink = common::Collect::default();
+    let rt = common::builder()
+        .output(Arc::new(sink.clone()))
+        .build()
+        .unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let c = rt.actor(&m, "Counter").arg(&0u64).create().unwrap();
+    let r = rt
+        .method(&c, "say")
+        .arg(&String::from("hi there"))
+        .submit()
+        .unwrap();
+    rt.get_bytes(&r).unwrap();
+    let lines = sink.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|(src, _, l)| src.starts_with("Counter actor=") && l == "hi there\n"),
+        "{lines:?}"
+    );
+}
+
+/// This process's resident memory, in KiB, after the allocator returned
+/// what it can (glibc keeps freed memory otherwise).
+fn rss_kib() -> u64 {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// 10,000 actors created, called and killed, round after round: memory
+/// returns to where it was (after one warm-up round fills pools and caches).
+#[test]
+fn ten_thousand_actors_leave_nothing_behind() {
+    let rt = common::builder().actor_slots(10_100).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let round = || {
+        scenario(&rt, &m, &["actor-leak", "10000"]);
+        let s = rt.stats();
+        assert_eq!(
+            (s.actors, s.objects, s.tasks_unfinished),
+            (0, 0, 0),
+            "{s:?}"
+        );
+        assert_eq!(s.actor_slots_free, 10_100);
+        rss_kib()
+    };
+    let before = rss_kib();
+    let warm = round();
+    let rounds: Vec<u64> = (0..3).map(|_| round()).collect();
+    eprintln!("resident KiB: before {before}, warm {warm}, then {rounds:?}");
+    let last = *rounds.last().unwrap();
+    assert!(
+        last <= warm + 16 * 1024,
+        "resident memory keeps growing: {warm} KiB after the first round, {last} KiB after three more"
+    );
+}
