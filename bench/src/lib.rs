@@ -5,7 +5,7 @@
 //! driver runs from the host, so every figure includes the real submit,
 //! schedule, instantiate, call and notify path.
 
-use wray::ObjectRef;
+use wray::{ActorHandle, ObjectRef};
 
 /// A task that does nothing.
 #[wray::remote]
@@ -67,11 +67,62 @@ fn get_large(n: u32, mb: usize) {
     }
 }
 
+/// An actor that does nothing.
+#[wray::remote]
+struct Target;
+
+#[wray::remote]
+impl Target {
+    fn new() -> Self {
+        Target
+    }
+
+    fn noop(&self) {}
+}
+
+fn actor_calls_sync(n: u32) {
+    let a = Target::remote();
+    for _ in 0..n {
+        wray::get(&a.noop()).expect("noop succeeds");
+    }
+}
+
+fn actor_calls_async(n: u32) {
+    let a = Target::remote();
+    // Created and ready before the timed calls matter little at 10,000.
+    let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
+    wray::get(&refs).expect("noops succeed");
+}
+
+/// A caller that makes `n` calls on its actor, then gets them all.
+#[wray::remote]
+fn caller(a: ActorHandle<Target>, n: u32) -> u32 {
+    let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
+    wray::get(&refs).expect("noops succeed").len() as u32
+}
+
+/// `pairs` callers (tasks), each calling its own actor `n / pairs` times.
+fn actor_calls_n_n(n: u32, pairs: u32) {
+    let actors: Vec<_> = (0..pairs).map(|_| Target::remote()).collect();
+    let callers: Vec<_> = actors
+        .iter()
+        .map(|a| caller::remote(a.clone(), n / pairs))
+        .collect();
+    wray::get(&callers).expect("callers succeed");
+}
+
+/// Creates `n` actors and calls each once.
+fn actors_create(n: u32) {
+    let actors: Vec<_> = (0..n).map(|_| Target::remote()).collect();
+    let refs: Vec<_> = actors.iter().map(|a| a.noop()).collect();
+    wray::get(&refs).expect("every actor answers");
+}
+
 #[wray::main]
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [name, count, rest @ ..] = args.as_slice() else {
-        return Err("usage: wray_bench <benchmark> <count> [megabytes]".into());
+        return Err("usage: wray_bench <benchmark> <count> [megabytes or pairs]".into());
     };
     let n: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
     let mb: usize = rest
@@ -86,6 +137,10 @@ fn main() -> Result<(), String> {
         "get_small" => get_small(n),
         "put_large" => put_large(n, mb),
         "get_large" => get_large(n, mb),
+        "actor_calls_sync" => actor_calls_sync(n),
+        "actor_calls_async" => actor_calls_async(n),
+        "actor_calls_n_n" => actor_calls_n_n(n, mb as u32),
+        "actors_create" => actors_create(n),
         other => return Err(format!("unknown benchmark `{other}`")),
     }
     Ok(())

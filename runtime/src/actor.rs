@@ -679,7 +679,10 @@ async fn construct(
     let worker_failure =
         |why: String| ErrorRecord::new(ErrorKind::WorkerFailure, label.clone(), why);
     let wasm = rt.engines.actors().map_err(worker_failure)?;
-    let code = a.module.actor_code(&rt.engines).map_err(worker_failure)?;
+    let code = a
+        .module
+        .actor_code(&rt.engines, &rt.modules)
+        .map_err(worker_failure)?;
     let cancel = a.lock().cancel.clone();
     // An actor slot, then a CPU slot, then the instance.
     let actor_slot = rt
@@ -779,7 +782,7 @@ async fn run_call(
     let instance = live_instance(store);
     let export = a
         .module
-        .actor_code(&rt.engines)
+        .actor_code(&rt.engines, &rt.modules)
         .ok()
         .and_then(|code| code.export(&call.export).copied());
     let func = export

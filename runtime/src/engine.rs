@@ -38,7 +38,8 @@ enum Role {
     /// their first pages (and stacks) stay resident between uses.
     Tasks,
     /// Actors: a slot is freed only when its actor dies, so nothing stays
-    /// resident after it (10,000 actors killed must give their memory back).
+    /// resident after it (10,000 actors killed must give their memory back),
+    /// and instances copy their data segments (see `memory_init_cow`).
     Actors,
 }
 
@@ -66,7 +67,12 @@ fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
         // Host functions run on the guest's fiber stack, above the wasm
         // frames: leave them plenty of room.
         .async_stack_size(config.max_wasm_stack + (1 << 20))
-        .memory_init_cow(true);
+        // Copy-on-write images make instantiation cheap, but each maps the
+        // image into its slot: one more memory mapping per live instance.
+        // Actors instantiate rarely and live long, and 10,000 of them must
+        // fit the kernel's 65,530 mappings per process (vm.max_map_count),
+        // so they copy their data segments instead.
+        .memory_init_cow(role == Role::Tasks);
     Engine::new(&wt).map_err(|e| Error::Config(format!("cannot create the wasm engine: {e:#}")))
 }
 

@@ -34,6 +34,8 @@ struct Inner {
     /// The tasks (`wray:task/<name>`), by name, with the name shared.
     tasks: FxHashMap<Arc<str>, ModuleExport>,
     has_start: bool,
+    /// The module's bytes, to compile for the actor engine.
+    bytes: Arc<[u8]>,
     /// The code in the actor engine, once needed.
     actor_code: OnceLock<Result<Code, String>>,
 }
@@ -116,24 +118,19 @@ impl Module {
         self.0.code.export(name)
     }
 
-    /// The code in the actor engine, made from the task engine's on first
-    /// use.
-    pub(crate) fn actor_code(&self, engines: &Engines) -> Result<&Code, String> {
+    /// The code in the actor engine, compiled (or read from the cache) on
+    /// first use.
+    pub(crate) fn actor_code(
+        &self,
+        engines: &Engines,
+        cache: &ModuleCache,
+    ) -> Result<&Code, String> {
         self.0
             .actor_code
             .get_or_init(|| {
                 let wasm = engines.actors()?;
-                let bytes = self
-                    .0
-                    .code
-                    .pre
-                    .module()
-                    .serialize()
-                    .map_err(|e| format!("{e:#}"))?;
-                // SAFETY: the bytes were serialized just above, by this
-                // process, from an engine with the same code-generation
-                // settings.
-                let module = unsafe { wasmtime::Module::deserialize(&wasm.engine, &bytes) }
+                let module = cache
+                    .compile(&wasm.engine, &self.0.id, &self.0.bytes)
                     .map_err(|e| format!("{e:#}"))?;
                 Code::new(&module, &wasm.linker).map_err(|e| format!("{e:#}"))
             })
@@ -172,15 +169,16 @@ pub(crate) struct CacheStats {
 /// Loaded modules by digest, and the compiled-code cache on disk.
 pub(crate) struct ModuleCache {
     loaded: DashMap<ObjectId, Module, FxBuildHasher>,
+    /// `<cache>/code`; each engine's code lives under its key.
     dir: Option<PathBuf>,
     pub stats: CacheStats,
 }
 
 impl ModuleCache {
-    pub fn new(engine: &Engine, cache_dir: Option<&Path>) -> ModuleCache {
+    pub fn new(cache_dir: Option<&Path>) -> ModuleCache {
         ModuleCache {
             loaded: DashMap::with_hasher(FxBuildHasher),
-            dir: cache_dir.map(|d| d.join("code").join(crate::engine::code_key(engine))),
+            dir: cache_dir.map(|d| d.join("code")),
             stats: CacheStats::default(),
         }
     }
@@ -211,18 +209,23 @@ impl ModuleCache {
         let module = self
             .compile(engine, &id, bytes)
             .map_err(|e| invalid(format!("{e:#}")))?;
-        let module = validate(name, id, module, linker)?;
+        let module = validate(name, id, module, linker, bytes.into())?;
         self.loaded.insert(id, module.clone());
         Ok(module)
     }
 
+    /// Compiles `bytes` (named `id`) for `engine`, or loads the code cached
+    /// for this engine's settings.
     fn compile(
         &self,
         engine: &Engine,
         id: &ObjectId,
         bytes: &[u8],
     ) -> wasmtime::Result<wasmtime::Module> {
-        let path = self.dir.as_ref().map(|d| d.join(format!("{id}.cwasm")));
+        let path = self.dir.as_ref().map(|d| {
+            d.join(crate::engine::code_key(engine))
+                .join(format!("{id}.cwasm"))
+        });
         if let Some(p) = path.as_ref().filter(|p| p.exists()) {
             // SAFETY: files in this directory are written only by `store`
             // below, from `Module::serialize` of this engine configuration
@@ -272,6 +275,7 @@ fn validate(
     id: ObjectId,
     module: wasmtime::Module,
     linker: &Linker<InstanceState>,
+    bytes: Arc<[u8]>,
 ) -> Result<Module> {
     let invalid = |reason: String| Error::InvalidModule {
         name: name.to_string(),
@@ -352,6 +356,7 @@ fn validate(
         code,
         tasks,
         has_start,
+        bytes,
         actor_code: OnceLock::new(),
     })))
 }

@@ -167,6 +167,18 @@ impl Builder {
                 "actor_slots must be at least 1 and call_slots at least 2".into(),
             ));
         }
+        if let Some(limit) = max_map_count() {
+            // Each pooled stack is two mappings, each live instance two more.
+            let needed =
+                4 * u64::from(config.actor_slots) + 4 * u64::from(config.call_slots) + 4096;
+            if needed > limit {
+                return Err(Error::Config(format!(
+                    "{} actor slots and {} call slots need about {needed} memory mappings, but this \
+                     system allows {limit} per process (vm.max_map_count); lower them or raise the limit",
+                    config.actor_slots, config.call_slots
+                )));
+            }
+        }
         if config.memory_limit < 64 << 10 {
             return Err(Error::Config(
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
@@ -181,7 +193,7 @@ impl Builder {
             .build()
             .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
         let shared = Arc::new(Shared {
-            modules: ModuleCache::new(&engines.tasks.engine, config.cache_dir.as_deref()),
+            modules: ModuleCache::new(config.cache_dir.as_deref()),
             slots: Slots::new(config.num_cpus, config.call_slots as usize),
             actor_slots: Arc::new(Semaphore::new(config.actor_slots as usize)),
             ids: IdGen {
@@ -507,6 +519,15 @@ impl Drop for Runtime {
         }
         let _ = &self.ticker;
     }
+}
+
+/// The kernel's limit on memory mappings per process, where it can be read.
+fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Completes when the first of `futs` completes.

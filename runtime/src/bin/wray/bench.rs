@@ -61,6 +61,8 @@ enum Measure {
     },
     /// Milliseconds of a whole `wray run` of the hello example.
     HelloRun,
+    /// Resident kilobytes per idle actor.
+    IdleActorRss,
 }
 
 struct Bench {
@@ -131,6 +133,43 @@ fn suite(quick: bool) -> Vec<Bench> {
             },
         },
         Bench {
+            key: "actor_calls_sync_per_s",
+            what: "actor calls, call then get, one at a time",
+            unit: "calls/s",
+            measure: rate("actor_calls_sync", scale(5_000), 1.0),
+        },
+        Bench {
+            key: "actor_calls_async_per_s",
+            what: "actor calls, 10,000 on one actor then all got",
+            unit: "calls/s",
+            measure: rate("actor_calls_async", scale(10_000), 1.0),
+        },
+        Bench {
+            key: "actor_calls_n_n_per_s",
+            what: "actor calls, one caller task per actor, as many pairs as cores",
+            unit: "calls/s",
+            measure: Measure::Rate {
+                args: vec![
+                    "actor_calls_n_n".into(),
+                    scale(20_000).to_string(),
+                    cores().to_string(),
+                ],
+                ops: f64::from(scale(20_000) / cores() as u32 * cores() as u32),
+            },
+        },
+        Bench {
+            key: "actors_create_per_s",
+            what: "actors, 10,000 created and each called once",
+            unit: "actors/s",
+            measure: rate("actors_create", scale(10_000), 1.0),
+        },
+        Bench {
+            key: "actor_idle_rss_kb",
+            what: "resident memory per idle actor (2,000 alive)",
+            unit: "KiB",
+            measure: Measure::IdleActorRss,
+        },
+        Bench {
             key: "run_hello_ms",
             what: "a whole `wray run` of hello, warm code cache",
             unit: "ms",
@@ -143,7 +182,10 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let mut builder = Runtime::builder().output(Arc::new(NullSink));
+    // Room for the 10,000 actors of actors_create, and the driver.
+    let mut builder = Runtime::builder()
+        .output(Arc::new(NullSink))
+        .actor_slots(12_000);
     if let Some(n) = args.num_cpus {
         builder = builder.num_cpus(n);
     }
@@ -154,7 +196,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             args.module.display()
         )
     })?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     println!(
         "wray {} bench: {cores} cores, {} CPU slots, median of {} runs{}",
         env!("CARGO_PKG_VERSION"),
@@ -231,6 +273,10 @@ fn measure(
                 })
                 .collect()
         }
+        Measure::IdleActorRss => {
+            let n = if args.quick { 100 } else { 2_000 };
+            (0..runs).map(|_| idle_actor_rss(rt, module, n)).collect()
+        }
         Measure::HelloRun => {
             let exe = std::env::current_exe().context("cannot find the wray executable")?;
             let run = || -> anyhow::Result<Duration> {
@@ -251,6 +297,45 @@ fn measure(
             (0..runs).map(|_| Ok(run()?.as_secs_f64() * 1e3)).collect()
         }
     }
+}
+
+/// Resident KiB per actor: `n` actors created and called once, compared
+/// with the process before them.
+fn idle_actor_rss(rt: &Runtime, module: &Module, n: usize) -> anyhow::Result<f64> {
+    // A first actor builds the actor engine, whose pool is not per actor.
+    let warm = rt.actor(module, "Target").create()?;
+    rt.get_bytes(&rt.method(&warm, "noop").submit()?)?;
+    let before = rss_kib()?;
+    let actors = (0..n)
+        .map(|_| rt.actor(module, "Target").create())
+        .collect::<Result<Vec<_>, _>>()?;
+    let calls = actors
+        .iter()
+        .map(|a| rt.method(a, "noop").submit())
+        .collect::<Result<Vec<_>, _>>()?;
+    for c in &calls {
+        rt.get_bytes(c)?;
+    }
+    let after = rss_kib()?;
+    for a in actors.iter().chain([&warm]) {
+        rt.kill(a, false);
+    }
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn time_driver(rt: &Runtime, module: &Module, args: &[String]) -> anyhow::Result<Duration> {
