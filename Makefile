@@ -7,7 +7,7 @@
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 # Every guest crate of the workspace (each is built for wasm32-wasip1 only).
-GUESTS := hello pi batch-get put-once nested demo testkit wray-bench
+GUESTS := hello pi batch-get put-once nested counter param-server actor-pool demo testkit wray-bench
 
 .PHONY: all run test guests build bench lint doc setup clean
 

@@ -233,7 +233,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
             ErrorRecord::new(
                 ErrorKind::ActorDied,
                 format!("{type_name}.new"),
-                format!("the name `{n}` is already taken by actor {owner}"),
+                format!("the name `{n}` is already taken by actor {owner:?}"),
             )
         })
     } else {
@@ -293,7 +293,7 @@ pub(crate) fn call(
         let mut rec = ErrorRecord::new(
             ErrorKind::ActorDied,
             format!("?.{method}"),
-            format!("actor {actor} is dead"),
+            format!("actor {actor:?} is dead"),
         );
         rec.cause = cause.map(|c| Box::new((*c).clone()));
         fail_all(rt, &returns, rec);
@@ -385,7 +385,7 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
     let mut rec = ErrorRecord::new(
         ErrorKind::ActorDied,
         format!("{}.{}", a.type_name, call.method),
-        format!("actor {} is dead", a.id),
+        format!("actor {:?} is dead", a.id),
     );
     rec.task = call.id;
     rec.cause = cause.map(|c| Box::new((*c).clone()));
@@ -550,7 +550,7 @@ async fn run(
                     let mut r = ErrorRecord::new(
                         ErrorKind::ActorDied,
                         label.clone(),
-                        format!("actor {} was killed while running the call", a.id),
+                        format!("actor {:?} was killed while running the call", a.id),
                     );
                     r.task = call.id;
                     r
@@ -611,9 +611,9 @@ async fn restart_or_die(
     };
     if !may {
         let why = match (kill, cause) {
-            (Kill::NoRestart, _) => format!("actor {} was killed", a.id),
-            (_, Some(_)) => format!("actor {} died after {restarts} restarts", a.id),
-            (_, None) => format!("actor {} was killed and has no restarts left", a.id),
+            (Kill::NoRestart, _) => format!("actor {:?} was killed", a.id),
+            (_, Some(_)) => format!("actor {:?} died after {restarts} restarts", a.id),
+            (_, None) => format!("actor {:?} was killed and has no restarts left", a.id),
         };
         a.lock().life = Life::Dead(death(why));
         return None;

@@ -50,6 +50,29 @@ fn nested() {
 }
 
 #[test]
+fn counter() {
+    let out = run("counter", &[]);
+    assert!(out.contains("running totals: [1, 3, 6, 10, 15]"), "{out}");
+    assert!(
+        out.contains("after 4 tasks bumped it twice each: 23"),
+        "{out}"
+    );
+    assert!(out.contains("after kill: actor died"), "{out}");
+}
+
+#[test]
+fn param_server() {
+    let out = run("param_server", &[]);
+    assert!(out.contains("200 updates applied"), "{out}");
+}
+
+#[test]
+fn actor_pool() {
+    let out = run("actor_pool", &[]);
+    assert!(out.contains("items per actor: [30, 30, 30, 30]"), "{out}");
+}
+
+#[test]
 fn demo() {
     let out = run("demo", &[]);
     assert!(out.contains("wray demo"), "{out}");

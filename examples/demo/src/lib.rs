@@ -1,8 +1,8 @@
 //! The wray demo: what `make run` shows.
 //!
 //! Tasks fanned out over every core, a nested task tree, objects put once
-//! and shared, `wait` for the first results, an error coming back as a
-//! value, and timings for each.
+//! and shared, an actor updated by many tasks, `wait` for the first results,
+//! an error coming back as a value, and timings for each.
 //!
 //! Run: `make run`, or `target/release/wray run target/wasm32-wasip1/release/demo.wasm`
 
@@ -45,6 +45,38 @@ fn sleepy(ms: u64) -> u64 {
         std::hint::spin_loop();
     }
     ms
+}
+
+/// An actor: a running histogram that tasks report to.
+#[wray::remote]
+struct Histogram {
+    buckets: Vec<u64>,
+}
+
+#[wray::remote]
+impl Histogram {
+    fn new(n: u64) -> Self {
+        Histogram {
+            buckets: vec![0; n as usize],
+        }
+    }
+
+    fn record(&mut self, value: u64) {
+        let n = self.buckets.len() as u64;
+        self.buckets[(value % n) as usize] += 1;
+    }
+
+    fn buckets(&self) -> Vec<u64> {
+        self.buckets.clone()
+    }
+}
+
+/// A task that reports its results to the histogram actor.
+#[wray::remote]
+fn report(hist: ActorHandle<Histogram>, from: u64, count: u64) -> wray::Result<u64> {
+    let calls: Vec<_> = (from..from + count).map(|v| hist.record(v * v)).collect();
+    wray::get(&calls)?;
+    Ok(count)
 }
 
 #[wray::remote]
@@ -98,6 +130,20 @@ fn main() -> wray::Result<()> {
         "object {} holds {} bytes",
         shared.id().short(),
         table.len() * 8
+    );
+
+    section("actors: one histogram, updated by 8 tasks, calls applied one at a time");
+    let start = Instant::now();
+    let hist = Histogram::remote(10u64);
+    let reporters: Vec<_> = (0..8u64)
+        .map(|i| report::remote(hist.clone(), i * 1000, 1000u64))
+        .collect();
+    let reported: u64 = wray::get(&reporters)?.iter().sum();
+    let buckets = wray::get(&hist.buckets())?;
+    println!(
+        "{reported} values recorded, {} counted, in {:.2?}: {buckets:?}",
+        buckets.iter().sum::<u64>(),
+        start.elapsed()
     );
 
     section("wait: the first of several results");
