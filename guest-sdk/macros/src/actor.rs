@@ -135,6 +135,9 @@ pub(crate) fn remote_impl(i: ItemImpl) -> syn::Result<TokenStream2> {
     let (create, new_export) = constructor_items(&ty, &state, new)?;
     let doc_methods = format!("Remote methods of [`{ty_str}`].");
     Ok(quote! {
+        // `fn new() -> Self` is the constructor every actor has; a `Default`
+        // beside it would only be a second way to build a local value.
+        #[allow(clippy::new_without_default)]
         #i
 
         #create
