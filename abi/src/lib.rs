@@ -148,11 +148,13 @@ pub enum Status {
     AlreadyExists = -8,
     /// The calling task was cancelled while it waited.
     Cancelled = -9,
+    /// The object store has no room for the object, even after spilling.
+    StoreFull = -10,
 }
 
 impl Status {
     /// Every status, for decoding and documentation.
-    pub const ALL: [Status; 10] = [
+    pub const ALL: [Status; 11] = [
         Status::Ok,
         Status::BufferTooSmall,
         Status::ErrorValue,
@@ -163,6 +165,7 @@ impl Status {
         Status::InvalidState,
         Status::AlreadyExists,
         Status::Cancelled,
+        Status::StoreFull,
     ];
 
     /// The status a raw return value stands for, if it is one.
@@ -183,6 +186,7 @@ impl Status {
             Status::InvalidState => "not allowed in this state",
             Status::AlreadyExists => "already exists",
             Status::Cancelled => "cancelled",
+            Status::StoreFull => "the object store is full",
         }
     }
 }
@@ -227,11 +231,13 @@ pub enum ErrorKind {
     AbiViolation = 15,
     /// An argument could not be decoded by the guest.
     InvalidArgument = 16,
+    /// The object store had no room for a value, even after spilling.
+    ObjectStoreFull = 17,
 }
 
 impl ErrorKind {
     /// Every kind, for decoding and documentation.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Application,
         ErrorKind::Panic,
         ErrorKind::Trap,
@@ -248,6 +254,7 @@ impl ErrorKind {
         ErrorKind::ObjectLost,
         ErrorKind::AbiViolation,
         ErrorKind::InvalidArgument,
+        ErrorKind::ObjectStoreFull,
     ];
 
     /// The kind a raw code stands for, if any.
@@ -274,6 +281,7 @@ impl ErrorKind {
             ErrorKind::ObjectLost => "object lost",
             ErrorKind::AbiViolation => "ABI violation",
             ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::ObjectStoreFull => "object store full",
         }
     }
 

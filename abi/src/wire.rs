@@ -170,6 +170,9 @@ pub struct Options {
     pub max_restarts: Option<i32>,
     /// Retries of an actor method when the actor dies under it.
     pub max_task_retries: Option<i32>,
+    /// Whether the task's results may be made again from lineage even if it
+    /// reads the clock or random numbers.
+    pub allow_recompute: Option<bool>,
 }
 
 /// Option keys of the spec format.
@@ -181,6 +184,7 @@ mod key {
     pub const NAME: u16 = 5;
     pub const MAX_RESTARTS: u16 = 6;
     pub const MAX_TASK_RETRIES: u16 = 7;
+    pub const ALLOW_RECOMPUTE: u16 = 8;
 }
 
 impl Options {
@@ -206,6 +210,9 @@ impl Options {
         }
         if let Some(v) = self.max_task_retries {
             entries.push((key::MAX_TASK_RETRIES, v.to_le_bytes().to_vec()));
+        }
+        if let Some(v) = self.allow_recompute {
+            entries.push((key::ALLOW_RECOMPUTE, alloc::vec![v as u8]));
         }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
@@ -237,12 +244,17 @@ impl Options {
             };
             match k {
                 key::MAX_RETRIES => o.max_retries = Some(i32v()?),
-                key::RETRY_EXCEPTIONS => {
-                    o.retry_exceptions = Some(match v {
+                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE => {
+                    let b = match v {
                         [0] => false,
                         [1] => true,
-                        _ => return Err(bad("retry_exceptions is not one byte 0 or 1")),
-                    })
+                        _ => return Err(bad("a flag option is not one byte 0 or 1")),
+                    };
+                    if k == key::RETRY_EXCEPTIONS {
+                        o.retry_exceptions = Some(b);
+                    } else {
+                        o.allow_recompute = Some(b);
+                    }
                 }
                 key::TIMEOUT_MS => o.timeout_ms = Some(u64v()?),
                 key::MEMORY_LIMIT => o.memory_limit = Some(u64v()?),
@@ -677,6 +689,7 @@ mod tests {
                 max_restarts: Some(-1),
                 max_task_retries: Some(3),
                 max_retries: None,
+                allow_recompute: Some(true),
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",

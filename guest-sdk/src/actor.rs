@@ -50,6 +50,12 @@ pub trait Actor: Sized + 'static {
     const TYPE: &'static str;
     /// The generated type whose methods call the actor's methods remotely.
     type Methods: From<ActorRef>;
+
+    /// The options of `#[wray::remote(..)]` on the struct.
+    #[doc(hidden)]
+    fn default_options() -> Options {
+        Options::default()
+    }
 }
 
 /// An actor's id, untyped: what the generated method wrappers call through.

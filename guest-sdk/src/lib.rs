@@ -47,7 +47,7 @@ pub use actor::{
 };
 pub use codec::{Decode, Encode};
 pub use error::{Error, ErrorKind, Result};
-pub use object::{Get, ObjectRef, Ready, get, get_timeout, put, wait};
+pub use object::{Get, ObjectRef, Ready, cancel, get, get_timeout, put, wait};
 pub use task::{Arg, IntoArg, MainResult, RemoteOptions};
 pub use wray_abi::{ActorId, ObjectId};
 

@@ -75,13 +75,11 @@ impl<T> ObjectRef<T> {
         codec::decode(&bytes)
     }
 
-    /// Cancels the task that makes this object, and the tasks it submitted.
-    /// A task that has not started never runs; a running one is interrupted;
-    /// a finished one is left alone. `get` then returns a cancelled error.
-    pub fn cancel(&self) {
+    /// Same as [`wray::cancel`](crate::cancel).
+    pub fn cancel(&self) -> bool {
         let flags = wray_abi::cancel_flags::FORCE | wray_abi::cancel_flags::RECURSIVE;
         // SAFETY: the pointer is to 32 readable bytes for the call's duration.
-        unsafe { sys::task_cancel(self.id.0.as_ptr(), flags) };
+        unsafe { sys::task_cancel(self.id.0.as_ptr(), flags) == 0 }
     }
 }
 
@@ -141,6 +139,19 @@ impl<T, D: Fallible + ?Sized> Deserialize<ObjectRef<T>, D> for [u8; 32] {
     fn deserialize(&self, _: &mut D) -> std::result::Result<ObjectRef<T>, D::Error> {
         Ok(ObjectRef::retain(ObjectId(*self)))
     }
+}
+
+/// Cancels the task (or actor call) that makes `r`'s object, and the tasks
+/// it submitted, as Ray's `ray.cancel(ref)` does.
+///
+/// A task that has not started never runs; a running one is interrupted at
+/// its next yield point (or at once if it waits in `get`); a finished one is
+/// left alone. `get` then returns an error of kind
+/// [`Cancelled`](crate::ErrorKind::Cancelled), and the task is not retried.
+/// A queued actor call is dropped; a running one is not interrupted (kill
+/// the actor for that). Returns false when there was nothing left to cancel.
+pub fn cancel<T>(r: &ObjectRef<T>) -> bool {
+    r.cancel()
 }
 
 /// Stores `value` as an immutable object and returns a reference to it.
@@ -288,6 +299,7 @@ pub(crate) fn check(status: i32, what: &str) -> Result<i32> {
         Some(Status::Timeout) => ErrorKind::Timeout,
         Some(Status::Cancelled) => ErrorKind::Cancelled,
         Some(Status::TooLarge) => ErrorKind::ObjectTooLarge,
+        Some(Status::StoreFull) => ErrorKind::ObjectStoreFull,
         _ => ErrorKind::InvalidArgument,
     };
     let desc = Status::from_code(status).map_or("unknown status", Status::describe);

@@ -49,6 +49,15 @@ pub trait RemoteOptions: Sized {
         self.options_mut().memory_limit = Some(bytes);
         self
     }
+
+    /// Allow the runtime to rebuild a lost result by running the task
+    /// again even though it read the clock or random numbers (and so may
+    /// produce a different value). Tasks that read neither are
+    /// re-executed without asking.
+    fn allow_recompute(mut self, yes: bool) -> Self {
+        self.options_mut().allow_recompute = Some(yes);
+        self
+    }
 }
 
 /// One argument of a remote call, ready to send.

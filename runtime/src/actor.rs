@@ -38,7 +38,7 @@ use crate::module::Module;
 use crate::object_store::Resolved;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
-use crate::scheduler::{self, HeldRefs, Submission, TaskArg, TaskHandle};
+use crate::scheduler::{self, ArgValue, HeldRefs, Submission, TaskArg, TaskHandle};
 use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -95,6 +95,8 @@ pub(crate) struct Actor {
     max_restarts: i32,
     max_task_retries: i32,
     memory_limit: u64,
+    /// Wall-clock limit of each call (its own, or the runtime's default).
+    call_timeout: Option<std::time::Duration>,
     mailbox: mpsc::UnboundedSender<MethodCall>,
     mutable: Mutex<Mutable>,
     /// Calls completed, for statistics.
@@ -252,6 +254,10 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
             .memory_limit
             .unwrap_or(rt.config.memory_limit)
             .min(crate::engine::MAX_WASM32_MEMORY),
+        call_timeout: options
+            .timeout_ms
+            .map(std::time::Duration::from_millis)
+            .or(rt.config.task_timeout),
         mailbox: tx,
         mutable: Mutex::new(Mutable {
             life: Life::Starting,
@@ -313,7 +319,7 @@ pub(crate) fn call(
         fail_all(rt, &returns, rec);
         return returns;
     };
-    let handle = Arc::new(TaskHandle::new());
+    let handle = Arc::new(TaskHandle::new(true));
     rt.tasks.insert(id, handle.clone());
     let call = MethodCall {
         id,
@@ -560,7 +566,9 @@ async fn run(
                 match restart_or_die(&rt, &a, why, Some(&rec), &ctor_args, need, ctor_depth).await {
                     Some(inc) => {
                         live = inc;
-                        if call.retries_left != 0 && !killed {
+                        // Redelivered when the actor restarts after a crash
+                        // (or a kill allowing restart), not after a final kill.
+                        if call.retries_left != 0 && why == Kill::AllowRestart {
                             call.retries_left -= 1;
                             retry.push_front(call);
                         } else {
@@ -597,7 +605,7 @@ async fn restart_or_die(
     a: &Arc<Actor>,
     kill: Kill,
     cause: Option<&ErrorRecord>,
-    ctor_args: &[Arc<Blob>],
+    ctor_args: &[ArgValue],
     need: Need,
     depth: u32,
 ) -> Option<Incarnation> {
@@ -644,34 +652,26 @@ async fn restart_or_die(
 
 /// Resolves reference arguments, in order.
 async fn resolve_args(
-    rt: &Shared,
+    rt: &Arc<Shared>,
     args: &[TaskArg],
     function: &str,
     task: Option<TaskId>,
-) -> Result<Vec<Arc<Blob>>, ErrorRecord> {
-    let mut out = Vec::with_capacity(args.len());
-    for (i, arg) in args.iter().enumerate() {
-        match arg {
-            TaskArg::Value(b) => out.push(b.clone()),
-            TaskArg::Ref(id) => match scheduler::resolve_arg(rt, id, i, function).await {
-                Ok(b) => out.push(b),
-                Err(mut rec) => {
-                    if let Some(t) = task {
-                        rec.task = t;
-                    }
-                    return Err(rec);
-                }
-            },
-        }
-    }
-    Ok(out)
+) -> Result<Vec<ArgValue>, ErrorRecord> {
+    scheduler::resolve_args(rt, args, function)
+        .await
+        .map_err(|mut rec| {
+            if let Some(t) = task {
+                rec.task = t;
+            }
+            rec
+        })
 }
 
 /// A fresh instance with the constructor run.
 async fn construct(
     rt: &Arc<Shared>,
     a: &Arc<Actor>,
-    args: &[Arc<Blob>],
+    args: &[ArgValue],
     need: Need,
     depth: u32,
 ) -> Result<Incarnation, ErrorRecord> {
@@ -726,8 +726,8 @@ async fn construct(
     {
         let st = store.data_mut();
         st.slot = grant.cpu;
-        for b in args {
-            st.refs.lend(b.refs());
+        for a in args {
+            st.refs.lend(a.blob.refs());
         }
         st.call = Call::new(rt, args.to_vec(), 1);
     }
@@ -753,7 +753,7 @@ async fn run_call(
     a: &Arc<Actor>,
     live: &mut Incarnation,
     call: &MethodCall,
-    args: Vec<Arc<Blob>>,
+    args: Vec<ArgValue>,
     grant: Grant,
 ) -> CallOutcome {
     let label = format!("{}.{}", a.type_name, call.method);
@@ -768,8 +768,8 @@ async fn run_call(
     let store = &mut live.store;
     {
         let st = store.data_mut();
-        for b in &c.args {
-            st.refs.lend(b.refs());
+        for a in &c.args {
+            st.refs.lend(a.blob.refs());
         }
         st.call = Some(c);
         st.failure = None;
@@ -777,7 +777,7 @@ async fn run_call(
         st.call_slot = grant.call;
         st.origin.task = Some(call.id);
         st.origin.depth = call.depth;
-        st.deadline = rt.config.task_timeout.map(|t| Instant::now() + t);
+        st.deadline = a.call_timeout.map(|t| Instant::now() + t);
     }
     let instance = live_instance(store);
     let export = a

@@ -19,6 +19,7 @@
 use rayon::prelude::*;
 use std::alloc::{self, Layout};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,10 +37,16 @@ const PARALLEL_HASH_MIN: usize = 1 << 20;
 /// Memory use of all live blobs.
 #[derive(Debug, Default)]
 pub(crate) struct StoreStats {
-    /// Bytes held by live blobs.
+    /// Bytes of live blobs held in memory.
     pub bytes: AtomicU64,
+    /// Bytes of live blobs spilled to disk.
+    pub spilled_bytes: AtomicU64,
     /// Number of live blobs.
     pub blobs: AtomicU64,
+    /// Numbers blobs, to name their spill files apart.
+    serial: AtomicU64,
+    /// A logical clock of uses, for picking what to spill.
+    clock: AtomicU64,
 }
 
 /// An owned, aligned, immutable byte buffer.
@@ -164,10 +171,51 @@ fn alloc_layout(layout: Layout) -> NonNull<u8> {
 
 /// An immutable value: its bytes, their digest and the objects it refers to.
 pub struct Blob {
-    buf: AlignedBuf,
+    len: usize,
     digest: [u8; 32],
     refs: Box<[ObjectId]>,
     stats: Arc<StoreStats>,
+    /// Distinguishes the spill files of equal blobs that are not shared.
+    serial: u64,
+    /// When the bytes were last used, on the store's logical clock.
+    last_used: AtomicU64,
+    data: Mutex<Data>,
+}
+
+/// Where a blob's bytes are.
+enum Data {
+    /// In memory.
+    Memory(Arc<AlignedBuf>),
+    /// In a file, to be read back on use.
+    Spilled(PathBuf),
+    /// Nowhere: the spill file went missing or its bytes no longer match
+    /// the digest. Recomputing the task that made it can restore it.
+    Lost,
+}
+
+/// A blob's bytes, in memory and pinned there while this handle lives.
+#[derive(Clone)]
+pub struct Bytes(Arc<AlignedBuf>);
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len)
+    }
+}
+
+/// A blob whose bytes could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("object {digest} is lost: {why}")]
+pub(crate) struct Lost {
+    pub digest: ObjectId,
+    pub why: String,
 }
 
 impl Blob {
@@ -178,21 +226,160 @@ impl Blob {
         stats.bytes.fetch_add(buf.len as u64, Ordering::Relaxed);
         stats.blobs.fetch_add(1, Ordering::Relaxed);
         Blob {
-            buf,
+            len: buf.len,
             digest,
             refs: refs.into_boxed_slice(),
             stats: stats.clone(),
+            serial: stats.serial.fetch_add(1, Ordering::Relaxed),
+            last_used: AtomicU64::new(stats.clock.load(Ordering::Relaxed)),
+            data: Mutex::new(Data::Memory(Arc::new(buf))),
         }
     }
 
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.buf.as_slice()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn touch(&self) {
+        let now = self.stats.clock.fetch_add(1, Ordering::Relaxed);
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// The bytes, if they are in memory (no I/O).
+    pub fn loaded(&self) -> Option<Bytes> {
+        match &*self.lock() {
+            Data::Memory(b) => {
+                self.touch();
+                Some(Bytes(b.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The bytes, read back from the spill file if need be (and checked
+    /// against the digest). Blocks on file I/O: call from a blocking context.
+    pub(crate) fn load_blocking(&self) -> Result<Bytes, Lost> {
+        if let Some(b) = self.loaded() {
+            return Ok(b);
+        }
+        let path = match &*self.lock() {
+            Data::Spilled(p) => p.clone(),
+            Data::Memory(_) => return self.loaded().ok_or_else(|| self.lost("raced")),
+            Data::Lost => return Err(self.lost("it was lost before")),
+        };
+        let read = std::fs::read(&path)
+            .map_err(|e| self.lost(format!("cannot read {}: {e}", path.display())))?;
+        if read.len() != self.len || digest(&read) != self.digest {
+            *self.lock() = Data::Lost;
+            let _ = std::fs::remove_file(&path);
+            self.stats
+                .spilled_bytes
+                .fetch_sub(self.len as u64, Ordering::Relaxed);
+            return Err(self.lost(format!("{} no longer holds its bytes", path.display())));
+        }
+        Ok(self.install(AlignedBuf::copy_of(&read)))
+    }
+
+    /// The bytes, read back from disk on a blocking thread if they were
+    /// spilled.
+    pub(crate) async fn load(self: &Arc<Self>) -> Result<Bytes, Lost> {
+        if let Some(b) = self.loaded() {
+            return Ok(b);
+        }
+        let blob = self.clone();
+        tokio::task::spawn_blocking(move || blob.load_blocking())
+            .await
+            .unwrap_or_else(|e| Err(self.lost(format!("the reading thread failed: {e}"))))
+    }
+
+    /// Puts `buf` (the blob's bytes) back in memory, replacing a spill file
+    /// or a loss.
+    fn install(&self, buf: AlignedBuf) -> Bytes {
+        let mut data = self.lock();
+        if let Data::Memory(b) = &*data {
+            return Bytes(b.clone());
+        }
+        if let Data::Spilled(p) = &*data {
+            let _ = std::fs::remove_file(p);
+            self.stats
+                .spilled_bytes
+                .fetch_sub(self.len as u64, Ordering::Relaxed);
+        }
+        self.stats
+            .bytes
+            .fetch_add(self.len as u64, Ordering::Relaxed);
+        let arc = Arc::new(buf);
+        *data = Data::Memory(arc.clone());
+        self.touch();
+        Bytes(arc)
+    }
+
+    /// Restores a lost blob from recomputed bytes; false when they are not
+    /// the same bytes (the task that made them is not deterministic).
+    pub(crate) fn restore(&self, bytes: &[u8]) -> bool {
+        if bytes.len() != self.len || digest(bytes) != self.digest {
+            return false;
+        }
+        self.install(AlignedBuf::copy_of(bytes));
+        true
+    }
+
+    /// Whether the blob holds no bytes at all.
+    pub(crate) fn is_empty_blob(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the bytes are in memory (without counting as a use).
+    pub(crate) fn loaded_without_touch(&self) -> bool {
+        matches!(&*self.lock(), Data::Memory(_))
+    }
+
+    /// Whether the bytes are lost.
+    pub(crate) fn is_lost(&self) -> bool {
+        matches!(&*self.lock(), Data::Lost)
+    }
+
+    /// When the bytes were last used (for picking what to spill).
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Moves the bytes to a file in `dir` if they are in memory and nobody
+    /// is using them. Returns the bytes freed from memory. Blocks on I/O.
+    pub(crate) fn spill(&self, dir: &Path) -> std::io::Result<usize> {
+        let buf = match &*self.lock() {
+            Data::Memory(b) if Arc::strong_count(b) == 1 => b.clone(),
+            _ => return Ok(0),
+        };
+        let path = dir.join(format!("{}-{}", self.digest(), self.serial));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, buf.as_slice())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+        let mut data = self.lock();
+        // Somebody started using the bytes while we wrote: keep them.
+        if !matches!(&*data, Data::Memory(b) if Arc::ptr_eq(b, &buf) && Arc::strong_count(b) == 2) {
+            drop(data);
+            let _ = std::fs::remove_file(&path);
+            return Ok(0);
+        }
+        *data = Data::Spilled(path);
+        drop(data);
+        drop(buf);
+        self.stats
+            .bytes
+            .fetch_sub(self.len as u64, Ordering::Relaxed);
+        self.stats
+            .spilled_bytes
+            .fetch_add(self.len as u64, Ordering::Relaxed);
+        Ok(self.len)
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.buf.len
+        self.len
     }
 
     /// The blake3 digest of the bytes.
@@ -204,13 +391,31 @@ impl Blob {
     pub fn refs(&self) -> &[ObjectId] {
         &self.refs
     }
+
+    fn lost(&self, why: impl Into<String>) -> Lost {
+        Lost {
+            digest: self.digest(),
+            why: why.into(),
+        }
+    }
 }
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        self.stats
-            .bytes
-            .fetch_sub(self.buf.len as u64, Ordering::Relaxed);
+        match &*self.lock() {
+            Data::Memory(_) => {
+                self.stats
+                    .bytes
+                    .fetch_sub(self.len as u64, Ordering::Relaxed);
+            }
+            Data::Spilled(p) => {
+                let _ = std::fs::remove_file(p);
+                self.stats
+                    .spilled_bytes
+                    .fetch_sub(self.len as u64, Ordering::Relaxed);
+            }
+            Data::Lost => {}
+        }
         self.stats.blobs.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -250,6 +455,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spilled_blobs_come_back_and_losses_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(StoreStats::default());
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let blob = Blob::copy_from(&data, vec![], &stats);
+        let pinned = blob.loaded().unwrap();
+        assert_eq!(blob.spill(dir.path()).unwrap(), 0, "in use: not spilled");
+        drop(pinned);
+        assert_eq!(blob.spill(dir.path()).unwrap(), data.len());
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            stats.spilled_bytes.load(Ordering::Relaxed),
+            data.len() as u64
+        );
+        assert!(blob.loaded().is_none());
+        assert_eq!(&*blob.load_blocking().unwrap(), &data[..]);
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), data.len() as u64);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the file is gone"
+        );
+        // Corrupt the spill file: the blob is lost, and recomputed bytes
+        // restore it only if they are the same bytes.
+        blob.spill(dir.path()).unwrap();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&file, b"garbage").unwrap();
+        assert!(blob.load_blocking().is_err());
+        assert!(blob.is_lost());
+        assert!(!blob.restore(b"other bytes"));
+        assert!(blob.restore(&data));
+        assert_eq!(&*blob.loaded().unwrap(), &data[..]);
+        drop(blob);
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.spilled_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn blobs_are_aligned_and_counted() {
         let stats = Arc::new(StoreStats::default());
         let sizes = [0usize, 1, 17, 4096, HUGE_MIN + 3];
@@ -258,10 +506,11 @@ mod tests {
             .map(|&n| Blob::copy_from(&vec![7u8; n], vec![], &stats))
             .collect();
         for (b, &n) in blobs.iter().zip(&sizes) {
+            let bytes = b.loaded().unwrap();
             assert_eq!(b.len(), n);
-            assert_eq!(b.bytes().as_ptr() as usize % VALUE_ALIGN, 0);
-            assert!(b.bytes().iter().all(|&x| x == 7));
-            assert_eq!(b.digest().0, *blake3::hash(b.bytes()).as_bytes());
+            assert_eq!(bytes.as_ptr() as usize % VALUE_ALIGN, 0);
+            assert!(bytes.iter().all(|&x| x == 7));
+            assert_eq!(b.digest().0, *blake3::hash(&bytes).as_bytes());
         }
         assert_eq!(stats.blobs.load(Ordering::Relaxed), sizes.len() as u64);
         assert_eq!(

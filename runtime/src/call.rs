@@ -110,8 +110,15 @@ impl<'a, K> CallBuilder<'a, K> {
 
     /// Adds an argument already encoded (the bytes of the parameter's type).
     pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
-        let blob = self.rt.shared.objects.blob(bytes, Vec::new());
-        self.args.push(TaskArg::Value(blob));
+        match self.rt.admit(bytes.len()) {
+            Ok(()) => {
+                let blob = self.rt.shared.objects.blob(bytes, Vec::new());
+                self.args.push(TaskArg::Value(blob));
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
         self
     }
 

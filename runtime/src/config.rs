@@ -29,6 +29,15 @@ pub(crate) struct Config {
     pub max_wasm_stack: usize,
     /// Where compiled code is cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of objects the store keeps in memory before spilling.
+    pub object_store_memory: u64,
+    /// Where objects spill; `None`: a fresh directory under the system's
+    /// temporary directory, removed with the runtime.
+    pub spill_dir: Option<PathBuf>,
+    /// Whether objects spill at all (if not, the memory cap is hard).
+    pub spilling: bool,
+    /// How long a put waits for room before failing.
+    pub store_wait: Duration,
     /// This node's id, the prefix of every task and actor id it creates.
     pub node_id: u32,
 }
@@ -46,9 +55,26 @@ impl Default for Config {
             max_retries: 3,
             max_wasm_stack: 512 << 10,
             cache_dir: default_cache_dir(),
+            object_store_memory: default_object_store_memory(),
+            spill_dir: None,
+            spilling: true,
+            store_wait: Duration::from_secs(10),
             node_id: 0,
         }
     }
+}
+
+/// 30% of the machine's memory, as Ray's object store defaults to.
+fn default_object_store_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+    });
+    total_kib.map_or(4 << 30, |kib| kib * 1024 * 3 / 10)
 }
 
 /// `$WRAY_CACHE_DIR`, else `$XDG_CACHE_HOME/wray`, else `~/.cache/wray`.

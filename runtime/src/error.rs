@@ -53,6 +53,9 @@ pub enum Error {
     /// An argument to the API is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The object store had no room for an object, even after spilling.
+    #[error("the object store is full: {0}")]
+    ObjectStoreFull(String),
     /// The runtime could not be built with this configuration.
     #[error("invalid configuration: {0}")]
     Config(String),

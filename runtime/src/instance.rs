@@ -20,15 +20,16 @@ use crate::blob::Blob;
 use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
 use crate::runtime::Shared;
-use crate::scheduler::HeldRefs;
+use crate::scheduler::{ArgValue, HeldRefs};
 use crate::slots::{CallSlot, CpuSlot};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Memory, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 use wray_abi::wire::{ArgsLayout, ErrorRecord};
 use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId};
 
@@ -41,6 +42,10 @@ pub(crate) enum Interrupted {
     /// The call was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A fault was injected (`Runtime::chaos_fail_random_task`): the
+    /// attempt fails as a worker failure would.
+    #[error("injected fault")]
+    Fault,
 }
 
 /// The guest tried to grow its memory past its limit.
@@ -153,8 +158,8 @@ impl RefTable {
 
 /// The call an instance is running: what goes in and what comes out.
 pub(crate) struct Call {
-    /// The resolved arguments, in order.
-    pub args: Vec<Arc<Blob>>,
+    /// The resolved arguments, in order, pinned in memory.
+    pub args: Vec<ArgValue>,
     /// Where each argument goes in the buffer `task_args` fills.
     pub layout: ArgsLayout,
     /// Return values set with `task_return`.
@@ -166,8 +171,8 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub fn new(rt: &Arc<Shared>, args: Vec<Arc<Blob>>, num_returns: u32) -> Option<Call> {
-        let layout = ArgsLayout::new(args.iter().map(|b| b.len()))?;
+    pub fn new(rt: &Arc<Shared>, args: Vec<ArgValue>, num_returns: u32) -> Option<Call> {
+        let layout = ArgsLayout::new(args.iter().map(|a| a.bytes.len()))?;
         Some(Call {
             args,
             layout,
@@ -181,22 +186,67 @@ impl Call {
 /// computes, at once while it waits in a host call.
 #[derive(Debug, Default)]
 pub(crate) struct CancelToken {
-    flag: AtomicBool,
+    /// 0: none; 1: cancelled (final); 2: an injected fault (this attempt).
+    reason: AtomicU8,
     notify: tokio::sync::Notify,
 }
 
 impl CancelToken {
-    /// Raises the flag and wakes waits.
+    const CANCELLED: u8 = 1;
+    const FAULT: u8 = 2;
+
+    /// Cancels for good and wakes waits.
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::Release);
+        self.reason.store(Self::CANCELLED, Ordering::Release);
         self.notify.notify_waiters();
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+    /// Fails the current attempt as a worker failure (fault injection);
+    /// false if the token is already raised.
+    pub fn fault(&self) -> bool {
+        let raised = self
+            .reason
+            .compare_exchange(0, Self::FAULT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if raised {
+            self.notify.notify_waiters();
+        }
+        raised
     }
 
-    /// Completes once the token is cancelled.
+    /// Lowers an injected fault once its attempt has ended.
+    pub fn clear_fault(&self) {
+        let _ = self
+            .reason
+            .compare_exchange(Self::FAULT, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.reason.load(Ordering::Acquire) == Self::CANCELLED
+    }
+
+    /// Why the instance must stop now, if it must.
+    pub fn interruption(&self) -> Option<Interrupted> {
+        match self.reason.load(Ordering::Acquire) {
+            Self::CANCELLED => Some(Interrupted::Cancelled),
+            Self::FAULT => Some(Interrupted::Fault),
+            _ => None,
+        }
+    }
+
+    /// Completes once the token is raised; says why.
+    pub async fn raised(&self) -> Interrupted {
+        loop {
+            let mut n = std::pin::pin!(self.notify.notified());
+            n.as_mut().enable();
+            if let Some(i) = self.interruption() {
+                return i;
+            }
+            n.await;
+        }
+    }
+
+    /// Completes once the token is cancelled for good.
     pub async fn cancelled(&self) {
         loop {
             let mut n = std::pin::pin!(self.notify.notified());
@@ -243,6 +293,9 @@ pub(crate) struct InstanceState {
     pub call: Option<Call>,
     /// The failure the guest reported with `task_fail`.
     pub failure: Option<(ErrorKind, String)>,
+    /// Set when the guest reads a clock or random numbers: running it again
+    /// may then give other results.
+    pub nondeterministic: Arc<AtomicBool>,
     /// The CPU slot, held while the guest computes (not while it waits).
     pub slot: Option<CpuSlot>,
     /// The call slot (a fiber stack), held while a call is in progress.
@@ -265,8 +318,13 @@ impl InstanceState {
                 self.rt.config.output_limit,
             );
             let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+            let seen = &self.nondeterministic;
             b.stdout(capture.stream(Stream::Stdout))
-                .stderr(capture.stream(Stream::Stderr));
+                .stderr(capture.stream(Stream::Stderr))
+                .wall_clock(Watched::new(wasmtime_wasi::clocks::wall_clock(), seen))
+                .monotonic_clock(Watched::new(wasmtime_wasi::clocks::monotonic_clock(), seen))
+                .secure_random(Watched::new(wasmtime_wasi::random::thread_rng(), seen))
+                .insecure_random(Watched::new(wasmtime_wasi::random::thread_rng(), seen));
             if !self.wasi_args.is_empty() {
                 b.args(&self.wasi_args);
             }
@@ -295,6 +353,62 @@ impl InstanceState {
 impl Drop for InstanceState {
     fn drop(&mut self) {
         self.refs.release_all(&self.rt);
+    }
+}
+
+/// A clock or random source that notes when a guest uses it.
+struct Watched<T> {
+    inner: T,
+    used: Arc<AtomicBool>,
+}
+
+impl<T> Watched<T> {
+    fn new(inner: T, used: &Arc<AtomicBool>) -> Self {
+        Watched {
+            inner,
+            used: used.clone(),
+        }
+    }
+
+    fn note(&self) {
+        self.used.store(true, Ordering::Relaxed);
+    }
+}
+
+impl HostWallClock for Watched<Box<dyn HostWallClock + Send>> {
+    fn resolution(&self) -> std::time::Duration {
+        self.inner.resolution()
+    }
+    fn now(&self) -> std::time::Duration {
+        self.note();
+        self.inner.now()
+    }
+}
+
+impl HostMonotonicClock for Watched<Box<dyn HostMonotonicClock + Send>> {
+    fn resolution(&self) -> u64 {
+        self.inner.resolution()
+    }
+    fn now(&self) -> u64 {
+        self.note();
+        self.inner.now()
+    }
+}
+
+impl rand::TryRng for Watched<Box<dyn rand::Rng + Send>> {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.note();
+        Ok(self.inner.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.note();
+        Ok(self.inner.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.note();
+        self.inner.fill_bytes(dst);
+        Ok(())
     }
 }
 
@@ -334,6 +448,7 @@ pub(crate) fn new_store(
         refs: RefTable::default(),
         call: None,
         failure: None,
+        nondeterministic: Arc::new(AtomicBool::new(false)),
         slot: None,
         call_slot: None,
         origin: spec.origin,
@@ -346,8 +461,8 @@ pub(crate) fn new_store(
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
         let s = ctx.data();
-        if s.cancel.is_cancelled() {
-            return Err(wasmtime::Error::new(Interrupted::Cancelled));
+        if let Some(why) = s.cancel.interruption() {
+            return Err(wasmtime::Error::new(why));
         }
         if s.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(wasmtime::Error::new(Interrupted::Timeout));
@@ -370,6 +485,10 @@ pub(crate) fn classify(
         match i {
             Interrupted::Timeout => (ErrorKind::Timeout, timeout_message(state)),
             Interrupted::Cancelled => (ErrorKind::Cancelled, "the task was cancelled".to_string()),
+            Interrupted::Fault => (
+                ErrorKind::WorkerFailure,
+                "the worker failed (an injected fault)".to_string(),
+            ),
         }
     } else if let Some(v) = err.downcast_ref::<crate::host::AbiViolation>() {
         (ErrorKind::AbiViolation, v.to_string())

@@ -33,13 +33,14 @@ mod runtime;
 mod scheduler;
 mod slots;
 
+pub use blob::Bytes;
 pub use call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use module::Module;
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
-pub use runtime::{ActorInfo, ActorState, Builder, Bytes, ObjectRef, Runtime, Stats};
+pub use runtime::{ActorInfo, ActorState, Builder, ObjectRef, Runtime, Stats};
 pub use wray_abi::codec::{Decode, Encode};
 pub use wray_abi::wire::ErrorRecord;
 pub use wray_abi::{ActorId, ObjectId, TaskId};

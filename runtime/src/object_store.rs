@@ -26,6 +26,20 @@
 //! existing blob through the `blobs` index. Smaller task results are not
 //! indexed: looking them up would cost more than storing them.
 //!
+//! # Memory and spilling
+//!
+//! The store's memory is capped ([`StoreLimits`]). Whoever makes a blob
+//! first [`admit`](ObjectStore::admit)s its size: when it does not fit, the
+//! spiller moves the least recently used blobs nobody is reading to files
+//! (content-addressed by digest), and the caller waits for room, up to
+//! `wait`; then it gets a [`StoreFull`] error saying why (nothing left to
+//! spill, or the disk refused). Spilled blobs are read back transparently
+//! ([`Blob::load`]). An object nobody holds is freed at once, in memory or
+//! on disk: there is nothing to evict.
+//!
+//! A task's results keep their *lineage* (the task), so a result whose bytes
+//! are lost can be made again (`scheduler::read`).
+//!
 //! # Locking
 //!
 //! The tables are sharded maps; no lock is held across an `await` or while
@@ -36,9 +50,11 @@
 use crate::blob::{Blob, StoreStats};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 use tokio::sync::Notify;
 use wray_abi::ObjectId;
 use wray_abi::wire::ErrorRecord;
@@ -60,7 +76,40 @@ pub(crate) struct Entry {
     state: OnceLock<Resolved>,
     notify: Notify,
     refs: AtomicU64,
+    /// For a task's result: the task, to make it again.
+    lineage: OnceLock<Lineage>,
 }
+
+/// What made an object: a finished task that can run again.
+pub(crate) type Lineage = Arc<crate::scheduler::Task>;
+
+/// How much memory the store may use, and where it spills.
+#[derive(Clone, Debug)]
+pub(crate) struct StoreLimits {
+    /// Bytes of objects in memory.
+    pub memory: u64,
+    /// Where objects spill (`None`: no spilling; the cap is then hard).
+    pub spill_dir: Option<PathBuf>,
+    /// How long a caller waits for room before `StoreFull`.
+    pub wait: Duration,
+}
+
+impl StoreLimits {
+    /// No cap: for tests of the store's bookkeeping.
+    #[cfg(test)]
+    pub fn unlimited() -> StoreLimits {
+        StoreLimits {
+            memory: u64::MAX,
+            spill_dir: None,
+            wait: Duration::ZERO,
+        }
+    }
+}
+
+/// The store could not make room for an object.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the object store is full: {0}")]
+pub(crate) struct StoreFull(pub String);
 
 impl Entry {
     fn new(refs: u64) -> Entry {
@@ -68,7 +117,18 @@ impl Entry {
             state: OnceLock::new(),
             notify: Notify::new(),
             refs: AtomicU64::new(refs),
+            lineage: OnceLock::new(),
         }
+    }
+
+    /// The task that made the object, if a task did.
+    pub fn lineage(&self) -> Option<&Lineage> {
+        self.lineage.get()
+    }
+
+    /// Records the task that made the object.
+    pub fn set_lineage(&self, task: Lineage) {
+        let _ = self.lineage.set(task);
     }
 
     /// The final state, if the object is resolved.
@@ -100,15 +160,128 @@ pub(crate) struct ObjectStore {
     entries: DashMap<ObjectId, Arc<Entry>, FxBuildHasher>,
     blobs: DashMap<ObjectId, Weak<Blob>, FxBuildHasher>,
     stats: Arc<StoreStats>,
+    limits: StoreLimits,
+    /// Wakes the spiller.
+    spill_wanted: Notify,
+    /// Wakes callers waiting for room, after each round of spilling.
+    spilled: Notify,
+    /// Why the last round of spilling could not make room, if it could not.
+    spill_error: Mutex<Option<String>>,
 }
 
 impl ObjectStore {
-    pub fn new() -> ObjectStore {
+    pub fn new(limits: StoreLimits) -> ObjectStore {
         ObjectStore {
             entries: DashMap::with_hasher(FxBuildHasher),
             blobs: DashMap::with_hasher(FxBuildHasher),
             stats: Arc::new(StoreStats::default()),
+            limits,
+            spill_wanted: Notify::new(),
+            spilled: Notify::new(),
+            spill_error: Mutex::new(None),
         }
+    }
+
+    /// The store's limits.
+    pub fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    /// Whether `len` more bytes fit in memory now.
+    pub fn fits(&self, len: usize) -> bool {
+        self.stats
+            .bytes
+            .load(Ordering::Relaxed)
+            .saturating_add(len as u64)
+            <= self.limits.memory
+    }
+
+    /// Waits until `len` more bytes fit in memory, spilling to make room;
+    /// fails after the limits' wait, or at once for an object larger than
+    /// the whole store.
+    pub async fn admit(&self, len: usize) -> Result<(), StoreFull> {
+        let len = len as u64;
+        let cap = self.limits.memory;
+        if self.stats.bytes.load(Ordering::Relaxed).saturating_add(len) <= cap {
+            return Ok(());
+        }
+        if len > cap {
+            return Err(StoreFull(format!(
+                "an object of {len} bytes is larger than the store's memory ({cap} bytes)"
+            )));
+        }
+        if self.limits.spill_dir.is_none() {
+            return Err(StoreFull(format!(
+                "{} of {cap} bytes are in use and spilling is off",
+                self.stats.bytes.load(Ordering::Relaxed)
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.wait;
+        loop {
+            let mut spilled = pin!(self.spilled.notified());
+            spilled.as_mut().enable();
+            if self.stats.bytes.load(Ordering::Relaxed).saturating_add(len) <= cap {
+                return Ok(());
+            }
+            self.spill_wanted.notify_one();
+            if tokio::time::timeout_at(deadline, spilled).await.is_err() {
+                let why = self.lock_error().clone().unwrap_or_else(|| {
+                    "every object in memory is in use, so none can be spilled".into()
+                });
+                return Err(StoreFull(format!(
+                    "no room for {len} bytes after {:?} ({} of {cap} bytes in memory): {why}",
+                    self.limits.wait,
+                    self.stats.bytes.load(Ordering::Relaxed)
+                )));
+            }
+        }
+    }
+
+    fn lock_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.spill_error.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until some caller wants room.
+    pub async fn spill_wanted(&self) {
+        self.spill_wanted.notified().await;
+    }
+
+    /// Spills the least recently used blobs nobody is reading until memory
+    /// is at `target` bytes or below. Blocks on file I/O. Returns the bytes
+    /// freed; records why when it could not reach the target.
+    pub fn spill_to(&self, target: u64) -> u64 {
+        let Some(dir) = &self.limits.spill_dir else {
+            return 0;
+        };
+        let mut freed = 0u64;
+        let result = std::fs::create_dir_all(dir).and_then(|()| {
+            let mut seen = rustc_hash::FxHashSet::default();
+            let mut candidates: Vec<Arc<Blob>> = Vec::new();
+            for e in self.entries.iter() {
+                if let Some(Resolved::Ready(b)) = e.state.get()
+                    && !b.is_empty_blob()
+                    && b.loaded_without_touch()
+                    && seen.insert(Arc::as_ptr(b) as usize)
+                {
+                    candidates.push(b.clone());
+                }
+            }
+            candidates.sort_by_key(|b| b.last_used());
+            for b in candidates {
+                if self.stats.bytes.load(Ordering::Relaxed) <= target {
+                    break;
+                }
+                freed += b.spill(dir)? as u64;
+            }
+            Ok(())
+        });
+        *self.lock_error() = match result {
+            Err(e) => Some(format!("spilling to {} failed: {e}", dir.display())),
+            Ok(()) if self.stats.bytes.load(Ordering::Relaxed) > target => None,
+            Ok(()) => None,
+        };
+        self.spilled.notify_waiters();
+        freed
     }
 
     /// Memory use of the store.
@@ -273,7 +446,7 @@ mod tests {
     use super::*;
 
     fn store_with(bytes: &[u8]) -> (ObjectStore, ObjectId) {
-        let s = ObjectStore::new();
+        let s = ObjectStore::new(StoreLimits::unlimited());
         let b = s.blob(bytes, vec![]);
         let id = s.put(b);
         (s, id)
@@ -295,7 +468,7 @@ mod tests {
 
     #[test]
     fn large_results_are_stored_once() {
-        let s = ObjectStore::new();
+        let s = ObjectStore::new(StoreLimits::unlimited());
         let big = vec![9u8; DEDUPE_MIN * 4];
         let (a, b) = (ObjectId([1; 32]), ObjectId([2; 32]));
         s.create_pending(a);
@@ -314,7 +487,7 @@ mod tests {
 
     #[test]
     fn contained_references_live_as_long_as_the_container() {
-        let s = ObjectStore::new();
+        let s = ObjectStore::new(StoreLimits::unlimited());
         let inner = s.put(s.blob(b"inner", vec![]));
         let outer = s.put(s.blob(b"outer", vec![inner]));
         s.release(&inner); // the container still holds it
@@ -326,7 +499,7 @@ mod tests {
 
     #[test]
     fn long_chains_are_freed_without_recursion() {
-        let s = ObjectStore::new();
+        let s = ObjectStore::new(StoreLimits::unlimited());
         let mut prev = s.put(s.blob(b"0", vec![]));
         for i in 1..100_000u32 {
             let next = s.put(s.blob(&i.to_le_bytes(), vec![prev]));
@@ -339,7 +512,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_wake_on_resolution() {
-        let s = Arc::new(ObjectStore::new());
+        let s = Arc::new(ObjectStore::new(StoreLimits::unlimited()));
         let id = ObjectId([1; 32]);
         s.create_pending(id);
         let entry = s.get(&id).unwrap();
@@ -348,7 +521,7 @@ mod tests {
         let blob = s.blob(b"v", vec![]);
         assert!(s.resolve(id, Resolved::Ready(blob)));
         match waiter.await.unwrap() {
-            Resolved::Ready(b) => assert_eq!(b.bytes(), b"v"),
+            Resolved::Ready(b) => assert_eq!(&*b.loaded().unwrap(), b"v"),
             Resolved::Failed(_) => panic!("expected a value"),
         }
         assert!(!s.resolve(
@@ -363,7 +536,7 @@ mod tests {
 
     #[test]
     fn results_nobody_holds_are_dropped() {
-        let s = ObjectStore::new();
+        let s = ObjectStore::new(StoreLimits::unlimited());
         let id = ObjectId([2; 32]);
         s.create_pending(id);
         s.release(&id);

@@ -11,18 +11,17 @@
 //! `_async` variants there.
 
 use crate::actor::Actors;
-use crate::blob::Blob;
+use crate::blob::Bytes;
 use crate::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 use crate::config::Config;
 use crate::engine::{Engines, EpochTicker};
 use crate::error::{Error, Result, TaskError};
 use crate::module::{Module, ModuleCache};
-use crate::object_store::{ObjectStore, Resolved};
+use crate::object_store::{ObjectStore, Resolved, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
 use crate::scheduler::{self, TaskTable};
 use crate::slots::Slots;
 use std::fmt;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,6 +148,30 @@ impl Builder {
         self
     }
 
+    /// Bytes of objects kept in memory (default: 30% of the machine's
+    /// memory). Past it, the least recently used objects nobody is reading
+    /// spill to disk and are read back when used.
+    pub fn object_store_memory(mut self, bytes: u64) -> Self {
+        self.config.object_store_memory = bytes;
+        self
+    }
+
+    /// Where objects spill (default: a fresh directory under the system's
+    /// temporary directory, removed with the runtime); `None` turns
+    /// spilling off, making the memory cap hard.
+    pub fn spill_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.config.spilling = dir.is_some();
+        self.config.spill_dir = dir;
+        self
+    }
+
+    /// How long a put waits for room in the object store before failing
+    /// (default 10 s).
+    pub fn object_store_wait(mut self, wait: Duration) -> Self {
+        self.config.store_wait = wait;
+        self
+    }
+
     /// Where guest output goes (default: this process's stdout and stderr,
     /// task lines prefixed with the task).
     pub fn output(mut self, sink: Arc<dyn OutputSink>) -> Self {
@@ -185,6 +208,11 @@ impl Builder {
             ));
         }
         let engines = Arc::new(Engines::new(&config)?);
+        let own_spill_dir = config.spill_dir.is_none();
+        let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
+            let nonce: u64 = rand::random();
+            std::env::temp_dir().join(format!("wray-spill-{}-{nonce:016x}", std::process::id()))
+        });
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -202,15 +230,21 @@ impl Builder {
                 next_job: AtomicU64::new(1),
             },
             sink: self.sink,
-            objects: ObjectStore::new(),
+            objects: ObjectStore::new(StoreLimits {
+                memory: config.object_store_memory,
+                spill_dir: config.spilling.then(|| spill_dir.clone()),
+                wait: config.store_wait,
+            }),
             tasks: TaskTable::default(),
             actors: Actors::default(),
             engines: engines.clone(),
             config,
         });
+        tokio.spawn(spiller(Arc::downgrade(&shared)));
         Ok(Runtime {
             ticker: EpochTicker::start(engines),
             tokio: Some(tokio),
+            spill_dir: own_spill_dir.then_some(spill_dir),
             shared,
         })
     }
@@ -231,6 +265,8 @@ pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
     tokio: Option<tokio::runtime::Runtime>,
     ticker: EpochTicker,
+    /// The spill directory this runtime made, removed when it ends.
+    spill_dir: Option<PathBuf>,
 }
 
 impl Runtime {
@@ -384,9 +420,19 @@ impl Runtime {
                 self.shared.config.max_object_size
             )));
         }
+        self.admit(bytes.len())?;
         let blob = self.shared.objects.blob(bytes, Vec::new());
         let id = self.shared.objects.put(blob);
         Ok(ObjectRef::adopt(&self.shared, id))
+    }
+
+    /// Makes room in the object store for `len` bytes.
+    pub(crate) fn admit(&self, len: usize) -> Result<()> {
+        if self.shared.objects.fits(len) {
+            return Ok(());
+        }
+        self.block_on(self.shared.objects.admit(len))
+            .map_err(|e| Error::ObjectStoreFull(e.0))
     }
 
     /// Fetches and decodes an object's value, waiting as long as it takes.
@@ -427,7 +473,9 @@ impl Runtime {
                 .map_err(|_| Error::Timeout(t))?,
         };
         match resolved {
-            Resolved::Ready(blob) => Ok(Bytes(blob)),
+            Resolved::Ready(blob) => scheduler::read(&self.shared, &r.id, &entry, &blob)
+                .await
+                .map_err(|rec| Error::Task(TaskError::new(rec))),
             Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
         }
     }
@@ -493,12 +541,44 @@ impl Runtime {
         scheduler::cancel(&self.shared, &r.id, true)
     }
 
+    /// Fault injection, to test a program against failures: fails the
+    /// current attempt of one unfinished task (picked by `seed`) as a
+    /// crashed worker would; the task is retried under its `max_retries`.
+    /// A queued task fails as it starts. False when no task was found.
+    pub fn chaos_fail_random_task(&self, seed: u64) -> bool {
+        let tasks: Vec<_> = self
+            .shared
+            .tasks
+            .iter()
+            .filter(|t| !t.actor_call)
+            .map(|t| t.value().clone())
+            .collect();
+        match tasks.len() {
+            0 => false,
+            n => tasks[(seed % n as u64) as usize].cancel.fault(),
+        }
+    }
+
+    /// Fault injection: crashes the instance of one live actor (picked by
+    /// `seed`). It restarts if it has restarts left, and its interrupted
+    /// call runs again under `max_task_retries`. False when no actor was
+    /// found.
+    pub fn chaos_crash_random_actor(&self, seed: u64) -> bool {
+        let mut ids = Vec::new();
+        self.shared.actors.for_each(|a| ids.push(a.id));
+        match ids.len() {
+            0 => false,
+            n => crate::actor::kill(&self.shared, &ids[(seed % n as u64) as usize], true),
+        }
+    }
+
     /// Counters describing the runtime's state.
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
         Stats {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
+            spilled_bytes: s.objects.stats().spilled_bytes.load(Ordering::Relaxed),
             tasks_unfinished: s.tasks.len(),
             actors: s.actors.len(),
             cpu_slots_free: s.slots.cpus_free(),
@@ -517,7 +597,24 @@ impl Drop for Runtime {
         if let Some(t) = self.tokio.take() {
             t.shutdown_timeout(Duration::from_secs(1));
         }
+        if let Some(dir) = &self.spill_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let _ = &self.ticker;
+    }
+}
+
+/// Spills objects whenever a put waits for room, down to 80% of the cap
+/// (so the next puts find room at once).
+async fn spiller(shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let wanted = async { s.objects.spill_wanted().await };
+        wanted.await;
+        let target = s.objects.limits().memory / 10 * 8;
+        let s2 = s.clone();
+        drop(s);
+        let _ = tokio::task::spawn_blocking(move || s2.objects.spill_to(target)).await;
     }
 }
 
@@ -575,8 +672,10 @@ pub struct ActorInfo {
 pub struct Stats {
     /// Objects in the store.
     pub objects: usize,
-    /// Bytes held by the store.
+    /// Bytes of objects in memory.
     pub object_bytes: u64,
+    /// Bytes of objects spilled to disk.
+    pub spilled_bytes: u64,
     /// Tasks and actor calls submitted and not finished.
     pub tasks_unfinished: usize,
     /// Actors not yet gone.
@@ -630,22 +729,5 @@ impl Drop for ObjectRef {
 impl fmt::Debug for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ObjectRef({})", self.id.short())
-    }
-}
-
-/// An object's bytes, shared with the store (no copy).
-#[derive(Clone)]
-pub struct Bytes(Arc<Blob>);
-
-impl Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.0.bytes()
-    }
-}
-
-impl fmt::Debug for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }

@@ -21,16 +21,17 @@
 //! panics, traps, limits) are retried only when `retry_exceptions` is set,
 //! within the same budget. Every attempt runs in a fresh instance.
 
-use crate::blob::Blob;
+use crate::blob::{Blob, Bytes};
 use crate::config::Config;
 use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
 use crate::module::{Code, Module};
-use crate::object_store::Resolved;
+use crate::object_store::{Entry, Lineage, Resolved};
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
 use crate::slots::{Grant, Need, Ticket};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::{ModuleExport, Store};
@@ -99,6 +100,9 @@ pub(crate) struct Policy {
     pub retry_exceptions: bool,
     pub timeout: Option<Duration>,
     pub memory_limit: u64,
+    /// Results may be made again even if the task reads a clock or random
+    /// numbers.
+    pub allow_recompute: bool,
 }
 
 impl Policy {
@@ -114,6 +118,7 @@ impl Policy {
                 .memory_limit
                 .unwrap_or(config.memory_limit)
                 .min(crate::engine::MAX_WASM32_MEMORY),
+            allow_recompute: options.allow_recompute.unwrap_or(false),
         }
     }
 
@@ -205,13 +210,16 @@ impl Submission {
 pub(crate) struct TaskHandle {
     pub cancel: Arc<CancelToken>,
     children: Mutex<Vec<TaskId>>,
+    /// Whether this is an actor call (its instance is the actor's).
+    pub actor_call: bool,
 }
 
 impl TaskHandle {
-    pub fn new() -> TaskHandle {
+    pub fn new(actor_call: bool) -> TaskHandle {
         TaskHandle {
             cancel: Arc::new(CancelToken::default()),
             children: Mutex::new(Vec::new()),
+            actor_call,
         }
     }
 }
@@ -245,7 +253,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         return returns;
     };
     let sub = Submission { function, ..sub };
-    let handle = Arc::new(TaskHandle::new());
+    let handle = Arc::new(TaskHandle::new(false));
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
         parent.children.lock().expect("not poisoned").push(id);
     }
@@ -258,6 +266,8 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         policy: Policy::new(&sub.options, &rt.config),
         handle,
         sub,
+        deterministic: AtomicBool::new(false),
+        recomputing: tokio::sync::Mutex::new(()),
     };
     // Tasks whose arguments are ready join the CPU queue now, so they start
     // in submission order; the others join when their arguments are ready.
@@ -306,7 +316,8 @@ fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
     }
 }
 
-struct Task {
+/// A submitted task; once it succeeded, the lineage of its results.
+pub(crate) struct Task {
     id: TaskId,
     module: Module,
     export: ModuleExport,
@@ -314,6 +325,11 @@ struct Task {
     policy: Policy,
     handle: Arc<TaskHandle>,
     sub: Submission,
+    /// Whether its last successful attempt read no clock and no random
+    /// numbers (so running it again gives the same bytes).
+    deterministic: AtomicBool,
+    /// Serializes recomputations of its results.
+    recomputing: tokio::sync::Mutex<()>,
 }
 
 /// Runs a task to its end: arguments, attempts, results.
@@ -323,8 +339,17 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
     // the task done.
     rt.tasks.remove(&task.id);
     match outcome {
-        Ok(Finished { values, held }) => {
+        Ok(Finished {
+            values,
+            held,
+            deterministic,
+        }) => {
+            task.deterministic.store(deterministic, Ordering::Relaxed);
+            let task = Arc::new(task);
             for (id, blob) in task.returns.iter().zip(values) {
+                if let Some(entry) = rt.objects.get(id) {
+                    entry.set_lineage(task.clone());
+                }
                 rt.objects.resolve(*id, Resolved::Ready(blob));
             }
             // The stored values now hold what they refer to.
@@ -334,20 +359,64 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
     }
 }
 
+/// An argument ready for a call: its blob, and its bytes pinned in memory.
+#[derive(Clone)]
+pub(crate) struct ArgValue {
+    pub blob: Arc<Blob>,
+    pub bytes: Bytes,
+}
+
+impl ArgValue {
+    /// An inline value: its blob is the task's own and is never spilled.
+    fn inline(blob: &Arc<Blob>) -> ArgValue {
+        ArgValue {
+            bytes: blob.loaded().expect("inline values are never spilled"),
+            blob: blob.clone(),
+        }
+    }
+}
+
+/// Waits for every argument of `function` and reads it into memory.
+pub(crate) async fn resolve_args(
+    rt: &Arc<Shared>,
+    args: &[TaskArg],
+    function: &str,
+) -> Result<Vec<ArgValue>, ErrorRecord> {
+    let mut out = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        match arg {
+            TaskArg::Value(blob) => out.push(ArgValue::inline(blob)),
+            TaskArg::Ref(id) => out.push(resolve_arg(rt, id, i, function).await?),
+        }
+    }
+    Ok(out)
+}
+
 /// Waits for argument `i` (the object `id`) of `function`: its value, or the
 /// error the caller fails with (its cause chained).
 pub(crate) async fn resolve_arg(
-    rt: &Shared,
+    rt: &Arc<Shared>,
     id: &ObjectId,
     i: usize,
     function: &str,
-) -> Result<Arc<Blob>, ErrorRecord> {
+) -> Result<ArgValue, ErrorRecord> {
     let Some(entry) = rt.objects.get(id) else {
         let msg = format!("argument {i} (object {}) no longer exists", id.short());
         return Err(ErrorRecord::new(ErrorKind::ObjectLost, function, msg));
     };
     match entry.resolved().await {
-        Resolved::Ready(blob) => Ok(blob),
+        Resolved::Ready(blob) => {
+            let bytes = read(rt, id, &entry, &blob).await.map_err(|cause| {
+                let mut rec = ErrorRecord::new(
+                    ErrorKind::DependencyFailed,
+                    function,
+                    format!("argument {i} could not be read, so the call did not run"),
+                );
+                rec.cause = Some(Box::new(cause));
+                rec
+            })?;
+            Ok(ArgValue { blob, bytes })
+        }
         Resolved::Failed(cause) => {
             let mut rec = ErrorRecord::new(
                 ErrorKind::DependencyFailed,
@@ -360,11 +429,99 @@ pub(crate) async fn resolve_arg(
     }
 }
 
+/// The bytes of object `id` (whose entry holds `blob`): from memory, from
+/// its spill file, or, if they are lost, made again by the task that made
+/// them (its lineage), when that task is deterministic.
+pub(crate) async fn read(
+    rt: &Arc<Shared>,
+    id: &ObjectId,
+    entry: &Entry,
+    blob: &Arc<Blob>,
+) -> Result<Bytes, ErrorRecord> {
+    let lost = match blob.load().await {
+        Ok(bytes) => return Ok(bytes),
+        Err(lost) => lost,
+    };
+    let object_lost = |why: String| {
+        let mut rec = ErrorRecord::new(
+            ErrorKind::ObjectLost,
+            "",
+            format!("object {} is lost ({}): {why}", id.short(), lost.why),
+        );
+        if let Some((task, _)) = id.task_return() {
+            rec.task = task;
+        }
+        rec
+    };
+    let Some(task) = entry.lineage() else {
+        return Err(object_lost(
+            "it was not made by a task (objects from `put` cannot be made again)".into(),
+        ));
+    };
+    recompute(rt, task).await.map_err(|cause| {
+        let mut rec = object_lost(format!(
+            "making it again with `{}` failed",
+            task.sub.function
+        ));
+        rec.cause = Some(Box::new(cause));
+        rec
+    })?;
+    blob.loaded()
+        .ok_or_else(|| object_lost("it was lost again while being made".into()))
+}
+
+/// Runs `task` again to restore its lost results. Boxed: it recurses
+/// through the task's own arguments.
+fn recompute<'a>(
+    rt: &'a Arc<Shared>,
+    task: &'a Lineage,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ErrorRecord>> + Send + 'a>> {
+    Box::pin(async move {
+        let function = &*task.sub.function;
+        let _one_at_a_time = task.recomputing.lock().await;
+        let blobs: Vec<Arc<Blob>> = task
+            .returns
+            .iter()
+            .filter_map(|id| match rt.objects.get(id)?.state() {
+                Some(Resolved::Ready(b)) => Some(b.clone()),
+                _ => None,
+            })
+            .collect();
+        if blobs.iter().all(|b| !b.is_lost()) {
+            return Ok(()); // Somebody restored them meanwhile.
+        }
+        if !task.deterministic.load(Ordering::Relaxed) && !task.policy.allow_recompute {
+            return Err(ErrorRecord::new(
+                ErrorKind::ObjectLost,
+                function,
+                "the task read the clock or random numbers, so running it again may give other \
+                 results; allow it with the `allow_recompute` option if that is safe",
+            ));
+        }
+        let args = resolve_args(rt, &task.sub.args, function).await?;
+        let grant = rt.slots.enqueue(task.need(), task.sub.depth).grant().await;
+        let finished = Box::pin(execute(rt, task, args, grant)).await?;
+        for (blob, value) in blobs.iter().zip(&finished.values) {
+            let bytes = value.loaded().expect("fresh results are in memory");
+            if blob.is_lost() && !blob.restore(&bytes) {
+                return Err(ErrorRecord::new(
+                    ErrorKind::ObjectLost,
+                    function,
+                    "running the task again gave different bytes: it is not deterministic",
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
 /// A successful attempt: its return values, and references to the objects
 /// they refer to, held until the values are stored.
 pub(crate) struct Finished {
     pub values: Vec<Arc<Blob>>,
     pub held: HeldRefs,
+    /// Whether the attempt read no clock and no random numbers.
+    pub deterministic: bool,
 }
 
 async fn run_attempts(
@@ -382,25 +539,14 @@ async fn run_attempts(
         rec.task = task.id;
         rec
     };
-    let mut args = Vec::with_capacity(task.sub.args.len());
-    for (i, arg) in task.sub.args.iter().enumerate() {
-        match arg {
-            TaskArg::Value(blob) => args.push(blob.clone()),
-            TaskArg::Ref(id) => {
-                let resolved = tokio::select! {
-                    r = resolve_arg(rt, id, i, function) => r,
-                    () = task.handle.cancel.cancelled() => return Err(cancelled()),
-                };
-                match resolved {
-                    Ok(blob) => args.push(blob),
-                    Err(mut rec) => {
-                        rec.task = task.id;
-                        return Err(rec);
-                    }
-                }
-            }
-        }
-    }
+    let args = tokio::select! {
+        a = resolve_args(rt, &task.sub.args, function) => a,
+        () = task.handle.cancel.cancelled() => return Err(cancelled()),
+    };
+    let args = args.map_err(|mut rec| {
+        rec.task = task.id;
+        rec
+    })?;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -419,6 +565,8 @@ async fn run_attempts(
             Err(mut rec) => {
                 rec.task = task.id;
                 rec.attempts = attempt;
+                // An injected fault ends with its attempt.
+                task.handle.cancel.clear_fault();
                 if task.handle.cancel.is_cancelled() || !task.policy.retries(&rec, attempt) {
                     return Err(rec);
                 }
@@ -431,7 +579,7 @@ async fn run_attempts(
 async fn execute(
     rt: &Arc<Shared>,
     task: &Task,
-    args: Vec<Arc<Blob>>,
+    args: Vec<ArgValue>,
     grant: Grant,
 ) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
@@ -469,8 +617,8 @@ async fn execute(
         let st = store.data_mut();
         st.slot = grant.cpu;
         st.call_slot = grant.call;
-        for blob in &call.args {
-            st.refs.lend(blob.refs());
+        for arg in &call.args {
+            st.refs.lend(arg.blob.refs());
         }
         st.call = Some(call);
     }
@@ -531,6 +679,7 @@ pub(crate) fn finish_call(
             Ok(Finished {
                 values,
                 held: call.returned_refs,
+                deterministic: !st.nondeterministic.load(Ordering::Relaxed),
             })
         }
         Ok(code) => Err(instance::failed_return(st, function, code)),

@@ -21,7 +21,7 @@ fn state_ident(ty: &Ident) -> Ident {
     format_ident!("__WRAY_STATE_{}", ty)
 }
 
-pub(crate) fn remote_struct(s: ItemStruct) -> syn::Result<TokenStream2> {
+pub(crate) fn remote_struct(s: ItemStruct, defaults: TokenStream2) -> syn::Result<TokenStream2> {
     if !s.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
             &s.generics,
@@ -54,6 +54,13 @@ pub(crate) fn remote_struct(s: ItemStruct) -> syn::Result<TokenStream2> {
         impl ::wray::Actor for #ty {
             const TYPE: &'static str = #ty_str;
             type Methods = #methods;
+
+            fn default_options() -> ::wray::__private::Options {
+                #[allow(unused_mut)]
+                let mut __wray_o = ::wray::__private::Options::default();
+                #defaults
+                __wray_o
+            }
         }
 
         ::std::thread_local! {
@@ -190,9 +197,10 @@ fn constructor_items(
                 Self::options().remote(#(#names),*)
             }
 
-            /// Options for a new actor: chain setters, then `.remote(..)`.
+            /// Options for a new actor (starting from the type's defaults):
+            /// chain setters, then `.remote(..)`.
             #vis fn options() -> #call_ty {
-                #call_ty { options: ::core::default::Default::default() }
+                #call_ty { options: <#ty as ::wray::Actor>::default_options() }
             }
         }
 

@@ -16,6 +16,9 @@ use syn::{
 };
 
 mod actor;
+mod options;
+
+use options::For;
 
 /// See `wray::remote`.
 #[proc_macro_attribute]
@@ -23,15 +26,17 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
     let original = TokenStream2::from(item.clone());
     let item = parse_macro_input!(item as Item);
-    let out = no_arguments(&attr, "remote").and_then(|()| match item {
-        Item::Fn(f) => remote_fn(f),
-        Item::Struct(s) => actor::remote_struct(s),
-        Item::Impl(i) => actor::remote_impl(i),
+    let out = match item {
+        Item::Fn(f) => options::parse(attr, For::Task).and_then(|o| remote_fn(f, o)),
+        Item::Struct(s) => {
+            options::parse(attr, For::Actor).and_then(|o| actor::remote_struct(s, o))
+        }
+        Item::Impl(i) => options::parse(attr, For::ActorImpl).and_then(|_| actor::remote_impl(i)),
         other => Err(syn::Error::new_spanned(
             other,
             "#[wray::remote] goes on a function (a task), or on a struct and its impl block (an actor)",
         )),
-    });
+    };
     or_report(out, original)
 }
 
@@ -86,7 +91,7 @@ fn no_arguments(attr: &TokenStream2, name: &str) -> syn::Result<()> {
     } else {
         Err(syn::Error::new_spanned(
             attr,
-            format!("#[wray::{name}] takes no arguments; set options per call with `.options()`"),
+            format!("#[wray::{name}] takes no arguments"),
         ))
     }
 }
@@ -251,7 +256,7 @@ pub(crate) fn finish_value(out: &Output, function: &str) -> TokenStream2 {
     }
 }
 
-fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
+fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
     let sig = &f.sig;
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
         return Err(syn::Error::new_spanned(
@@ -294,9 +299,13 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
                 self::options().remote(#(#pnames),*)
             }
 
-            /// Options for one call: chain setters, then `.remote(..)`.
+            /// Options for one call (starting from the function's defaults):
+            /// chain setters, then `.remote(..)`.
             pub fn options() -> super::#call_ty {
-                super::#call_ty { options: ::core::default::Default::default() }
+                #[allow(unused_mut)]
+                let mut __wray_o = ::wray::__private::Options::default();
+                #defaults
+                super::#call_ty { options: __wray_o }
             }
         }
 

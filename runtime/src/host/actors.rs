@@ -16,7 +16,13 @@ use wray_abi::{ActorId, HOST_MODULE, ObjectId, Status, import, kill_flags};
 const MAX_NAME: u32 = 1024;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.func_wrap(HOST_MODULE, import::ACTOR_CREATE, actor_create)?;
+    super::admitting!(
+        linker,
+        import::ACTOR_CREATE,
+        actor_create,
+        (spec, len, out),
+        len
+    )?;
     linker.func_wrap(HOST_MODULE, import::ACTOR_LOOKUP, actor_lookup)?;
     linker.func_wrap(HOST_MODULE, import::ACTOR_KILL, actor_kill)?;
     linker.func_wrap(HOST_MODULE, import::ACTOR_SELF, actor_self)?;

@@ -75,7 +75,7 @@ pub(crate) async fn wait_released<T>(
         v = fut => Ok(Waited::Done(v)),
         () = sleep_until(give_up) => Ok(Waited::TimedOut),
         () = sleep_until(deadline) => Err(Interrupted::Timeout),
-        () = cancel.cancelled() => Err(Interrupted::Cancelled),
+        why = cancel.raised() => Err(why),
     };
     if had_slot {
         // Back at the front of the line: this call holds an instance and a
@@ -85,6 +85,43 @@ pub(crate) async fn wait_released<T>(
     }
     outcome.map_err(wasmtime::Error::new)
 }
+
+/// Makes room for `len` bytes of objects, waiting (with the CPU slot
+/// released) while the store spills. False when there is no room.
+pub(crate) async fn admitted(
+    caller: &mut Caller<'_, InstanceState>,
+    len: u32,
+) -> wasmtime::Result<bool> {
+    let rt = caller.data().rt.clone();
+    if rt.objects.fits(len as usize) {
+        return Ok(true);
+    }
+    match wait_released(caller, None, rt.objects.admit(len as usize)).await? {
+        Waited::Done(r) => Ok(r.is_ok()),
+        Waited::TimedOut => Ok(false),
+    }
+}
+
+/// Registers `f` (a synchronous host function whose call stores `len`
+/// bytes of objects) as an async one that first makes room for them.
+macro_rules! admitting {
+    ($linker:expr, $name:expr, $f:path, ($($a:ident),*), $len:ident) => {
+        $linker.func_wrap_async(
+            wray_abi::HOST_MODULE,
+            $name,
+            |mut caller: wasmtime::Caller<'_, InstanceState>, ($($a),*): ($(crate::host::admitting!(@u32 $a)),*)| {
+                Box::new(async move {
+                    if !crate::host::admitted(&mut caller, $len).await? {
+                        return Ok(wray_abi::Status::StoreFull as i32);
+                    }
+                    $f(caller, $($a),*)
+                })
+            },
+        )
+    };
+    (@u32 $a:ident) => { u32 };
+}
+pub(crate) use admitting;
 
 async fn sleep_until(at: Option<Instant>) {
     match at {

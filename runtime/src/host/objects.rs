@@ -3,8 +3,10 @@
 
 use super::memory::{AbiViolation, Guest};
 use super::{Waited, status, timeout_of, wait_released};
+use crate::blob::Bytes;
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
+use crate::scheduler;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +18,13 @@ use wray_abi::{HOST_MODULE, ObjectId, Status, import};
 const MAX_WAIT_IDS: u32 = 1 << 20;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.func_wrap(HOST_MODULE, import::OBJECT_PUT, object_put)?;
+    super::admitting!(
+        linker,
+        import::OBJECT_PUT,
+        object_put,
+        (data, len, refs, nrefs, out_id),
+        len
+    )?;
     linker.func_wrap_async(
         HOST_MODULE,
         import::OBJECT_GET,
@@ -88,19 +96,23 @@ async fn object_get(
             Waited::TimedOut => return status(Status::Timeout),
         },
     };
+    // The value's bytes (read back from disk, or made again, if need be),
+    // or the encoded error.
+    let rt = caller.data().rt.clone();
+    let (code, payload) = match &resolved {
+        Resolved::Ready(blob) => match scheduler::read(&rt, &id, &entry, blob).await {
+            Ok(bytes) => (Status::Ok, Payload::Value(bytes)),
+            Err(rec) => (Status::ErrorValue, Payload::Error(rec.encode())),
+        },
+        Resolved::Failed(rec) => (Status::ErrorValue, Payload::Error(rec.encode())),
+    };
     let (mut g, st) = Guest::of(&mut caller, import::OBJECT_GET)?;
-    let (code, encoded_error);
-    let bytes: &[u8] = match &resolved {
-        Resolved::Ready(blob) => {
-            code = Status::Ok;
-            st.refs.lend(blob.refs());
-            blob.bytes()
-        }
-        Resolved::Failed(rec) => {
-            code = Status::ErrorValue;
-            encoded_error = rec.encode();
-            &encoded_error
-        }
+    if let (Status::Ok, Resolved::Ready(blob)) = (code, &resolved) {
+        st.refs.lend(blob.refs());
+    }
+    let bytes: &[u8] = match &payload {
+        Payload::Value(b) => b,
+        Payload::Error(e) => e,
     };
     let len = u32::try_from(bytes.len()).map_err(|_| {
         AbiViolation::error(import::OBJECT_GET, format!("object {id} exceeds 4 GiB"))
@@ -111,6 +123,12 @@ async fn object_get(
     }
     g.write(buf, bytes)?;
     status(code)
+}
+
+/// What `object_get` copies out.
+enum Payload {
+    Value(Bytes),
+    Error(Vec<u8>),
 }
 
 /// `object_wait(ids, n, num_returns, timeout_ms, out_ready) -> count | status`

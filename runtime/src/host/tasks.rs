@@ -13,9 +13,22 @@ use wray_abi::{ErrorKind, HOST_MODULE, ObjectId, Status, cancel_flags, import};
 const MAX_FAIL_MESSAGE: u32 = 64 << 10;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.func_wrap(HOST_MODULE, import::TASK_SUBMIT, task_submit)?;
+    // A spec's inline values become objects: make room for its length.
+    super::admitting!(
+        linker,
+        import::TASK_SUBMIT,
+        task_submit,
+        (spec, len, out_ids, out_cap),
+        len
+    )?;
     linker.func_wrap(HOST_MODULE, import::TASK_ARGS, task_args)?;
-    linker.func_wrap(HOST_MODULE, import::TASK_RETURN, task_return)?;
+    super::admitting!(
+        linker,
+        import::TASK_RETURN,
+        task_return,
+        (index, data, len, refs, nrefs),
+        len
+    )?;
     linker.func_wrap(HOST_MODULE, import::TASK_FAIL, task_fail)?;
     linker.func_wrap(HOST_MODULE, import::TASK_CANCEL, task_cancel)?;
     Ok(())
@@ -85,8 +98,8 @@ fn task_args(
     }
     let dst = g.bytes_mut(buf, total)?;
     call.layout.write_header(dst);
-    for (blob, &(at, len)) in call.args.iter().zip(&call.layout.slots) {
-        dst[at as usize..(at + len) as usize].copy_from_slice(blob.bytes());
+    for (arg, &(at, len)) in call.args.iter().zip(&call.layout.slots) {
+        dst[at as usize..(at + len) as usize].copy_from_slice(&arg.bytes);
     }
     status(Status::Ok)
 }

@@ -145,6 +145,30 @@ fn chatty(lines: u32, fail: bool) -> Result<u32, String> {
     }
 }
 
+/// Returns `mb` MiB of fives, after reading the clock (so the runtime
+/// treats it as not deterministic, although its bytes are).
+#[wray::remote]
+fn stamped(mb: u32) -> Vec<u8> {
+    std::hint::black_box(Instant::now());
+    vec![5u8; mb as usize * (1 << 20)]
+}
+
+/// A task that may not be retried: its defaults say so.
+#[wray::remote(max_retries = 0)]
+fn fragile(ms: u64) -> u64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(ms) {
+        std::hint::spin_loop();
+    }
+    ms
+}
+
+/// Spawns a child that never ends, then waits for it.
+#[wray::remote]
+fn parent_of_forever() -> u32 {
+    wray::get(&forever::remote()).unwrap_or(0)
+}
+
 /// Busy for `ms` milliseconds, then returns `ms`.
 #[wray::remote]
 fn busy(ms: u64) -> u64 {
@@ -519,6 +543,94 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 "the named actor outlived its driver",
             )?;
             wray::kill(&c);
+        }
+        "spill" => {
+            // Puts `mb` objects of 1 MiB, all alive at once, then reads every
+            // one back and checks its bytes.
+            let mb: u32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(48);
+            let fill = |i: u32| -> Vec<u8> {
+                (0..1u32 << 20)
+                    .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+                    .collect()
+            };
+            let refs: Vec<ObjectRef<Vec<u8>>> = (0..mb).map(|i| wray::put(&fill(i))).collect();
+            for (i, r) in refs.iter().enumerate() {
+                check(
+                    wray::get(r).map_err(e)? == fill(i as u32),
+                    "every byte comes back",
+                )?;
+            }
+            // Results of tasks spill too, and come back as arguments.
+            let sums: Vec<_> = refs.iter().map(|r| len::remote(r)).collect();
+            check(
+                wray::get(&sums).map_err(e)?.iter().all(|&n| n == 1 << 20),
+                "spilled arguments",
+            )?;
+        }
+        "churn" => {
+            let n: u32 = rest
+                .first()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1_000_000);
+            for i in 0..n {
+                let r = wray::put(&[i as u8; 1024]);
+                drop(r);
+            }
+        }
+        "defaults" => {
+            // `fragile` has max_retries = 0 in its attribute; options still
+            // override per call.
+            check(wray::get(&fragile::remote(1u64)).map_err(e)? == 1, "runs")?;
+            check(
+                wray::get(&fragile::options().max_retries(2).remote(1u64)).map_err(e)? == 1,
+                "override",
+            )?;
+        }
+        "cancel" => {
+            // Recursive: cancelling the parent ends the child it waits for.
+            let p = parent_of_forever::remote();
+            std::thread::sleep(Duration::from_millis(50));
+            check(wray::cancel(&p), "something to cancel")?;
+            let err = wray::get(&p).unwrap_err();
+            check(err.kind() == wray::ErrorKind::Cancelled, "parent cancelled")?;
+            // Finished tasks are left alone.
+            let done = add::remote(1, 2);
+            check(wray::get(&done).map_err(e)? == 3, "done")?;
+            check(!wray::cancel(&done), "nothing to cancel")?;
+            check(wray::get(&done).map_err(e)? == 3, "still there")?;
+        }
+        "chaos" => {
+            // A mixed workload under injected faults (the host test injects
+            // them): every success must be right, every failure typed.
+            let trees: Vec<_> = (0..24).map(|_| tree::remote(4u32)).collect();
+            let seq = Counter::options()
+                .max_restarts(-1)
+                .max_task_retries(-1)
+                .remote(0u64);
+            let pushes: Vec<_> = (0..300u64).map(|_| seq.incr(1u64)).collect();
+            let mut ok = 0;
+            for t in &trees {
+                match wray::get(t) {
+                    Ok(n) => {
+                        check(n == 31, "a tree of depth 4 is 31 tasks")?;
+                        ok += 1;
+                    }
+                    Err(err) => {
+                        let root = err.root_cause().kind();
+                        check(
+                            matches!(root, wray::ErrorKind::WorkerFailure),
+                            &format!("failures are typed: {err}"),
+                        )?;
+                    }
+                }
+            }
+            // Calls on a crashing actor with unlimited redelivery all
+            // succeed; each result is what its instance had counted.
+            for (i, p) in pushes.iter().enumerate() {
+                let v = wray::get(p).map_err(|err| format!("push {i} failed: {err}"))?;
+                check(v >= 1, "a positive count")?;
+            }
+            println!("chaos: {ok} of {} trees succeeded", trees.len());
         }
         other => return Err(format!("unknown scenario `{other}`")),
     }

@@ -1,0 +1,4 @@
+#[wray::remote(max_retries = "three")]
+fn work() {}
+
+fn main() {}
