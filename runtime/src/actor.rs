@@ -43,8 +43,10 @@ use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use wasmtime::Store;
@@ -353,11 +355,14 @@ pub(crate) fn kill(rt: &Shared, id: &ActorId, allow_restart: bool) -> bool {
     if matches!(m.life, Life::Dead(_)) {
         return false;
     }
-    m.kill = Some(if allow_restart {
-        Kill::AllowRestart
-    } else {
-        Kill::NoRestart
-    });
+    // A kill for good is never weakened by a later one allowing restarts.
+    if m.kill != Some(Kill::NoRestart) {
+        m.kill = Some(if allow_restart {
+            Kill::AllowRestart
+        } else {
+            Kill::NoRestart
+        });
+    }
     m.cancel.cancel();
     true
 }
@@ -452,7 +457,19 @@ async fn run(
     let ctor_depth = ctor.depth;
     let mut live = match construct(&rt, &a, &ctor_args, need, ctor_depth).await {
         Ok(inc) => inc,
-        Err(rec) => return die(&rt, &a, Arc::new(rec), rx),
+        Err(rec) => {
+            // Killed (or crashed) while constructing: restart if allowed.
+            let Some(kill) = a.lock().kill.take() else {
+                return die(&rt, &a, Arc::new(rec), rx);
+            };
+            match restart_or_die(&rt, &a, kill, Some(&rec), &ctor_args, need, ctor_depth).await {
+                Some(inc) => inc,
+                None => {
+                    let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                    return die(&rt, &a, cause, rx);
+                }
+            }
+        }
     };
     a.lock().life = Life::Alive;
     let mut retry: VecDeque<MethodCall> = VecDeque::new();
@@ -467,10 +484,17 @@ async fn run(
                     // Idle: give the slots back before waiting.
                     grant = None;
                     burst = 0;
-                    let cancel = a.lock().cancel.clone();
-                    tokio::select! {
-                        c = rx.recv() => c,
-                        () = cancel.cancelled() => None,
+                    let cancel = {
+                        let m = a.lock();
+                        m.kill.is_none().then(|| m.cancel.clone())
+                    };
+                    match cancel {
+                        // A kill is pending: handle it now.
+                        None => None,
+                        Some(cancel) => tokio::select! {
+                            c = rx.recv() => c,
+                            () = cancel.cancelled() => None,
+                        },
                     }
                 }
             },
@@ -508,7 +532,22 @@ async fn run(
             continue;
         }
         let label = format!("{}.{}", a.type_name, call.method);
-        let args = match resolve_args(&rt, &call.args, &label, Some(call.id)).await {
+        // Arguments not at hand (pending, spilled, lost) are awaited
+        // without the slots: the tasks that make them may need one.
+        let resolved = {
+            let mut resolving = pin!(resolve_args(&rt, &call.args, &label, Some(call.id)));
+            let first = resolving
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            match first {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    grant = None;
+                    resolving.await
+                }
+            }
+        };
+        let args = match resolved {
             Ok(args) => args,
             Err(rec) => {
                 rt.tasks.remove(&call.id);
@@ -603,49 +642,61 @@ fn dead_cause(a: &Actor) -> Option<Arc<ErrorRecord>> {
 async fn restart_or_die(
     rt: &Arc<Shared>,
     a: &Arc<Actor>,
-    kill: Kill,
+    mut kill: Kill,
     cause: Option<&ErrorRecord>,
     ctor_args: &[ArgValue],
     need: Need,
     depth: u32,
 ) -> Option<Incarnation> {
-    let restarts = a.restarts();
-    let may = kill == Kill::AllowRestart
-        && (a.max_restarts < 0 || (restarts as i64) < i64::from(a.max_restarts));
-    let death = |why: String| {
-        let mut rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
-        rec.cause = cause.map(|c| Box::new(c.clone()));
-        Arc::new(rec)
-    };
-    if !may {
-        let why = match (kill, cause) {
-            (Kill::NoRestart, _) => format!("actor {:?} was killed", a.id),
-            (_, Some(_)) => format!("actor {:?} died after {restarts} restarts", a.id),
-            (_, None) => format!("actor {:?} was killed and has no restarts left", a.id),
-        };
-        a.lock().life = Life::Dead(death(why));
-        return None;
-    }
-    {
-        let mut m = a.lock();
-        m.restarts += 1;
-        m.life = Life::Starting;
-        m.cancel = Arc::new(CancelToken::default());
-    }
-    match construct(rt, a, ctor_args, need, depth).await {
-        Ok(inc) => {
-            a.lock().life = Life::Alive;
-            Some(inc)
+    let mut cause = cause.cloned();
+    loop {
+        let restarts = a.restarts();
+        let may = kill == Kill::AllowRestart
+            && (a.max_restarts < 0 || (restarts as i64) < i64::from(a.max_restarts));
+        if !may {
+            let why = match (kill, &cause) {
+                (Kill::NoRestart, _) => format!("actor {:?} was killed", a.id),
+                (_, Some(_)) => format!("actor {:?} died after {restarts} restarts", a.id),
+                (_, None) => format!("actor {:?} was killed and has no restarts left", a.id),
+            };
+            let mut rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
+            rec.cause = cause.map(Box::new);
+            a.lock().life = Life::Dead(Arc::new(rec));
+            return None;
         }
-        Err(rec) => {
-            let mut d = ErrorRecord::new(
-                ErrorKind::ActorDied,
-                a.type_name.to_string(),
-                "its constructor failed on restart",
-            );
-            d.cause = Some(Box::new(rec));
-            a.lock().life = Life::Dead(Arc::new(d));
-            None
+        {
+            let mut m = a.lock();
+            m.restarts += 1;
+            m.life = Life::Starting;
+            m.cancel = Arc::new(CancelToken::default());
+            // A kill that came in since the last one was taken applies to
+            // the new instance at once.
+            if m.kill.is_some() {
+                m.cancel.cancel();
+            }
+        }
+        match construct(rt, a, ctor_args, need, depth).await {
+            Ok(inc) => {
+                a.lock().life = Life::Alive;
+                return Some(inc);
+            }
+            Err(rec) => {
+                // Killed (or crashed) while constructing: that is one more
+                // restart, or the end.
+                if let Some(again) = a.lock().kill.take() {
+                    kill = again;
+                    cause = Some(rec);
+                    continue;
+                }
+                let mut d = ErrorRecord::new(
+                    ErrorKind::ActorDied,
+                    a.type_name.to_string(),
+                    "its constructor failed on restart",
+                );
+                d.cause = Some(Box::new(rec));
+                a.lock().life = Life::Dead(Arc::new(d));
+                return None;
+            }
         }
     }
 }

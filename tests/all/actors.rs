@@ -2,53 +2,62 @@
 
 use crate::common::{self, testkit};
 use std::sync::Arc;
-use wray_runtime::{ActorState, Error, ErrorKind, Runtime};
-
-fn scenario(rt: &Runtime, m: &wray_runtime::Module, args: &[&str]) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    match rt.run_driver(m, &args) {
-        Ok(0) => {}
-        other => panic!("scenario {args:?}: {other:?}"),
-    }
-}
+use wray_runtime::{ActorState, Error, ErrorKind};
 
 #[test]
 fn state_persists_handles_pass_names_resolve_and_kill_works() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actors"]);
+    common::scenario(&rt, &m, &["actors"]);
 }
 
 #[test]
 fn ten_thousand_calls_run_in_submission_order() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actor-order", "10000"]);
+    common::scenario(&rt, &m, &["actor-order", "10000"]);
 }
 
 #[test]
 fn a_trap_fails_its_call_and_restarts_the_actor_with_fresh_state() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actor-restart"]);
+    common::scenario(&rt, &m, &["actor-restart"]);
 }
 
 #[test]
 fn max_task_retries_redelivers_the_interrupted_call() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actor-retry"]);
+    common::scenario(&rt, &m, &["actor-retry"]);
 }
 
 #[test]
 fn kill_interrupts_the_running_call_and_fails_queued_ones() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actor-kill-running"]);
+    common::scenario(&rt, &m, &["actor-kill-running"]);
+}
+
+/// An actor busy with a call holds the only CPU slot; its next
+/// call takes the result of a task still queued for that slot. The actor
+/// must give the slot back while it waits, or neither ever runs.
+#[test]
+fn an_actor_waiting_on_an_argument_gives_its_slot_back() {
+    let rt = common::builder().num_cpus(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let c = rt.actor(&m, "Counter").arg(&0u64).create().unwrap();
+    let busy = rt.method(&c, "busy").arg(&300u64).submit().unwrap();
+    // Let the busy call take the slot before the task queues for it.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let five = rt.task(&m, "fragile").arg(&5u64).submit().unwrap();
+    let last = rt.method(&c, "incr").arg_ref(&five).submit().unwrap();
+    assert_eq!(rt.get::<u64>(&last).unwrap(), 5);
+    assert_eq!(rt.get::<u64>(&busy).unwrap(), 300);
 }
 
 #[test]
 fn unnamed_actors_end_with_their_driver_named_ones_live_on() {
     let (rt, m) = testkit();
-    scenario(&rt, &m, &["actor-survives-driver"]);
+    common::scenario(&rt, &m, &["actor-survives-driver"]);
     assert_eq!(rt.stats().actors, 1, "only the named actor is left");
     assert!(rt.get_actor("survivor").is_some());
-    scenario(&rt, &m, &["actor-find-survivor"]);
+    common::scenario(&rt, &m, &["actor-find-survivor"]);
     common::eventually("the killed survivor is gone", || rt.stats().actors == 0);
 }
 
@@ -138,22 +147,17 @@ fn actor_output_is_prefixed_with_the_actor() {
 
 /// This process's resident memory, in KiB, after the allocator returned
 /// what it can (glibc keeps freed memory otherwise).
-fn rss_kib() -> u64 {
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// 10,000 actors created, called and killed, round after round: memory
 /// returns to where it was (after one warm-up round fills pools and caches).
 #[test]
 fn ten_thousand_actors_leave_nothing_behind() {
+    if !common::alone("actors::ten_thousand_actors_leave_nothing_behind") {
+        return;
+    }
     let rt = common::builder().actor_slots(10_100).build().unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
     let round = || {
-        scenario(&rt, &m, &["actor-leak", "10000"]);
+        common::scenario(&rt, &m, &["actor-leak", "10000"]);
         let s = rt.stats();
         assert_eq!(
             (s.actors, s.objects, s.tasks_unfinished),
@@ -161,9 +165,9 @@ fn ten_thousand_actors_leave_nothing_behind() {
             "{s:?}"
         );
         assert_eq!(s.actor_slots_free, 10_100);
-        rss_kib()
+        common::rss_kib()
     };
-    let before = rss_kib();
+    let before = common::rss_kib();
     let warm = round();
     let rounds: Vec<u64> = (0..3).map(|_| round()).collect();
     eprintln!("resident KiB: before {before}, warm {warm}, then {rounds:?}");
