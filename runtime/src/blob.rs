@@ -231,7 +231,7 @@ impl Blob {
             refs: refs.into_boxed_slice(),
             stats: stats.clone(),
             serial: stats.serial.fetch_add(1, Ordering::Relaxed),
-            last_used: AtomicU64::new(stats.clock.load(Ordering::Relaxed)),
+            last_used: AtomicU64::new(stats.clock.fetch_add(1, Ordering::Relaxed)),
             data: Mutex::new(Data::Memory(Arc::new(buf))),
         }
     }
@@ -267,17 +267,28 @@ impl Blob {
             Data::Memory(_) => return self.loaded().ok_or_else(|| self.lost("raced")),
             Data::Lost => return Err(self.lost("it was lost before")),
         };
-        let read = std::fs::read(&path)
-            .map_err(|e| self.lost(format!("cannot read {}: {e}", path.display())))?;
-        if read.len() != self.len || digest(&read) != self.digest {
-            *self.lock() = Data::Lost;
-            let _ = std::fs::remove_file(&path);
+        let why = match std::fs::read(&path) {
+            Ok(read) if read.len() == self.len && digest(&read) == self.digest => {
+                return Ok(self.install(AlignedBuf::copy_of(&read)));
+            }
+            Ok(_) => format!("{} no longer holds its bytes", path.display()),
+            Err(e) => format!("cannot read {}: {e}", path.display()),
+        };
+        self.mark_lost(&path);
+        Err(self.lost(why))
+    }
+
+    /// Records that the spill file at `path` cannot give the bytes back.
+    fn mark_lost(&self, path: &Path) {
+        let mut data = self.lock();
+        if matches!(&*data, Data::Spilled(p) if p == path) {
+            *data = Data::Lost;
+            drop(data);
+            let _ = std::fs::remove_file(path);
             self.stats
                 .spilled_bytes
                 .fetch_sub(self.len as u64, Ordering::Relaxed);
-            return Err(self.lost(format!("{} no longer holds its bytes", path.display())));
         }
-        Ok(self.install(AlignedBuf::copy_of(&read)))
     }
 
     /// The bytes, read back from disk on a blocking thread if they were
@@ -492,6 +503,16 @@ mod tests {
         assert!(!blob.restore(b"other bytes"));
         assert!(blob.restore(&data));
         assert_eq!(&*blob.loaded().unwrap(), &data[..]);
+        // A spill file that went missing is a loss too.
+        blob.spill(dir.path()).unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let lost = blob.load_blocking().unwrap_err();
+        assert!(lost.why.contains("cannot read"), "{lost}");
+        assert!(blob.is_lost());
+        assert_eq!(stats.spilled_bytes.load(Ordering::Relaxed), 0);
+        assert!(blob.restore(&data));
         drop(blob);
         assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
         assert_eq!(stats.spilled_bytes.load(Ordering::Relaxed), 0);

@@ -191,6 +191,13 @@ impl CallBuilder<'_, Task> {
         self
     }
 
+    /// Lets the runtime run the task again to rebuild a lost result even
+    /// though it read the clock or random numbers.
+    pub fn allow_recompute(mut self, yes: bool) -> Self {
+        self.options.allow_recompute = Some(yes);
+        self
+    }
+
     /// Submits the task; returns a reference to its result at once.
     pub fn submit(self) -> Result<ObjectRef> {
         let function = self.target.function.clone();

@@ -163,6 +163,8 @@ pub(crate) struct ObjectStore {
     limits: StoreLimits,
     /// Wakes the spiller.
     spill_wanted: Notify,
+    /// The most room a caller asked for since the spiller last ran.
+    room_wanted: AtomicU64,
     /// Wakes callers waiting for room, after each round of spilling.
     spilled: Notify,
     /// Why the last round of spilling could not make room, if it could not.
@@ -177,14 +179,10 @@ impl ObjectStore {
             stats: Arc::new(StoreStats::default()),
             limits,
             spill_wanted: Notify::new(),
+            room_wanted: AtomicU64::new(0),
             spilled: Notify::new(),
             spill_error: Mutex::new(None),
         }
-    }
-
-    /// The store's limits.
-    pub fn limits(&self) -> &StoreLimits {
-        &self.limits
     }
 
     /// Whether `len` more bytes fit in memory now.
@@ -223,8 +221,12 @@ impl ObjectStore {
             if self.stats.bytes.load(Ordering::Relaxed).saturating_add(len) <= cap {
                 return Ok(());
             }
-            self.spill_wanted.notify_one();
-            if tokio::time::timeout_at(deadline, spilled).await.is_err() {
+            self.want_room(len);
+            let spilled_in_time = tokio::time::timeout_at(deadline, spilled).await.is_ok();
+            if self.stats.bytes.load(Ordering::Relaxed).saturating_add(len) <= cap {
+                return Ok(());
+            }
+            if !spilled_in_time || tokio::time::Instant::now() >= deadline {
                 let why = self.lock_error().clone().unwrap_or_else(|| {
                     "every object in memory is in use, so none can be spilled".into()
                 });
@@ -234,6 +236,11 @@ impl ObjectStore {
                     self.stats.bytes.load(Ordering::Relaxed)
                 )));
             }
+            // The round made no room (everything is in use, or the disk
+            // refused): back off before asking again, while objects may be
+            // freed.
+            let pause = tokio::time::Instant::now() + Duration::from_millis(20);
+            tokio::time::sleep_until(pause.min(deadline)).await;
         }
     }
 
@@ -241,15 +248,38 @@ impl ObjectStore {
         self.spill_error.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Asks the spiller for `len` bytes of room.
+    fn want_room(&self, len: u64) {
+        self.room_wanted.fetch_max(len, Ordering::Relaxed);
+        self.spill_wanted.notify_one();
+    }
+
+    /// Asks the spiller to run if memory is past the cap (after spilled
+    /// bytes were read back).
+    pub fn trim(&self) {
+        if self.stats.bytes.load(Ordering::Relaxed) > self.limits.memory {
+            self.want_room(0);
+        }
+    }
+
     /// Waits until some caller wants room.
     pub async fn spill_wanted(&self) {
         self.spill_wanted.notified().await;
     }
 
+    /// One round of spilling, for the callers waiting: down to 80% of the
+    /// cap (so the next puts find room at once), or lower if one of them
+    /// needs more. Blocks on file I/O.
+    pub fn spill_round(&self) -> u64 {
+        let need = self.room_wanted.swap(0, Ordering::Relaxed);
+        let cap = self.limits.memory;
+        self.spill_to((cap / 10 * 8).min(cap.saturating_sub(need)))
+    }
+
     /// Spills the least recently used blobs nobody is reading until memory
     /// is at `target` bytes or below. Blocks on file I/O. Returns the bytes
     /// freed; records why when it could not reach the target.
-    pub fn spill_to(&self, target: u64) -> u64 {
+    fn spill_to(&self, target: u64) -> u64 {
         let Some(dir) = &self.limits.spill_dir else {
             return 0;
         };
@@ -275,11 +305,9 @@ impl ObjectStore {
             }
             Ok(())
         });
-        *self.lock_error() = match result {
-            Err(e) => Some(format!("spilling to {} failed: {e}", dir.display())),
-            Ok(()) if self.stats.bytes.load(Ordering::Relaxed) > target => None,
-            Ok(()) => None,
-        };
+        *self.lock_error() = result
+            .err()
+            .map(|e| format!("spilling to {} failed: {e}", dir.display()));
         self.spilled.notify_waiters();
         freed
     }

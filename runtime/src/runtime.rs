@@ -604,17 +604,12 @@ impl Drop for Runtime {
     }
 }
 
-/// Spills objects whenever a put waits for room, down to 80% of the cap
-/// (so the next puts find room at once).
+/// Spills objects whenever a caller waits for room or reads spilled bytes
+/// back past the cap. (The runtime's shutdown ends it.)
 async fn spiller(shared: std::sync::Weak<Shared>) {
-    loop {
-        let Some(s) = shared.upgrade() else { return };
-        let wanted = async { s.objects.spill_wanted().await };
-        wanted.await;
-        let target = s.objects.limits().memory / 10 * 8;
-        let s2 = s.clone();
-        drop(s);
-        let _ = tokio::task::spawn_blocking(move || s2.objects.spill_to(target)).await;
+    while let Some(s) = shared.upgrade() {
+        s.objects.spill_wanted().await;
+        let _ = tokio::task::spawn_blocking(move || s.objects.spill_round()).await;
     }
 }
 

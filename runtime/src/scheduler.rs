@@ -307,6 +307,17 @@ impl Task {
     fn need(&self) -> Need {
         Need::task(self.sub.parent.is_some())
     }
+
+    /// The error of a task cancelled before it ran.
+    fn cancelled(&self) -> ErrorRecord {
+        let mut rec = ErrorRecord::new(
+            ErrorKind::Cancelled,
+            &*self.sub.function,
+            "the task was cancelled before it ran",
+        );
+        rec.task = self.id;
+        rec
+    }
 }
 
 fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
@@ -366,13 +377,45 @@ pub(crate) struct ArgValue {
     pub bytes: Bytes,
 }
 
-impl ArgValue {
-    /// An inline value: its blob is the task's own and is never spilled.
-    fn inline(blob: &Arc<Blob>) -> ArgValue {
-        ArgValue {
-            bytes: blob.loaded().expect("inline values are never spilled"),
-            blob: blob.clone(),
-        }
+/// An argument whose value exists (its bytes may be on disk, or lost).
+pub(crate) struct ReadyArg {
+    blob: Arc<Blob>,
+    /// The object it came from; `None` for an inline value (never spilled).
+    object: Option<(ObjectId, Arc<Entry>)>,
+}
+
+impl ReadyArg {
+    /// The bytes if they are in memory, pinned there (no I/O).
+    fn pinned(&self) -> Option<ArgValue> {
+        Some(ArgValue {
+            bytes: self.blob.loaded()?,
+            blob: self.blob.clone(),
+        })
+    }
+
+    /// The bytes, read back or made again if need be; pinned in memory.
+    async fn load(
+        &self,
+        rt: &Arc<Shared>,
+        i: usize,
+        function: &str,
+    ) -> Result<ArgValue, ErrorRecord> {
+        let Some((id, entry)) = &self.object else {
+            return Ok(self.pinned().expect("inline values are never spilled"));
+        };
+        let bytes = read(rt, id, entry, &self.blob).await.map_err(|cause| {
+            let mut rec = ErrorRecord::new(
+                ErrorKind::DependencyFailed,
+                function,
+                format!("argument {i} could not be read, so the call did not run"),
+            );
+            rec.cause = Some(Box::new(cause));
+            rec
+        })?;
+        Ok(ArgValue {
+            blob: self.blob.clone(),
+            bytes,
+        })
     }
 }
 
@@ -382,41 +425,51 @@ pub(crate) async fn resolve_args(
     args: &[TaskArg],
     function: &str,
 ) -> Result<Vec<ArgValue>, ErrorRecord> {
+    let ready = ready_args(rt, args, function).await?;
+    let mut out = Vec::with_capacity(ready.len());
+    for (i, a) in ready.iter().enumerate() {
+        out.push(a.load(rt, i, function).await?);
+    }
+    Ok(out)
+}
+
+/// Waits until every argument of `function` has a value (without reading
+/// it: a queued task pins nothing in memory).
+async fn ready_args(
+    rt: &Arc<Shared>,
+    args: &[TaskArg],
+    function: &str,
+) -> Result<Vec<ReadyArg>, ErrorRecord> {
     let mut out = Vec::with_capacity(args.len());
     for (i, arg) in args.iter().enumerate() {
-        match arg {
-            TaskArg::Value(blob) => out.push(ArgValue::inline(blob)),
-            TaskArg::Ref(id) => out.push(resolve_arg(rt, id, i, function).await?),
-        }
+        out.push(match arg {
+            TaskArg::Value(blob) => ReadyArg {
+                blob: blob.clone(),
+                object: None,
+            },
+            TaskArg::Ref(id) => ready_arg(rt, id, i, function).await?,
+        });
     }
     Ok(out)
 }
 
 /// Waits for argument `i` (the object `id`) of `function`: its value, or the
 /// error the caller fails with (its cause chained).
-pub(crate) async fn resolve_arg(
+async fn ready_arg(
     rt: &Arc<Shared>,
     id: &ObjectId,
     i: usize,
     function: &str,
-) -> Result<ArgValue, ErrorRecord> {
+) -> Result<ReadyArg, ErrorRecord> {
     let Some(entry) = rt.objects.get(id) else {
         let msg = format!("argument {i} (object {}) no longer exists", id.short());
         return Err(ErrorRecord::new(ErrorKind::ObjectLost, function, msg));
     };
     match entry.resolved().await {
-        Resolved::Ready(blob) => {
-            let bytes = read(rt, id, &entry, &blob).await.map_err(|cause| {
-                let mut rec = ErrorRecord::new(
-                    ErrorKind::DependencyFailed,
-                    function,
-                    format!("argument {i} could not be read, so the call did not run"),
-                );
-                rec.cause = Some(Box::new(cause));
-                rec
-            })?;
-            Ok(ArgValue { blob, bytes })
-        }
+        Resolved::Ready(blob) => Ok(ReadyArg {
+            blob,
+            object: Some((*id, entry)),
+        }),
         Resolved::Failed(cause) => {
             let mut rec = ErrorRecord::new(
                 ErrorKind::DependencyFailed,
@@ -426,6 +479,65 @@ pub(crate) async fn resolve_arg(
             rec.cause = Some(Box::new((*cause).clone()));
             Err(rec)
         }
+    }
+}
+
+/// A CPU grant for one attempt of `task`, with its arguments pinned in
+/// memory. Arguments on disk (or lost) are read without holding the grant,
+/// so a read that must run another task (lineage) cannot starve it.
+async fn grant_with_args(
+    rt: &Arc<Shared>,
+    task: &Task,
+    args: &[ReadyArg],
+    mut ticket: Option<Ticket>,
+) -> Result<(Grant, Vec<ArgValue>), ErrorRecord> {
+    let function = &*task.sub.function;
+    // Arguments made again by their lineage while this task held no slot.
+    let mut remade: Vec<Option<ArgValue>> = vec![None; args.len()];
+    loop {
+        let ticket = ticket
+            .take()
+            .unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
+        let grant = tokio::select! {
+            g = ticket.grant() => g,
+            () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+        };
+        // Holding the slot, read spilled arguments back: at most one task
+        // per slot has its arguments in memory, so reading never outgrows
+        // the store.
+        let mut values = Vec::with_capacity(args.len());
+        let mut lost = None;
+        for (i, a) in args.iter().enumerate() {
+            if let Some(v) = remade[i].take().or_else(|| a.pinned()) {
+                values.push(v);
+                continue;
+            }
+            let read = tokio::select! {
+                r = a.blob.load() => r,
+                () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+            };
+            match read {
+                Ok(bytes) => values.push(ArgValue {
+                    blob: a.blob.clone(),
+                    bytes,
+                }),
+                Err(_) => {
+                    lost = Some(i);
+                    break;
+                }
+            }
+        }
+        let Some(i) = lost else {
+            rt.objects.trim();
+            return Ok((grant, values));
+        };
+        // A lost argument is made again by a task of its own, which needs
+        // a slot: give this one back meanwhile.
+        drop((grant, values));
+        remade[i] = Some(tokio::select! {
+            v = args[i].load(rt, i, function) => v?,
+            () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+        });
     }
 }
 
@@ -439,7 +551,10 @@ pub(crate) async fn read(
     blob: &Arc<Blob>,
 ) -> Result<Bytes, ErrorRecord> {
     let lost = match blob.load().await {
-        Ok(bytes) => return Ok(bytes),
+        Ok(bytes) => {
+            rt.objects.trim();
+            return Ok(bytes);
+        }
         Err(lost) => lost,
     };
     let object_lost = |why: String| {
@@ -466,8 +581,10 @@ pub(crate) async fn read(
         rec.cause = Some(Box::new(cause));
         rec
     })?;
-    blob.loaded()
-        .ok_or_else(|| object_lost("it was lost again while being made".into()))
+    // Restored in memory; it may have spilled again since.
+    blob.load()
+        .await
+        .map_err(|again| object_lost(format!("it was lost again after being made: {}", again.why)))
 }
 
 /// Runs `task` again to restore its lost results. Boxed: it recurses
@@ -529,41 +646,27 @@ async fn run_attempts(
     task: &Task,
     mut ticket: Option<Ticket>,
 ) -> Result<Finished, ErrorRecord> {
-    let function = &*task.sub.function;
-    let cancelled = || {
-        let mut rec = ErrorRecord::new(
-            ErrorKind::Cancelled,
-            function,
-            "the task was cancelled before it ran",
-        );
+    let with_id = |mut rec: ErrorRecord| {
         rec.task = task.id;
         rec
     };
     let args = tokio::select! {
-        a = resolve_args(rt, &task.sub.args, function) => a,
-        () = task.handle.cancel.cancelled() => return Err(cancelled()),
+        a = ready_args(rt, &task.sub.args, &task.sub.function) => a.map_err(with_id)?,
+        () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
     };
-    let args = args.map_err(|mut rec| {
-        rec.task = task.id;
-        rec
-    })?;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let ticket = ticket
-            .take()
-            .unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
-        let grant = tokio::select! {
-            g = ticket.grant() => g,
-            () = task.handle.cancel.cancelled() => return Err(cancelled()),
-        };
+        let (grant, values) = grant_with_args(rt, task, &args, ticket.take())
+            .await
+            .map_err(with_id)?;
         // Boxed: the attempt's state (store, instantiation, fiber call) is
         // large, and only running tasks need it; the spawned future of a
         // queued task stays small.
-        match Box::pin(execute(rt, task, args.clone(), grant)).await {
+        match Box::pin(execute(rt, task, values, grant)).await {
             Ok(finished) => return Ok(finished),
-            Err(mut rec) => {
-                rec.task = task.id;
+            Err(rec) => {
+                let mut rec = with_id(rec);
                 rec.attempts = attempt;
                 // An injected fault ends with its attempt.
                 task.handle.cancel.clear_fault();

@@ -61,6 +61,16 @@ pub struct RuntimeArgs {
     /// How many actors may exist at once (default 2048).
     #[arg(long, value_name = "N")]
     actor_slots: Option<u32>,
+    /// Memory for objects, e.g. `4GiB` (default: 30% of the machine's);
+    /// past it, objects spill to disk.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    object_store_memory: Option<u64>,
+    /// Where objects spill (default: a temporary directory, removed at exit).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_spill")]
+    spill_dir: Option<std::path::PathBuf>,
+    /// Never spill: puts that do not fit in memory fail.
+    #[arg(long)]
+    no_spill: bool,
     /// Do not read or write the compiled-code cache (~/.cache/wray).
     #[arg(long)]
     no_cache: bool,
@@ -84,6 +94,15 @@ impl RuntimeArgs {
         }
         if let Some(n) = self.actor_slots {
             b = b.actor_slots(n);
+        }
+        if let Some(m) = self.object_store_memory {
+            b = b.object_store_memory(m);
+        }
+        if let Some(d) = &self.spill_dir {
+            b = b.spill_dir(Some(d.clone()));
+        }
+        if self.no_spill {
+            b = b.spill_dir(None);
         }
         if self.no_cache {
             b = b.cache_dir(None);
