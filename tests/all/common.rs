@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use wray_runtime::{Module, OutputSink, OutputSource, Runtime, Stream};
+use wray_runtime::{
+    Error, Module, ObjectRef, OutputSink, OutputSource, Runtime, Stream, TaskError,
+};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -111,4 +113,69 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs the testkit driver's scenario `args` on `rt`; panics unless it
+/// exits with status 0.
+pub fn scenario(rt: &Runtime, m: &Module, args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    match rt.run_driver(m, &args) {
+        Ok(0) => {}
+        Ok(code) => panic!("scenario {args:?} exited with {code}"),
+        Err(e) => panic!("scenario {args:?} failed: {e:?}"),
+    }
+}
+
+/// This process's resident memory in KiB, after handing freed heap back to
+/// the system.
+pub fn rss_kib() -> u64 {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The task error `r` resolved to; panics on anything else.
+pub fn task_error(rt: &Runtime, r: &ObjectRef) -> TaskError {
+    match rt.get_bytes(r) {
+        Err(Error::Task(e)) => e,
+        other => panic!("expected a task error, got {other:?}"),
+    }
+}
+
+/// After a failure, the runtime still runs tasks, and every slot is back.
+pub fn still_serving(rt: &Runtime, m: &Module) {
+    let r = rt.task(m, "add").arg(&20i32).arg(&22i32).submit().unwrap();
+    assert_eq!(rt.get::<i32>(&r).unwrap(), 42);
+    let stats = rt.stats();
+    assert_eq!(stats.cpu_slots_free, rt.num_cpus());
+    assert_eq!(stats.tasks_unfinished, 0);
+}
+
+/// For a test that measures this process (its memory, say): true when the
+/// test runs in a process of its own. Otherwise runs the test `name` (its
+/// full path, `module::test`) alone in a fresh copy of this test binary,
+/// asserts that it passed, and returns false.
+///
+/// ```ignore
+/// if !common::alone("faults::churn") { return; }
+/// ```
+pub fn alone(name: &str) -> bool {
+    const VAR: &str = "WRAY_TEST_ALONE";
+    if std::env::var(VAR).is_ok_and(|v| v == name) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(VAR, name)
+        .output()
+        .expect("the test binary starts");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
+    false
 }

@@ -2,23 +2,7 @@
 
 use crate::common::{self, testkit};
 use std::time::Duration;
-use wray_runtime::{Error, ErrorKind, Module, ObjectRef, Runtime, TaskError};
-
-fn task_error(rt: &Runtime, r: &ObjectRef) -> TaskError {
-    match rt.get_bytes(r) {
-        Err(Error::Task(e)) => e,
-        other => panic!("expected a task error, got {other:?}"),
-    }
-}
-
-/// After a failure, the runtime still runs tasks, and every slot is back.
-fn still_serving(rt: &Runtime, m: &Module) {
-    let r = rt.task(m, "add").arg(&20i32).arg(&22i32).submit().unwrap();
-    assert_eq!(rt.get::<i32>(&r).unwrap(), 42);
-    let stats = rt.stats();
-    assert_eq!(stats.cpu_slots_free, rt.num_cpus());
-    assert_eq!(stats.tasks_unfinished, 0);
-}
+use wray_runtime::{Error, ErrorKind};
 
 #[test]
 fn a_returned_err_is_an_application_error() {
@@ -28,11 +12,11 @@ fn a_returned_err_is_an_application_error() {
         .arg(&String::from("no good"))
         .submit()
         .unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::Application);
     assert_eq!(e.function(), "fails");
     assert_eq!(e.message(), "no good");
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -43,7 +27,7 @@ fn a_panic_carries_its_message_and_location() {
         .arg(&String::from("it broke"))
         .submit()
         .unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::Panic);
     assert!(e.message().contains("it broke"), "{e}");
     assert!(e.message().contains("src/lib.rs"), "location: {e}");
@@ -52,14 +36,14 @@ fn a_panic_carries_its_message_and_location() {
         "{}",
         e.record().backtrace
     );
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
 fn a_trap_has_a_wasm_backtrace() {
     let (rt, m) = testkit();
     let r = rt.task(&m, "traps").submit().unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::Trap);
     assert!(e.message().contains("unreachable"), "{e}");
     assert!(
@@ -67,7 +51,7 @@ fn a_trap_has_a_wasm_backtrace() {
         "{}",
         e.record().backtrace
     );
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -78,9 +62,9 @@ fn an_endless_loop_times_out() {
         .timeout(Duration::from_millis(100))
         .submit()
         .unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::Timeout);
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -91,7 +75,7 @@ fn the_runtime_default_timeout_applies() {
         .unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
     let r = rt.task(&m, "forever").submit().unwrap();
-    assert_eq!(task_error(&rt, &r).kind(), ErrorKind::Timeout);
+    assert_eq!(common::task_error(&rt, &r).kind(), ErrorKind::Timeout);
 }
 
 #[test]
@@ -107,10 +91,10 @@ fn a_wait_inside_a_task_is_bounded_by_its_timeout() {
         .timeout(Duration::from_millis(100))
         .submit()
         .unwrap();
-    assert_eq!(task_error(&rt, &parent).kind(), ErrorKind::Timeout);
+    assert_eq!(common::task_error(&rt, &parent).kind(), ErrorKind::Timeout);
     assert!(rt.cancel(&child));
-    assert_eq!(task_error(&rt, &child).kind(), ErrorKind::Cancelled);
-    still_serving(&rt, &m);
+    assert_eq!(common::task_error(&rt, &child).kind(), ErrorKind::Cancelled);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -122,7 +106,7 @@ fn growing_memory_past_the_limit_is_out_of_memory() {
         .memory_limit(16 << 20)
         .submit()
         .unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::OutOfMemory);
     assert!(e.message().contains("16777216"), "{e}");
     // Within the limit it works.
@@ -133,16 +117,16 @@ fn growing_memory_past_the_limit_is_out_of_memory() {
         .submit()
         .unwrap();
     assert_eq!(rt.get::<u64>(&r).unwrap(), 4 << 20);
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
 fn deep_recursion_is_a_stack_overflow() {
     let (rt, m) = testkit();
     let r = rt.task(&m, "recurse").arg(&10_000_000u64).submit().unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::StackOverflow);
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -150,9 +134,9 @@ fn flooding_output_hits_the_output_limit() {
     let rt = common::builder().output_limit(64 << 10).build().unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
     let r = rt.task(&m, "flood").arg(&1000u32).submit().unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::OutputLimit, "{e:?}");
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -160,9 +144,9 @@ fn a_giant_return_value_is_refused() {
     let rt = common::builder().max_object_size(1 << 20).build().unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
     let r = rt.task(&m, "giant").arg(&8u32).submit().unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::ObjectTooLarge, "{e:?}");
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }
 
 #[test]
@@ -174,7 +158,7 @@ fn a_failed_task_keeps_the_tail_of_its_stderr() {
         .arg(&true)
         .submit()
         .unwrap();
-    let e = task_error(&rt, &r);
+    let e = common::task_error(&rt, &r);
     assert_eq!(e.message(), "chatty failed");
     assert_eq!(e.record().stderr_tail, "err 0\nerr 1\nerr 2\n");
 }
@@ -189,7 +173,7 @@ fn dependents_of_a_failed_task_fail_without_running() {
         .unwrap();
     let mid = rt.task(&m, "double").arg_ref(&bad).submit().unwrap();
     let top = rt.task(&m, "double").arg_ref(&mid).submit().unwrap();
-    let e = task_error(&rt, &top);
+    let e = common::task_error(&rt, &top);
     assert_eq!(e.kind(), ErrorKind::DependencyFailed);
     let chain: Vec<ErrorKind> = std::iter::successors(Some(e.clone()), |e| e.cause())
         .map(|e| e.kind())
@@ -209,14 +193,14 @@ fn dependents_of_a_failed_task_fail_without_running() {
 fn guest_errors_are_retried_only_with_retry_exceptions() {
     let (rt, m) = testkit();
     let r = rt.task(&m, "traps").max_retries(2).submit().unwrap();
-    assert_eq!(task_error(&rt, &r).record().attempts, 1);
+    assert_eq!(common::task_error(&rt, &r).record().attempts, 1);
     let r = rt
         .task(&m, "traps")
         .max_retries(2)
         .retry_exceptions(true)
         .submit()
         .unwrap();
-    assert_eq!(task_error(&rt, &r).record().attempts, 3);
+    assert_eq!(common::task_error(&rt, &r).record().attempts, 3);
 }
 
 #[test]
@@ -231,5 +215,5 @@ fn a_failed_driver_reports_why() {
         other => panic!("expected a panic, got {other:?}"),
     }
     assert_eq!(rt.run_driver(&m, &["exit".into()]).unwrap(), 7);
-    still_serving(&rt, &m);
+    common::still_serving(&rt, &m);
 }

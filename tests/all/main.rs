@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod errors;
 mod examples;
+mod faults;
 mod modules;
 mod objects;
 mod tasks;

@@ -7,12 +7,7 @@ use wray_runtime::{Error, ErrorKind};
 /// Runs a testkit scenario as a driver; it checks its own expectations.
 fn scenario(args: &[&str]) {
     let (rt, m) = testkit();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    match rt.run_driver(&m, &args) {
-        Ok(0) => {}
-        Ok(code) => panic!("scenario {args:?} exited with {code}"),
-        Err(e) => panic!("scenario {args:?} failed: {e:?}"),
-    }
+    common::scenario(&rt, &m, args);
 }
 
 #[test]

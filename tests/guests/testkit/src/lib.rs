@@ -153,9 +153,22 @@ fn stamped(mb: u32) -> Vec<u8> {
     vec![5u8; mb as usize * (1 << 20)]
 }
 
+/// Adds one to every byte (a deterministic task over a large argument,
+/// for lineage chains).
+#[wray::remote]
+fn bump_bytes(mut v: Vec<u8>) -> Vec<u8> {
+    v.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+    v
+}
+
 /// A task that may not be retried: its defaults say so.
 #[wray::remote(max_retries = 0)]
 fn fragile(ms: u64) -> u64 {
+    spin_for(ms)
+}
+
+/// Spins for `ms` milliseconds, then returns `ms`.
+fn spin_for(ms: u64) -> u64 {
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(ms) {
         std::hint::spin_loop();
@@ -561,7 +574,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 )?;
             }
             // Results of tasks spill too, and come back as arguments.
-            let sums: Vec<_> = refs.iter().map(|r| len::remote(r)).collect();
+            let sums: Vec<_> = refs.iter().map(len::remote).collect();
             check(
                 wray::get(&sums).map_err(e)?.iter().all(|&n| n == 1 << 20),
                 "spilled arguments",
@@ -577,14 +590,28 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 drop(r);
             }
         }
-        "defaults" => {
-            // `fragile` has max_retries = 0 in its attribute; options still
-            // override per call.
-            check(wray::get(&fragile::remote(1u64)).map_err(e)? == 1, "runs")?;
+        "retries" => {
+            // Run while the host fails every attempt: the attempts made
+            // show which retry limit applied. `fragile` says max_retries = 0
+            // in its attribute; per-call options override it; `busy` has
+            // the runtime's default of 3.
+            let attempts = |r: &ObjectRef<u64>| -> Result<u32, String> {
+                let err = wray::get(r).err().ok_or("an attempt survived the faults")?;
+                check(
+                    err.kind() == wray::ErrorKind::WorkerFailure,
+                    &format!("a worker failure: {err}"),
+                )?;
+                Ok(err.attempts())
+            };
             check(
-                wray::get(&fragile::options().max_retries(2).remote(1u64)).map_err(e)? == 1,
-                "override",
+                attempts(&fragile::remote(400u64))? == 1,
+                "attribute: no retries",
             )?;
+            check(
+                attempts(&fragile::options().max_retries(2).remote(400u64))? == 3,
+                "per-call override",
+            )?;
+            check(attempts(&busy::remote(400u64))? == 4, "runtime default")?;
         }
         "cancel" => {
             // Recursive: cancelling the parent ends the child it waits for.
@@ -607,7 +634,8 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 .max_restarts(-1)
                 .max_task_retries(-1)
                 .remote(0u64);
-            let pushes: Vec<_> = (0..300u64).map(|_| seq.incr(1u64)).collect();
+            let n = 300u64;
+            let follows: Vec<_> = (0..n).map(|i| seq.follow(i)).collect();
             let mut ok = 0;
             for t in &trees {
                 match wray::get(t) {
@@ -615,20 +643,19 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                         check(n == 31, "a tree of depth 4 is 31 tasks")?;
                         ok += 1;
                     }
-                    Err(err) => {
-                        let root = err.root_cause().kind();
-                        check(
-                            matches!(root, wray::ErrorKind::WorkerFailure),
-                            &format!("failures are typed: {err}"),
-                        )?;
-                    }
+                    // A tree fails when a task of it ran out of retries:
+                    // its own worker failure, or a parent's panic on it.
+                    Err(err) => check(
+                        err.to_string().contains("worker failure"),
+                        &format!("failures are typed: {err}"),
+                    )?,
                 }
             }
-            // Calls on a crashing actor with unlimited redelivery all
-            // succeed; each result is what its instance had counted.
-            for (i, p) in pushes.iter().enumerate() {
-                let v = wray::get(p).map_err(|err| format!("push {i} failed: {err}"))?;
-                check(v >= 1, "a positive count")?;
+            // Unlimited redelivery: every call succeeds, and each instance
+            // saw the calls it ran without a gap.
+            for (i, f) in follows.iter().enumerate() {
+                let v = wray::get(f).map_err(|err| format!("call {i} failed: {err}"))?;
+                check(v == i as u64, "each call returns its own number")?;
             }
             println!("chaos: {ok} of {} trees succeeded", trees.len());
         }
@@ -653,6 +680,8 @@ fn main() -> Result<(), String> {
 pub struct Counter {
     n: u64,
     next_seq: u64,
+    /// The last number `follow` accepted in this instance.
+    last: Option<u64>,
 }
 
 #[wray::remote]
@@ -661,7 +690,20 @@ impl Counter {
         Counter {
             n: start,
             next_seq: 0,
+            last: None,
         }
+    }
+
+    /// Accepts any number first, then only the next one: an instance that
+    /// missed a call fails the one after it.
+    pub fn follow(&mut self, seq: u64) -> Result<u64, String> {
+        if let Some(last) = self.last
+            && seq != last + 1
+        {
+            return Err(format!("got {seq} after {last}: a call went missing"));
+        }
+        self.last = Some(seq);
+        Ok(seq)
     }
 
     pub fn incr(&mut self, by: u64) -> u64 {
@@ -701,6 +743,11 @@ impl Counter {
         loop {
             x = std::hint::black_box(x.wrapping_add(1));
         }
+    }
+
+    /// Keeps its CPU slot busy for `ms` milliseconds.
+    pub fn busy(&self, ms: u64) -> u64 {
+        spin_for(ms)
     }
 
     /// Calls a task and gets its result from inside a method.
