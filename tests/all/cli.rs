@@ -144,6 +144,42 @@ fn run_applies_limits_from_flags() {
     let _ = std::fs::remove_file(path);
 }
 
+/// The store's flags: a 16 MiB store spills a 48 MiB working set to the
+/// given directory; without spilling the same program fails with the
+/// store's error.
+#[test]
+fn run_spills_past_the_object_store_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    let testkit = guest("testkit");
+    let out = wray(&[
+        "run",
+        "--object-store-memory",
+        "16MiB",
+        "--spill-dir",
+        spill.to_str().unwrap(),
+        testkit.to_str().unwrap(),
+        "--",
+        "spill",
+        "48",
+    ]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(spill.is_dir(), "the spill directory was used");
+    let out = wray(&[
+        "run",
+        "--object-store-memory",
+        "16MiB",
+        "--no-spill",
+        testkit.to_str().unwrap(),
+        "--",
+        "spill",
+        "48",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the object store is full"), "{stderr}");
+}
+
 #[test]
 fn bench_quick_prints_a_table_and_json() {
     let out = wray(&["bench", "--quick", "--runs", "1", "--json"]);
