@@ -33,6 +33,7 @@
 //! instance's cancel token), never across an `await`.
 
 use crate::blob::Blob;
+use crate::events::TaskKind;
 use crate::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
 use crate::module::Module;
 use crate::object_store::Resolved;
@@ -56,7 +57,7 @@ use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId, export};
 /// Longest run of queued calls an actor makes while holding its slots.
 const BURST: usize = 256;
 /// Causes of death remembered for calls made after an actor is gone.
-const GRAVEYARD: usize = 4096;
+const GRAVEYARD: usize = 10_000;
 
 /// Where an actor is in its life.
 #[derive(Clone, Debug)]
@@ -154,7 +155,8 @@ pub(crate) struct MethodCall {
 pub(crate) struct Actors {
     table: DashMap<ActorId, Arc<Actor>, FxBuildHasher>,
     names: DashMap<String, ActorId>,
-    graveyard: Mutex<VecDeque<(ActorId, Arc<ErrorRecord>)>>,
+    /// The most recently dead actors, for their causes and listings.
+    graveyard: Mutex<VecDeque<Arc<Actor>>>,
 }
 
 impl Actors {
@@ -179,8 +181,8 @@ impl Actors {
         let g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
         g.iter()
             .rev()
-            .find(|(a, _)| a == id)
-            .map(|(_, c)| c.clone())
+            .find(|a| a.id == *id)
+            .and_then(|a| dead_cause(a))
     }
 
     /// Calls `f` on every actor (for listings).
@@ -188,6 +190,12 @@ impl Actors {
         for a in self.table.iter() {
             f(a.value());
         }
+    }
+
+    /// The most recently dead actors, oldest first.
+    pub fn dead(&self) -> Vec<Arc<Actor>> {
+        let g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().cloned().collect()
     }
 }
 
@@ -321,8 +329,16 @@ pub(crate) fn call(
         fail_all(rt, &returns, rec);
         return returns;
     };
-    let handle = Arc::new(TaskHandle::new(true));
+    let handle = Arc::new(TaskHandle::new(true, sub.job));
     rt.tasks.insert(id, handle.clone());
+    rt.events.submitted(
+        id,
+        label.into(),
+        TaskKind::ActorMethod,
+        sub.job,
+        sub.parent,
+        Some(actor),
+    );
     let call = MethodCall {
         id,
         method: method.into(),
@@ -392,6 +408,13 @@ fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
 }
 
 /// Fails a call because its actor died (of `cause`, when known).
+/// Call `id` ended, with `error` if it failed: out of the task table, into
+/// the record.
+fn end_call(rt: &Shared, id: TaskId, error: Option<&ErrorRecord>) {
+    rt.tasks.remove(&id);
+    rt.events.ended(id, error);
+}
+
 fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
     let mut rec = ErrorRecord::new(
         ErrorKind::ActorDied,
@@ -400,7 +423,7 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
     );
     rec.task = call.id;
     rec.cause = cause.map(|c| Box::new((*c).clone()));
-    rt.tasks.remove(&call.id);
+    end_call(rt, call.id, Some(&rec));
     fail_all(rt, &call.returns, rec);
 }
 
@@ -427,7 +450,7 @@ fn die(
         if g.len() == GRAVEYARD {
             g.pop_front();
         }
-        g.push_back((a.id, cause.clone()));
+        g.push_back(a.clone());
     }
     rx.close();
     while let Ok(call) = rx.try_recv() {
@@ -527,7 +550,7 @@ async fn run(
                 "the call was cancelled before it ran",
             );
             rec.task = call.id;
-            rt.tasks.remove(&call.id);
+            end_call(&rt, call.id, Some(&rec));
             fail_all(&rt, &call.returns, rec);
             continue;
         }
@@ -550,7 +573,7 @@ async fn run(
         let args = match resolved {
             Ok(args) => args,
             Err(rec) => {
-                rt.tasks.remove(&call.id);
+                end_call(&rt, call.id, Some(&rec));
                 fail_all(&rt, &call.returns, rec);
                 continue;
             }
@@ -572,7 +595,7 @@ async fn run(
             CallOutcome::Done(values, held, g) => {
                 grant = Some(g);
                 a.calls.fetch_add(1, Ordering::Relaxed);
-                rt.tasks.remove(&call.id);
+                end_call(&rt, call.id, None);
                 for (id, blob) in call.returns.iter().zip(values) {
                     rt.objects.resolve(*id, Resolved::Ready(blob));
                 }
@@ -581,7 +604,7 @@ async fn run(
             CallOutcome::Failed(rec, g) => {
                 // The guest reported an error: the instance is fine.
                 grant = Some(g);
-                rt.tasks.remove(&call.id);
+                end_call(&rt, call.id, Some(&rec));
                 fail_all(&rt, &call.returns, rec);
             }
             CallOutcome::InstanceLost(rec) => {
@@ -609,14 +632,15 @@ async fn run(
                         // (or a kill allowing restart), not after a final kill.
                         if call.retries_left != 0 && why == Kill::AllowRestart {
                             call.retries_left -= 1;
+                            rt.events.retrying(call.id);
                             retry.push_front(call);
                         } else {
-                            rt.tasks.remove(&call.id);
+                            end_call(&rt, call.id, Some(&rec));
                             fail_all(&rt, &call.returns, rec);
                         }
                     }
                     None => {
-                        rt.tasks.remove(&call.id);
+                        end_call(&rt, call.id, Some(&rec));
                         fail_all(&rt, &call.returns, rec);
                         for c in retry.drain(..) {
                             fail_call(&rt, &a, c, dead_cause(&a));
@@ -751,6 +775,7 @@ async fn construct(
             source: OutputSource {
                 name: a.type_name.clone(),
                 kind: SourceKind::Actor(a.id),
+                job: a.job,
             },
             memory_limit: a.memory_limit,
             deadline: None,
@@ -808,6 +833,7 @@ async fn run_call(
     grant: Grant,
 ) -> CallOutcome {
     let label = format!("{}.{}", a.type_name, call.method);
+    rt.events.started(call.id);
     let Some(c) = Call::new(rt, args, call.returns.len() as u32) else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidArgument,

@@ -193,6 +193,34 @@ enum Data {
     Lost,
 }
 
+/// Where an object's bytes are, for listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// In memory.
+    Memory,
+    /// In a spill file.
+    Spilled,
+    /// Lost (to be made again by lineage, if it can be).
+    Lost,
+    /// Not made yet.
+    Pending,
+    /// The object holds an error.
+    Failed,
+}
+
+impl Place {
+    /// The name the APIs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Place::Memory => "MEMORY",
+            Place::Spilled => "SPILLED",
+            Place::Lost => "LOST",
+            Place::Pending => "PENDING",
+            Place::Failed => "FAILED",
+        }
+    }
+}
+
 /// A blob's bytes, in memory and pinned there while this handle lives.
 #[derive(Clone)]
 pub struct Bytes(Arc<AlignedBuf>);
@@ -333,6 +361,15 @@ impl Blob {
         }
         self.install(AlignedBuf::copy_of(bytes));
         true
+    }
+
+    /// Where the bytes are.
+    pub(crate) fn place(&self) -> Place {
+        match &*self.lock() {
+            Data::Memory(_) => Place::Memory,
+            Data::Spilled(_) => Place::Spilled,
+            Data::Lost => Place::Lost,
+        }
     }
 
     /// Whether the blob holds no bytes at all.

@@ -40,6 +40,8 @@ pub(crate) struct Config {
     pub store_wait: Duration,
     /// This node's id, the prefix of every task and actor id it creates.
     pub node_id: u32,
+    /// Task and actor-call records kept for the state API.
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             spilling: true,
             store_wait: Duration::from_secs(10),
             node_id: 0,
+            history: 100_000,
         }
     }
 }

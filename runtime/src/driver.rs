@@ -5,8 +5,8 @@
 //! arguments the user gave, but holds no CPU slot (as in Ray, the driver is
 //! not a task) and has no time limit. Its output is passed through as
 //! written. Each run is a job: when the driver ends, the unnamed actors it
-//! (or its tasks) created end too. Each run is a job: when the driver ends, the unnamed actors it
-//! (or its tasks) created end too.
+//! (or its tasks) created end too. Stopping a job interrupts its driver
+//! and cancels its tasks.
 
 use crate::instance::{self, CancelToken, InstanceSpec, Origin};
 use crate::module::Module;
@@ -24,9 +24,10 @@ pub(crate) async fn run(
     rt: &Arc<Shared>,
     module: &Module,
     args: Vec<String>,
+    job: u64,
+    cancel: Arc<CancelToken>,
 ) -> Result<i32, ErrorRecord> {
-    let job = rt.ids.next_job();
-    let outcome = run_job(rt, module, args, job).await;
+    let outcome = run_job(rt, module, args, job, cancel).await;
     // The job's unnamed actors end with their driver.
     crate::actor::end_job(rt, job).await;
     outcome
@@ -37,11 +38,13 @@ async fn run_job(
     module: &Module,
     args: Vec<String>,
     job: u64,
+    cancel: Arc<CancelToken>,
 ) -> Result<i32, ErrorRecord> {
     let name = module.name().to_string();
     let source = OutputSource {
         name: name.clone().into(),
         kind: SourceKind::Driver,
+        job,
     };
     // Drivers go first: every top-level task waits for its driver.
     let call_slot = rt.slots.enqueue(Need::DRIVER, u32::MAX).grant().await.call;
@@ -59,7 +62,7 @@ async fn run_job(
                 job,
                 depth: 0,
             },
-            cancel: Arc::new(CancelToken::default()),
+            cancel,
             actor_slot: None,
             args,
         },
@@ -99,6 +102,18 @@ async fn run_job(
     match result {
         Ok(()) => Ok(0),
         Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, &name)),
+    }
+}
+
+/// Stops job `job`: interrupts its driver (through `cancel`) and cancels
+/// every unfinished task and actor call of the job. Its unnamed actors end
+/// when the driver does.
+pub(crate) fn stop(rt: &Shared, job: u64, cancel: &CancelToken) {
+    cancel.cancel();
+    for t in rt.tasks.iter() {
+        if t.job == job {
+            t.cancel.cancel();
+        }
     }
 }
 

@@ -184,6 +184,11 @@ impl ModuleCache {
     }
 
     /// Loads a module from its bytes.
+    /// The module with digest `id`, if it was loaded.
+    pub fn get(&self, id: &ObjectId) -> Option<Module> {
+        self.loaded.get(id).map(|m| m.clone())
+    }
+
     pub fn load(&self, wasm: &Wasm, name: &str, bytes: &[u8]) -> Result<Module> {
         let (engine, linker) = (&wasm.engine, &wasm.linker);
         let id = ObjectId(*blake3::hash(bytes).as_bytes());

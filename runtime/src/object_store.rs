@@ -312,6 +312,21 @@ impl ObjectStore {
         freed
     }
 
+    /// Calls `f` on every object: its id, references, size and where its
+    /// bytes are (for listings).
+    pub fn for_each(&self, mut f: impl FnMut(&ObjectId, u64, Option<usize>, crate::blob::Place)) {
+        use crate::blob::Place;
+        for e in self.entries.iter() {
+            let refs = e.refs.load(Ordering::Relaxed);
+            let (size, place) = match e.state.get() {
+                None => (None, Place::Pending),
+                Some(Resolved::Failed(_)) => (None, Place::Failed),
+                Some(Resolved::Ready(b)) => (Some(b.len()), b.place()),
+            };
+            f(e.key(), refs, size, place);
+        }
+    }
+
     /// Memory use of the store.
     pub fn stats(&self) -> &StoreStats {
         &self.stats

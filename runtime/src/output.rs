@@ -38,6 +38,8 @@ pub struct OutputSource {
     pub name: Arc<str>,
     /// What kind of instance wrote it.
     pub kind: SourceKind,
+    /// The job it works for (0: the host's own work).
+    pub job: u64,
 }
 
 /// The kinds of instance that write output.
@@ -308,6 +310,7 @@ mod tests {
         let sink = Arc::new(Collect::default());
         let source = OutputSource {
             name: "t".into(),
+            job: 0,
             kind: if is_driver {
                 SourceKind::Driver
             } else {

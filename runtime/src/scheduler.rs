@@ -23,6 +23,7 @@
 
 use crate::blob::{Blob, Bytes};
 use crate::config::Config;
+use crate::events::TaskKind;
 use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
 use crate::module::{Code, Module};
 use crate::object_store::{Entry, Lineage, Resolved};
@@ -212,14 +213,17 @@ pub(crate) struct TaskHandle {
     children: Mutex<Vec<TaskId>>,
     /// Whether this is an actor call (its instance is the actor's).
     pub actor_call: bool,
+    /// The job it belongs to.
+    pub job: u64,
 }
 
 impl TaskHandle {
-    pub fn new(actor_call: bool) -> TaskHandle {
+    pub fn new(actor_call: bool, job: u64) -> TaskHandle {
         TaskHandle {
             cancel: Arc::new(CancelToken::default()),
             children: Mutex::new(Vec::new()),
             actor_call,
+            job,
         }
     }
 }
@@ -249,11 +253,28 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
                 sub.function
             ),
         );
+        rt.events.submitted(
+            id,
+            sub.function.clone(),
+            TaskKind::Task,
+            sub.job,
+            sub.parent,
+            None,
+        );
+        rt.events.ended(id, Some(&rec));
         fail_all(rt, &returns, rec);
         return returns;
     };
     let sub = Submission { function, ..sub };
-    let handle = Arc::new(TaskHandle::new(false));
+    let handle = Arc::new(TaskHandle::new(false, sub.job));
+    rt.events.submitted(
+        id,
+        sub.function.clone(),
+        TaskKind::Task,
+        sub.job,
+        sub.parent,
+        None,
+    );
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
         parent.children.lock().expect("not poisoned").push(id);
     }
@@ -349,6 +370,7 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
     // Finished before its results are visible: whoever sees a result sees
     // the task done.
     rt.tasks.remove(&task.id);
+    rt.events.ended(task.id, outcome.as_ref().err());
     match outcome {
         Ok(Finished {
             values,
@@ -663,6 +685,7 @@ async fn run_attempts(
         // Boxed: the attempt's state (store, instantiation, fiber call) is
         // large, and only running tasks need it; the spawned future of a
         // queued task stays small.
+        rt.events.started(task.id);
         match Box::pin(execute(rt, task, values, grant)).await {
             Ok(finished) => return Ok(finished),
             Err(rec) => {
@@ -673,6 +696,7 @@ async fn run_attempts(
                 if task.handle.cancel.is_cancelled() || !task.policy.retries(&rec, attempt) {
                     return Err(rec);
                 }
+                rt.events.retrying(task.id);
             }
         }
     }
@@ -689,6 +713,7 @@ async fn execute(
     let source = OutputSource {
         name: task.sub.function.clone(),
         kind: SourceKind::Task(task.id),
+        job: task.sub.job,
     };
     let Some(call) = instance::Call::new(rt, args, task.sub.num_returns) else {
         return Err(ErrorRecord::new(

@@ -234,6 +234,13 @@ impl Slots {
         self.lock().calls_free
     }
 
+    /// CPU slots free, call slots free, and callers waiting in line.
+    pub fn free(&self) -> (usize, usize, usize) {
+        let s = self.lock();
+        let waiting = s.resume.len() + s.start_nested.len() + s.start_top_level.len();
+        (s.cpu_free, s.calls_free, waiting)
+    }
+
     /// Takes a place in line now; the ticket yields the slots when its turn
     /// comes. `depth` orders nested starts (a task submitted by a task
     /// submitted by the driver has depth 2).

@@ -1,0 +1,416 @@
+//! What happened: a bounded record of every task and actor call, counters by
+//! state, and per-function latency histograms.
+//!
+//! The scheduler and the actor loop report each call's lifecycle here
+//! (submitted, started, ended); the state API, the dashboard, the metrics
+//! and the timeline read it. One mutex guards the records: each event is a
+//! hash-map update of a few nanoseconds, taken once per transition, never
+//! across an `await`. The oldest records are dropped past
+//! [`Builder::history`](crate::Builder::history); the counters are
+//! cumulative and survive that.
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use wray_abi::wire::ErrorRecord;
+use wray_abi::{ActorId, ErrorKind, TaskId};
+
+/// Where a task or actor call is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Waiting for its arguments or a CPU slot.
+    Pending,
+    /// An attempt is running (computing, or waiting in `get`).
+    Running,
+    /// Done; its results are stored.
+    Finished,
+    /// Failed for good.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [TaskState; 5] = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Finished,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    /// The name the APIs use (`FINISHED`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Running => "RUNNING",
+            TaskState::Finished => "FINISHED",
+            TaskState::Failed => "FAILED",
+            TaskState::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s names, in any case.
+    pub fn parse(s: &str) -> Option<TaskState> {
+        TaskState::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+
+    fn ended(self) -> bool {
+        matches!(
+            self,
+            TaskState::Finished | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+/// What kind of call a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskKind {
+    /// A remote function.
+    Task,
+    /// A method call on an actor.
+    ActorMethod,
+}
+
+/// One task or actor call, as recorded.
+#[derive(Clone, Debug)]
+pub struct TaskRecord {
+    /// Its id.
+    pub id: TaskId,
+    /// The function, or `Class.method`.
+    pub function: Arc<str>,
+    /// A task or an actor method.
+    pub kind: TaskKind,
+    /// The job (driver run) it belongs to; 0 for the host's own work.
+    pub job: u64,
+    /// The task that submitted it, if a task did.
+    pub parent: Option<TaskId>,
+    /// The actor it was called on.
+    pub actor: Option<ActorId>,
+    /// Where it is in its life.
+    pub state: TaskState,
+    /// Attempts started.
+    pub attempts: u32,
+    /// When it was submitted, started its last attempt, and ended:
+    /// microseconds since the runtime started (0: not yet).
+    pub submitted_us: u64,
+    /// See `submitted_us`.
+    pub started_us: u64,
+    /// See `submitted_us`.
+    pub ended_us: u64,
+    /// The worker thread that ran its last attempt (from 0).
+    pub worker: u32,
+    /// Why it failed.
+    pub error: Option<Arc<ErrorRecord>>,
+}
+
+/// Latency buckets of the per-function histograms, in seconds (Prometheus
+/// `le` bounds; the last bucket, `+Inf`, is implicit).
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0,
+];
+
+/// Run times of one function's finished attempts.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    /// Cumulative counts per bound of [`LATENCY_BUCKETS`].
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    /// All observations.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (b, le) in self.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if seconds <= le {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    tasks: FxHashMap<TaskId, TaskRecord>,
+    /// Record ids, oldest first, for dropping the oldest.
+    order: VecDeque<TaskId>,
+    /// Calls in each state now (pending, running) or ever (the ended ones).
+    counts: [u64; 5],
+    latency: FxHashMap<Arc<str>, Histogram>,
+}
+
+/// The runtime's record of calls (see the module docs).
+pub(crate) struct Events {
+    started: Instant,
+    started_unix_ms: u64,
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl Events {
+    pub fn new(capacity: usize) -> Events {
+        Events {
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Microseconds since the runtime started.
+    pub fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Milliseconds since the Unix epoch of a `*_us` time (0 stays 0).
+    pub fn unix_ms(&self, us: u64) -> u64 {
+        if us == 0 {
+            0
+        } else {
+            self.started_unix_ms + us / 1000
+        }
+    }
+
+    /// When the runtime started, in milliseconds since the Unix epoch.
+    pub fn started_unix_ms(&self) -> u64 {
+        self.started_unix_ms
+    }
+
+    /// A call was submitted.
+    pub fn submitted(
+        &self,
+        id: TaskId,
+        function: Arc<str>,
+        kind: TaskKind,
+        job: u64,
+        parent: Option<TaskId>,
+        actor: Option<ActorId>,
+    ) {
+        let rec = TaskRecord {
+            id,
+            function,
+            kind,
+            job,
+            parent,
+            actor,
+            state: TaskState::Pending,
+            attempts: 0,
+            submitted_us: self.now_us(),
+            started_us: 0,
+            ended_us: 0,
+            worker: 0,
+            error: None,
+        };
+        let mut g = self.lock();
+        g.counts[TaskState::Pending as usize] += 1;
+        if g.tasks.insert(id, rec).is_none() {
+            g.order.push_back(id);
+        }
+        while g.order.len() > self.capacity {
+            let Some(old) = g.order.pop_front() else {
+                break;
+            };
+            if let Some(r) = g.tasks.remove(&old)
+                && !r.state.ended()
+            {
+                g.counts[r.state as usize] -= 1;
+            }
+        }
+    }
+
+    /// An attempt of call `id` started on this thread.
+    pub fn started(&self, id: TaskId) {
+        let now = self.now_us();
+        let worker = worker_index();
+        let mut g = self.lock();
+        let Some(r) = g.tasks.get_mut(&id) else {
+            return;
+        };
+        let from = r.state;
+        r.state = TaskState::Running;
+        r.attempts += 1;
+        r.started_us = now;
+        r.worker = worker;
+        g.counts[from as usize] -= 1;
+        g.counts[TaskState::Running as usize] += 1;
+    }
+
+    /// An attempt that failed will be tried again.
+    pub fn retrying(&self, id: TaskId) {
+        let mut g = self.lock();
+        if let Some(r) = g.tasks.get_mut(&id)
+            && r.state == TaskState::Running
+        {
+            r.state = TaskState::Pending;
+            g.counts[TaskState::Running as usize] -= 1;
+            g.counts[TaskState::Pending as usize] += 1;
+        }
+    }
+
+    /// Call `id` ended: finished, or failed with `error`.
+    pub fn ended(&self, id: TaskId, error: Option<&ErrorRecord>) {
+        let now = self.now_us();
+        let state = match error {
+            None => TaskState::Finished,
+            Some(e) if e.kind == ErrorKind::Cancelled => TaskState::Cancelled,
+            Some(_) => TaskState::Failed,
+        };
+        let mut g = self.lock();
+        g.counts[state as usize] += 1;
+        let Some(r) = g.tasks.get_mut(&id) else {
+            return;
+        };
+        let from = r.state;
+        r.state = state;
+        r.ended_us = now;
+        r.error = error.map(|e| Arc::new(e.clone()));
+        let ran = (r.started_us > 0).then(|| now.saturating_sub(r.started_us));
+        let function = r.function.clone();
+        g.counts[from as usize] -= 1;
+        if let (Some(us), None) = (ran, error) {
+            g.latency
+                .entry(function)
+                .or_default()
+                .observe(us as f64 / 1e6);
+        }
+    }
+
+    /// Calls in each state ([`TaskState::ALL`] order): now, for pending and
+    /// running; since the start, for the others.
+    pub fn counts(&self) -> [u64; 5] {
+        self.lock().counts
+    }
+
+    /// The records `keep` accepts, newest first, after skipping `offset`
+    /// of them, at most `limit`; and how many it accepted in all.
+    pub fn tasks(
+        &self,
+        mut keep: impl FnMut(&TaskRecord) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<TaskRecord>) {
+        let g = self.lock();
+        let mut total = 0;
+        let mut out = Vec::new();
+        for id in g.order.iter().rev() {
+            let Some(r) = g.tasks.get(id) else { continue };
+            if keep(r) {
+                if total >= offset && out.len() < limit {
+                    out.push(r.clone());
+                }
+                total += 1;
+            }
+        }
+        (total, out)
+    }
+
+    /// Calls `f` on every record, oldest first, under the lock (for
+    /// summaries: keep `f` cheap).
+    pub fn each_task(&self, mut f: impl FnMut(&TaskRecord)) {
+        let g = self.lock();
+        for id in &g.order {
+            if let Some(r) = g.tasks.get(id) {
+                f(r);
+            }
+        }
+    }
+
+    /// The per-function latency histograms.
+    pub fn latency(&self) -> Vec<(Arc<str>, Histogram)> {
+        let g = self.lock();
+        let mut v: Vec<_> = g
+            .latency
+            .iter()
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A small number naming the current thread (for the timeline's rows).
+fn worker_index() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    thread_local! {
+        static INDEX: Cell<u32> = const { Cell::new(u32::MAX) };
+    }
+    INDEX.with(|i| {
+        if i.get() == u32::MAX {
+            i.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        i.get()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> TaskId {
+        TaskId::new(0, n)
+    }
+
+    #[test]
+    fn states_are_counted_through_the_lifecycle() {
+        let ev = Events::new(10);
+        ev.submitted(id(1), "f".into(), TaskKind::Task, 1, None, None);
+        ev.submitted(id(2), "f".into(), TaskKind::Task, 1, Some(id(1)), None);
+        assert_eq!(ev.counts(), [2, 0, 0, 0, 0]);
+        ev.started(id(1));
+        ev.retrying(id(1));
+        ev.started(id(1));
+        assert_eq!(ev.counts(), [1, 1, 0, 0, 0]);
+        ev.ended(id(1), None);
+        let cancelled = ErrorRecord::new(ErrorKind::Cancelled, "f", "x");
+        ev.ended(id(2), Some(&cancelled));
+        assert_eq!(ev.counts(), [0, 0, 1, 0, 1]);
+        let (total, recs) = ev.tasks(|_| true, 0, 10);
+        assert_eq!(total, 2);
+        assert_eq!(recs[0].id, id(2), "newest first");
+        assert_eq!(recs[1].attempts, 2);
+        assert_eq!(recs[1].state, TaskState::Finished);
+        assert_eq!(ev.latency()[0].1.count, 1);
+    }
+
+    #[test]
+    fn the_oldest_records_go_past_the_capacity() {
+        let ev = Events::new(3);
+        for n in 1..=5 {
+            ev.submitted(id(n), "f".into(), TaskKind::Task, 1, None, None);
+        }
+        let (total, recs) = ev.tasks(|_| true, 0, 10);
+        assert_eq!(total, 3);
+        assert_eq!(recs.last().unwrap().id, id(3));
+        // Dropped pending records leave the pending count.
+        assert_eq!(ev.counts()[0], 3);
+        // A dropped record's end still counts.
+        ev.ended(id(1), None);
+        assert_eq!(ev.counts()[2], 1);
+        let (total, page) = ev.tasks(|r| r.id != id(4), 1, 1);
+        assert_eq!((total, page[0].id), (2, id(3)));
+    }
+}
