@@ -1,6 +1,7 @@
 # wray: two commands do all the set-up.
 #   make run    installs the wasm target, builds wray and the guests, runs the demo
-#   make test   builds the guests and runs every test
+#   make test   builds the guests and runs every test (installs Chromium for
+#               the dashboard's browser tests if it is missing)
 #
 # Other targets: guests, build, bench, lint, doc, clean.
 
@@ -9,12 +10,19 @@ WASM_TARGET := wasm32-wasip1
 # Every guest crate of the workspace (each is built for wasm32-wasip1 only).
 GUESTS := hello pi batch-get put-once nested counter param-server actor-pool demo testkit wray-bench
 
-.PHONY: all run test guests build bench lint doc setup clean
+.PHONY: all run test guests build bench lint doc setup browser clean
 
 all: build
 
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+# The dashboard's browser tests drive a headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { echo "installing chromium for the browser tests"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 guests: setup
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS))
@@ -23,9 +31,9 @@ build: guests
 	$(CARGO) build --release -p wray-runtime
 
 run: build
-	target/release/wray run target/$(WASM_TARGET)/release/demo.wasm
+	target/release/wray run --dashboard target/$(WASM_TARGET)/release/demo.wasm
 
-test: guests
+test: guests browser
 	$(CARGO) test
 
 bench: build

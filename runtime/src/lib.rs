@@ -24,23 +24,27 @@ mod config;
 mod driver;
 mod engine;
 mod error;
+pub mod events;
 mod host;
 mod instance;
 mod module;
+pub mod node;
 mod object_store;
 mod output;
 mod runtime;
 mod scheduler;
 mod slots;
 
-pub use blob::Bytes;
+pub use blob::{Bytes, Place};
 pub use call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use module::Module;
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
-pub use runtime::{ActorInfo, ActorState, Builder, ObjectRef, Runtime, Stats};
+pub use runtime::{
+    ActorInfo, ActorState, Builder, Job, JobControl, ObjectRef, Runtime, Stats, StatsSource,
+};
 pub use wray_abi::codec::{Decode, Encode};
 pub use wray_abi::wire::ErrorRecord;
 pub use wray_abi::{ActorId, ObjectId, TaskId};

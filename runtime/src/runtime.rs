@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub sink: Arc<dyn OutputSink>,
     pub tasks: TaskTable,
     pub actors: Actors,
+    /// The record of calls, for the state API and metrics.
+    pub events: crate::events::Events,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -156,6 +158,13 @@ impl Builder {
         self
     }
 
+    /// How many task and actor-call records the state API keeps (default
+    /// 100,000); the oldest go first.
+    pub fn history(mut self, records: usize) -> Self {
+        self.config.history = records;
+        self
+    }
+
     /// Where objects spill (default: a fresh directory under the system's
     /// temporary directory, removed with the runtime); `None` turns
     /// spilling off, making the memory cap hard.
@@ -237,6 +246,7 @@ impl Builder {
             }),
             tasks: TaskTable::default(),
             actors: Actors::default(),
+            events: crate::events::Events::new(config.history),
             engines: engines.clone(),
             config,
         });
@@ -328,19 +338,13 @@ impl Runtime {
 
     /// [`run_driver`](Self::run_driver), for async callers.
     pub async fn run_driver_async(&self, module: &Module, args: &[String]) -> Result<i32> {
-        let mut argv = Vec::with_capacity(args.len() + 1);
-        argv.push(module.name().to_string());
-        argv.extend(args.iter().cloned());
-        let shared = self.shared.clone();
-        let module = module.clone();
-        // On a worker thread: the driver's guest code runs where tasks run.
-        let handle = self
-            .handle()
-            .spawn(async move { crate::driver::run(&shared, &module, argv).await });
-        match handle.await {
-            Ok(r) => r.map_err(|rec| Error::Task(TaskError::new(rec))),
-            Err(e) => Err(Error::Config(format!("the driver's thread failed: {e}"))),
-        }
+        self.start_job(module, args).wait().await
+    }
+
+    /// Starts the module's driver with `args` as a new job, and returns at
+    /// once; [`Job::wait`] gives its outcome, [`Job::stop`] stops it.
+    pub fn start_job(&self, module: &Module, args: &[String]) -> Job {
+        start_job(&self.shared, self.handle(), module, args)
     }
 
     /// Starts building a call of the remote function `function` of `module`.
@@ -572,6 +576,17 @@ impl Runtime {
         }
     }
 
+    /// Tasks and actor calls by state, in [`TaskState::ALL`](crate::events::TaskState::ALL)
+    /// order: pending and running now, the others since the start.
+    pub fn task_counts(&self) -> [u64; 5] {
+        self.shared.events.counts()
+    }
+
+    /// A handle that reads the runtime's counters from another thread.
+    pub fn stats_source(&self) -> StatsSource {
+        StatsSource(self.shared.clone())
+    }
+
     /// Counters describing the runtime's state.
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
@@ -685,6 +700,106 @@ pub struct Stats {
     pub modules_compiled: u64,
     /// Modules whose compiled code came from the disk cache.
     pub modules_from_disk_cache: u64,
+}
+
+/// Starts `module`'s driver as a new job on `handle`'s threads.
+pub(crate) fn start_job(
+    shared: &Arc<Shared>,
+    handle: &tokio::runtime::Handle,
+    module: &Module,
+    args: &[String],
+) -> Job {
+    let mut argv = Vec::with_capacity(args.len() + 1);
+    argv.push(module.name().to_string());
+    argv.extend(args.iter().cloned());
+    let id = shared.ids.next_job();
+    let cancel = Arc::new(crate::instance::CancelToken::default());
+    let (s, m, token) = (shared.clone(), module.clone(), cancel.clone());
+    // On a worker thread: the driver's guest code runs where tasks run.
+    let join = handle.spawn(async move { crate::driver::run(&s, &m, argv, id, token).await });
+    Job {
+        control: JobControl {
+            id,
+            cancel,
+            shared: shared.clone(),
+        },
+        handle: join,
+    }
+}
+
+/// Reads a runtime's counters, from any thread (see
+/// [`Runtime::stats_source`]).
+#[derive(Clone)]
+pub struct StatsSource(Arc<Shared>);
+
+impl StatsSource {
+    /// As [`Runtime::task_counts`].
+    pub fn task_counts(&self) -> [u64; 5] {
+        self.0.events.counts()
+    }
+
+    /// Actors not yet gone.
+    pub fn actors(&self) -> usize {
+        self.0.actors.len()
+    }
+}
+
+/// A driver run: a job. Dropping it leaves the job running.
+pub struct Job {
+    control: JobControl,
+    handle: tokio::task::JoinHandle<std::result::Result<i32, wray_abi::wire::ErrorRecord>>,
+}
+
+/// Names and stops a [`Job`]; cheap to clone.
+#[derive(Clone)]
+pub struct JobControl {
+    id: u64,
+    cancel: Arc<crate::instance::CancelToken>,
+    shared: Arc<Shared>,
+}
+
+impl JobControl {
+    /// The job's number (from 1), as tasks and output name it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Stops the job: interrupts its driver and cancels its unfinished
+    /// tasks and actor calls; its unnamed actors end with the driver.
+    pub fn stop(&self) {
+        crate::driver::stop(&self.shared, self.id, &self.cancel);
+    }
+}
+
+impl Job {
+    /// The job's number (from 1), as tasks and output name it.
+    pub fn id(&self) -> u64 {
+        self.control.id
+    }
+
+    /// What names and stops the job, apart from waiting for it.
+    pub fn control(&self) -> JobControl {
+        self.control.clone()
+    }
+
+    /// Whether the driver has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the driver: its exit status, or its failure.
+    pub async fn wait(self) -> Result<i32> {
+        match self.handle.await {
+            Ok(r) => r.map_err(|rec| Error::Task(TaskError::new(rec))),
+            Err(e) => Err(Error::Config(format!("the driver's thread failed: {e}"))),
+        }
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("id", &self.control.id).finish()
+    }
 }
 
 /// A reference to an object, held by host code. Cloning counts one more

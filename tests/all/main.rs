@@ -6,11 +6,14 @@
 
 mod abi;
 mod actors;
+mod browser;
 mod cli;
 mod common;
+mod dashboard;
 mod errors;
 mod examples;
 mod faults;
 mod modules;
+mod node;
 mod objects;
 mod tasks;

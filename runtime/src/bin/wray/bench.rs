@@ -63,6 +63,13 @@ enum Measure {
     HelloRun,
     /// Resident kilobytes per idle actor.
     IdleActorRss,
+    /// Milliseconds from `wray start` to a served dashboard page.
+    NodeStart,
+    /// Resident megabytes of an idle node.
+    NodeIdleRss,
+    /// Milliseconds of the slowest state API answer with 100,000 tasks
+    /// recorded.
+    StateApi,
 }
 
 struct Bench {
@@ -175,6 +182,24 @@ fn suite(quick: bool) -> Vec<Bench> {
             unit: "ms",
             measure: Measure::HelloRun,
         },
+        Bench {
+            key: "node_start_ms",
+            what: "`wray start` to the dashboard's first page served",
+            unit: "ms",
+            measure: Measure::NodeStart,
+        },
+        Bench {
+            key: "node_idle_rss_mb",
+            what: "resident memory of an idle node",
+            unit: "MB",
+            measure: Measure::NodeIdleRss,
+        },
+        Bench {
+            key: "state_api_100k_ms",
+            what: "slowest of the task/actor list, summary and status APIs, 100,000 tasks recorded",
+            unit: "ms",
+            measure: Measure::StateApi,
+        },
     ]
 }
 
@@ -277,6 +302,11 @@ fn measure(
             let n = if args.quick { 100 } else { 2_000 };
             (0..runs).map(|_| idle_actor_rss(rt, module, n)).collect()
         }
+        Measure::NodeStart => (0..runs)
+            .map(|_| Ok(start_node()?.0.as_secs_f64() * 1e3))
+            .collect(),
+        Measure::NodeIdleRss => (0..runs).map(|_| Ok(start_node()?.1)).collect(),
+        Measure::StateApi => state_api(rt, module, if args.quick { 2_000 } else { 100_000 }, runs),
         Measure::HelloRun => {
             let exe = std::env::current_exe().context("cannot find the wray executable")?;
             let run = || -> anyhow::Result<Duration> {
@@ -321,6 +351,108 @@ fn idle_actor_rss(rt: &Runtime, module: &Module, n: usize) -> anyhow::Result<f64
         rt.kill(a, false);
     }
     Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+/// Starts a node (`wray start` on a free port, its own state directory),
+/// times it until its dashboard page is served, reads its resident memory
+/// after a second idle, and stops it. Returns (time to serve, MB resident).
+fn start_node() -> anyhow::Result<(Duration, f64)> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().context("cannot find the wray executable")?;
+    let dir = std::env::temp_dir().join(format!("wray-bench-node-{}", std::process::id()));
+    let began = Instant::now();
+    let mut child = Command::new(&exe)
+        .args(["start", "--port", "0"])
+        .env("WRAY_STATE_DIR", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let result = (|| {
+        let mut err = std::io::BufReader::new(child.stderr.take().context("no stderr")?);
+        let mut line = String::new();
+        while !line.contains("http://") {
+            line.clear();
+            if err.read_line(&mut line)? == 0 {
+                bail!("`wray start` exited before serving");
+            }
+        }
+        let url = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let page = agent.get(&url).call()?;
+        let served = began.elapsed();
+        if !page.status().is_success() {
+            bail!("the dashboard answered {}", page.status());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .context("no VmRSS for the node")?;
+        Ok((served, kib * 1024.0 / 1e6))
+    })();
+    // SAFETY: signals our own child, which handles SIGTERM.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Records `tasks` tasks, serves the API, and times its list, summary and
+/// status answers; each run's figure is the slowest answer.
+fn state_api(rt: &Runtime, module: &Module, tasks: u32, runs: usize) -> anyhow::Result<Vec<f64>> {
+    use wray_runtime::node::{LogStore, Node, NodeOptions};
+    for _ in 0..tasks.div_ceil(10_000) {
+        time_driver(
+            rt,
+            module,
+            &["tasks_async".into(), tasks.min(10_000).to_string()],
+        )?;
+    }
+    let node = Node::serve(
+        rt,
+        Arc::new(LogStore::new(Arc::new(NullSink))),
+        NodeOptions {
+            port: 0,
+            ..NodeOptions::default()
+        },
+    )?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let paths = [
+        "/api/v0/tasks",
+        "/api/v0/tasks?function=noop&offset=50000",
+        "/api/v0/tasks/summary",
+        "/api/v0/actors",
+        "/api/v0/status",
+        "/api/jobs/",
+    ];
+    (0..=runs)
+        .map(|_| {
+            let mut slowest = Duration::ZERO;
+            for p in paths {
+                let start = Instant::now();
+                let mut resp = agent.get(format!("{}{p}", node.url())).call()?;
+                resp.body_mut().read_to_vec()?;
+                slowest = slowest.max(start.elapsed());
+                if !resp.status().is_success() {
+                    bail!("{p} answered {}", resp.status());
+                }
+            }
+            Ok(slowest.as_secs_f64() * 1e3)
+        })
+        .skip(1) // warm-up
+        .collect()
 }
 
 /// This process's resident memory, in KiB.

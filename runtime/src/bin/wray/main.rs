@@ -1,10 +1,15 @@
-//! `wray`: run wray programs, benchmark the runtime.
+//! `wray`: run wray programs, run a node and talk to it, benchmark the
+//! runtime.
 //!
 //! A thin layer over `wray_runtime`: it parses flags, builds a runtime and
 //! reports outcomes; scheduling and storage live in the library.
 
 mod bench;
+mod client;
+mod node;
+mod progress;
 mod run;
+mod state;
 mod units;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +42,23 @@ enum Command {
     /// driver's (1 when it fails; the error, its cause chain and wasm
     /// backtrace go to stderr).
     Run(run::RunArgs),
+    /// Start a wray node: a runtime that stays up, serving the dashboard,
+    /// jobs and the state API at http://127.0.0.1:8265.
+    Start(node::StartArgs),
+    /// Stop the node `wray start --detach` started.
+    Stop,
+    /// Submit, list, follow and stop jobs on a node.
+    Job(state::JobArgs),
+    /// List a node's tasks, actors, objects, jobs or nodes.
+    List(state::ListArgs),
+    /// Summarize a node's tasks by function.
+    Summary(state::SummaryArgs),
+    /// Show a node's resources in use.
+    Status(state::JsonArgs),
+    /// Show a node's objects: sizes, references, where they are.
+    Memory(state::JsonArgs),
+    /// Save a node's task timeline as a Chrome trace.
+    Timeline(state::TimelineArgs),
     /// Measure the runtime: task, object and start-up throughput, as a table
     /// (median of several runs) or as JSON.
     Bench(bench::BenchArgs),
@@ -116,6 +138,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Start(args) => node::start(args),
+        Command::Stop => node::stop(),
+        Command::Job(args) => state::job(args),
+        Command::List(args) => state::list(args),
+        Command::Summary(args) => state::summary(args),
+        Command::Status(args) => state::status(args),
+        Command::Memory(args) => state::memory(args),
+        Command::Timeline(args) => state::timeline(args),
     };
     match result {
         Ok(code) => code,

@@ -1,15 +1,30 @@
 //! `wray run`.
 
 use crate::RuntimeArgs;
+use crate::client::Client;
+use crate::progress::{Progress, ProgressSink, describe};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use wray_runtime::Error;
+use wray_runtime::node::{LogStore, Node, NodeOptions};
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The module to run (a `.wasm` file built for wasm32-wasip1).
     module: PathBuf,
+    /// Run the driver as a job on the node at this address (see `wray
+    /// start`) instead of in this process; its output streams here.
+    #[arg(long, value_name = "URL", conflicts_with = "dashboard")]
+    address: Option<String>,
+    /// Serve the dashboard and the API (http://127.0.0.1:8265, or a free
+    /// port if that one is taken) while the program runs.
+    #[arg(long)]
+    dashboard: bool,
+    /// The dashboard's port with --dashboard.
+    #[arg(long, default_value_t = 8265, requires = "dashboard")]
+    port: u16,
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// Arguments for the driver, after `--` (it reads them with std::env::args()).
@@ -18,9 +33,44 @@ pub struct RunArgs {
 }
 
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let rt = args.runtime.builder().build()?;
+    if let Some(address) = &args.address {
+        let c = Client::new(Some(address));
+        let id = crate::state::submit(&c, &args.module, None, &args.args)?;
+        eprintln!("wray: running as {id} on {}", c.base());
+        return crate::state::follow_job(&c, &id);
+    }
+    let progress = Progress::new();
+    let logs = Arc::new(LogStore::new(Arc::new(ProgressSink(progress.clone()))));
+    let rt = args.runtime.builder().output(logs.clone()).build()?;
+    let _node = if args.dashboard {
+        let serve = |port| {
+            Node::serve(
+                &rt,
+                logs.clone(),
+                NodeOptions {
+                    port,
+                    ..NodeOptions::default()
+                },
+            )
+        };
+        // Another node may hold the port: any free one will do.
+        let node = serve(args.port).or_else(|_| serve(0))?;
+        eprintln!(
+            "wray: dashboard at {} while this program runs (`wray start` keeps a node up)",
+            node.url()
+        );
+        Some(node)
+    } else {
+        None
+    };
     let module = rt.load_file(&args.module)?;
-    match rt.run_driver(&module, &args.args) {
+    let _line = progress.as_ref().map(|p| {
+        let stats = rt.stats_source();
+        p.follow(move || Some(describe(stats.task_counts(), stats.actors())))
+    });
+    let outcome = rt.run_driver(&module, &args.args);
+    drop(_line);
+    match outcome {
         Ok(status) => Ok(exit_code(status)),
         Err(Error::Task(e)) => {
             eprintln!("error: the driver failed: {e:?}");

@@ -613,6 +613,12 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
             check(attempts(&busy::remote(400u64))? == 4, "runtime default")?;
         }
+        "forever" => {
+            // Never ends on its own: for stopping jobs.
+            println!("running until stopped");
+            let p = parent_of_forever::remote();
+            wray::get(&p).map_err(e)?;
+        }
         "cancel" => {
             // Recursive: cancelling the parent ends the child it waits for.
             let p = parent_of_forever::remote();

@@ -1,0 +1,145 @@
+//! Talking to a running node: where it is, its token, JSON over HTTP.
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a node keeps its address, pid and token: `$WRAY_STATE_DIR`, else
+/// `$XDG_RUNTIME_DIR/wray`, else `/tmp/wray-<uid>`.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("WRAY_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("wray");
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("wray-{uid}"))
+}
+
+/// The file naming the running node: `{"pid": .., "url": ..}`.
+pub fn node_file() -> PathBuf {
+    state_dir().join("node.json")
+}
+
+/// The file holding the node's token (mode 0600).
+pub fn token_file() -> PathBuf {
+    state_dir().join("node.token")
+}
+
+/// A client of one node.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the node at `address` (a URL or `host:port`), else
+    /// `$WRAY_ADDRESS`, else the node this machine started, else
+    /// `http://127.0.0.1:8265`. The token comes from `$WRAY_TOKEN`, else
+    /// the node's token file.
+    pub fn new(address: Option<&str>) -> Client {
+        let address = address
+            .map(str::to_string)
+            .or_else(|| std::env::var("WRAY_ADDRESS").ok())
+            .or_else(|| {
+                let v: Value = serde_json::from_slice(&std::fs::read(node_file()).ok()?).ok()?;
+                v["url"].as_str().map(str::to_string)
+            })
+            .unwrap_or_else(|| "http://127.0.0.1:8265".into());
+        let base = if address.contains("://") {
+            address
+        } else {
+            format!("http://{address}")
+        };
+        let token = std::env::var("WRAY_TOKEN").ok().or_else(|| {
+            std::fs::read_to_string(token_file())
+                .ok()
+                .map(|t| t.trim().to_string())
+        });
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn finish(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut resp = r.map_err(|e| match e {
+            ureq::Error::ConnectionFailed | ureq::Error::Io(_) => anyhow!(
+                "no wray node answers at {} (start one with `wray start`, or pass --address)",
+                self.base
+            ),
+            e => anyhow!("request to {} failed: {e}", self.base),
+        })?;
+        let status = resp.status();
+        let body: Value = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_json()
+            .with_context(|| format!("the node at {} sent a body that is not JSON", self.base))?;
+        if !status.is_success() {
+            let msg = body["error"].as_str().unwrap_or("no message");
+            bail!("the node answered {status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    /// `GET path` (with its query), as JSON.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let req = self.auth(self.agent.get(format!("{}{path}", self.base)));
+        self.finish(req.call())
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let req = self.auth(self.agent.post(format!("{}{path}", self.base)));
+        self.finish(req.send_json(body))
+    }
+
+    /// `POST path` with a wasm module as the body.
+    pub fn post_wasm(&self, path: &str, module: &[u8]) -> anyhow::Result<Value> {
+        let req = self
+            .auth(self.agent.post(format!("{}{path}", self.base)))
+            .header("Content-Type", "application/wasm");
+        self.finish(req.send(module))
+    }
+}
+
+/// `s` escaped for a URL query value.
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

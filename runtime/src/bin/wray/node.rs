@@ -1,0 +1,200 @@
+//! `wray start`, `wray stop`: a long-running node.
+
+use crate::RuntimeArgs;
+use crate::client::{Client, node_file, state_dir, token_file};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wray_runtime::NullSink;
+use wray_runtime::node::{LogStore, Node, NodeOptions, new_token};
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// The address to listen on. Anything but a loopback address requires
+    /// the token the node writes to its state directory (mode 0600).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The port of the dashboard and the API (0: any free port).
+    #[arg(long, default_value_t = 8265)]
+    port: u16,
+    /// Run in the background; `wray stop` ends it.
+    #[arg(long)]
+    detach: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    if args.detach {
+        return detach();
+    }
+    let began = Instant::now();
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    if let Some(pid) = running_pid() {
+        bail!(
+            "a wray node (pid {pid}) is already running from {}; `wray stop` ends it",
+            dir.display()
+        );
+    }
+    let logs = Arc::new(LogStore::new(Arc::new(NullSink)));
+    let rt = args.runtime.builder().output(logs.clone()).build()?;
+    let token = (!args.host.is_loopback()).then(new_token);
+    if let Some(t) = &token {
+        write_private(&token_file(), t)?;
+    } else {
+        let _ = std::fs::remove_file(token_file());
+    }
+    let node = Node::serve(
+        &rt,
+        logs,
+        NodeOptions {
+            host: args.host,
+            port: args.port,
+            token,
+        },
+    )?;
+    let url = node.url();
+    write_private(
+        &node_file(),
+        &serde_json::json!({"pid": std::process::id(), "url": url}).to_string(),
+    )?;
+    eprintln!(
+        "wray node started in {} ms\ndashboard and API: {url}",
+        began.elapsed().as_millis()
+    );
+    if !args.host.is_loopback() {
+        eprintln!(
+            "clients need the token in {} (or $WRAY_TOKEN)",
+            token_file().display()
+        );
+    }
+    eprintln!("stop it with `wray stop` or Ctrl-C");
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    drop(node);
+    let _ = std::fs::remove_file(node_file());
+    let _ = std::fs::remove_file(token_file());
+    eprintln!("wray node stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts this same command in the background, in a session of its own,
+/// and waits until it serves.
+fn detach() -> anyhow::Result<ExitCode> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("node.log");
+    let out = std::fs::File::create(&log)?;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the node")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("the node exited ({status}):\n{text}");
+        }
+        if let Some(pid) = running_pid()
+            && pid == child.id()
+            && Client::new(None).get("/api/v0/nodes").is_ok()
+        {
+            println!(
+                "wray node running (pid {pid}): {}",
+                Client::new(None).base()
+            );
+            println!("log: {}", log.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the node did not start serving in 20 s; see {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pid of the node this machine's state directory names, if it runs.
+fn running_pid() -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(node_file()).ok()?).ok()?;
+    let pid = u32::try_from(v["pid"].as_u64()?).ok()?;
+    alive(pid).then_some(pid)
+}
+
+/// Whether process `pid` runs (exists and is not a zombie).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_none_or(|state| state != "Z")
+}
+
+pub fn stop() -> anyhow::Result<ExitCode> {
+    let Some(pid) = running_pid() else {
+        let _ = std::fs::remove_file(node_file());
+        eprintln!("no wray node is running");
+        return Ok(ExitCode::FAILURE);
+    };
+    // SAFETY: sends SIGTERM to the node's pid, which it handles.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            bail!("the node (pid {pid}) did not stop within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(node_file());
+    eprintln!("wray node (pid {pid}) stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path`, readable by this user only.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

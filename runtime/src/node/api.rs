@@ -1,0 +1,765 @@
+//! The handlers of the node's HTTP API (`docs/http-api.md`).
+
+use super::NodeState;
+use super::jobs::{JobStatus, parse_job_id};
+use super::logs::job_name;
+use crate::actor::{Actor, Life};
+use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use wray_abi::wire::ErrorRecord;
+use wray_abi::{ActorId, ObjectId};
+
+type St = State<Arc<NodeState>>;
+type Params = Query<HashMap<String, String>>;
+
+/// Default and largest page of a list.
+const PAGE: usize = 100;
+const MAX_PAGE: usize = 10_000;
+
+/// A JSON error response.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+fn ok(v: impl Serialize) -> Response {
+    let mut r = axum::Json(v).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn page(q: &HashMap<String, String>) -> (usize, usize) {
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
+    (
+        num("offset").unwrap_or(0),
+        num("limit").unwrap_or(PAGE).min(MAX_PAGE),
+    )
+}
+
+// ---- the dashboard ----------------------------------------------------------
+
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(crate) async fn index() -> Response {
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("dashboard/index.html"),
+    )
+}
+
+pub(crate) async fn app_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("dashboard/app.js"),
+    )
+}
+
+pub(crate) async fn style_css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("dashboard/style.css"),
+    )
+}
+
+// ---- jobs -----------------------------------------------------------------------
+
+/// A job submission in JSON.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobRequest {
+    module: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Compiles (or finds) a module from uploaded bytes, off the async threads.
+async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::Module, Response> {
+    let shared = st.shared.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || shared.modules.load(&shared.engines.tasks, &name, &bytes))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn is_wasm(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/wasm") || v.starts_with("application/octet-stream")
+        })
+}
+
+pub(crate) async fn upload_module(State(st): St, body: Bytes) -> Response {
+    if body.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "the body must be a wasm module");
+    }
+    let size = body.len();
+    match load_module(&st, "module", body).await {
+        Ok(m) => ok(json!({"digest": m.id().to_string(), "name": m.name(), "size": size})),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn submit_job(
+    State(st): St,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (module, args, name) = if is_wasm(&headers) {
+        let args: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| k == "arg")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone());
+        let label = name.clone().unwrap_or_else(|| "job".into());
+        match load_module(&st, &label, body).await {
+            Ok(m) => (m, args, name),
+            Err(r) => return r,
+        }
+    } else {
+        if body.len() > super::MAX_JSON {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "a JSON body may be at most 64 KiB (upload modules with Content-Type: application/wasm)",
+            );
+        }
+        let req: JobRequest = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "expected a wasm module (Content-Type: application/wasm) or JSON {{\"module\": \"<digest>\", \"args\": [...]}}: {e}"
+                    ),
+                );
+            }
+        };
+        let Some(id) = ObjectId::parse(&req.module) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`module` must be a module's digest: 64 hex digits",
+            );
+        };
+        let Some(m) = st.shared.modules.get(&id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no module with that digest: upload it first (POST /api/modules)",
+            );
+        };
+        (m, req.args, req.name)
+    };
+    if !module.has_driver() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "module `{}` has no driver: it exports neither `wray:main` (#[wray::main]) nor `_start`",
+                module.name()
+            ),
+        );
+    }
+    let info = start_job(&st, &module, name, args);
+    ok(json!({"job_id": info.job_id, "submission_id": info.submission_id, "module": info.module}))
+}
+
+/// Starts `module`'s driver as a job on the node and records it.
+pub(crate) fn start_job(
+    st: &Arc<NodeState>,
+    module: &crate::Module,
+    name: Option<String>,
+    args: Vec<String>,
+) -> super::JobInfo {
+    let job = crate::runtime::start_job(&st.shared, &st.handle, module, &args);
+    let info = st.jobs.add(job.control(), module, name, args);
+    let id = job.id();
+    let node = st.clone();
+    st.handle.spawn(async move {
+        let outcome = job.wait().await;
+        node.jobs.finish(id, &outcome);
+    });
+    info
+}
+
+fn job_id(id: &str) -> Result<u64, Response> {
+    parse_job_id(id).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
+}
+
+pub(crate) async fn list_jobs(State(st): St) -> Response {
+    ok(st.jobs.list())
+}
+
+pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
+    let n = match job_id(&id) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(info) = st.jobs.get(n) else {
+        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
+    };
+    let mut counts = [0u64; 5];
+    st.shared.events.each_task(|r| {
+        if r.job == n {
+            counts[r.state as usize] += 1;
+        }
+    });
+    let mut v = serde_json::to_value(info).unwrap_or(Value::Null);
+    v["tasks"] = state_map(&counts);
+    ok(v)
+}
+
+pub(crate) async fn job_logs(State(st): St, Path(id): Path<String>, Query(q): Params) -> Response {
+    let n = match job_id(&id) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(info) = st.jobs.get(n) else {
+        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
+    };
+    let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (logs, next) = st.logs.job_log(n, offset);
+    ok(json!({"logs": logs, "offset": next, "done": info.status.ended()}))
+}
+
+pub(crate) async fn stop_job(State(st): St, Path(id): Path<String>) -> Response {
+    let n = match job_id(&id) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if st.jobs.get(n).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
+    }
+    ok(json!({"stopped": st.jobs.stop(n)}))
+}
+
+// ---- state ------------------------------------------------------------------------
+
+fn state_map(counts: &[u64; 5]) -> Value {
+    let mut m = serde_json::Map::new();
+    for s in TaskState::ALL {
+        m.insert(s.as_str().into(), json!(counts[s as usize]));
+    }
+    Value::Object(m)
+}
+
+fn error_json(e: &ErrorRecord) -> Value {
+    let mut chain = Vec::new();
+    let mut c = e.cause.as_deref();
+    while let Some(x) = c {
+        chain.push(format!(
+            "{} in {}: {}",
+            x.kind.name(),
+            x.function,
+            x.message
+        ));
+        c = x.cause.as_deref();
+    }
+    json!({"kind": e.kind.name(), "function": e.function, "message": e.message, "chain": chain})
+}
+
+fn task_json(st: &NodeState, r: &TaskRecord) -> Value {
+    let ev = &st.shared.events;
+    let now = ev.now_us();
+    let duration_ms = match (r.started_us, r.ended_us) {
+        (0, _) => None,
+        (s, 0) => Some((now.saturating_sub(s)) as f64 / 1000.0),
+        (s, e) => Some(e.saturating_sub(s) as f64 / 1000.0),
+    };
+    json!({
+        "task_id": r.id.seq().to_string(),
+        "function": &*r.function,
+        "kind": r.kind,
+        "job_id": job_name(r.job),
+        "parent_id": r.parent.map(|p| p.seq().to_string()),
+        "actor_id": r.actor.map(|a| a.seq().to_string()),
+        "state": r.state,
+        "attempts": r.attempts,
+        "submitted_ms": ev.unix_ms(r.submitted_us),
+        "started_ms": (r.started_us > 0).then(|| ev.unix_ms(r.started_us)),
+        "ended_ms": (r.ended_us > 0).then(|| ev.unix_ms(r.ended_us)),
+        "duration_ms": duration_ms,
+        "worker": r.worker,
+        "error": r.error.as_deref().map(error_json),
+    })
+}
+
+/// The filter of the task listings: `state`, `job`, `function`, `actor`.
+fn task_filter(
+    q: &HashMap<String, String>,
+) -> Result<impl Fn(&TaskRecord) -> bool + use<>, Response> {
+    let state =
+        match q.get("state") {
+            Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
+                error(StatusCode::BAD_REQUEST, format!("unknown task state `{s}`"))
+            })?),
+            None => None,
+        };
+    let job = match q.get("job").or_else(|| q.get("job_id")) {
+        Some(j) => Some(
+            parse_job_id(j)
+                .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("not a job id: `{j}`")))?,
+        ),
+        None => None,
+    };
+    let actor = match q.get("actor").or_else(|| q.get("actor_id")) {
+        Some(a) => Some(
+            a.parse::<u64>()
+                .map_err(|_| error(StatusCode::BAD_REQUEST, format!("not an actor id: `{a}`")))?,
+        ),
+        None => None,
+    };
+    let function = q.get("function").cloned();
+    Ok(move |r: &TaskRecord| {
+        state.is_none_or(|s| r.state == s)
+            && job.is_none_or(|j| r.job == j)
+            && actor.is_none_or(|a| r.actor.is_some_and(|x| x.seq() == a))
+            && function.as_deref().is_none_or(|f| &*r.function == f)
+    })
+}
+
+pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
+    let keep = match task_filter(&q) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let (offset, limit) = page(&q);
+    let (total, recs) = st.shared.events.tasks(keep, offset, limit);
+    let tasks: Vec<Value> = recs.iter().map(|r| task_json(&st, r)).collect();
+    ok(json!({"total": total, "tasks": tasks}))
+}
+
+pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
+    let keep = match task_filter(&q) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    // function -> counts by state, time run, runs timed
+    let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
+    let mut total = 0;
+    st.shared.events.each_task(|r| {
+        if keep(r) {
+            total += 1;
+            let e = by.entry(r.function.clone()).or_default();
+            e.0[r.state as usize] += 1;
+            if r.state == TaskState::Finished && r.started_us > 0 {
+                e.1 += r.ended_us.saturating_sub(r.started_us);
+                e.2 += 1;
+            }
+        }
+    });
+    let mut functions: Vec<Value> = by
+        .into_iter()
+        .map(|(f, (counts, us, n))| {
+            let mut v = state_map(&counts);
+            v["function"] = json!(&*f);
+            v["mean_ms"] = json!((n > 0).then(|| us as f64 / n as f64 / 1000.0));
+            v
+        })
+        .collect();
+    functions.sort_by(|a, b| a["function"].as_str().cmp(&b["function"].as_str()));
+    ok(json!({"total": total, "functions": functions}))
+}
+
+fn actor_state(a: &Actor) -> &'static str {
+    match a.life() {
+        Life::Starting if a.restarts() > 0 => "RESTARTING",
+        Life::Starting => "STARTING",
+        Life::Alive => "ALIVE",
+        Life::Dead(_) => "DEAD",
+    }
+}
+
+fn actor_json(a: &Actor) -> Value {
+    let cause = match a.life() {
+        Life::Dead(c) => Some(error_json(&c)),
+        _ => None,
+    };
+    json!({
+        "actor_id": a.id.seq().to_string(),
+        "class": &*a.type_name,
+        "name": a.name,
+        "job_id": job_name(a.job),
+        "state": actor_state(a),
+        "restarts": a.restarts(),
+        "calls": a.calls.load(Ordering::Relaxed),
+        "death_cause": cause,
+    })
+}
+
+pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
+    let (offset, limit) = page(&q);
+    let job = q
+        .get("job")
+        .or_else(|| q.get("job_id"))
+        .and_then(|j| parse_job_id(j));
+    let want = |a: &Actor| {
+        q.get("state")
+            .is_none_or(|s| actor_state(a).eq_ignore_ascii_case(s))
+            && job.is_none_or(|j| a.job == j)
+            && q.get("class").is_none_or(|c| *a.type_name == **c)
+            && q.get("name")
+                .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
+    };
+    let mut all: Vec<Arc<Actor>> = Vec::new();
+    st.shared.actors.for_each(|a| all.push(a.clone()));
+    all.extend(st.shared.actors.dead());
+    // Newest first; an actor may be in both lists while it dies.
+    all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
+    all.dedup_by_key(|a| a.id);
+    let matching: Vec<&Arc<Actor>> = all.iter().filter(|a| want(a)).collect();
+    let actors: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| actor_json(a))
+        .collect();
+    ok(json!({"total": matching.len(), "actors": actors}))
+}
+
+pub(crate) async fn kill_actor(
+    State(st): St,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let Ok(seq) = id.parse::<u64>() else {
+        return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
+    };
+    let actor = ActorId::new(st.shared.config.node_id, seq);
+    let known = st.shared.actors.get(&actor).is_some()
+        || st.shared.actors.dead().iter().any(|a| a.id == actor);
+    if !known {
+        return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
+    }
+    let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
+    ok(json!({"killed": crate::actor::kill(&st.shared, &actor, allow_restart)}))
+}
+
+pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
+    let (offset, limit) = page(&q);
+    let mut all = Vec::new();
+    let mut bytes = 0u64;
+    st.shared.objects.for_each(|id, refs, size, place| {
+        bytes += size.unwrap_or(0) as u64;
+        all.push((*id, refs, size, place));
+    });
+    all.sort_by_key(|o| std::cmp::Reverse(o.2.unwrap_or(0)));
+    let objects: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(id, refs, size, place)| {
+            json!({
+                "object_id": id.to_string(),
+                "size": size,
+                "refs": refs,
+                "where": place.as_str(),
+                "task_id": id.task_return().map(|(t, _)| t.seq().to_string()),
+            })
+        })
+        .collect();
+    ok(json!({"total": all.len(), "bytes": bytes, "objects": objects}))
+}
+
+fn node_json(st: &NodeState) -> Value {
+    json!({
+        "node_id": st.shared.config.node_id.to_string(),
+        "address": st.addr.to_string(),
+        "state": "ALIVE",
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "cpus": st.shared.config.num_cpus,
+        "memory_bytes": total_memory(),
+        "started_ms": st.shared.events.started_unix_ms(),
+    })
+}
+
+pub(crate) async fn nodes(State(st): St) -> Response {
+    ok(json!([node_json(&st)]))
+}
+
+pub(crate) async fn status(State(st): St) -> Response {
+    let s = &st.shared;
+    let counts = s.events.counts();
+    let ended = counts[2] + counts[3] + counts[4];
+    let per_second = {
+        let mut r = st.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let dt = r.0.elapsed().as_secs_f64();
+        if dt >= 0.5 {
+            r.2 = (ended.saturating_sub(r.1)) as f64 / dt;
+            *r = (Instant::now(), ended, r.2);
+        }
+        r.2
+    };
+    let mut actors = [0u64; 4];
+    s.actors.for_each(|a| {
+        let i = match actor_state(a) {
+            "STARTING" => 0,
+            "ALIVE" => 1,
+            "RESTARTING" => 2,
+            _ => 3,
+        };
+        actors[i] += 1;
+    });
+    actors[3] += s.actors.dead().len() as u64;
+    let mut jobs = serde_json::Map::new();
+    for j in JobStatus::ALL {
+        jobs.insert(j.as_str().into(), json!(0));
+    }
+    for j in st.jobs.list() {
+        let e = jobs.entry(j.status.as_str()).or_insert(json!(0));
+        *e = json!(e.as_u64().unwrap_or(0) + 1);
+    }
+    let stats = s.objects.stats();
+    let mut tasks = state_map(&counts);
+    tasks["per_second"] = json!(per_second);
+    let free = s.slots.free();
+    ok(json!({
+        "node": node_json(&st),
+        "cpus": {"total": s.config.num_cpus, "in_use": s.config.num_cpus - free.0},
+        "memory": {"rss_bytes": rss_bytes(), "total_bytes": total_memory()},
+        "object_store": {
+            "objects": s.objects.len(),
+            "bytes": stats.bytes.load(Ordering::Relaxed),
+            "capacity": s.config.object_store_memory,
+            "spilled_bytes": stats.spilled_bytes.load(Ordering::Relaxed),
+        },
+        "tasks": tasks,
+        "actors": {"STARTING": actors[0], "ALIVE": actors[1], "RESTARTING": actors[2], "DEAD": actors[3]},
+        "jobs": jobs,
+        "slots": {"call_free": free.1, "actor_free": s.actor_slots.available_permits()},
+    }))
+}
+
+pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
+    let (_, limit) = page(&q);
+    let limit = if q.contains_key("limit") { limit } else { 1000 };
+    let job = q
+        .get("job")
+        .or_else(|| q.get("job_id"))
+        .and_then(|j| parse_job_id(j));
+    let (total, lines) = st.logs.lines(
+        |l| {
+            job.is_none_or(|j| l.job_id == job_name(j))
+                && q.get("task").is_none_or(|t| l.task_id.as_ref() == Some(t))
+                && q.get("actor")
+                    .is_none_or(|a| l.actor_id.as_ref() == Some(a))
+                && q.get("q")
+                    .is_none_or(|needle| l.text.contains(needle.as_str()))
+        },
+        limit,
+    );
+    ok(json!({"total": total, "lines": lines}))
+}
+
+pub(crate) async fn config(State(st): St) -> Response {
+    let c = &st.shared.config;
+    ok(json!({
+        "num_cpus": c.num_cpus,
+        "call_slots": c.call_slots,
+        "actor_slots": c.actor_slots,
+        "memory_limit": c.memory_limit,
+        "task_timeout_ms": c.task_timeout.map(|t| t.as_millis() as u64),
+        "max_object_size": c.max_object_size,
+        "output_limit": c.output_limit,
+        "max_retries": c.max_retries,
+        "max_wasm_stack": c.max_wasm_stack,
+        "object_store_memory": c.object_store_memory,
+        "spilling": c.spilling,
+        "object_store_wait_ms": c.store_wait.as_millis() as u64,
+        "history": c.history,
+        "cache_dir": c.cache_dir.as_ref().map(|d| d.display().to_string()),
+        "address": st.addr.to_string(),
+        "token_required": st.token.is_some(),
+    }))
+}
+
+/// A Chrome trace: one complete event per task attempt, by worker thread.
+pub(crate) async fn timeline(State(st): St) -> Response {
+    let ev = &st.shared.events;
+    let now = ev.now_us();
+    let mut events: Vec<Value> = Vec::new();
+    ev.each_task(|r| {
+        if r.started_us == 0 {
+            return;
+        }
+        let end = if r.ended_us > 0 { r.ended_us } else { now };
+        events.push(json!({
+            "name": &*r.function,
+            "cat": if r.actor.is_some() { "actor" } else { "task" },
+            "ph": "X",
+            "ts": r.started_us,
+            "dur": end.saturating_sub(r.started_us),
+            "pid": 0,
+            "tid": r.worker,
+            "args": {"task_id": r.id.seq(), "state": r.state.as_str(), "job": job_name(r.job)},
+        }));
+    });
+    let mut resp = ok(Value::Array(events));
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"timeline.json\""),
+    );
+    resp
+}
+
+/// Prometheus text format.
+pub(crate) async fn metrics(State(st): St) -> Response {
+    let s = &st.shared;
+    let mut out = String::new();
+    let counts = s.events.counts();
+    out.push_str("# HELP wray_tasks Tasks and actor calls by state (pending and running now; the others since start).\n# TYPE wray_tasks gauge\n");
+    for t in TaskState::ALL {
+        let _ = writeln!(
+            out,
+            "wray_tasks{{state=\"{}\"}} {}",
+            t.as_str(),
+            counts[t as usize]
+        );
+    }
+    let mut actors: HashMap<&'static str, u64> = HashMap::new();
+    s.actors
+        .for_each(|a| *actors.entry(actor_state(a)).or_default() += 1);
+    out.push_str("# HELP wray_actors Actors by state.\n# TYPE wray_actors gauge\n");
+    for state in ["STARTING", "ALIVE", "RESTARTING"] {
+        let _ = writeln!(
+            out,
+            "wray_actors{{state=\"{state}\"}} {}",
+            actors.get(state).unwrap_or(&0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "wray_actors{{state=\"DEAD\"}} {}",
+        s.actors.dead().len()
+    );
+    out.push_str("# HELP wray_jobs Jobs by status.\n# TYPE wray_jobs gauge\n");
+    let jobs = st.jobs.list();
+    for j in JobStatus::ALL {
+        let n = jobs.iter().filter(|x| x.status == j).count();
+        let _ = writeln!(out, "wray_jobs{{status=\"{}\"}} {n}", j.as_str());
+    }
+    let stats = s.objects.stats();
+    let free = s.slots.free();
+    for (name, help, v) in [
+        (
+            "wray_object_store_bytes",
+            "Bytes of objects in memory.",
+            stats.bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "wray_object_store_spilled_bytes",
+            "Bytes of objects spilled to disk.",
+            stats.spilled_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "wray_object_store_objects",
+            "Objects in the store.",
+            s.objects.len() as u64,
+        ),
+        (
+            "wray_object_store_capacity_bytes",
+            "The store's memory cap.",
+            s.config.object_store_memory,
+        ),
+        ("wray_cpus", "CPU slots.", s.config.num_cpus as u64),
+        (
+            "wray_cpus_in_use",
+            "CPU slots in use.",
+            (s.config.num_cpus - free.0) as u64,
+        ),
+        (
+            "wray_queue_length",
+            "Calls waiting for a slot.",
+            free.2 as u64,
+        ),
+        (
+            "wray_resident_memory_bytes",
+            "Resident memory of the node process.",
+            rss_bytes(),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    out.push_str("# HELP wray_task_duration_seconds Run time of finished attempts, by function.\n# TYPE wray_task_duration_seconds histogram\n");
+    for (f, h) in s.events.latency() {
+        let f = f.replace('\\', "\\\\").replace('"', "\\\"");
+        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"{le}\"}} {b}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "wray_task_duration_seconds_sum{{function=\"{f}\"}} {}",
+            h.sum
+        );
+        let _ = writeln!(
+            out,
+            "wray_task_duration_seconds_count{{function=\"{f}\"}} {}",
+            h.count
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// Resident memory of this process.
+pub(crate) fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}

@@ -1,0 +1,191 @@
+//! The node's jobs: driver runs submitted over HTTP, their states and
+//! outcomes.
+
+use super::logs::job_name;
+use crate::events::unix_ms;
+use crate::module::Module;
+use crate::runtime::JobControl;
+use serde::Serialize;
+use std::sync::{Mutex, MutexGuard};
+
+/// Where a job is in its life (Ray's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Submitted, driver not started.
+    Pending,
+    /// The driver runs.
+    Running,
+    /// The driver returned 0.
+    Succeeded,
+    /// The driver failed or returned another status.
+    Failed,
+    /// Stopped by a user.
+    Stopped,
+}
+
+impl JobStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Stopped,
+    ];
+
+    /// The name the APIs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Succeeded => "SUCCEEDED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Stopped => "STOPPED",
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn ended(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Stopped
+        )
+    }
+}
+
+/// What the API shows of a job.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobInfo {
+    /// `job-<n>`.
+    pub job_id: String,
+    /// The same as `job_id` (Ray has both).
+    pub submission_id: String,
+    /// A label: the module's name unless the submitter gave one.
+    pub name: String,
+    /// The module's digest.
+    pub module: String,
+    /// The driver's arguments.
+    pub args: Vec<String>,
+    /// Where it is.
+    pub status: JobStatus,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub start_time_ms: u64,
+    /// When it ended.
+    pub end_time_ms: Option<u64>,
+    /// The driver's exit status.
+    pub exit_code: Option<i32>,
+    /// Why it failed (the error and its causes) or was stopped.
+    pub message: Option<String>,
+}
+
+struct Entry {
+    id: u64,
+    info: JobInfo,
+    job: Option<JobControl>,
+}
+
+/// Every job the node ran, oldest first.
+#[derive(Default)]
+pub(crate) struct Jobs {
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Jobs {
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a started job.
+    pub fn add(
+        &self,
+        job: JobControl,
+        module: &Module,
+        name: Option<String>,
+        args: Vec<String>,
+    ) -> JobInfo {
+        let id = job.id();
+        let info = JobInfo {
+            job_id: job_name(id),
+            submission_id: job_name(id),
+            name: name.unwrap_or_else(|| module.name().to_string()),
+            module: module.id().to_string(),
+            args,
+            status: JobStatus::Running,
+            start_time_ms: unix_ms(),
+            end_time_ms: None,
+            exit_code: None,
+            message: None,
+        };
+        self.lock().push(Entry {
+            id,
+            info: info.clone(),
+            job: Some(job),
+        });
+        info
+    }
+
+    /// Records a job's outcome (unless it was stopped).
+    pub fn finish(&self, id: u64, outcome: &crate::Result<i32>) {
+        let mut g = self.lock();
+        let Some(e) = g.iter_mut().find(|e| e.id == id) else {
+            return;
+        };
+        e.job = None;
+        e.info.end_time_ms = Some(unix_ms());
+        if e.info.status == JobStatus::Stopped {
+            return;
+        }
+        match outcome {
+            Ok(0) => {
+                e.info.status = JobStatus::Succeeded;
+                e.info.exit_code = Some(0);
+            }
+            Ok(code) => {
+                e.info.status = JobStatus::Failed;
+                e.info.exit_code = Some(*code);
+                e.info.message = Some(format!("the driver exited with status {code}"));
+            }
+            Err(err) => {
+                e.info.status = JobStatus::Failed;
+                e.info.exit_code = Some(1);
+                e.info.message = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Stops job `id`; false if it had ended (or is unknown).
+    pub fn stop(&self, id: u64) -> bool {
+        let mut g = self.lock();
+        let Some(e) = g.iter_mut().find(|e| e.id == id) else {
+            return false;
+        };
+        match &e.job {
+            Some(job) if !e.info.status.ended() => {
+                job.stop();
+                e.info.status = JobStatus::Stopped;
+                e.info.message = Some("stopped by a user".into());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Job `id`.
+    pub fn get(&self, id: u64) -> Option<JobInfo> {
+        self.lock()
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.info.clone())
+    }
+
+    /// Every job, newest first.
+    pub fn list(&self) -> Vec<JobInfo> {
+        self.lock().iter().rev().map(|e| e.info.clone()).collect()
+    }
+}
+
+/// Parses `job-<n>` (or `<n>`).
+pub(crate) fn parse_job_id(s: &str) -> Option<u64> {
+    s.strip_prefix("job-").unwrap_or(s).parse().ok()
+}

@@ -1,0 +1,349 @@
+//! A wray node's HTTP face: the dashboard, jobs, the state API and metrics,
+//! served from the runtime's own tokio threads.
+//!
+//! The API is specified in `docs/http-api.md`. Every request passes one
+//! guard ([`guard`]) before any handler: the `Host` header must name the
+//! node (DNS rebinding), a token is required when the node listens beyond
+//! loopback, and state-changing requests from another browser origin are
+//! refused. Bodies are size-limited before they are read.
+
+mod api;
+mod jobs;
+mod logs;
+
+pub use jobs::{JobInfo, JobStatus};
+pub use logs::{LogLine, LogStore};
+
+use crate::error::{Error, Result};
+use crate::runtime::{Runtime, Shared};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Largest module upload.
+const MAX_MODULE: usize = 256 << 20;
+/// Largest JSON body.
+const MAX_JSON: usize = 64 << 10;
+
+/// How a node listens.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// The port (default 8265, Ray's; 0 picks a free one).
+    pub port: u16,
+    /// The token clients must present; required when `host` is not a
+    /// loopback address.
+    pub token: Option<String>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8265,
+            token: None,
+        }
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct NodeState {
+    pub shared: Arc<Shared>,
+    pub handle: tokio::runtime::Handle,
+    pub logs: Arc<LogStore>,
+    pub jobs: jobs::Jobs,
+    pub addr: SocketAddr,
+    token: Option<String>,
+    /// `Host` header values that name this node; `None` when it listens on
+    /// every address (it then requires a token, and any name may reach it).
+    hosts: Option<Vec<String>>,
+    /// The last tasks/s sample: (when, tasks ended by then, rate).
+    pub rate: std::sync::Mutex<(Instant, u64, f64)>,
+}
+
+/// A running node's server. Dropping it stops the server (not the
+/// runtime).
+pub struct Node {
+    addr: SocketAddr,
+    state: Arc<NodeState>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Node {
+    /// Serves the dashboard and the API for `rt`, whose output sink is
+    /// `logs`. Returns once the port is bound.
+    pub fn serve(rt: &Runtime, logs: Arc<LogStore>, options: NodeOptions) -> Result<Node> {
+        if !options.host.is_loopback() && options.token.is_none() {
+            return Err(Error::Config(format!(
+                "listening on {} needs a token: a node reachable from other machines must not be open",
+                options.host
+            )));
+        }
+        let listener = std::net::TcpListener::bind((options.host, options.port)).map_err(|e| {
+            Error::Config(format!(
+                "cannot listen on {}:{}: {e}",
+                options.host, options.port
+            ))
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Config(format!("cannot configure the listener: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("cannot read the bound address: {e}")))?;
+        let port = addr.port();
+        let hosts = (!addr.ip().is_unspecified()).then(|| {
+            let mut hosts = vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+            let own = match addr.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+                IpAddr::V4(ip) => format!("{ip}:{port}"),
+            };
+            if !hosts.contains(&own) {
+                hosts.push(own);
+            }
+            hosts
+        });
+        let state = Arc::new(NodeState {
+            shared: rt.shared.clone(),
+            handle: rt.handle().clone(),
+            logs,
+            jobs: jobs::Jobs::default(),
+            addr,
+            token: options.token,
+            hosts,
+            rate: std::sync::Mutex::new((Instant::now(), 0, 0.0)),
+        });
+        let app = router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let _guard = rt.handle().enter();
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::Config(format!("cannot serve: {e}")))?;
+        rt.handle().spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Node {
+            addr,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The dashboard's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Jobs the node ran, newest first.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        self.state.jobs.list()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(state: Arc<NodeState>) -> Router {
+    use axum::routing::{get, post};
+    let uploads = Router::new()
+        .route("/api/jobs", post(api::submit_job))
+        .route("/api/jobs/", post(api::submit_job))
+        .route("/api/modules", post(api::upload_module))
+        .layer(DefaultBodyLimit::max(MAX_MODULE));
+    Router::new()
+        .route("/", get(api::index))
+        .route("/app.js", get(api::app_js))
+        .route("/style.css", get(api::style_css))
+        .route("/api/jobs", get(api::list_jobs))
+        .route("/api/jobs/", get(api::list_jobs))
+        .route("/api/jobs/{id}", get(api::job))
+        .route("/api/jobs/{id}/logs", get(api::job_logs))
+        .route("/api/jobs/{id}/stop", post(api::stop_job))
+        .route("/api/v0/jobs", get(api::list_jobs))
+        .route("/api/v0/tasks", get(api::tasks))
+        .route("/api/v0/tasks/summary", get(api::task_summary))
+        .route("/api/v0/actors", get(api::actors))
+        .route("/api/v0/actors/{id}/kill", post(api::kill_actor))
+        .route("/api/v0/objects", get(api::objects))
+        .route("/api/v0/nodes", get(api::nodes))
+        .route("/api/v0/status", get(api::status))
+        .route("/api/v0/logs", get(api::logs))
+        .route("/api/v0/config", get(api::config))
+        .route("/api/v0/timeline", get(api::timeline))
+        .route("/metrics", get(api::metrics))
+        .layer(DefaultBodyLimit::max(MAX_JSON))
+        .merge(uploads)
+        .fallback(|| async { api::error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// The checks every request passes (see the module docs).
+async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if let Some(hosts) = &st.hosts
+        && !hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    {
+        return api::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the Host header does not name this node",
+        );
+    }
+    let mut set_cookie = None;
+    if let Some(token) = &st.token {
+        let from_query = (req.uri().path() == "/")
+            .then(|| query_token(req.uri().query().unwrap_or("")))
+            .flatten();
+        let presented = bearer(headers)
+            .or_else(|| cookie(headers, "wray_token"))
+            .or(from_query.as_deref());
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+            return api::error(StatusCode::UNAUTHORIZED, "a valid token is required");
+        }
+        if from_query.is_some() {
+            set_cookie = Some(format!(
+                "wray_token={token}; Path=/; HttpOnly; SameSite=Strict"
+            ));
+        }
+    }
+    // A body announced past its limit is refused before a byte is read.
+    let limit = match req.uri().path() {
+        "/api/jobs" | "/api/jobs/" | "/api/modules" => MAX_MODULE,
+        _ => MAX_JSON,
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return api::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than this endpoint's limit of {limit} bytes"),
+        );
+    }
+    // A browser names the page's origin; the dashboard's own is the node
+    // as the browser reached it.
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe
+        && let Some(origin) = headers.get(header::ORIGIN)
+        && !origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|o| o.eq_ignore_ascii_case(host))
+    {
+        return api::error(
+            StatusCode::FORBIDDEN,
+            "requests that change state are refused from other origins",
+        );
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    resp.into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn query_token(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(str::to_string)
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A new random token: 32 bytes, hex.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        let t = new_token();
+        assert_eq!(t.len(), 64);
+        assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn cookies_and_bearers_are_read() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; wray_token=xyz"),
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
+        assert_eq!(cookie(&h, "wray_token"), Some("xyz"));
+        assert_eq!(bearer(&h), Some("t0k"));
+        assert_eq!(query_token("x=1&token=abc"), Some("abc".into()));
+    }
+}

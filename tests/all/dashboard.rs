@@ -1,0 +1,115 @@
+//! The dashboard in a real browser (headless Chromium over the DevTools
+//! protocol): every page loads without errors, a job submitted while the
+//! page is open appears live with its tasks, and the kill button kills.
+//! Screenshots of each page are saved under `target/dashboard-screenshots/`.
+
+use crate::browser::{Browser, Page};
+use crate::common;
+use crate::node::{self, get, serve};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn shots() -> PathBuf {
+    common::root().join("target/dashboard-screenshots")
+}
+
+/// Waits until page `name`'s section has rendered its first data.
+fn loaded(page: &Page, name: &str) {
+    page.wait_for(
+        &format!("document.querySelector('#page-{name}[data-loaded=\"true\"]') !== null"),
+        WAIT,
+    )
+    .unwrap_or_else(|e| panic!("page {name} never loaded: {e}"));
+}
+
+#[test]
+fn every_page_loads_jobs_appear_live_and_the_kill_button_kills() {
+    let n = serve(None);
+    let a = n.node.addr();
+    let url = format!("http://{a}");
+    let c =
+        n.rt.actor(&n.m, "Counter")
+            .arg(&0u64)
+            .name("victim")
+            .create()
+            .unwrap();
+    let r = n.rt.method(&c, "incr").arg(&1u64).submit().unwrap();
+    n.rt.get_bytes(&r).unwrap();
+
+    let browser = Browser::launch().expect("the browser tests need Chromium");
+    let page = browser.new_page().unwrap();
+    for (name, route) in [
+        ("overview", ""),
+        ("tasks", "tasks"),
+        ("objects", "objects"),
+        ("logs", "logs"),
+        ("config", "config"),
+    ] {
+        page.goto(&format!("{url}/#/{route}")).unwrap();
+        loaded(&page, name);
+        page.screenshot(&shots().join(format!("{name}.png")))
+            .unwrap();
+    }
+    let rate = page
+        .eval("document.querySelector('#ov-cpu') !== null")
+        .unwrap();
+    assert_eq!(rate, true, "the overview shows the CPUs");
+
+    // A job submitted while the jobs page is open appears without a reload,
+    // and its page shows its tasks.
+    page.goto(&format!("{url}/#/jobs")).unwrap();
+    loaded(&page, "jobs");
+    let id = node::submit(a, "pi", &[]);
+    page.wait_for(
+        &format!("document.querySelector('tr[data-job-id=\"{id}\"]') !== null"),
+        WAIT,
+    )
+    .expect("the new job appears on the open page");
+    node::wait_job(a, &id, "SUCCEEDED");
+    page.screenshot(&shots().join("jobs.png")).unwrap();
+    page.click(&format!("tr[data-job-id=\"{id}\"]")).unwrap();
+    loaded(&page, "job");
+    page.wait_for(
+        "document.querySelectorAll('#job-tasks tr[data-task-id]').length === 64",
+        WAIT,
+    )
+    .expect("the job's 64 tasks are listed");
+    page.wait_for(
+        "document.querySelector('#job-status').textContent.trim() === 'SUCCEEDED'",
+        WAIT,
+    )
+    .unwrap();
+    page.wait_for(
+        "document.querySelector('#job-logs').textContent.includes('pi ~=')",
+        WAIT,
+    )
+    .expect("the job's output is shown");
+    page.screenshot(&shots().join("job.png")).unwrap();
+
+    // Kill the actor with its button (two clicks: arm, confirm).
+    let actors = get(a, "/api/v0/actors?name=victim").json();
+    let actor = actors["actors"][0]["actor_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    page.goto(&format!("{url}/#/actors")).unwrap();
+    loaded(&page, "actors");
+    let row = format!("tr[data-actor-id=\"{actor}\"]");
+    let state = format!("document.querySelector('{row} td.state').textContent.trim()");
+    assert_eq!(page.eval(&state).unwrap(), "ALIVE");
+    page.screenshot(&shots().join("actors.png")).unwrap();
+    page.click(&format!("{row} button.kill")).unwrap();
+    page.click(&format!("{row} button.kill")).unwrap();
+    page.wait_for(&format!("{state} === 'DEAD'"), WAIT)
+        .expect("the killed actor shows as dead");
+    page.screenshot(&shots().join("actors-killed.png")).unwrap();
+    let after = get(a, "/api/v0/actors?name=victim").json();
+    assert_eq!(after["actors"][0]["state"], "DEAD");
+    assert!(
+        page.console_errors().is_empty(),
+        "the browser console: {:?}",
+        page.console_errors()
+    );
+}
