@@ -2,7 +2,7 @@
 //! served from the runtime's own tokio threads.
 //!
 //! The API is specified in `docs/http-api.md`. Every request passes one
-//! guard ([`guard`]) before any handler: the `Host` header must name the
+//! guard before any handler: the `Host` header must name the
 //! node (DNS rebinding), a token is required when the node listens beyond
 //! loopback, and state-changing requests from another browser origin are
 //! refused. Bodies are size-limited before they are read.
