@@ -142,14 +142,38 @@ impl Histogram {
     }
 }
 
+/// The records, by sequence number: ids are handed out in order (tasks and
+/// actors share the counter, so some slots stay empty), so a record is
+/// found by subtraction, with no hashing on the per-task path.
 #[derive(Default)]
 struct Inner {
-    tasks: FxHashMap<TaskId, TaskRecord>,
-    /// Record ids, oldest first, for dropping the oldest.
-    order: VecDeque<TaskId>,
+    /// The sequence number of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<TaskRecord>>,
     /// Calls in each state now (pending, running) or ever (the ended ones).
     counts: [u64; 5],
     latency: FxHashMap<Arc<str>, Histogram>,
+}
+
+impl Inner {
+    fn get_mut(&mut self, id: TaskId) -> Option<&mut TaskRecord> {
+        let i = id.seq().checked_sub(self.base)?;
+        self.slots.get_mut(usize::try_from(i).ok()?)?.as_mut()
+    }
+
+    /// Drops the oldest slot.
+    fn pop(&mut self) {
+        if let Some(Some(r)) = self.slots.pop_front()
+            && !r.state.ended()
+        {
+            self.counts[r.state as usize] -= 1;
+        }
+        self.base += 1;
+    }
+
+    fn records(&self) -> impl DoubleEndedIterator<Item = &TaskRecord> {
+        self.slots.iter().flatten()
+    }
 }
 
 /// The runtime's record of calls (see the module docs).
@@ -218,20 +242,31 @@ impl Events {
             worker: 0,
             error: None,
         };
+        let seq = id.seq();
         let mut g = self.lock();
-        g.counts[TaskState::Pending as usize] += 1;
-        if g.tasks.insert(id, rec).is_none() {
-            g.order.push_back(id);
+        if g.slots.is_empty() {
+            g.base = seq;
         }
-        while g.order.len() > self.capacity {
-            let Some(old) = g.order.pop_front() else {
-                break;
-            };
-            if let Some(r) = g.tasks.remove(&old)
-                && !r.state.ended()
-            {
-                g.counts[r.state as usize] -= 1;
+        let Some(i) = seq.checked_sub(g.base) else {
+            // Older than every record kept: already dropped.
+            return;
+        };
+        // Far ahead (many actors made meanwhile): every record kept is
+        // older than the window that starts here.
+        if i >= 2 * self.capacity as u64 {
+            while !g.slots.is_empty() {
+                g.pop();
             }
+            g.base = seq;
+        }
+        let i = (seq - g.base) as usize;
+        if g.slots.len() <= i {
+            g.slots.resize_with(i + 1, || None);
+        }
+        g.counts[TaskState::Pending as usize] += 1;
+        g.slots[i] = Some(rec);
+        while g.slots.len() > self.capacity {
+            g.pop();
         }
     }
 
@@ -240,7 +275,7 @@ impl Events {
         let now = self.now_us();
         let worker = worker_index();
         let mut g = self.lock();
-        let Some(r) = g.tasks.get_mut(&id) else {
+        let Some(r) = g.get_mut(id) else {
             return;
         };
         let from = r.state;
@@ -255,7 +290,7 @@ impl Events {
     /// An attempt that failed will be tried again.
     pub fn retrying(&self, id: TaskId) {
         let mut g = self.lock();
-        if let Some(r) = g.tasks.get_mut(&id)
+        if let Some(r) = g.get_mut(id)
             && r.state == TaskState::Running
         {
             r.state = TaskState::Pending;
@@ -274,7 +309,7 @@ impl Events {
         };
         let mut g = self.lock();
         g.counts[state as usize] += 1;
-        let Some(r) = g.tasks.get_mut(&id) else {
+        let Some(r) = g.get_mut(id) else {
             return;
         };
         let from = r.state;
@@ -309,8 +344,7 @@ impl Events {
         let g = self.lock();
         let mut total = 0;
         let mut out = Vec::new();
-        for id in g.order.iter().rev() {
-            let Some(r) = g.tasks.get(id) else { continue };
+        for r in g.records().rev() {
             if keep(r) {
                 if total >= offset && out.len() < limit {
                     out.push(r.clone());
@@ -325,10 +359,8 @@ impl Events {
     /// summaries: keep `f` cheap).
     pub fn each_task(&self, mut f: impl FnMut(&TaskRecord)) {
         let g = self.lock();
-        for id in &g.order {
-            if let Some(r) = g.tasks.get(id) {
-                f(r);
-            }
+        for r in g.records() {
+            f(r);
         }
     }
 
@@ -412,5 +444,17 @@ mod tests {
         assert_eq!(ev.counts()[2], 1);
         let (total, page) = ev.tasks(|r| r.id != id(4), 1, 1);
         assert_eq!((total, page[0].id), (2, id(3)));
+        // Out of order and far ahead.
+        ev.submitted(id(2), "f".into(), TaskKind::Task, 1, None, None);
+        assert_eq!(ev.tasks(|_| true, 0, 10).0, 3, "too old to keep");
+        ev.submitted(id(1000), "f".into(), TaskKind::Task, 1, None, None);
+        ev.submitted(id(1001), "f".into(), TaskKind::Task, 1, None, None);
+        let (total, recs) = ev.tasks(|_| true, 0, 10);
+        assert_eq!((total, recs[0].id, recs[1].id), (2, id(1001), id(1000)));
+        assert_eq!(
+            ev.counts()[0],
+            2,
+            "the dropped pending records left the count"
+        );
     }
 }
