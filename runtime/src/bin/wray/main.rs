@@ -64,6 +64,21 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+impl Command {
+    /// Whether the command only prints what a node answered.
+    fn prints_listings(&self) -> bool {
+        matches!(
+            self,
+            Command::Job(_)
+                | Command::List(_)
+                | Command::Summary(_)
+                | Command::Status(_)
+                | Command::Memory(_)
+                | Command::Timeline(_)
+        )
+    }
+}
+
 /// Settings of the embedded runtime, shared by the subcommands that start one.
 #[derive(Args, Clone, Debug)]
 pub struct RuntimeArgs {
@@ -135,6 +150,14 @@ impl RuntimeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.prints_listings() {
+        // Like any Unix tool, end quietly when the reader of the listing
+        // goes away (`wray list tasks | head`) instead of failing to print.
+        // (Not for the node and `run`, which must outlive a closed pipe.)
+        // SAFETY: restores the default action of SIGPIPE before any thread
+        // starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Bench(args) => bench::main(args),

@@ -76,7 +76,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             token_file().display()
         );
     }
-    eprintln!("stop it with `wray stop` or Ctrl-C");
+    eprintln!("stop it with `wray stop` (or Ctrl-C in its terminal)");
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
