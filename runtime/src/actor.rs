@@ -176,8 +176,16 @@ impl Actors {
         self.table.len()
     }
 
+    /// How many dead actors are remembered.
+    pub fn dead_len(&self) -> usize {
+        self.graveyard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// Why a gone actor died, if it is remembered.
-    fn cause_of(&self, id: &ActorId) -> Option<Arc<ErrorRecord>> {
+    pub fn cause_of(&self, id: &ActorId) -> Option<Arc<ErrorRecord>> {
         let g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
         g.iter()
             .rev()

@@ -69,15 +69,20 @@ impl Default for Config {
 
 /// 30% of the machine's memory, as Ray's object store defaults to.
 fn default_object_store_memory() -> u64 {
-    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))?
-            .split_whitespace()
-            .next()?
-            .parse::<u64>()
-            .ok()
-    });
-    total_kib.map_or(4 << 30, |kib| kib * 1024 * 3 / 10)
+    total_memory().map_or(4 << 30, |bytes| bytes * 3 / 10)
+}
+
+/// The machine's memory in bytes, where `/proc/meminfo` tells it.
+pub(crate) fn total_memory() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = m
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// `$WRAY_CACHE_DIR`, else `$XDG_CACHE_HOME/wray`, else `~/.cache/wray`.

@@ -241,6 +241,14 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
     for r in &returns {
         rt.objects.create_pending(*r);
     }
+    rt.events.submitted(
+        id,
+        sub.function.clone(),
+        TaskKind::Task,
+        sub.job,
+        sub.parent,
+        None,
+    );
     let Some((function, export)) = module.task(&sub.function) else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidModule,
@@ -253,28 +261,12 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
                 sub.function
             ),
         );
-        rt.events.submitted(
-            id,
-            sub.function.clone(),
-            TaskKind::Task,
-            sub.job,
-            sub.parent,
-            None,
-        );
         rt.events.ended(id, Some(&rec));
         fail_all(rt, &returns, rec);
         return returns;
     };
     let sub = Submission { function, ..sub };
     let handle = Arc::new(TaskHandle::new(false, sub.job));
-    rt.events.submitted(
-        id,
-        sub.function.clone(),
-        TaskKind::Task,
-        sub.job,
-        sub.parent,
-        None,
-    );
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
         parent.children.lock().expect("not poisoned").push(id);
     }

@@ -452,8 +452,8 @@ pub(crate) async fn kill_actor(
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     };
     let actor = ActorId::new(st.shared.config.node_id, seq);
-    let known = st.shared.actors.get(&actor).is_some()
-        || st.shared.actors.dead().iter().any(|a| a.id == actor);
+    let known =
+        st.shared.actors.get(&actor).is_some() || st.shared.actors.cause_of(&actor).is_some();
     if !known {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     }
@@ -527,7 +527,7 @@ pub(crate) async fn status(State(st): St) -> Response {
         };
         actors[i] += 1;
     });
-    actors[3] += s.actors.dead().len() as u64;
+    actors[3] += s.actors.dead_len() as u64;
     let mut jobs = serde_json::Map::new();
     for j in JobStatus::ALL {
         jobs.insert(j.as_str().into(), json!(0));
@@ -654,11 +654,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
             actors.get(state).unwrap_or(&0)
         );
     }
-    let _ = writeln!(
-        out,
-        "wray_actors{{state=\"DEAD\"}} {}",
-        s.actors.dead().len()
-    );
+    let _ = writeln!(out, "wray_actors{{state=\"DEAD\"}} {}", s.actors.dead_len());
     out.push_str("# HELP wray_jobs Jobs by status.\n# TYPE wray_jobs gauge\n");
     let jobs = st.jobs.list();
     for j in JobStatus::ALL {
@@ -751,15 +747,5 @@ pub(crate) fn rss_bytes() -> u64 {
 }
 
 fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
+    crate::config::total_memory().unwrap_or(0)
 }
