@@ -95,8 +95,8 @@ impl Drop for ProgressThread {
     }
 }
 
-/// The line's text.
-pub fn describe(counts: [u64; 5], actors: usize) -> String {
+/// The line's text: tasks by state, and actors alive when known.
+pub fn describe(counts: [u64; 5], actors: Option<usize>) -> String {
     let [pending, running, finished, failed, cancelled] = counts;
     let mut s = format!("tasks: {finished} finished, {running} running, {pending} pending");
     if failed > 0 {
@@ -105,7 +105,9 @@ pub fn describe(counts: [u64; 5], actors: usize) -> String {
     if cancelled > 0 {
         s.push_str(&format!(", {cancelled} cancelled"));
     }
-    s.push_str(&format!(" | actors: {actors} alive"));
+    if let Some(actors) = actors {
+        s.push_str(&format!(" | actors: {actors} alive"));
+    }
     s
 }
 

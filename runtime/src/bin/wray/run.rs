@@ -66,7 +66,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let module = rt.load_file(&args.module)?;
     let _line = progress.as_ref().map(|p| {
         let stats = rt.stats_source();
-        p.follow(move || Some(describe(stats.task_counts(), stats.actors())))
+        p.follow(move || Some(describe(stats.task_counts(), Some(stats.actors()))))
     });
     let outcome = rt.run_driver(&module, &args.args);
     drop(_line);

@@ -205,19 +205,16 @@ pub fn follow_job(c: &Client, id: &str) -> anyhow::Result<ExitCode> {
         if let Some(p) = &progress {
             let t = &j["tasks"];
             let n = |k: &str| t[k].as_u64().unwrap_or(0);
-            p.set(
-                describe(
-                    [
-                        n("PENDING"),
-                        n("RUNNING"),
-                        n("FINISHED"),
-                        n("FAILED"),
-                        n("CANCELLED"),
-                    ],
-                    0,
-                )
-                .replace(" | actors: 0 alive", ""),
-            );
+            p.set(describe(
+                [
+                    n("PENDING"),
+                    n("RUNNING"),
+                    n("FINISHED"),
+                    n("FAILED"),
+                    n("CANCELLED"),
+                ],
+                None,
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
