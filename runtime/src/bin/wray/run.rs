@@ -7,8 +7,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wray_runtime::Error;
 use wray_runtime::node::{LogStore, Node, NodeOptions};
+use wray_runtime::{Error, OutputSink};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -40,9 +40,17 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         return crate::state::follow_job(&c, &id);
     }
     let progress = Progress::new();
-    let logs = Arc::new(LogStore::new(Arc::new(ProgressSink(progress.clone()))));
-    let rt = args.runtime.builder().output(logs.clone()).build()?;
-    let _node = if args.dashboard {
+    let terminal: Arc<dyn OutputSink> = Arc::new(ProgressSink(progress.clone()));
+    // Output is kept for the dashboard's logs only when there is one.
+    let logs = args
+        .dashboard
+        .then(|| Arc::new(LogStore::new(terminal.clone())));
+    let sink: Arc<dyn OutputSink> = match &logs {
+        Some(l) => l.clone(),
+        None => terminal,
+    };
+    let rt = args.runtime.builder().output(sink).build()?;
+    let _node = if let Some(logs) = &logs {
         let serve = |port| {
             Node::serve(
                 &rt,
