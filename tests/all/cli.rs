@@ -180,6 +180,20 @@ fn run_spills_past_the_object_store_flag() {
     assert!(stderr.contains("the object store is full"), "{stderr}");
 }
 
+/// `--dashboard` serves the node's API while the program runs.
+#[test]
+fn run_with_a_dashboard_prints_its_url() {
+    let hello = guest("hello");
+    let out = wray(&["run", "--dashboard", "--port", "0", hello.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dashboard at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Hello, wray!"), "{stdout}");
+}
+
 #[test]
 fn bench_quick_prints_a_table_and_json() {
     let out = wray(&["bench", "--quick", "--runs", "1", "--json"]);
