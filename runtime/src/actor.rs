@@ -35,7 +35,7 @@
 use crate::blob::Blob;
 use crate::events::TaskKind;
 use crate::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
-use crate::module::Module;
+use crate::module::{Method, Module};
 use crate::object_store::Resolved;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
@@ -139,9 +139,7 @@ impl Actor {
 /// One method call on its way to an actor.
 pub(crate) struct MethodCall {
     id: TaskId,
-    method: Arc<str>,
-    /// The method's export name (`wray:actor/<Type>/<method>`).
-    export: String,
+    method: Arc<Method>,
     args: Vec<TaskArg>,
     _held: HeldRefs,
     returns: Vec<ObjectId>,
@@ -323,14 +321,14 @@ pub(crate) fn call(
         fail_all(rt, &returns, rec);
         return returns;
     };
-    let label = format!("{}.{method}", a.type_name);
-    let export_name = format!("{}{}/{method}", export::ACTOR_PREFIX, a.type_name);
-    if a.module.export(&export_name).is_none() {
+    let Some(m) = a.module.method(&a.type_name, method).cloned() else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidModule,
-            label,
+            format!("{}.{method}", a.type_name),
             format!(
-                "actor type `{}` has no method `{method}` (no export `{export_name}`)",
+                "actor type `{}` has no method `{method}` (no export `{}{}/{method}`)",
+                a.type_name,
+                export::ACTOR_PREFIX,
                 a.type_name
             ),
         );
@@ -341,7 +339,7 @@ pub(crate) fn call(
     rt.tasks.insert(id, handle.clone());
     rt.events.submitted(
         id,
-        label.into(),
+        m.label.clone(),
         TaskKind::ActorMethod,
         sub.job,
         sub.parent,
@@ -349,8 +347,7 @@ pub(crate) fn call(
     );
     let call = MethodCall {
         id,
-        method: method.into(),
-        export: export_name,
+        method: m,
         args: sub.args,
         _held: sub._held,
         returns: returns.clone(),
@@ -426,7 +423,7 @@ fn end_call(rt: &Shared, id: TaskId, error: Option<&ErrorRecord>) {
 fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
     let mut rec = ErrorRecord::new(
         ErrorKind::ActorDied,
-        format!("{}.{}", a.type_name, call.method),
+        &*call.method.label,
         format!("actor {:?} is dead", a.id),
     );
     rec.task = call.id;
@@ -554,7 +551,7 @@ async fn run(
         if call.handle.cancel.is_cancelled() {
             let mut rec = ErrorRecord::new(
                 ErrorKind::Cancelled,
-                format!("{}.{}", a.type_name, call.method),
+                &*call.method.label,
                 "the call was cancelled before it ran",
             );
             rec.task = call.id;
@@ -562,7 +559,7 @@ async fn run(
             fail_all(&rt, &call.returns, rec);
             continue;
         }
-        let label = format!("{}.{}", a.type_name, call.method);
+        let label = call.method.label.clone();
         // Arguments not at hand (pending, spilled, lost) are awaited
         // without the slots: the tasks that make them may need one.
         let resolved = {
@@ -625,7 +622,7 @@ async fn run(
                 let rec = if killed {
                     let mut r = ErrorRecord::new(
                         ErrorKind::ActorDied,
-                        label.clone(),
+                        &*label,
                         format!("actor {:?} was killed while running the call", a.id),
                     );
                     r.task = call.id;
@@ -840,7 +837,7 @@ async fn run_call(
     args: Vec<ArgValue>,
     grant: Grant,
 ) -> CallOutcome {
-    let label = format!("{}.{}", a.type_name, call.method);
+    let label = &*call.method.label;
     rt.events.started(call.id);
     let Some(c) = Call::new(rt, args, call.returns.len() as u32) else {
         let rec = ErrorRecord::new(
@@ -869,7 +866,7 @@ async fn run_call(
         .module
         .actor_code(&rt.engines, &rt.modules)
         .ok()
-        .and_then(|code| code.export(&call.export).copied());
+        .and_then(|code| code.export(&call.method.export).copied());
     let func = export
         .and_then(|e| instance.get_module_export(&mut *store, &e))
         .and_then(|e| e.into_func())
@@ -879,7 +876,7 @@ async fn run_call(
         None => Err(wasmtime::format_err!("the validated export is missing")),
     };
     let trapped = result.is_err();
-    let outcome = scheduler::finish_call(store, result, &label);
+    let outcome = scheduler::finish_call(store, result, label);
     let st = store.data_mut();
     st.origin.task = None;
     let grant = Grant {

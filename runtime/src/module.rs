@@ -33,11 +33,23 @@ struct Inner {
     code: Code,
     /// The tasks (`wray:task/<name>`), by name, with the name shared.
     tasks: FxHashMap<Arc<str>, ModuleExport>,
+    /// The actor methods (`wray:actor/<Type>/<method>`), by type, then
+    /// method: resolved once, so a call allocates no names.
+    methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>>,
     has_start: bool,
     /// The module's bytes, to compile for the actor engine.
     bytes: Arc<[u8]>,
     /// The code in the actor engine, once needed.
     actor_code: OnceLock<Result<Code, String>>,
+}
+
+/// An actor method a module exports.
+#[derive(Debug)]
+pub(crate) struct Method {
+    /// `Type.method`: how records and errors name its calls.
+    pub label: Arc<str>,
+    /// The full export name, `wray:actor/<Type>/<method>`.
+    pub export: String,
 }
 
 /// A module's code ready to instantiate in one engine.
@@ -101,6 +113,11 @@ impl Module {
             .tasks
             .get_key_value(name)
             .map(|(k, e)| (k.clone(), *e))
+    }
+
+    /// Method `method` of actor type `ty`.
+    pub(crate) fn method(&self, ty: &str, method: &str) -> Option<&Arc<Method>> {
+        self.0.methods.get(ty)?.get(method)
     }
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
@@ -354,12 +371,30 @@ fn validate(
         .iter()
         .filter_map(|(name, e)| Some((Arc::from(name.strip_prefix(export::TASK_PREFIX)?), *e)))
         .collect();
+    let mut methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>> = FxHashMap::default();
+    for full in exports.keys() {
+        let Some((ty, method)) = full
+            .strip_prefix(export::ACTOR_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let m = Method {
+            label: format!("{ty}.{method}").into(),
+            export: full.clone(),
+        };
+        methods
+            .entry(ty.into())
+            .or_default()
+            .insert(method.into(), Arc::new(m));
+    }
     let code = Code::new(&module, linker).map_err(|e| invalid(format!("{e:#}")))?;
     Ok(Module(Arc::new(Inner {
         id,
         name: name.to_string(),
         code,
         tasks,
+        methods,
         has_start,
         bytes,
         actor_code: OnceLock::new(),
