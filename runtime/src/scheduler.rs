@@ -271,7 +271,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         parent.children.lock().expect("not poisoned").push(id);
     }
     rt.tasks.insert(id, handle.clone());
-    let task = Task {
+    let task = Arc::new(Task {
         id,
         module,
         export,
@@ -281,7 +281,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         sub,
         deterministic: AtomicBool::new(false),
         recomputing: tokio::sync::Mutex::new(()),
-    };
+    });
     // Tasks whose arguments are ready join the CPU queue now, so they start
     // in submission order; the others join when their arguments are ready.
     let ready = task.sub.args.iter().all(|a| match a {
@@ -357,7 +357,7 @@ pub(crate) struct Task {
 }
 
 /// Runs a task to its end: arguments, attempts, results.
-async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
+async fn run(rt: Arc<Shared>, task: Arc<Task>, ticket: Option<Ticket>) {
     let outcome = run_attempts(&rt, &task, ticket).await;
     // Finished before its results are visible: whoever sees a result sees
     // the task done.
@@ -370,7 +370,6 @@ async fn run(rt: Arc<Shared>, task: Task, ticket: Option<Ticket>) {
             deterministic,
         }) => {
             task.deterministic.store(deterministic, Ordering::Relaxed);
-            let task = Arc::new(task);
             for (id, blob) in task.returns.iter().zip(values) {
                 if let Some(entry) = rt.objects.get(id) {
                     entry.set_lineage(task.clone());
@@ -447,6 +446,28 @@ pub(crate) async fn resolve_args(
     Ok(out)
 }
 
+/// Every argument, if each already has a value (the common case: no wait).
+fn ready_now(rt: &Shared, args: &[TaskArg]) -> Option<Vec<ReadyArg>> {
+    args.iter()
+        .map(|arg| match arg {
+            TaskArg::Value(blob) => Some(ReadyArg {
+                blob: blob.clone(),
+                object: None,
+            }),
+            TaskArg::Ref(id) => {
+                let entry = rt.objects.get(id)?;
+                let Some(Resolved::Ready(blob)) = entry.state() else {
+                    return None;
+                };
+                Some(ReadyArg {
+                    blob: blob.clone(),
+                    object: Some((*id, entry.clone())),
+                })
+            }
+        })
+        .collect()
+}
+
 /// Waits until every argument of `function` has a value (without reading
 /// it: a queued task pins nothing in memory).
 async fn ready_args(
@@ -503,18 +524,42 @@ async fn grant_with_args(
     rt: &Arc<Shared>,
     task: &Task,
     args: &[ReadyArg],
-    mut ticket: Option<Ticket>,
+    ticket: Option<Ticket>,
+) -> Result<(Grant, Vec<ArgValue>), ErrorRecord> {
+    let ticket = ticket.unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
+    let grant = tokio::select! {
+        g = ticket.grant() => g,
+        () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+    };
+    // Every argument in memory: the common case.
+    if let Some(values) = args.iter().map(ReadyArg::pinned).collect() {
+        return Ok((grant, values));
+    }
+    Box::pin(grant_with_spilled_args(rt, task, args, grant)).await
+}
+
+/// [`grant_with_args`] once some argument is not in memory: read it back,
+/// or make it again, starting with `grant` in hand.
+async fn grant_with_spilled_args(
+    rt: &Arc<Shared>,
+    task: &Task,
+    args: &[ReadyArg],
+    grant: Grant,
 ) -> Result<(Grant, Vec<ArgValue>), ErrorRecord> {
     let function = &*task.sub.function;
     // Arguments made again by their lineage while this task held no slot.
     let mut remade: Vec<Option<ArgValue>> = vec![None; args.len()];
+    let mut granted = Some(grant);
     loop {
-        let ticket = ticket
-            .take()
-            .unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
-        let grant = tokio::select! {
-            g = ticket.grant() => g,
-            () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+        let grant = match granted.take() {
+            Some(g) => g,
+            None => {
+                let ticket = rt.slots.enqueue(task.need(), task.sub.depth);
+                tokio::select! {
+                    g = ticket.grant() => g,
+                    () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+                }
+            }
         };
         // Holding the slot, read spilled arguments back: at most one task
         // per slot has its arguments in memory, so reading never outgrows
@@ -664,10 +709,19 @@ async fn run_attempts(
         rec.task = task.id;
         rec
     };
-    let args = tokio::select! {
-        a = ready_args(rt, &task.sub.args, &task.sub.function) => a.map_err(with_id)?,
-        () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
-    };
+    let args =
+        match ready_now(rt, &task.sub.args) {
+            Some(args) => args,
+            // Boxed, as every wait off the common path: the spawned future of a
+            // queued task stays small.
+            None => Box::pin(async {
+                tokio::select! {
+                    a = ready_args(rt, &task.sub.args, &task.sub.function) => a.map_err(with_id),
+                    () = task.handle.cancel.cancelled() => Err(task.cancelled()),
+                }
+            })
+            .await?,
+        };
     let mut attempt = 0u32;
     loop {
         attempt += 1;
