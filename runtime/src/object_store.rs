@@ -456,29 +456,39 @@ impl ObjectStore {
     /// Drops one holder of each id, freeing objects (and, in turn, the
     /// objects their values referred to) as counts reach zero.
     pub fn release_all(&self, ids: &[ObjectId]) {
-        let mut work: Vec<ObjectId> = ids.to_vec();
+        // The objects freed values referred to: allocated only if any.
+        let mut work: Vec<ObjectId> = Vec::new();
+        for id in ids {
+            self.release_one(id, &mut work);
+        }
         while let Some(id) = work.pop() {
-            let Some(e) = self.entries.get(&id) else {
-                continue;
-            };
-            let before = e.refs.fetch_sub(1, Ordering::AcqRel);
-            drop(e);
-            if before != 1 {
-                continue;
-            }
-            let Some((_, removed)) = self
-                .entries
-                .remove_if(&id, |_, e| e.refs.load(Ordering::Acquire) == 0)
-            else {
-                continue;
-            };
-            if let Some(Resolved::Ready(blob)) = removed.state.get() {
-                work.extend_from_slice(blob.refs());
-                let indexed = (blob.len() >= DEDUPE_MIN).then(|| blob.digest());
-                drop(removed);
-                if let Some(digest) = indexed {
-                    self.blobs.remove_if(&digest, |_, w| w.strong_count() == 0);
-                }
+            self.release_one(&id, &mut work);
+        }
+    }
+
+    /// Drops one holder of `id`; when it was the last, frees the object and
+    /// adds the ids its value referred to to `work`.
+    fn release_one(&self, id: &ObjectId, work: &mut Vec<ObjectId>) {
+        let Some(e) = self.entries.get(id) else {
+            return;
+        };
+        let before = e.refs.fetch_sub(1, Ordering::AcqRel);
+        drop(e);
+        if before != 1 {
+            return;
+        }
+        let Some((_, removed)) = self
+            .entries
+            .remove_if(id, |_, e| e.refs.load(Ordering::Acquire) == 0)
+        else {
+            return;
+        };
+        if let Some(Resolved::Ready(blob)) = removed.state.get() {
+            work.extend_from_slice(blob.refs());
+            let indexed = (blob.len() >= DEDUPE_MIN).then(|| blob.digest());
+            drop(removed);
+            if let Some(digest) = indexed {
+                self.blobs.remove_if(&digest, |_, w| w.strong_count() == 0);
             }
         }
     }
