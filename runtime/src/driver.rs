@@ -108,12 +108,18 @@ async fn run_job(
 /// Stops job `job`: interrupts its driver (through `cancel`) and cancels
 /// every unfinished task and actor call of the job. Its unnamed actors end
 /// when the driver does.
-pub(crate) fn stop(rt: &Shared, job: u64, cancel: &CancelToken) {
+pub(crate) fn stop(rt: &Arc<Shared>, job: u64, cancel: &CancelToken) {
     cancel.cancel();
-    for t in rt.tasks.iter() {
-        if t.job == job {
-            t.cancel.cancel();
-        }
+    // Collected first: cancelling may spawn a queued task, which removes
+    // itself from the table.
+    let doomed: Vec<_> = rt
+        .tasks
+        .iter()
+        .filter(|t| t.job == job)
+        .map(|t| t.value().clone())
+        .collect();
+    for t in doomed {
+        t.cancel_task(rt);
     }
 }
 

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     pub actors: Actors,
     /// The record of calls, for the state API and metrics.
     pub events: crate::events::Events,
+    /// Spawns on the runtime's workers from any thread (a slot freed
+    /// outside tokio may start a queued task).
+    pub spawner: tokio::runtime::Handle,
 }
 
 /// Configures and builds a [`Runtime`].
@@ -248,6 +251,7 @@ impl Builder {
             actors: Actors::default(),
             events: crate::events::Events::new(config.history),
             engines: engines.clone(),
+            spawner: tokio.handle().clone(),
             config,
         });
         tokio.spawn(spiller(Arc::downgrade(&shared)));

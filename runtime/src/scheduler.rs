@@ -1,10 +1,12 @@
 //! Tasks: submission, dependency resolution, CPU slots, attempts, retries.
 //!
 //! The per-task path is: [`submit_task`] names the return objects (pending)
-//! and spawns [`run`] on tokio; `run` waits for the arguments that are
-//! object references, takes a CPU slot, and runs one attempt in a fresh
+//! and queues the task for its slots as data, spawning [`run`] on tokio
+//! once they are granted (a task whose arguments are not ready is spawned
+//! at once and queues when they are); `run` runs one attempt in a fresh
 //! instance ([`execute`]); the outcome resolves the return objects and wakes
-//! their waiters. Nothing on that path takes a global lock.
+//! their waiters. Nothing on that path takes a global lock but the slot
+//! dispatcher's.
 //!
 //! # Task lifecycle
 //!
@@ -29,11 +31,11 @@ use crate::module::{Code, Module};
 use crate::object_store::{Entry, Lineage, Resolved};
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
-use crate::slots::{Grant, Need, Ticket};
+use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::{ModuleExport, Store};
 use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
@@ -215,6 +217,12 @@ pub(crate) struct TaskHandle {
     pub actor_call: bool,
     /// The job it belongs to.
     pub job: u64,
+    /// Whether the task's `run` was spawned (or is being): false while it
+    /// waits for its first slots as data, in the slot queue.
+    spawned: AtomicBool,
+    /// The task, while it waits as data: cancelling it spawns it, so it
+    /// fails at once instead of when its turn comes.
+    queued: OnceLock<Weak<Task>>,
 }
 
 impl TaskHandle {
@@ -224,6 +232,24 @@ impl TaskHandle {
             children: Mutex::new(Vec::new()),
             actor_call,
             job,
+            spawned: AtomicBool::new(true),
+            queued: OnceLock::new(),
+        }
+    }
+
+    /// Claims the right to spawn the task queued as data: true once.
+    fn claim(&self) -> bool {
+        !self.spawned.swap(true, Ordering::AcqRel)
+    }
+
+    /// Cancels the call; a task waiting as data for its slots is spawned
+    /// now, and fails at once.
+    pub fn cancel_task(&self, rt: &Arc<Shared>) {
+        self.cancel.cancel();
+        if let Some(task) = self.queued.get().and_then(Weak::upgrade)
+            && self.claim()
+        {
+            rt.spawner.spawn(run(rt.clone(), task, None));
         }
     }
 }
@@ -282,14 +308,34 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         deterministic: AtomicBool::new(false),
         recomputing: tokio::sync::Mutex::new(()),
     });
-    // Tasks whose arguments are ready join the CPU queue now, so they start
-    // in submission order; the others join when their arguments are ready.
+    // Tasks whose arguments have values join the CPU queue now, as data
+    // (nothing is spawned until their slots are granted), so they start in
+    // submission order; the others join when their arguments are ready.
     let ready = task.sub.args.iter().all(|a| match a {
         TaskArg::Value(_) => true,
-        TaskArg::Ref(id) => rt.objects.get(id).is_some_and(|e| e.state().is_some()),
+        TaskArg::Ref(id) => rt
+            .objects
+            .get(id)
+            .is_some_and(|e| matches!(e.state(), Some(Resolved::Ready(_)))),
     });
-    let ticket = ready.then(|| rt.slots.enqueue(task.need(), task.sub.depth));
-    tokio::spawn(run(rt.clone(), task, ticket));
+    if ready {
+        let (need, depth) = (task.need(), task.sub.depth);
+        task.handle.spawned.store(false, Ordering::Release);
+        let _ = task.handle.queued.set(Arc::downgrade(&task));
+        let rt2 = rt.clone();
+        let start = move |grant: Grant| {
+            // Cancelled meanwhile, it was spawned then: the grant goes back.
+            if !task.handle.claim() {
+                return Some(grant);
+            }
+            let spawner = rt2.spawner.clone();
+            spawner.spawn(run(rt2, task, Some(grant)));
+            None
+        };
+        rt.slots.start(need, depth, Box::new(start));
+    } else {
+        tokio::spawn(run(rt.clone(), task, None));
+    }
     returns
 }
 
@@ -306,7 +352,7 @@ pub(crate) fn cancel(rt: &Arc<Shared>, id: &ObjectId, recursive: bool) -> bool {
             continue;
         };
         found = true;
-        h.cancel.cancel();
+        h.cancel_task(rt);
         if recursive {
             work.extend(h.children.lock().expect("not poisoned").iter().copied());
         }
@@ -357,8 +403,9 @@ pub(crate) struct Task {
 }
 
 /// Runs a task to its end: arguments, attempts, results.
-async fn run(rt: Arc<Shared>, task: Arc<Task>, ticket: Option<Ticket>) {
-    let outcome = run_attempts(&rt, &task, ticket).await;
+/// `first`: the slots of its first attempt, when it was queued for them.
+async fn run(rt: Arc<Shared>, task: Arc<Task>, first: Option<Grant>) {
+    let outcome = run_attempts(&rt, &task, first).await;
     // Finished before its results are visible: whoever sees a result sees
     // the task done.
     rt.tasks.remove(&task.id);
@@ -517,19 +564,24 @@ async fn ready_arg(
     }
 }
 
-/// A CPU grant for one attempt of `task`, with its arguments pinned in
-/// memory. Arguments on disk (or lost) are read without holding the grant,
+/// A CPU grant for one attempt of `task` (`first`, if it has one
+/// already), with its arguments pinned in memory. Arguments on disk (or lost) are read without holding the grant,
 /// so a read that must run another task (lineage) cannot starve it.
 async fn grant_with_args(
     rt: &Arc<Shared>,
     task: &Task,
     args: &[ReadyArg],
-    ticket: Option<Ticket>,
+    first: Option<Grant>,
 ) -> Result<(Grant, Vec<ArgValue>), ErrorRecord> {
-    let ticket = ticket.unwrap_or_else(|| rt.slots.enqueue(task.need(), task.sub.depth));
-    let grant = tokio::select! {
-        g = ticket.grant() => g,
-        () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+    let grant = match first {
+        Some(g) => g,
+        None => {
+            let ticket = rt.slots.enqueue(task.need(), task.sub.depth);
+            tokio::select! {
+                g = ticket.grant() => g,
+                () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+            }
+        }
     };
     // Every argument in memory: the common case.
     if let Some(values) = args.iter().map(ReadyArg::pinned).collect() {
@@ -703,29 +755,37 @@ pub(crate) struct Finished {
 async fn run_attempts(
     rt: &Arc<Shared>,
     task: &Task,
-    mut ticket: Option<Ticket>,
+    mut first: Option<Grant>,
 ) -> Result<Finished, ErrorRecord> {
     let with_id = |mut rec: ErrorRecord| {
         rec.task = task.id;
         rec
     };
-    let args =
-        match ready_now(rt, &task.sub.args) {
-            Some(args) => args,
-            // Boxed, as every wait off the common path: the spawned future of a
-            // queued task stays small.
-            None => Box::pin(async {
+    if task.handle.cancel.is_cancelled() {
+        return Err(task.cancelled());
+    }
+    let args = match ready_now(rt, &task.sub.args) {
+        Some(args) => args,
+        None => {
+            // Never wait holding slots (a task queued with its slots had
+            // every argument, so this is only defensive).
+            first = None;
+            // Boxed, as every wait off the common path: the spawned future
+            // of a task stays small.
+            let function = &*task.sub.function;
+            Box::pin(async {
                 tokio::select! {
-                    a = ready_args(rt, &task.sub.args, &task.sub.function) => a.map_err(with_id),
+                    a = ready_args(rt, &task.sub.args, function) => a.map_err(with_id),
                     () = task.handle.cancel.cancelled() => Err(task.cancelled()),
                 }
             })
-            .await?,
-        };
+            .await?
+        }
+    };
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let (grant, values) = grant_with_args(rt, task, &args, ticket.take())
+        let (grant, values) = grant_with_args(rt, task, &args, first.take())
             .await
             .map_err(with_id)?;
         // Boxed: the attempt's state (store, instantiation, fiber call) is

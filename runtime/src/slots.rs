@@ -23,6 +23,11 @@
 //! Granting both slots together, from one lock, is what keeps the two from
 //! deadlocking: nobody ever holds one slot while queueing for the other.
 //!
+//! A waiter is either a [`Ticket`] (someone awaits its grant) or a start
+//! queued as data ([`Slots::start`]): a function run with the grant, outside
+//! the lock. Tasks ready when submitted queue that way, so thousands of
+//! queued tasks cost a small record each, not a parked future.
+//!
 //! # The top-level share
 //!
 //! Calls without a parent task (submitted by a driver or the host) may hold
@@ -109,12 +114,25 @@ struct State {
     next_seq: u64,
 }
 
+/// What a call queued as data runs once its slots are granted; it hands
+/// the grant back if it no longer wants it (the call was cancelled and
+/// started another way).
+pub(crate) type StartFn = Box<dyn FnOnce(Grant) -> Option<Grant> + Send>;
+
+/// How a waiter learns of its grant.
+enum OnGrant {
+    /// A ticket's holder is woken.
+    Wake(oneshot::Sender<()>),
+    /// A start queued as data runs (after the lock is released).
+    Start(StartFn),
+}
+
 /// A call waiting to start.
 struct Waiter {
     depth: u32,
     seq: u64,
     need: Need,
-    tx: oneshot::Sender<()>,
+    on_grant: OnGrant,
 }
 
 impl Waiter {
@@ -163,14 +181,37 @@ impl State {
         }
     }
 
+    /// Whether anybody waits.
+    fn queued(&self) -> bool {
+        !self.resume.is_empty() || !self.start_nested.is_empty() || !self.start_top_level.is_empty()
+    }
+
+    /// Queues a start, in its line.
+    fn push(&mut self, need: Need, depth: u32, on_grant: OnGrant) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let w = Waiter {
+            depth,
+            seq,
+            need,
+            on_grant,
+        };
+        if need.top_level() {
+            self.start_top_level.push_back(w);
+        } else {
+            self.start_nested.push(w);
+        }
+    }
+
     fn give_back(&mut self, cpu: bool, call: bool, top_level: bool) {
         self.cpu_free += usize::from(cpu);
         self.calls_free += usize::from(call);
         self.top_level_free += usize::from(top_level);
     }
 
-    /// Serves waiters while slots allow.
-    fn dispatch(&mut self) {
+    /// Serves waiters while slots allow; starts queued as data are added to
+    /// `starts`, to run once the lock is released.
+    fn dispatch(&mut self, starts: &mut Vec<(Need, StartFn)>) {
         loop {
             if self.cpu_free > 0
                 && let Some(tx) = self.resume.pop_front()
@@ -198,8 +239,13 @@ impl State {
             };
             let Some(w) = waiter else { return };
             self.take(w.need);
-            if w.tx.send(()).is_err() {
-                self.give_back(w.need.cpu(), w.need.call(), w.need.top_level());
+            match w.on_grant {
+                OnGrant::Wake(tx) => {
+                    if tx.send(()).is_err() {
+                        self.give_back(w.need.cpu(), w.need.call(), w.need.top_level());
+                    }
+                }
+                OnGrant::Start(f) => starts.push((w.need, f)),
             }
         }
     }
@@ -254,37 +300,45 @@ impl Slots {
         self.enqueue_in(Need::RESUME, 0, true)
     }
 
-    fn enqueue_in(self: &Arc<Self>, need: Need, depth: u32, resume: bool) -> Ticket {
-        let mut s = self.lock();
-        let queued =
-            !s.resume.is_empty() || !s.start_nested.is_empty() || !s.start_top_level.is_empty();
-        let state = if s.can_grant(need) && (resume || !queued) {
-            s.take(need);
-            TicketState::Granted
-        } else {
-            let (tx, rx) = oneshot::channel();
-            let seq = s.next_seq;
-            s.next_seq += 1;
-            if resume {
-                s.resume.push_back(tx);
+    /// Queues a start that needs `need` as data: `start` runs with the
+    /// grant when its turn comes (at once, here, if it is its turn now),
+    /// never while the slots are locked.
+    pub fn start(self: &Arc<Self>, need: Need, depth: u32, start: StartFn) {
+        let mut starts = Vec::new();
+        {
+            let mut s = self.lock();
+            if s.can_grant(need) && !s.queued() {
+                s.take(need);
+                starts.push((need, start));
             } else {
-                let w = Waiter {
-                    depth,
-                    seq,
-                    need,
-                    tx,
-                };
-                if need.top_level() {
-                    s.start_top_level.push_back(w);
-                } else {
-                    s.start_nested.push(w);
-                }
+                s.push(need, depth, OnGrant::Start(start));
+                s.dispatch(&mut starts);
             }
-            // A nested call may be servable past top-level calls waiting
-            // for their share.
-            s.dispatch();
-            TicketState::Waiting(rx)
+        }
+        self.run_starts(starts);
+    }
+
+    fn enqueue_in(self: &Arc<Self>, need: Need, depth: u32, resume: bool) -> Ticket {
+        let mut starts = Vec::new();
+        let state = {
+            let mut s = self.lock();
+            if s.can_grant(need) && (resume || !s.queued()) {
+                s.take(need);
+                TicketState::Granted
+            } else {
+                let (tx, rx) = oneshot::channel();
+                if resume {
+                    s.resume.push_back(tx);
+                } else {
+                    s.push(need, depth, OnGrant::Wake(tx));
+                }
+                // A nested call may be servable past top-level calls
+                // waiting for their share.
+                s.dispatch(&mut starts);
+                TicketState::Waiting(rx)
+            }
         };
+        self.run_starts(starts);
         Ticket {
             slots: self.clone(),
             need,
@@ -292,10 +346,47 @@ impl Slots {
         }
     }
 
-    fn release(&self, cpu: bool, call: bool, top_level: bool) {
-        let mut s = self.lock();
-        s.give_back(cpu, call, top_level);
-        s.dispatch();
+    fn release(self: &Arc<Self>, cpu: bool, call: bool, top_level: bool) {
+        let mut starts = Vec::new();
+        {
+            let mut s = self.lock();
+            s.give_back(cpu, call, top_level);
+            s.dispatch(&mut starts);
+        }
+        self.run_starts(starts);
+    }
+
+    /// Runs the starts a dispatch granted (the lock released). Grants
+    /// handed back go to the next waiters in a loop, not by recursion: a
+    /// long line of cancelled starts must not deepen the stack.
+    fn run_starts(self: &Arc<Self>, mut starts: Vec<(Need, StartFn)>) {
+        while !starts.is_empty() {
+            let unused: Vec<Need> = starts
+                .drain(..)
+                .filter_map(|(need, start)| start(self.grant_of(need)).map(Grant::disarm))
+                .collect();
+            if unused.is_empty() {
+                return;
+            }
+            let mut s = self.lock();
+            for n in unused {
+                s.give_back(n.cpu(), n.call(), n.top_level());
+            }
+            s.dispatch(&mut starts);
+        }
+    }
+
+    /// The slots of `need`, already taken from the free counts.
+    fn grant_of(self: &Arc<Self>, need: Need) -> Grant {
+        Grant {
+            cpu: need.cpu().then(|| CpuSlot {
+                slots: self.clone(),
+            }),
+            call: need.call().then(|| CallSlot {
+                slots: self.clone(),
+                top_level: need.top_level(),
+            }),
+        }
     }
 }
 
@@ -321,16 +412,7 @@ impl Ticket {
             rx.await.expect("queued tickets are always served");
         }
         self.state = TicketState::Redeemed;
-        let slots = &self.slots;
-        Grant {
-            cpu: self.need.cpu().then(|| CpuSlot {
-                slots: slots.clone(),
-            }),
-            call: self.need.call().then(|| CallSlot {
-                slots: slots.clone(),
-                top_level: self.need.top_level(),
-            }),
-        }
+        self.slots.grant_of(self.need)
     }
 }
 
@@ -358,6 +440,21 @@ pub(crate) struct Grant {
     pub cpu: Option<CpuSlot>,
     /// The call slot, if the need included one.
     pub call: Option<CallSlot>,
+}
+
+impl Grant {
+    /// What the grant holds, its slots no longer given back on drop (the
+    /// caller gives them back).
+    fn disarm(mut self) -> Need {
+        let need = Need {
+            cpu: self.cpu.is_some(),
+            call: self.call.is_some(),
+            top_level: self.call.as_ref().is_some_and(|c| c.top_level),
+        };
+        std::mem::forget(self.cpu.take());
+        std::mem::forget(self.call.take());
+        need
+    }
 }
 
 /// One CPU slot, released when dropped.
@@ -462,6 +559,49 @@ mod tests {
         assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 1));
         drop(slots.enqueue(Need::DRIVER, 0)); // granted at once, never redeemed
         assert_eq!(slots.calls_free(), 1);
+    }
+
+    #[tokio::test]
+    async fn starts_queued_as_data_run_in_line_and_hand_back_unwanted_grants() {
+        let slots = Slots::new(1, 10);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held: Arc<Mutex<Vec<Grant>>> = Arc::default();
+        // Runs at once: the slots are free.
+        let start = |name: &'static str, keep: bool| -> StartFn {
+            let (order, held) = (order.clone(), held.clone());
+            Box::new(move |g: Grant| {
+                order.lock().unwrap().push(name);
+                if !keep {
+                    return Some(g); // as a cancelled start does
+                }
+                held.lock().unwrap().push(g);
+                None
+            })
+        };
+        slots.start(Need::task(false), 0, start("first", true));
+        assert_eq!(slots.cpus_free(), 0);
+        let ticket = slots.enqueue(Need::task(false), 0);
+        // 10,000 starts that hand their grant back: passed on in a loop
+        // (recursion would overflow the stack).
+        for _ in 0..10_000 {
+            slots.start(Need::task(false), 0, start("unwanted", false));
+        }
+        slots.start(Need::task(false), 0, start("last", true));
+        assert_eq!(order.lock().unwrap().len(), 1);
+        // The ticket came first: it gets the slot, and the starts wait.
+        held.lock().unwrap().clear();
+        let g = ticket.grant().await;
+        assert_eq!(order.lock().unwrap().len(), 1);
+        drop(g);
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), 10_002);
+        assert_eq!(
+            (order[0], order[1], order[10_001]),
+            ("first", "unwanted", "last")
+        );
+        assert_eq!(slots.cpus_free(), 0, "`last` holds the slot");
+        held.lock().unwrap().clear();
+        assert_eq!((slots.cpus_free(), slots.calls_free()), (1, 10));
     }
 
     async fn futures_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {

@@ -161,6 +161,36 @@ fn a_cancelled_queued_task_never_runs() {
 }
 
 #[test]
+fn a_cancelled_queued_task_fails_at_once_not_when_its_turn_comes() {
+    let rt = common::builder().num_cpus(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    // The only CPU never frees while `forever` runs; 1,000 tasks queue
+    // behind it, and the last one is cancelled.
+    let blocker = rt.task(&m, "forever").submit().unwrap();
+    let queued: Vec<_> = (0..1_000)
+        .map(|i: i32| rt.task(&m, "add").arg(&i).arg(&1i32).submit().unwrap())
+        .collect();
+    let last = queued.last().unwrap();
+    assert!(rt.cancel(last));
+    let (ready, _) = rt
+        .wait(std::slice::from_ref(last), 1, Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        ready.len(),
+        1,
+        "the cancelled task failed while the CPU was busy"
+    );
+    let e = common::task_error(&rt, last);
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    // The rest still run, in order, once the blocker is cancelled too.
+    assert!(rt.cancel(&blocker));
+    for (i, r) in queued[..999].iter().enumerate() {
+        assert_eq!(rt.get::<i32>(r).unwrap(), i as i32 + 1);
+    }
+    common::still_serving(&rt, &m);
+}
+
+#[test]
 fn a_cancelled_running_task_is_interrupted_and_not_retried() {
     let (rt, m) = testkit();
     let r = rt
