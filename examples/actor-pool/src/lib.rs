@@ -6,7 +6,7 @@
 //! turn; results come back in order with `get`, or as they finish with
 //! `wait`.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/actor_pool.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/actor_pool.wasm`
 
 use wray::prelude::*;
 

@@ -6,7 +6,7 @@
 //! lets the tasks run in parallel, on every core. Both versions below do the
 //! same work; the example prints both timings.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/batch_get.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/batch_get.wasm`
 
 use std::time::{Duration, Instant};
 

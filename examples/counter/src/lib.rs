@@ -4,7 +4,7 @@
 //! returning a handle at once, method calls in order, passing the handle to
 //! tasks, a named actor found with `wray::get_actor`, and `wray::kill`.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/counter.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/counter.wasm`
 
 use wray::prelude::*;
 

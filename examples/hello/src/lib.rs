@@ -3,7 +3,7 @@
 //! Shows: `#[wray::remote]`, `f::remote(..)` returning an `ObjectRef` at once,
 //! `wray::get`, and task output streamed to your terminal with a prefix.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/hello.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/hello.wasm`
 
 #[wray::remote]
 fn say_hello(name: String) -> String {

@@ -4,7 +4,7 @@
 //! two child tasks and merges them. Waiting tasks release their CPU slot, so
 //! the tree completes even with `--num-cpus 1`.
 //!
-//! Run: `make guests && target/release/wray run --num-cpus 2 target/wasm32-wasip1/release/nested.wasm`
+//! Run: `make build && target/release/wray run --num-cpus 2 target/wasm32-wasip1/release/nested.wasm`
 
 use std::time::Instant;
 

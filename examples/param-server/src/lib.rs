@@ -6,7 +6,7 @@
 //! each applied exactly once, with no locks in user code. The example checks
 //! the final weights against the sum of every gradient.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/param_server.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/param_server.wasm`
 
 use wray::prelude::*;
 

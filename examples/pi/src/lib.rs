@@ -3,7 +3,7 @@
 //! Shows: fanning work out to many `remote` calls, each with its own seed so
 //! results are reproducible, and combining the results with one `get`.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/pi.wasm -- 64 1000000`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/pi.wasm -- 64 1000000`
 //! (tasks, samples per task).
 
 use std::time::Instant;

@@ -7,7 +7,7 @@
 //! still pays to encode and hash 200 MB; the reference costs that once. The
 //! example prints both timings.
 //!
-//! Run: `make guests && target/release/wray run target/wasm32-wasip1/release/put_once.wasm`
+//! Run: `make build && target/release/wray run target/wasm32-wasip1/release/put_once.wasm`
 
 use std::time::Instant;
 use wray::ObjectRef;

@@ -24,7 +24,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// wray: Ray's tasks, actors and objects, on sandboxed WebAssembly.
 ///
 /// Build a guest crate with `cargo build --release --target wasm32-wasip1`,
-/// then `wray run target/wasm32-wasip1/release/<crate>.wasm`.
+/// then `wray run target/wasm32-wasip1/release/<crate>.wasm` (hyphens in the
+/// crate's name become underscores in the file's).
 #[derive(Parser)]
 #[command(name = "wray", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
