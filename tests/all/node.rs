@@ -330,8 +330,13 @@ fn a_running_job_stops_and_its_tasks_are_cancelled() {
     });
     let r = post(a, &format!("/api/jobs/{id}/stop"), &Value::Null);
     assert_eq!(r.json()["stopped"], true, "{}", r.body);
-    let job = wait_job(a, &id, "STOPPED");
-    assert!(job["end_time_ms"].as_u64().is_some());
+    wait_job(a, &id, "STOPPED");
+    // STOPPED at once; the end time once the driver has unwound.
+    common::eventually("the stopped job has an end time", || {
+        get(a, &format!("/api/jobs/{id}")).json()["end_time_ms"]
+            .as_u64()
+            .is_some()
+    });
     common::eventually("the job's tasks are cancelled", || {
         let t = get(a, &format!("/api/jobs/{id}")).json()["tasks"].clone();
         t["RUNNING"] == 0 && t["PENDING"] == 0 && t["CANCELLED"] == 2
