@@ -564,25 +564,34 @@ async fn ready_arg(
     }
 }
 
+/// `granted`, or the slots of `task` once its turn comes; fails if the
+/// task is cancelled while it waits.
+async fn slots_for(
+    rt: &Arc<Shared>,
+    task: &Task,
+    granted: Option<Grant>,
+) -> Result<Grant, ErrorRecord> {
+    if let Some(g) = granted {
+        return Ok(g);
+    }
+    let ticket = rt.slots.enqueue(task.need(), task.sub.depth);
+    tokio::select! {
+        g = ticket.grant() => Ok(g),
+        () = task.handle.cancel.cancelled() => Err(task.cancelled()),
+    }
+}
+
 /// A CPU grant for one attempt of `task` (`first`, if it has one
-/// already), with its arguments pinned in memory. Arguments on disk (or lost) are read without holding the grant,
-/// so a read that must run another task (lineage) cannot starve it.
+/// already), with its arguments pinned in memory. Arguments on disk (or
+/// lost) are read without holding the grant, so a read that must run
+/// another task (lineage) cannot starve it.
 async fn grant_with_args(
     rt: &Arc<Shared>,
     task: &Task,
     args: &[ReadyArg],
     first: Option<Grant>,
 ) -> Result<(Grant, Vec<ArgValue>), ErrorRecord> {
-    let grant = match first {
-        Some(g) => g,
-        None => {
-            let ticket = rt.slots.enqueue(task.need(), task.sub.depth);
-            tokio::select! {
-                g = ticket.grant() => g,
-                () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
-            }
-        }
-    };
+    let grant = slots_for(rt, task, first).await?;
     // Every argument in memory: the common case.
     if let Some(values) = args.iter().map(ReadyArg::pinned).collect() {
         return Ok((grant, values));
@@ -603,16 +612,7 @@ async fn grant_with_spilled_args(
     let mut remade: Vec<Option<ArgValue>> = vec![None; args.len()];
     let mut granted = Some(grant);
     loop {
-        let grant = match granted.take() {
-            Some(g) => g,
-            None => {
-                let ticket = rt.slots.enqueue(task.need(), task.sub.depth);
-                tokio::select! {
-                    g = ticket.grant() => g,
-                    () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
-                }
-            }
-        };
+        let grant = slots_for(rt, task, granted.take()).await?;
         // Holding the slot, read spilled arguments back: at most one task
         // per slot has its arguments in memory, so reading never outgrows
         // the store.
