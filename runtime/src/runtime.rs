@@ -408,6 +408,22 @@ impl Runtime {
         })
     }
 
+    /// Runs `n` calls of `function` (a remote function without arguments)
+    /// of `module`, each on a fresh instance, one per CPU slot at a time,
+    /// without the scheduler: what a task costs below submission, queueing
+    /// and result storage. For `wray bench`; not a way to run tasks.
+    #[doc(hidden)]
+    pub fn bench_bare_calls(&self, module: &Module, function: &str, n: u32) -> Result<()> {
+        self.block_on(crate::scheduler::bare_calls(
+            &self.shared,
+            module,
+            function,
+            n,
+            self.num_cpus(),
+        ))
+        .map_err(Error::InvalidArgument)
+    }
+
     /// Stores a value as an immutable object.
     pub fn put<T: Encode>(&self, value: &T) -> Result<ObjectRef> {
         let bytes = wray_abi::codec::encode(value).map_err(|e| {

@@ -860,6 +860,67 @@ async fn execute(
     finish_call(&mut store, result, function)
 }
 
+/// Runs `n` calls of `function`, which takes no arguments, each on a fresh
+/// instance, `parallel` at a time: the path of one task attempt
+/// ([`execute`]) without submission, slot queue, records or stored
+/// results. `wray bench` reports it as the floor under the task figures.
+pub(crate) async fn bare_calls(
+    rt: &Arc<Shared>,
+    module: &Module,
+    function: &str,
+    n: u32,
+    parallel: usize,
+) -> Result<(), String> {
+    let Some((function, export)) = module.task(function) else {
+        return Err(format!(
+            "module `{}` has no remote function `{function}`",
+            module.name()
+        ));
+    };
+    let task = Arc::new(Task {
+        id: rt.ids.next_task(),
+        module: module.clone(),
+        export,
+        returns: Vec::new(),
+        policy: Policy::new(&Options::default(), &rt.config),
+        handle: Arc::new(TaskHandle::new(false, 0)),
+        sub: Submission {
+            function,
+            args: Vec::new(),
+            _held: HeldRefs::new(rt),
+            num_returns: 1,
+            options: Options::default(),
+            parent: None,
+            depth: 1,
+            job: 0,
+        },
+        deterministic: AtomicBool::new(false),
+        recomputing: tokio::sync::Mutex::new(()),
+    });
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let workers: Vec<_> = (0..parallel.max(1))
+        .map(|_| {
+            let (rt, task, next) = (rt.clone(), task.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let grant = Grant {
+                        cpu: None,
+                        call: None,
+                    };
+                    Box::pin(execute(&rt, &task, Vec::new(), grant))
+                        .await
+                        .map_err(|e| e.message)?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
 /// Instantiates `module` in `store` and calls the `() -> i32` export.
 pub(crate) async fn call_export(
     store: &mut Store<InstanceState>,

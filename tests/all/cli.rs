@@ -205,6 +205,7 @@ fn bench_quick_prints_a_table_and_json() {
         "tasks_sync_per_s",
         "tasks_async_per_s",
         "tasks_nested_per_s",
+        "instance_calls_per_s",
         "put_small_per_s",
         "get_small_per_s",
         "put_gb_per_s",

@@ -174,3 +174,19 @@ fn a_get_timeout_on_the_host_is_a_timeout_error() {
     }
     assert_eq!(rt.get::<u64>(&r).unwrap(), 300);
 }
+
+/// The floor `wray bench` reports: fresh instances called without the
+/// scheduler. It runs the real export, reports failures and unknown names,
+/// and leaves the runtime serving.
+#[test]
+fn bare_calls_run_the_export_and_report_failures() {
+    let (rt, m) = testkit();
+    rt.bench_bare_calls(&m, "nothing", 50)
+        .expect("a no-op runs");
+    let err = rt.bench_bare_calls(&m, "no_such_fn", 1).unwrap_err();
+    assert!(err.to_string().contains("no_such_fn"), "{err}");
+    let err = rt.bench_bare_calls(&m, "traps", 3).unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    let r = rt.task(&m, "add").arg(&2i32).arg(&3i32).submit().unwrap();
+    assert_eq!(rt.get::<i32>(&r).unwrap(), 5);
+}

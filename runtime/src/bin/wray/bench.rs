@@ -52,6 +52,9 @@ pub struct BenchArgs {
 enum Measure {
     /// Operations per second: `ops` operations per driver run.
     Rate { args: Vec<String>, ops: f64 },
+    /// Calls per second of a no-op on fresh instances, without the
+    /// scheduler (`Runtime::bench_bare_calls`).
+    BareCalls { function: &'static str, n: u32 },
     /// Gigabytes per second: the difference of a long and a short run.
     Bandwidth {
         name: &'static str,
@@ -98,6 +101,15 @@ fn suite(quick: bool) -> Vec<Bench> {
             what: "tasks, 10,000 submitted then all got",
             unit: "tasks/s",
             measure: rate("tasks_async", scale(10_000), 1.0),
+        },
+        Bench {
+            key: "instance_calls_per_s",
+            what: "fresh instance, call, drop of the no-op, no scheduler: the floor under tasks",
+            unit: "calls/s",
+            measure: Measure::BareCalls {
+                function: "noop",
+                n: scale(10_000),
+            },
         },
         Bench {
             key: "tasks_nested_per_s",
@@ -279,6 +291,15 @@ fn measure(
             (0..runs)
                 .map(|_| Ok(ops / time_driver(rt, module, drv)?.as_secs_f64()))
                 .collect()
+        }
+        Measure::BareCalls { function, n } => {
+            let time = || -> anyhow::Result<f64> {
+                let start = Instant::now();
+                rt.bench_bare_calls(module, function, *n)?;
+                Ok(f64::from(*n) / start.elapsed().as_secs_f64())
+            };
+            time()?; // warm-up
+            (0..runs).map(|_| time()).collect()
         }
         Measure::Bandwidth {
             name,
