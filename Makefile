@@ -45,7 +45,7 @@ lint: setup
 	$(CARGO) clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS)) -- -D warnings
 
 doc:
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --lib -p wray -p wray-runtime -p wray-abi -p wray-macros
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p wray -p wray-runtime -p wray-abi -p wray-macros
 
 clean:
 	$(CARGO) clean
