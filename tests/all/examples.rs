@@ -42,6 +42,7 @@ fn put_once() {
         out.contains("passed by value:") && out.contains("put once, by ref:"),
         "{out}"
     );
+    assert_eq!(out.matches("(submitting took ").count(), 2, "{out}");
 }
 
 #[test]
