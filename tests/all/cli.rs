@@ -21,7 +21,7 @@ fn help_lists_every_subcommand_and_flag() {
         assert!(out.contains(word), "{word}: {out}");
     }
     let (out, _) = text(&wray(&["bench", "--help"]));
-    for word in ["--json", "--runs", "--only", "--quick"] {
+    for word in ["--json", "--runs", "--only", "--quick", "--samples"] {
         assert!(out.contains(word), "{word}: {out}");
     }
 }
@@ -196,7 +196,7 @@ fn run_with_a_dashboard_prints_its_url() {
 
 #[test]
 fn bench_quick_prints_a_table_and_json() {
-    let out = wray(&["bench", "--quick", "--runs", "1", "--json"]);
+    let out = wray(&["bench", "--quick", "--runs", "2", "--json", "--samples"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let last = stdout.lines().last().unwrap();
@@ -219,4 +219,12 @@ fn bench_quick_prints_a_table_and_json() {
         );
     }
     assert!(stdout.contains("tasks_async_per_s"), "the table: {stdout}");
+    // --samples: each row is followed by its runs, two here.
+    let runs = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("runs: "));
+    assert!(
+        runs.clone().count() >= 9 && runs.clone().all(|l| l.matches(", ").count() == 1),
+        "every row's two runs: {stdout}"
+    );
 }

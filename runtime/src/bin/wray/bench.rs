@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Run only the benchmarks whose key contains this text (repeatable).
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+    /// Also print every run's figure, in the order they ran, under its row.
+    #[arg(long)]
+    samples: bool,
     /// Smaller workloads: a fast check that the suite works, not a measurement.
     #[arg(long)]
     quick: bool,
@@ -255,6 +258,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let samples = measure(&rt, &module, &bench.measure, &args)?;
+        let runs: Vec<String> = samples.iter().map(|&v| fmt_num(v)).collect();
         let (lo, mid, hi) = summary(samples);
         println!(
             "{:<22} {:>14} {:<8} {:>22}  {}",
@@ -264,6 +268,9 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             format!("{} .. {}", fmt_num(lo), fmt_num(hi)),
             bench.what
         );
+        if args.samples {
+            println!("{:<22} runs: {}", "", runs.join(", "));
+        }
         figures.push((bench.key, mid));
     }
     if args.json {
