@@ -17,9 +17,11 @@ all: build
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
-# The dashboard's browser tests drive a headless Chromium (Debian's package).
+# The dashboard's browser tests drive a headless Chromium: $WRAY_CHROMIUM,
+# else the first of these on PATH, else Debian's package, installed here.
 browser:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	@[ -n "$$WRAY_CHROMIUM" ] || command -v chromium >/dev/null || \
+	  command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
 	  { echo "installing chromium for the browser tests"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
