@@ -266,11 +266,14 @@ impl Builder {
 
 /// A wray runtime: loads modules, runs drivers and tasks, stores objects.
 ///
+/// (The README's "Embedding" section shows this example; `cargo test`
+/// compiles it here.)
+///
 /// ```no_run
 /// use wray_runtime::Runtime;
 ///
-/// let rt = Runtime::builder().num_cpus(2).build()?;
-/// let module = rt.load_file("target/wasm32-wasip1/release/hello.wasm")?;
+/// let rt = Runtime::builder().num_cpus(4).build()?;
+/// let module = rt.load_file("app.wasm")?; // a guest with `#[wray::remote] fn add(a: i32, b: i32) -> i32`
 /// let sum = rt.task(&module, "add").arg(&1i32).arg(&2i32).submit()?;
 /// assert_eq!(rt.get::<i32>(&sum)?, 3);
 /// # Ok::<(), wray_runtime::Error>(())
