@@ -360,6 +360,55 @@ fn a_running_job_stops_and_its_tasks_are_cancelled() {
 }
 
 #[test]
+fn only_ended_jobs_are_deleted_with_their_logs() {
+    let n = serve(None);
+    let a = n.node.addr();
+    let delete = |id: &str| http(a, "DELETE", &format!("/api/jobs/{id}"), &[], b"");
+    let running = submit(a, "testkit", &["forever"]);
+    wait_job(a, &running, "RUNNING");
+    let r = delete(&running);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("has not ended")
+    );
+    let done = submit(a, "hello", &[]);
+    wait_job(a, &done, "SUCCEEDED");
+    assert!(
+        get(a, &format!("/api/v0/logs?job={done}"))
+            .body
+            .contains("Hello, wray!")
+    );
+    let r = delete(&done);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["deleted"], true);
+    assert_eq!(get(a, &format!("/api/jobs/{done}")).status, 404);
+    assert_eq!(get(a, &format!("/api/jobs/{done}/logs")).status, 404);
+    assert!(!get(a, "/api/jobs/").body.contains(&format!("\"{done}\"")));
+    assert!(
+        !get(a, &format!("/api/v0/logs?job={done}"))
+            .body
+            .contains("Hello, wray!")
+    );
+    assert_eq!(delete(&done).status, 404);
+    assert_eq!(delete("job-x").status, 404);
+    // The running job is untouched; once stopped and unwound, it goes too.
+    assert_eq!(
+        get(a, &format!("/api/jobs/{running}")).json()["status"],
+        "RUNNING"
+    );
+    post(a, &format!("/api/jobs/{running}/stop"), &Value::Null);
+    common::eventually("the stopped job is deleted once its driver unwound", || {
+        delete(&running).status == 200
+    });
+    assert!(get(a, "/api/jobs/").json().as_array().unwrap().is_empty());
+    let id = submit(a, "hello", &[]);
+    wait_job(a, &id, "SUCCEEDED");
+}
+
+#[test]
 fn actors_are_listed_and_killed_over_http() {
     let n = serve(None);
     let a = n.node.addr();
@@ -587,6 +636,18 @@ fn the_cli_starts_a_node_runs_jobs_on_it_lists_and_stops_it() {
     assert_eq!(events.as_array().unwrap().len(), 65);
     let logs = run(&["job", "logs", "job-1"]);
     assert!(logs.contains("Hello, wray!"), "{logs}");
+    assert!(run(&["job", "delete", "job-1"]).contains("deleted job-1"));
+    assert!(!run(&["list", "jobs"]).contains("job-1 "));
+    let out = wray_in(dir.path())
+        .args(["job", "delete", "job-1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).1.contains("no job job-1"),
+        "{}",
+        common::text(&out).1
+    );
     // A failing job's status is the command's.
     let out = wray_in(dir.path())
         .args([

@@ -1,7 +1,7 @@
 //! The handlers of the node's HTTP API (`docs/http-api.md`).
 
 use super::NodeState;
-use super::jobs::{JobStatus, parse_job_id};
+use super::jobs::{DeleteRefused, JobStatus, parse_job_id};
 use super::logs::job_name;
 use crate::actor::{Actor, Life};
 use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
@@ -257,6 +257,24 @@ pub(crate) async fn stop_job(State(st): St, Path(id): Path<String>) -> Response 
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     }
     ok(json!({"stopped": st.jobs.stop(n)}))
+}
+
+pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Response {
+    let n = match job_id(&id) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match st.jobs.delete(n) {
+        Ok(()) => {
+            st.logs.forget_job(n);
+            ok(json!({"deleted": true}))
+        }
+        Err(DeleteRefused::Unknown) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+        Err(DeleteRefused::NotEnded) => error(
+            StatusCode::BAD_REQUEST,
+            format!("job {id} has not ended: stop it, and delete it once it has"),
+        ),
+    }
 }
 
 // ---- state ------------------------------------------------------------------------

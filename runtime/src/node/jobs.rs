@@ -79,6 +79,15 @@ pub struct JobInfo {
     pub message: Option<String>,
 }
 
+/// Why a job was not deleted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DeleteRefused {
+    /// No such job.
+    Unknown,
+    /// It is pending or running, or stopped but its driver has not unwound.
+    NotEnded,
+}
+
 struct Entry {
     id: u64,
     info: JobInfo,
@@ -169,6 +178,19 @@ impl Jobs {
             }
             _ => false,
         }
+    }
+
+    /// Forgets job `id` once it has ended and its driver has unwound.
+    pub fn delete(&self, id: u64) -> Result<(), DeleteRefused> {
+        let mut g = self.lock();
+        let Some(i) = g.iter().position(|e| e.id == id) else {
+            return Err(DeleteRefused::Unknown);
+        };
+        if !g[i].info.status.ended() || g[i].job.is_some() {
+            return Err(DeleteRefused::NotEnded);
+        }
+        g.remove(i);
+        Ok(())
     }
 
     /// Job `id`.

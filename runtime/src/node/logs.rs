@@ -78,6 +78,14 @@ impl LogStore {
         (log.text[from..].to_string(), log.text.len())
     }
 
+    /// Forgets job `job`'s log and its lines.
+    pub fn forget_job(&self, job: u64) {
+        let name = job_name(job);
+        let mut g = self.lock();
+        g.jobs.remove(&job);
+        g.lines.retain(|l| l.job_id != name);
+    }
+
     /// The lines `keep` accepts, the last `limit` of them, oldest first;
     /// and how many it accepted.
     pub fn lines(

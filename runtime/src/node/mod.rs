@@ -176,7 +176,7 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/style.css", get(api::style_css))
         .route("/api/jobs", get(api::list_jobs))
         .route("/api/jobs/", get(api::list_jobs))
-        .route("/api/jobs/{id}", get(api::job))
+        .route("/api/jobs/{id}", get(api::job).delete(api::delete_job))
         .route("/api/jobs/{id}/logs", get(api::job_logs))
         .route("/api/jobs/{id}/stop", post(api::stop_job))
         .route("/api/v0/jobs", get(api::list_jobs))

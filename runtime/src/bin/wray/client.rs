@@ -121,6 +121,12 @@ impl Client {
         self.finish(req.send_json(body))
     }
 
+    /// `DELETE path`, answered with JSON.
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let req = self.auth(self.agent.delete(format!("{}{path}", self.base)));
+        self.finish(req.call())
+    }
+
     /// `POST path` with a wasm module as the body.
     pub fn post_wasm(&self, path: &str, module: &[u8]) -> anyhow::Result<Value> {
         let req = self

@@ -48,7 +48,7 @@ enum Command {
     Start(node::StartArgs),
     /// Stop the node `wray start --detach` started.
     Stop,
-    /// Submit, list, follow and stop jobs on a node.
+    /// Submit, list, follow, stop and delete jobs on a node.
     Job(state::JobArgs),
     /// List a node's tasks, actors, objects, jobs or nodes.
     List(state::ListArgs),

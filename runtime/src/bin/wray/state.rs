@@ -65,6 +65,11 @@ pub enum JobCommand {
         /// The job's id.
         id: String,
     },
+    /// Forget an ended job: its record and its logs.
+    Delete {
+        /// The job's id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -133,6 +138,11 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{id} had already ended");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Delete { id } => {
+            c.delete(&format!("/api/jobs/{}", query_escape(&id)))?;
+            println!("deleted {id}");
             Ok(ExitCode::SUCCESS)
         }
     }
