@@ -158,16 +158,7 @@ impl<'a, K> CallBuilder<'a, K> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let sub = Submission {
-            function: function.into(),
-            args: self.args,
-            _held: self.held,
-            num_returns: 1,
-            options: self.options,
-            parent: None,
-            depth: 1,
-            job: 0,
-        };
+        let sub = Submission::host(function.into(), self.args, self.held, self.options);
         Ok((self.rt, self.target, sub))
     }
 }

@@ -154,6 +154,21 @@ pub(crate) struct Submission {
 }
 
 impl Submission {
+    /// A submission from the host: one result, default depth, no parent,
+    /// no job.
+    pub fn host(function: Arc<str>, args: Vec<TaskArg>, held: HeldRefs, options: Options) -> Self {
+        Submission {
+            function,
+            args,
+            _held: held,
+            num_returns: 1,
+            options,
+            parent: None,
+            depth: 1,
+            job: 0,
+        }
+    }
+
     /// Builds a submission from a guest's spec, holding every object it
     /// names. Fails with the status to return to the guest.
     pub fn from_guest(spec: &TaskSpec<'_>, st: &mut InstanceState) -> Result<Submission, Status> {
@@ -297,17 +312,15 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         parent.children.lock().expect("not poisoned").push(id);
     }
     rt.tasks.insert(id, handle.clone());
-    let task = Arc::new(Task {
+    let task = Arc::new(Task::new(
+        rt,
         id,
         module,
         export,
-        returns: returns.clone(),
-        policy: Policy::new(&sub.options, &rt.config),
+        returns.clone(),
         handle,
         sub,
-        deterministic: AtomicBool::new(false),
-        recomputing: tokio::sync::Mutex::new(()),
-    });
+    ));
     // Tasks whose arguments have values join the CPU queue now, as data
     // (nothing is spawned until their slots are granted), so they start in
     // submission order; the others join when their arguments are ready.
@@ -361,6 +374,28 @@ pub(crate) fn cancel(rt: &Arc<Shared>, id: &ObjectId, recursive: bool) -> bool {
 }
 
 impl Task {
+    fn new(
+        rt: &Shared,
+        id: TaskId,
+        module: Module,
+        export: ModuleExport,
+        returns: Vec<ObjectId>,
+        handle: Arc<TaskHandle>,
+        sub: Submission,
+    ) -> Task {
+        Task {
+            id,
+            module,
+            export,
+            returns,
+            policy: Policy::new(&sub.options, &rt.config),
+            handle,
+            sub,
+            deterministic: AtomicBool::new(false),
+            recomputing: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// What the task needs to start: nested tasks may use the call slots
     /// kept from top-level ones.
     fn need(&self) -> Need {
@@ -877,26 +912,16 @@ pub(crate) async fn bare_calls(
             module.name()
         ));
     };
-    let task = Arc::new(Task {
-        id: rt.ids.next_task(),
-        module: module.clone(),
+    let sub = Submission::host(function, Vec::new(), HeldRefs::new(rt), Options::default());
+    let task = Arc::new(Task::new(
+        rt,
+        rt.ids.next_task(),
+        module.clone(),
         export,
-        returns: Vec::new(),
-        policy: Policy::new(&Options::default(), &rt.config),
-        handle: Arc::new(TaskHandle::new(false, 0)),
-        sub: Submission {
-            function,
-            args: Vec::new(),
-            _held: HeldRefs::new(rt),
-            num_returns: 1,
-            options: Options::default(),
-            parent: None,
-            depth: 1,
-            job: 0,
-        },
-        deterministic: AtomicBool::new(false),
-        recomputing: tokio::sync::Mutex::new(()),
-    });
+        Vec::new(),
+        Arc::new(TaskHandle::new(false, 0)),
+        sub,
+    ));
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let workers: Vec<_> = (0..parallel.max(1))
         .map(|_| {
