@@ -35,7 +35,7 @@ use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::{ModuleExport, Store};
 use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
@@ -232,12 +232,10 @@ pub(crate) struct TaskHandle {
     pub actor_call: bool,
     /// The job it belongs to.
     pub job: u64,
-    /// Whether the task's `run` was spawned (or is being): false while it
-    /// waits for its first slots as data, in the slot queue.
-    spawned: AtomicBool,
-    /// The task, while it waits as data: cancelling it spawns it, so it
-    /// fails at once instead of when its turn comes.
-    queued: OnceLock<Weak<Task>>,
+    /// The task while it waits as data for its first slots, taken by
+    /// whoever spawns its `run`: its start when the slots are granted, or
+    /// a cancel, so that it fails at once instead of when its turn comes.
+    queued: Mutex<Option<Weak<Task>>>,
 }
 
 impl TaskHandle {
@@ -247,23 +245,20 @@ impl TaskHandle {
             children: Mutex::new(Vec::new()),
             actor_call,
             job,
-            spawned: AtomicBool::new(true),
-            queued: OnceLock::new(),
+            queued: Mutex::new(None),
         }
     }
 
-    /// Claims the right to spawn the task queued as data: true once.
-    fn claim(&self) -> bool {
-        !self.spawned.swap(true, Ordering::AcqRel)
+    /// Takes the right to spawn the task queued as data: `Some` once.
+    fn claim(&self) -> Option<Weak<Task>> {
+        self.queued.lock().expect("not poisoned").take()
     }
 
     /// Cancels the call; a task waiting as data for its slots is spawned
     /// now, and fails at once.
     pub fn cancel_task(&self, rt: &Arc<Shared>) {
         self.cancel.cancel();
-        if let Some(task) = self.queued.get().and_then(Weak::upgrade)
-            && self.claim()
-        {
+        if let Some(task) = self.claim().as_ref().and_then(Weak::upgrade) {
             rt.spawner.spawn(run(rt.clone(), task, None));
         }
     }
@@ -333,12 +328,11 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
     });
     if ready {
         let (need, depth) = (task.need(), task.sub.depth);
-        task.handle.spawned.store(false, Ordering::Release);
-        let _ = task.handle.queued.set(Arc::downgrade(&task));
+        *task.handle.queued.lock().expect("not poisoned") = Some(Arc::downgrade(&task));
         let rt2 = rt.clone();
         let start = move |grant: Grant| {
             // Cancelled meanwhile, it was spawned then: the grant goes back.
-            if !task.handle.claim() {
+            if task.handle.claim().is_none() {
                 return Some(grant);
             }
             let spawner = rt2.spawner.clone();
