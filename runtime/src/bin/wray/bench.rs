@@ -293,21 +293,12 @@ fn measure(
 ) -> anyhow::Result<Vec<f64>> {
     let runs = args.runs;
     match m {
-        Measure::Rate { args: drv, ops } => {
-            time_driver(rt, module, drv)?; // warm-up
-            (0..runs)
-                .map(|_| Ok(ops / time_driver(rt, module, drv)?.as_secs_f64()))
-                .collect()
-        }
-        Measure::BareCalls { function, n } => {
-            let time = || -> anyhow::Result<f64> {
-                let start = Instant::now();
-                rt.bench_bare_calls(module, function, *n)?;
-                Ok(f64::from(*n) / start.elapsed().as_secs_f64())
-            };
-            time()?; // warm-up
-            (0..runs).map(|_| time()).collect()
-        }
+        Measure::Rate { args: drv, ops } => per_second(runs, *ops, || time_driver(rt, module, drv)),
+        Measure::BareCalls { function, n } => per_second(runs, f64::from(*n), || {
+            let start = Instant::now();
+            rt.bench_bare_calls(module, function, *n)?;
+            Ok(start.elapsed())
+        }),
         Measure::Bandwidth {
             name,
             short,
@@ -496,6 +487,16 @@ fn rss_kib() -> anyhow::Result<u64> {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `runs` rates of `ops` operations done by `run`, after a warm-up run.
+fn per_second(
+    runs: usize,
+    ops: f64,
+    run: impl Fn() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Vec<f64>> {
+    run()?; // warm-up
+    (0..runs).map(|_| Ok(ops / run()?.as_secs_f64())).collect()
 }
 
 fn time_driver(rt: &Runtime, module: &Module, args: &[String]) -> anyhow::Result<Duration> {
