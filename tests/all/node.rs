@@ -608,6 +608,12 @@ fn the_cli_starts_a_node_runs_jobs_on_it_lists_and_stops_it() {
         assert!(out.status.success(), "wray {args:?}: {o}\n{e}");
         o
     };
+    // A command expected to fail: its standard error.
+    let fails = |args: &[&str]| {
+        let out = wray_in(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "wray {args:?} succeeded");
+        common::text(&out).1
+    };
     let hello = guest("hello");
     let out = run(&["job", "submit", hello.to_str().unwrap(), "--follow"]);
     assert!(out.contains("Hello, wray!"), "{out}");
@@ -636,45 +642,34 @@ fn the_cli_starts_a_node_runs_jobs_on_it_lists_and_stops_it() {
     assert_eq!(events.as_array().unwrap().len(), 65);
     let logs = run(&["job", "logs", "job-1"]);
     assert!(logs.contains("Hello, wray!"), "{logs}");
+    let job_ids = || -> Vec<String> {
+        let jobs: Value = serde_json::from_str(&run(&["job", "list", "--json"])).unwrap();
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(job_ids(), ["job-2", "job-1"]);
     assert!(run(&["job", "delete", "job-1"]).contains("deleted job-1"));
-    assert!(!run(&["list", "jobs"]).contains("job-1 "));
-    let out = wray_in(dir.path())
-        .args(["job", "delete", "job-1"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        common::text(&out).1.contains("no job job-1"),
-        "{}",
-        common::text(&out).1
-    );
+    assert_eq!(job_ids(), ["job-2"]);
+    let e = fails(&["job", "delete", "job-1"]);
+    assert!(e.contains("no job job-1"), "{e}");
     // A failing job's status is the command's.
-    let out = wray_in(dir.path())
-        .args([
-            "job",
-            "submit",
-            guest("testkit").to_str().unwrap(),
-            "--follow",
-            "--",
-            "no-such-scenario",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        common::text(&out).1.contains("failed"),
-        "{}",
-        common::text(&out).1
-    );
+    let testkit = guest("testkit");
+    let e = fails(&[
+        "job",
+        "submit",
+        testkit.to_str().unwrap(),
+        "--follow",
+        "--",
+        "no-such-scenario",
+    ]);
+    assert!(e.contains("failed"), "{e}");
     run(&["stop"]);
     assert!(node.wait().unwrap().success());
-    let out = wray_in(dir.path()).args(["status"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(
-        common::text(&out).1.contains("no wray node answers"),
-        "{}",
-        common::text(&out).1
-    );
+    let e = fails(&["status"]);
+    assert!(e.contains("no wray node answers"), "{e}");
 }
 
 #[test]
