@@ -5,8 +5,9 @@
 //! once they are granted (a task whose arguments are not ready is spawned
 //! at once and queues when they are); `run` runs one attempt in a fresh
 //! instance ([`execute`]); the outcome resolves the return objects and wakes
-//! their waiters. Nothing on that path takes a global lock but the slot
-//! dispatcher's.
+//! their waiters. Two global locks are on that path, each held for a few
+//! field updates and never across an `await`: the slot dispatcher's and the
+//! call record's (`events`).
 //!
 //! # Task lifecycle
 //!
