@@ -47,6 +47,14 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// The `error` message of a refused request.
+    fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {}", self.body))
+            .to_string()
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -245,12 +253,7 @@ fn modules_are_uploaded_by_digest_and_run_from_json() {
 
     let unknown = post(a, "/api/jobs/", &json!({"module": "ab".repeat(32)}));
     assert_eq!(unknown.status, 404, "{}", unknown.body);
-    assert!(
-        unknown.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("upload it first")
-    );
+    assert!(unknown.error().contains("upload it first"));
     let bad = post(a, "/api/jobs/", &json!({"module": "../../etc/passwd"}));
     assert_eq!(bad.status, 400, "{}", bad.body);
     let extra = post(
@@ -287,7 +290,7 @@ fn bad_input_to_every_endpoint_gets_a_clear_error() {
         b"{nope",
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().contains("JSON"));
+    assert!(r.error().contains("JSON"));
     let r = http(a, "POST", "/api/jobs/", &[], &vec![b' '; 100 << 10]);
     assert_eq!(r.status, 413, "{}", r.body);
     // A body announced past the limit is refused before it is read.
@@ -368,12 +371,7 @@ fn only_ended_jobs_are_deleted_with_their_logs() {
     wait_job(a, &running, "RUNNING");
     let r = delete(&running);
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(
-        r.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("has not ended")
-    );
+    assert!(r.error().contains("has not ended"), "{}", r.body);
     let done = submit(a, "hello", &[]);
     wait_job(a, &done, "SUCCEEDED");
     assert!(
