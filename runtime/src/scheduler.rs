@@ -1,11 +1,15 @@
 //! Tasks: submission, dependency resolution, CPU slots, attempts, retries.
 //!
 //! The per-task path is: [`submit_task`] names the return objects (pending)
-//! and queues the task for its slots as data, spawning [`run`] on tokio
-//! once they are granted (a task whose arguments are not ready is spawned
-//! at once and queues when they are); `run` runs one attempt in a fresh
-//! instance ([`execute`]); the outcome resolves the return objects and wakes
-//! their waiters. Two global locks are on that path, each held for a few
+//! and queues the task for its slots as data; once they are granted, [`run`]
+//! runs it (a task whose arguments are not ready is spawned at once and
+//! queues when they are); `run` runs one attempt in a fresh instance
+//! ([`execute`]); the outcome resolves the return objects and wakes their
+//! waiters. The slots an attempt releases as its store is dropped usually go
+//! to the next task in line: that task is handed to the same `run`, which
+//! runs it next ([`Next`]), so a line of tasks costs one tokio task per
+//! worker, not one per task. Only a grant made elsewhere (a task submitted
+//! while a slot is free, a slot given back by a `get`) spawns a `run`. Two global locks are on that path, each held for a few
 //! field updates and never across an `await`: the slot dispatcher's and the
 //! call record's (`events`).
 //!
@@ -35,6 +39,7 @@ use crate::runtime::Shared;
 use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -336,8 +341,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
             if task.handle.claim().is_none() {
                 return Some(grant);
             }
-            let spawner = rt2.spawner.clone();
-            spawner.spawn(run(rt2, task, Some(grant)));
+            start_granted(rt2, Next { task, grant });
             None
         };
         rt.slots.start(need, depth, Box::new(start));
@@ -432,10 +436,73 @@ pub(crate) struct Task {
     recomputing: tokio::sync::Mutex<()>,
 }
 
-/// Runs a task to its end: arguments, attempts, results.
+/// Runs a task to its end: arguments, attempts, results; then the tasks
+/// handed to it as its last attempt ended, one after another.
 /// `first`: the slots of its first attempt, when it was queued for them.
 async fn run(rt: Arc<Shared>, task: Arc<Task>, first: Option<Grant>) {
-    let outcome = run_attempts(&rt, &task, first).await;
+    let (mut task, mut first) = (task, first);
+    loop {
+        let mut next = None;
+        let outcome = run_attempts(&rt, &task, first, &mut next).await;
+        conclude(&rt, &task, outcome);
+        let Some(next) = next else { return };
+        // A line of short tasks must not keep this worker from the rest
+        // of its queue: yield once tokio's budget for this poll is spent.
+        tokio::task::consume_budget().await;
+        (task, first) = (next.task, Some(next.grant));
+    }
+}
+
+/// A task granted its slots when the store of another task's finished
+/// attempt was dropped (releasing them) on this thread: that task's
+/// [`run`] runs it next, in the same tokio task, instead of spawning one
+/// per task.
+struct Next {
+    task: Arc<Task>,
+    grant: Grant,
+}
+
+thread_local! {
+    /// `Some` while a finished attempt's store is dropped on this thread:
+    /// room for one start its released slots grant.
+    static HANDOFF: RefCell<Option<Option<Next>>> = const { RefCell::new(None) };
+}
+
+/// Drops a finished attempt's store, catching the start (if any) that its
+/// released slots grant on this thread.
+fn drop_catching_next(store: Store<InstanceState>) -> Option<Next> {
+    /// Closes the window even if the drop panics.
+    struct Window;
+    impl Drop for Window {
+        fn drop(&mut self) {
+            HANDOFF.with_borrow_mut(|h| *h = None);
+        }
+    }
+    HANDOFF.with_borrow_mut(|h| *h = Some(None));
+    let _window = Window;
+    drop(store);
+    HANDOFF.with_borrow_mut(|h| h.take().flatten())
+}
+
+/// Runs a task whose slots were granted: next on this thread if a finished
+/// attempt's store is being dropped here (see [`drop_catching_next`]), on a
+/// tokio task of its own otherwise.
+fn start_granted(rt: Arc<Shared>, next: Next) {
+    let refused = HANDOFF.with_borrow_mut(|h| match h {
+        Some(room @ None) => {
+            *room = Some(next);
+            None
+        }
+        _ => Some(next),
+    });
+    if let Some(Next { task, grant }) = refused {
+        let spawner = rt.spawner.clone();
+        spawner.spawn(run(rt, task, Some(grant)));
+    }
+}
+
+/// Records a task's end and stores its results (or its error).
+fn conclude(rt: &Arc<Shared>, task: &Arc<Task>, outcome: Result<Finished, ErrorRecord>) {
     // Finished before its results are visible: whoever sees a result sees
     // the task done.
     rt.tasks.remove(&task.id);
@@ -456,7 +523,7 @@ async fn run(rt: Arc<Shared>, task: Arc<Task>, first: Option<Grant>) {
             // The stored values now hold what they refer to.
             drop(held);
         }
-        Err(rec) => fail_all(&rt, &task.returns, rec),
+        Err(rec) => fail_all(rt, &task.returns, rec),
     }
 }
 
@@ -758,7 +825,9 @@ fn recompute<'a>(
         }
         let args = resolve_args(rt, &task.sub.args, function).await?;
         let grant = rt.slots.enqueue(task.need(), task.sub.depth).grant().await;
-        let finished = Box::pin(execute(rt, task, args, grant)).await?;
+        let (finished, next) = Box::pin(execute(rt, task, args, grant)).await;
+        spawn_next(rt, next);
+        let finished = finished?;
         for (blob, value) in blobs.iter().zip(&finished.values) {
             let bytes = value.loaded().expect("fresh results are in memory");
             if blob.is_lost() && !blob.restore(&bytes) {
@@ -782,10 +851,13 @@ pub(crate) struct Finished {
     pub deterministic: bool,
 }
 
+/// A task's attempts until one succeeds or no retry remains. `next`
+/// receives the task handed over as the last attempt's store was dropped.
 async fn run_attempts(
     rt: &Arc<Shared>,
     task: &Task,
     mut first: Option<Grant>,
+    next: &mut Option<Next>,
 ) -> Result<Finished, ErrorRecord> {
     let with_id = |mut rec: ErrorRecord| {
         rec.task = task.id;
@@ -822,29 +894,38 @@ async fn run_attempts(
         // large, and only running tasks need it; the spawned future of a
         // queued task stays small.
         rt.events.started(task.id);
-        match Box::pin(execute(rt, task, values, grant)).await {
-            Ok(finished) => return Ok(finished),
+        let (outcome, handed) = Box::pin(execute(rt, task, values, grant)).await;
+        match outcome {
+            Ok(finished) => {
+                *next = handed;
+                return Ok(finished);
+            }
             Err(rec) => {
                 let mut rec = with_id(rec);
                 rec.attempts = attempt;
                 // An injected fault ends with its attempt.
                 task.handle.cancel.clear_fault();
                 if task.handle.cancel.is_cancelled() || !task.policy.retries(&rec, attempt) {
+                    *next = handed;
                     return Err(rec);
                 }
+                // The retry waits for slots: whoever was handed the slots
+                // this attempt gave back starts now, on its own.
+                spawn_next(rt, handed);
                 rt.events.retrying(task.id);
             }
         }
     }
 }
 
-/// One attempt: a fresh instance, one call, its results.
+/// One attempt: a fresh instance, one call, its results; and the task
+/// handed over as the instance's slots were released (see [`Next`]).
 async fn execute(
     rt: &Arc<Shared>,
     task: &Task,
     args: Vec<ArgValue>,
     grant: Grant,
-) -> Result<Finished, ErrorRecord> {
+) -> (Result<Finished, ErrorRecord>, Option<Next>) {
     let function = &*task.sub.function;
     let source = OutputSource {
         name: task.sub.function.clone(),
@@ -852,11 +933,12 @@ async fn execute(
         job: task.sub.job,
     };
     let Some(call) = instance::Call::new(rt, args, task.sub.num_returns) else {
-        return Err(ErrorRecord::new(
+        let rec = ErrorRecord::new(
             ErrorKind::InvalidArgument,
             function,
             "the arguments together exceed 4 GiB",
-        ));
+        );
+        return (Err(rec), None);
     };
     let mut store = instance::new_store(
         rt,
@@ -887,7 +969,15 @@ async fn execute(
         st.call = Some(call);
     }
     let result = call_export(&mut store, task.module.code(), &task.export).await;
-    finish_call(&mut store, result, function)
+    let outcome = finish_call(&mut store, result, function);
+    (outcome, drop_catching_next(store))
+}
+
+/// Starts a task handed over where it cannot run next.
+fn spawn_next(rt: &Arc<Shared>, next: Option<Next>) {
+    if let Some(next) = next {
+        start_granted(rt.clone(), next);
+    }
 }
 
 /// Runs `n` calls of `function`, which takes no arguments, each on a fresh
@@ -927,9 +1017,9 @@ pub(crate) async fn bare_calls(
                         cpu: None,
                         call: None,
                     };
-                    Box::pin(execute(&rt, &task, Vec::new(), grant))
-                        .await
-                        .map_err(|e| e.message)?;
+                    let (outcome, next) = Box::pin(execute(&rt, &task, Vec::new(), grant)).await;
+                    spawn_next(&rt, next);
+                    outcome.map_err(|e| e.message)?;
                 }
                 Ok::<(), String>(())
             })

@@ -56,6 +56,49 @@ fn nested_tasks_of_depth_ten_complete_with_one_cpu() {
     assert_eq!(rt.stats().cpu_slots_free, 1, "the slot is back");
 }
 
+/// A task queued for its slots runs next on the worker that frees them,
+/// whether the task before it succeeded, failed, or failed and is retried
+/// (a retry queues again, so the next task starts on its own meanwhile).
+/// On one CPU, a line mixing all three gives every task its own outcome,
+/// and every slot comes back.
+#[test]
+fn a_line_of_tasks_on_one_cpu_runs_through_failures_and_retries() {
+    let rt = common::builder().num_cpus(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    // The only CPU is busy for a while, so the line forms behind it.
+    let first = rt.task(&m, "busy").arg(&100u64).submit().unwrap();
+    let line: Vec<_> = (0..300i32)
+        .map(|i| match i % 3 {
+            0 => rt.task(&m, "add").arg(&i).arg(&1i32).submit(),
+            1 => rt.task(&m, "fails").arg(&format!("no {i}")).submit(),
+            _ => rt
+                .task(&m, "fails")
+                .arg(&format!("again {i}"))
+                .retry_exceptions(true)
+                .max_retries(2)
+                .submit(),
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rt.get::<u64>(&first).unwrap(), 100);
+    let (ready, _) = rt
+        .wait(&line, line.len(), Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(ready.len(), line.len(), "every task of the line ended");
+    for (i, r) in (0..).zip(&line) {
+        match i % 3 {
+            0 => assert_eq!(rt.get::<i32>(r).unwrap(), i + 1),
+            k => {
+                let e = common::task_error(&rt, r);
+                let (msg, attempts) = if k == 1 { ("no", 1) } else { ("again", 3) };
+                assert!(e.message().contains(&format!("{msg} {i}")), "{e}");
+                assert_eq!(e.record().attempts, attempts, "{e}");
+            }
+        }
+    }
+    common::still_serving(&rt, &m);
+}
+
 /// More parents blocked in `get` than there are call slots for top-level
 /// tasks: the reserve for nested tasks lets their children run.
 #[test]
