@@ -25,6 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wray_abi::{ObjectId, VALUE_ALIGN};
 
+/// Blobs smaller than this are never spilled: a file would cost as much
+/// as it frees, and most are results a caller is about to read. So they
+/// are never lost either, and the task that made one keeps no lineage for
+/// it (as in Ray, where small objects live in the owner's memory).
+pub(crate) const SPILL_MIN: usize = 4 << 10;
+
 /// Blobs at least this large get huge-page alignment and advice, and their
 /// buffers are cached for reuse when freed.
 const HUGE_MIN: usize = 4 << 20;
@@ -372,9 +378,10 @@ impl Blob {
         }
     }
 
-    /// Whether the blob holds no bytes at all.
-    pub(crate) fn is_empty_blob(&self) -> bool {
-        self.len == 0
+    /// Whether the blob may ever leave memory: one smaller than
+    /// [`SPILL_MIN`] never does.
+    pub(crate) fn spillable(&self) -> bool {
+        self.len >= SPILL_MIN
     }
 
     /// Whether the bytes are in memory (without counting as a use).

@@ -37,8 +37,10 @@
 //! ([`Blob::load`]). An object nobody holds is freed at once, in memory or
 //! on disk: there is nothing to evict.
 //!
-//! A task's results keep their *lineage* (the task), so a result whose bytes
-//! are lost can be made again (`scheduler::read`).
+//! Blobs under [`SPILL_MIN`](crate::blob::SPILL_MIN) bytes never spill.
+//!
+//! A task's results that can spill keep their *lineage* (the task), so a
+//! result whose bytes are lost can be made again (`scheduler::read`).
 //!
 //! # Locking
 //!
@@ -228,7 +230,7 @@ impl ObjectStore {
             }
             if !spilled_in_time || tokio::time::Instant::now() >= deadline {
                 let why = self.lock_error().clone().unwrap_or_else(|| {
-                    "every object in memory is in use, so none can be spilled".into()
+                    "every object in memory is in use or under 4 KiB, so none can be spilled".into()
                 });
                 return Err(StoreFull(format!(
                     "no room for {len} bytes after {:?} ({} of {cap} bytes in memory): {why}",
@@ -289,7 +291,7 @@ impl ObjectStore {
             let mut candidates: Vec<Arc<Blob>> = Vec::new();
             for e in self.entries.iter() {
                 if let Some(Resolved::Ready(b)) = e.state.get()
-                    && !b.is_empty_blob()
+                    && b.spillable()
                     && b.loaded_without_touch()
                     && seen.insert(Arc::as_ptr(b) as usize)
                 {

@@ -515,7 +515,11 @@ fn conclude(rt: &Arc<Shared>, task: &Arc<Task>, outcome: Result<Finished, ErrorR
         }) => {
             task.deterministic.store(deterministic, Ordering::Relaxed);
             for (id, blob) in task.returns.iter().zip(values) {
-                if let Some(entry) = rt.objects.get(id) {
+                // A value that never leaves memory is never made again:
+                // the task (and its arguments) can go now.
+                if blob.spillable()
+                    && let Some(entry) = rt.objects.get(id)
+                {
                     entry.set_lineage(task.clone());
                 }
                 rt.objects.resolve(*id, Resolved::Ready(blob));

@@ -339,7 +339,64 @@ fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
     common::still_serving(&rt, &m);
 }
 
+/// Objects under 4 KiB never spill: past the cap, a store of them fails
+/// with a reason that says so, and writes no file.
+#[test]
+fn small_objects_stay_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, m) = capped(1, Some(dir.path()));
+    let mut kept = Vec::new();
+    let err = loop {
+        let value: Vec<u8> = (kept.len() as u32)
+            .to_le_bytes()
+            .into_iter()
+            .cycle()
+            .take(2048)
+            .collect();
+        match rt.put_bytes(&value) {
+            Ok(r) => kept.push(r),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::ObjectStoreFull(_)), "{err:?}");
+    assert!(err.to_string().contains("under 4 KiB"), "{err}");
+    assert!(
+        kept.len() >= 400,
+        "{} objects of 2 KiB fit in 1 MiB",
+        kept.len()
+    );
+    assert_eq!(rt.stats().spilled_bytes, 0);
+    assert!(files(dir.path()).is_empty(), "nothing was spilled");
+    kept.clear();
+    common::still_serving(&rt, &m);
+}
+
 // ---- lineage -------------------------------------------------------------------
+
+/// A result too small to spill is never lost, so it keeps no lineage: the
+/// task that made it, and the arguments that task was given, are freed
+/// when it ends, not when the result is.
+#[test]
+fn a_small_result_does_not_keep_its_tasks_arguments() {
+    let (rt, m) = testkit();
+    // 60 KiB: passed inline, a blob of the task's own.
+    let arg: Vec<u8> = (0..60 << 10).map(|i| (i % 251) as u8).collect();
+    let r = rt.task(&m, "len").arg(&arg).submit().unwrap();
+    assert_eq!(rt.get::<u64>(&r).unwrap(), arg.len() as u64);
+    common::eventually("the argument is freed", || {
+        rt.stats().object_bytes < 4 << 10
+    });
+    // A large result keeps its task, arguments included.
+    let big = rt.task(&m, "bump_bytes").arg(&arg).submit().unwrap();
+    assert_eq!(rt.get::<Vec<u8>>(&big).unwrap().len(), arg.len());
+    let held = rt.stats().object_bytes;
+    assert!(
+        held >= 2 * (60 << 10),
+        "the result and the argument: {held}"
+    );
+    drop((r, big));
+    common::still_serving(&rt, &m);
+}
 
 /// Pushes `r`'s bytes out of memory by putting `n` MiB more, then deletes
 /// every spill file: whatever was spilled is lost.
