@@ -1,6 +1,7 @@
 //! The dashboard in a real browser (headless Chromium over the DevTools
 //! protocol): every page loads without errors, a job submitted while the
-//! page is open appears live with its tasks, and the kill button kills.
+//! page is open appears live with its tasks, the delete button deletes it
+//! once it has ended, and the kill button kills.
 //! Screenshots of each page are saved under `target/dashboard-screenshots/`.
 
 use crate::browser::{Browser, Page};
@@ -25,7 +26,7 @@ fn loaded(page: &Page, name: &str) {
 }
 
 #[test]
-fn every_page_loads_jobs_appear_live_and_the_kill_button_kills() {
+fn every_page_loads_jobs_appear_live_and_delete_and_kill_work() {
     let n = serve(None);
     let a = n.node.addr();
     let url = format!("http://{a}");
@@ -87,6 +88,29 @@ fn every_page_loads_jobs_appear_live_and_the_kill_button_kills() {
     )
     .expect("the job's output is shown");
     page.screenshot(&shots().join("job.png")).unwrap();
+
+    // Delete the ended job with its button (two clicks: arm, confirm): the
+    // page goes back to the jobs list, without the job.
+    let delete = "document.querySelector('#job-delete')";
+    page.wait_for(&format!("!{delete}.hidden"), WAIT)
+        .expect("an ended job offers its delete button");
+    page.click("#job-delete").unwrap();
+    assert_eq!(
+        page.eval(&format!("{delete}.textContent")).unwrap(),
+        "Confirm delete",
+        "the first click only arms the button"
+    );
+    assert_eq!(get(a, &format!("/api/jobs/{id}")).status, 200);
+    page.click("#job-delete").unwrap();
+    page.wait_for("location.hash === '#/jobs'", WAIT)
+        .expect("the page goes back to the jobs list");
+    loaded(&page, "jobs");
+    page.wait_for(
+        &format!("document.querySelector('tr[data-job-id=\"{id}\"]') === null"),
+        WAIT,
+    )
+    .expect("the deleted job is no longer listed");
+    assert_eq!(get(a, &format!("/api/jobs/{id}")).status, 404);
 
     // Kill the actor with its button (two clicks: arm, confirm).
     let actors = get(a, "/api/v0/actors?name=victim").json();

@@ -18,7 +18,7 @@
   const CHART_WINDOW_MS = 120000;
   const CHART_GAP_MS = 3500;
   const MAX_JOB_LOG_CHARS = 2000000;
-  const KILL_ARM_MS = 10000;
+  const KILL_ARM_MS = 10000; // a kill or delete button stays armed this long
   const TOKEN_MSG = 'this node needs a token: open /?token=…';
 
   // ---------------------------------------------------------------- DOM --
@@ -292,8 +292,9 @@
     return { text, data };
   }
 
-  async function postJSON(url) {
-    const text = await request(url, { method: 'POST' });
+  // POST, DELETE...: the JSON answer, or {} if it has none.
+  async function sendJSON(method, url) {
+    const text = await request(url, { method });
     try { return JSON.parse(text); } catch (_) { return {}; }
   }
 
@@ -680,7 +681,7 @@
   const job = {
     st: {},
     reset(id) {
-      this.st = { id, offset: 0, logsDone: false, logChars: 0, jobText: null, sumText: null, tasksText: null, stopping: false, trimmed: false, treeCache: new Map() };
+      this.st = { id, offset: 0, logsDone: false, logChars: 0, jobText: null, sumText: null, tasksText: null, stopping: false, deleteArmedUntil: 0, trimmed: false, treeCache: new Map() };
     },
     enter(params) {
       this.leave(); // a new visit (or another job) starts from offset 0
@@ -700,6 +701,7 @@
       byId('job-notfound').hidden = true;
       byId('job-body').hidden = false;
       byId('job-stop').hidden = true;
+      resetDelete(byId('job-delete'));
       setText('job-status', '');
       setText('job-logs-state', '');
       setText('job-tasks-count', '');
@@ -725,6 +727,7 @@
           nf.textContent = `No job with id ${id}.`;
           setText('job-status', '');
           byId('job-stop').hidden = true;
+          byId('job-delete').hidden = true;
           return;
         }
         throw e;
@@ -745,6 +748,8 @@
       const stop = byId('job-stop');
       stop.hidden = !running;
       if (!st.stopping) { stop.disabled = false; stop.textContent = 'Stop'; }
+      // Only an ended job can be deleted (the node refuses the others).
+      byId('job-delete').hidden = running || !j.status;
       if (text === st.jobText) return;
       st.jobText = text;
       setText('job-title', j.name ? `Job ${str(j.job_id || st.id)} · ${str(j.name)}` : `Job ${str(j.job_id || st.id)}`);
@@ -956,7 +961,7 @@
     btn.textContent = 'Killing…';
     btn.classList.remove('armed');
     try {
-      const r = await postJSON(`api/v0/actors/${encodeURIComponent(id)}/kill`);
+      const r = await sendJSON('POST', `api/v0/actors/${encodeURIComponent(id)}/kill`);
       if (r && r.killed === false) showBanner(`Actor ${id} was already dead.`, 'info', 4000);
     } catch (e) {
       showBanner(`Kill actor ${id}: ${e.message}`, 'error');
@@ -1231,6 +1236,7 @@
     }
 
     if (t.closest('#job-stop')) { onStopClick(byId('job-stop')); return; }
+    if (t.closest('#job-delete')) { onDeleteClick(byId('job-delete')); return; }
     if (t.closest('#banner-close')) { hideBanner(); return; }
 
     // A job row opens its page (links and buttons inside keep their own job).
@@ -1248,7 +1254,7 @@
     btn.disabled = true;
     btn.textContent = 'Stopping…';
     try {
-      const r = await postJSON(`api/jobs/${encodeURIComponent(id)}/stop`);
+      const r = await sendJSON('POST', `api/jobs/${encodeURIComponent(id)}/stop`);
       if (r && r.stopped === false) showBanner(`Job ${id} had already ended.`, 'info', 4000);
     } catch (e) {
       showBanner(`Stop job ${id}: ${e.message}`, 'error');
@@ -1256,6 +1262,46 @@
       st.stopping = false;
       st.jobText = null;
       if (current && current.page === 'job' && job.st === st) refreshNow();
+    }
+  }
+
+  function resetDelete(btn) {
+    btn.hidden = true;
+    btn.disabled = false;
+    btn.textContent = 'Delete';
+    btn.classList.remove('armed');
+  }
+
+  // Two clicks, as a kill: the first arms the button, the second deletes
+  // the job's record and logs and goes back to the jobs list.
+  async function onDeleteClick(btn) {
+    if (!current || current.page !== 'job' || btn.disabled) return;
+    const st = job.st;
+    const id = st.id;
+    if (st.deleteArmedUntil <= Date.now()) {
+      st.deleteArmedUntil = Date.now() + KILL_ARM_MS;
+      btn.textContent = 'Confirm delete';
+      btn.classList.add('armed');
+      setTimeout(() => {
+        if (job.st === st && st.deleteArmedUntil <= Date.now() && !btn.disabled) {
+          btn.textContent = 'Delete';
+          btn.classList.remove('armed');
+        }
+      }, KILL_ARM_MS + 50);
+      return;
+    }
+    st.deleteArmedUntil = 0;
+    btn.disabled = true;
+    btn.textContent = 'Deleting…';
+    btn.classList.remove('armed');
+    try {
+      await sendJSON('DELETE', `api/jobs/${encodeURIComponent(id)}`);
+      showBanner(`Job ${id} deleted.`, 'info', 4000);
+      if (current && current.page === 'job' && job.st === st) go('jobs', {});
+    } catch (e) {
+      showBanner(`Delete job ${id}: ${e.message}`, 'error');
+      if (job.st === st) resetDelete(btn);
+      if (current && current.page === 'job' && job.st === st) { st.jobText = null; refreshNow(); }
     }
   }
 
