@@ -98,6 +98,8 @@ pub mod import {
     pub const ACTOR_KILL: &str = "actor_kill";
     /// `actor_self(out_actor) -> status`
     pub const ACTOR_SELF: &str = "actor_self";
+    /// `last_error(buf, cap, out_len) -> status`
+    pub const LAST_ERROR: &str = "last_error";
 }
 
 /// Flags of `task_cancel`.

@@ -303,7 +303,19 @@ pub(crate) fn check(status: i32, what: &str) -> Result<i32> {
         _ => ErrorKind::InvalidArgument,
     };
     let desc = Status::from_code(status).map_or("unknown status", Status::describe);
-    Err(Error::new(kind, "", format!("{what}: {desc} ({status})")))
+    let mut msg = format!("{what}: {desc} ({status})");
+    if kind == ErrorKind::ObjectStoreFull {
+        // The host keeps the reason (spilling off, the disk refused...).
+        let (got, why) = read_buffer(|ptr, cap, len| {
+            // SAFETY: `ptr` has `cap` writable bytes and `len` is writable.
+            unsafe { sys::last_error(ptr, cap, len) }
+        });
+        if got == Status::Ok as i32 && !why.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(&String::from_utf8_lossy(&why));
+        }
+    }
+    Err(Error::new(kind, "", msg))
 }
 
 /// Calls a host function that fills a caller-provided buffer, growing the

@@ -80,6 +80,9 @@ host_functions! {
     fn actor_kill = "actor_kill"(actor: *const u8, flags: i32) -> i32;
     /// Writes the id of the actor this instance is, if it is one.
     fn actor_self = "actor_self"(out_actor: *mut u8) -> i32;
+    /// Copies why the host last answered `STORE_FULL` (UTF-8, possibly
+    /// empty) into `buf` when it fits in `cap`; writes the length.
+    fn last_error = "last_error"(buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
 }
 
 #[cfg(test)]
@@ -103,6 +106,7 @@ mod tests {
             import::ACTOR_LOOKUP,
             import::ACTOR_KILL,
             import::ACTOR_SELF,
+            import::LAST_ERROR,
         ];
         assert_eq!(super::LINK_NAMES, abi);
         // `#[link(wasm_import_module)]` needs a literal; keep it in step.

@@ -293,6 +293,8 @@ pub(crate) struct InstanceState {
     pub call: Option<Call>,
     /// The failure the guest reported with `task_fail`.
     pub failure: Option<(ErrorKind, String)>,
+    /// Why the host last answered `STORE_FULL`, for `last_error`.
+    pub last_error: Option<String>,
     /// Set when the guest reads a clock or random numbers: running it again
     /// may then give other results.
     pub nondeterministic: Arc<AtomicBool>,
@@ -448,6 +450,7 @@ pub(crate) fn new_store(
         refs: RefTable::default(),
         call: None,
         failure: None,
+        last_error: None,
         nondeterministic: Arc::new(AtomicBool::new(false)),
         slot: None,
         call_slot: None,

@@ -64,6 +64,7 @@ fn out_of_bounds_pointers_trap_naming_the_host_function() {
         ("return_oob", "task_return"),
         ("fail_oob", "task_fail"),
         ("retain_oob", "object_retain"),
+        ("last_error_oob", "last_error"),
     ] {
         violation(&rt, &m, task, f);
     }
@@ -77,6 +78,7 @@ fn out_of_bounds_pointers_trap_naming_the_host_function() {
 fn malformed_but_in_bounds_calls_get_a_status() {
     let (rt, m) = abuse();
     assert_eq!(status(&rt, &m, "get_unknown"), Status::NotFound as i32);
+    assert_eq!(status(&rt, &m, "last_error_none"), 0, "an empty reason");
     assert_eq!(
         status(&rt, &m, "submit_garbage"),
         Status::InvalidArgument as i32

@@ -301,12 +301,13 @@ fn a_full_store_without_spilling_fails_at_once_and_keeps_serving() {
     assert_eq!(kept.len(), 8, "eight 1 MiB objects fit in 8 MiB");
     assert!(matches!(err, Error::ObjectStoreFull(_)), "{err:?}");
     assert!(err.to_string().contains("spilling is off"), "{err}");
-    // A guest meets the same limit as a typed error: 1 MiB is free, its
-    // result needs 2.
+    // A guest meets the same limit as a typed error, with the host's
+    // reason: 1 MiB is free, its result needs 2.
     kept.pop();
     let r = rt.task(&m, "giant").arg(&2u32).submit().unwrap();
     let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::ObjectStoreFull, "{e}");
+    assert!(e.message().contains("spilling is off"), "{e}");
     // Freeing makes room again.
     kept.clear();
     let again = rt.put_bytes(&values[11]).unwrap();

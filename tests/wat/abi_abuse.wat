@@ -12,6 +12,7 @@
   (import "wray:host/v1" "task_return" (func $task_return (param i32 i32 i32 i32 i32) (result i32)))
   (import "wray:host/v1" "task_fail" (func $task_fail (param i32 i32 i32) (result i32)))
   (import "wray:host/v1" "task_cancel" (func $task_cancel (param i32 i32) (result i32)))
+  (import "wray:host/v1" "last_error" (func $last_error (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
 
   ;; Returns `status` as the task's i32 result.
@@ -54,8 +55,16 @@
   (func (export "wray:task/retain_oob") (result i32)
     (drop (call $object_retain (i32.const 65520)))
     (i32.const 0))
+  (func (export "wray:task/last_error_oob") (result i32)
+    (drop (call $last_error (i32.const 0) (i32.const 16) (i32.const 65534)))
+    (i32.const 0))
 
   ;; Well-formed calls that the host refuses with a status.
+  ;; (No STORE_FULL came before: the reason is empty, its length 0.)
+  (func (export "wray:task/last_error_none") (result i32)
+    (i32.store (i32.const 64) (i32.const 99))
+    (drop (call $last_error (i32.const 0) (i32.const 16) (i32.const 64)))
+    (call $give (i32.load (i32.const 64))))
   (func (export "wray:task/get_unknown") (result i32)
     (call $give (call $object_get (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 64))))
   (func (export "wray:task/submit_garbage") (result i32)

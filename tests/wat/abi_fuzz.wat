@@ -18,6 +18,7 @@
   (import "wray:host/v1" "actor_lookup" (func $actor_lookup (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wray:host/v1" "actor_kill" (func $actor_kill (param i32 i32) (result i32)))
   (import "wray:host/v1" "actor_self" (func $actor_self (param i32) (result i32)))
+  (import "wray:host/v1" "last_error" (func $last_error (param i32 i32 i32) (result i32)))
   (memory (export "memory") 2)
 
   (func (export "wray:task/fuzz") (result i32)
@@ -31,7 +32,7 @@
     (block $done
       (loop $next
         (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 24)) (local.get $end)))
-        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 14)))
+        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 15)))
         (local.set $a (i32.load (i32.add (local.get $at) (i32.const 4))))
         (local.set $b (i32.load (i32.add (local.get $at) (i32.const 8))))
         (local.set $c (i32.load (i32.add (local.get $at) (i32.const 12))))
@@ -51,7 +52,8 @@
           (if (i32.eq (local.get $op) (i32.const 10)) (then (drop (call $actor_create (local.get $a) (local.get $b) (local.get $c))) (br $call)))
           (if (i32.eq (local.get $op) (i32.const 11)) (then (drop (call $actor_lookup (local.get $a) (local.get $b) (local.get $c) (local.get $d) (local.get $e) (local.get $a))) (br $call)))
           (if (i32.eq (local.get $op) (i32.const 12)) (then (drop (call $actor_kill (local.get $a) (local.get $b))) (br $call)))
-          (drop (call $actor_self (local.get $a))))
+          (if (i32.eq (local.get $op) (i32.const 13)) (then (drop (call $actor_self (local.get $a))) (br $call)))
+          (drop (call $last_error (local.get $a) (local.get $b) (local.get $c))))
         (local.set $at (i32.add (local.get $at) (i32.const 24)))
         (br $next)))
     (i32.const 0))

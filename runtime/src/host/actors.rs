@@ -96,14 +96,11 @@ fn actor_lookup(
     let Some(a) = st.rt.actors.lookup(name) else {
         return status(Status::NotFound);
     };
-    let ty = a.type_name.as_bytes();
-    g.write_u32(out_type_len, ty.len() as u32)?;
-    if ty.len() > type_cap as usize {
-        return status(Status::BufferTooSmall);
+    let written = g.write_sized(out_type, type_cap, out_type_len, a.type_name.as_bytes())?;
+    if written == Status::Ok {
+        g.write(out_actor, &a.id.0)?;
     }
-    g.write(out_type, ty)?;
-    g.write(out_actor, &a.id.0)?;
-    status(Status::Ok)
+    status(written)
 }
 
 /// `actor_kill(actor, flags) -> status`

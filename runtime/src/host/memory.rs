@@ -10,7 +10,7 @@
 use crate::instance::InstanceState;
 use std::fmt;
 use wasmtime::Caller;
-use wray_abi::ObjectId;
+use wray_abi::{ObjectId, Status};
 
 /// A guest broke the ABI: a pointer or length out of bounds, a missing
 /// memory export, a malformed argument. Traps the guest.
@@ -102,6 +102,28 @@ impl<'a> Guest<'a> {
     /// Writes a little-endian `u32` to `ptr`.
     pub fn write_u32(&mut self, ptr: u32, value: u32) -> wasmtime::Result<()> {
         self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// The ABI's variable-length output: writes `data`'s length to
+    /// `out_len`, then `data` to `buf` if it fits in `cap`; otherwise
+    /// nothing more, and `BufferTooSmall` (the guest asks again with room
+    /// for the length written).
+    pub fn write_sized(
+        &mut self,
+        buf: u32,
+        cap: u32,
+        out_len: u32,
+        data: &[u8],
+    ) -> wasmtime::Result<Status> {
+        let Ok(len) = u32::try_from(data.len()) else {
+            return Err(self.violation(format!("{} bytes exceed 4 GiB", data.len())));
+        };
+        self.write_u32(out_len, len)?;
+        if len > cap {
+            return Ok(Status::BufferTooSmall);
+        }
+        self.write(buf, data)?;
+        Ok(Status::Ok)
     }
 
     /// The 32-byte object id at `ptr`.

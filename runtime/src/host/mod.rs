@@ -27,7 +27,7 @@ use crate::instance::{InstanceState, Interrupted};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker};
-use wray_abi::Status;
+use wray_abi::{Status, import};
 
 /// Registers WASI and every wray host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
@@ -35,7 +35,21 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     objects::add_to_linker(linker)?;
     tasks::add_to_linker(linker)?;
     actors::add_to_linker(linker)?;
+    linker.func_wrap(wray_abi::HOST_MODULE, import::LAST_ERROR, last_error)?;
     Ok(())
+}
+
+/// `last_error(buf, cap, out_len) -> status`: why the host last answered
+/// this instance `STORE_FULL` (empty if it never did).
+fn last_error(
+    mut caller: Caller<'_, InstanceState>,
+    buf: u32,
+    cap: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = memory::Guest::of(&mut caller, import::LAST_ERROR)?;
+    let why = st.last_error.as_deref().unwrap_or_default();
+    status(g.write_sized(buf, cap, out_len, why.as_bytes())?)
 }
 
 /// The status code a host function returns.
@@ -87,7 +101,8 @@ pub(crate) async fn wait_released<T>(
 }
 
 /// Makes room for `len` bytes of objects, waiting (with the CPU slot
-/// released) while the store spills. False when there is no room.
+/// released) while the store spills. False when there is no room; the
+/// reason is kept for `last_error`.
 pub(crate) async fn admitted(
     caller: &mut Caller<'_, InstanceState>,
     len: u32,
@@ -97,7 +112,11 @@ pub(crate) async fn admitted(
         return Ok(true);
     }
     match wait_released(caller, None, rt.objects.admit(len as usize)).await? {
-        Waited::Done(r) => Ok(r.is_ok()),
+        Waited::Done(Ok(())) => Ok(true),
+        Waited::Done(Err(full)) => {
+            caller.data_mut().last_error = Some(full.0);
+            Ok(false)
+        }
         Waited::TimedOut => Ok(false),
     }
 }

@@ -1,7 +1,7 @@
 //! `object_put`, `object_get`, `object_wait`, `object_retain`,
 //! `object_release`.
 
-use super::memory::{AbiViolation, Guest};
+use super::memory::Guest;
 use super::{Waited, status, timeout_of, wait_released};
 use crate::blob::Bytes;
 use crate::instance::InstanceState;
@@ -114,15 +114,10 @@ async fn object_get(
         Payload::Value(b) => b,
         Payload::Error(e) => e,
     };
-    let len = u32::try_from(bytes.len()).map_err(|_| {
-        AbiViolation::error(import::OBJECT_GET, format!("object {id} exceeds 4 GiB"))
-    })?;
-    g.write_u32(out_len, len)?;
-    if len > cap {
-        return status(Status::BufferTooSmall);
+    match g.write_sized(buf, cap, out_len, bytes)? {
+        Status::Ok => status(code),
+        short => status(short),
     }
-    g.write(buf, bytes)?;
-    status(code)
 }
 
 /// What `object_get` copies out.
