@@ -156,8 +156,17 @@ async fn object_wait(
     };
     let count_ready =
         |entries: &[Arc<Entry>]| entries.iter().filter(|e| e.state().is_some()).count();
-    if count_ready(&entries) < num_returns as usize {
+    // A zero timeout only looks.
+    if timeout_ms != 0 && count_ready(&entries) < num_returns as usize {
         let enough = async {
+            // Waiting for every one: each in turn, so a wake-up costs one
+            // check, not a pass over the rest.
+            if num_returns as usize == entries.len() {
+                for e in &entries {
+                    e.resolved().await;
+                }
+                return;
+            }
             loop {
                 // Register for every pending entry's notice before checking,
                 // so a resolution between the check and the wait is seen.
