@@ -94,7 +94,9 @@ fn section(title: &str) {
 
 #[wray::main]
 fn main() -> wray::Result<()> {
-    println!("wray demo: tasks, nested tasks and objects, each call in its own wasm sandbox");
+    println!(
+        "wray demo: tasks, nested tasks, objects, an actor, wait and errors, each call in its own wasm sandbox"
+    );
 
     section("tasks: 1,000 remote calls, then one get");
     let start = Instant::now();
