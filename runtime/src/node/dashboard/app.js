@@ -298,6 +298,30 @@
     try { return JSON.parse(text); } catch (_) { return {}; }
   }
 
+  // Two-click buttons (kill, delete): the first click arms `key` for
+  // KILL_ARM_MS and shows `confirmText`; a second click within that time
+  // confirms (returns true). `lapsed` runs if the arming runs out.
+  const armed = new Map(); // key -> expiry
+  function isArmed(key) {
+    const exp = armed.get(key);
+    return !!exp && exp > Date.now();
+  }
+  function confirmClick(key, btn, confirmText, lapsed) {
+    if (isArmed(key)) {
+      armed.delete(key);
+      btn.classList.remove('armed');
+      return true;
+    }
+    armed.set(key, Date.now() + KILL_ARM_MS);
+    btn.textContent = confirmText;
+    btn.classList.add('armed');
+    setTimeout(() => {
+      const exp = armed.get(key);
+      if (exp && exp <= Date.now()) { armed.delete(key); lapsed(); }
+    }, KILL_ARM_MS + 50);
+    return false;
+  }
+
   function apiUrl(path, params) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params || {})) if (v != null && v !== '') q.set(k, String(v));
@@ -681,7 +705,7 @@
   const job = {
     st: {},
     reset(id) {
-      this.st = { id, offset: 0, logsDone: false, logChars: 0, jobText: null, sumText: null, tasksText: null, stopping: false, deleteArmedUntil: 0, trimmed: false, treeCache: new Map() };
+      this.st = { id, offset: 0, logsDone: false, logChars: 0, jobText: null, sumText: null, tasksText: null, stopping: false, trimmed: false, treeCache: new Map() };
     },
     enter(params) {
       this.leave(); // a new visit (or another job) starts from offset 0
@@ -894,13 +918,11 @@
 
   // ------------------------------------------------------------- actors --
 
-  const armed = new Map(); // actor id -> expiry (two-click kill)
   const killing = new Set();
 
   function killState(id) {
     if (killing.has(id)) return 'killing';
-    const exp = armed.get(id);
-    return exp && exp > Date.now() ? 'armed' : '';
+    return isArmed(`actor:${id}`) ? 'armed' : '';
   }
 
   function killButton(id) {
@@ -940,26 +962,14 @@
     const tr = btn.closest('tr[data-actor-id]');
     if (!tr || btn.disabled) return;
     const id = tr.dataset.actorId;
-    const exp = armed.get(id);
-    if (!exp || exp <= Date.now()) {
-      armed.set(id, Date.now() + KILL_ARM_MS);
-      btn.textContent = 'Confirm kill';
-      btn.classList.add('armed');
-      setTimeout(() => {
-        const e = armed.get(id);
-        if (e && e <= Date.now()) {
-          armed.delete(id);
-          const b = $(`#actors-rows tr[data-actor-id="${CSS.escape(id)}"] button.kill`);
-          if (b && !killing.has(id)) { b.textContent = 'Kill'; b.classList.remove('armed'); }
-        }
-      }, KILL_ARM_MS + 50);
-      return;
-    }
-    armed.delete(id);
+    const confirmed = confirmClick(`actor:${id}`, btn, 'Confirm kill', () => {
+      const b = $(`#actors-rows tr[data-actor-id="${CSS.escape(id)}"] button.kill`);
+      if (b && !killing.has(id)) { b.textContent = 'Kill'; b.classList.remove('armed'); }
+    });
+    if (!confirmed) return;
     killing.add(id);
     btn.disabled = true;
     btn.textContent = 'Killing…';
-    btn.classList.remove('armed');
     try {
       const r = await sendJSON('POST', `api/v0/actors/${encodeURIComponent(id)}/kill`);
       if (r && r.killed === false) showBanner(`Actor ${id} was already dead.`, 'info', 4000);
@@ -1266,6 +1276,7 @@
   }
 
   function resetDelete(btn) {
+    armed.delete('job-delete');
     btn.hidden = true;
     btn.disabled = false;
     btn.textContent = 'Delete';
@@ -1278,22 +1289,12 @@
     if (!current || current.page !== 'job' || btn.disabled) return;
     const st = job.st;
     const id = st.id;
-    if (st.deleteArmedUntil <= Date.now()) {
-      st.deleteArmedUntil = Date.now() + KILL_ARM_MS;
-      btn.textContent = 'Confirm delete';
-      btn.classList.add('armed');
-      setTimeout(() => {
-        if (job.st === st && st.deleteArmedUntil <= Date.now() && !btn.disabled) {
-          btn.textContent = 'Delete';
-          btn.classList.remove('armed');
-        }
-      }, KILL_ARM_MS + 50);
-      return;
-    }
-    st.deleteArmedUntil = 0;
+    const confirmed = confirmClick('job-delete', btn, 'Confirm delete', () => {
+      if (job.st === st && !btn.disabled) { btn.textContent = 'Delete'; btn.classList.remove('armed'); }
+    });
+    if (!confirmed) return;
     btn.disabled = true;
     btn.textContent = 'Deleting…';
-    btn.classList.remove('armed');
     try {
       await sendJSON('DELETE', `api/jobs/${encodeURIComponent(id)}`);
       showBanner(`Job ${id} deleted.`, 'info', 4000);
