@@ -9,9 +9,11 @@
 //! to the next task in line: that task is handed to the same `run`, which
 //! runs it next ([`Next`]), so a line of tasks costs one tokio task per
 //! worker, not one per task. Only a grant made elsewhere (a task submitted
-//! while a slot is free, a slot given back by a `get`) spawns a `run`. Two global locks are on that path, each held for a few
-//! field updates and never across an `await`: the slot dispatcher's and the
-//! call record's (`events`).
+//! while a slot is free, a slot given back by a `get`) spawns a `run`.
+//!
+//! Two global locks are on that path, each held for a few field updates and
+//! never across an `await`: the slot dispatcher's and the call record's
+//! (`events`).
 //!
 //! # Task lifecycle
 //!

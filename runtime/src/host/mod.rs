@@ -27,7 +27,7 @@ use crate::instance::{InstanceState, Interrupted};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker};
-use wray_abi::{Status, import};
+use wray_abi::{HOST_MODULE, Status, import};
 
 /// Registers WASI and every wray host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
@@ -35,7 +35,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     objects::add_to_linker(linker)?;
     tasks::add_to_linker(linker)?;
     actors::add_to_linker(linker)?;
-    linker.func_wrap(wray_abi::HOST_MODULE, import::LAST_ERROR, last_error)?;
+    linker.func_wrap(HOST_MODULE, import::LAST_ERROR, last_error)?;
     Ok(())
 }
 
