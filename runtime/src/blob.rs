@@ -26,8 +26,7 @@ use std::sync::{Arc, Mutex};
 use wray_abi::{ObjectId, VALUE_ALIGN};
 
 /// Blobs smaller than this are never spilled: a file would cost as much
-/// as it frees, and most are results a caller is about to read. So they
-/// are never lost either, and the task that made one keeps no lineage for
+/// as it frees. So they are never lost either, and the task that made one keeps no lineage for
 /// it (as in Ray, where small objects live in the owner's memory).
 pub(crate) const SPILL_MIN: usize = 4 << 10;
 

@@ -230,7 +230,10 @@ impl ObjectStore {
             }
             if !spilled_in_time || tokio::time::Instant::now() >= deadline {
                 let why = self.lock_error().clone().unwrap_or_else(|| {
-                    "every object in memory is in use or under 4 KiB, so none can be spilled".into()
+                    format!(
+                        "every object in memory is in use or under {} KiB, so none can be spilled",
+                        crate::blob::SPILL_MIN >> 10
+                    )
                 });
                 return Err(StoreFull(format!(
                     "no room for {len} bytes after {:?} ({} of {cap} bytes in memory): {why}",
