@@ -5,25 +5,112 @@
 //!
 //! [`VALUE_ALIGN`]: crate::VALUE_ALIGN
 
+use alloc::vec::Vec;
+use core::fmt;
 use core::mem::MaybeUninit;
 use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
 use rkyv::rancor;
 use rkyv::ser::allocator::{ArenaHandle, SubAllocator};
 use rkyv::ser::writer::Buffer;
+use rkyv::ser::{Positional, Writer};
 use rkyv::util::AlignedVec;
 
-/// A value that can be encoded: any type rkyv can serialize, onto the heap
-/// or into a caller's fixed buffer (rkyv's derives provide both).
+/// A value that can be encoded: any type rkyv can serialize, onto the heap,
+/// into a caller's fixed buffer, or as a [`Stream`] (rkyv's derives provide
+/// all three).
 pub trait Encode:
     for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
     + for<'a> rkyv::Serialize<HighSerializer<Buffer<'a>, SubAllocator<'a>, rancor::Error>>
+    + for<'a, 'b> rkyv::Serialize<HighSerializer<Stream<'b>, ArenaHandle<'a>, rancor::Error>>
 {
 }
 
 impl<T> Encode for T where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
         + for<'a> rkyv::Serialize<HighSerializer<Buffer<'a>, SubAllocator<'a>, rancor::Error>>
+        + for<'a, 'b> rkyv::Serialize<HighSerializer<Stream<'b>, ArenaHandle<'a>, rancor::Error>>
 {
+}
+
+/// A writer that hands an encoding to a sink in pieces as it is made, so a
+/// large value never needs a buffer of its own size: writes smaller than
+/// the stage's capacity are gathered there, larger ones go to the sink as
+/// they are.
+pub struct Stream<'a> {
+    pos: usize,
+    stage: &'a mut Vec<u8>,
+    sink: &'a mut dyn FnMut(&[u8]) -> bool,
+}
+
+/// The sink of a [`Stream`] refused a piece.
+#[derive(Debug)]
+struct Refused;
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the encoding's destination refused it")
+    }
+}
+
+impl core::error::Error for Refused {}
+
+impl Stream<'_> {
+    fn flush<E: rancor::Source>(&mut self) -> Result<(), E> {
+        if !self.stage.is_empty() && !(self.sink)(self.stage) {
+            return Err(E::new(Refused));
+        }
+        self.stage.clear();
+        Ok(())
+    }
+}
+
+impl Positional for Stream<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<E: rancor::Source> Writer<E> for Stream<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.pos += bytes.len();
+        if self.stage.capacity() - self.stage.len() >= bytes.len() {
+            self.stage.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        if bytes.len() < self.stage.capacity() {
+            self.stage.extend_from_slice(bytes);
+        } else if !(self.sink)(bytes) {
+            return Err(E::new(Refused));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a value as a stream of pieces handed to `sink`, gathering
+/// small writes in `stage` (whose capacity is kept; pass an empty one).
+/// Returns the encoding's length; fails if the sink returns false.
+pub fn encode_streamed<T: Encode>(
+    value: &T,
+    stage: &mut Vec<u8>,
+    sink: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<usize, rancor::Error> {
+    stage.clear();
+    let mut stream = rkyv::api::high::to_bytes_in::<Stream<'_>, rancor::Error>(
+        value,
+        Stream {
+            pos: 0,
+            stage,
+            sink,
+        },
+    )?;
+    stream.flush::<rancor::Error>()?;
+    Ok(stream.pos)
+}
+
+/// The length of a value's encoding, found without storing it.
+pub fn encoded_len<T: Encode>(value: &T) -> Result<usize, rancor::Error> {
+    encode_streamed(value, &mut Vec::new(), &mut |_| true)
 }
 
 /// Encodes a value into `out` without allocating, using `scratch` for
@@ -88,6 +175,44 @@ mod tests {
     use alloc::string::String;
     use alloc::vec;
     use alloc::vec::Vec;
+
+    /// A streamed encoding is the same bytes as a whole one, whatever the
+    /// stage's size, and a refusing sink stops it.
+    #[test]
+    fn streamed_encodings_are_whole_encodings_in_pieces() {
+        let big: Vec<u64> = (0..50_000).collect();
+        let value = (
+            String::from("head"),
+            big,
+            vec![String::from("tail"); 300],
+            7u8,
+        );
+        let whole = encode(&value).unwrap();
+        assert_eq!(encoded_len(&value).unwrap(), whole.len());
+        for cap in [0, 1, 7, 64, 4096, 1 << 20] {
+            let mut stage = Vec::with_capacity(cap);
+            let mut got = Vec::new();
+            let mut pieces = 0;
+            let len = encode_streamed(&value, &mut stage, &mut |p| {
+                got.extend_from_slice(p);
+                pieces += 1;
+                true
+            })
+            .unwrap();
+            assert_eq!((len, &got[..]), (whole.len(), &whole[..]), "stage {cap}");
+            assert!(
+                cap < 4096 || pieces < 10,
+                "{pieces} pieces with a {cap}-byte stage"
+            );
+        }
+        let mut refused = 0;
+        let failed = encode_streamed(&value, &mut Vec::with_capacity(64), &mut |_| {
+            refused += 1;
+            false
+        });
+        assert!(failed.is_err());
+        assert_eq!(refused, 1, "no piece after a refusal");
+    }
 
     /// The byte formats `docs/abi.md` gives for values a CLI, an HTTP client
     /// or a C guest can produce by hand.

@@ -72,6 +72,12 @@ pub mod export {
 pub mod import {
     /// `object_put(data, len, refs, nrefs, out_id) -> status`
     pub const OBJECT_PUT: &str = "object_put";
+    /// `object_put_begin(len) -> status`: starts a streamed put of `len` bytes
+    pub const OBJECT_PUT_BEGIN: &str = "object_put_begin";
+    /// `object_put_write(data, len) -> status`: appends to the streamed put
+    pub const OBJECT_PUT_WRITE: &str = "object_put_write";
+    /// `object_put_end(refs, nrefs, out_id) -> status`: stores the streamed put
+    pub const OBJECT_PUT_END: &str = "object_put_end";
     /// `object_get(id, timeout_ms: i64, buf, cap, out_len) -> status`
     pub const OBJECT_GET: &str = "object_get";
     /// `object_wait(ids, n, num_returns, timeout_ms: i64, out_ready) -> count | status`

@@ -7,6 +7,7 @@
 //! its id in a collector; the ids travel next to the bytes.
 
 use crate::error::Error;
+use crate::sys;
 use rkyv::util::AlignedVec;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -84,20 +85,96 @@ pub(crate) fn with_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[Obje
     let mut scratch = Scratch::<256>::new();
     let (small, refs) =
         collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
-    if let Some(bytes) = small {
-        return f(bytes, &refs);
+    match small {
+        Some(bytes) => f(bytes, &refs),
+        None => with_heap_encoded(value, f),
     }
+}
+
+/// Values whose encoding is at least this large are streamed by `put`.
+const STREAM_MIN: usize = 64 << 10;
+/// Small writes of a streamed encoding are gathered into pieces this large.
+const STAGE: usize = 64 << 10;
+
+/// Stores `value` as an object, writing its id to `out_id`; returns the
+/// host's status.
+///
+/// A value whose encoding is large is streamed to the host as it is
+/// encoded (`object_put_begin`, `_write`, `_end`): its bulk goes from where
+/// it lies straight into the object store, instead of being copied into an
+/// encoding buffer first and from there to the host. That costs a first
+/// pass that only measures the encoding, cheap next to a copy for the
+/// values that are large (arrays of bytes or numbers are one write).
+pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
+    let mut out = Scratch::<512>::new();
+    let mut scratch = Scratch::<256>::new();
+    let (small, refs) =
+        collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
+    let mut put_whole = |bytes: &[u8], refs: &[ObjectId]| {
+        // SAFETY: every pointer is to memory valid for the given length for
+        // the call's duration; `out_id` is 32 writable bytes.
+        unsafe {
+            sys::object_put(
+                bytes.as_ptr(),
+                bytes.len(),
+                id_bytes(refs).as_ptr(),
+                refs.len(),
+                out_id.as_mut_ptr(),
+            )
+        }
+    };
+    if let Some(bytes) = small {
+        return put_whole(bytes, &refs);
+    }
+    let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
+    let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
+    if len < STREAM_MIN {
+        return with_heap_encoded(value, put_whole);
+    }
+    // SAFETY: no pointers.
+    let status = unsafe { sys::object_put_begin(len) };
+    if status != 0 {
+        return status;
+    }
+    let mut refused = 0;
+    let mut sink = |piece: &[u8]| {
+        // SAFETY: `piece` is valid for its length for the call's duration.
+        refused = unsafe { sys::object_put_write(piece.as_ptr(), piece.len()) };
+        refused == 0
+    };
+    let mut stage = Vec::with_capacity(STAGE);
+    let (streamed, refs) =
+        collecting(|| wray_abi::codec::encode_streamed(value, &mut stage, &mut sink));
+    if let Err(e) = streamed {
+        if refused != 0 {
+            return refused;
+        }
+        cannot_encode::<T>(e);
+    }
+    // SAFETY: the ids are valid for their length; `out_id` is 32 writable
+    // bytes.
+    unsafe { sys::object_put_end(id_bytes(&refs).as_ptr(), refs.len(), out_id.as_mut_ptr()) }
+}
+
+/// Serializing into memory fails only for values rkyv cannot lay out (for
+/// example a length beyond the 32-bit address space): a bug of the caller,
+/// reported like one.
+fn cannot_encode<T>(e: impl std::fmt::Display) -> ! {
+    panic!(
+        "wray: cannot encode a value of type {}: {e}",
+        std::any::type_name::<T>()
+    )
+}
+
+/// Encodes `value` into the reused heap buffer and hands its bytes and the
+/// ids it refers to to `f`.
+fn with_heap_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
     // Taken out of the slot for the duration, so a nested use (`f` encoding
     // again) finds an empty buffer instead of a borrow conflict.
     let mut buf = ENCODE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     buf.clear();
     let (encoded, refs) = collecting(|| wray_abi::codec::encode_in(value, buf));
-    let buf = encoded.unwrap_or_else(|e| {
-        panic!(
-            "wray: cannot encode a value of type {}: {e}",
-            std::any::type_name::<T>()
-        )
-    });
+    let buf = encoded.unwrap_or_else(|e| cannot_encode::<T>(e));
     let r = f(&buf, &refs);
     if buf.capacity() <= KEEP_ENCODE_BUF {
         ENCODE_BUF.with(|b| *b.borrow_mut() = buf);
@@ -110,13 +187,7 @@ pub(crate) fn encode<T: Encode>(value: &T) -> Encoded {
     let (bytes, refs) = collecting(|| wray_abi::codec::encode(value));
     match bytes {
         Ok(bytes) => Encoded { bytes, refs },
-        // Serializing into memory fails only for values rkyv cannot lay out
-        // (for example a length beyond the 32-bit address space): a bug of
-        // the caller, reported like one.
-        Err(e) => panic!(
-            "wray: cannot encode a value of type {}: {e}",
-            std::any::type_name::<T>()
-        ),
+        Err(e) => cannot_encode::<T>(e),
     }
 }
 

@@ -164,19 +164,7 @@ pub fn cancel<T>(r: &ObjectRef<T>) -> bool {
 /// When the host refuses the object (it exceeds the object size limit).
 pub fn put<T: Encode>(value: &T) -> ObjectRef<T> {
     let mut id = [0u8; 32];
-    let status = codec::with_encoded(value, |bytes, refs| {
-        // SAFETY: every pointer is to memory valid for the given length for
-        // the call's duration; `id` is 32 writable bytes.
-        unsafe {
-            sys::object_put(
-                bytes.as_ptr(),
-                bytes.len(),
-                codec::id_bytes(refs).as_ptr(),
-                refs.len(),
-                id.as_mut_ptr(),
-            )
-        }
-    });
+    let status = codec::put(value, &mut id);
     if let Err(e) = check(status, "put") {
         panic!("wray::put of a {} failed: {e}", std::any::type_name::<T>());
     }

@@ -52,6 +52,12 @@ host_functions! {
     /// Stores `len` bytes at `data` as an immutable object; `refs` points at
     /// `nrefs` 32-byte ids the value contains. Writes the object's id.
     fn object_put = "object_put"(data: *const u8, len: usize, refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
+    /// Starts a put of `len` bytes that come in pieces (a streamed put).
+    fn object_put_begin = "object_put_begin"(len: usize) -> i32;
+    /// Appends `len` bytes at `data` to the streamed put.
+    fn object_put_write = "object_put_write"(data: *const u8, len: usize) -> i32;
+    /// Stores the streamed put as an object, like `object_put`.
+    fn object_put_end = "object_put_end"(refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
     /// Waits up to `timeout_ms` for the object, then copies its bytes (or its
     /// error record) into `buf` when they fit in `cap`; writes the length.
     fn object_get = "object_get"(id: *const u8, timeout_ms: i64, buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
@@ -93,6 +99,9 @@ mod tests {
     fn import_names_match_the_abi_crate() {
         let abi = [
             import::OBJECT_PUT,
+            import::OBJECT_PUT_BEGIN,
+            import::OBJECT_PUT_WRITE,
+            import::OBJECT_PUT_END,
             import::OBJECT_GET,
             import::OBJECT_WAIT,
             import::OBJECT_RETAIN,

@@ -82,7 +82,16 @@ static LARGE_CACHE: Mutex<Vec<FreeBuf>> = Mutex::new(Vec::new());
 impl AlignedBuf {
     /// Allocates a buffer holding a copy of `src`.
     fn copy_of(src: &[u8]) -> AlignedBuf {
-        let len = src.len();
+        let mut buf = AlignedBuf::uninit(src.len());
+        // SAFETY: the buffer has room for `len` bytes and cannot overlap
+        // `src`.
+        copy(unsafe { buf.room(0, src.len()) }, src);
+        buf
+    }
+
+    /// Allocates a buffer of `len` bytes whose contents are not set: they
+    /// must all be written before the buffer is read.
+    fn uninit(len: usize) -> AlignedBuf {
         if len == 0 {
             // A dangling, aligned pointer: no allocation for empty values.
             let ptr = NonNull::new(VALUE_ALIGN as *mut u8).expect("alignment is non-zero");
@@ -100,17 +109,24 @@ impl AlignedBuf {
                 Layout::from_size_align(len, VALUE_ALIGN).expect("blob size overflows a Layout");
             (alloc_layout(layout), len, VALUE_ALIGN)
         };
-        // SAFETY: `ptr` has room for `len` bytes; the allocation is new or
-        // was freed, so nothing else refers to it, and it cannot overlap
-        // `src`.
-        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
-        copy(dst, src);
         AlignedBuf {
             ptr,
             len,
             cap,
             align,
         }
+    }
+
+    /// The `len` bytes at `at`, to be written.
+    ///
+    /// # Safety
+    ///
+    /// `at + len` is at most the buffer's length.
+    unsafe fn room(&mut self, at: usize, len: usize) -> &mut [u8] {
+        debug_assert!(at + len <= self.len);
+        // SAFETY: in bounds by the caller's promise; `&mut self` makes the
+        // bytes ours alone.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(at), len) }
     }
 
     /// A large allocation: a cached one of fitting size, or a fresh one
@@ -251,10 +267,71 @@ pub(crate) struct Lost {
     pub why: String,
 }
 
+/// A blob being written piece by piece (a guest's streamed put): its
+/// length is fixed when it starts, and it becomes a [`Blob`] once full.
+///
+/// Its bytes count in the store's memory from the start, so a guest cannot
+/// make the host hold more than the store admits by leaving puts unfinished.
+pub(crate) struct Filling {
+    buf: AlignedBuf,
+    written: usize,
+    /// The bytes counted in `stats` for this Filling.
+    counted: usize,
+    stats: Arc<StoreStats>,
+}
+
+impl Filling {
+    /// Starts a blob of exactly `len` bytes, counted in `stats`.
+    pub fn new(len: usize, stats: &Arc<StoreStats>) -> Filling {
+        stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        Filling {
+            buf: AlignedBuf::uninit(len),
+            written: 0,
+            counted: len,
+            stats: stats.clone(),
+        }
+    }
+
+    /// Appends `bytes`; false (and nothing written) if they would go past
+    /// the length.
+    pub fn append(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > self.buf.len - self.written {
+            return false;
+        }
+        // SAFETY: in bounds (checked above); `bytes` cannot overlap a buffer
+        // this Filling owns.
+        copy(unsafe { self.buf.room(self.written, bytes.len()) }, bytes);
+        self.written += bytes.len();
+        true
+    }
+
+    /// The blob, once every byte is written (`None` before).
+    pub fn finish(mut self, refs: Vec<ObjectId>) -> Option<Blob> {
+        if self.written < self.buf.len {
+            return None;
+        }
+        // The blob counts its bytes itself; this Filling's count goes with
+        // it when it drops.
+        let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
+        Some(Blob::new(buf, refs, &self.stats))
+    }
+}
+
+impl Drop for Filling {
+    fn drop(&mut self) {
+        let counted = self.counted as u64;
+        self.stats.bytes.fetch_sub(counted, Ordering::Relaxed);
+    }
+}
+
 impl Blob {
     /// Copies `bytes` into a new blob that refers to `refs`.
     pub(crate) fn copy_from(bytes: &[u8], refs: Vec<ObjectId>, stats: &Arc<StoreStats>) -> Blob {
-        let buf = AlignedBuf::copy_of(bytes);
+        Blob::new(AlignedBuf::copy_of(bytes), refs, stats)
+    }
+
+    /// A blob of the bytes of `buf` (all written), counted in `stats`.
+    fn new(buf: AlignedBuf, refs: Vec<ObjectId>, stats: &Arc<StoreStats>) -> Blob {
         let digest = digest(buf.as_slice());
         stats.bytes.fetch_add(buf.len as u64, Ordering::Relaxed);
         stats.blobs.fetch_add(1, Ordering::Relaxed);
@@ -559,6 +636,26 @@ mod tests {
         drop(blob);
         assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
         assert_eq!(stats.spilled_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_filling_counts_its_bytes_from_the_start_and_once() {
+        let stats = Arc::new(StoreStats::default());
+        let bytes = |s: &StoreStats| s.bytes.load(Ordering::Relaxed);
+        let mut f = Filling::new(10, &stats);
+        assert_eq!(bytes(&stats), 10, "counted before it is written");
+        assert!(f.append(b"hello"));
+        assert!(!f.append(b"too long"), "past the length");
+        assert!(f.finish(vec![]).is_none(), "five bytes missing");
+        assert_eq!(bytes(&stats), 0, "an unfinished one gives its count back");
+        let mut f = Filling::new(10, &stats);
+        assert!(f.append(b"hello") && f.append(b"world"));
+        let blob = f.finish(vec![]).expect("every byte written");
+        assert_eq!(&*blob.loaded().unwrap(), b"helloworld");
+        assert_eq!(blob.digest().0, *blake3::hash(b"helloworld").as_bytes());
+        assert_eq!(bytes(&stats), 10, "counted once");
+        drop(blob);
+        assert_eq!(bytes(&stats), 0);
     }
 
     #[test]

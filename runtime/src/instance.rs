@@ -16,7 +16,7 @@
 //! never called again (decision 1 of the design): tasks drop it, actors
 //! replace it.
 
-use crate::blob::Blob;
+use crate::blob::{Blob, Filling};
 use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
 use crate::runtime::Shared;
@@ -295,6 +295,8 @@ pub(crate) struct InstanceState {
     pub failure: Option<(ErrorKind, String)>,
     /// Why the host last answered `STORE_FULL`, for `last_error`.
     pub last_error: Option<String>,
+    /// The streamed put in progress (`object_put_begin`).
+    pub put_stream: Option<Filling>,
     /// Set when the guest reads a clock or random numbers: running it again
     /// may then give other results.
     pub nondeterministic: Arc<AtomicBool>,
@@ -451,6 +453,7 @@ pub(crate) fn new_store(
         call: None,
         failure: None,
         last_error: None,
+        put_stream: None,
         nondeterministic: Arc::new(AtomicBool::new(false)),
         slot: None,
         call_slot: None,

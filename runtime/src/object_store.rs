@@ -49,7 +49,7 @@
 //! to zero is removed with `remove_if` re-checking zero, so a concurrent
 //! retain wins over the removal.
 
-use crate::blob::{Blob, StoreStats};
+use crate::blob::{Blob, Filling, StoreStats};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::path::PathBuf;
@@ -345,6 +345,11 @@ impl ObjectStore {
     /// Makes a blob holding a copy of `bytes`, whose value refers to `refs`.
     pub fn blob(&self, bytes: &[u8], refs: Vec<ObjectId>) -> Arc<Blob> {
         Arc::new(Blob::copy_from(bytes, refs, &self.stats))
+    }
+
+    /// Starts a blob of `len` bytes to be written in pieces.
+    pub fn filling(&self, len: usize) -> Filling {
+        Filling::new(len, &self.stats)
     }
 
     /// Returns the stored blob with the same bytes, if there is one, or

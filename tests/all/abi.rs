@@ -56,6 +56,8 @@ fn out_of_bounds_pointers_trap_naming_the_host_function() {
         ("put_oob", "object_put"),
         ("put_huge_len_oob", "object_put"),
         ("put_refs_oob", "object_put"),
+        ("put_write_oob", "object_put_write"),
+        ("put_end_oob", "object_put_end"),
         ("get_oob", "object_get"),
         ("get_buffer_oob", "object_get"),
         ("wait_oob", "object_wait"),
@@ -99,6 +101,18 @@ fn malformed_but_in_bounds_calls_get_a_status() {
         11,
         "the first return stands"
     );
+    for (task, want) in [
+        ("put_write_unbegun", Status::InvalidState),
+        ("put_end_unbegun", Status::InvalidState),
+        ("put_begin_too_large", Status::TooLarge),
+        ("put_write_past_end", Status::InvalidState),
+        ("put_end_short", Status::InvalidState),
+    ] {
+        assert_eq!(status(&rt, &m, task), want as i32, "{task}");
+    }
+    assert_eq!(status(&rt, &m, "put_streamed"), 1, "the same object");
+    let stats = rt.stats();
+    assert_eq!((stats.objects, stats.object_bytes), (0, 0), "nothing left");
 }
 
 /// Guests cannot name objects they were not given: ids are not capabilities

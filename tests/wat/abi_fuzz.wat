@@ -5,6 +5,9 @@
 ;; checks the host survives whatever it does.
 (module
   (import "wray:host/v1" "object_put" (func $object_put (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wray:host/v1" "object_put_begin" (func $put_begin (param i32) (result i32)))
+  (import "wray:host/v1" "object_put_write" (func $put_write (param i32 i32) (result i32)))
+  (import "wray:host/v1" "object_put_end" (func $put_end (param i32 i32 i32) (result i32)))
   (import "wray:host/v1" "object_get" (func $object_get (param i32 i64 i32 i32 i32) (result i32)))
   (import "wray:host/v1" "object_wait" (func $object_wait (param i32 i32 i32 i64 i32) (result i32)))
   (import "wray:host/v1" "object_retain" (func $object_retain (param i32) (result i32)))
@@ -32,7 +35,7 @@
     (block $done
       (loop $next
         (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 24)) (local.get $end)))
-        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 15)))
+        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 18)))
         (local.set $a (i32.load (i32.add (local.get $at) (i32.const 4))))
         (local.set $b (i32.load (i32.add (local.get $at) (i32.const 8))))
         (local.set $c (i32.load (i32.add (local.get $at) (i32.const 12))))
@@ -53,6 +56,12 @@
           (if (i32.eq (local.get $op) (i32.const 11)) (then (drop (call $actor_lookup (local.get $a) (local.get $b) (local.get $c) (local.get $d) (local.get $e) (local.get $a))) (br $call)))
           (if (i32.eq (local.get $op) (i32.const 12)) (then (drop (call $actor_kill (local.get $a) (local.get $b))) (br $call)))
           (if (i32.eq (local.get $op) (i32.const 13)) (then (drop (call $actor_self (local.get $a))) (br $call)))
+          ;; Streamed puts of at most 64 KiB, so none waits for room, in pieces
+          ;; and with references few enough that plausible records stay in
+          ;; bounds (wild pointers still go out).
+          (if (i32.eq (local.get $op) (i32.const 14)) (then (drop (call $put_begin (i32.and (local.get $a) (i32.const 0xffff)))) (br $call)))
+          (if (i32.eq (local.get $op) (i32.const 15)) (then (drop (call $put_write (local.get $a) (i32.and (local.get $b) (i32.const 0x3ff)))) (br $call)))
+          (if (i32.eq (local.get $op) (i32.const 16)) (then (drop (call $put_end (local.get $a) (i32.and (local.get $b) (i32.const 3)) (local.get $c))) (br $call)))
           (drop (call $last_error (local.get $a) (local.get $b) (local.get $c))))
         (local.set $at (i32.add (local.get $at) (i32.const 24)))
         (br $next)))

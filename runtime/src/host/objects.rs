@@ -1,5 +1,5 @@
-//! `object_put`, `object_get`, `object_wait`, `object_retain`,
-//! `object_release`.
+//! `object_put` (and its streamed form, `object_put_begin`, `_write` and
+//! `_end`), `object_get`, `object_wait`, `object_retain`, `object_release`.
 
 use super::memory::Guest;
 use super::{Waited, status, timeout_of, wait_released};
@@ -25,6 +25,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         (data, len, refs, nrefs, out_id),
         len
     )?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        import::OBJECT_PUT_BEGIN,
+        |caller, (len,): (u32,)| Box::new(object_put_begin(caller, len)),
+    )?;
+    linker.func_wrap(HOST_MODULE, import::OBJECT_PUT_WRITE, object_put_write)?;
+    linker.func_wrap(HOST_MODULE, import::OBJECT_PUT_END, object_put_end)?;
     linker.func_wrap_async(
         HOST_MODULE,
         import::OBJECT_GET,
@@ -65,6 +72,72 @@ fn object_put(
     }
     let blob = st.rt.objects.blob(bytes, contained);
     let id = st.rt.objects.put(blob);
+    st.refs.adopt(&st.rt, id);
+    g.write(out_id, &id.0)?;
+    status(Status::Ok)
+}
+
+/// `object_put_begin(len) -> status`: a put whose bytes come in pieces, so
+/// a guest can stream a value as it encodes it instead of first copying it
+/// whole into a buffer of its own. Drops any streamed put left unfinished,
+/// then makes room for `len` bytes, as `object_put` does.
+async fn object_put_begin(
+    mut caller: Caller<'_, InstanceState>,
+    len: u32,
+) -> wasmtime::Result<i32> {
+    caller.data_mut().put_stream = None;
+    if len as usize > caller.data().rt.config.max_object_size {
+        return status(Status::TooLarge);
+    }
+    if !super::admitted(&mut caller, len).await? {
+        return status(Status::StoreFull);
+    }
+    let filling = caller.data().rt.objects.filling(len as usize);
+    caller.data_mut().put_stream = Some(filling);
+    status(Status::Ok)
+}
+
+/// `object_put_write(data, len) -> status`: appends `len` bytes at `data` to
+/// the streamed put.
+fn object_put_write(
+    mut caller: Caller<'_, InstanceState>,
+    data: u32,
+    len: u32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::OBJECT_PUT_WRITE)?;
+    let bytes = g.bytes(data, len)?;
+    let Some(filling) = st.put_stream.as_mut() else {
+        return status(Status::InvalidState);
+    };
+    if !filling.append(bytes) {
+        // Past the announced length: the put is void.
+        st.put_stream = None;
+        return status(Status::InvalidArgument);
+    }
+    status(Status::Ok)
+}
+
+/// `object_put_end(refs, nrefs, out_id) -> status`: stores the streamed put,
+/// all of whose bytes were written, as an object, like `object_put`.
+fn object_put_end(
+    mut caller: Caller<'_, InstanceState>,
+    refs: u32,
+    nrefs: u32,
+    out_id: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT_END)?;
+    g.check(out_id, ObjectId::LEN as u64)?;
+    let contained = g.object_ids(refs, nrefs)?;
+    let Some(filling) = st.put_stream.take() else {
+        return status(Status::InvalidState);
+    };
+    if !contained.iter().all(|id| st.refs.knows(id)) {
+        return status(Status::NotFound);
+    }
+    let Some(blob) = filling.finish(contained) else {
+        return status(Status::InvalidState);
+    };
+    let id = st.rt.objects.put(Arc::new(blob));
     st.refs.adopt(&st.rt, id);
     g.write(out_id, &id.0)?;
     status(Status::Ok)

@@ -279,6 +279,19 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(wray::get(&r).map_err(e)? == vec![1, 2, 3], "get of put")?;
             let same = wray::put(&vec![1u64, 2, 3]);
             check(same.id() == r.id(), "same bytes, same id")?;
+            // A large value is streamed to the host as it is encoded: the
+            // same bytes, and the references inside it are held as well.
+            let parts: Vec<ObjectRef<u64>> = (0..3_000u64).map(|i| wray::put(&i)).collect();
+            let big = (vec![7u8; 200_000], parts.clone());
+            let whole = wray::put(&big);
+            check(wray::put(&big).id() == whole.id(), "streamed, same id")?;
+            drop((parts, big));
+            let (bytes, back) = wray::get(&whole).map_err(e)?;
+            check(bytes == vec![7u8; 200_000], "streamed bytes")?;
+            check(
+                wray::get(&back[2_999]).map_err(e)? == 2_999,
+                "refs inside a streamed value stay alive",
+            )?;
             // An ObjectRef argument is resolved before the task runs...
             check(
                 wray::get(&sum::remote(&r)).map_err(e)? == 6,
