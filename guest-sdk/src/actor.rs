@@ -6,7 +6,7 @@
 //! type with one method per actor method, each returning an `ObjectRef` to
 //! the method's result:
 //!
-//! ```ignore
+//! ```no_run
 //! #[wray::remote]
 //! struct Counter { n: u64 }
 //!
@@ -16,8 +16,11 @@
 //!     fn incr(&mut self, by: u64) -> u64 { self.n += by; self.n }
 //! }
 //!
+//! # fn main() -> wray::Result<()> {
 //! let c = Counter::remote(10);
 //! assert_eq!(wray::get(&c.incr(5))?, 15);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! The actor's state lives in its own instance; a method that traps (or

@@ -1,6 +1,6 @@
 //! Write wray guests: Ray's tasks, actors and objects in plain Rust.
 //!
-//! ```ignore
+//! ```no_run
 //! use wray::prelude::*;
 //!
 //! #[wray::remote]
@@ -53,12 +53,17 @@ pub use wray_abi::{ActorId, ObjectId};
 
 /// Makes a function a remote task.
 ///
-/// ```ignore
+/// ```no_run
+/// use std::time::Duration;
+/// use wray::prelude::*; // RemoteOptions: `.timeout(..)` and the others
+///
 /// #[wray::remote]
 /// fn add(a: i32, b: i32) -> i32 { a + b }
 ///
+/// # fn main() {
 /// let r: wray::ObjectRef<i32> = add::remote(1, 2);
 /// let r = add::options().timeout(Duration::from_secs(1)).remote(1, &r);
+/// # }
 /// ```
 ///
 /// The function stays callable locally. Parameters must be owned types the
@@ -76,7 +81,7 @@ pub use wray_macros::main;
 /// Derives what a type needs to be passed to and returned from remote
 /// functions (rkyv's `Archive`, `Serialize` and `Deserialize`).
 ///
-/// ```ignore
+/// ```no_run
 /// #[wray::value]
 /// struct Point { x: f64, y: f64 }
 /// ```
