@@ -10,8 +10,13 @@ use wray_runtime::{OutputSink, OutputSource, Stream, TerminalSink};
 
 /// The line and the lock on the terminal.
 pub struct Progress {
-    /// The text shown, empty when hidden.
-    line: Mutex<String>,
+    /// The text shown (empty when hidden), and the terminal it is drawn on.
+    line: Mutex<Line>,
+}
+
+struct Line {
+    text: String,
+    term: Box<dyn Write + Send>,
 }
 
 const ERASE: &str = "\r\x1b[2K";
@@ -19,20 +24,31 @@ const ERASE: &str = "\r\x1b[2K";
 impl Progress {
     /// A progress line, if stderr is a terminal.
     pub fn new() -> Option<Arc<Progress>> {
-        std::io::stderr().is_terminal().then(|| {
-            Arc::new(Progress {
-                line: Mutex::new(String::new()),
-            })
-        })
+        std::io::stderr()
+            .is_terminal()
+            .then(|| Arc::new(Progress::on(Box::new(std::io::stderr()))))
+    }
+
+    /// A progress line drawn on `term`.
+    fn on(term: Box<dyn Write + Send>) -> Progress {
+        Progress {
+            line: Mutex::new(Line {
+                text: String::new(),
+                term,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Shows `text` as the line.
     pub fn set(&self, text: String) {
-        let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{ERASE}{text}");
-        let _ = err.flush();
-        *line = text;
+        let mut line = self.lock();
+        let _ = write!(line.term, "{ERASE}{text}");
+        let _ = line.term.flush();
+        line.text = text;
     }
 
     /// Removes the line for good.
@@ -42,15 +58,16 @@ impl Progress {
 
     /// Runs `print` with the line erased, then draws it again.
     fn around(&self, print: impl FnOnce()) {
-        let line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-        if !line.is_empty() {
-            let _ = write!(std::io::stderr().lock(), "{ERASE}");
+        let mut line = self.lock();
+        let Line { text, term } = &mut *line;
+        if !text.is_empty() {
+            let _ = write!(term, "{ERASE}");
+            let _ = term.flush();
         }
         print();
-        if !line.is_empty() {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "{line}");
-            let _ = err.flush();
+        if !text.is_empty() {
+            let _ = write!(term, "{text}");
+            let _ = term.flush();
         }
     }
 
@@ -134,5 +151,67 @@ pub fn print_above(progress: Option<&Progress>, text: &str) {
     match progress {
         Some(p) => p.around(print),
         None => print(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminal that records what is written to it, shared with the test.
+    #[derive(Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Screen {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Screen {
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+        }
+    }
+
+    #[test]
+    fn output_goes_above_the_line_which_is_drawn_again_below_it() {
+        let screen = Screen::default();
+        let p = Progress::on(Box::new(screen.clone()));
+        // Hidden: output passes untouched.
+        p.around(|| screen.clone().write_all(b"early\n").unwrap());
+        assert_eq!(screen.take(), "early\n");
+        p.set(describe([1, 2, 3, 0, 0], None));
+        assert_eq!(
+            screen.take(),
+            format!("{ERASE}tasks: 3 finished, 2 running, 1 pending")
+        );
+        p.around(|| screen.clone().write_all(b"(f) hi\n").unwrap());
+        assert_eq!(
+            screen.take(),
+            format!("{ERASE}(f) hi\ntasks: 3 finished, 2 running, 1 pending"),
+            "erased, printed, drawn again"
+        );
+        p.clear();
+        assert_eq!(screen.take(), ERASE);
+        p.around(|| screen.clone().write_all(b"late\n").unwrap());
+        assert_eq!(screen.take(), "late\n", "cleared for good");
+    }
+
+    #[test]
+    fn the_line_names_failures_and_actors_only_when_there_are_some() {
+        assert_eq!(
+            describe([0, 0, 5, 0, 0], None),
+            "tasks: 5 finished, 0 running, 0 pending"
+        );
+        assert_eq!(
+            describe([1, 0, 5, 2, 3], Some(4)),
+            "tasks: 5 finished, 0 running, 1 pending, 2 failed, 3 cancelled | actors: 4 alive"
+        );
     }
 }
