@@ -15,19 +15,22 @@ use crate::runtime::Shared;
 use crate::scheduler;
 use crate::slots::Need;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, export};
 
 /// Runs the driver of `module` with WASI arguments `args` (the program name
-/// first). Returns the exit status, or the failure.
+/// first), setting `started` once it holds its call slot. Returns the exit
+/// status, or the failure.
 pub(crate) async fn run(
     rt: &Arc<Shared>,
     module: &Module,
     args: Vec<String>,
     job: u64,
     cancel: Arc<CancelToken>,
+    started: &AtomicBool,
 ) -> Result<i32, ErrorRecord> {
-    let outcome = run_job(rt, module, args, job, cancel).await;
+    let outcome = run_job(rt, module, args, job, cancel, started).await;
     // The job's unnamed actors end with their driver.
     crate::actor::end_job(rt, job).await;
     outcome
@@ -39,6 +42,7 @@ async fn run_job(
     args: Vec<String>,
     job: u64,
     cancel: Arc<CancelToken>,
+    started: &AtomicBool,
 ) -> Result<i32, ErrorRecord> {
     let name = module.name().to_string();
     let source = OutputSource {
@@ -46,8 +50,19 @@ async fn run_job(
         kind: SourceKind::Driver,
         job,
     };
-    // Drivers go first: every top-level task waits for its driver.
-    let call_slot = rt.slots.enqueue(Need::DRIVER, u32::MAX).grant().await.call;
+    // Drivers go first: every top-level task waits for its driver. A job
+    // stopped while it waits (pending) never starts.
+    let call_slot = tokio::select! {
+        grant = rt.slots.enqueue(Need::DRIVER, u32::MAX).grant() => grant.call,
+        _ = cancel.raised() => {
+            return Err(ErrorRecord::new(
+                ErrorKind::Cancelled,
+                &name,
+                "the job was stopped before its driver started",
+            ));
+        }
+    };
+    started.store(true, Ordering::Release);
     let mut store = instance::new_store(
         rt,
         &rt.engines.tasks.engine,

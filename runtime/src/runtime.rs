@@ -24,7 +24,7 @@ use crate::slots::Slots;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wray_abi::codec::{Decode, Encode};
@@ -737,13 +737,20 @@ pub(crate) fn start_job(
     argv.extend(args.iter().cloned());
     let id = shared.ids.next_job();
     let cancel = Arc::new(crate::instance::CancelToken::default());
-    let (s, m, token) = (shared.clone(), module.clone(), cancel.clone());
+    let started = Arc::new(AtomicBool::new(false));
+    let (s, m, token, run) = (
+        shared.clone(),
+        module.clone(),
+        cancel.clone(),
+        started.clone(),
+    );
     // On a worker thread: the driver's guest code runs where tasks run.
-    let join = handle.spawn(async move { crate::driver::run(&s, &m, argv, id, token).await });
+    let join = handle.spawn(async move { crate::driver::run(&s, &m, argv, id, token, &run).await });
     Job {
         control: JobControl {
             id,
             cancel,
+            started,
             shared: shared.clone(),
         },
         handle: join,
@@ -778,6 +785,7 @@ pub struct Job {
 pub struct JobControl {
     id: u64,
     cancel: Arc<crate::instance::CancelToken>,
+    started: Arc<AtomicBool>,
     shared: Arc<Shared>,
 }
 
@@ -785,6 +793,13 @@ impl JobControl {
     /// The job's number (from 1), as tasks and output name it.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether the driver has started: false while it waits for a call
+    /// slot (every one is taken by running calls), as a pending Ray job
+    /// waits for resources.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Stops the job: interrupts its driver and cancels its unfinished

@@ -19,8 +19,12 @@ pub struct TestNode {
 }
 
 pub fn serve(token: Option<&str>) -> TestNode {
+    serve_with(common::builder(), token)
+}
+
+fn serve_with(builder: wray_runtime::Builder, token: Option<&str>) -> TestNode {
     let logs = Arc::new(LogStore::new(Arc::new(NullSink)));
-    let rt = common::builder().output(logs.clone()).build().unwrap();
+    let rt = builder.output(logs.clone()).build().unwrap();
     let m = rt.load_file(guest("testkit")).unwrap();
     let node = Node::serve(
         &rt,
@@ -360,6 +364,50 @@ fn a_running_job_stops_and_its_tasks_are_cancelled() {
     );
     let id = submit(a, "hello", &[]);
     wait_job(a, &id, "SUCCEEDED");
+}
+
+/// As in Ray, a job waits PENDING while it cannot start: here every call
+/// slot is taken. Stopped while pending, it never starts.
+#[test]
+fn a_job_is_pending_while_every_call_slot_is_taken() {
+    let n = serve_with(common::builder().call_slots(2), None);
+    let a = n.node.addr();
+    // Its driver and its parent task take both slots; the parent's child
+    // cannot start, so it holds them until stopped.
+    let busy = submit(a, "testkit", &["forever"]);
+    common::eventually("every call slot is taken", || {
+        n.rt.stats().call_slots_free == 0
+    });
+    let waiting = submit(a, "hello", &[]);
+    let stopped = submit(a, "hello", &[]);
+    for id in [&waiting, &stopped] {
+        assert_eq!(
+            get(a, &format!("/api/jobs/{id}")).json()["status"],
+            "PENDING"
+        );
+    }
+    let status = get(a, "/api/v0/status").json();
+    assert_eq!(status["jobs"]["PENDING"], 2, "{status}");
+    let r = post(a, &format!("/api/jobs/{stopped}/stop"), &Value::Null);
+    assert_eq!(r.json()["stopped"], true, "{}", r.body);
+    let job = wait_job(a, &stopped, "STOPPED");
+    common::eventually("the stopped job has an end time", || {
+        get(a, &format!("/api/jobs/{stopped}")).json()["end_time_ms"]
+            .as_u64()
+            .is_some()
+    });
+    assert_eq!(job["tasks"]["FINISHED"], 0);
+    // The busy job gives its slots back: the pending one runs.
+    post(a, &format!("/api/jobs/{busy}/stop"), &Value::Null);
+    wait_job(a, &waiting, "SUCCEEDED");
+    let logs = get(a, &format!("/api/jobs/{waiting}/logs")).json();
+    assert!(logs["logs"].as_str().unwrap().contains("hello"), "{logs}");
+    let logs = get(a, &format!("/api/jobs/{stopped}/logs")).json();
+    assert_eq!(logs["logs"], "", "the stopped job never ran");
+    assert_eq!(
+        get(a, &format!("/api/jobs/{stopped}")).json()["status"],
+        "STOPPED"
+    );
 }
 
 #[test]

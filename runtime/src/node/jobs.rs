@@ -69,7 +69,7 @@ pub struct JobInfo {
     pub args: Vec<String>,
     /// Where it is.
     pub status: JobStatus,
-    /// When it started, in milliseconds since the Unix epoch.
+    /// When it was submitted, in milliseconds since the Unix epoch.
     pub start_time_ms: u64,
     /// When it ended.
     pub end_time_ms: Option<u64>,
@@ -90,8 +90,21 @@ pub(crate) enum DeleteRefused {
 
 struct Entry {
     id: u64,
+    /// As recorded: `Pending` until the job ends or is stopped (see
+    /// [`Entry::info`]).
     info: JobInfo,
     job: Option<JobControl>,
+}
+
+impl Entry {
+    /// The job as it is now: a pending one whose driver has started runs.
+    fn info(&self) -> JobInfo {
+        let mut info = self.info.clone();
+        if info.status == JobStatus::Pending && self.job.as_ref().is_some_and(|j| j.started()) {
+            info.status = JobStatus::Running;
+        }
+        info
+    }
 }
 
 /// Every job the node ran, oldest first.
@@ -105,7 +118,7 @@ impl Jobs {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a started job.
+    /// Records a submitted job.
     pub fn add(
         &self,
         job: JobControl,
@@ -120,17 +133,19 @@ impl Jobs {
             name: name.unwrap_or_else(|| module.name().to_string()),
             module: module.id().to_string(),
             args,
-            status: JobStatus::Running,
+            status: JobStatus::Pending,
             start_time_ms: unix_ms(),
             end_time_ms: None,
             exit_code: None,
             message: None,
         };
-        self.lock().push(Entry {
+        let entry = Entry {
             id,
-            info: info.clone(),
+            info,
             job: Some(job),
-        });
+        };
+        let info = entry.info();
+        self.lock().push(entry);
         info
     }
 
@@ -195,15 +210,12 @@ impl Jobs {
 
     /// Job `id`.
     pub fn get(&self, id: u64) -> Option<JobInfo> {
-        self.lock()
-            .iter()
-            .find(|e| e.id == id)
-            .map(|e| e.info.clone())
+        self.lock().iter().find(|e| e.id == id).map(Entry::info)
     }
 
     /// Every job, newest first.
     pub fn list(&self) -> Vec<JobInfo> {
-        self.lock().iter().rev().map(|e| e.info.clone()).collect()
+        self.lock().iter().rev().map(Entry::info).collect()
     }
 }
 
