@@ -3,7 +3,7 @@
 
 use super::memory::Guest;
 use super::{Waited, status, timeout_of, wait_released};
-use crate::blob::Bytes;
+use crate::blob::{Blob, Bytes};
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
 use crate::scheduler;
@@ -71,6 +71,16 @@ fn object_put(
         return status(Status::NotFound);
     }
     let blob = st.rt.objects.blob(bytes, contained);
+    hand_over(&mut g, st, blob, out_id)
+}
+
+/// Stores `blob` as an object the guest holds, and writes its id.
+fn hand_over(
+    g: &mut Guest<'_>,
+    st: &mut InstanceState,
+    blob: Arc<Blob>,
+    out_id: u32,
+) -> wasmtime::Result<i32> {
     let id = st.rt.objects.put(blob);
     st.refs.adopt(&st.rt, id);
     g.write(out_id, &id.0)?;
@@ -137,10 +147,7 @@ fn object_put_end(
     let Some(blob) = filling.finish(contained) else {
         return status(Status::InvalidState);
     };
-    let id = st.rt.objects.put(Arc::new(blob));
-    st.refs.adopt(&st.rt, id);
-    g.write(out_id, &id.0)?;
-    status(Status::Ok)
+    hand_over(&mut g, st, Arc::new(blob), out_id)
 }
 
 /// `object_get(id, timeout_ms, buf, cap, out_len) -> status`
