@@ -175,11 +175,15 @@ fn ten_thousand_actors_leave_nothing_behind() {
     };
     let before = common::rss_kib();
     let warm = round();
-    let rounds: Vec<u64> = (0..3).map(|_| round()).collect();
+    let rounds: Vec<u64> = (0..5).map(|_| round()).collect();
     eprintln!("resident KiB: before {before}, warm {warm}, then {rounds:?}");
-    let last = *rounds.last().unwrap();
+    // Resident memory moves in steps of up to about 20 MiB from round to
+    // round (the allocators keep or return whole segments), so one round
+    // proves nothing. A leak grows with every round: a kilobyte per actor
+    // is 10 MiB a round, over 40 MiB by the last two.
+    let late = rounds[3].min(rounds[4]);
     assert!(
-        last <= warm + 16 * 1024,
-        "resident memory keeps growing: {warm} KiB after the first round, {last} KiB after three more"
+        late <= warm + 32 * 1024,
+        "resident memory keeps growing: {warm} KiB after the first round, {rounds:?} KiB after each of five more"
     );
 }
