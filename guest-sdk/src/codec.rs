@@ -81,36 +81,41 @@ const KEEP_ENCODE_BUF: usize = 256 << 20;
 /// Small values are encoded on the stack, without allocating; large ones
 /// into a buffer reused from call to call.
 pub(crate) fn with_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
+    on_stack_or(value, f, |f| with_heap_encoded(value, f))
+}
+
+/// Encodes `value` on the stack and hands it to `small`; if it does not fit
+/// there, hands `small` back to `large` instead.
+fn on_stack_or<T: Encode, F: FnOnce(&[u8], &[ObjectId]) -> R, R>(
+    value: &T,
+    small: F,
+    large: impl FnOnce(F) -> R,
+) -> R {
     let mut out = Scratch::<512>::new();
     let mut scratch = Scratch::<256>::new();
-    let (small, refs) =
+    let (encoded, refs) =
         collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
-    match small {
-        Some(bytes) => f(bytes, &refs),
-        None => with_heap_encoded(value, f),
+    match encoded {
+        Some(bytes) => small(bytes, &refs),
+        None => large(small),
     }
 }
 
-/// Values whose encoding is at least this large are streamed by `put`.
-const STREAM_MIN: usize = 64 << 10;
 /// Small writes of a streamed encoding are gathered into pieces this large.
 const STAGE: usize = 64 << 10;
 
 /// Stores `value` as an object, writing its id to `out_id`; returns the
 /// host's status.
 ///
-/// A value whose encoding is large is streamed to the host as it is
+/// A value too large for the stack is streamed to the host as it is
 /// encoded (`object_put_begin`, `_write`, `_end`): its bulk goes from where
 /// it lies straight into the object store, instead of being copied into an
 /// encoding buffer first and from there to the host. That costs a first
 /// pass that only measures the encoding, cheap next to a copy for the
 /// values that are large (arrays of bytes or numbers are one write).
 pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
-    let mut out = Scratch::<512>::new();
-    let mut scratch = Scratch::<256>::new();
-    let (small, refs) =
-        collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
-    let mut put_whole = |bytes: &[u8], refs: &[ObjectId]| {
+    let out_id = out_id.as_mut_ptr();
+    let put_whole = |bytes: &[u8], refs: &[ObjectId]| {
         // SAFETY: every pointer is to memory valid for the given length for
         // the call's duration; `out_id` is 32 writable bytes.
         unsafe {
@@ -119,41 +124,37 @@ pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
                 bytes.len(),
                 id_bytes(refs).as_ptr(),
                 refs.len(),
-                out_id.as_mut_ptr(),
+                out_id,
             )
         }
     };
-    if let Some(bytes) = small {
-        return put_whole(bytes, &refs);
-    }
-    let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
-    let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
-    if len < STREAM_MIN {
-        return with_heap_encoded(value, put_whole);
-    }
-    // SAFETY: no pointers.
-    let status = unsafe { sys::object_put_begin(len) };
-    if status != 0 {
-        return status;
-    }
-    let mut refused = 0;
-    let mut sink = |piece: &[u8]| {
-        // SAFETY: `piece` is valid for its length for the call's duration.
-        refused = unsafe { sys::object_put_write(piece.as_ptr(), piece.len()) };
-        refused == 0
-    };
-    let mut stage = Vec::with_capacity(STAGE);
-    let (streamed, refs) =
-        collecting(|| wray_abi::codec::encode_streamed(value, &mut stage, &mut sink));
-    if let Err(e) = streamed {
-        if refused != 0 {
-            return refused;
+    on_stack_or(value, put_whole, |_| {
+        let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
+        let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
+        // SAFETY: no pointers.
+        let status = unsafe { sys::object_put_begin(len) };
+        if status != 0 {
+            return status;
         }
-        cannot_encode::<T>(e);
-    }
-    // SAFETY: the ids are valid for their length; `out_id` is 32 writable
-    // bytes.
-    unsafe { sys::object_put_end(id_bytes(&refs).as_ptr(), refs.len(), out_id.as_mut_ptr()) }
+        let mut refused = 0;
+        let mut sink = |piece: &[u8]| {
+            // SAFETY: `piece` is valid for its length for the call's duration.
+            refused = unsafe { sys::object_put_write(piece.as_ptr(), piece.len()) };
+            refused == 0
+        };
+        let mut stage = Vec::with_capacity(len.min(STAGE));
+        let (streamed, refs) =
+            collecting(|| wray_abi::codec::encode_streamed(value, &mut stage, &mut sink));
+        if let Err(e) = streamed {
+            if refused != 0 {
+                return refused;
+            }
+            cannot_encode::<T>(e);
+        }
+        // SAFETY: the ids are valid for their length; `out_id` is 32
+        // writable bytes.
+        unsafe { sys::object_put_end(id_bytes(&refs).as_ptr(), refs.len(), out_id) }
+    })
 }
 
 /// Serializing into memory fails only for values rkyv cannot lay out (for
