@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex};
 use wray_abi::{ObjectId, VALUE_ALIGN};
 
 /// Blobs smaller than this are never spilled: a file would cost as much
-/// as it frees. So they are never lost either, and the task that made one keeps no lineage for
-/// it (as in Ray, where small objects live in the owner's memory).
+/// as it frees. So they are never lost either, and the task that made one
+/// keeps no lineage for it (as in Ray, where small objects live in the
+/// owner's memory).
 pub(crate) const SPILL_MIN: usize = 4 << 10;
 
 /// Blobs at least this large get huge-page alignment and advice, and their
@@ -275,8 +276,6 @@ pub(crate) struct Lost {
 pub(crate) struct Filling {
     buf: AlignedBuf,
     written: usize,
-    /// The bytes counted in `stats` for this Filling.
-    counted: usize,
     stats: Arc<StoreStats>,
 }
 
@@ -287,7 +286,6 @@ impl Filling {
         Filling {
             buf: AlignedBuf::uninit(len),
             written: 0,
-            counted: len,
             stats: stats.clone(),
         }
     }
@@ -310,17 +308,19 @@ impl Filling {
         if self.written < self.buf.len {
             return None;
         }
-        // The blob counts its bytes itself; this Filling's count goes with
-        // it when it drops.
+        // The blob counts its bytes itself: this Filling's count goes.
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
+        self.stats
+            .bytes
+            .fetch_sub(buf.len as u64, Ordering::Relaxed);
         Some(Blob::new(buf, refs, &self.stats))
     }
 }
 
 impl Drop for Filling {
     fn drop(&mut self) {
-        let counted = self.counted as u64;
-        self.stats.bytes.fetch_sub(counted, Ordering::Relaxed);
+        let len = self.buf.len as u64;
+        self.stats.bytes.fetch_sub(len, Ordering::Relaxed);
     }
 }
 
