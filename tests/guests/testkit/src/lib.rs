@@ -279,6 +279,11 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(wray::get(&r).map_err(e)? == vec![1, 2, 3], "get of put")?;
             let same = wray::put(&vec![1u64, 2, 3]);
             check(same.id() == r.id(), "same bytes, same id")?;
+            // A value past the stack buffer (512 bytes) is streamed, here in
+            // one piece.
+            let medium: Vec<u16> = (0..1_000).collect();
+            let mid = wray::put(&medium);
+            check(wray::get(&mid).map_err(e)? == medium, "a medium value")?;
             // A large value is streamed to the host as it is encoded: the
             // same bytes, and the references inside it are held as well.
             let parts: Vec<ObjectRef<u64>> = (0..3_000u64).map(|i| wray::put(&i)).collect();
