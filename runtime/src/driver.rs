@@ -33,6 +33,9 @@ pub(crate) async fn run(
     let outcome = run_job(rt, module, args, job, cancel, started).await;
     // The job's unnamed actors end with their driver.
     crate::actor::end_job(rt, job).await;
+    // Its releases are done before it is: whoever waits for the job then
+    // sees the store without its objects.
+    rt.objects.reaped().await;
     outcome
 }
 

@@ -99,7 +99,13 @@ impl ResourceLimiter for Limiter {
 pub(crate) struct RefTable {
     held: FxHashMap<ObjectId, u32>,
     borrowed: FxHashSet<ObjectId>,
+    /// Ids whose last `ObjectRef` the guest dropped in its latest run of
+    /// releases, not yet released in the store (see [`RefTable::release`]).
+    dropped: Vec<ObjectId>,
 }
+
+/// How many releases in a row are handed to another thread at once.
+const REAP_BATCH: usize = 128;
 
 impl RefTable {
     /// Whether the guest may name `id`.
@@ -136,6 +142,12 @@ impl RefTable {
     }
 
     /// Drops one `ObjectRef` to `id`. False when the guest holds none.
+    ///
+    /// The store's release waits for the guest's next call of any other
+    /// host function ([`settle`](Self::settle)) or its end, so that a run
+    /// of releases (a dropped vector of references) is done in batches on
+    /// another thread, in parallel with the guest's next releases. At most
+    /// `REAP_BATCH - 1` wait: a full batch is handed over at once.
     pub fn release(&mut self, rt: &Shared, id: ObjectId) -> bool {
         let Some(n) = self.held.get_mut(&id) else {
             return false;
@@ -143,13 +155,28 @@ impl RefTable {
         *n -= 1;
         if *n == 0 {
             self.held.remove(&id);
-            rt.objects.release(&id);
+            self.dropped.push(id);
+            if self.dropped.len() == REAP_BATCH {
+                let batch = std::mem::replace(&mut self.dropped, Vec::with_capacity(REAP_BATCH));
+                rt.objects.release_later(batch);
+            }
         }
         true
     }
 
+    /// Does the releases [`release`](Self::release) left waiting, here and
+    /// now: every host function but `object_release` calls this first, so
+    /// the guest's other calls see its releases done.
+    pub fn settle(&mut self, rt: &Shared) {
+        if !self.dropped.is_empty() {
+            rt.objects.release_all(&self.dropped);
+            self.dropped.clear();
+        }
+    }
+
     /// Releases every reference held.
     fn release_all(&mut self, rt: &Shared) {
+        self.settle(rt);
         let ids: Vec<ObjectId> = self.held.drain().map(|(id, _)| id).collect();
         rt.objects.release_all(&ids);
         self.borrowed.clear();

@@ -54,7 +54,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -171,6 +171,24 @@ pub(crate) struct ObjectStore {
     spilled: Notify,
     /// Why the last round of spilling could not make room, if it could not.
     spill_error: Mutex<Option<String>>,
+    /// Batches of releases handed to a blocking thread and not yet done.
+    reaping: AtomicUsize,
+    /// Notified when `reaping` falls to zero.
+    reaped: Notify,
+    /// Where `release_later` sends its batches (`None` if the thread could
+    /// not start); the thread ends with the store.
+    reaper: OnceLock<Option<std::sync::mpsc::Sender<Vec<ObjectId>>>>,
+}
+
+/// The reaper thread: releases each batch it is sent, in order, until the
+/// store is gone.
+fn reap(store: &Weak<ObjectStore>, batches: &std::sync::mpsc::Receiver<Vec<ObjectId>>) {
+    while let Ok(ids) = batches.recv() {
+        match store.upgrade() {
+            Some(s) => s.reap_one(&ids),
+            None => return,
+        }
+    }
 }
 
 impl ObjectStore {
@@ -184,6 +202,9 @@ impl ObjectStore {
             room_wanted: AtomicU64::new(0),
             spilled: Notify::new(),
             spill_error: Mutex::new(None),
+            reaping: AtomicUsize::new(0),
+            reaped: Notify::new(),
+            reaper: OnceLock::new(),
         }
     }
 
@@ -209,6 +230,11 @@ impl ObjectStore {
             return Err(StoreFull(format!(
                 "an object of {len} bytes is larger than the store's memory ({cap} bytes)"
             )));
+        }
+        // Objects already released may still be being freed.
+        self.reaped().await;
+        if self.fits(len as usize) {
+            return Ok(());
         }
         if self.limits.spill_dir.is_none() {
             return Err(StoreFull(format!(
@@ -476,6 +502,51 @@ impl ObjectStore {
         }
     }
 
+    /// Drops one holder of each id on the store's reaper thread, while the
+    /// caller goes on: for a long run of releases, such as a guest dropping
+    /// a vector of references, whose freeing (several cache misses per
+    /// object) then overlaps the guest's next releases on another core.
+    /// [`reaped`](Self::reaped) waits until every such batch is done.
+    pub fn release_later(self: &Arc<Self>, ids: Vec<ObjectId>) {
+        self.reaping.fetch_add(1, Ordering::AcqRel);
+        let reaper = self.reaper.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let store = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("wray-reaper".into())
+                .spawn(move || reap(&store, &rx));
+            spawned.ok().map(|_| tx)
+        });
+        let unsent = match reaper {
+            Some(tx) => tx.send(ids).err().map(|e| e.0),
+            None => Some(ids),
+        };
+        // No thread to give them to: release them here.
+        if let Some(ids) = unsent {
+            self.reap_one(&ids);
+        }
+    }
+
+    fn reap_one(&self, ids: &[ObjectId]) {
+        self.release_all(ids);
+        if self.reaping.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.reaped.notify_waiters();
+        }
+    }
+
+    /// Waits until every batch given to [`release_later`](Self::release_later)
+    /// has been released.
+    pub async fn reaped(&self) {
+        loop {
+            let mut done = pin!(self.reaped.notified());
+            done.as_mut().enable();
+            if self.reaping.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+
     /// Drops one holder of `id`; when it was the last, frees the object and
     /// adds the ids its value referred to to `work`.
     fn release_one(&self, id: &ObjectId, work: &mut Vec<ObjectId>) {
@@ -595,6 +666,34 @@ mod tests {
                 "late"
             )))
         ));
+    }
+
+    #[tokio::test]
+    async fn batches_released_later_are_freed_in_the_background() {
+        let s = Arc::new(ObjectStore::new(StoreLimits::unlimited()));
+        let ids: Vec<ObjectId> = (0..1000u32)
+            .map(|i| s.put(s.blob(&i.to_le_bytes(), vec![])))
+            .collect();
+        let kept = ids[0];
+        assert!(s.retain(&kept));
+        for batch in ids.chunks(100) {
+            s.release_later(batch.to_vec());
+        }
+        s.reaped().await;
+        assert_eq!(s.reaping.load(Ordering::Relaxed), 0);
+        assert_eq!(s.len(), 1, "only the object with a second holder is left");
+        s.release(&kept);
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), 0);
+        // The reaper does not keep its store alive (it may still hold it
+        // for a moment after its last batch).
+        let weak = Arc::downgrade(&s);
+        drop(s);
+        let gone = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            weak.strong_count() == 0
+        });
+        assert!(gone, "the store outlives its last holder");
     }
 
     #[test]

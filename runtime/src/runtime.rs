@@ -56,7 +56,7 @@ impl IdGen {
 pub(crate) struct Shared {
     pub config: Config,
     pub engines: Arc<Engines>,
-    pub objects: ObjectStore,
+    pub objects: Arc<ObjectStore>,
     pub modules: ModuleCache,
     /// CPU slots (held while a guest computes) and call slots (held while
     /// a call is in progress).
@@ -242,11 +242,11 @@ impl Builder {
                 next_job: AtomicU64::new(1),
             },
             sink: self.sink,
-            objects: ObjectStore::new(StoreLimits {
+            objects: Arc::new(ObjectStore::new(StoreLimits {
                 memory: config.object_store_memory,
                 spill_dir: config.spilling.then(|| spill_dir.clone()),
                 wait: config.store_wait,
-            }),
+            })),
             tasks: TaskTable::default(),
             actors: Actors::default(),
             events: crate::events::Events::new(config.history),

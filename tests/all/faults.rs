@@ -317,6 +317,22 @@ fn a_full_store_without_spilling_fails_at_once_and_keeps_serving() {
 }
 
 #[test]
+fn a_guest_that_drops_its_references_can_fill_the_store_again_at_once() {
+    // Spilling is off, so a put that does not fit fails at once: each round
+    // passes only if the objects of the round before are freed by the time
+    // the guest needs their room. 256 of 32 KiB (8 MiB): released in
+    // batches on another thread. 100 of 64 KiB (6.25 MiB): too few for a
+    // batch, released at the guest's next call.
+    let (rt, m) = capped(12, None);
+    common::scenario(&rt, &m, &["churn-rounds", "16", "256", "32"]);
+    common::scenario(&rt, &m, &["churn-rounds", "6", "100", "64"]);
+    // A job's releases are done when it is.
+    let s = rt.stats();
+    assert_eq!((s.objects, s.object_bytes), (0, 0), "{s:?}");
+    common::still_serving(&rt, &m);
+}
+
+#[test]
 fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
     let file = tempfile::NamedTempFile::new().unwrap();
     // A directory under a regular file cannot be made, even by root.

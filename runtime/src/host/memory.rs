@@ -10,7 +10,7 @@
 use crate::instance::InstanceState;
 use std::fmt;
 use wasmtime::Caller;
-use wray_abi::{ObjectId, Status};
+use wray_abi::{ObjectId, Status, import};
 
 /// A guest broke the ABI: a pointer or length out of bounds, a missing
 /// memory export, a malformed argument. Traps the guest.
@@ -61,6 +61,9 @@ impl<'a> Guest<'a> {
             ));
         };
         let (mem, state) = memory.data_and_store_mut(caller);
+        if function != import::OBJECT_RELEASE {
+            state.refs.settle(&state.rt);
+        }
         Ok((Guest { mem, function }, state))
     }
 

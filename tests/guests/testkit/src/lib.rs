@@ -608,6 +608,24 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 drop(r);
             }
         }
+        "churn-rounds" => {
+            // `rounds` times: puts `n` distinct objects of `kib` KiB, all
+            // alive at once, then drops them together.
+            let arg = |i: usize, default: u32| -> u32 {
+                rest.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            let (rounds, n, kib) = (arg(0, 4), arg(1, 256), arg(2, 32));
+            for round in 0..rounds {
+                let refs: Vec<ObjectRef<Vec<u8>>> = (0..n)
+                    .map(|i| {
+                        let mut v = vec![round as u8; kib as usize * 1024];
+                        v[..4].copy_from_slice(&i.to_le_bytes());
+                        wray::put(&v)
+                    })
+                    .collect();
+                drop(refs);
+            }
+        }
         "retries" => {
             // Run while the host fails every attempt: the attempts made
             // show which retry limit applied. `fragile` says max_retries = 0
