@@ -17,7 +17,9 @@
 //! it as an argument, and each ready entry whose value contains it. When the
 //! count falls to zero the entry is removed, and the references its value
 //! contained are released in turn (iteratively: chains of objects can be
-//! long).
+//! long). A guest's long runs of releases come in batches that the store's
+//! reaper thread releases ([`ObjectStore::release_later`]), so the freeing
+//! overlaps the guest's next releases.
 //!
 //! # Deduplication
 //!
@@ -34,8 +36,9 @@
 //! (content-addressed by digest), and the caller waits for room, up to
 //! `wait`; then it gets a [`StoreFull`] error saying why (nothing left to
 //! spill, or the disk refused). Spilled blobs are read back transparently
-//! ([`Blob::load`]). An object nobody holds is freed at once, in memory or
-//! on disk: there is nothing to evict.
+//! ([`Blob::load`]). An object nobody holds is freed as soon as its last
+//! release is done, in memory or on disk: there is nothing to evict. Before
+//! a caller waits for room, it waits for the reaper's batches.
 //!
 //! Blobs under [`SPILL_MIN`](crate::blob::SPILL_MIN) bytes never spill.
 //!
@@ -54,7 +57,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -171,9 +174,11 @@ pub(crate) struct ObjectStore {
     spilled: Notify,
     /// Why the last round of spilling could not make room, if it could not.
     spill_error: Mutex<Option<String>>,
-    /// Batches of releases handed to a blocking thread and not yet done.
-    reaping: AtomicUsize,
-    /// Notified when `reaping` falls to zero.
+    /// Batches handed to the reaper thread so far, and how many of them it
+    /// has released (it takes them in order).
+    reaps_sent: AtomicU64,
+    reaps_done: AtomicU64,
+    /// Notified after each batch the reaper releases.
     reaped: Notify,
     /// Where `release_later` sends its batches (`None` if the thread could
     /// not start); the thread ends with the store.
@@ -202,7 +207,8 @@ impl ObjectStore {
             room_wanted: AtomicU64::new(0),
             spilled: Notify::new(),
             spill_error: Mutex::new(None),
-            reaping: AtomicUsize::new(0),
+            reaps_sent: AtomicU64::new(0),
+            reaps_done: AtomicU64::new(0),
             reaped: Notify::new(),
             reaper: OnceLock::new(),
         }
@@ -231,8 +237,9 @@ impl ObjectStore {
                 "an object of {len} bytes is larger than the store's memory ({cap} bytes)"
             )));
         }
+        let deadline = tokio::time::Instant::now() + self.limits.wait;
         // Objects already released may still be being freed.
-        self.reaped().await;
+        let _ = tokio::time::timeout_at(deadline, self.reaped()).await;
         if self.fits(len as usize) {
             return Ok(());
         }
@@ -242,7 +249,6 @@ impl ObjectStore {
                 self.stats.bytes.load(Ordering::Relaxed)
             )));
         }
-        let deadline = tokio::time::Instant::now() + self.limits.wait;
         loop {
             let mut spilled = pin!(self.spilled.notified());
             spilled.as_mut().enable();
@@ -508,7 +514,7 @@ impl ObjectStore {
     /// object) then overlaps the guest's next releases on another core.
     /// [`reaped`](Self::reaped) waits until every such batch is done.
     pub fn release_later(self: &Arc<Self>, ids: Vec<ObjectId>) {
-        self.reaping.fetch_add(1, Ordering::AcqRel);
+        self.reaps_sent.fetch_add(1, Ordering::AcqRel);
         let reaper = self.reaper.get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
             let store = Arc::downgrade(self);
@@ -529,18 +535,19 @@ impl ObjectStore {
 
     fn reap_one(&self, ids: &[ObjectId]) {
         self.release_all(ids);
-        if self.reaping.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.reaped.notify_waiters();
-        }
+        self.reaps_done.fetch_add(1, Ordering::AcqRel);
+        self.reaped.notify_waiters();
     }
 
     /// Waits until every batch given to [`release_later`](Self::release_later)
-    /// has been released.
+    /// so far has been released (not those given meanwhile: a guest
+    /// releasing without end cannot keep the caller waiting).
     pub async fn reaped(&self) {
+        let sent = self.reaps_sent.load(Ordering::Acquire);
         loop {
             let mut done = pin!(self.reaped.notified());
             done.as_mut().enable();
-            if self.reaping.load(Ordering::Acquire) == 0 {
+            if self.reaps_done.load(Ordering::Acquire) >= sent {
                 return;
             }
             done.await;
@@ -680,7 +687,7 @@ mod tests {
             s.release_later(batch.to_vec());
         }
         s.reaped().await;
-        assert_eq!(s.reaping.load(Ordering::Relaxed), 0);
+        assert_eq!(s.reaps_done.load(Ordering::Relaxed), 10);
         assert_eq!(s.len(), 1, "only the object with a second holder is left");
         s.release(&kept);
         assert_eq!(s.len(), 0);
