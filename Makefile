@@ -3,7 +3,8 @@
 #   make test   builds the guests and runs every test (installs Chromium for
 #               the dashboard's browser tests if it is missing)
 #
-# Other targets: guests, build, bench, lint, doc, clean.
+# Other targets: setup (the wasm target), browser (Chromium for the tests),
+# guests, build, bench, lint, doc, clean.
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
