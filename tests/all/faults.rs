@@ -324,8 +324,8 @@ fn a_guest_that_drops_its_references_can_fill_the_store_again_at_once() {
     // batches on another thread. 100 of 64 KiB (6.25 MiB): too few for a
     // batch, released at the guest's next call.
     let (rt, m) = capped(12, None);
-    common::scenario(&rt, &m, &["churn-rounds", "16", "256", "32"]);
-    common::scenario(&rt, &m, &["churn-rounds", "6", "100", "64"]);
+    common::scenario(&rt, &m, &["churn", "16", "256", "32"]);
+    common::scenario(&rt, &m, &["churn", "6", "100", "64"]);
     // A job's releases are done when it is.
     let s = rt.stats();
     assert_eq!((s.objects, s.object_bytes), (0, 0), "{s:?}");
@@ -483,7 +483,8 @@ fn tasks_that_read_the_clock_are_recomputed_only_when_allowed() {
 
 // ---- lifetime --------------------------------------------------------------------
 
-/// A driver that puts and drops a million 1 KB objects ends where it began.
+/// A driver that puts and drops a million distinct 1 KiB objects ends where
+/// it began.
 #[test]
 fn a_million_dropped_objects_leave_memory_where_it_was() {
     if !common::alone("faults::a_million_dropped_objects_leave_memory_where_it_was") {

@@ -599,27 +599,20 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
         }
         "churn" => {
-            let n: u32 = rest
-                .first()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1_000_000);
-            for i in 0..n {
-                let r = wray::put(&[i as u8; 1024]);
-                drop(r);
-            }
-        }
-        "churn-rounds" => {
-            // `rounds` times: puts `n` distinct objects of `kib` KiB, all
-            // alive at once, then drops them together.
+            // `rounds` times (a million by default): puts `n` objects of
+            // `kib` KiB (1 and 1), all alive at once, then drops them
+            // together. Every object is distinct: its first bytes are its
+            // round and index.
             let arg = |i: usize, default: u32| -> u32 {
                 rest.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
             };
-            let (rounds, n, kib) = (arg(0, 4), arg(1, 256), arg(2, 32));
+            let (rounds, n, kib) = (arg(0, 1_000_000), arg(1, 1), arg(2, 1).max(1));
             for round in 0..rounds {
                 let refs: Vec<ObjectRef<Vec<u8>>> = (0..n)
                     .map(|i| {
-                        let mut v = vec![round as u8; kib as usize * 1024];
-                        v[..4].copy_from_slice(&i.to_le_bytes());
+                        let mut v = vec![0u8; kib as usize * 1024];
+                        v[..4].copy_from_slice(&round.to_le_bytes());
+                        v[4..8].copy_from_slice(&i.to_le_bytes());
                         wray::put(&v)
                     })
                     .collect();
