@@ -176,8 +176,8 @@ impl RefTable {
 
     /// Releases every reference held.
     fn release_all(&mut self, rt: &Shared) {
-        self.settle(rt);
-        let ids: Vec<ObjectId> = self.held.drain().map(|(id, _)| id).collect();
+        let mut ids = std::mem::take(&mut self.dropped);
+        ids.extend(self.held.drain().map(|(id, _)| id));
         rt.objects.release_all(&ids);
         self.borrowed.clear();
     }

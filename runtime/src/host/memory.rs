@@ -49,7 +49,10 @@ pub(crate) struct Guest<'a> {
 }
 
 impl<'a> Guest<'a> {
-    /// The memory and the instance state of `caller`.
+    /// The memory and the instance state of `caller`: every host function
+    /// starts here. It also settles the releases the guest left waiting
+    /// ([`RefTable::settle`](crate::instance::RefTable::settle)), except
+    /// in `object_release`, which makes them.
     pub fn of(
         caller: &'a mut Caller<'_, InstanceState>,
         function: &'static str,
