@@ -144,10 +144,11 @@ impl RefTable {
     /// Drops one `ObjectRef` to `id`. False when the guest holds none.
     ///
     /// The store's release waits for the guest's next call of any other
-    /// host function ([`settle`](Self::settle)) or its end, so that a run
-    /// of releases (a dropped vector of references) is done in batches on
-    /// another thread, in parallel with the guest's next releases. At most
-    /// `REAP_BATCH - 1` wait: a full batch is handed over at once.
+    /// host function ([`settle`](Self::settle)), the next epoch tick while
+    /// it computes, or its end, so that a run of releases (a dropped vector
+    /// of references) is done in batches on another thread, in parallel
+    /// with the guest's next releases. At most `REAP_BATCH - 1` wait: a
+    /// full batch is handed over at once.
     pub fn release(&mut self, rt: &Shared, id: ObjectId) -> bool {
         let Some(n) = self.held.get_mut(&id) else {
             return false;
@@ -492,8 +493,12 @@ pub(crate) fn new_store(
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| {
-        let s = ctx.data();
+    store.epoch_deadline_callback(|mut ctx| {
+        // A guest that computes after dropping references calls no host
+        // function that would settle them: they are released here, at the
+        // next tick, rather than at its next call or its end.
+        let s = ctx.data_mut();
+        s.refs.settle(&s.rt);
         if let Some(why) = s.cancel.interruption() {
             return Err(wasmtime::Error::new(why));
         }

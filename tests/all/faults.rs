@@ -332,6 +332,28 @@ fn a_guest_that_drops_its_references_can_fill_the_store_again_at_once() {
     common::still_serving(&rt, &m);
 }
 
+/// A guest that drops a few references and then computes, calling no host
+/// function, has them released within a tick or two, not at its end.
+#[test]
+fn references_dropped_before_a_long_computation_are_released_during_it() {
+    let (rt, m) = capped(64, None);
+    std::thread::scope(|scope| {
+        // Ten objects of 1 MiB, too few for a batch, then 2 s of computing.
+        let driver = scope.spawn(|| {
+            common::scenario(&rt, &m, &["churn", "1", "10", "1024", "2000"]);
+        });
+        // The puts take milliseconds; then the releases wait for a tick.
+        std::thread::sleep(Duration::from_millis(500));
+        let s = rt.stats();
+        assert!(
+            !driver.is_finished(),
+            "the driver ended before the check: the machine is too slow for this test"
+        );
+        assert_eq!((s.objects, s.object_bytes), (0, 0), "{s:?}");
+    });
+    common::still_serving(&rt, &m);
+}
+
 #[test]
 fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
     let file = tempfile::NamedTempFile::new().unwrap();

@@ -602,11 +602,13 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             // `rounds` times (a million by default): puts `n` objects of
             // `kib` KiB (1 and 1), all alive at once, then drops them
             // together. Every object is distinct: its first bytes are its
-            // round and index.
+            // round and index. Then computes for `spin` ms (0) without
+            // calling wray.
             let arg = |i: usize, default: u32| -> u32 {
                 rest.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
             };
             let (rounds, n, kib) = (arg(0, 1_000_000), arg(1, 1), arg(2, 1).max(1));
+            let spin = arg(3, 0);
             for round in 0..rounds {
                 let refs: Vec<ObjectRef<Vec<u8>>> = (0..n)
                     .map(|i| {
@@ -618,6 +620,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                     .collect();
                 drop(refs);
             }
+            busy(u64::from(spin));
         }
         "retries" => {
             // Run while the host fails every attempt: the attempts made
