@@ -29,6 +29,28 @@ fn tasks_async(n: u32) {
     wray::get(&refs).expect("noops succeed");
 }
 
+/// Computes for `us` microseconds.
+#[wray::remote]
+fn spin(us: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Submits `n` tasks that compute for `us` microseconds each, waits for
+/// the first half to finish, then for the rest: `wait` with `num_returns`
+/// under the number of references. Not in the suite; for comparing builds
+/// (`wray run wray_bench.wasm -- tasks_wait 20000 100`).
+fn tasks_wait(n: u32, us: u64) {
+    let refs: Vec<_> = (0..n).map(|_| spin::remote(us)).collect();
+    let half = refs.len() / 2;
+    let (ready, rest) = wray::wait(&refs, half, None).expect("wait succeeds");
+    assert_eq!(ready.len(), half);
+    let (ready, _) = wray::wait(&rest, rest.len(), None).expect("wait succeeds");
+    assert_eq!(ready.len(), refs.len() - half);
+}
+
 fn tasks_nested(parents: u32) {
     let refs: Vec<_> = (0..parents).map(|_| parent::remote(10u32)).collect();
     let got = wray::get(&refs).expect("parents succeed");
@@ -122,7 +144,9 @@ fn actors_create(n: u32) {
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [name, count, rest @ ..] = args.as_slice() else {
-        return Err("usage: wray_bench <benchmark> <count> [megabytes or pairs]".into());
+        return Err(
+            "usage: wray_bench <benchmark> <count> [megabytes, pairs or microseconds]".into(),
+        );
     };
     let n: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
     let mb: usize = rest
@@ -132,6 +156,7 @@ fn main() -> Result<(), String> {
     match name.as_str() {
         "tasks_sync" => tasks_sync(n),
         "tasks_async" => tasks_async(n),
+        "tasks_wait" => tasks_wait(n, mb as u64),
         "tasks_nested" => tasks_nested(n),
         "put_small" => put_small(n),
         "get_small" => get_small(n),

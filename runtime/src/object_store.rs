@@ -152,12 +152,6 @@ impl Entry {
             notified.await;
         }
     }
-
-    /// A future that completes on the next resolution notice; enable it
-    /// before checking the state to not miss one.
-    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
-    }
 }
 
 /// The objects of one runtime.

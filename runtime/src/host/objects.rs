@@ -7,10 +7,9 @@ use crate::blob::{Blob, Bytes};
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
 use crate::scheduler;
-use std::future::poll_fn;
-use std::pin::Pin;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::sync::Arc;
-use std::task::Poll;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
 
@@ -239,36 +238,16 @@ async fn object_wait(
     // A zero timeout only looks.
     if timeout_ms != 0 && count_ready(&entries) < num_returns as usize {
         let enough = async {
-            // Waiting for every one: each in turn, so a wake-up costs one
-            // check, not a pass over the rest.
-            if num_returns as usize == entries.len() {
-                for e in &entries {
-                    e.resolved().await;
-                }
-                return;
-            }
-            loop {
-                // Register for every pending entry's notice before checking,
-                // so a resolution between the check and the wait is seen.
-                let mut notices: Vec<Pin<Box<_>>> = entries
-                    .iter()
-                    .filter(|e| e.state().is_none())
-                    .map(|e| Box::pin(e.notified()))
-                    .collect();
-                for n in &mut notices {
-                    n.as_mut().enable();
-                }
-                if count_ready(&entries) >= num_returns as usize {
-                    return;
-                }
-                poll_fn(|cx| {
-                    if notices.iter_mut().any(|n| n.as_mut().poll(cx).is_ready()) {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
+            // One waiter per pending object, polled only when its object
+            // resolves: a wake-up costs one check, not a pass over the rest.
+            let mut pending: FuturesUnordered<_> = entries
+                .iter()
+                .filter(|e| e.state().is_none())
+                .map(|e| e.resolved())
+                .collect();
+            let mut ready = entries.len() - pending.len();
+            while ready < num_returns as usize && pending.next().await.is_some() {
+                ready += 1;
             }
         };
         // A timeout only ends the wait early: the result is what is ready.

@@ -372,6 +372,22 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::wait(&refs, 3, None).is_err(),
                 "num_returns > len is an error",
             )?;
+            // Waiting for some of several pending ones wakes as each one
+            // finishes, and ends when enough have.
+            let staggered: Vec<_> = [50u64, 100, 2000].map(busy::remote).into();
+            let t = Instant::now();
+            let (ready, not_ready) = wray::wait(&staggered, 2, None).map_err(e)?;
+            check(
+                ready == staggered[..2] && not_ready == staggered[2..],
+                "the first two are ready, the last is not",
+            )?;
+            check(
+                t.elapsed() < Duration::from_millis(1500),
+                "the wait ended before the slow one",
+            )?;
+            let (ready, _) =
+                wray::wait(&staggered[2..], 1, Some(Duration::from_millis(20))).map_err(e)?;
+            check(ready.is_empty(), "a timeout with nothing ready")?;
             // Failed tasks count as ready.
             let bad = vec![fails::remote("x")];
             let (ready, _) = wray::wait(&bad, 1, None).map_err(e)?;
