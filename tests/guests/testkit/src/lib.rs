@@ -388,6 +388,8 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             let (ready, _) =
                 wray::wait(&staggered[2..], 1, Some(Duration::from_millis(20))).map_err(e)?;
             check(ready.is_empty(), "a timeout with nothing ready")?;
+            check(wray::cancel(&staggered[2]), "the slow one cancelled")?;
+            check(wray::get(&staggered[2]).is_err(), "and failed")?;
             // Failed tasks count as ready.
             let bad = vec![fails::remote("x")];
             let (ready, _) = wray::wait(&bad, 1, None).map_err(e)?;
