@@ -92,6 +92,9 @@ pub mod import {
     pub const TASK_ARGS: &str = "task_args";
     /// `task_return(index, data, len, refs, nrefs) -> status`
     pub const TASK_RETURN: &str = "task_return";
+    /// `task_return_end(index, refs, nrefs) -> status`: sets return value
+    /// `index` to the streamed put's bytes
+    pub const TASK_RETURN_END: &str = "task_return_end";
     /// `task_fail(kind, msg, len) -> status`
     pub const TASK_FAIL: &str = "task_fail";
     /// `task_cancel(id, flags) -> status`

@@ -51,6 +51,26 @@ fn tasks_wait(n: u32, us: u64) {
     assert_eq!(ready.len(), refs.len() - half);
 }
 
+/// Makes a value of `mb` megabytes and returns it.
+#[wray::remote]
+fn large_result(mb: u32, i: u32) -> Vec<u8> {
+    let mut v = vec![0u8; mb as usize * 1_000_000];
+    v[0] = i as u8;
+    v
+}
+
+/// `n` tasks one after another, each returning `mb` megabytes into the
+/// store (the driver waits for each, without fetching it). Not in the
+/// suite, as making the value in a fresh instance costs as much as
+/// returning it; for comparing builds (`wray run wray_bench.wasm --
+/// results 10 100`).
+fn results(n: u32, mb: usize) {
+    for i in 0..n {
+        let r = large_result::remote(mb as u32, i);
+        wray::wait(&[r], 1, None).expect("wait succeeds");
+    }
+}
+
 fn tasks_nested(parents: u32) {
     let refs: Vec<_> = (0..parents).map(|_| parent::remote(10u32)).collect();
     let got = wray::get(&refs).expect("parents succeed");
@@ -158,6 +178,7 @@ fn main() -> Result<(), String> {
         "tasks_async" => tasks_async(n),
         "tasks_wait" => tasks_wait(n, mb as u64),
         "tasks_nested" => tasks_nested(n),
+        "results" => results(n, mb),
         "put_small" => put_small(n),
         "get_small" => get_small(n),
         "put_large" => put_large(n, mb),

@@ -68,54 +68,62 @@ fn collecting<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
     (r, refs.unwrap_or_default())
 }
 
-thread_local! {
-    /// The heap buffer large values are encoded into, kept between uses so
-    /// repeated puts of large values neither regrow it nor touch fresh pages.
-    static ENCODE_BUF: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
-}
+/// Small writes of a streamed encoding are gathered into pieces this large.
+const STAGE: usize = 64 << 10;
 
-/// Encode buffers larger than this are freed after use rather than kept.
-const KEEP_ENCODE_BUF: usize = 256 << 20;
-
-/// Encodes `value` and hands its bytes and the ids it refers to to `f`.
-/// Small values are encoded on the stack, without allocating; large ones
-/// into a buffer reused from call to call.
-pub(crate) fn with_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
-    on_stack_or(value, f, |f| with_heap_encoded(value, f))
-}
-
-/// Encodes `value` on the stack and hands it to `small`; if it does not fit
-/// there, hands `small` back to `large` instead.
-fn on_stack_or<T: Encode, F: FnOnce(&[u8], &[ObjectId]) -> R, R>(
+/// Hands `value` to the host and returns the host's status: to `whole`,
+/// with its bytes and the ids it refers to, when it fits on the stack;
+/// otherwise streamed as it is encoded (`object_put_begin`, `_write`) and
+/// finished by `end` (`object_put_end` for a put, `task_return_end` for a
+/// result) with the ids.
+///
+/// Streaming moves a large value's bulk from where it lies straight into the
+/// object store, instead of copying it into an encoding buffer first and
+/// from there to the host. That costs a first pass that only measures the
+/// encoding, cheap next to a copy for the values that are large (arrays of
+/// bytes or numbers are one write).
+fn stack_or_stream<T: Encode>(
     value: &T,
-    small: F,
-    large: impl FnOnce(F) -> R,
-) -> R {
+    whole: impl FnOnce(&[u8], &[ObjectId]) -> i32,
+    end: impl FnOnce(&[ObjectId]) -> i32,
+) -> i32 {
     let mut out = Scratch::<512>::new();
     let mut scratch = Scratch::<256>::new();
     let (encoded, refs) =
         collecting(|| wray_abi::codec::encode_into(value, &mut out.0, &mut scratch.0));
-    match encoded {
-        Some(bytes) => small(bytes, &refs),
-        None => large(small),
+    if let Some(bytes) = encoded {
+        return whole(bytes, &refs);
     }
+    let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
+    let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
+    // SAFETY: no pointers.
+    let status = unsafe { sys::object_put_begin(len) };
+    if status != 0 {
+        return status;
+    }
+    let mut refused = 0;
+    let mut sink = |piece: &[u8]| {
+        // SAFETY: `piece` is valid for its length for the call's duration.
+        refused = unsafe { sys::object_put_write(piece.as_ptr(), piece.len()) };
+        refused == 0
+    };
+    let mut stage = Vec::with_capacity(len.min(STAGE));
+    let (streamed, refs) =
+        collecting(|| wray_abi::codec::encode_streamed(value, &mut stage, &mut sink));
+    if let Err(e) = streamed {
+        if refused != 0 {
+            return refused;
+        }
+        cannot_encode::<T>(e);
+    }
+    end(&refs)
 }
-
-/// Small writes of a streamed encoding are gathered into pieces this large.
-const STAGE: usize = 64 << 10;
 
 /// Stores `value` as an object, writing its id to `out_id`; returns the
 /// host's status.
-///
-/// A value too large for the stack is streamed to the host as it is
-/// encoded (`object_put_begin`, `_write`, `_end`): its bulk goes from where
-/// it lies straight into the object store, instead of being copied into an
-/// encoding buffer first and from there to the host. That costs a first
-/// pass that only measures the encoding, cheap next to a copy for the
-/// values that are large (arrays of bytes or numbers are one write).
 pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
     let out_id = out_id.as_mut_ptr();
-    let put_whole = |bytes: &[u8], refs: &[ObjectId]| {
+    let whole = |bytes: &[u8], refs: &[ObjectId]| {
         // SAFETY: every pointer is to memory valid for the given length for
         // the call's duration; `out_id` is 32 writable bytes.
         unsafe {
@@ -128,33 +136,33 @@ pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
             )
         }
     };
-    on_stack_or(value, put_whole, |_| {
-        let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
-        let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
-        // SAFETY: no pointers.
-        let status = unsafe { sys::object_put_begin(len) };
-        if status != 0 {
-            return status;
+    // SAFETY: the ids are valid for their length; `out_id` is 32 writable
+    // bytes.
+    let end = |refs: &[ObjectId]| unsafe {
+        sys::object_put_end(id_bytes(refs).as_ptr(), refs.len(), out_id)
+    };
+    stack_or_stream(value, whole, end)
+}
+
+/// Sets `value` as the current call's result; returns the host's status.
+pub(crate) fn set_return<T: Encode>(value: &T) -> i32 {
+    let whole = |bytes: &[u8], refs: &[ObjectId]| {
+        // SAFETY: the pointers are readable for the given lengths for the
+        // call's duration.
+        unsafe {
+            sys::task_return(
+                0,
+                bytes.as_ptr(),
+                bytes.len(),
+                id_bytes(refs).as_ptr(),
+                refs.len(),
+            )
         }
-        let mut refused = 0;
-        let mut sink = |piece: &[u8]| {
-            // SAFETY: `piece` is valid for its length for the call's duration.
-            refused = unsafe { sys::object_put_write(piece.as_ptr(), piece.len()) };
-            refused == 0
-        };
-        let mut stage = Vec::with_capacity(len.min(STAGE));
-        let (streamed, refs) =
-            collecting(|| wray_abi::codec::encode_streamed(value, &mut stage, &mut sink));
-        if let Err(e) = streamed {
-            if refused != 0 {
-                return refused;
-            }
-            cannot_encode::<T>(e);
-        }
-        // SAFETY: the ids are valid for their length; `out_id` is 32
-        // writable bytes.
-        unsafe { sys::object_put_end(id_bytes(&refs).as_ptr(), refs.len(), out_id) }
-    })
+    };
+    // SAFETY: the ids are valid for their length.
+    let end =
+        |refs: &[ObjectId]| unsafe { sys::task_return_end(0, id_bytes(refs).as_ptr(), refs.len()) };
+    stack_or_stream(value, whole, end)
 }
 
 /// Serializing into memory fails only for values rkyv cannot lay out (for
@@ -165,22 +173,6 @@ fn cannot_encode<T>(e: impl std::fmt::Display) -> ! {
         "wray: cannot encode a value of type {}: {e}",
         std::any::type_name::<T>()
     )
-}
-
-/// Encodes `value` into the reused heap buffer and hands its bytes and the
-/// ids it refers to to `f`.
-fn with_heap_encoded<T: Encode, R>(value: &T, f: impl FnOnce(&[u8], &[ObjectId]) -> R) -> R {
-    // Taken out of the slot for the duration, so a nested use (`f` encoding
-    // again) finds an empty buffer instead of a borrow conflict.
-    let mut buf = ENCODE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    buf.clear();
-    let (encoded, refs) = collecting(|| wray_abi::codec::encode_in(value, buf));
-    let buf = encoded.unwrap_or_else(|e| cannot_encode::<T>(e));
-    let r = f(&buf, &refs);
-    if buf.capacity() <= KEEP_ENCODE_BUF {
-        ENCODE_BUF.with(|b| *b.borrow_mut() = buf);
-    }
-    r
 }
 
 /// Encodes `value` on the heap, collecting the references it contains.

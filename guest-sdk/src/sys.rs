@@ -74,6 +74,9 @@ host_functions! {
     fn task_args = "task_args"(buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
     /// Sets return value `index` of the current call.
     fn task_return = "task_return"(index: u32, data: *const u8, len: usize, refs: *const u8, nrefs: usize) -> i32;
+    /// Sets return value `index` of the current call to the streamed put's
+    /// bytes, like `task_return`.
+    fn task_return_end = "task_return_end"(index: u32, refs: *const u8, nrefs: usize) -> i32;
     /// Records why the current call fails (an `ErrorKind` and a message).
     fn task_fail = "task_fail"(kind: u32, msg: *const u8, len: usize) -> i32;
     /// Cancels the task that makes the object `id`.
@@ -109,6 +112,7 @@ mod tests {
             import::TASK_SUBMIT,
             import::TASK_ARGS,
             import::TASK_RETURN,
+            import::TASK_RETURN_END,
             import::TASK_FAIL,
             import::TASK_CANCEL,
             import::ACTOR_CREATE,

@@ -306,19 +306,7 @@ pub(crate) fn finish_call<T: Encode>(result: Result<T>) -> i32 {
             return export::FAILED;
         }
     };
-    let status = codec::with_encoded(&value, |bytes, refs| {
-        // SAFETY: the pointers are readable for the given lengths for the
-        // call's duration.
-        unsafe {
-            sys::task_return(
-                0,
-                bytes.as_ptr(),
-                bytes.len(),
-                codec::id_bytes(refs).as_ptr(),
-                refs.len(),
-            )
-        }
-    });
+    let status = codec::set_return(&value);
     match check(status, "return") {
         Ok(_) => export::OK,
         Err(e) => {

@@ -64,6 +64,7 @@ fn out_of_bounds_pointers_trap_naming_the_host_function() {
         ("submit_oob", "task_submit"),
         ("args_oob", "task_args"),
         ("return_oob", "task_return"),
+        ("return_end_oob", "task_return_end"),
         ("fail_oob", "task_fail"),
         ("retain_oob", "object_retain"),
         ("last_error_oob", "last_error"),
@@ -107,10 +108,19 @@ fn malformed_but_in_bounds_calls_get_a_status() {
         ("put_begin_too_large", Status::TooLarge),
         ("put_write_past_end", Status::InvalidState),
         ("put_end_short", Status::InvalidState),
+        ("return_end_unbegun", Status::InvalidState),
+        ("return_end_short", Status::InvalidState),
+        ("return_end_bad_index", Status::InvalidArgument),
     ] {
         assert_eq!(status(&rt, &m, task), want as i32, "{task}");
     }
     assert_eq!(status(&rt, &m, "put_streamed"), 1, "the same object");
+    assert_eq!(
+        status(&rt, &m, "return_end_twice"),
+        11,
+        "the first return stands"
+    );
+    assert_eq!(status(&rt, &m, "return_streamed"), 42, "a streamed result");
     let stats = rt.stats();
     assert_eq!((stats.objects, stats.object_bytes), (0, 0), "nothing left");
 }

@@ -2,6 +2,7 @@
 
 use super::memory::Guest;
 use super::status;
+use crate::blob::Blob;
 use crate::instance::InstanceState;
 use crate::scheduler::{self, Submission};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         (index, data, len, refs, nrefs),
         len
     )?;
+    linker.func_wrap(HOST_MODULE, import::TASK_RETURN_END, task_return_end)?;
     linker.func_wrap(HOST_MODULE, import::TASK_FAIL, task_fail)?;
     linker.func_wrap(HOST_MODULE, import::TASK_CANCEL, task_cancel)?;
     Ok(())
@@ -116,28 +118,62 @@ fn task_return(
     let (g, st) = Guest::of(&mut caller, import::TASK_RETURN)?;
     let contained = g.object_ids(refs, nrefs)?;
     let bytes = g.bytes(data, len)?;
-    let Some(call) = &st.call else {
-        return status(Status::InvalidState);
-    };
-    let Some(slot) = call.returns.get(index as usize) else {
-        return status(Status::InvalidArgument);
-    };
-    if slot.is_some() {
-        return status(Status::InvalidState);
+    if let Err(code) = settable(st, index, &contained) {
+        return status(code);
     }
     if bytes.len() > st.rt.config.max_object_size {
         return status(Status::TooLarge);
     }
-    if !contained.iter().all(|id| st.refs.knows(id)) {
-        return status(Status::NotFound);
+    let blob = st.rt.objects.blob(bytes, contained);
+    set_return(st, index, blob)
+}
+
+/// `task_return_end(index, refs, nrefs) -> status`: sets return value
+/// `index` to the bytes of the streamed put (`object_put_begin`, `_write`),
+/// as `task_return` does, so a large result goes from the guest's value
+/// straight into the store. The streamed put is over whatever the status.
+fn task_return_end(
+    mut caller: Caller<'_, InstanceState>,
+    index: u32,
+    refs: u32,
+    nrefs: u32,
+) -> wasmtime::Result<i32> {
+    let (g, st) = Guest::of(&mut caller, import::TASK_RETURN_END)?;
+    let contained = g.object_ids(refs, nrefs)?;
+    let Some(filling) = st.put_stream.take() else {
+        return status(Status::InvalidState);
+    };
+    if let Err(code) = settable(st, index, &contained) {
+        return status(code);
     }
-    let call = st.call.as_mut().expect("checked above");
-    for id in &contained {
+    let Some(blob) = filling.finish(contained) else {
+        return status(Status::InvalidState);
+    };
+    set_return(st, index, Arc::new(blob))
+}
+
+/// Whether return value `index` of the current call can be set to a value
+/// referring to `contained`.
+fn settable(st: &InstanceState, index: u32, contained: &[ObjectId]) -> Result<(), Status> {
+    let call = st.call.as_ref().ok_or(Status::InvalidState)?;
+    match call.returns.get(index as usize) {
+        None => Err(Status::InvalidArgument),
+        Some(Some(_)) => Err(Status::InvalidState),
+        Some(None) if !contained.iter().all(|id| st.refs.knows(id)) => Err(Status::NotFound),
+        Some(None) => Ok(()),
+    }
+}
+
+/// Sets return value `index` (checked with [`settable`]) to `blob`, holding
+/// the objects it refers to until it is stored.
+fn set_return(st: &mut InstanceState, index: u32, blob: Arc<Blob>) -> wasmtime::Result<i32> {
+    let call = st.call.as_mut().expect("checked by settable");
+    for id in blob.refs() {
         if !call.returned_refs.retain(*id) {
             return status(Status::NotFound);
         }
     }
-    call.returns[index as usize] = Some(st.rt.objects.blob(bytes, contained));
+    call.returns[index as usize] = Some(blob);
     status(Status::Ok)
 }
 

@@ -49,6 +49,14 @@ fn make_ref(x: u64) -> ObjectRef<u64> {
     wray::put(&x)
 }
 
+/// A result too large for the stack is streamed to the host: `n` bytes of
+/// `fill`, and references to `refs` objects it put and then dropped.
+#[wray::remote]
+fn make_large(n: u32, fill: u8, refs: u64) -> (Vec<u8>, Vec<ObjectRef<u64>>) {
+    let parts = (0..refs).map(|i| wray::put(&i)).collect();
+    (vec![fill; n as usize], parts)
+}
+
 #[wray::remote]
 fn deref(r: ObjectRef<u64>) -> u64 {
     wray::get(&r).expect("the object exists")
@@ -297,6 +305,16 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::get(&back[2_999]).map_err(e)? == 2_999,
                 "refs inside a streamed value stay alive",
             )?;
+            // So is a large result, with the references inside it.
+            let (bytes, back) =
+                wray::get(&make_large::remote(300_000u32, 9u8, 2_000u64)).map_err(e)?;
+            check(bytes == vec![9u8; 300_000], "streamed result")?;
+            check(
+                wray::get(&back[1_999]).map_err(e)? == 1_999,
+                "refs inside a streamed result stay alive",
+            )?;
+            let same = make_large::remote(300_000u32, 9u8, 2_000u64);
+            check(wray::get(&same).map_err(e)?.0.len() == 300_000, "again")?;
             // An ObjectRef argument is resolved before the task runs...
             check(
                 wray::get(&sum::remote(&r)).map_err(e)? == 6,
