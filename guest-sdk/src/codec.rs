@@ -94,8 +94,7 @@ fn stack_or_stream<T: Encode>(
     if let Some(bytes) = encoded {
         return whole(bytes, &refs);
     }
-    let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
-    let len = len.unwrap_or_else(|e| cannot_encode::<T>(e));
+    let len = encoded_len(value);
     // SAFETY: no pointers.
     let status = unsafe { sys::object_put_begin(len) };
     if status != 0 {
@@ -117,6 +116,12 @@ fn stack_or_stream<T: Encode>(
         cannot_encode::<T>(e);
     }
     end(&refs)
+}
+
+/// The length of `value`'s encoding, found without writing it.
+pub(crate) fn encoded_len<T: Encode>(value: &T) -> usize {
+    let (len, _) = collecting(|| wray_abi::codec::encoded_len(value));
+    len.unwrap_or_else(|e| cannot_encode::<T>(e))
 }
 
 /// Stores `value` as an object, writing its id to `out_id`; returns the

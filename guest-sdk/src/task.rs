@@ -75,8 +75,18 @@ enum ArgKind {
     Ref(ObjectRef<()>),
 }
 
+/// Arguments whose encoding is larger than this are put as objects and
+/// passed by reference, as Ray does with large arguments: the put streams
+/// the value from where it lies, where an inline argument would be copied
+/// into an encoding and then into the call's spec, growing the caller's
+/// memory by twice its size.
+const PUT_ARG_MIN: usize = 64 << 10;
+
 impl Arg {
     fn value<T: Encode>(value: &T) -> Arg {
+        if codec::encoded_len(value) > PUT_ARG_MIN {
+            return Arg(ArgKind::Ref(erase(crate::put(value))));
+        }
         let enc = codec::encode(value);
         let _keep = enc.refs.iter().map(|id| ObjectRef::retain(*id)).collect();
         Arg(ArgKind::Value { enc, _keep })

@@ -67,6 +67,16 @@ fn a_driver_leaves_no_objects_behind() {
     assert_eq!(stats.tasks_unfinished, 0, "{stats:?}");
 }
 
+/// A large argument passed by value is put as an object: the caller's
+/// memory holds the value once, not also its encoding and the call's spec.
+#[test]
+fn a_large_argument_by_value_is_not_copied_in_the_callers_memory() {
+    let rt = common::builder().memory_limit(80 << 20).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    common::scenario(&rt, &m, &["big-arg"]);
+    common::still_serving(&rt, &m);
+}
+
 #[test]
 fn large_objects_keep_every_byte() {
     let rt = common::runtime();

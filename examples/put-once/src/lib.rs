@@ -1,12 +1,13 @@
 //! The lesson "put a large value once and pass the reference".
 //!
 //! A 5000 x 5000 array of f64 (200 MB) is given to 10 tasks, first by value
-//! (every call encodes and sends the whole array again), then by reference
-//! (one `put`, then ten 32-byte references). wray addresses objects by
-//! content, so the ten by-value copies are stored only once, but each call
-//! still pays to encode and hash 200 MB; the reference costs that once. The
-//! example prints both timings, and how long the driver took to submit the
-//! ten calls: that is where the two differ. Expect the totals to be close,
+//! (every call puts the whole array again: a large argument becomes an
+//! object, as in Ray), then by reference (one `put`, then ten 32-byte
+//! references). wray addresses objects by content, so the ten by-value
+//! copies are stored only once, but each call still pays to send and hash
+//! 200 MB; the reference costs that once. The example prints both timings,
+//! and how long the driver took to submit the ten calls: that is where the
+//! two differ. Expect the totals to be close,
 //! in either order: each task copies and decodes the whole matrix into its
 //! own instance either way (400 MB of fresh pages), which takes most of the
 //! time, and by value the tasks start while the driver is still submitting.

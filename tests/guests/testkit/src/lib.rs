@@ -634,6 +634,18 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 "spilled arguments",
             )?;
         }
+        "big-arg" => {
+            // 32 MiB by value: put as an object and passed by reference, so
+            // this instance holds it once, not also its encoding and the
+            // call's spec (which the runtime's memory limit of 80 MiB would
+            // refuse). The task, which gets the value, may use more.
+            let v = vec![7u8; 32 << 20];
+            let n = len::options().memory_limit(1 << 30).remote(&v);
+            check(
+                wray::get(&n).map_err(e)? == 32 << 20,
+                "a large argument by value",
+            )?;
+        }
         "churn" => {
             // `rounds` times (a million by default): puts `n` objects of
             // `kib` KiB (1 and 1), all alive at once, then drops them
