@@ -317,7 +317,7 @@ pub(crate) fn read_buffer(
         let mut len = 0u32;
         let status = call(buf.as_mut_ptr(), buf.capacity(), &mut len);
         if status == Status::BufferTooSmall as i32 {
-            buf.reserve(len as usize);
+            buf.reserve_exact(len as usize);
             continue;
         }
         if status >= 0 || status == Status::ErrorValue as i32 {

@@ -68,7 +68,8 @@ fn a_driver_leaves_no_objects_behind() {
 }
 
 /// A large argument passed by value is put as an object: the caller's
-/// memory holds the value once, not also its encoding and the call's spec.
+/// memory holds the value once, not also its encoding and the call's spec;
+/// the task's argument buffer is the size of the arguments.
 #[test]
 fn a_large_argument_by_value_is_not_copied_in_the_callers_memory() {
     let rt = common::builder().memory_limit(80 << 20).build().unwrap();
