@@ -45,7 +45,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -104,7 +104,10 @@ pub(crate) struct Actor {
     mutable: Mutex<Mutable>,
     /// Calls completed, for statistics.
     pub calls: AtomicU64,
-    /// Notified when the actor dies.
+    /// Set once the actor is dead and gone: out of the tables, its
+    /// instance and constructor arguments dropped, its queued calls failed.
+    buried: AtomicBool,
+    /// Notified when `buried` is set.
     died: tokio::sync::Notify,
 }
 
@@ -123,12 +126,12 @@ impl Actor {
         self.lock().restarts
     }
 
-    /// Completes once the actor is dead.
+    /// Completes once the actor is dead and gone (see `buried`).
     pub async fn gone(&self) {
         loop {
             let mut n = std::pin::pin!(self.died.notified());
             n.as_mut().enable();
-            if matches!(self.life(), Life::Dead(_)) {
+            if self.buried.load(Ordering::Acquire) {
                 return;
             }
             n.await;
@@ -282,6 +285,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
             restarts: 0,
         }),
         calls: AtomicU64::new(0),
+        buried: AtomicBool::new(false),
         died: tokio::sync::Notify::new(),
     });
     rt.actors.table.insert(id, actor.clone());
@@ -461,12 +465,22 @@ fn die(
     while let Ok(call) = rx.try_recv() {
         fail_call(rt, a, call, Some(cause.clone()));
     }
+    a.buried.store(true, Ordering::Release);
     a.died.notify_waiters();
 }
 
 /// A live instance of the actor.
 struct Incarnation {
     store: Store<InstanceState>,
+}
+
+impl Incarnation {
+    /// Gives back what the instance holds in the runtime (its references
+    /// and its actor slot) before it is declared dead, so whoever waits for
+    /// its death finds them back; its memory goes when it is dropped.
+    fn retire(&mut self) {
+        self.store.data_mut().retire();
+    }
 }
 
 /// The actor's loop: construct, serve calls, restart, die.
@@ -494,6 +508,7 @@ async fn run(
                 Some(inc) => inc,
                 None => {
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                    drop(ctor_args);
                     return die(&rt, &a, cause, rx);
                 }
             }
@@ -543,6 +558,8 @@ async fn run(
                         fail_call(&rt, &a, c, cause);
                     }
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                    live.retire();
+                    drop(ctor_args);
                     return die(&rt, &a, cause, rx);
                 }
             }
@@ -651,6 +668,8 @@ async fn run(
                             fail_call(&rt, &a, c, dead_cause(&a));
                         }
                         let cause = dead_cause(&a).expect("restart_or_die records the cause");
+                        live.retire();
+                        drop(ctor_args);
                         return die(&rt, &a, cause, rx);
                     }
                 }

@@ -336,7 +336,7 @@ pub(crate) struct InstanceState {
     pub deadline: Option<Instant>,
     pub cancel: Arc<CancelToken>,
     /// An actor's slot, held for the instance's life.
-    _actor_slot: Option<OwnedSemaphorePermit>,
+    actor_slot: Option<OwnedSemaphorePermit>,
 }
 
 impl InstanceState {
@@ -371,6 +371,13 @@ impl InstanceState {
         if let Some(c) = &self.capture {
             c.flush();
         }
+    }
+
+    /// Releases the references the instance holds and its actor slot,
+    /// ahead of its drop.
+    pub fn retire(&mut self) {
+        self.refs.release_all(&self.rt);
+        self.actor_slot = None;
     }
 
     /// The end of what the guest wrote to stderr.
@@ -488,7 +495,7 @@ pub(crate) fn new_store(
         origin: spec.origin,
         deadline: spec.deadline,
         cancel: spec.cancel,
-        _actor_slot: spec.actor_slot,
+        actor_slot: spec.actor_slot,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
