@@ -31,11 +31,10 @@ pub(crate) async fn run(
     started: &AtomicBool,
 ) -> Result<i32, ErrorRecord> {
     let outcome = run_job(rt, module, args, job, cancel, started).await;
-    // The job's unnamed actors end with their driver.
+    // The job's unnamed actors end with their driver. Its last releases
+    // may still be in the reaper's hands: the job does not wait for them
+    // (the store's statistics and listings do).
     crate::actor::end_job(rt, job).await;
-    // Its releases are done before it is: whoever waits for the job then
-    // sees the store without its objects.
-    rt.objects.reaped().await;
     outcome
 }
 

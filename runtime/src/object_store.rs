@@ -548,6 +548,15 @@ impl ObjectStore {
         }
     }
 
+    /// As [`reaped`](Self::reaped), blocking the calling thread. The reaper
+    /// is a thread of its own, so this never waits for the caller's.
+    pub fn reaped_blocking(&self) {
+        let sent = self.reaps_sent.load(Ordering::Acquire);
+        while self.reaps_done.load(Ordering::Acquire) < sent {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
     /// Drops one holder of `id`; when it was the last, frees the object and
     /// adds the ids its value referred to to `work`.
     fn release_one(&self, id: &ObjectId, work: &mut Vec<ObjectId>) {

@@ -610,9 +610,12 @@ impl Runtime {
         StatsSource(self.shared.clone())
     }
 
-    /// Counters describing the runtime's state.
+    /// Counters describing the runtime's state, once the releases handed
+    /// to the store's reaper so far are done (a driver's last releases may
+    /// still be in progress when its job ends).
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
+        s.objects.reaped_blocking();
         Stats {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),

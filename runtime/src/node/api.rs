@@ -481,6 +481,8 @@ pub(crate) async fn kill_actor(
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
     let (offset, limit) = page(&q);
+    // Without the objects whose release is already under way.
+    st.shared.objects.reaped().await;
     let mut all = Vec::new();
     let mut bytes = 0u64;
     st.shared.objects.for_each(|id, refs, size, place| {
