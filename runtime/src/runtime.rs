@@ -612,10 +612,11 @@ impl Runtime {
 
     /// Counters describing the runtime's state, once the releases handed
     /// to the store's reaper so far are done (a driver's last releases may
-    /// still be in progress when its job ends).
+    /// still be in progress when its job ends; the wait is bounded by a
+    /// few seconds).
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
-        s.objects.reaped_blocking();
+        s.objects.reaped_blocking(Duration::from_secs(5));
         Stats {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
