@@ -554,8 +554,7 @@ impl ObjectStore {
     pub fn reaped_blocking(&self, limit: Duration) {
         let sent = self.reaps_sent.load(Ordering::Acquire);
         let deadline = std::time::Instant::now() + limit;
-        while self.reaps_done.load(Ordering::Acquire) < sent
-            && std::time::Instant::now() < deadline
+        while self.reaps_done.load(Ordering::Acquire) < sent && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_micros(100));
         }
