@@ -548,18 +548,6 @@ impl ObjectStore {
         }
     }
 
-    /// As [`reaped`](Self::reaped), blocking the calling thread for at most
-    /// `limit`. The reaper is a thread of its own, so this never waits for
-    /// the caller's.
-    pub fn reaped_blocking(&self, limit: Duration) {
-        let sent = self.reaps_sent.load(Ordering::Acquire);
-        let deadline = std::time::Instant::now() + limit;
-        while self.reaps_done.load(Ordering::Acquire) < sent && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    }
-
     /// Drops one holder of `id`; when it was the last, frees the object and
     /// adds the ids its value referred to to `work`.
     fn release_one(&self, id: &ObjectId, work: &mut Vec<ObjectId>) {

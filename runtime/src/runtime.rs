@@ -616,7 +616,9 @@ impl Runtime {
     /// few seconds).
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
-        s.objects.reaped_blocking(Duration::from_secs(5));
+        self.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.objects.reaped()).await;
+        });
         Stats {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
