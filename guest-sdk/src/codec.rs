@@ -94,7 +94,12 @@ fn stack_or_stream<T: Encode>(
     if let Some(bytes) = encoded {
         return whole(bytes, &refs);
     }
-    let len = encoded_len(value);
+    stream(value, encoded_len(value), end)
+}
+
+/// Streams `value`, whose encoding is `len` bytes, as it is encoded
+/// (`object_put_begin`, `_write`), then finishes with `end`.
+fn stream<T: Encode>(value: &T, len: usize, end: impl FnOnce(&[ObjectId]) -> i32) -> i32 {
     // SAFETY: no pointers.
     let status = unsafe { sys::object_put_begin(len) };
     if status != 0 {
@@ -141,12 +146,21 @@ pub(crate) fn put<T: Encode>(value: &T, out_id: &mut [u8; 32]) -> i32 {
             )
         }
     };
+    stack_or_stream(value, whole, put_end(out_id))
+}
+
+/// [`put`] of a value whose encoding is known to be `len` bytes, too many
+/// for the stack: streamed without measuring it again.
+pub(crate) fn put_streamed<T: Encode>(value: &T, len: usize, out_id: &mut [u8; 32]) -> i32 {
+    stream(value, len, put_end(out_id.as_mut_ptr()))
+}
+
+/// Ends a streamed put, writing the object's id to `out_id` (32 writable
+/// bytes).
+fn put_end(out_id: *mut u8) -> impl FnOnce(&[ObjectId]) -> i32 {
     // SAFETY: the ids are valid for their length; `out_id` is 32 writable
     // bytes.
-    let end = |refs: &[ObjectId]| unsafe {
-        sys::object_put_end(id_bytes(refs).as_ptr(), refs.len(), out_id)
-    };
-    stack_or_stream(value, whole, end)
+    move |refs| unsafe { sys::object_put_end(id_bytes(refs).as_ptr(), refs.len(), out_id) }
 }
 
 /// Sets `value` as the current call's result; returns the host's status.

@@ -163,8 +163,20 @@ pub fn cancel<T>(r: &ObjectRef<T>) -> bool {
 /// # Panics
 /// When the host refuses the object (it exceeds the object size limit).
 pub fn put<T: Encode>(value: &T) -> ObjectRef<T> {
+    put_with(|id| codec::put(value, id))
+}
+
+/// [`put`] of a value whose encoding is known to be `len` bytes, more than
+/// fit on the stack.
+pub(crate) fn put_measured<T: Encode>(value: &T, len: usize) -> ObjectRef<T> {
+    put_with(|id| codec::put_streamed(value, len, id))
+}
+
+/// Runs a put that writes the new object's id, panicking if the host
+/// refused it.
+fn put_with<T>(put: impl FnOnce(&mut [u8; 32]) -> i32) -> ObjectRef<T> {
     let mut id = [0u8; 32];
-    let status = codec::put(value, &mut id);
+    let status = put(&mut id);
     if let Err(e) = check(status, "put") {
         panic!("wray::put of a {} failed: {e}", std::any::type_name::<T>());
     }

@@ -84,8 +84,9 @@ const PUT_ARG_MIN: usize = 64 << 10;
 
 impl Arg {
     fn value<T: Encode>(value: &T) -> Arg {
-        if codec::encoded_len(value) > PUT_ARG_MIN {
-            return Arg(ArgKind::Ref(erase(crate::put(value))));
+        let len = codec::encoded_len(value);
+        if len > PUT_ARG_MIN {
+            return Arg(ArgKind::Ref(erase(crate::object::put_measured(value, len))));
         }
         let enc = codec::encode(value);
         let _keep = enc.refs.iter().map(|id| ObjectRef::retain(*id)).collect();
