@@ -10,7 +10,7 @@
 //!
 //! #[wray::main]
 //! fn main() -> wray::Result<()> {
-//!     let refs: Vec<_> = (0..4).map(|i| square::remote(i)).collect();
+//!     let refs: Vec<_> = (0..4).map(square::remote).collect(); // [f.remote(i) for i in range(4)]
 //!     println!("{:?}", wray::get(&refs)?); // [0, 1, 4, 9]
 //!     Ok(())
 //! }
