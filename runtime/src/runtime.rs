@@ -613,12 +613,34 @@ impl Runtime {
     /// Counters describing the runtime's state, once the releases handed
     /// to the store's reaper so far are done (a driver's last releases may
     /// still be in progress when its job ends; the wait is bounded by a
-    /// few seconds).
+    /// few seconds). Called from async code (inside a tokio runtime), where
+    /// it must not block, it reads the counters as they are: await
+    /// [`Runtime::stats_async`] there instead.
     pub fn stats(&self) -> Stats {
-        let s = &self.shared;
-        self.block_on(async {
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.block_on(self.reaped());
+        }
+        self.counters()
+    }
+
+    /// As [`Runtime::stats`], for async code (on any tokio runtime: the
+    /// wait runs on this one's).
+    pub async fn stats_async(&self) -> Stats {
+        let _ = self.handle().spawn(self.reaped()).await;
+        self.counters()
+    }
+
+    /// Waits, at most a few seconds, for the releases handed to the
+    /// store's reaper so far.
+    fn reaped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let s = self.shared.clone();
+        async move {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.objects.reaped()).await;
-        });
+        }
+    }
+
+    fn counters(&self) -> Stats {
+        let s = &self.shared;
         Stats {
             objects: s.objects.len(),
             object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),

@@ -51,6 +51,28 @@ fn dropped_objects_are_freed() {
     assert_eq!(after.object_bytes, before.object_bytes);
 }
 
+/// Stats are read from async code too: there `stats` reads the counters
+/// without blocking (blocking inside a tokio runtime would panic), and
+/// `stats_async` waits for the reaper, on any tokio runtime (this one has
+/// no timer).
+#[test]
+fn stats_are_read_from_async_code_too() {
+    let rt = common::runtime();
+    let before = rt.stats();
+    let refs: Vec<_> = (0..1_000u64).map(|i| rt.put(&i).unwrap()).collect();
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (during, after) = other.block_on(async {
+        let during = rt.stats();
+        drop(refs);
+        (during, rt.stats_async().await)
+    });
+    assert_eq!(during.objects, before.objects + 1_000);
+    assert_eq!(after.objects, before.objects);
+    assert_eq!(after.object_bytes, before.object_bytes);
+}
+
 #[test]
 fn a_driver_leaves_no_objects_behind() {
     let (rt, m) = testkit();
