@@ -9,6 +9,7 @@ use crate::object_store::{Entry, Resolved};
 use crate::scheduler;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
@@ -238,16 +239,27 @@ async fn object_wait(
     // A zero timeout only looks.
     if timeout_ms != 0 && count_ready(&entries) < num_returns as usize {
         let enough = async {
-            // One waiter per pending object, polled only when its object
-            // resolves: a wake-up costs one check, not a pass over the rest.
-            let mut pending: FuturesUnordered<_> = entries
-                .iter()
-                .filter(|e| e.state().is_none())
-                .map(|e| e.resolved())
+            // One waiter per pending object, however often it is named (a
+            // guest may name one a million times), polled only when its
+            // object resolves: a wake-up costs one check, not a pass over
+            // the rest. It yields how many of the ids its object is.
+            let mut named: FxHashMap<usize, (&Arc<Entry>, usize)> = FxHashMap::default();
+            for e in entries.iter().filter(|e| e.state().is_none()) {
+                named.entry(Arc::as_ptr(e) as usize).or_insert((e, 0)).1 += 1;
+            }
+            let mut ready = entries.len() - named.values().map(|&(_, n)| n).sum::<usize>();
+            let mut pending: FuturesUnordered<_> = named
+                .into_values()
+                .map(|(e, n)| async move {
+                    e.resolved().await;
+                    n
+                })
                 .collect();
-            let mut ready = entries.len() - pending.len();
-            while ready < num_returns as usize && pending.next().await.is_some() {
-                ready += 1;
+            while ready < num_returns as usize {
+                match pending.next().await {
+                    Some(n) => ready += n,
+                    None => break,
+                }
             }
         };
         // A timeout only ends the wait early: the result is what is ready.

@@ -406,6 +406,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             let (ready, _) =
                 wray::wait(&staggered[2..], 1, Some(Duration::from_millis(20))).map_err(e)?;
             check(ready.is_empty(), "a timeout with nothing ready")?;
+            // An object named twice counts twice.
+            let p = busy::remote(50u64);
+            let named = vec![p.clone(), p, staggered[2].clone()];
+            let (ready, not_ready) = wray::wait(&named, 2, None).map_err(e)?;
+            check(
+                ready == named[..2] && not_ready == staggered[2..],
+                "an object named twice is two of the ready ones",
+            )?;
             check(wray::cancel(&staggered[2]), "the slow one cancelled")?;
             check(wray::get(&staggered[2]).is_err(), "and failed")?;
             // Failed tasks count as ready.
