@@ -104,8 +104,10 @@ pub(crate) struct Actor {
     mutable: Mutex<Mutable>,
     /// Calls completed, for statistics.
     pub calls: AtomicU64,
-    /// Set once the actor is dead and gone: out of the tables, its
-    /// instance and constructor arguments dropped, its queued calls failed.
+    /// Set once the actor is dead and gone: out of the tables, what its
+    /// instance held in the runtime given back, its constructor's
+    /// arguments and the references held for them dropped, its queued
+    /// calls failed.
     buried: AtomicBool,
     /// Notified when `buried` is set.
     died: tokio::sync::Notify,
@@ -290,7 +292,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
     });
     rt.actors.table.insert(id, actor.clone());
     match early_death {
-        Some(rec) => die(rt, &actor, Arc::new(rec), rx),
+        Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {
             let rt = rt.clone();
             tokio::spawn(async move { run(rt, actor, c.sub, rx).await });
@@ -437,11 +439,15 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
 }
 
 /// Ends an actor: records the cause, fails every queued call, forgets it.
-fn die(
+/// Declares the actor dead: out of the tables, its queued calls failed,
+/// `leftovers` (its constructor's arguments and the references held for
+/// them) dropped, and only then `buried`.
+fn die<L>(
     rt: &Shared,
     a: &Arc<Actor>,
     cause: Arc<ErrorRecord>,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
+    leftovers: L,
 ) {
     a.lock().life = Life::Dead(cause.clone());
     // Gone from the tables first: whoever sees a call fail sees the actor
@@ -465,6 +471,7 @@ fn die(
     while let Ok(call) = rx.try_recv() {
         fail_call(rt, a, call, Some(cause.clone()));
     }
+    drop(leftovers);
     a.buried.store(true, Ordering::Release);
     a.died.notify_waiters();
 }
@@ -487,29 +494,28 @@ impl Incarnation {
 async fn run(
     rt: Arc<Shared>,
     a: Arc<Actor>,
-    ctor: Submission,
+    mut ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
 ) {
-    let need = Need::ACTOR;
     let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
     {
         Ok(args) => args,
-        Err(rec) => return die(&rt, &a, Arc::new(rec), rx),
+        Err(rec) => return die(&rt, &a, Arc::new(rec), rx, ctor._held.take()),
     };
     let ctor_depth = ctor.depth;
-    let mut live = match construct(&rt, &a, &ctor_args, need, ctor_depth).await {
+    let mut live = match construct(&rt, &a, &ctor_args, ctor_depth).await {
         Ok(inc) => inc,
         Err(rec) => {
             // Killed (or crashed) while constructing: restart if allowed.
             let Some(kill) = a.lock().kill.take() else {
-                return die(&rt, &a, Arc::new(rec), rx);
+                return die(&rt, &a, Arc::new(rec), rx, (ctor_args, ctor._held.take()));
             };
-            match restart_or_die(&rt, &a, kill, Some(&rec), &ctor_args, need, ctor_depth).await {
-                Some(inc) => inc,
-                None => {
+            let restarted = restart_or_die(&rt, &a, kill, Some(&rec), &ctor_args, ctor_depth, None);
+            match restarted.await {
+                Ok(inc) => inc,
+                Err(_) => {
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
-                    drop(ctor_args);
-                    return die(&rt, &a, cause, rx);
+                    return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
                 }
             }
         }
@@ -546,21 +552,21 @@ async fn run(
         if let Some(kill) = kill {
             // Killed while idle (or between calls).
             let requeue = next;
-            match restart_or_die(&rt, &a, kill, None, &ctor_args, need, ctor_depth).await {
-                Some(inc) => {
+            let restarted = restart_or_die(&rt, &a, kill, None, &ctor_args, ctor_depth, Some(live));
+            match restarted.await {
+                Ok(inc) => {
                     live = inc;
                     retry.extend(requeue);
                     continue;
                 }
-                None => {
+                Err(mut lost) => {
                     if let Some(c) = requeue {
                         let cause = dead_cause(&a);
                         fail_call(&rt, &a, c, cause);
                     }
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
-                    live.retire();
-                    drop(ctor_args);
-                    return die(&rt, &a, cause, rx);
+                    lost.iter_mut().for_each(Incarnation::retire);
+                    return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
                 }
             }
         }
@@ -606,10 +612,7 @@ async fn run(
         }
         let g = match grant.take() {
             Some(g) => g,
-            None => {
-                let need = Need::ACTOR;
-                rt.slots.enqueue(need, call.depth).grant().await
-            }
+            None => rt.slots.enqueue(Need::ACTOR, call.depth).grant().await,
         };
         burst += 1;
         let outcome = Box::pin(run_call(&rt, &a, &mut live, &call, args, g)).await;
@@ -647,8 +650,10 @@ async fn run(
                 } else {
                     rec
                 };
-                match restart_or_die(&rt, &a, why, Some(&rec), &ctor_args, need, ctor_depth).await {
-                    Some(inc) => {
+                let restarted =
+                    restart_or_die(&rt, &a, why, Some(&rec), &ctor_args, ctor_depth, Some(live));
+                match restarted.await {
+                    Ok(inc) => {
                         live = inc;
                         // Redelivered when the actor restarts after a crash
                         // (or a kill allowing restart), not after a final kill.
@@ -661,16 +666,15 @@ async fn run(
                             fail_all(&rt, &call.returns, rec);
                         }
                     }
-                    None => {
+                    Err(mut lost) => {
                         end_call(&rt, call.id, Some(&rec));
                         fail_all(&rt, &call.returns, rec);
                         for c in retry.drain(..) {
                             fail_call(&rt, &a, c, dead_cause(&a));
                         }
                         let cause = dead_cause(&a).expect("restart_or_die records the cause");
-                        live.retire();
-                        drop(ctor_args);
-                        return die(&rt, &a, cause, rx);
+                        lost.iter_mut().for_each(Incarnation::retire);
+                        return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
                     }
                 }
             }
@@ -685,17 +689,19 @@ fn dead_cause(a: &Actor) -> Option<Arc<ErrorRecord>> {
     }
 }
 
-/// After an instance was lost: restarts the actor if the kill allows it and
-/// restarts remain, else marks it dead (the caller then calls `die`).
+/// After an instance was lost (or killed): restarts the actor if the kill
+/// allows it and restarts remain, else marks it dead and hands `lost` back
+/// (the caller retires it and calls `die`). `lost` is dropped before a new
+/// instance is made: it holds an actor slot and a place in the pool.
 async fn restart_or_die(
     rt: &Arc<Shared>,
     a: &Arc<Actor>,
     mut kill: Kill,
     cause: Option<&ErrorRecord>,
     ctor_args: &[ArgValue],
-    need: Need,
     depth: u32,
-) -> Option<Incarnation> {
+    mut lost: Option<Incarnation>,
+) -> Result<Incarnation, Option<Incarnation>> {
     let mut cause = cause.cloned();
     loop {
         let restarts = a.restarts();
@@ -710,8 +716,9 @@ async fn restart_or_die(
             let mut rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
             rec.cause = cause.map(Box::new);
             a.lock().life = Life::Dead(Arc::new(rec));
-            return None;
+            return Err(lost);
         }
+        drop(lost.take());
         {
             let mut m = a.lock();
             m.restarts += 1;
@@ -723,10 +730,10 @@ async fn restart_or_die(
                 m.cancel.cancel();
             }
         }
-        match construct(rt, a, ctor_args, need, depth).await {
+        match construct(rt, a, ctor_args, depth).await {
             Ok(inc) => {
                 a.lock().life = Life::Alive;
-                return Some(inc);
+                return Ok(inc);
             }
             Err(rec) => {
                 // Killed (or crashed) while constructing: that is one more
@@ -743,7 +750,7 @@ async fn restart_or_die(
                 );
                 d.cause = Some(Box::new(rec));
                 a.lock().life = Life::Dead(Arc::new(d));
-                return None;
+                return Err(None);
             }
         }
     }
@@ -771,7 +778,6 @@ async fn construct(
     rt: &Arc<Shared>,
     a: &Arc<Actor>,
     args: &[ArgValue],
-    need: Need,
     depth: u32,
 ) -> Result<Incarnation, ErrorRecord> {
     let label = format!("{}.new", a.type_name);
@@ -790,7 +796,7 @@ async fn construct(
         .acquire_owned()
         .await
         .expect("the actor semaphore is never closed");
-    let grant = rt.slots.enqueue(need, depth).grant().await;
+    let grant = rt.slots.enqueue(Need::ACTOR, depth).grant().await;
     let mut store = instance::new_store(
         rt,
         &wasm.engine,

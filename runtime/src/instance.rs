@@ -373,10 +373,13 @@ impl InstanceState {
         }
     }
 
-    /// Releases the references the instance holds and its actor slot,
-    /// ahead of its drop.
+    /// Gives back what the instance holds in the runtime ahead of its
+    /// drop: its references, those of a call it did not finish, a put it
+    /// left unfinished, and its actor slot.
     pub fn retire(&mut self) {
         self.refs.release_all(&self.rt);
+        self.call = None;
+        self.put_stream = None;
         self.actor_slot = None;
     }
 

@@ -22,6 +22,37 @@ fn a_trap_fails_its_call_and_restarts_the_actor_with_fresh_state() {
     common::scenario(&rt, &m, &["actor-restart"]);
 }
 
+/// The lost instance gives back its actor slot (and its place in the
+/// pool) before the new one is made: with one slot, the restart would
+/// otherwise wait for it forever.
+#[test]
+fn an_actor_restarts_in_the_only_actor_slot() {
+    let rt = common::builder().actor_slots(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        common::scenario(&rt, &m, &["actor-restart"]);
+        let _ = tx.send(rt.stats().actor_slots_free);
+    });
+    let free = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the scenario ends (a restart waiting for its own slot never does)");
+    assert_eq!(free, 1, "the slot is back once the actor is dead");
+}
+
+/// An actor's constructor arguments (here over 64 KiB each, so put as
+/// objects) are given back before its death is announced: a driver's end
+/// waits for its actors, so nothing of theirs is left once it returns.
+#[test]
+fn dead_actors_leave_no_constructor_arguments_behind() {
+    let (rt, m) = testkit();
+    for _ in 0..5 {
+        common::scenario(&rt, &m, &["actor-big-ctor", "50"]);
+        let s = rt.stats();
+        assert_eq!((s.actors, s.objects, s.object_bytes), (0, 0, 0), "{s:?}");
+    }
+}
+
 #[test]
 fn max_task_retries_redelivers_the_interrupted_call() {
     let (rt, m) = testkit();

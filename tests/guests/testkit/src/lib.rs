@@ -606,6 +606,19 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::kill(a);
             }
         }
+        "actor-big-ctor" => {
+            // Constructor arguments over 64 KiB are put as objects and
+            // held for the actor's life; its death gives them back.
+            let n: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(20);
+            let actors: Vec<_> = (0..n)
+                .map(|i| Holder::remote(vec![i as u8; 100 << 10]))
+                .collect();
+            let lens: Vec<_> = actors.iter().map(|a| a.size()).collect();
+            check(
+                wray::get(&lens).map_err(e)?.iter().all(|&l| l == 100 << 10),
+                "every actor has its argument",
+            )?;
+        }
         "actor-survives-driver" => {
             // An unnamed actor ends with this driver; a named one lives on.
             Counter::options().name("survivor").remote(7u64);
@@ -853,6 +866,23 @@ impl Counter {
     /// Prints a line, to check actor output prefixes.
     pub fn say(&self, text: String) {
         println!("{text}");
+    }
+}
+
+/// Holds what it was made with.
+#[wray::remote]
+pub struct Holder {
+    data: Vec<u8>,
+}
+
+#[wray::remote]
+impl Holder {
+    pub fn new(data: Vec<u8>) -> Self {
+        Holder { data }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.data.len() as u64
     }
 }
 
