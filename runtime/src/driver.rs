@@ -33,7 +33,8 @@ pub(crate) async fn run(
     let outcome = run_job(rt, module, args, job, cancel, started).await;
     // The job's unnamed actors end with their driver. Its last releases
     // may still be in the reaper's hands: the job does not wait for them
-    // (the store's statistics and listings do).
+    // (`Runtime::stats` and the API's object listing do; the API's status
+    // and metrics show them until they are done).
     crate::actor::end_job(rt, job).await;
     outcome
 }
