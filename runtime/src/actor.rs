@@ -438,10 +438,9 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
     fail_all(rt, &call.returns, rec);
 }
 
-/// Ends an actor: records the cause, fails every queued call, forgets it.
-/// Declares the actor dead: out of the tables, its queued calls failed,
-/// `leftovers` (its constructor's arguments and the references held for
-/// them) dropped, and only then `buried`.
+/// Ends an actor: records the cause, takes it out of the tables, fails its
+/// queued calls, drops `leftovers` (its constructor's arguments and the
+/// references held for them), and only then sets `buried`.
 fn die<L>(
     rt: &Shared,
     a: &Arc<Actor>,
@@ -482,9 +481,10 @@ struct Incarnation {
 }
 
 impl Incarnation {
-    /// Gives back what the instance holds in the runtime (its references
-    /// and its actor slot) before it is declared dead, so whoever waits for
-    /// its death finds them back; its memory goes when it is dropped.
+    /// Gives back what the instance holds in the runtime (see
+    /// `InstanceState::retire`) before it is declared dead, so whoever
+    /// waits for its death finds them back; its memory goes when it is
+    /// dropped.
     fn retire(&mut self) {
         self.store.data_mut().retire();
     }
