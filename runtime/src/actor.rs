@@ -497,10 +497,13 @@ async fn run(
     mut ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
 ) {
+    // The references held for the constructor's arguments go with them
+    // when the actor dies, before its death is announced.
+    let held = std::mem::replace(&mut ctor._held, HeldRefs::new(&rt));
     let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
     {
         Ok(args) => args,
-        Err(rec) => return die(&rt, &a, Arc::new(rec), rx, ctor._held.take()),
+        Err(rec) => return die(&rt, &a, Arc::new(rec), rx, held),
     };
     let ctor_depth = ctor.depth;
     let mut live = match construct(&rt, &a, &ctor_args, ctor_depth).await {
@@ -508,14 +511,14 @@ async fn run(
         Err(rec) => {
             // Killed (or crashed) while constructing: restart if allowed.
             let Some(kill) = a.lock().kill.take() else {
-                return die(&rt, &a, Arc::new(rec), rx, (ctor_args, ctor._held.take()));
+                return die(&rt, &a, Arc::new(rec), rx, (ctor_args, held));
             };
             let restarted = restart_or_die(&rt, &a, kill, Some(&rec), &ctor_args, ctor_depth, None);
             match restarted.await {
                 Ok(inc) => inc,
                 Err(_) => {
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
-                    return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
+                    return die(&rt, &a, cause, rx, (ctor_args, held));
                 }
             }
         }
@@ -566,7 +569,7 @@ async fn run(
                     }
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
                     lost.iter_mut().for_each(Incarnation::retire);
-                    return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
+                    return die(&rt, &a, cause, rx, (ctor_args, held));
                 }
             }
         }
@@ -674,7 +677,7 @@ async fn run(
                         }
                         let cause = dead_cause(&a).expect("restart_or_die records the cause");
                         lost.iter_mut().for_each(Incarnation::retire);
-                        return die(&rt, &a, cause, rx, (ctor_args, ctor._held.take()));
+                        return die(&rt, &a, cause, rx, (ctor_args, held));
                     }
                 }
             }

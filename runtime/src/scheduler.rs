@@ -96,14 +96,6 @@ impl HeldRefs {
     pub fn adopt(&mut self, id: ObjectId) {
         self.ids.push(id);
     }
-
-    /// Moves the references out, to be released when the result drops.
-    pub fn take(&mut self) -> HeldRefs {
-        HeldRefs {
-            rt: self.rt.clone(),
-            ids: std::mem::take(&mut self.ids),
-        }
-    }
 }
 
 impl Drop for HeldRefs {

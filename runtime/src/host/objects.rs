@@ -242,12 +242,17 @@ async fn object_wait(
             // One waiter per pending object, however often it is named (a
             // guest may name one a million times), polled only when its
             // object resolves: a wake-up costs one check, not a pass over
-            // the rest. It yields how many of the ids its object is.
+            // the rest. It yields how many of the ids its object is. (The
+            // store hands out one `Entry` per object: its address names it.)
+            let mut ready = 0;
             let mut named: FxHashMap<usize, (&Arc<Entry>, usize)> = FxHashMap::default();
-            for e in entries.iter().filter(|e| e.state().is_none()) {
-                named.entry(Arc::as_ptr(e) as usize).or_insert((e, 0)).1 += 1;
+            for e in &entries {
+                if e.state().is_some() {
+                    ready += 1;
+                } else {
+                    named.entry(Arc::as_ptr(e) as usize).or_insert((e, 0)).1 += 1;
+                }
             }
-            let mut ready = entries.len() - named.values().map(|&(_, n)| n).sum::<usize>();
             let mut pending: FuturesUnordered<_> = named
                 .into_values()
                 .map(|(e, n)| async move {
