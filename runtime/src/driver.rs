@@ -8,7 +8,7 @@
 //! (or its tasks) created end too. Stopping a job interrupts its driver
 //! and cancels its tasks.
 
-use crate::instance::{self, CancelToken, InstanceSpec, Origin};
+use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
 use crate::module::Module;
 use crate::output::{OutputSource, SourceKind};
 use crate::runtime::Shared;
@@ -16,6 +16,7 @@ use crate::scheduler;
 use crate::slots::Need;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::Store;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, export};
 
@@ -86,40 +87,51 @@ async fn run_job(
         },
     );
     store.data_mut().call_slot = call_slot;
+    let result = drive(&mut store, module, &name).await;
+    instance::drop_store(store);
+    result
+}
+
+/// Runs the driver's entry point, `wray:main` or `_start`, in `store`.
+async fn drive(
+    store: &mut Store<InstanceState>,
+    module: &Module,
+    name: &str,
+) -> Result<i32, ErrorRecord> {
     if let Some(main) = module.export(export::MAIN).copied() {
         store.data_mut().call = None;
-        let result = scheduler::call_export(&mut store, module.code(), &main).await;
+        let result = scheduler::call_export(store, module.code(), &main).await;
         let st = store.data_mut();
         st.flush_output();
         return match result {
             Ok(export::OK) => Ok(0),
-            Ok(code) => Err(instance::failed_return(st, &name, code)),
-            Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, &name)),
+            Ok(code) => Err(instance::failed_return(st, name, code)),
+            Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, name)),
         };
     }
     let Some(start) = module.start_export() else {
         return Err(ErrorRecord::new(
             ErrorKind::InvalidModule,
-            &name,
+            name,
             "the module has no driver: it exports neither `wray:main` (#[wray::main]) nor `_start`",
         ));
     };
     let result = async {
-        let instance = module.code().pre().instantiate_async(&mut store).await?;
-        scheduler::bind_instance(&mut store, module.code(), &instance);
+        let instance = module.code().pre().instantiate_async(&mut *store).await?;
+        scheduler::bind_instance(store, module.code(), &instance);
         let func = instance
-            .get_module_export(&mut store, &start)
+            .get_module_export(&mut *store, &start)
             .and_then(|e| e.into_func())
             .ok_or_else(|| wasmtime::format_err!("the validated export is missing"))?
-            .typed::<(), ()>(&store)?;
-        func.call_async(&mut store, ()).await
+            .typed::<(), ()>(&*store)?;
+        func.call_async(&mut *store, ()).await
     }
     .await;
     let st = store.data_mut();
     st.flush_output();
     match result {
         Ok(()) => Ok(0),
-        Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, &name)),
+        Err(e) => exit_status(&e).ok_or_else(|| instance::classify(&e, st, name)),
     }
 }
 

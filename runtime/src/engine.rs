@@ -98,23 +98,35 @@ pub(crate) struct Engines {
     pub tasks: Wasm,
     actors: OnceLock<std::result::Result<Wasm, String>>,
     config: Config,
+    workers: u32,
 }
 
 impl Engines {
-    pub fn new(config: &Config) -> Result<Engines> {
+    /// `workers` is the number of threads that run guests: the actor
+    /// pool keeps that many instances beyond the actor slots (see
+    /// [`Engines::actors`]).
+    pub fn new(config: &Config, workers: u32) -> Result<Engines> {
         Ok(Engines {
             tasks: Wasm::new(config, config.call_slots, Role::Tasks)?,
             actors: OnceLock::new(),
             config: config.clone(),
+            workers,
         })
     }
 
     /// The actor engine, built on first use.
+    ///
+    /// A dead actor gives back its slot before its death is announced, and
+    /// its instance when its store drops, just after, on the same thread
+    /// with no await between. wasmtime drops a store's data before it
+    /// returns the instance to the pool, too. A constructor granted that
+    /// slot on another thread can so find the instance not yet back: the
+    /// pool has one more instance per worker thread for them.
     pub fn actors(&self) -> std::result::Result<&Wasm, String> {
         self.actors
             .get_or_init(|| {
-                Wasm::new(&self.config, self.config.actor_slots, Role::Actors)
-                    .map_err(|e| e.to_string())
+                let pool = self.config.actor_slots + self.workers;
+                Wasm::new(&self.config, pool, Role::Actors).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -392,6 +392,17 @@ impl InstanceState {
     }
 }
 
+/// Drops a store, then the CPU and call slots it held. wasmtime drops a
+/// store's data before it gives the instance back to the pool: slots
+/// released with the data could grant a start, on another thread, that
+/// finds the pool still full.
+pub fn drop_store(mut store: Store<InstanceState>) {
+    let st = store.data_mut();
+    let slots = (st.slot.take(), st.call_slot.take());
+    drop(store);
+    drop(slots);
+}
+
 impl Drop for InstanceState {
     fn drop(&mut self) {
         self.refs.release_all(&self.rt);

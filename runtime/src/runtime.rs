@@ -202,10 +202,13 @@ impl Builder {
                 "actor_slots must be at least 1 and call_slots at least 2".into(),
             ));
         }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         if let Some(limit) = max_map_count() {
             // Each pooled stack is two mappings, each live instance two more.
-            let needed =
-                4 * u64::from(config.actor_slots) + 4 * u64::from(config.call_slots) + 4096;
+            let needed = 4 * u64::from(config.actor_slots)
+                + 4 * u64::from(config.call_slots)
+                + 4 * workers as u64
+                + 4096;
             if needed > limit {
                 return Err(Error::Config(format!(
                     "{} actor slots and {} call slots need about {needed} memory mappings, but this \
@@ -219,13 +222,12 @@ impl Builder {
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
             ));
         }
-        let engines = Arc::new(Engines::new(&config)?);
+        let engines = Arc::new(Engines::new(&config, workers as u32)?);
         let own_spill_dir = config.spill_dir.is_none();
         let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
             let nonce: u64 = rand::random();
             std::env::temp_dir().join(format!("wray-spill-{}-{nonce:016x}", std::process::id()))
         });
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("wray-worker")

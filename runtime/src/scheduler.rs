@@ -472,7 +472,7 @@ thread_local! {
 
 /// Drops a finished attempt's store, catching the start (if any) that its
 /// released slots grant on this thread.
-fn drop_catching_next(mut store: Store<InstanceState>) -> Option<Next> {
+fn drop_catching_next(store: Store<InstanceState>) -> Option<Next> {
     /// Closes the window even if the drop panics.
     struct Window;
     impl Drop for Window {
@@ -482,13 +482,7 @@ fn drop_catching_next(mut store: Store<InstanceState>) -> Option<Next> {
     }
     HANDOFF.with_borrow_mut(|h| *h = Some(None));
     let _window = Window;
-    // wasmtime drops a store's data before it gives the instance back to
-    // the pool: slots released with the data could grant a start, on
-    // another thread, that finds the pool still full. They go after it.
-    let st = store.data_mut();
-    let slots = (st.slot.take(), st.call_slot.take());
-    drop(store);
-    drop(slots);
+    instance::drop_store(store);
     HANDOFF.with_borrow_mut(|h| h.take().flatten())
 }
 

@@ -40,6 +40,19 @@ fn an_actor_restarts_in_the_only_actor_slot() {
     assert_eq!(free, 1, "the slot is back once the actor is dead");
 }
 
+/// A killed actor's slot can be granted, on another thread, before its
+/// instance is back in the actor pool; the next constructor must still
+/// find an instance.
+#[test]
+fn actors_made_one_after_another_share_the_only_slot() {
+    let rt = common::builder().actor_slots(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    for _ in 0..3 {
+        common::scenario(&rt, &m, &["actor-one-at-a-time", "300"]);
+    }
+    assert_eq!(rt.stats().actor_slots_free, 1);
+}
+
 /// An actor's constructor arguments (here over 64 KiB each, so put as
 /// objects) are given back before its death is announced: a driver's end
 /// waits for its actors, so nothing of theirs is left once it returns.

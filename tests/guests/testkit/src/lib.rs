@@ -606,6 +606,17 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::kill(a);
             }
         }
+        "actor-one-at-a-time" => {
+            // Each actor is made, asked, and killed before the next: with
+            // one actor slot, each constructor takes the slot (and the
+            // pooled instance) its predecessor gave back.
+            let n: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(100);
+            for i in 0..n {
+                let c = Counter::remote(i);
+                check(wray::get(&c.value()).map_err(e)? == i, "the actor answers")?;
+                wray::kill(&c);
+            }
+        }
         "actor-big-ctor" => {
             // Constructor arguments over 64 KiB are put as objects and
             // held for the actor's life; its death gives them back.
