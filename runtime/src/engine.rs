@@ -54,10 +54,15 @@ fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
         .max_memory_size(MAX_WASM32_MEMORY as usize)
         .pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(keep(2 << 20))
-        // Fiber stacks stay resident too, and decommits are batched: each
-        // madvise costs a TLB shootdown on every other core.
+        // Fiber stacks stay resident too.
         .async_stack_keep_resident(keep(256 << 10))
-        .decommit_batch_size(64)
+        // A freed instance waits in a decommit queue until the batch is
+        // full: wasmtime queues every memory, even one with nothing to
+        // decommit. A task's memory rarely has any (it is kept resident),
+        // so its slot goes back at once, still warm in cache. An actor's
+        // memory is all decommitted, and batching spares a TLB shootdown
+        // on every other core per madvise.
+        .decommit_batch_size(if role == Role::Tasks { 1 } else { 64 })
         .table_keep_resident(keep(64 << 10));
 
     let mut wt = wasmtime::Config::new();
