@@ -58,10 +58,11 @@ fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
         .async_stack_keep_resident(keep(256 << 10))
         // A freed instance waits in a decommit queue until the batch is
         // full: wasmtime queues every memory, even one with nothing to
-        // decommit. A task's memory rarely has any (it is kept resident),
-        // so its slot goes back at once, still warm in cache. An actor's
-        // memory is all decommitted, and batching spares a TLB shootdown
-        // on every other core per madvise.
+        // decommit, and a pool smaller than the queues would always look
+        // full. A task's memory rarely has anything to decommit (it is
+        // kept resident), so its slot goes back at once. An actor's memory
+        // is all decommitted, and batching spares a TLB shootdown on every
+        // other core per madvise.
         .decommit_batch_size(if role == Role::Tasks { 1 } else { 64 })
         .table_keep_resident(keep(64 << 10));
 

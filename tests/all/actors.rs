@@ -223,7 +223,7 @@ fn ten_thousand_actors_leave_nothing_behind() {
     // round (the allocators keep or return whole segments), so one round
     // proves nothing, and the warm-up round reads low. A leak grows with
     // every round: a kilobyte per actor is 10 MiB a round, and put in by
-    // hand it made the last three rounds read 31 MiB and more above the
+    // hand it made the last three rounds read 30 MiB and more above the
     // highest of the first three.
     let early = rounds[..3].iter().max().unwrap();
     let late = rounds[6..].iter().min().unwrap();
