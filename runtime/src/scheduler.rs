@@ -235,7 +235,7 @@ impl Submission {
 /// What the runtime knows of a task (or actor call) that has not finished.
 pub(crate) struct TaskHandle {
     pub cancel: Arc<CancelToken>,
-    children: Mutex<Vec<TaskId>>,
+    children: Children,
     /// Whether this is an actor call (its instance is the actor's).
     pub actor_call: bool,
     /// The job it belongs to.
@@ -250,7 +250,7 @@ impl TaskHandle {
     pub fn new(actor_call: bool, job: u64) -> TaskHandle {
         TaskHandle {
             cancel: Arc::new(CancelToken::default()),
-            children: Mutex::new(Vec::new()),
+            children: Children::default(),
             actor_call,
             job,
             queued: Mutex::new(None),
@@ -269,6 +269,45 @@ impl TaskHandle {
         if let Some(task) = self.claim().as_ref().and_then(Weak::upgrade) {
             rt.spawner.spawn(run(rt.clone(), task, None));
         }
+    }
+}
+
+/// The tasks a task submitted, for a recursive cancel.
+///
+/// A finished child's handle is dropped, and its entry is pruned when the
+/// list would grow: a driver that submits tasks for hours keeps only the
+/// ones still alive, and each submission still costs O(1) amortized (the
+/// list doubles when pruning frees less than half of it).
+#[derive(Default)]
+struct Children(Mutex<Vec<(TaskId, Weak<TaskHandle>)>>);
+
+impl Children {
+    fn push(&self, id: TaskId, child: &Arc<TaskHandle>) {
+        let mut v = self.0.lock().expect("not poisoned");
+        if v.len() == v.capacity() {
+            v.retain(|(_, c)| c.strong_count() > 0);
+            if v.len() >= v.capacity() / 2 {
+                let more = v.capacity().max(4);
+                v.reserve_exact(more);
+            }
+        }
+        v.push((id, Arc::downgrade(child)));
+    }
+
+    /// The children whose handles are still alive. A finished task's
+    /// handle can outlive it (its results may keep it, to make them
+    /// again), so the caller looks each up in the task table.
+    fn ids(&self) -> Vec<TaskId> {
+        let v = self.0.lock().expect("not poisoned");
+        v.iter()
+            .filter(|(_, c)| c.strong_count() > 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().expect("not poisoned").len()
     }
 }
 
@@ -312,7 +351,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
     let sub = Submission { function, ..sub };
     let handle = Arc::new(TaskHandle::new(false, sub.job));
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {
-        parent.children.lock().expect("not poisoned").push(id);
+        parent.children.push(id, &handle);
     }
     rt.tasks.insert(id, handle.clone());
     let task = Arc::new(Task::new(
@@ -368,7 +407,7 @@ pub(crate) fn cancel(rt: &Arc<Shared>, id: &ObjectId, recursive: bool) -> bool {
         found = true;
         h.cancel_task(rt);
         if recursive {
-            work.extend(h.children.lock().expect("not poisoned").iter().copied());
+            work.extend(h.children.ids());
         }
     }
     found
@@ -1095,5 +1134,47 @@ pub(crate) fn finish_call(
         }
         Ok(code) => Err(instance::failed_return(st, function, code)),
         Err(e) => Err(instance::classify(&e, st, function)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u64) -> impl Iterator<Item = TaskId> {
+        (1..=n).map(|seq| TaskId::new(1, seq))
+    }
+
+    #[test]
+    fn finished_children_are_pruned() {
+        let children = Children::default();
+        let mut alive = Vec::new();
+        for (i, id) in ids(10_000).enumerate() {
+            let h = Arc::new(TaskHandle::new(false, 1));
+            children.push(id, &h);
+            // One child in a thousand is still running; the others end
+            // (their handles drop) at once.
+            if i % 1000 == 0 {
+                alive.push((id, h));
+            }
+        }
+        assert!(children.len() <= 64, "{} entries kept", children.len());
+        let want: Vec<TaskId> = alive.iter().map(|(id, _)| *id).collect();
+        assert_eq!(children.ids(), want);
+    }
+
+    #[test]
+    fn running_children_are_all_kept() {
+        let children = Children::default();
+        let handles: Vec<_> = ids(5_000)
+            .map(|id| {
+                let h = Arc::new(TaskHandle::new(false, 1));
+                children.push(id, &h);
+                h
+            })
+            .collect();
+        assert_eq!(children.ids(), ids(5_000).collect::<Vec<_>>());
+        drop(handles);
+        assert!(children.ids().is_empty());
     }
 }
