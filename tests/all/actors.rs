@@ -225,10 +225,10 @@ fn ten_thousand_actors_leave_nothing_behind() {
     // every round: a kilobyte per actor is 10 MiB a round, and put in by
     // hand it made the last three rounds read 30 MiB and more above the
     // highest of the first three.
-    let early = rounds[..3].iter().max().unwrap();
-    let late = rounds[6..].iter().min().unwrap();
+    let early = *rounds[..3].iter().max().unwrap();
+    let late = *rounds[6..].iter().min().unwrap();
     assert!(
-        late <= &(early + 24 * 1024),
+        late <= early + 24 * 1024,
         "resident memory keeps growing: {warm} KiB after a warm-up round, {rounds:?} KiB after each of nine more"
     );
 }
