@@ -42,6 +42,7 @@
 //! [`CpuSlot`]/[`CallSlot`], or granted to exactly one [`Ticket`] not yet
 //! redeemed; a ticket dropped after its grant returns it.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -112,6 +113,15 @@ struct State {
     start_nested: BinaryHeap<Waiter>,
     start_top_level: VecDeque<Waiter>,
     next_seq: u64,
+}
+
+/// A granted start, with the slots it was granted from.
+type Started = (Arc<Slots>, Need, StartFn);
+
+thread_local! {
+    /// Starts granted on this thread while it runs starts (see
+    /// [`Slots::run_starts`]); `None` when it runs none.
+    static STARTING: RefCell<Option<Vec<Started>>> = const { RefCell::new(None) };
 }
 
 /// What a call queued as data runs once its slots are granted; it hands
@@ -356,23 +366,54 @@ impl Slots {
         self.run_starts(starts);
     }
 
-    /// Runs the starts a dispatch granted (the lock released). Grants
-    /// handed back go to the next waiters in a loop, not by recursion: a
-    /// long line of cancelled starts must not deepen the stack.
-    fn run_starts(self: &Arc<Self>, mut starts: Vec<(Need, StartFn)>) {
-        while !starts.is_empty() {
-            let unused: Vec<Need> = starts
-                .drain(..)
-                .filter_map(|(need, start)| start(self.grant_of(need)).map(Grant::disarm))
-                .collect();
-            if unused.is_empty() {
-                return;
+    /// Runs the starts a dispatch granted (the lock released).
+    ///
+    /// A start can give its slots back before it returns: it hands the
+    /// grant back, or it drops it (a task spawned on a tokio runtime that
+    /// is shutting down is dropped at once). Giving back dispatches again,
+    /// which grants the next start, which may give back again: one level
+    /// of stack per queued start if each ran inside the last. So only the
+    /// outermost call on a thread runs starts; starts granted while it
+    /// runs one are queued for it ([`STARTING`]) and run by its loop, and
+    /// the stack stays flat however long the line.
+    fn run_starts(self: &Arc<Self>, starts: Vec<(Need, StartFn)>) {
+        if starts.is_empty() {
+            return;
+        }
+        let mut batch: Vec<Started> = starts
+            .into_iter()
+            .map(|(need, start)| (self.clone(), need, start))
+            .collect();
+        let outermost = STARTING.with_borrow_mut(|q| match q {
+            Some(q) => {
+                q.append(&mut batch);
+                false
             }
-            let mut s = self.lock();
-            for n in unused {
-                s.give_back(n.cpu(), n.call(), n.top_level());
+            None => {
+                *q = Some(Vec::new());
+                true
             }
-            s.dispatch(&mut starts);
+        });
+        if !outermost {
+            return;
+        }
+        // Ends this thread's turn as the runner, even if a start panics.
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                STARTING.with_borrow_mut(|q| *q = None);
+            }
+        }
+        let _done = Done;
+        while !batch.is_empty() {
+            for (slots, need, start) in batch.drain(..) {
+                // A grant handed back is released by its drop, which
+                // queues what that release grants.
+                drop(start(slots.grant_of(need)));
+            }
+            STARTING.with_borrow_mut(|q| {
+                std::mem::swap(&mut batch, q.as_mut().expect("this thread runs starts"));
+            });
         }
     }
 
@@ -442,21 +483,6 @@ pub(crate) struct Grant {
     pub call: Option<CallSlot>,
 }
 
-impl Grant {
-    /// What the grant holds, its slots no longer given back on drop (the
-    /// caller gives them back).
-    fn disarm(mut self) -> Need {
-        let need = Need {
-            cpu: self.cpu.is_some(),
-            call: self.call.is_some(),
-            top_level: self.call.as_ref().is_some_and(|c| c.top_level),
-        };
-        std::mem::forget(self.cpu.take());
-        std::mem::forget(self.call.take());
-        need
-    }
-}
-
 /// One CPU slot, released when dropped.
 pub(crate) struct CpuSlot {
     slots: Arc<Slots>,
@@ -504,6 +530,57 @@ mod tests {
             h.await.unwrap();
         }
         order.lock().unwrap().clone()
+    }
+
+    /// At shutdown every queued start is spawned on a closed tokio
+    /// runtime, which drops it and its grant at once; a cancelled start
+    /// hands its grant back. Each give-back grants the next start: run
+    /// inside the last, 100,000 of them overflowed the stack and aborted
+    /// the host.
+    #[test]
+    fn a_long_line_of_starts_giving_their_slots_back_keeps_the_stack_flat() {
+        const N: usize = 100_000;
+        let small_stack = std::thread::Builder::new().stack_size(256 << 10);
+        let ran = small_stack
+            .spawn(|| {
+                let slots = Slots::new(1, 10);
+                let held = Arc::new(Mutex::new(None));
+                let keep = held.clone();
+                slots.start(
+                    Need::task(false),
+                    0,
+                    Box::new(move |g| {
+                        *keep.lock().unwrap() = Some(g);
+                        None
+                    }),
+                );
+                let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                for i in 0..N {
+                    let ran = ran.clone();
+                    slots.start(
+                        Need::task(i % 2 == 0),
+                        0,
+                        Box::new(move |g| {
+                            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            // A third hand the grant back; the rest drop it.
+                            if i % 3 == 0 {
+                                Some(g)
+                            } else {
+                                drop(g);
+                                None
+                            }
+                        }),
+                    );
+                }
+                assert_eq!(slots.free(), (0, 9, N), "the line waits for the slot");
+                drop(held.lock().unwrap().take());
+                assert_eq!(slots.free(), (1, 10, 0), "every slot is back");
+                ran.load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(ran, N);
     }
 
     #[tokio::test]
