@@ -328,6 +328,8 @@ pub(crate) struct InstanceState {
     /// Set when the guest reads a clock or random numbers: running it again
     /// may then give other results.
     pub nondeterministic: Arc<AtomicBool>,
+    /// The zero of the guest's monotonic clock, set with its WASI context.
+    monotonic_base: Option<Instant>,
     /// The CPU slot, held while the guest computes (not while it waits).
     pub slot: Option<CpuSlot>,
     /// The call slot (a fiber stack), held while a call is in progress.
@@ -351,10 +353,12 @@ impl InstanceState {
             );
             let mut b = wasmtime_wasi::WasiCtxBuilder::new();
             let seen = &self.nondeterministic;
+            let base = Instant::now();
+            self.monotonic_base = Some(base);
             b.stdout(capture.stream(Stream::Stdout))
                 .stderr(capture.stream(Stream::Stderr))
                 .wall_clock(Watched::new(wasmtime_wasi::clocks::wall_clock(), seen))
-                .monotonic_clock(Watched::new(wasmtime_wasi::clocks::monotonic_clock(), seen))
+                .monotonic_clock(Watched::new(Monotonic::boxed(base), seen))
                 .secure_random(Watched::new(wasmtime_wasi::random::thread_rng(), seen))
                 .insecure_random(Watched::new(wasmtime_wasi::random::thread_rng(), seen));
             if !self.wasi_args.is_empty() {
@@ -364,6 +368,12 @@ impl InstanceState {
             self.wasi = Some(b.build_p1());
         }
         self.wasi.as_mut().expect("built above")
+    }
+
+    /// The instant the guest's monotonic clock counts from (its zero).
+    pub fn monotonic_base(&mut self) -> Instant {
+        self.wasi();
+        self.monotonic_base.expect("set with the WASI context")
     }
 
     /// Emits the guest's unfinished output lines; call when a call ends.
@@ -406,6 +416,27 @@ pub fn drop_store(mut store: Store<InstanceState>) {
 impl Drop for InstanceState {
     fn drop(&mut self) {
         self.refs.release_all(&self.rt);
+    }
+}
+
+/// The guest's monotonic clock: nanoseconds since its WASI context was
+/// made (as wasmtime-wasi's own), from a base `poll_oneoff` also knows.
+struct Monotonic {
+    since: Instant,
+}
+
+impl Monotonic {
+    fn boxed(since: Instant) -> Box<dyn HostMonotonicClock + Send> {
+        Box::new(Monotonic { since })
+    }
+}
+
+impl HostMonotonicClock for Monotonic {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -504,6 +535,7 @@ pub(crate) fn new_store(
         last_error: None,
         put_stream: None,
         nondeterministic: Arc::new(AtomicBool::new(false)),
+        monotonic_base: None,
         slot: None,
         call_slot: None,
         origin: spec.origin,

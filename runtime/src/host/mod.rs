@@ -20,6 +20,7 @@ mod actors;
 mod memory;
 mod objects;
 mod tasks;
+mod wasi;
 
 pub(crate) use memory::AbiViolation;
 
@@ -32,6 +33,7 @@ use wray_abi::{HOST_MODULE, Status, import};
 /// Registers WASI and every wray host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_async(linker, InstanceState::wasi)?;
+    wasi::add_to_linker(linker)?;
     objects::add_to_linker(linker)?;
     tasks::add_to_linker(linker)?;
     actors::add_to_linker(linker)?;
