@@ -61,13 +61,33 @@ impl OutputSource {
 }
 
 impl fmt::Display for OutputSource {
-    /// `say_hello task=12`, `Counter actor=3`, or the driver's name.
+    /// `say_hello task=12`, `Counter actor=3`, or the driver's name. A name
+    /// comes from the guest's export names: control characters in it are
+    /// shown escaped (`\n`, `\u{1b}`), so it can neither start a line of
+    /// its own (forging another task's prefix) nor drive the terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Printable(&self.name);
         match self.kind {
-            SourceKind::Driver => write!(f, "{}", self.name),
-            SourceKind::Task(t) => write!(f, "{} task={}", self.name, t.seq()),
-            SourceKind::Actor(a) => write!(f, "{} actor={}", self.name, a.seq()),
+            SourceKind::Driver => write!(f, "{name}"),
+            SourceKind::Task(t) => write!(f, "{name} task={}", t.seq()),
+            SourceKind::Actor(a) => write!(f, "{name} actor={}", a.seq()),
         }
+    }
+}
+
+/// A name shown with its control characters escaped.
+struct Printable<'a>(&'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -304,6 +324,18 @@ mod tests {
             let s = String::from_utf8_lossy(bytes).into_owned();
             self.0.lock().unwrap().push((stream, s));
         }
+    }
+
+    #[test]
+    fn a_name_cannot_forge_a_prefix_or_drive_the_terminal() {
+        let source = OutputSource {
+            name: "f\n(other task=9) forged \u{1b}[2J".into(),
+            job: 0,
+            kind: SourceKind::Task(TaskId::new(0, 4)),
+        };
+        let shown = source.to_string();
+        assert_eq!(shown, "f\\n(other task=9) forged \\u{1b}[2J task=4");
+        assert!(!shown.chars().any(char::is_control), "{shown}");
     }
 
     fn capture(is_driver: bool, limit: usize) -> (Capture, Arc<Collect>) {

@@ -725,7 +725,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
     }
     out.push_str("# HELP wray_task_duration_seconds Run time of finished attempts, by function.\n# TYPE wray_task_duration_seconds histogram\n");
     for (f, h) in s.events.latency() {
-        let f = f.replace('\\', "\\\\").replace('"', "\\\"");
+        let f = label_value(&f);
         for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
             let _ = writeln!(
                 out,
@@ -758,6 +758,23 @@ pub(crate) async fn metrics(State(st): St) -> Response {
         .into_response()
 }
 
+/// `v` as a Prometheus label value: backslash, double quote and line feed
+/// escaped, as the text format requires. A name can come from a guest (a
+/// function's export name), and an unescaped line feed would let it add
+/// lines of its own to `/metrics`.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Resident memory of this process.
 pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -768,4 +785,17 @@ pub(crate) fn rss_bytes() -> u64 {
 
 fn total_memory() -> u64 {
     crate::config::total_memory().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_value_cannot_break_out_of_its_line() {
+        let evil = "a\"} 1\nevil_injected_metric 666\n# x\\";
+        let escaped = label_value(evil);
+        assert!(!escaped.contains('\n'), "{escaped}");
+        assert_eq!(escaped, r#"a\"} 1\nevil_injected_metric 666\n# x\\"#);
+    }
 }
