@@ -31,8 +31,8 @@ pub(crate) struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Bytes of objects the store keeps in memory before spilling.
     pub object_store_memory: u64,
-    /// Where objects spill; `None`: a fresh directory under the system's
-    /// temporary directory, removed with the runtime.
+    /// The directory this runtime's own spill directory goes in; `None`:
+    /// the system's temporary directory.
     pub spill_dir: Option<PathBuf>,
     /// Whether objects spill at all (if not, the memory cap is hard).
     pub spilling: bool,

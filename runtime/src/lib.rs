@@ -34,6 +34,7 @@ mod output;
 mod runtime;
 mod scheduler;
 mod slots;
+mod spill_dir;
 
 pub use blob::{Bytes, Place};
 pub use call::{

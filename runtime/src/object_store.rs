@@ -53,9 +53,9 @@
 //! retain wins over the removal.
 
 use crate::blob::{Blob, Filling, StoreStats};
+use crate::spill_dir::SpillDir;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -89,12 +89,12 @@ pub(crate) struct Entry {
 pub(crate) type Lineage = Arc<crate::scheduler::Task>;
 
 /// How much memory the store may use, and where it spills.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct StoreLimits {
     /// Bytes of objects in memory.
     pub memory: u64,
     /// Where objects spill (`None`: no spilling; the cap is then hard).
-    pub spill_dir: Option<PathBuf>,
+    pub spill_dir: Option<Arc<SpillDir>>,
     /// How long a caller waits for room before `StoreFull`.
     pub wait: Duration,
 }
@@ -315,7 +315,7 @@ impl ObjectStore {
             return 0;
         };
         let mut freed = 0u64;
-        let result = std::fs::create_dir_all(dir).and_then(|()| {
+        let result = dir.path().and_then(|dir| {
             let mut seen = rustc_hash::FxHashSet::default();
             let mut candidates: Vec<Arc<Blob>> = Vec::new();
             for e in self.entries.iter() {
@@ -332,13 +332,13 @@ impl ObjectStore {
                 if self.stats.bytes.load(Ordering::Relaxed) <= target {
                     break;
                 }
-                freed += b.spill(dir)? as u64;
+                freed += b.spill(&dir)? as u64;
             }
             Ok(())
         });
         *self.lock_error() = result
             .err()
-            .map(|e| format!("spilling to {} failed: {e}", dir.display()));
+            .map(|e| format!("spilling to {} failed: {e}", dir.parent().display()));
         self.spilled.notify_waiters();
         freed
     }

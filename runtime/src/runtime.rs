@@ -21,6 +21,7 @@ use crate::object_store::{ObjectStore, Resolved, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
 use crate::scheduler::{self, TaskTable};
 use crate::slots::Slots;
+use crate::spill_dir::SpillDir;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,9 +169,12 @@ impl Builder {
         self
     }
 
-    /// Where objects spill (default: a fresh directory under the system's
-    /// temporary directory, removed with the runtime); `None` turns
-    /// spilling off, making the memory cap hard.
+    /// The directory objects spill into (default: the system's temporary
+    /// directory; made if missing). Each runtime spills into a directory
+    /// of its own inside it, made on the first spill and removed when the
+    /// runtime ends; directories that ended processes left there are
+    /// removed at start. `None` turns spilling off, making the memory cap
+    /// hard.
     pub fn spill_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.config.spilling = dir.is_some();
         self.config.spill_dir = dir;
@@ -223,11 +227,25 @@ impl Builder {
             ));
         }
         let engines = Arc::new(Engines::new(&config, workers as u32)?);
-        let own_spill_dir = config.spill_dir.is_none();
-        let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
-            let nonce: u64 = rand::random();
-            std::env::temp_dir().join(format!("wray-spill-{}-{nonce:016x}", std::process::id()))
-        });
+        // Spills go to a directory of this process's own, inside the one
+        // given or the system's temporary directory (see `spill_dir`).
+        let spill = if config.spilling {
+            let parent = match &config.spill_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Config(format!(
+                            "the spill directory {} cannot be made: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                    dir.clone()
+                }
+                None => std::env::temp_dir(),
+            };
+            Some(Arc::new(SpillDir::new(parent)))
+        } else {
+            None
+        };
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("wray-worker")
@@ -246,7 +264,7 @@ impl Builder {
             sink: self.sink,
             objects: Arc::new(ObjectStore::new(StoreLimits {
                 memory: config.object_store_memory,
-                spill_dir: config.spilling.then(|| spill_dir.clone()),
+                spill_dir: spill.clone(),
                 wait: config.store_wait,
             })),
             tasks: TaskTable::default(),
@@ -257,10 +275,15 @@ impl Builder {
             config,
         });
         tokio.spawn(spiller(Arc::downgrade(&shared)));
+        if let Some(dir) = &spill {
+            // What processes that died left behind: off the start-up path.
+            let parent = dir.parent().to_path_buf();
+            tokio.spawn_blocking(move || crate::spill_dir::sweep(&parent));
+        }
         Ok(Runtime {
             ticker: EpochTicker::start(engines),
             tokio: Some(tokio),
-            spill_dir: own_spill_dir.then_some(spill_dir),
+            spill,
             shared,
         })
     }
@@ -284,8 +307,8 @@ pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
     tokio: Option<tokio::runtime::Runtime>,
     ticker: EpochTicker,
-    /// The spill directory this runtime made, removed when it ends.
-    spill_dir: Option<PathBuf>,
+    /// Where objects spill; its directory is removed when the runtime ends.
+    spill: Option<Arc<SpillDir>>,
 }
 
 impl Runtime {
@@ -665,8 +688,8 @@ impl Drop for Runtime {
         if let Some(t) = self.tokio.take() {
             t.shutdown_timeout(Duration::from_secs(1));
         }
-        if let Some(dir) = &self.spill_dir {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = &self.spill {
+            dir.remove();
         }
         let _ = &self.ticker;
     }

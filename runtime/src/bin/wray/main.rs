@@ -149,6 +149,26 @@ impl RuntimeArgs {
     }
 }
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and returns its number. A second
+/// one, while the first is being handled, ends the process at once.
+async fn stop_signal() -> std::io::Result<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let first = tokio::select! {
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
+    };
+    tokio::spawn(async move {
+        let second = tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        };
+        std::process::exit(128 + second);
+    });
+    Ok(first)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.command.prints_listings() {

@@ -77,14 +77,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!("stop it with `wray stop` (or Ctrl-C in its terminal)");
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        anyhow::Ok(())
-    })?;
+    rt.block_on(crate::stop_signal())?;
     drop(node);
     let _ = std::fs::remove_file(node_file());
     let _ = std::fs::remove_file(token_file());

@@ -7,6 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use wray_runtime::node::{LogStore, Node, NodeOptions};
 use wray_runtime::{Error, OutputSink};
 
@@ -76,8 +77,25 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         let stats = rt.stats_source();
         p.follow(move || Some(describe(stats.task_counts(), Some(stats.actors()))))
     });
-    let outcome = rt.run_driver(&module, &args.args);
+    // SIGINT or SIGTERM stops the driver, so the runtime ends as after a
+    // normal exit: its tasks cancelled, its spill files removed.
+    let job = rt.start_job(&module, &args.args);
+    let control = job.control();
+    let signalled = Arc::new(AtomicI32::new(0));
+    let seen = signalled.clone();
+    rt.handle().spawn(async move {
+        if let Ok(signal) = crate::stop_signal().await {
+            seen.store(signal, Ordering::SeqCst);
+            control.stop();
+        }
+    });
+    let outcome = rt.block_on(job.wait());
     drop(_line);
+    let signal = signalled.load(Ordering::SeqCst);
+    if signal != 0 {
+        eprintln!("wray: stopped by signal {signal}");
+        return Ok(ExitCode::from(128 + signal as u8));
+    }
     match outcome {
         Ok(status) => Ok(exit_code(status)),
         Err(Error::Task(e)) => {
