@@ -2,6 +2,7 @@
 
 use crate::common::{self, testkit};
 use std::sync::Arc;
+use wray_runtime::events::TaskState;
 use wray_runtime::{ActorState, Error, ErrorKind};
 
 #[test]
@@ -85,14 +86,27 @@ fn kill_interrupts_the_running_call_and_fails_queued_ones() {
 fn an_actor_waiting_on_an_argument_gives_its_slot_back() {
     let rt = common::builder().num_cpus(1).build().unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
-    let c = rt.actor(&m, "Counter").arg(&0u64).create().unwrap();
-    let busy = rt.method(&c, "busy").arg(&300u64).submit().unwrap();
-    // Let the busy call take the slot before the task queues for it.
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let five = rt.task(&m, "fragile").arg(&5u64).submit().unwrap();
-    let last = rt.method(&c, "incr").arg_ref(&five).submit().unwrap();
+    // The busy call must still hold the slot when the task queues for it,
+    // or this checks nothing: that is checked, and a machine too slow for
+    // it gets a longer busy call, not a pass.
+    let mut ms = 300u64;
+    let (busy, last) = loop {
+        let c = rt.actor(&m, "Counter").arg(&0u64).create().unwrap();
+        let busy = rt.method(&c, "busy").arg(&ms).submit().unwrap();
+        common::eventually("the busy call runs", || {
+            rt.task_counts()[TaskState::Running as usize] == 1
+        });
+        let five = rt.task(&m, "fragile").arg(&5u64).submit().unwrap();
+        let last = rt.method(&c, "incr").arg_ref(&five).submit().unwrap();
+        if !common::is_ready(&rt, &busy) {
+            break (busy, last);
+        }
+        assert!(ms < 20_000, "the busy call never outlasted a submission");
+        assert_eq!(rt.get::<u64>(&last).unwrap(), 5);
+        ms *= 2;
+    };
     assert_eq!(rt.get::<u64>(&last).unwrap(), 5);
-    assert_eq!(rt.get::<u64>(&busy).unwrap(), 300);
+    assert_eq!(rt.get::<u64>(&busy).unwrap(), ms);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use wray_runtime::{
-    Error, Module, ObjectRef, OutputSink, OutputSource, Runtime, Stream, TaskError,
+    ActorRef, Error, Module, ObjectRef, OutputSink, OutputSource, Runtime, Stream, TaskError,
 };
 
 /// The repository root.
@@ -84,10 +84,11 @@ impl Collect {
     }
 }
 
-/// Waits (up to ten seconds) for `cond` to hold: for state that settles
-/// asynchronously, like an actor killed from a guest.
+/// Waits for `cond` to hold: for state that settles asynchronously, like an
+/// actor killed from a guest. The bound (a minute) only turns a hang into a
+/// failure; it is far above what any step takes on a slow, loaded machine.
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !cond() {
         assert!(
             std::time::Instant::now() < deadline,
@@ -180,4 +181,34 @@ pub fn alone(name: &str) -> bool {
     );
     assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
     false
+}
+
+/// A testkit `Gate` actor, shut. Work given it (`gated`) waits until the
+/// test opens it: the test decides when that work ends, instead of guessing
+/// how long it takes.
+pub fn gate(rt: &Runtime, m: &Module) -> ActorRef {
+    rt.actor(m, "Gate").create().expect("a gate is made")
+}
+
+/// Opens `gate`, and returns once it is open.
+pub fn open(rt: &Runtime, gate: &ActorRef) {
+    let r = rt.method(gate, "open").submit().unwrap();
+    rt.get_bytes(&r).expect("the gate opens");
+}
+
+/// The testkit task `gated`: returns `v` once `gate` is open.
+pub fn gated(rt: &Runtime, m: &Module, gate: &ActorRef, v: u64) -> ObjectRef {
+    rt.task(m, "gated")
+        .arg(&gate.id().0)
+        .arg(&v)
+        .submit()
+        .unwrap()
+}
+
+/// Whether `r` is ready now (looks, never waits).
+pub fn is_ready(rt: &Runtime, r: &ObjectRef) -> bool {
+    let (ready, _) = rt
+        .wait(std::slice::from_ref(r), 1, Some(std::time::Duration::ZERO))
+        .unwrap();
+    !ready.is_empty()
 }

@@ -8,7 +8,7 @@
 use crate::common::{self, Collect, testkit};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use wray_runtime::{Error, ErrorKind, Module, ObjectRef, Runtime};
 
@@ -24,31 +24,36 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Runs `body` while a second thread injects a fault every `every`: into a
-/// random task, or (with `actors`) every third time into a random actor.
-/// Returns `body`'s result and how many faults hit something.
+/// Runs `body` while a second thread injects faults, one every `every` at
+/// most: into a random task, or (with `actors`) every third time into a
+/// random actor. The thread stops when `body` returns, or once `limit`
+/// faults have hit something; `body` sees the count of hits so far, so it
+/// can keep its workload going until enough faults have landed (a verdict
+/// must rest on the faults counted, never on how many a timer happened to
+/// fit into a run). Returns `body`'s result and how many faults hit.
 fn under_faults<R: Send>(
     rt: &Runtime,
     every: Duration,
     actors: bool,
-    body: impl FnOnce() -> R + Send,
+    limit: Option<usize>,
+    body: impl FnOnce(&AtomicUsize) -> R + Send,
 ) -> (R, usize) {
     let stop = AtomicBool::new(false);
+    let hits = AtomicUsize::new(0);
+    let limit = limit.unwrap_or(usize::MAX);
     std::thread::scope(|s| {
-        let killer = s.spawn(|| {
+        s.spawn(|| {
             let mut state = 0x5eed;
-            let mut hits = 0;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) && hits.load(Ordering::Relaxed) < limit {
                 let r = splitmix(&mut state);
                 let hit = if actors && r.is_multiple_of(3) {
                     rt.chaos_crash_random_actor(r >> 2)
                 } else {
                     rt.chaos_fail_random_task(r >> 2)
                 };
-                hits += usize::from(hit);
+                hits.fetch_add(usize::from(hit), Ordering::Relaxed);
                 std::thread::sleep(every);
             }
-            hits
         });
         // Stop the killer even when `body` panics, or the scope never ends.
         struct Stop<'a>(&'a AtomicBool);
@@ -59,9 +64,9 @@ fn under_faults<R: Send>(
         }
         let out = {
             let _stop = Stop(&stop);
-            body()
+            body(&hits)
         };
-        (out, killer.join().expect("the killer thread ends"))
+        (out, hits.load(Ordering::Relaxed))
     })
 }
 
@@ -85,19 +90,26 @@ fn settled(rt: &Runtime, call_slots: usize, actor_slots: usize) {
 #[test]
 fn a_worker_failure_is_retried_and_the_attempts_are_counted() {
     let (rt, m) = testkit();
-    // One fault: the second attempt succeeds.
+    // One fault, while the task waits on a shut gate: the second attempt
+    // succeeds once the gate opens.
+    let gate = common::gate(&rt, &m);
     let r = rt
-        .task(&m, "busy")
+        .task(&m, "gated")
+        .arg(&gate.id().0)
         .arg(&300u64)
         .max_retries(1)
         .submit()
         .unwrap();
     common::eventually("the fault hits the task", || rt.chaos_fail_random_task(0));
+    common::open(&rt, &gate);
     assert_eq!(rt.get::<u64>(&r).unwrap(), 300);
-    // A fault in every attempt: it fails after 1 + max_retries attempts.
-    let (e, hits) = under_faults(&rt, Duration::from_millis(10), false, || {
+    // A fault in every attempt (its gate never opens, so each attempt waits
+    // until one hits it): it fails after 1 + max_retries attempts.
+    let shut = common::gate(&rt, &m);
+    let (e, hits) = under_faults(&rt, Duration::from_millis(10), false, None, |_| {
         let r = rt
-            .task(&m, "busy")
+            .task(&m, "gated")
+            .arg(&shut.id().0)
             .arg(&300u64)
             .max_retries(2)
             .submit()
@@ -116,7 +128,7 @@ fn a_worker_failure_is_retried_and_the_attempts_are_counted() {
 #[test]
 fn retry_limits_come_from_the_attribute_the_call_and_the_runtime() {
     let (rt, m) = testkit();
-    let ((), _) = under_faults(&rt, Duration::from_millis(10), false, || {
+    let ((), _) = under_faults(&rt, Duration::from_millis(10), false, None, |_| {
         common::scenario(&rt, &m, &["retries"]);
     });
     common::still_serving(&rt, &m);
@@ -133,8 +145,9 @@ fn a_cancelled_queued_task_never_runs() {
         .build()
         .unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
-    // The only CPU is busy, so the second task waits in the queue.
-    let busy = rt.task(&m, "busy").arg(&300u64).submit().unwrap();
+    // The only CPU never frees while `forever` runs, so the second task
+    // waits in the queue until the test ends the first.
+    let blocker = rt.task(&m, "forever").submit().unwrap();
     let queued = rt
         .task(&m, "chatty")
         .arg(&1u32)
@@ -145,11 +158,11 @@ fn a_cancelled_queued_task_never_runs() {
     let e = common::task_error(&rt, &queued);
     assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
     assert!(e.message().contains("before it ran"), "{e}");
-    assert_eq!(
-        rt.get::<u64>(&busy).unwrap(),
-        300,
+    assert!(
+        !common::is_ready(&rt, &blocker),
         "the other task is untouched"
     );
+    assert!(rt.cancel(&blocker));
     common::still_serving(&rt, &m);
     assert!(
         out.lines()
@@ -244,12 +257,22 @@ fn distinct(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The files in `dir`.
+/// The spill files under `dir`.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => d.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    }
+    let entries = |d: &Path| -> Vec<std::path::PathBuf> {
+        match std::fs::read_dir(d) {
+            Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    // The runtime spills into a directory of its own inside `dir`, with its
+    // lock file beside the spilled objects.
+    entries(dir)
+        .iter()
+        .filter(|d| d.is_dir())
+        .flat_map(|d| entries(d))
+        .filter(|f| f.file_name().is_some_and(|n| n != "lock"))
+        .collect()
 }
 
 /// A runtime whose store holds `mib` MiB in memory and spills to `dir`;
@@ -336,30 +359,57 @@ fn a_guest_that_drops_its_references_can_fill_the_store_again_at_once() {
 /// function, has them released within a tick or two, not at its end.
 #[test]
 fn references_dropped_before_a_long_computation_are_released_during_it() {
-    let (rt, m) = capped(64, None);
-    std::thread::scope(|scope| {
-        // Ten objects of 1 MiB, too few for a batch, then 2 s of computing.
-        let driver = scope.spawn(|| {
-            common::scenario(&rt, &m, &["churn", "1", "10", "1024", "2000"]);
-        });
-        // The puts take milliseconds; then the releases wait for a tick.
-        std::thread::sleep(Duration::from_millis(500));
-        let s = rt.stats();
-        assert!(
-            !driver.is_finished(),
-            "the driver ended before the check: the machine is too slow for this test"
-        );
-        assert_eq!((s.objects, s.object_bytes), (0, 0), "{s:?}");
+    let out = Collect::default();
+    let rt = common::builder()
+        .object_store_memory(64 * MIB as u64)
+        .output(Arc::new(out.clone()))
+        .build()
+        .unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    // Ten objects of 1 MiB, too few for a batch, then computing until the
+    // job is stopped: whatever the machine's speed, the driver is still
+    // computing when its references must be gone.
+    let job = rt.start_job(
+        &m,
+        &["churn", "1", "10", "1024", "forever"].map(String::from),
+    );
+    common::eventually("the driver dropped its references and computes", || {
+        out.lines()
+            .iter()
+            .any(|(_, _, line)| line.contains("computing until stopped"))
     });
+    common::eventually("the dropped objects are released", || {
+        let s = rt.stats();
+        (s.objects, s.object_bytes) == (0, 0)
+    });
+    assert!(!job.is_finished(), "the driver is still computing");
+    job.control().stop();
+    common::eventually("the stopped driver ends", || job.is_finished());
     common::still_serving(&rt, &m);
 }
 
 #[test]
-fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
+fn a_spill_dir_that_cannot_be_made_is_refused_up_front() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    // A directory under a regular file cannot be made, even by root.
-    let dir = file.path().join("spill");
+    for dir in [file.path().to_path_buf(), file.path().join("spill")] {
+        let err = common::builder()
+            .spill_dir(Some(dir.clone()))
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("{} was accepted", dir.display()));
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("spill directory"), "{err}");
+    }
+}
+
+#[test]
+fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("spill");
     let (rt, m) = capped(8, Some(&dir));
+    // The directory turns into a file after the runtime started.
+    std::fs::remove_dir(&dir).unwrap();
+    std::fs::write(&dir, b"").unwrap();
     let values = distinct(12);
     let mut kept = Vec::new();
     let err = loop {
@@ -597,14 +647,28 @@ fn chaos_loses_nothing_and_leaks_nothing() {
     if !common::alone("faults::chaos_loses_nothing_and_leaks_nothing") {
         return;
     }
+    // Each round injects exactly this many faults: the workload runs again
+    // until they have all landed, so a machine twice as fast or as slow
+    // sees the same chaos.
+    const FAULTS: usize = 40;
+    const MAX_RUNS: usize = 200;
     let (rt, m) = testkit();
     let round = || {
-        let ((), hits) = under_faults(&rt, Duration::from_millis(3), true, || {
-            for _ in 0..3 {
-                common::scenario(&rt, &m, &["chaos"]);
-            }
-        });
-        assert!(hits > 30, "only {hits} faults hit");
+        let (runs, hits) =
+            under_faults(&rt, Duration::from_millis(3), true, Some(FAULTS), |hits| {
+                let mut runs = 0;
+                while hits.load(Ordering::Relaxed) < FAULTS {
+                    assert!(
+                        runs < MAX_RUNS,
+                        "only {} faults hit in {runs} runs of the workload",
+                        hits.load(Ordering::Relaxed)
+                    );
+                    common::scenario(&rt, &m, &["chaos"]);
+                    runs += 1;
+                }
+                runs
+            });
+        assert_eq!(hits, FAULTS, "after {runs} runs");
         settled(&rt, 64, 256);
     };
     round();

@@ -13,6 +13,7 @@ mod dashboard;
 mod errors;
 mod examples;
 mod faults;
+mod hardening;
 mod modules;
 mod node;
 mod objects;

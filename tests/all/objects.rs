@@ -111,7 +111,8 @@ fn large_objects_keep_every_byte() {
 #[test]
 fn wait_on_the_host_splits_ready_from_pending() {
     let (rt, m) = testkit();
-    let slow = rt.task(&m, "busy").arg(&300u64).submit().unwrap();
+    let gate = common::gate(&rt, &m);
+    let slow = common::gated(&rt, &m, &gate, 300);
     let done = rt.put(&1u8).unwrap();
     let refs = [slow.clone(), done.clone()];
     let (ready, rest) = rt.wait(&refs, 1, Some(Duration::ZERO)).unwrap();
@@ -122,6 +123,7 @@ fn wait_on_the_host_splits_ready_from_pending() {
     assert_eq!(rest.iter().map(|r| r.id()).collect::<Vec<_>>(), [slow.id()]);
     let (ready, rest) = rt.wait(&refs, 2, Some(Duration::from_millis(10))).unwrap();
     assert_eq!((ready.len(), rest.len()), (1, 1));
+    common::open(&rt, &gate);
     let (ready, rest) = rt.wait(&refs, 2, None).unwrap();
     assert_eq!((ready.len(), rest.len()), (2, 0));
     assert!(matches!(

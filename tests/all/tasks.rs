@@ -65,8 +65,9 @@ fn nested_tasks_of_depth_ten_complete_with_one_cpu() {
 fn a_line_of_tasks_on_one_cpu_runs_through_failures_and_retries() {
     let rt = common::builder().num_cpus(1).build().unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
-    // The only CPU is busy for a while, so the line forms behind it.
-    let first = rt.task(&m, "busy").arg(&100u64).submit().unwrap();
+    // The only CPU is busy until the test ends `first`, so the whole line
+    // forms behind it.
+    let first = rt.task(&m, "forever").submit().unwrap();
     let line: Vec<_> = (0..300i32)
         .map(|i| match i % 3 {
             0 => rt.task(&m, "add").arg(&i).arg(&1i32).submit(),
@@ -80,7 +81,11 @@ fn a_line_of_tasks_on_one_cpu_runs_through_failures_and_retries() {
         })
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(rt.get::<u64>(&first).unwrap(), 100);
+    assert!(
+        !common::is_ready(&rt, &first),
+        "the line formed behind a running task"
+    );
+    assert!(rt.cancel(&first));
     let (ready, _) = rt
         .wait(&line, line.len(), Some(Duration::from_secs(60)))
         .unwrap();
@@ -210,11 +215,13 @@ fn guests_see_no_files_environment_or_arguments() {
 #[test]
 fn a_get_timeout_on_the_host_is_a_timeout_error() {
     let (rt, m) = testkit();
-    let r = rt.task(&m, "busy").arg(&300u64).submit().unwrap();
+    let gate = common::gate(&rt, &m);
+    let r = common::gated(&rt, &m, &gate, 300);
     match rt.get_timeout::<u64>(&r, Some(Duration::from_millis(10))) {
         Err(Error::Timeout(_)) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
+    common::open(&rt, &gate);
     assert_eq!(rt.get::<u64>(&r).unwrap(), 300);
 }
 

@@ -103,6 +103,15 @@ fn forever() -> u32 {
     }
 }
 
+/// Sleeps `ms` milliseconds through WASI (`poll_oneoff`), then returns how
+/// long it slept by the guest's own monotonic clock.
+#[wray::remote]
+fn sleeps(ms: u64) -> u64 {
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(ms));
+    t.elapsed().as_millis() as u64
+}
+
 /// Allocates and touches `mb` megabytes.
 #[wray::remote]
 fn hog(mb: u32) -> u64 {
@@ -198,6 +207,70 @@ fn busy(ms: u64) -> u64 {
         std::hint::spin_loop();
     }
     ms
+}
+
+// ---- gates ----------------------------------------------------------------
+
+/// A gate the test opens when it chooses. Work that waits on a gate ends
+/// when the test says so, not after a guessed time, so no check depends on
+/// how fast the machine is.
+#[wray::remote]
+pub struct Gate {
+    open: bool,
+}
+
+#[wray::remote]
+impl Gate {
+    pub fn new() -> Self {
+        Gate { open: false }
+    }
+
+    pub fn open(&mut self) {
+        self.open = true;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+}
+
+impl Gate {
+    /// A gate that is open already.
+    fn opened() -> ActorHandle<Gate> {
+        let g = Gate::remote();
+        wray::get(&g.open()).expect("a new gate opens");
+        g
+    }
+}
+
+/// Blocks until `gate` is open: each question releases the caller's CPU
+/// slot while the answer is on the way.
+fn until_open(gate: &ActorHandle<Gate>) -> wray::Result<()> {
+    while !wray::get(&gate.is_open())? {}
+    Ok(())
+}
+
+/// Returns `v` once `gate` is open.
+#[wray::remote]
+fn gated(gate: ActorHandle<Gate>, v: u64) -> wray::Result<u64> {
+    until_open(&gate)?;
+    Ok(v)
+}
+
+/// As `gated`, but may not be retried: its defaults say so.
+#[wray::remote(max_retries = 0)]
+fn gated_fragile(gate: ActorHandle<Gate>, v: u64) -> wray::Result<u64> {
+    until_open(&gate)?;
+    Ok(v)
+}
+
+/// Spawns a child that never ends, opens `started`, then waits for the
+/// child.
+#[wray::remote]
+fn parent_of_forever_opening(started: ActorHandle<Gate>) -> u32 {
+    let child = forever::remote();
+    wray::get(&started.open()).expect("the gate answers");
+    wray::get(&child).unwrap_or(0)
 }
 
 // ---- nesting -------------------------------------------------------------
@@ -354,20 +427,20 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
         }
         "wait" => {
-            let slow = busy::remote(300u64);
-            let fast = busy::remote(0u64);
+            // Every "slow" task waits on a gate that only this driver
+            // opens: what is ready and what is not is decided here, never
+            // by how long a task happens to take.
+            let gate = Gate::remote();
+            let slow = gated::remote(gate.clone(), 300u64);
+            let fast = gated::remote(Gate::opened(), 0u64);
             wray::get(&fast).map_err(e)?;
             let refs = vec![slow.clone(), fast.clone()];
             let (ready, not_ready) = wray::wait(&refs, 1, None).map_err(e)?;
             check(ready == vec![fast.clone()], "fast one is ready")?;
             check(not_ready == vec![slow.clone()], "slow one is not")?;
-            // A zero timeout polls.
-            let t = Instant::now();
+            // A zero timeout polls: it returns although the slow one can
+            // never be ready before the gate opens.
             let (ready, not_ready) = wray::wait(&refs, 2, Some(Duration::ZERO)).map_err(e)?;
-            check(
-                t.elapsed() < Duration::from_millis(200),
-                "zero timeout returns at once",
-            )?;
             check(
                 ready.len() == 1 && not_ready.len() == 1,
                 "poll splits ready from not",
@@ -375,10 +448,11 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             // A short timeout returns what is ready.
             let (ready, _) = wray::wait(&refs, 2, Some(Duration::from_millis(20))).map_err(e)?;
             check(ready.len() == 1, "timeout splits")?;
+            wray::get(&gate.open()).map_err(e)?;
             let (ready, not_ready) = wray::wait(&refs, 2, None).map_err(e)?;
             check(
                 ready.len() == 2 && not_ready.is_empty(),
-                "all ready eventually",
+                "all ready once the gate opens",
             )?;
             // num_returns caps the ready list, in input order.
             let (ready, not_ready) = wray::wait(&refs, 1, None).map_err(e)?;
@@ -391,23 +465,26 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 "num_returns > len is an error",
             )?;
             // Waiting for some of several pending ones wakes as each one
-            // finishes, and ends when enough have.
-            let staggered: Vec<_> = [50u64, 100, 2000].map(busy::remote).into();
-            let t = Instant::now();
+            // finishes, and ends when enough have: the last one's gate stays
+            // shut, so a wait that needed it would never end.
+            let gates: Vec<_> = (0..3).map(|_| Gate::remote()).collect();
+            let staggered: Vec<_> = gates
+                .iter()
+                .map(|g| gated::remote(g.clone(), 1u64))
+                .collect();
+            for g in &gates[..2] {
+                wray::get(&g.open()).map_err(e)?;
+            }
             let (ready, not_ready) = wray::wait(&staggered, 2, None).map_err(e)?;
             check(
                 ready == staggered[..2] && not_ready == staggered[2..],
                 "the first two are ready, the last is not",
             )?;
-            check(
-                t.elapsed() < Duration::from_millis(1500),
-                "the wait ended before the slow one",
-            )?;
             let (ready, _) =
                 wray::wait(&staggered[2..], 1, Some(Duration::from_millis(20))).map_err(e)?;
             check(ready.is_empty(), "a timeout with nothing ready")?;
             // An object named twice counts twice.
-            let p = busy::remote(50u64);
+            let p = gated::remote(Gate::opened(), 50u64);
             let named = vec![p.clone(), p, staggered[2].clone()];
             let (ready, not_ready) = wray::wait(&named, 2, None).map_err(e)?;
             check(
@@ -422,9 +499,11 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(ready.len() == 1, "failures are ready")?;
         }
         "get-timeout" => {
-            let slow = busy::remote(400u64);
+            let gate = Gate::remote();
+            let slow = gated::remote(gate.clone(), 400u64);
             let err = wray::get_timeout(&slow, Some(Duration::from_millis(20))).unwrap_err();
             check(err.is_timeout(), "get timed out")?;
+            wray::get(&gate.open()).map_err(e)?;
             check(wray::get(&slow).map_err(e)? == 400, "still gettable later")?;
         }
         "errors" => {
@@ -579,9 +658,18 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         }
         "actor-kill-running" => {
             let c = Counter::remote(1u64);
-            let spinning = c.spin();
+            let started = Gate::remote();
+            let spinning = c.spin_opening(started.clone());
             let queued = c.value();
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            // Kill only once the call runs, or this checks nothing.
+            until_open(&started).map_err(e)?;
+            check(
+                wray::wait(std::slice::from_ref(&spinning), 1, Some(Duration::ZERO))
+                    .map_err(e)?
+                    .0
+                    .is_empty(),
+                "the spinning call runs when it is killed",
+            )?;
             wray::kill(&c);
             let err = wray::get(&spinning).unwrap_err();
             check(
@@ -645,8 +733,10 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         }
         "spill" => {
             // Puts `mb` objects of 1 MiB, all alive at once, then reads every
-            // one back and checks its bytes.
+            // one back and checks its bytes. With `hold`, then says so and
+            // keeps them until the job is stopped.
             let mb: u32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(48);
+            let hold = rest.get(1).is_some_and(|s| s == "hold");
             let fill = |i: u32| -> Vec<u8> {
                 (0..1u32 << 20)
                     .map(|j| (i.wrapping_mul(31) ^ j) as u8)
@@ -665,6 +755,10 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::get(&sums).map_err(e)?.iter().all(|&n| n == 1 << 20),
                 "spilled arguments",
             )?;
+            if hold {
+                println!("spilled {mb} MiB, holding until stopped");
+                forever();
+            }
         }
         "big-arg" => {
             // 32 MiB by value, under a memory limit of 80 MiB: put as an
@@ -684,12 +778,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             // `kib` KiB (1 and 1), all alive at once, then drops them
             // together. Every object is distinct: its first bytes are its
             // round and index. Then computes for `spin` ms (0) without
-            // calling wray.
+            // calling wray; `spin` = `forever` says so on stdout, then
+            // computes until the job is stopped.
             let arg = |i: usize, default: u32| -> u32 {
                 rest.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
             };
             let (rounds, n, kib) = (arg(0, 1_000_000), arg(1, 1), arg(2, 1).max(1));
-            let spin = arg(3, 0);
+            let until_stopped = rest.get(3).is_some_and(|s| s == "forever");
+            let spin = if until_stopped { 0 } else { arg(3, 0) };
             for round in 0..rounds {
                 let refs: Vec<ObjectRef<Vec<u8>>> = (0..n)
                     .map(|i| {
@@ -700,6 +796,10 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                     })
                     .collect();
                 drop(refs);
+            }
+            if until_stopped {
+                println!("churn: every reference dropped, computing until stopped");
+                forever();
             }
             busy(u64::from(spin));
         }
@@ -716,15 +816,40 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 )?;
                 Ok(err.attempts())
             };
+            // The gate never opens: every attempt waits until a fault
+            // ends it, however fast or slow the machine is.
+            let shut = Gate::remote();
             check(
-                attempts(&fragile::remote(400u64))? == 1,
+                attempts(&gated_fragile::remote(shut.clone(), 400u64))? == 1,
                 "attribute: no retries",
             )?;
             check(
-                attempts(&fragile::options().max_retries(2).remote(400u64))? == 3,
+                attempts(
+                    &gated_fragile::options()
+                        .max_retries(2)
+                        .remote(shut.clone(), 400u64),
+                )? == 3,
                 "per-call override",
             )?;
-            check(attempts(&busy::remote(400u64))? == 4, "runtime default")?;
+            check(
+                attempts(&gated::remote(shut, 400u64))? == 4,
+                "runtime default",
+            )?;
+        }
+        "leave-queued" => {
+            // Submits `n` no-op tasks (10,000) and returns without getting
+            // them: the host must cancel them and exit cleanly.
+            let n: u32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+            let refs: Vec<_> = (0..n).map(|_| nothing::remote()).collect();
+            println!("leaving {} tasks queued", refs.len());
+        }
+        "sleepers" => {
+            // `n` tasks (2) that sleep for ten minutes, and a wait for them:
+            // for stopping a job whose tasks sleep.
+            let n: u32 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(2);
+            let refs: Vec<_> = (0..n).map(|_| sleeps::remote(600_000u64)).collect();
+            println!("sleeping until stopped");
+            wray::get(&refs).map_err(e)?;
         }
         "forever" => {
             // Never ends on its own: for stopping jobs.
@@ -734,8 +859,10 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         }
         "cancel" => {
             // Recursive: cancelling the parent ends the child it waits for.
-            let p = parent_of_forever::remote();
-            std::thread::sleep(Duration::from_millis(50));
+            let started = Gate::remote();
+            let p = parent_of_forever_opening::remote(started.clone());
+            // Cancel only once the parent runs and has its child.
+            until_open(&started).map_err(e)?;
             check(wray::cancel(&p), "something to cancel")?;
             let err = wray::get(&p).unwrap_err();
             check(err.kind() == wray::ErrorKind::Cancelled, "parent cancelled")?;
@@ -856,8 +983,9 @@ impl Counter {
         unreachable!()
     }
 
-    /// Computes forever (until killed).
-    pub fn spin(&self) -> u64 {
+    /// Opens `started`, then computes forever (until killed).
+    pub fn spin_opening(&self, started: ActorHandle<Gate>) -> wray::Result<u64> {
+        wray::get(&started.open())?;
         let mut x = 0u64;
         loop {
             x = std::hint::black_box(x.wrapping_add(1));

@@ -1,0 +1,239 @@
+//! Regressions from an adversarial pass over wray (a careless user, a
+//! hostile guest): one test per defect, named after what it caught.
+
+use crate::common::{self, Collect, testkit};
+use std::sync::Arc;
+use std::time::Duration;
+use wray_runtime::ErrorKind;
+
+// ---- sleeps escaped timeouts, cancellation and job stops ----------------------
+
+/// A sleep through WASI (`poll_oneoff`) lasts as long as asked, no less.
+#[test]
+fn a_short_sleep_in_wasi_sleeps_as_asked() {
+    let (rt, m) = testkit();
+    let r = rt.task(&m, "sleeps").arg(&20u64).submit().unwrap();
+    assert!(rt.get::<u64>(&r).unwrap() >= 20);
+}
+
+/// A task asleep in `poll_oneoff` under a 100 ms timeout used to sleep on
+/// for its whole 10 minutes (and only then time out).
+#[test]
+fn a_sleep_in_wasi_ends_at_the_task_timeout() {
+    let (rt, m) = testkit();
+    let r = rt
+        .task(&m, "sleeps")
+        .arg(&600_000u64)
+        .timeout(Duration::from_millis(100))
+        .submit()
+        .unwrap();
+    // A minute is far past the timeout and far short of the sleep.
+    match rt.get_timeout::<u64>(&r, Some(Duration::from_secs(60))) {
+        Err(wray_runtime::Error::Task(e)) => assert_eq!(e.kind(), ErrorKind::Timeout, "{e}"),
+        other => panic!("the timeout did not end the sleep: {other:?}"),
+    }
+    common::still_serving(&rt, &m);
+}
+
+/// A sleeping task held its CPU slot, and cancelling it waited for the
+/// sleep's end.
+#[test]
+fn a_sleeping_task_gives_its_cpu_back_and_is_cancelled_at_once() {
+    let rt = common::builder().num_cpus(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let sleeper = rt.task(&m, "sleeps").arg(&600_000u64).submit().unwrap();
+    common::eventually("the sleeper runs", || rt.task_counts()[1] == 1);
+    // The only CPU is free while it sleeps.
+    let r = rt.task(&m, "add").arg(&1i32).arg(&2i32).submit().unwrap();
+    assert_eq!(rt.get::<i32>(&r).unwrap(), 3);
+    assert!(!common::is_ready(&rt, &sleeper), "still asleep");
+    assert!(rt.cancel(&sleeper));
+    let e = common::task_error(&rt, &sleeper);
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    common::still_serving(&rt, &m);
+}
+
+/// A stopped job whose tasks slept for 10 minutes left them running on
+/// every CPU, so the next job stayed pending.
+#[test]
+fn stopping_a_job_ends_the_tasks_sleeping_in_it() {
+    let out = Collect::default();
+    let rt = common::builder()
+        .output(Arc::new(out.clone()))
+        .build()
+        .unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let job = rt.start_job(&m, &["sleepers", "2"].map(String::from));
+    common::eventually("both sleepers run", || {
+        out.lines()
+            .iter()
+            .any(|(_, _, l)| l.contains("sleeping until stopped"))
+            && rt.task_counts()[1] == 2
+    });
+    job.control().stop();
+    common::eventually("the job ends", || job.is_finished());
+    common::eventually("its sleeping tasks ended and gave their slots back", || {
+        let s = rt.stats();
+        s.tasks_unfinished == 0 && s.cpu_slots_free == rt.num_cpus()
+    });
+    common::still_serving(&rt, &m);
+}
+
+// ---- the host aborted when a program exited with many tasks queued ------------
+
+/// A driver that returned with 10,000 tasks still queued made the host
+/// abort (a stack overflow, one frame per queued task, at shutdown).
+#[test]
+fn a_driver_that_exits_with_100000_tasks_queued_exits_cleanly() {
+    let out = common::wray(&[
+        "run",
+        "--num-cpus",
+        "1",
+        common::guest("testkit").to_str().unwrap(),
+        "--",
+        "leave-queued",
+        "100000",
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("leaving 100000 tasks queued"), "{stdout}");
+    assert!(!stderr.contains("overflow"), "{stderr}");
+}
+
+// ---- names with line feeds injected lines into /metrics --------------------
+
+/// A module exporting `wray:task/a"} 1\nevil_injected_metric 666\n# x` put
+/// a bare `evil_injected_metric 666` line into `/metrics`.
+#[test]
+fn a_function_name_cannot_inject_lines_into_metrics() {
+    let n = crate::node::serve(None);
+    let evil = "a\"} 1\nevil_injected_metric 666\n# x";
+    let wasm = wat::parse_str(
+        r#"(module
+          (import "wray:host/v1" "task_return"
+            (func $ret (param i32 i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "wray:task/a\"} 1\nevil_injected_metric 666\n# x") (result i32)
+            (drop (call $ret (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+            (i32.const 0)))"#,
+    )
+    .unwrap();
+    let m = n.rt.load_bytes("evil", &wasm).unwrap();
+    let r = n.rt.task(&m, evil).submit().unwrap();
+    n.rt.get_bytes(&r).unwrap();
+    let body = crate::node::get(n.node.addr(), "/metrics").body;
+    assert!(
+        body.contains(r#"function="a\"} 1\nevil_injected_metric 666\n# x""#),
+        "the name is there, escaped: {body}"
+    );
+    assert!(
+        body.lines().all(|l| !l.starts_with("evil_injected_metric")),
+        "{body}"
+    );
+}
+
+// ---- spill directories: shared by two processes, outliving their owner --------
+
+/// Two processes given one `--spill-dir` named their files alike
+/// (`<digest>-<serial>`), so one's frees deleted the other's objects: the
+/// first got 87 of 100 back as lost.
+#[test]
+fn two_runtimes_sharing_a_spill_dir_keep_their_own_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = || {
+        common::builder()
+            .object_store_memory(16 << 20)
+            .spill_dir(Some(dir.path().to_path_buf()))
+            .build()
+            .unwrap()
+    };
+    // The same 40 values of 1 MiB in both.
+    let values: Vec<Vec<u8>> = (0..40u8)
+        .map(|i| (0..1 << 20).map(|j: u32| (j as u8) ^ i).collect())
+        .collect();
+    let (a, b) = (build(), build());
+    let put_all = |rt: &wray_runtime::Runtime| -> Vec<_> {
+        values.iter().map(|v| rt.put_bytes(v).unwrap()).collect()
+    };
+    let (ra, rb) = (put_all(&a), put_all(&b));
+    assert!(a.stats().spilled_bytes > 0 && b.stats().spilled_bytes > 0);
+    for (r, v) in rb.iter().zip(&values) {
+        assert_eq!(&b.get_bytes(r).unwrap()[..], &v[..]);
+    }
+    drop(rb);
+    drop(b);
+    for (i, (r, v)) in ra.iter().zip(&values).enumerate() {
+        let got = a.get_bytes(r).unwrap_or_else(|e| panic!("object {i}: {e}"));
+        assert_eq!(&got[..], &v[..], "object {i}");
+    }
+}
+
+/// The entries under a spill directory's parent.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `wray run` with its program spilling, until a signal stops it.
+fn spilling_run(dir: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["run", "--object-store-memory", "16MiB", "--spill-dir"])
+        .arg(dir)
+        .arg(common::guest("testkit"))
+        .args(["--", "spill", "40", "hold"])
+        .env("WRAY_CACHE_DIR", common::cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("holding until stopped"));
+    assert!(line.is_some(), "the program spilled and holds");
+    child
+}
+
+/// Ctrl-C during a spilling run left its spill directory (139 MB).
+#[test]
+fn an_interrupted_run_removes_its_spill_files() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = spilling_run(dir.path());
+        assert_eq!(entries(dir.path()).len(), 1, "its own spill directory");
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + signal), "{status:?}");
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+}
+
+/// A run killed with SIGKILL left its files (and a `.tmp`) for ever: the
+/// next runtime given that directory removes them, and nothing else.
+#[test]
+fn spill_files_of_a_killed_process_are_removed_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("user-file");
+    std::fs::write(&mine, b"not wray's").unwrap();
+    let mut child = spilling_run(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        entries(dir.path()).len(),
+        2,
+        "the dead run's directory is left"
+    );
+    let _rt = common::builder()
+        .spill_dir(Some(dir.path().to_path_buf()))
+        .build()
+        .unwrap();
+    common::eventually("the dead run's spill directory is removed", || {
+        entries(dir.path()) == ["user-file"]
+    });
+    assert_eq!(std::fs::read(&mine).unwrap(), b"not wray's");
+}
