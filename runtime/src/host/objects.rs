@@ -2,7 +2,7 @@
 //! `_end`), `object_get`, `object_wait`, `object_retain`, `object_release`.
 
 use super::memory::Guest;
-use super::{Waited, status, timeout_of, wait_released};
+use super::{MAX_IDS, Waited, status, timeout_of, wait_released};
 use crate::blob::{Blob, Bytes};
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
@@ -13,9 +13,6 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
-
-/// Most ids one `object_wait` may name.
-const MAX_WAIT_IDS: u32 = 1 << 20;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     super::admitting!(
@@ -60,6 +57,9 @@ fn object_put(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
+    if nrefs > MAX_IDS {
+        return status(Status::TooLarge);
+    }
     let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT)?;
     g.check(out_id, ObjectId::LEN as u64)?;
     let contained = g.object_ids(refs, nrefs)?;
@@ -135,6 +135,10 @@ fn object_put_end(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
+    if nrefs > MAX_IDS {
+        caller.data_mut().put_stream = None;
+        return status(Status::TooLarge);
+    }
     let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT_END)?;
     g.check(out_id, ObjectId::LEN as u64)?;
     let contained = g.object_ids(refs, nrefs)?;
@@ -215,7 +219,7 @@ async fn object_wait(
     timeout_ms: i64,
     out_ready: u32,
 ) -> wasmtime::Result<i32> {
-    if n > MAX_WAIT_IDS {
+    if n > MAX_IDS {
         return status(Status::TooLarge);
     }
     let entries: Vec<Arc<Entry>> = {

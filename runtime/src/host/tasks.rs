@@ -115,6 +115,9 @@ fn task_return(
     refs: u32,
     nrefs: u32,
 ) -> wasmtime::Result<i32> {
+    if nrefs > super::MAX_IDS {
+        return status(Status::TooLarge);
+    }
     let (g, st) = Guest::of(&mut caller, import::TASK_RETURN)?;
     let contained = g.object_ids(refs, nrefs)?;
     let bytes = g.bytes(data, len)?;
@@ -138,6 +141,10 @@ fn task_return_end(
     refs: u32,
     nrefs: u32,
 ) -> wasmtime::Result<i32> {
+    if nrefs > super::MAX_IDS {
+        caller.data_mut().put_stream = None;
+        return status(Status::TooLarge);
+    }
     let (g, st) = Guest::of(&mut caller, import::TASK_RETURN_END)?;
     let contained = g.object_ids(refs, nrefs)?;
     let Some(filling) = st.put_stream.take() else {
