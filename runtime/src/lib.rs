@@ -41,7 +41,7 @@ pub use call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
 pub use error::{Error, ErrorKind, Result, TaskError};
-pub use module::Module;
+pub use module::{MAX_MODULE_SIZE, Module};
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
 pub use runtime::{
     ActorInfo, ActorState, Builder, Job, JobControl, ObjectRef, Runtime, Stats, StatsSource,

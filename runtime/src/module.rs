@@ -175,6 +175,76 @@ impl fmt::Debug for Module {
     }
 }
 
+/// The largest module wray loads: 256 MiB, far above any real guest, and
+/// the most the node accepts in one upload.
+pub const MAX_MODULE_SIZE: usize = 256 << 20;
+
+/// Refuses bytes that do not start as a core WebAssembly module does.
+fn check_header(name: &str, bytes: &[u8]) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidModule {
+        name: name.to_string(),
+        reason: reason.into(),
+    };
+    if !bytes.starts_with(b"\0asm") {
+        return Err(invalid(
+            "not a WebAssembly module (it lacks the `\\0asm` header)",
+        ));
+    }
+    if bytes.get(4..8) != Some(&[1, 0, 0, 0]) {
+        return Err(invalid(
+            "not a core WebAssembly module (components are not supported; build for wasm32-wasip1)",
+        ));
+    }
+    Ok(())
+}
+
+fn too_large(name: &str, len: u64) -> Error {
+    Error::InvalidModule {
+        name: name.to_string(),
+        reason: format!(
+            "{len} bytes is more than the largest module wray loads ({} MiB)",
+            MAX_MODULE_SIZE >> 20
+        ),
+    }
+}
+
+impl Module {
+    /// Reads a module file, refusing what cannot be one before reading it
+    /// whole: it checks the 8-byte header first, and reads no more than
+    /// [`MAX_MODULE_SIZE`] (so `/dev/zero` or a pipe is refused at once,
+    /// not read until memory runs out). The module is named by the file's
+    /// stem.
+    pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let name = file_stem(path);
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::with_capacity(8);
+        (&mut f).take(8).read_to_end(&mut bytes).map_err(io)?;
+        check_header(&name, &bytes)?;
+        let meta = f.metadata().map_err(io)?;
+        if meta.is_file() && meta.len() > MAX_MODULE_SIZE as u64 {
+            return Err(too_large(&name, meta.len()));
+        }
+        f.take(MAX_MODULE_SIZE as u64 + 1 - 8)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > MAX_MODULE_SIZE {
+            return Err(too_large(&name, bytes.len() as u64));
+        }
+        Ok(bytes)
+    }
+}
+
+/// A module's name from its file: the file's stem.
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned())
+}
+
 /// Counters of how modules were obtained.
 #[derive(Debug, Default)]
 pub(crate) struct CacheStats {
@@ -200,12 +270,12 @@ impl ModuleCache {
         }
     }
 
-    /// Loads a module from its bytes.
     /// The module with digest `id`, if it was loaded.
     pub fn get(&self, id: &ObjectId) -> Option<Module> {
         self.loaded.get(id).map(|m| m.clone())
     }
 
+    /// Loads a module from its bytes.
     pub fn load(&self, wasm: &Wasm, name: &str, bytes: &[u8]) -> Result<Module> {
         let (engine, linker) = (&wasm.engine, &wasm.linker);
         let id = ObjectId(*blake3::hash(bytes).as_bytes());
@@ -217,16 +287,9 @@ impl ModuleCache {
             name: name.to_string(),
             reason,
         };
-        if !bytes.starts_with(b"\0asm") {
-            return Err(invalid(
-                "not a WebAssembly module (it lacks the `\\0asm` header)".into(),
-            ));
-        }
-        if bytes.get(4..8) != Some(&[1, 0, 0, 0]) {
-            return Err(invalid(
-                "not a core WebAssembly module (components are not supported; build for wasm32-wasip1)"
-                    .into(),
-            ));
+        check_header(name, bytes)?;
+        if bytes.len() > MAX_MODULE_SIZE {
+            return Err(too_large(name, bytes.len() as u64));
         }
         let module = self
             .compile(engine, &id, bytes)

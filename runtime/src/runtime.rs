@@ -226,6 +226,21 @@ impl Builder {
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
             ));
         }
+        if config.memory_limit > crate::engine::MAX_WASM32_MEMORY {
+            return Err(Error::Config(
+                "memory_limit can be at most 4 GiB, all a wasm32 guest can address".into(),
+            ));
+        }
+        if config.object_store_memory < 1 << 20 {
+            return Err(Error::Config(
+                "object_store_memory must be at least 1 MiB".into(),
+            ));
+        }
+        if config.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::Config(
+                "task_timeout must be longer than 0 (leave it unset for no limit)".into(),
+            ));
+        }
         let engines = Arc::new(Engines::new(&config, workers as u32)?);
         // Spills go to a directory of this process's own, inside the one
         // given or the system's temporary directory (see `spill_dir`).
@@ -345,14 +360,8 @@ impl Runtime {
     /// `.wasm`.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let name = path
-            .file_stem()
-            .map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned());
-        self.load_bytes(&name, &bytes)
+        let bytes = Module::read_file(path)?;
+        self.load_bytes(&crate::module::file_stem(path), &bytes)
     }
 
     /// Loads a module from its bytes.

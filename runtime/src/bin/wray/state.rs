@@ -6,7 +6,7 @@ use crate::progress::{Progress, describe, print_above};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -151,12 +151,11 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
 /// Uploads `module` and starts it as a job; returns the job's id.
 pub fn submit(
     c: &Client,
-    module: &PathBuf,
+    module: &Path,
     name: Option<String>,
     args: &[String],
 ) -> anyhow::Result<String> {
-    let bytes =
-        std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+    let bytes = wray_runtime::Module::read_file(module)?;
     let name = name.unwrap_or_else(|| {
         module
             .file_stem()
