@@ -600,7 +600,8 @@ pub(crate) fn classify(
                 ),
             ),
             (_, Some((kind, msg))) => (*kind, msg.clone()),
-            (t, None) => (ErrorKind::Trap, format!("wasm trap: {t}")),
+            // A trap names itself: "wasm trap: ...".
+            (t, None) => (ErrorKind::Trap, t.to_string()),
         }
     } else if let Some((kind, msg)) = &state.failure {
         (*kind, msg.clone())

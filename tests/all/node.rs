@@ -295,7 +295,8 @@ fn bad_input_to_every_endpoint_gets_a_clear_error() {
     );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("JSON"));
-    let r = http(a, "POST", "/api/jobs/", &[], &vec![b' '; 100 << 10]);
+    let json = [("Content-Type", "application/json")];
+    let r = http(a, "POST", "/api/jobs/", &json, &vec![b' '; 100 << 10]);
     assert_eq!(r.status, 413, "{}", r.body);
     // A body announced past the limit is refused before it is read.
     let r = http(

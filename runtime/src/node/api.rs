@@ -107,13 +107,21 @@ async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::
         .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-fn is_wasm(headers: &HeaderMap) -> bool {
+/// The request's media type, lower-cased, without parameters.
+fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/wasm") || v.starts_with("application/octet-stream")
-        })
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_wasm(headers: &HeaderMap) -> bool {
+    matches!(
+        media_type(headers).as_str(),
+        "application/wasm" | "application/octet-stream"
+    )
 }
 
 pub(crate) async fn upload_module(State(st): St, body: Bytes) -> Response {
@@ -146,6 +154,14 @@ pub(crate) async fn submit_job(
             Err(r) => return r,
         }
     } else {
+        // Only a declared JSON body is read as JSON: a page elsewhere can
+        // send `text/plain` without asking the browser first.
+        if media_type(&headers) != "application/json" {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send a wasm module (Content-Type: application/wasm) or JSON (Content-Type: application/json)",
+            );
+        }
         if body.len() > super::MAX_JSON {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -27,7 +27,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Largest module upload.
-const MAX_MODULE: usize = 256 << 20;
+const MAX_MODULE: usize = crate::module::MAX_MODULE_SIZE;
 /// Largest JSON body.
 const MAX_JSON: usize = 64 << 10;
 
@@ -261,6 +261,19 @@ async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Re
         );
     }
     let mut resp = next.run(req).await;
+    // A body past its limit without a length announced (chunked) is cut
+    // off by axum with a plain-text 413: answer in JSON, like every error.
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && !resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        resp = api::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than this endpoint's limit of {limit} bytes"),
+        );
+    }
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -277,12 +290,14 @@ async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Re
     resp.into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme's
+/// name is case-insensitive, RFC 9110).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -344,6 +359,15 @@ mod tests {
         );
         assert_eq!(cookie(&h, "wray_token"), Some("xyz"));
         assert_eq!(bearer(&h), Some("t0k"));
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("{scheme} t0k")).unwrap(),
+            );
+            assert_eq!(bearer(&h), Some("t0k"), "{scheme}");
+        }
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic t0k"));
+        assert_eq!(bearer(&h), None);
         assert_eq!(query_token("x=1&token=abc"), Some("abc".into()));
     }
 }
