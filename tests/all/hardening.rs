@@ -237,3 +237,156 @@ fn spill_files_of_a_killed_process_are_removed_by_the_next_one() {
     });
     assert_eq!(std::fs::read(&mine).unwrap(), b"not wray's");
 }
+
+// ---- the CLI read files without limit ------------------------------------------
+
+/// `wray run /dev/zero` grew to 4.1 GB in 6 s, and `wray job submit
+/// /dev/zero` to 1.3 GB; a 200 MB file of zeros was read whole before its
+/// header was checked.
+#[test]
+fn the_cli_checks_a_modules_header_and_size_before_reading_it_whole() {
+    for args in [
+        &["run", "/dev/zero"][..],
+        &[
+            "job",
+            "submit",
+            "--address",
+            "http://127.0.0.1:9",
+            "/dev/zero",
+        ][..],
+    ] {
+        let out = common::wray(args);
+        let (_, stderr) = common::text(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("not a WebAssembly module"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A valid header on a file past the limit: refused by its size.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.wasm");
+    let f = std::fs::File::create(&big).unwrap();
+    std::io::Write::write_all(&mut &f, b"\0asm\x01\0\0\0").unwrap();
+    f.set_len(wray_runtime::MAX_MODULE_SIZE as u64 + 1).unwrap();
+    let out = common::wray(&["run", big.to_str().unwrap()]);
+    let (_, stderr) = common::text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("largest module wray loads"), "{stderr}");
+}
+
+// ---- flags that cannot work were accepted ----------------------------------
+
+/// `--object-store-memory 0` failed later, as a panic inside the driver;
+/// `--task-timeout 0` was taken; `--memory-limit 5GiB` silently became
+/// 4 GiB; `--spill-dir /etc/passwd` made every put wait 10 s to fail.
+#[test]
+fn flags_that_cannot_work_are_refused_up_front() {
+    let hello = common::guest("hello");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    for (flag, value, says) in [
+        (
+            "--object-store-memory",
+            "0",
+            "object_store_memory must be at least",
+        ),
+        ("--task-timeout", "0s", "task_timeout must be longer than 0"),
+        (
+            "--memory-limit",
+            "5GiB",
+            "memory_limit can be at most 4 GiB",
+        ),
+        (
+            "--spill-dir",
+            file.path().to_str().unwrap(),
+            "spill directory",
+        ),
+    ] {
+        let out = common::wray(&["run", flag, value, hello.to_str().unwrap()]);
+        let (stdout, stderr) = common::text(&out);
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        assert!(!stdout.contains("Hello"), "{flag} {value}: the program ran");
+    }
+}
+
+// ---- minor: messages and the HTTP API's edges ------------------------------------
+
+/// Trap messages said "wasm trap: wasm trap: ...".
+#[test]
+fn a_trap_message_names_the_trap_once() {
+    let (rt, m) = testkit();
+    let r = rt.task(&m, "traps").submit().unwrap();
+    let e = common::task_error(&rt, &r);
+    assert_eq!(e.kind(), ErrorKind::Trap, "{e}");
+    assert_eq!(e.message().matches("wasm trap").count(), 1, "{e}");
+}
+
+/// A POST with no `Origin` and a `text/plain` body (which a page elsewhere
+/// may send without asking the browser first) was parsed as JSON.
+#[test]
+fn a_json_endpoint_reads_only_a_declared_json_body() {
+    let n = crate::node::serve(None);
+    let a = n.node.addr();
+    let body = br#"{"module": "00", "args": []}"#;
+    for ct in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let headers: &[(&str, &str)] = if ct.is_empty() {
+            &[]
+        } else {
+            &[("Content-Type", ct)]
+        };
+        let r = crate::node::http(a, "POST", "/api/jobs", headers, body);
+        assert_eq!(r.status, 415, "{ct}: {}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    // Declared JSON is read (and this digest is refused as malformed).
+    let r = crate::node::http(
+        a,
+        "POST",
+        "/api/jobs",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        body,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// A chunked upload past the limit got a plain-text 413, unlike every
+/// other error.
+#[test]
+fn a_chunked_upload_past_the_limit_gets_a_json_error() {
+    use std::io::{Read, Write};
+    let n = crate::node::serve(None);
+    let a = n.node.addr();
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    write!(
+        s,
+        "POST /api/modules HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\
+         Content-Type: application/wasm\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..(wray_runtime::MAX_MODULE_SIZE >> 20) + 2 {
+        // The server stops reading once the limit is passed.
+        if write!(s, "{:x}\r\n", chunk.len()).is_err()
+            || s.write_all(&chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{raw}"
+    );
+    assert!(raw.contains(r#""error""#), "{raw}");
+}
