@@ -244,11 +244,14 @@ pub enum ErrorKind {
     InvalidArgument = 16,
     /// The object store had no room for a value, even after spilling.
     ObjectStoreFull = 17,
+    /// A task nested deeper than the runtime allows (half its call slots,
+    /// so a chain of waiting parents cannot take every slot); it never ran.
+    CallDepth = 18,
 }
 
 impl ErrorKind {
     /// Every kind, for decoding and documentation.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Application,
         ErrorKind::Panic,
         ErrorKind::Trap,
@@ -266,6 +269,7 @@ impl ErrorKind {
         ErrorKind::AbiViolation,
         ErrorKind::InvalidArgument,
         ErrorKind::ObjectStoreFull,
+        ErrorKind::CallDepth,
     ];
 
     /// The kind a raw code stands for, if any.
@@ -293,6 +297,7 @@ impl ErrorKind {
             ErrorKind::AbiViolation => "ABI violation",
             ErrorKind::InvalidArgument => "invalid argument",
             ErrorKind::ObjectStoreFull => "object store full",
+            ErrorKind::CallDepth => "call depth exceeded",
         }
     }
 

@@ -67,6 +67,16 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// How deep tasks may nest (a driver's tasks are at depth 1): half the
+    /// call slots. Each parent waiting on its child holds a call slot, so a
+    /// deeper chain could take every slot and wait for ever; this way one
+    /// chain leaves half of them to the rest of the node.
+    pub fn max_call_depth(&self) -> u32 {
+        (self.call_slots / 2).max(1)
+    }
+}
+
 /// 30% of the machine's memory, as Ray's object store defaults to.
 fn default_object_store_memory() -> u64 {
     total_memory().map_or(4 << 30, |bytes| bytes * 3 / 10)

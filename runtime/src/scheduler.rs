@@ -348,6 +348,22 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         fail_all(rt, &returns, rec);
         return returns;
     };
+    let max_depth = rt.config.max_call_depth();
+    if sub.depth > max_depth {
+        let rec = ErrorRecord::new(
+            ErrorKind::CallDepth,
+            &*function,
+            format!(
+                "nested {} deep, past the limit of {max_depth} (half the {} call slots, \
+                 each held by a parent waiting on its child): recurse less deeply, or raise \
+                 --call-slots",
+                sub.depth, rt.config.call_slots
+            ),
+        );
+        rt.events.ended(id, Some(&rec));
+        fail_all(rt, &returns, rec);
+        return returns;
+    }
     let sub = Submission { function, ..sub };
     let handle = Arc::new(TaskHandle::new(false, sub.job));
     if let Some(parent) = sub.parent.and_then(|p| rt.tasks.get(&p)) {

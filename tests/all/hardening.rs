@@ -390,3 +390,46 @@ fn a_chunked_upload_past_the_limit_gets_a_json_error() {
     );
     assert!(raw.contains(r#""error""#), "{raw}");
 }
+
+// ---- a chain deeper than the call slots hung for ever ---------------------------
+
+/// A task recursively submitting and getting a child 1,500 deep (1,000
+/// call slots), or 10 deep with `--call-slots 4`, hung silently, holding
+/// every call slot of the node.
+#[test]
+fn a_chain_deeper_than_half_the_call_slots_fails_its_deepest_task() {
+    let (rt, m) = testkit(); // 64 call slots: at most 32 deep.
+    let r = rt.task(&m, "dive").arg(&100u32).submit().unwrap();
+    // Each parent passes its child's failure up, as text. (A minute turns
+    // the old hang into a failure.)
+    let e = match rt.get_bytes_timeout(&r, Some(Duration::from_secs(60))) {
+        Err(wray_runtime::Error::Task(e)) => e.to_string(),
+        other => panic!("expected the chain to fail, got {other:?}"),
+    };
+    assert!(
+        e.contains("call depth exceeded in dive: nested 33 deep, past the limit of 32"),
+        "{e}"
+    );
+    assert!(e.contains("--call-slots"), "{e}");
+    // Within the limit it runs; and every slot came back.
+    let r = rt.task(&m, "dive").arg(&31u32).submit().unwrap();
+    assert_eq!(rt.get::<u32>(&r).unwrap(), 31);
+    common::still_serving(&rt, &m);
+    assert_eq!(rt.stats().call_slots_free, 64);
+}
+
+#[test]
+fn a_chain_too_deep_for_the_call_slots_flag_fails_clearly_under_the_cli() {
+    let out = common::wray(&[
+        "run",
+        "--call-slots",
+        "4",
+        common::guest("testkit").to_str().unwrap(),
+        "--",
+        "nested",
+        "10",
+    ]);
+    let (_, stderr) = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("call depth exceeded"), "{stderr}");
+}

@@ -284,6 +284,15 @@ fn chain(depth: u32) -> u32 {
     wray::get(&chain::remote(depth - 1)).expect("child succeeds") + 1
 }
 
+/// A chain of nested tasks `depth` deep that passes a failure up.
+#[wray::remote]
+fn dive(depth: u32) -> wray::Result<u32> {
+    if depth == 0 {
+        return Ok(0);
+    }
+    Ok(wray::get(&dive::remote(depth - 1))? + 1)
+}
+
 /// A binary tree of tasks; returns how many tasks ran.
 #[wray::remote]
 fn tree(depth: u32) -> u64 {
