@@ -29,6 +29,11 @@ pub(crate) struct Config {
     pub max_wasm_stack: usize,
     /// Where compiled code is cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of compiled code the disk cache keeps (least recently used
+    /// files go first).
+    pub code_cache_size: u64,
+    /// Loaded modules that nothing runs, kept in memory for reuse.
+    pub idle_modules: usize,
     /// Bytes of objects the store keeps in memory before spilling.
     pub object_store_memory: u64,
     /// The directory this runtime's own spill directory goes in; `None`:
@@ -57,6 +62,8 @@ impl Default for Config {
             max_retries: 3,
             max_wasm_stack: 512 << 10,
             cache_dir: default_cache_dir(),
+            code_cache_size: 1 << 30,
+            idle_modules: 64,
             object_store_memory: default_object_store_memory(),
             spill_dir: None,
             spilling: true,

@@ -26,6 +26,13 @@ use wray_abi::{HOST_MODULE, ObjectId, export};
 #[derive(Clone)]
 pub struct Module(Arc<Inner>);
 
+impl Module {
+    /// Whether only the cache holds this module (see [`ModuleCache`]).
+    fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+    }
+}
+
 struct Inner {
     id: ObjectId,
     name: String,
@@ -254,34 +261,83 @@ pub(crate) struct CacheStats {
 }
 
 /// Loaded modules by digest, and the compiled-code cache on disk.
+///
+/// Both are bounded. In memory, a module nothing else holds (no driver,
+/// task or actor runs it, no caller keeps its handle) is *idle*: past
+/// `idle_limit` idle modules, the least recently used are dropped (loading
+/// one again reads its code back from disk in microseconds). On disk, past
+/// `disk_limit` bytes of compiled code, the least recently used files go
+/// (a use touches a file's modification time).
 pub(crate) struct ModuleCache {
-    loaded: DashMap<ObjectId, Module, FxBuildHasher>,
+    loaded: DashMap<ObjectId, Loaded, FxBuildHasher>,
     /// `<cache>/code`; each engine's code lives under its key.
     dir: Option<PathBuf>,
+    idle_limit: usize,
+    disk_limit: u64,
+    /// Ticks of use, for least-recently-used order.
+    clock: AtomicU64,
     pub stats: CacheStats,
 }
 
+/// A loaded module and when it was last asked for.
+struct Loaded {
+    module: Module,
+    used: AtomicU64,
+}
+
 impl ModuleCache {
-    pub fn new(cache_dir: Option<&Path>) -> ModuleCache {
+    pub fn new(cache_dir: Option<&Path>, idle_limit: usize, disk_limit: u64) -> ModuleCache {
         ModuleCache {
             loaded: DashMap::with_hasher(FxBuildHasher),
             dir: cache_dir.map(|d| d.join("code")),
+            idle_limit,
+            disk_limit,
+            clock: AtomicU64::new(0),
             stats: CacheStats::default(),
         }
     }
 
-    /// The module with digest `id`, if it was loaded.
+    /// The module with digest `id`, if it is loaded.
     pub fn get(&self, id: &ObjectId) -> Option<Module> {
-        self.loaded.get(id).map(|m| m.clone())
+        self.loaded.get(id).map(|l| self.touch(&l))
+    }
+
+    /// How many modules are loaded.
+    pub fn len(&self) -> usize {
+        self.loaded.len()
+    }
+
+    fn touch(&self, l: &Loaded) -> Module {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        l.used.store(now, Ordering::Relaxed);
+        l.module.clone()
+    }
+
+    /// Drops the least recently used idle modules past the limit.
+    fn trim_idle(&self) {
+        let mut idle: Vec<(u64, ObjectId)> = self
+            .loaded
+            .iter()
+            .filter(|l| l.module.is_idle())
+            .map(|l| (l.used.load(Ordering::Relaxed), *l.key()))
+            .collect();
+        if idle.len() <= self.idle_limit {
+            return;
+        }
+        idle.sort_unstable();
+        for (_, id) in &idle[..idle.len() - self.idle_limit] {
+            // Unless it was taken up meanwhile.
+            self.loaded.remove_if(id, |_, l| l.module.is_idle());
+        }
     }
 
     /// Loads a module from its bytes.
     pub fn load(&self, wasm: &Wasm, name: &str, bytes: &[u8]) -> Result<Module> {
         let (engine, linker) = (&wasm.engine, &wasm.linker);
         let id = ObjectId(*blake3::hash(bytes).as_bytes());
-        if let Some(m) = self.loaded.get(&id) {
+        if let Some(l) = self.loaded.get(&id) {
             self.stats.from_memory.fetch_add(1, Ordering::Relaxed);
-            return Ok(m.clone());
+            return Ok(self.touch(&l));
         }
         let invalid = |reason: String| Error::InvalidModule {
             name: name.to_string(),
@@ -295,7 +351,12 @@ impl ModuleCache {
             .compile(engine, &id, bytes)
             .map_err(|e| invalid(format!("{e:#}")))?;
         let module = validate(name, id, module, linker, bytes.into())?;
-        self.loaded.insert(id, module.clone());
+        let loaded = Loaded {
+            module: module.clone(),
+            used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+        };
+        self.loaded.insert(id, loaded);
+        self.trim_idle();
         Ok(module)
     }
 
@@ -319,6 +380,11 @@ impl ModuleCache {
             match unsafe { wasmtime::Module::deserialize_file(engine, p) } {
                 Ok(m) => {
                     self.stats.from_disk.fetch_add(1, Ordering::Relaxed);
+                    // Recently used: the last to be evicted.
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(p)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                     return Ok(m);
                 }
                 Err(_) => {
@@ -329,12 +395,48 @@ impl ModuleCache {
         }
         let module = wasmtime::Module::new(engine, bytes)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
-        if let Some(p) = path {
+        if let (Some(p), Some(dir)) = (path, &self.dir) {
             // The cache is an optimisation: failing to write it is not an error.
-            let _ = store(&p, &module);
+            if store(&p, &module).is_ok() {
+                trim_disk(dir, self.disk_limit, &p);
+            }
         }
         Ok(module)
     }
+}
+
+/// Removes the least recently used compiled code under `dir` (one folder
+/// per engine key) until it holds at most `limit` bytes, sparing `keep`
+/// (just written). Returns the bytes left.
+fn trim_disk(dir: &Path, limit: u64, keep: &Path) -> u64 {
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    for engine_dir in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(engine_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = f.path();
+            if path.extension().is_some_and(|e| e == "cwasm")
+                && let Ok(meta) = f.metadata()
+                && meta.is_file()
+            {
+                let when = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                files.push((when, meta.len(), path));
+            }
+        }
+    }
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= limit {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+    total
 }
 
 /// Writes compiled code atomically: a temporary file, then a rename.

@@ -162,6 +162,21 @@ impl Builder {
         self
     }
 
+    /// Bytes of compiled code the disk cache keeps (default 1 GiB); past
+    /// it, the least recently used modules' code is removed.
+    pub fn code_cache_size(mut self, bytes: u64) -> Self {
+        self.config.code_cache_size = bytes;
+        self
+    }
+
+    /// How many loaded modules that nothing runs or holds stay in memory
+    /// (default 64); past it the least recently used are dropped, and a
+    /// later load reads their code back from the disk cache.
+    pub fn idle_modules(mut self, n: usize) -> Self {
+        self.config.idle_modules = n;
+        self
+    }
+
     /// How many task and actor-call records the state API keeps (default
     /// 100,000); the oldest go first.
     pub fn history(mut self, records: usize) -> Self {
@@ -268,7 +283,11 @@ impl Builder {
             .build()
             .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
         let shared = Arc::new(Shared {
-            modules: ModuleCache::new(config.cache_dir.as_deref()),
+            modules: ModuleCache::new(
+                config.cache_dir.as_deref(),
+                config.idle_modules,
+                config.code_cache_size,
+            ),
             slots: Slots::new(config.num_cpus, config.call_slots as usize),
             actor_slots: Arc::new(Semaphore::new(config.actor_slots as usize)),
             ids: IdGen {
@@ -684,6 +703,7 @@ impl Runtime {
             cpu_slots_free: s.slots.cpus_free(),
             actor_slots_free: s.actor_slots.available_permits(),
             call_slots_free: s.slots.calls_free(),
+            modules_loaded: s.modules.len(),
             modules_compiled: s.modules.stats.compiled.load(Ordering::Relaxed),
             modules_from_disk_cache: s.modules.stats.from_disk.load(Ordering::Relaxed),
         }
@@ -781,6 +801,8 @@ pub struct Stats {
     pub actor_slots_free: usize,
     /// Call slots not in use.
     pub call_slots_free: usize,
+    /// Modules loaded in memory now.
+    pub modules_loaded: usize,
     /// Modules compiled by this runtime.
     pub modules_compiled: u64,
     /// Modules whose compiled code came from the disk cache.

@@ -433,3 +433,125 @@ fn a_chain_too_deep_for_the_call_slots_flag_fails_clearly_under_the_cli() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("call depth exceeded"), "{stderr}");
 }
+
+// ---- a node's memory and disk grew without bound --------------------------------
+
+/// A tiny valid module, distinct for each `n`.
+fn tiny_module(n: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1)
+             (func (export "wray:task/f") (result i32) (i32.const {n})))"#
+    ))
+    .unwrap()
+}
+
+/// The `.cwasm` files under a code cache.
+fn cached_code(cache: &std::path::Path) -> usize {
+    std::fs::read_dir(cache.join("code"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .filter(|f| f.path().extension().is_some_and(|e| e == "cwasm"))
+        .count()
+}
+
+/// 300 distinct modules uploaded took a node from 18 MB to 701 MB, never
+/// given back: compiled modules stayed loaded for ever.
+#[test]
+fn modules_nothing_uses_are_dropped_from_memory_past_a_limit() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = common::builder()
+        .cache_dir(Some(cache.path().to_path_buf()))
+        .idle_modules(4)
+        .build()
+        .unwrap();
+    // One module stays held: it is never dropped.
+    let held = rt.load_bytes("held", &tiny_module(1000)).unwrap();
+    for n in 0..20 {
+        rt.load_bytes("m", &tiny_module(n)).unwrap();
+    }
+    let s = rt.stats();
+    // Four idle ones, the held one, and the last one loaded (the caller
+    // held it when the cache was trimmed).
+    assert_eq!(s.modules_loaded, 6);
+    assert_eq!(s.modules_compiled, 21);
+    assert_eq!(rt.task(&held, "f").submit().map(|_| ()).ok(), Some(()));
+    // A dropped one loads again, from the disk cache.
+    rt.load_bytes("m", &tiny_module(0)).unwrap();
+    let again = rt.stats();
+    assert_eq!(again.modules_compiled, 21);
+    assert_eq!(again.modules_from_disk_cache, s.modules_from_disk_cache + 1);
+}
+
+/// The compiled-code cache on disk was never evicted (300 MB for 300
+/// modules).
+#[test]
+fn the_code_cache_on_disk_keeps_to_its_size() {
+    for (cap, left) in [(1u64, 1usize), (1 << 30, 10)] {
+        let cache = tempfile::tempdir().unwrap();
+        let rt = common::builder()
+            .cache_dir(Some(cache.path().to_path_buf()))
+            .code_cache_size(cap)
+            .build()
+            .unwrap();
+        for n in 0..10 {
+            rt.load_bytes("m", &tiny_module(n)).unwrap();
+        }
+        assert_eq!(cached_code(cache.path()), left, "cap {cap}");
+    }
+}
+
+/// Eight concurrent 250 MB uploads held 2.8 GB at once: each body was
+/// read whole as it came.
+#[test]
+fn module_uploads_are_read_a_few_at_a_time() {
+    use std::io::{Read, Write};
+    use wray_runtime::node::{LogStore, Node, NodeOptions};
+    let logs = Arc::new(LogStore::new(Arc::new(wray_runtime::NullSink)));
+    let rt = common::builder().output(logs.clone()).build().unwrap();
+    let node = Node::serve(
+        &rt,
+        logs,
+        NodeOptions {
+            port: 0,
+            max_uploads: 1,
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let a = node.addr();
+    let uploads = |what: &str| -> u64 {
+        crate::node::get(a, "/api/v0/status").json()["uploads"][what]
+            .as_u64()
+            .unwrap()
+    };
+    let start = |len: usize| {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        write!(
+            s,
+            "POST /api/modules HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\
+             Content-Type: application/wasm\r\nContent-Length: {len}\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    // The first upload sends half its body and holds the only turn.
+    let mut first = start(1 << 20);
+    first.write_all(&vec![0u8; 1 << 19]).unwrap();
+    common::eventually("the first upload is being read", || uploads("reading") == 1);
+    // The second waits for its turn before a byte is read.
+    let wasm = tiny_module(7);
+    let mut second = start(wasm.len());
+    second.write_all(&wasm).unwrap();
+    common::eventually("the second upload waits", || uploads("waiting") == 1);
+    // The first one's client goes away: the second is read and answered.
+    drop(first);
+    let mut answer = String::new();
+    second.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""digest""#), "{answer}");
+    common::eventually("no upload is left", || {
+        uploads("reading") == 0 && uploads("waiting") == 0
+    });
+}

@@ -373,9 +373,9 @@ fn a_running_job_stops_and_its_tasks_are_cancelled() {
 fn a_job_is_pending_while_every_call_slot_is_taken() {
     let n = serve_with(common::builder().call_slots(2), None);
     let a = n.node.addr();
-    // Its driver and its parent task take both slots; the parent's child
-    // cannot start, so it holds them until stopped.
-    let busy = submit(a, "testkit", &["forever"]);
+    // Its driver and its one task, asleep for ten minutes, take both
+    // slots until the job is stopped.
+    let busy = submit(a, "testkit", &["sleepers", "1"]);
     common::eventually("every call slot is taken", || {
         n.rt.stats().call_slots_free == 0
     });
@@ -578,6 +578,7 @@ fn hosts_origins_and_tokens_are_checked() {
             host: "0.0.0.0".parse().unwrap(),
             port: 0,
             token: None,
+            ..NodeOptions::default()
         },
     );
     let err = open

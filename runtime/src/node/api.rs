@@ -220,6 +220,7 @@ pub(crate) fn start_job(
     st.handle.spawn(async move {
         let outcome = job.wait().await;
         node.jobs.finish(id, &outcome);
+        node.logs.job_ended(id);
     });
     info
 }
@@ -590,6 +591,11 @@ pub(crate) async fn status(State(st): St) -> Response {
         "actors": {"STARTING": actors[0], "ALIVE": actors[1], "RESTARTING": actors[2], "DEAD": actors[3]},
         "jobs": jobs,
         "slots": {"call_free": free.1, "actor_free": s.actor_slots.available_permits()},
+        "uploads": {
+            "reading": st.uploads.reading.load(Ordering::Relaxed),
+            "waiting": st.uploads.waiting.load(Ordering::Relaxed),
+        },
+        "logs": {"bytes": st.logs.total_bytes()},
     }))
 }
 

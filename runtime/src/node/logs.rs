@@ -1,5 +1,12 @@
 //! Guest output kept for the state API: recent lines, searchable, and each
 //! job's whole log for `wray job logs`.
+//!
+//! Memory is bounded three ways: the searchable lines (100,000), one job's
+//! log (64 MiB; past it output is counted, not kept), and all jobs' logs
+//! together ([`LogStore::with_total_limit`], 256 MiB by default). When the
+//! total would pass its limit, the logs of ended jobs go first, oldest job
+//! first (a trimmed log reads as empty); only when no ended job has any
+//! left is a running job's new output dropped.
 
 use crate::events::unix_ms;
 use crate::output::{OutputSink, OutputSource, SourceKind, Stream};
@@ -12,6 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 const LINES: usize = 100_000;
 /// Bytes of one job's log kept; output past it is counted, not kept.
 const JOB_LOG: usize = 64 << 20;
+/// Bytes of all jobs' logs kept, by default.
+pub const DEFAULT_TOTAL_LOGS: usize = 256 << 20;
 
 /// One line of guest output.
 #[derive(Clone, Debug, Serialize)]
@@ -36,13 +45,41 @@ pub struct LogLine {
 #[derive(Default)]
 struct JobLog {
     text: String,
+    /// Bytes not kept: past a limit, or trimmed once the job ended.
     dropped: usize,
+    ended: bool,
 }
 
 #[derive(Default)]
 struct Inner {
     lines: VecDeque<LogLine>,
     jobs: FxHashMap<u64, JobLog>,
+    /// Bytes of every job's `text`.
+    total: usize,
+}
+
+impl Inner {
+    /// Makes room for `len` more bytes of job logs under `limit` by
+    /// trimming ended jobs' logs, oldest first. False if there is none
+    /// left to trim.
+    fn make_room(&mut self, len: usize, limit: usize) -> bool {
+        while self.total + len > limit {
+            let oldest = self
+                .jobs
+                .iter()
+                .filter(|(_, l)| l.ended && !l.text.is_empty())
+                .map(|(id, _)| *id)
+                .min();
+            let Some(id) = oldest else {
+                return false;
+            };
+            let log = self.jobs.get_mut(&id).expect("found above");
+            self.total -= log.text.len();
+            log.dropped += log.text.len();
+            log.text = String::new();
+        }
+        true
+    }
 }
 
 /// An [`OutputSink`] that keeps what it is given (see the module docs) and
@@ -50,6 +87,7 @@ struct Inner {
 pub struct LogStore {
     next: Arc<dyn OutputSink>,
     inner: Mutex<Inner>,
+    total_limit: usize,
 }
 
 impl LogStore {
@@ -58,7 +96,25 @@ impl LogStore {
         LogStore {
             next,
             inner: Mutex::default(),
+            total_limit: DEFAULT_TOTAL_LOGS,
         }
+    }
+
+    /// Keeps at most `bytes` of all jobs' logs together (default 256 MiB).
+    pub fn with_total_limit(mut self, bytes: usize) -> LogStore {
+        self.total_limit = bytes;
+        self
+    }
+
+    /// Marks job `job` ended: its log is the first to go when room is
+    /// needed.
+    pub fn job_ended(&self, job: u64) {
+        self.lock().jobs.entry(job).or_default().ended = true;
+    }
+
+    /// Bytes of all jobs' logs kept now.
+    pub fn total_bytes(&self) -> usize {
+        self.lock().total
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -82,7 +138,9 @@ impl LogStore {
     pub fn forget_job(&self, job: u64) {
         let name = job_name(job);
         let mut g = self.lock();
-        g.jobs.remove(&job);
+        if let Some(log) = g.jobs.remove(&job) {
+            g.total -= log.text.len();
+        }
         g.lines.retain(|l| l.job_id != name);
     }
 
@@ -129,14 +187,17 @@ impl OutputSink for LogStore {
         };
         let label = source.to_string();
         let mut g = self.lock();
-        let log = g.jobs.entry(source.job).or_default();
         let piece = if source.is_driver() {
             text.to_string()
         } else {
             format!("({label}) {text}")
         };
-        if log.text.len() + piece.len() <= JOB_LOG {
+        let own = g.jobs.get(&source.job).map_or(0, |l| l.text.len());
+        let kept = own + piece.len() <= JOB_LOG && g.make_room(piece.len(), self.total_limit);
+        let log = g.jobs.entry(source.job).or_default();
+        if kept {
             log.text.push_str(&piece);
+            g.total += piece.len();
         } else {
             log.dropped += piece.len();
         }
@@ -159,5 +220,45 @@ impl OutputSink for LogStore {
                 text: line.trim_end_matches(['\n', '\r']).to_string(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NullSink;
+
+    fn driver(job: u64) -> OutputSource {
+        OutputSource {
+            name: "d".into(),
+            kind: SourceKind::Driver,
+            job,
+        }
+    }
+
+    #[test]
+    fn ended_jobs_logs_go_first_oldest_first_under_the_total() {
+        let logs = LogStore::new(Arc::new(NullSink)).with_total_limit(100);
+        let line = [b'x'; 40];
+        logs.write(&driver(1), Stream::Stdout, &line);
+        logs.write(&driver(2), Stream::Stdout, &line);
+        logs.job_ended(1);
+        logs.job_ended(2);
+        assert_eq!(logs.total_bytes(), 80);
+        // Job 3 needs room: job 1, the oldest ended, goes; job 2 stays.
+        logs.write(&driver(3), Stream::Stdout, &line);
+        assert_eq!(logs.job_log(1, 0).0, "");
+        assert_eq!(logs.job_log(2, 0).0.len(), 40);
+        assert_eq!(logs.total_bytes(), 80);
+        // Then job 2; then, with no ended job left, job 3's new output is
+        // dropped, and the total never passes the limit.
+        for _ in 0..3 {
+            logs.write(&driver(3), Stream::Stdout, &line);
+        }
+        assert_eq!(logs.job_log(2, 0).0, "");
+        assert_eq!(logs.job_log(3, 0).0.len(), 80);
+        assert!(logs.total_bytes() <= 100);
+        logs.forget_job(3);
+        assert_eq!(logs.total_bytes(), 0);
     }
 }

@@ -23,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -41,6 +42,10 @@ pub struct NodeOptions {
     /// The token clients must present; required when `host` is not a
     /// loopback address.
     pub token: Option<String>,
+    /// How many module uploads are read at once (default 2); the others
+    /// wait their turn before a byte of their body is read, so memory
+    /// holds at most this many bodies (of up to 256 MiB each).
+    pub max_uploads: usize,
 }
 
 impl Default for NodeOptions {
@@ -49,8 +54,16 @@ impl Default for NodeOptions {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8265,
             token: None,
+            max_uploads: 2,
         }
     }
+}
+
+/// Uploads being read, and waiting for their turn.
+pub(crate) struct Uploads {
+    turns: tokio::sync::Semaphore,
+    pub reading: AtomicUsize,
+    pub waiting: AtomicUsize,
 }
 
 /// What the handlers share.
@@ -66,6 +79,7 @@ pub(crate) struct NodeState {
     hosts: Option<Vec<String>>,
     /// The last tasks/s sample: (when, tasks ended by then, rate).
     pub rate: std::sync::Mutex<(Instant, u64, f64)>,
+    pub uploads: Uploads,
 }
 
 /// A running node's server. Dropping it stops the server (not the
@@ -119,6 +133,11 @@ impl Node {
             token: options.token,
             hosts,
             rate: std::sync::Mutex::new((Instant::now(), 0, 0.0)),
+            uploads: Uploads {
+                turns: tokio::sync::Semaphore::new(options.max_uploads.max(1)),
+                reading: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+            },
         });
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -169,7 +188,11 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/api/jobs", post(api::submit_job))
         .route("/api/jobs/", post(api::submit_job))
         .route("/api/modules", post(api::upload_module))
-        .layer(DefaultBodyLimit::max(MAX_MODULE));
+        .layer(DefaultBodyLimit::max(MAX_MODULE))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            upload_turn,
+        ));
     Router::new()
         .route("/", get(api::index))
         .route("/app.js", get(api::app_js))
@@ -196,6 +219,31 @@ fn router(state: Arc<NodeState>) -> Router {
         .fallback(|| async { api::error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Waits for an upload's turn before its body is read (see
+/// [`NodeOptions::max_uploads`]).
+async fn upload_turn(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Response {
+    /// Counts one in `count` while alive (a request whose client goes
+    /// away is dropped mid-wait).
+    struct Counted<'a>(&'a AtomicUsize);
+    impl<'a> Counted<'a> {
+        fn new(count: &'a AtomicUsize) -> Self {
+            count.fetch_add(1, Ordering::Relaxed);
+            Counted(count)
+        }
+    }
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let u = &st.uploads;
+    let waiting = Counted::new(&u.waiting);
+    let _turn = u.turns.acquire().await;
+    drop(waiting);
+    let _reading = Counted::new(&u.reading);
+    next.run(req).await
 }
 
 /// The checks every request passes (see the module docs).

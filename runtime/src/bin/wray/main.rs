@@ -112,6 +112,13 @@ pub struct RuntimeArgs {
     /// Do not read or write the compiled-code cache (~/.cache/wray).
     #[arg(long)]
     no_cache: bool,
+    /// Most compiled code the disk cache keeps, e.g. `512MiB` (default
+    /// 1GiB); the least recently used goes first.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    code_cache_size: Option<u64>,
+    /// Modules kept loaded in memory while nothing runs them (default 64).
+    #[arg(long, value_name = "N")]
+    idle_modules: Option<usize>,
 }
 
 impl RuntimeArgs {
@@ -144,6 +151,12 @@ impl RuntimeArgs {
         }
         if self.no_cache {
             b = b.cache_dir(None);
+        }
+        if let Some(n) = self.code_cache_size {
+            b = b.code_cache_size(n);
+        }
+        if let Some(n) = self.idle_modules {
+            b = b.idle_modules(n);
         }
         b
     }

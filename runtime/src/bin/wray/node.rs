@@ -26,6 +26,13 @@ pub struct StartArgs {
     /// Run in the background; `wray stop` ends it.
     #[arg(long)]
     detach: bool,
+    /// Memory for all jobs' logs together, e.g. `64MiB`; past it the logs
+    /// of ended jobs are dropped, oldest first.
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, default_value = "256MiB")]
+    log_memory: u64,
+    /// How many module uploads the node reads at once; others wait.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    max_uploads: usize,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -44,7 +51,10 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let logs = Arc::new(LogStore::new(Arc::new(NullSink)));
+    let logs = Arc::new(
+        LogStore::new(Arc::new(NullSink))
+            .with_total_limit(usize::try_from(args.log_memory).unwrap_or(usize::MAX)),
+    );
     let rt = args.runtime.builder().output(logs.clone()).build()?;
     let token = (!args.host.is_loopback()).then(new_token);
     if let Some(t) = &token {
@@ -59,6 +69,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             host: args.host,
             port: args.port,
             token,
+            max_uploads: args.max_uploads,
         },
     )?;
     let url = node.url();
