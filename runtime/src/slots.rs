@@ -380,13 +380,11 @@ impl Slots {
         if starts.is_empty() {
             return;
         }
-        let mut batch: Vec<Started> = starts
-            .into_iter()
-            .map(|(need, start)| (self.clone(), need, start))
-            .collect();
+        let mut starts = Some(starts);
         let outermost = STARTING.with_borrow_mut(|q| match q {
             Some(q) => {
-                q.append(&mut batch);
+                let nested = starts.take().expect("not taken yet");
+                q.extend(nested.into_iter().map(|(n, f)| (self.clone(), n, f)));
                 false
             }
             None => {
@@ -394,9 +392,9 @@ impl Slots {
                 true
             }
         });
-        if !outermost {
+        let Some(starts) = starts.filter(|_| outermost) else {
             return;
-        }
+        };
         // Ends this thread's turn as the runner, even if a start panics.
         struct Done;
         impl Drop for Done {
@@ -405,15 +403,20 @@ impl Slots {
             }
         }
         let _done = Done;
-        while !batch.is_empty() {
-            for (slots, need, start) in batch.drain(..) {
-                // A grant handed back is released by its drop, which
-                // queues what that release grants.
+        // A grant handed back is released by its drop, which queues what
+        // that release grants.
+        for (need, start) in starts {
+            drop(start(self.grant_of(need)));
+        }
+        loop {
+            let queued = STARTING
+                .with_borrow_mut(|q| std::mem::take(q.as_mut().expect("this thread runs starts")));
+            if queued.is_empty() {
+                return;
+            }
+            for (slots, need, start) in queued {
                 drop(start(slots.grant_of(need)));
             }
-            STARTING.with_borrow_mut(|q| {
-                std::mem::swap(&mut batch, q.as_mut().expect("this thread runs starts"));
-            });
         }
     }
 
