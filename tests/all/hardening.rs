@@ -176,20 +176,32 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// A child process, killed if the test ends before it does.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `wray run` with its program spilling, until a signal stops it.
-fn spilling_run(dir: &std::path::Path) -> std::process::Child {
+fn spilling_run(dir: &std::path::Path) -> Reaped {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wray"))
-        .args(["run", "--object-store-memory", "16MiB", "--spill-dir"])
-        .arg(dir)
-        .arg(common::guest("testkit"))
-        .args(["--", "spill", "40", "hold"])
-        .env("WRAY_CACHE_DIR", common::cache_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_wray"))
+            .args(["run", "--object-store-memory", "16MiB", "--spill-dir"])
+            .arg(dir)
+            .arg(common::guest("testkit"))
+            .args(["--", "spill", "40", "hold"])
+            .env("WRAY_CACHE_DIR", common::cache_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let line = std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
@@ -206,8 +218,8 @@ fn an_interrupted_run_removes_its_spill_files() {
         let mut child = spilling_run(dir.path());
         assert_eq!(entries(dir.path()).len(), 1, "its own spill directory");
         // SAFETY: signals our own child.
-        unsafe { libc::kill(child.id() as i32, signal) };
-        let status = child.wait().unwrap();
+        unsafe { libc::kill(child.0.id() as i32, signal) };
+        let status = child.0.wait().unwrap();
         assert_eq!(status.code(), Some(128 + signal), "{status:?}");
         assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
     }
@@ -221,8 +233,8 @@ fn spill_files_of_a_killed_process_are_removed_by_the_next_one() {
     let mine = dir.path().join("user-file");
     std::fs::write(&mine, b"not wray's").unwrap();
     let mut child = spilling_run(dir.path());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert_eq!(
         entries(dir.path()).len(),
         2,
