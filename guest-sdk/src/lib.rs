@@ -27,7 +27,9 @@
 //!   `Counter::remote(args)` returns an [`ActorHandle`] whose methods
 //!   (`handle.incr(1)`) run one at a time, in order, in the actor's own
 //!   instance. See [`ActorHandle`], [`get_actor`], [`kill`].
-//! - [`put`], [`get`], [`wait`] work as in Ray.
+//! - [`put`], [`get`], [`wait`] work as in Ray; [`get_view`] (and a
+//!   parameter typed [`View<T>`](View)) reads a value in place, undecoded,
+//!   as Ray's `get` of a numpy array does.
 //! - [`#[wray::main]`](main) marks the driver that `wray run` starts.
 //! - [`#[wray::value]`](value) makes your own types passable.
 //!
@@ -40,6 +42,7 @@ mod error;
 mod object;
 mod sys;
 mod task;
+mod view;
 
 pub use actor::{
     Actor, ActorHandle, ActorOptions, ActorRef, current_actor, get_actor, kill,
@@ -49,6 +52,7 @@ pub use codec::{Decode, Encode};
 pub use error::{Error, ErrorKind, Result};
 pub use object::{Get, ObjectRef, Ready, cancel, get, get_timeout, put, wait};
 pub use task::{Arg, IntoArg, MainResult, RemoteOptions};
+pub use view::{Plain, View, get_view};
 pub use wray_abi::{ActorId, ObjectId};
 
 /// Makes a function a remote task.
@@ -93,13 +97,13 @@ pub use rkyv;
 
 /// What a guest usually needs: `use wray::prelude::*;`.
 pub mod prelude {
-    pub use crate::{ActorHandle, ActorOptions, ObjectRef, RemoteOptions};
+    pub use crate::{ActorHandle, ActorOptions, ObjectRef, RemoteOptions, View};
 }
 
 /// Support for the code `#[wray::remote]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::{create as create_actor, set_state, with_state};
-    pub use crate::task::{Args, application_error, run_call, run_main, submit};
+    pub use crate::task::{Args, FromArg, application_error, run_call, run_main, submit};
     pub use wray_abi::wire::{Options, SpecKind};
 }

@@ -8,6 +8,7 @@ use crate::codec::{self, Decode, Encode, Encoded, Scratch};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{ObjectRef, check, read_buffer};
 use crate::sys;
+use crate::view::View;
 use rkyv::util::AlignedVec;
 use std::fmt::Display;
 use std::sync::Once;
@@ -122,6 +123,31 @@ impl<T> IntoArg<T> for ObjectRef<T> {
 }
 
 impl<T> IntoArg<T> for &ObjectRef<T> {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Ref(erase(self.clone())))
+    }
+}
+
+// A parameter typed `View<T>` is passed what a `T` parameter is.
+impl<T: Encode + Decode> IntoArg<View<T>> for T {
+    fn into_arg(self) -> Arg {
+        Arg::value(&self)
+    }
+}
+
+impl<T: Encode + Decode> IntoArg<View<T>> for &T {
+    fn into_arg(self) -> Arg {
+        Arg::value(self)
+    }
+}
+
+impl<T: Decode> IntoArg<View<T>> for ObjectRef<T> {
+    fn into_arg(self) -> Arg {
+        Arg(ArgKind::Ref(erase(self)))
+    }
+}
+
+impl<T: Decode> IntoArg<View<T>> for &ObjectRef<T> {
     fn into_arg(self) -> Arg {
         Arg(ArgKind::Ref(erase(self.clone())))
     }
@@ -249,8 +275,8 @@ impl<'s> Args<'s> {
         }
     }
 
-    /// Decodes the next argument as a `T`.
-    pub fn next<T: Decode>(&mut self, param: &str) -> Result<T> {
+    /// Decodes the next argument as a `T` (a value, or a view of one).
+    pub fn next<T: FromArg>(&mut self, param: &str) -> Result<T> {
         if self.next >= self.count {
             return Err(Error::invalid_argument(format!(
                 "missing argument `{param}`: the call has {} arguments",
@@ -260,7 +286,7 @@ impl<'s> Args<'s> {
         let i = self.next;
         self.next += 1;
         let slot = wire::arg_slot(self.bytes(), i).expect("slots were validated");
-        codec::decode(slot)
+        T::from_arg(slot)
             .map_err(|e| Error::invalid_argument(format!("argument `{param}`: {}", e.message())))
     }
 
@@ -273,6 +299,27 @@ impl<'s> Args<'s> {
             )));
         }
         Ok(())
+    }
+}
+
+/// What a parameter can be: any value that decodes, or a [`View`] of one.
+#[doc(hidden)]
+pub trait FromArg: Sized {
+    /// The parameter from its argument's bytes (aligned).
+    fn from_arg(slot: &[u8]) -> Result<Self>;
+}
+
+impl<T: Decode> FromArg for T {
+    fn from_arg(slot: &[u8]) -> Result<T> {
+        codec::decode(slot)
+    }
+}
+
+impl<T: Decode> FromArg for View<T> {
+    fn from_arg(slot: &[u8]) -> Result<View<T>> {
+        let mut bytes = AlignedVec::with_capacity(slot.len());
+        bytes.extend_from_slice(slot);
+        View::new(bytes)
     }
 }
 

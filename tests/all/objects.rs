@@ -3,7 +3,7 @@
 
 use crate::common::{self, testkit};
 use std::time::Duration;
-use wray_runtime::Error;
+use wray_runtime::{Error, ErrorKind};
 
 #[test]
 fn put_get_round_trips_and_addresses_by_content() {
@@ -140,4 +140,39 @@ fn the_object_size_limit_applies_to_puts() {
         Err(Error::InvalidArgument(_))
     ));
     assert!(rt.put_bytes(&[0; 1000]).is_ok());
+}
+
+/// Views read an object in place: from `get_view` and as parameters, of a
+/// small and a large vector and of a struct.
+#[test]
+fn views_read_objects_in_place() {
+    let (rt, m) = testkit();
+    common::scenario(&rt, &m, &["views"]);
+}
+
+/// A view of bytes that are not an archived `T` is a typed error of the
+/// reading task, never a host fault.
+#[test]
+fn a_view_of_a_malformed_object_is_an_invalid_argument() {
+    let (rt, m) = testkit();
+    // Three bytes cannot hold an archived Vec<f64> (its root is 8 bytes).
+    let r = rt
+        .task(&m, "view_sum")
+        .arg_bytes(&[1, 2, 3])
+        .submit()
+        .unwrap();
+    let e = common::task_error(&rt, &r);
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("argument `v`"), "{e}");
+    // A root pointing past the end of the bytes.
+    let r = rt
+        .task(&m, "view_sum")
+        .arg_bytes(&[0xff, 0xff, 0, 0, 9, 0, 0, 0])
+        .submit()
+        .unwrap();
+    assert_eq!(
+        common::task_error(&rt, &r).kind(),
+        ErrorKind::InvalidArgument
+    );
+    common::still_serving(&rt, &m);
 }

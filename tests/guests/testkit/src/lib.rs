@@ -75,6 +75,21 @@ fn len(v: Vec<u8>) -> u64 {
     v.len() as u64
 }
 
+// ---- views ---------------------------------------------------------------
+
+/// Sums numbers read in place.
+#[wray::remote]
+fn view_sum(v: View<Vec<f64>>) -> f64 {
+    v.as_slice().iter().sum()
+}
+
+/// Reads a string and a vector of a value through its archived form.
+#[wray::remote]
+fn view_point_norm(p: View<Point>) -> f64 {
+    let (x, y) = (p.x.to_native(), p.y.to_native());
+    (x * x + y * y).sqrt()
+}
+
 // ---- failures ------------------------------------------------------------
 
 #[wray::remote]
@@ -346,6 +361,12 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(
                 wray::get(&concat::remote("ab", String::from("cd"))).map_err(e)? == "abcd",
                 "concat",
+            )?;
+            let held = vec![7u8; 100 << 10];
+            let holder = Holder::remote(held.clone());
+            check(
+                wray::get(&holder.same_as(wray::put(&held))).map_err(e)?,
+                "a view parameter of an actor method",
             )?;
             let p = Point { x: 3.0, y: 4.0 };
             check(
@@ -845,6 +866,33 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 "runtime default",
             )?;
         }
+        "views" => {
+            // Views of a small and a large object, from `get_view` and as
+            // parameters, agree with the decoded values.
+            let small = vec![1.5f64, 2.5, 3.0];
+            let large: Vec<f64> = (0..1_000_000).map(f64::from).collect();
+            let want: f64 = large.iter().sum();
+            let (rs, rl) = (wray::put(&small), wray::put(&large));
+            let v = wray::get_view(&rs).map_err(e)?;
+            check(v.as_slice() == small.as_slice(), "a small view")?;
+            check(v.to_owned() == small, "an owned copy")?;
+            let v = rl.get_view().map_err(e)?;
+            check(v.as_slice() == large.as_slice(), "a large view")?;
+            check(v.len() == large.len(), "the archived vector's len")?;
+            check(
+                wray::get(&view_sum::remote(&rl)).map_err(e)? == want,
+                "a view parameter, from a reference",
+            )?;
+            check(
+                wray::get(&view_sum::remote(&small)).map_err(e)? == 7.0,
+                "a view parameter, from a value",
+            )?;
+            let p = Point { x: 3.0, y: 4.0 };
+            check(
+                wray::get(&view_point_norm::remote(p)).map_err(e)? == 5.0,
+                "a view of a struct",
+            )?;
+        }
         "leave-queued" => {
             // Submits `n` no-op tasks (10,000) and returns without getting
             // them: the host must cancel them and exit cleanly.
@@ -1031,6 +1079,11 @@ impl Holder {
 
     pub fn size(&self) -> u64 {
         self.data.len() as u64
+    }
+
+    /// Compares what it holds with a view it is handed.
+    pub fn same_as(&self, other: View<Vec<u8>>) -> bool {
+        other.as_slice() == self.data.as_slice()
     }
 }
 
