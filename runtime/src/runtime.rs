@@ -310,9 +310,13 @@ impl Builder {
         });
         tokio.spawn(spiller(Arc::downgrade(&shared)));
         if let Some(dir) = &spill {
-            // What processes that died left behind: off the start-up path.
+            // What processes that died left behind: on a thread of its own,
+            // which nothing waits for (a sweep cut short by this process's
+            // end is finished by the next).
             let parent = dir.parent().to_path_buf();
-            tokio.spawn_blocking(move || crate::spill_dir::sweep(&parent));
+            let _ = std::thread::Builder::new()
+                .name("wray-spill-sweep".into())
+                .spawn(move || crate::spill_dir::sweep(&parent));
         }
         Ok(Runtime {
             ticker: EpochTicker::start(engines),

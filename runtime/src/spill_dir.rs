@@ -134,6 +134,11 @@ fn try_lock(f: &File) -> io::Result<bool> {
 
 /// Removes the spill directories under `parent` whose owner is gone, and
 /// returns how many. Leaves everything else alone (see the module doc).
+///
+/// A dead owner's directory is first renamed `.<name>.dead`, its lock still
+/// held, then removed: a sweep cut short (its process ended) leaves a
+/// `.dead` directory, which only a sweep makes, and which the next sweep
+/// removes.
 pub(crate) fn sweep(parent: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return 0;
@@ -141,19 +146,33 @@ pub(crate) fn sweep(parent: &Path) -> usize {
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name();
-        let owned_name = name.to_str().is_some_and(|n| n.starts_with(PREFIX));
+        let Some(name) = name.to_str() else {
+            continue;
+        };
         // `file_type` does not follow symbolic links.
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if !owned_name || !is_dir {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let dir = e.path();
+        if name.starts_with(&format!(".{PREFIX}")) && name.ends_with(".dead") {
+            if std::fs::remove_dir_all(&dir).is_ok() {
+                removed += 1;
+            }
+            continue;
+        }
+        if !name.starts_with(PREFIX) {
+            continue;
+        }
         let Ok(lock) = open_lock(&dir) else {
             continue;
         };
-        // Held while removing: a second sweep cannot take it meanwhile.
-        if try_lock(&lock).unwrap_or(false) && std::fs::remove_dir_all(&dir).is_ok() {
-            removed += 1;
+        // Held while renaming: a live owner keeps its lock, and a second
+        // sweep cannot take this one meanwhile.
+        if try_lock(&lock).unwrap_or(false) {
+            let dead = parent.join(format!(".{name}.dead"));
+            if std::fs::rename(&dir, &dead).is_ok() && std::fs::remove_dir_all(&dead).is_ok() {
+                removed += 1;
+            }
         }
     }
     removed
@@ -224,10 +243,15 @@ mod tests {
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join(LOCK), b"").unwrap();
         std::os::unix::fs::symlink(&target, p.join(format!("{PREFIX}4-link"))).unwrap();
+        // A sweep cut short.
+        let half = p.join(format!(".{PREFIX}5-gone.dead"));
+        std::fs::create_dir(&half).unwrap();
+        std::fs::write(half.join("blob"), b"").unwrap();
         // A live owner.
         let live = SpillDir::new(p.to_path_buf());
         let live_path = live.path().unwrap();
-        assert_eq!(sweep(p), 1);
+        assert_eq!(sweep(p), 2);
+        assert!(!half.exists());
         assert!(!dead.exists());
         assert!(live_path.exists());
         assert!(target.join(LOCK).exists());
