@@ -12,6 +12,11 @@ use std::fmt;
 use wasmtime::Caller;
 use wray_abi::{ObjectId, Status, import};
 
+/// Most object ids one call may name: `object_wait`'s ids, or the
+/// references of one value. The host allocates for each, so a guest's
+/// count is checked against this before anything is read.
+pub(crate) const MAX_IDS: u32 = 1 << 20;
+
 /// A guest broke the ABI: a pointer or length out of bounds, a missing
 /// memory export, a malformed argument. Traps the guest.
 #[derive(Debug)]
@@ -138,12 +143,19 @@ impl<'a> Guest<'a> {
         Ok(ObjectId::from_slice(b).expect("the slice has the id's length"))
     }
 
-    /// `n` consecutive 32-byte object ids at `ptr`.
-    pub fn object_ids(&self, ptr: u32, n: u32) -> wasmtime::Result<Vec<ObjectId>> {
+    /// `n` consecutive 32-byte object ids at `ptr`; `None` when `n` is
+    /// past [`MAX_IDS`] (the guest gets `TOO_LARGE`), found before anything
+    /// is read or allocated.
+    pub fn object_ids(&self, ptr: u32, n: u32) -> wasmtime::Result<Option<Vec<ObjectId>>> {
+        if n > MAX_IDS {
+            return Ok(None);
+        }
         let r = self.check(ptr, u64::from(n) * ObjectId::LEN as u64)?;
-        Ok(self.mem[r]
-            .chunks_exact(ObjectId::LEN)
-            .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
-            .collect())
+        Ok(Some(
+            self.mem[r]
+                .chunks_exact(ObjectId::LEN)
+                .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
+                .collect(),
+        ))
     }
 }

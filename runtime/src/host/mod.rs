@@ -54,11 +54,6 @@ fn last_error(
     status(g.write_sized(buf, cap, out_len, why.as_bytes())?)
 }
 
-/// Most object ids one call may name: `object_wait`'s ids, or the
-/// references of one value. The host allocates for each, so a guest's
-/// count is checked against this before anything is read (`TOO_LARGE`).
-pub(crate) const MAX_IDS: u32 = 1 << 20;
-
 /// The status code a host function returns.
 fn status(s: Status) -> wasmtime::Result<i32> {
     Ok(s as i32)

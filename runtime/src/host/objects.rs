@@ -2,7 +2,7 @@
 //! `_end`), `object_get`, `object_wait`, `object_retain`, `object_release`.
 
 use super::memory::Guest;
-use super::{MAX_IDS, Waited, status, timeout_of, wait_released};
+use super::{Waited, status, timeout_of, wait_released};
 use crate::blob::{Blob, Bytes};
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
@@ -57,12 +57,11 @@ fn object_put(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
-    if nrefs > MAX_IDS {
-        return status(Status::TooLarge);
-    }
     let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT)?;
     g.check(out_id, ObjectId::LEN as u64)?;
-    let contained = g.object_ids(refs, nrefs)?;
+    let Some(contained) = g.object_ids(refs, nrefs)? else {
+        return status(Status::TooLarge);
+    };
     let bytes = g.bytes(data, len)?;
     if bytes.len() > st.rt.config.max_object_size {
         return status(Status::TooLarge);
@@ -135,14 +134,14 @@ fn object_put_end(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
-    if nrefs > MAX_IDS {
-        caller.data_mut().put_stream = None;
-        return status(Status::TooLarge);
-    }
     let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT_END)?;
+    // Over whatever the status.
+    let filling = st.put_stream.take();
     g.check(out_id, ObjectId::LEN as u64)?;
-    let contained = g.object_ids(refs, nrefs)?;
-    let Some(filling) = st.put_stream.take() else {
+    let Some(contained) = g.object_ids(refs, nrefs)? else {
+        return status(Status::TooLarge);
+    };
+    let Some(filling) = filling else {
         return status(Status::InvalidState);
     };
     if !contained.iter().all(|id| st.refs.knows(id)) {
@@ -219,12 +218,11 @@ async fn object_wait(
     timeout_ms: i64,
     out_ready: u32,
 ) -> wasmtime::Result<i32> {
-    if n > MAX_IDS {
-        return status(Status::TooLarge);
-    }
     let entries: Vec<Arc<Entry>> = {
         let (g, st) = Guest::of(&mut caller, import::OBJECT_WAIT)?;
-        let ids = g.object_ids(ids, n)?;
+        let Some(ids) = g.object_ids(ids, n)? else {
+            return status(Status::TooLarge);
+        };
         g.check(out_ready, u64::from(n))?;
         if num_returns > n {
             return status(Status::InvalidArgument);

@@ -115,11 +115,10 @@ fn task_return(
     refs: u32,
     nrefs: u32,
 ) -> wasmtime::Result<i32> {
-    if nrefs > super::MAX_IDS {
-        return status(Status::TooLarge);
-    }
     let (g, st) = Guest::of(&mut caller, import::TASK_RETURN)?;
-    let contained = g.object_ids(refs, nrefs)?;
+    let Some(contained) = g.object_ids(refs, nrefs)? else {
+        return status(Status::TooLarge);
+    };
     let bytes = g.bytes(data, len)?;
     if let Err(code) = settable(st, index, &contained) {
         return status(code);
@@ -141,13 +140,13 @@ fn task_return_end(
     refs: u32,
     nrefs: u32,
 ) -> wasmtime::Result<i32> {
-    if nrefs > super::MAX_IDS {
-        caller.data_mut().put_stream = None;
-        return status(Status::TooLarge);
-    }
     let (g, st) = Guest::of(&mut caller, import::TASK_RETURN_END)?;
-    let contained = g.object_ids(refs, nrefs)?;
-    let Some(filling) = st.put_stream.take() else {
+    // Over whatever the status.
+    let filling = st.put_stream.take();
+    let Some(contained) = g.object_ids(refs, nrefs)? else {
+        return status(Status::TooLarge);
+    };
+    let Some(filling) = filling else {
         return status(Status::InvalidState);
     };
     if let Err(code) = settable(st, index, &contained) {
