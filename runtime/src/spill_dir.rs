@@ -22,7 +22,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -116,19 +115,13 @@ fn make_owned(parent: &Path) -> io::Result<Owned> {
     made
 }
 
-/// Takes an exclusive lock on `f` without waiting: false if another open
-/// file holds one.
+/// Takes an exclusive lock on `f` without waiting (an `flock`): false if
+/// another open file holds one.
 fn try_lock(f: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
