@@ -332,8 +332,14 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
         sub.parent,
         None,
     );
+    // A call that cannot run fails at once, without entering the table.
+    let refuse = |rec: ErrorRecord| {
+        rt.events.ended(id, Some(&rec));
+        fail_all(rt, &returns, rec);
+        returns.clone()
+    };
     let Some((function, export)) = module.task(&sub.function) else {
-        let rec = ErrorRecord::new(
+        return refuse(ErrorRecord::new(
             ErrorKind::InvalidModule,
             &*sub.function,
             format!(
@@ -343,14 +349,11 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
                 export::TASK_PREFIX,
                 sub.function
             ),
-        );
-        rt.events.ended(id, Some(&rec));
-        fail_all(rt, &returns, rec);
-        return returns;
+        ));
     };
     let max_depth = rt.config.max_call_depth();
     if sub.depth > max_depth {
-        let rec = ErrorRecord::new(
+        return refuse(ErrorRecord::new(
             ErrorKind::CallDepth,
             &*function,
             format!(
@@ -359,10 +362,7 @@ pub(crate) fn submit_task(rt: &Arc<Shared>, module: Module, sub: Submission) -> 
                  --call-slots",
                 sub.depth, rt.config.call_slots
             ),
-        );
-        rt.events.ended(id, Some(&rec));
-        fail_all(rt, &returns, rec);
-        return returns;
+        ));
     }
     let sub = Submission { function, ..sub };
     let handle = Arc::new(TaskHandle::new(false, sub.job));
