@@ -407,8 +407,8 @@ impl ModuleCache {
 
 /// Removes the least recently used compiled code under `dir` (one folder
 /// per engine key) until it holds at most `limit` bytes, sparing `keep`
-/// (just written). Returns the bytes left.
-fn trim_disk(dir: &Path, limit: u64, keep: &Path) -> u64 {
+/// (just written).
+fn trim_disk(dir: &Path, limit: u64, keep: &Path) {
     let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
     for engine_dir in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         for f in std::fs::read_dir(engine_dir.path())
@@ -436,7 +436,6 @@ fn trim_disk(dir: &Path, limit: u64, keep: &Path) -> u64 {
             total -= len;
         }
     }
-    total
 }
 
 /// Writes compiled code atomically: a temporary file, then a rename.

@@ -15,6 +15,7 @@ pub use jobs::{JobInfo, JobStatus};
 pub use logs::{LogLine, LogStore};
 
 use crate::error::{Error, Result};
+use crate::module::MAX_MODULE_SIZE;
 use crate::runtime::{Runtime, Shared};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -27,8 +28,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-/// Largest module upload.
-const MAX_MODULE: usize = crate::module::MAX_MODULE_SIZE;
 /// Largest JSON body.
 const MAX_JSON: usize = 64 << 10;
 
@@ -188,7 +187,7 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/api/jobs", post(api::submit_job))
         .route("/api/jobs/", post(api::submit_job))
         .route("/api/modules", post(api::upload_module))
-        .layer(DefaultBodyLimit::max(MAX_MODULE))
+        .layer(DefaultBodyLimit::max(MAX_MODULE_SIZE))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             upload_turn,
@@ -280,7 +279,7 @@ async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Re
     }
     // A body announced past its limit is refused before a byte is read.
     let limit = match req.uri().path() {
-        "/api/jobs" | "/api/jobs/" | "/api/modules" => MAX_MODULE,
+        "/api/jobs" | "/api/jobs/" | "/api/modules" => MAX_MODULE_SIZE,
         _ => MAX_JSON,
     };
     let announced = headers
