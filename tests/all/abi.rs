@@ -118,6 +118,11 @@ fn malformed_but_in_bounds_calls_get_a_status() {
     ] {
         assert_eq!(status(&rt, &m, task), want as i32, "{task}");
     }
+    // poll_oneoff answers in WASI's errno codes.
+    assert_eq!(status(&rt, &m, "poll_none"), 28, "EINVAL");
+    assert_eq!(status(&rt, &m, "poll_too_many"), 28, "EINVAL");
+    assert_eq!(status(&rt, &m, "poll_oob"), 21, "EFAULT");
+    assert_eq!(status(&rt, &m, "poll_clock"), 1, "one event");
     assert_eq!(status(&rt, &m, "put_streamed"), 1, "the same object");
     assert_eq!(
         status(&rt, &m, "return_end_twice"),

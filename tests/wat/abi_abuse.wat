@@ -17,6 +17,7 @@
   (import "wray:host/v1" "task_fail" (func $task_fail (param i32 i32 i32) (result i32)))
   (import "wray:host/v1" "task_cancel" (func $task_cancel (param i32 i32) (result i32)))
   (import "wray:host/v1" "last_error" (func $last_error (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
 
   ;; Returns `status` as the task's i32 result.
@@ -98,6 +99,23 @@
   (func (export "wray:task/return_end_too_many_refs") (result i32)
     (drop (call $put_begin (i32.const 0)))
     (call $give (call $return_end (i32.const 0) (i32.const 0) (i32.const 100000000))))
+  ;; WASI's poll_oneoff, which wray implements: errno 28 (INVAL) for no
+  ;; subscriptions or more than 4,096; errno 21 (FAULT) for ranges out of
+  ;; memory (WASI's answer, not a trap); and a 1 ns relative clock ends
+  ;; with one event.
+  (func (export "wray:task/poll_none") (result i32)
+    (call $give (call $poll (i32.const 0) (i32.const 1024) (i32.const 0) (i32.const 2048))))
+  (func (export "wray:task/poll_too_many") (result i32)
+    (call $give (call $poll (i32.const 0) (i32.const 1024) (i32.const 5000) (i32.const 2048))))
+  (func (export "wray:task/poll_oob") (result i32)
+    (call $give (call $poll (i32.const 65500) (i32.const 1024) (i32.const 2) (i32.const 2048))))
+  (func (export "wray:task/poll_clock") (result i32)
+    ;; subscription at 0: userdata 0, tag 0 (clock), id 1 (monotonic) at
+    ;; 16, timeout 1 at 24, flags 0 at 40.
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 1))
+    (drop (call $poll (i32.const 0) (i32.const 1024) (i32.const 1) (i32.const 2048)))
+    (call $give (i32.load (i32.const 2048))))
   (func (export "wray:task/wait_too_many") (result i32)
     (call $give (call $object_wait (i32.const 0) (i32.const -1) (i32.const 0) (i64.const 0) (i32.const 0))))
   (func (export "wray:task/release_unknown") (result i32)

@@ -277,36 +277,12 @@ mod tests {
         let now = Instant::now();
         let wall = || Duration::ZERO;
         let fd = |tag, fd| parse(&sub(3, tag, fd, 0, 0), now, now, wall).unwrap().wants;
-        assert!(matches!(
-            fd(EVENTTYPE_FD_READ, 0),
-            Wants::Fd {
-                errno: 0,
-                flags: 1,
-                ..
-            }
-        ));
-        assert!(matches!(
-            fd(EVENTTYPE_FD_WRITE, 2),
-            Wants::Fd {
-                errno: 0,
-                flags: 0,
-                ..
-            }
-        ));
-        assert!(matches!(
-            fd(EVENTTYPE_FD_READ, 1),
-            Wants::Fd {
-                errno: ERRNO_BADF,
-                ..
-            }
-        ));
-        assert!(matches!(
-            fd(EVENTTYPE_FD_WRITE, 7),
-            Wants::Fd {
-                errno: ERRNO_BADF,
-                ..
-            }
-        ));
+        let ready = |kind, errno, flags| Wants::Fd { kind, errno, flags };
+        let (read, write) = (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE);
+        assert_eq!(fd(read, 0), ready(read, ERRNO_SUCCESS, EVENTRWFLAGS_HANGUP));
+        assert_eq!(fd(write, 2), ready(write, ERRNO_SUCCESS, 0));
+        assert_eq!(fd(read, 1), ready(read, ERRNO_BADF, 0));
+        assert_eq!(fd(write, 7), ready(write, ERRNO_BADF, 0));
         let e = event(&parse(&sub(3, EVENTTYPE_FD_READ, 0, 0, 0), now, now, wall).unwrap());
         assert_eq!(u64::from_le_bytes(e[..8].try_into().unwrap()), 3);
         assert_eq!((e[10], e[24]), (EVENTTYPE_FD_READ, 1));
