@@ -32,8 +32,13 @@ use tungstenite::{Message, WebSocket};
 
 /// How long one DevTools command, or one page load, may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long Chromium may take to start listening for DevTools connections.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one start of Chromium may take to listen for DevTools connections.
+///
+/// It takes under a second on an idle machine; the bound only catches a
+/// start that hung, which [`LAUNCH_ATTEMPTS`] then retries.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times Chromium is started before the browser tests give up.
+const LAUNCH_ATTEMPTS: u32 = 3;
 /// How long Chromium may take to shut down before it is killed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often polling loops look again.
@@ -95,47 +100,29 @@ impl Browser {
     /// `chromium-browser` and `google-chrome` found on `PATH`.
     pub fn launch() -> Result<Browser, String> {
         let binary = find_chromium()?;
-        let dir = tempfile::Builder::new()
-            .prefix("wray-chromium-")
-            .tempdir()
-            .map_err(|e| format!("creating a profile directory for Chromium: {e}"))?;
-        let log = File::create(dir.path().join("chromium.log"))
-            .map_err(|e| format!("creating Chromium's log file: {e}"))?;
-        let log_too = log
-            .try_clone()
-            .map_err(|e| format!("sharing Chromium's log file: {e}"))?;
-        let mut user_data_dir = OsString::from("--user-data-dir=");
-        user_data_dir.push(dir.path().join("profile"));
-        let child = Command::new(&binary)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-            ])
-            .arg(user_data_dir)
-            .args(["--window-size=1400,900", "about:blank"])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_too)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let mut process = Process { child, dir };
-        let (port, path) = process.devtools_address()?;
-        let socket = connect(port, &path)?;
-        let connection = Connection {
-            socket,
-            last_id: 0,
-            pages: HashMap::new(),
-        };
-        Ok(Browser {
-            shared: Arc::new(Shared {
-                connection: Mutex::new(connection),
-                process,
-            }),
-        })
+        let mut failures = Vec::new();
+        for attempt in 1..=LAUNCH_ATTEMPTS {
+            let mut process = Process::start(&binary)?;
+            match process.devtools_address() {
+                Ok((port, path)) => {
+                    let socket = connect(port, &path)?;
+                    let connection = Connection {
+                        socket,
+                        last_id: 0,
+                        pages: HashMap::new(),
+                    };
+                    return Ok(Browser {
+                        shared: Arc::new(Shared {
+                            connection: Mutex::new(connection),
+                            process,
+                        }),
+                    });
+                }
+                // Dropping `process` kills this start before the next one.
+                Err(e) => failures.push(format!("start {attempt}: {e}")),
+            }
+        }
+        Err(failures.join("\n"))
     }
 
     /// Opens a blank page with a 1400×900 viewport, in a window of its own so
@@ -340,6 +327,44 @@ impl Shared {
 }
 
 impl Process {
+    /// Starts `binary` headless, with a throwaway profile and its output
+    /// going to a log file in it.
+    fn start(binary: &Path) -> Result<Process, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("wray-chromium-")
+            .tempdir()
+            .map_err(|e| format!("creating a profile directory for Chromium: {e}"))?;
+        let log = File::create(dir.path().join("chromium.log"))
+            .map_err(|e| format!("creating Chromium's log file: {e}"))?;
+        let log_too = log
+            .try_clone()
+            .map_err(|e| format!("sharing Chromium's log file: {e}"))?;
+        let mut user_data_dir = OsString::from("--user-data-dir=");
+        user_data_dir.push(dir.path().join("profile"));
+        let child = Command::new(binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                // Nothing that could wait on a desktop service or a network.
+                "--password-store=basic",
+                "--disable-breakpad",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--remote-debugging-port=0",
+            ])
+            .arg(user_data_dir)
+            .args(["--window-size=1400,900", "about:blank"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_too)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        Ok(Process { child, dir })
+    }
+
     /// Waits for Chromium to write the port and path it listens on to
     /// `DevToolsActivePort` in its profile, and returns them.
     fn devtools_address(&mut self) -> Result<(u16, String), String> {
@@ -367,12 +392,32 @@ impl Process {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "Chromium did not open its DevTools port within {LAUNCH_TIMEOUT:?}; \
-                     its output:\n{}",
-                    self.log()
+                     its output:\n{}\nits processes:\n{}",
+                    self.log(),
+                    self.processes()
                 ));
             }
             thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// Chromium's processes (those naming its profile) with their state and
+    /// where in the kernel each waits, for error messages about a hang.
+    fn processes(&self) -> String {
+        let listing = Command::new("ps")
+            .args(["-eo", "pid,ppid,stat,wchan:24,etime,time,args"])
+            .output();
+        let Ok(listing) = listing else {
+            return "(ps is not available)".into();
+        };
+        let profile = self.dir.path().to_string_lossy().into_owned();
+        let text = String::from_utf8_lossy(&listing.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let ours: Vec<&str> = lines.filter(|line| line.contains(&profile)).collect();
+        let mut out = format!("{header}\n{}", ours.join("\n"));
+        out.truncate(out.floor_char_boundary(4000));
+        out
     }
 
     /// The end of what Chromium printed, for error messages.
