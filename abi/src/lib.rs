@@ -82,6 +82,12 @@ pub mod import {
     pub const OBJECT_GET: &str = "object_get";
     /// `object_wait(ids, n, num_returns, timeout_ms: i64, out_ready) -> count | status`
     pub const OBJECT_WAIT: &str = "object_wait";
+    /// `object_map(id, timeout_ms: i64, buf, cap, out_addr, out_len) -> status`:
+    /// `object_get`, with a large value mapped into memory instead of copied
+    pub const OBJECT_MAP: &str = "object_map";
+    /// `object_unmap(addr) -> status`: gives back a region `object_map` or
+    /// `task_arg_map` mapped
+    pub const OBJECT_UNMAP: &str = "object_unmap";
     /// `object_retain(id) -> status`
     pub const OBJECT_RETAIN: &str = "object_retain";
     /// `object_release(id) -> status`
@@ -90,6 +96,9 @@ pub mod import {
     pub const TASK_SUBMIT: &str = "task_submit";
     /// `task_args(buf, cap, out_len) -> status`
     pub const TASK_ARGS: &str = "task_args";
+    /// `task_arg_map(index, out_addr, out_len) -> status`: maps a large
+    /// argument that `task_args` left out
+    pub const TASK_ARG_MAP: &str = "task_arg_map";
     /// `task_return(index, data, len, refs, nrefs) -> status`
     pub const TASK_RETURN: &str = "task_return";
     /// `task_return_end(index, refs, nrefs) -> status`: sets return value

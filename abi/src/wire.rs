@@ -420,21 +420,30 @@ pub struct ArgsLayout {
     pub total: usize,
 }
 
+/// The offset a slot of an argument buffer has when its argument is not
+/// in the buffer: it is large, and the guest maps it with `task_arg_map`.
+pub const MAPPED_ARG: u32 = u32::MAX;
+
 impl ArgsLayout {
-    /// Lays out payloads of the given lengths. `None` when the buffer would
-    /// not fit in a 32-bit address space.
-    pub fn new(lens: impl ExactSizeIterator<Item = usize>) -> Option<ArgsLayout> {
-        let n = lens.len();
+    /// Lays out payloads of the given lengths, each in the buffer (`false`)
+    /// or left out to be mapped (`true`, a [`MAPPED_ARG`] slot). `None` when
+    /// the buffer would not fit in a 32-bit address space.
+    pub fn new(args: impl ExactSizeIterator<Item = (usize, bool)>) -> Option<ArgsLayout> {
+        let n = args.len();
         let header = 4usize.checked_add(n.checked_mul(8)?)?;
         let mut at = align_up(header)?;
+        let mut total = header;
         let mut slots = Vec::with_capacity(n);
-        for len in lens {
-            slots.push((u32::try_from(at).ok()?, u32::try_from(len).ok()?));
-            at = align_up(at.checked_add(len)?)?;
+        for (len, mapped) in args {
+            let len32 = u32::try_from(len).ok()?;
+            if mapped {
+                slots.push((MAPPED_ARG, len32));
+                continue;
+            }
+            slots.push((u32::try_from(at).ok()?, len32));
+            total = at.checked_add(len)?;
+            at = align_up(total)?;
         }
-        let total = slots
-            .last()
-            .map_or(header, |&(o, l)| o as usize + l as usize);
         u32::try_from(total).ok()?;
         Some(ArgsLayout { slots, total })
     }
@@ -451,6 +460,18 @@ impl ArgsLayout {
     }
 }
 
+/// One argument of an argument buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgSlot<'a> {
+    /// Its bytes, in the buffer.
+    Inline(&'a [u8]),
+    /// Left out: `len` bytes to map with `task_arg_map`.
+    Mapped {
+        /// The argument's length in bytes.
+        len: u32,
+    },
+}
+
 fn align_up(n: usize) -> Option<usize> {
     Some(n.checked_add(VALUE_ALIGN - 1)? & !(VALUE_ALIGN - 1))
 }
@@ -460,38 +481,34 @@ pub fn decode_args_count(buf: &[u8]) -> Result<usize, DecodeError> {
     let mut r = Reader::new(buf);
     let n = r.u32("arg count")? as usize;
     for _ in 0..n {
-        let o = r.u32("arg offset")? as usize;
+        let o = r.u32("arg offset")?;
         let l = r.u32("arg length")? as usize;
-        if o.checked_add(l).is_none_or(|e| e > buf.len()) {
+        let end = (o as usize).checked_add(l);
+        if o != MAPPED_ARG && end.is_none_or(|e| e > buf.len()) {
             return Err(r.err("arg slot out of bounds"));
         }
     }
     Ok(n)
 }
 
-/// The payload of slot `i` of an argument buffer, if it is in bounds.
-pub fn arg_slot(buf: &[u8], i: usize) -> Option<&[u8]> {
+/// Slot `i` of an argument buffer, if it is in bounds.
+pub fn arg_slot(buf: &[u8], i: usize) -> Option<ArgSlot<'_>> {
     let at = 4usize.checked_add(i.checked_mul(8)?)?;
-    let word = |at: usize| Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize);
+    let word = |at: usize| Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?));
     let (o, l) = (word(at)?, word(at + 4)?);
-    buf.get(o..o.checked_add(l)?)
+    if o == MAPPED_ARG {
+        return Some(ArgSlot::Mapped { len: l });
+    }
+    let o = o as usize;
+    buf.get(o..o.checked_add(l as usize)?).map(ArgSlot::Inline)
 }
 
-/// Splits an argument buffer into its payloads.
-pub fn decode_args(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
-    let mut r = Reader::new(buf);
-    let n = r.u32("arg count")? as usize;
-    let mut out = Vec::with_capacity(n.min(r.remaining() / 8));
-    for _ in 0..n {
-        let o = r.u32("arg offset")? as usize;
-        let l = r.u32("arg length")? as usize;
-        let end = o.checked_add(l).filter(|&e| e <= buf.len());
-        match end {
-            Some(end) => out.push(&buf[o..end]),
-            None => return Err(r.err("arg slot out of bounds")),
-        }
-    }
-    Ok(out)
+/// Splits an argument buffer into its slots.
+pub fn decode_args(buf: &[u8]) -> Result<Vec<ArgSlot<'_>>, DecodeError> {
+    let n = decode_args_count(buf)?;
+    Ok((0..n)
+        .map(|i| arg_slot(buf, i).expect("decode_args_count checked every slot"))
+        .collect())
 }
 
 /// A failure, as the host hands it to a guest and as it is shown to users.
@@ -726,7 +743,7 @@ mod tests {
 
     #[test]
     fn args_layout_aligns_every_payload() {
-        let layout = ArgsLayout::new([4usize, 0, 17, 3].into_iter()).unwrap();
+        let layout = ArgsLayout::new([4usize, 0, 17, 3].map(|n| (n, false)).into_iter()).unwrap();
         let mut buf = vec![0u8; layout.total];
         layout.write_header(&mut buf);
         for &(o, _) in &layout.slots {
@@ -739,12 +756,36 @@ mod tests {
         assert_eq!(layout.slots[3], (96, 3));
         assert_eq!(layout.total, 99);
         let parts = decode_args(&buf).unwrap();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [4, 0, 17, 3]
-        );
+        let lens = |parts: &[ArgSlot<'_>]| -> Vec<usize> {
+            parts
+                .iter()
+                .map(|p| match p {
+                    ArgSlot::Inline(b) => b.len(),
+                    ArgSlot::Mapped { .. } => usize::MAX,
+                })
+                .collect()
+        };
+        assert_eq!(lens(&parts), [4, 0, 17, 3]);
         let empty = ArgsLayout::new(core::iter::empty()).unwrap();
         assert_eq!(empty.total, 4);
+    }
+
+    #[test]
+    fn mapped_args_take_no_room_in_the_buffer() {
+        let layout =
+            ArgsLayout::new([(4usize, false), (1 << 30, true), (3, false)].into_iter()).unwrap();
+        assert_eq!(layout.slots[1], (MAPPED_ARG, 1 << 30));
+        assert_eq!(layout.slots[2], (48, 3));
+        assert_eq!(layout.total, 51);
+        let mut buf = vec![0u8; layout.total];
+        layout.write_header(&mut buf);
+        assert_eq!(decode_args_count(&buf), Ok(3));
+        assert_eq!(arg_slot(&buf, 1), Some(ArgSlot::Mapped { len: 1 << 30 }));
+        assert_eq!(arg_slot(&buf, 2), Some(ArgSlot::Inline(&[0, 0, 0][..])));
+        // Only inline lengths count against the 4 GiB buffer.
+        let huge = [(u32::MAX as usize, true), (u32::MAX as usize, true)];
+        assert!(ArgsLayout::new(huge.into_iter()).is_some());
+        assert!(ArgsLayout::new([(u32::MAX as usize, false)].into_iter()).is_none());
     }
 
     #[test]

@@ -342,14 +342,93 @@ pub(crate) fn read_buffer(
     }
 }
 
-/// Fetches an object's bytes, or its error.
-pub(crate) fn fetch(id: &ObjectId, timeout: Option<Duration>) -> Result<AlignedVec> {
+/// An object's bytes in this instance's memory: copied into a buffer of
+/// its own, or (a large object) mapped by the host, read where they are and
+/// given back when this is dropped.
+pub(crate) enum Held {
+    /// A copy.
+    Owned(AlignedVec),
+    /// A mapping.
+    Mapped(Mapping),
+}
+
+impl std::ops::Deref for Held {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Held::Owned(v) => v,
+            Held::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
+/// A region of memory the host mapped an object into (`object_map`,
+/// `task_arg_map`); unmapped on drop.
+pub(crate) struct Mapping {
+    addr: u32,
+    len: u32,
+}
+
+impl Mapping {
+    /// The mapping the host reported at `addr`, of `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// The host mapped `len` bytes at `addr`, and nothing else owns them.
+    pub(crate) unsafe fn new(addr: u32, len: u32) -> Mapping {
+        Mapping { addr, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let ptr = std::ptr::with_exposed_provenance::<u8>(self.addr as usize);
+        // SAFETY: the host mapped `len` readable bytes at `addr` (aligned
+        // to a page), which stay mapped and unchanged until `drop`.
+        unsafe { std::slice::from_raw_parts(ptr, self.len as usize) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let ptr = std::ptr::with_exposed_provenance::<u8>(self.addr as usize);
+        // SAFETY: gives back a region the host mapped; nothing borrows it
+        // once the mapping is dropped.
+        unsafe { sys::object_unmap(ptr) };
+    }
+}
+
+/// Fetches an object's bytes (mapped, if the host maps it), or its error.
+pub(crate) fn fetch(id: &ObjectId, timeout: Option<Duration>) -> Result<Held> {
     let ms = timeout_ms(timeout);
-    let (status, buf) = read_buffer(|ptr, cap, len| {
-        // SAFETY: `id` is 32 readable bytes, `ptr` has `cap` writable bytes
-        // and `len` is writable, all for the call's duration.
-        unsafe { sys::object_get(id.0.as_ptr(), ms, ptr, cap, len) }
-    });
+    let mut buf = AlignedVec::with_capacity(256);
+    let status = loop {
+        let (mut addr, mut len) = (0u32, 0u32);
+        // SAFETY: `id` is 32 readable bytes, `buf` has `capacity` writable
+        // bytes and `addr` and `len` are writable, all for the call.
+        let status = unsafe {
+            sys::object_map(
+                id.0.as_ptr(),
+                ms,
+                buf.as_mut_ptr(),
+                buf.capacity(),
+                &mut addr,
+                &mut len,
+            )
+        };
+        if status == Status::BufferTooSmall as i32 {
+            buf.reserve_exact(len as usize);
+            continue;
+        }
+        if status == Status::Ok as i32 && addr as usize != buf.as_ptr() as usize {
+            // SAFETY: the host mapped `len` bytes at `addr` for us alone.
+            return Ok(Held::Mapped(unsafe { Mapping::new(addr, len) }));
+        }
+        if status == Status::Ok as i32 || status == Status::ErrorValue as i32 {
+            // SAFETY: the host wrote `len` bytes to `buf` (never more than
+            // its capacity, and we clamp to it anyway).
+            unsafe { buf.set_len((len as usize).min(buf.capacity())) };
+        }
+        break status;
+    };
     if status == Status::ErrorValue as i32 {
         return Err(match ErrorRecord::decode(&buf) {
             Ok(rec) => Error::from_record(rec),
@@ -368,5 +447,5 @@ pub(crate) fn fetch(id: &ObjectId, timeout: Option<Duration>) -> Result<AlignedV
         ));
     }
     check(status, "get")?;
-    Ok(buf)
+    Ok(Held::Owned(buf))
 }

@@ -59,8 +59,13 @@ host_functions! {
     /// Stores the streamed put as an object, like `object_put`.
     fn object_put_end = "object_put_end"(refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
     /// Waits up to `timeout_ms` for the object, then copies its bytes (or its
-    /// error record) into `buf` when they fit in `cap`; writes the length.
-    fn object_get = "object_get"(id: *const u8, timeout_ms: i64, buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
+    /// error record) into `buf` when they fit in `cap`, or maps a large value
+    /// into a fresh region of memory; writes where the bytes are (the region,
+    /// or `buf`) to `out_addr` and their length to `out_len`. (The SDK never
+    /// needs `object_get`, which only copies.)
+    fn object_map = "object_map"(id: *const u8, timeout_ms: i64, buf: *mut u8, cap: usize, out_addr: *mut u32, out_len: *mut u32) -> i32;
+    /// Gives back a region `object_map` or `task_arg_map` mapped.
+    fn object_unmap = "object_unmap"(addr: *const u8) -> i32;
     /// Waits until `num_returns` of the `n` ids are ready or the timeout
     /// passes; marks ready ones in `out_ready`; returns how many are ready.
     fn object_wait = "object_wait"(ids: *const u8, n: usize, num_returns: usize, timeout_ms: i64, out_ready: *mut u8) -> i32;
@@ -72,6 +77,9 @@ host_functions! {
     fn task_submit = "task_submit"(spec: *const u8, len: usize, out_ids: *mut u8, out_cap: usize) -> i32;
     /// Copies the current call's argument buffer into `buf` when it fits.
     fn task_args = "task_args"(buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
+    /// Maps argument `index`, which `task_args` left out of its buffer, into
+    /// a fresh region of memory; writes where and how long it is.
+    fn task_arg_map = "task_arg_map"(index: u32, out_addr: *mut u32, out_len: *mut u32) -> i32;
     /// Sets return value `index` of the current call.
     fn task_return = "task_return"(index: u32, data: *const u8, len: usize, refs: *const u8, nrefs: usize) -> i32;
     /// Sets return value `index` of the current call to the streamed put's
@@ -105,12 +113,14 @@ mod tests {
             import::OBJECT_PUT_BEGIN,
             import::OBJECT_PUT_WRITE,
             import::OBJECT_PUT_END,
-            import::OBJECT_GET,
+            import::OBJECT_MAP,
+            import::OBJECT_UNMAP,
             import::OBJECT_WAIT,
             import::OBJECT_RETAIN,
             import::OBJECT_RELEASE,
             import::TASK_SUBMIT,
             import::TASK_ARGS,
+            import::TASK_ARG_MAP,
             import::TASK_RETURN,
             import::TASK_RETURN_END,
             import::TASK_FAIL,

@@ -6,7 +6,7 @@
 
 use crate::codec::{self, Decode, Encode, Encoded, Scratch};
 use crate::error::{Error, ErrorKind, Result};
-use crate::object::{ObjectRef, check, read_buffer};
+use crate::object::{Held, Mapping, ObjectRef, check, read_buffer};
 use crate::sys;
 use crate::view::View;
 use rkyv::util::AlignedVec;
@@ -285,7 +285,10 @@ impl<'s> Args<'s> {
         }
         let i = self.next;
         self.next += 1;
-        let slot = wire::arg_slot(self.bytes(), i).expect("slots were validated");
+        let slot = match wire::arg_slot(self.bytes(), i).expect("slots were validated") {
+            wire::ArgSlot::Inline(bytes) => ArgBytes::Inline(bytes),
+            wire::ArgSlot::Mapped { .. } => ArgBytes::Mapped(i as u32),
+        };
         T::from_arg(slot)
             .map_err(|e| Error::invalid_argument(format!("argument `{param}`: {}", e.message())))
     }
@@ -302,24 +305,57 @@ impl<'s> Args<'s> {
     }
 }
 
+/// Where an argument's bytes are.
+#[doc(hidden)]
+pub enum ArgBytes<'a> {
+    /// In the argument buffer.
+    Inline(&'a [u8]),
+    /// Left out of it (a large argument): the host maps argument `n` on
+    /// request (`task_arg_map`).
+    Mapped(u32),
+}
+
+impl ArgBytes<'_> {
+    /// The argument's bytes: borrowed from the buffer, or mapped.
+    fn held(self) -> Result<Held> {
+        match self {
+            ArgBytes::Inline(slot) => {
+                let mut bytes = AlignedVec::with_capacity(slot.len());
+                bytes.extend_from_slice(slot);
+                Ok(Held::Owned(bytes))
+            }
+            ArgBytes::Mapped(index) => {
+                let (mut addr, mut len) = (0u32, 0u32);
+                // SAFETY: `addr` and `len` are writable for the call.
+                let status = unsafe { sys::task_arg_map(index, &mut addr, &mut len) };
+                check(status, "task_arg_map")?;
+                // SAFETY: the host mapped `len` bytes at `addr` for us alone.
+                Ok(Held::Mapped(unsafe { Mapping::new(addr, len) }))
+            }
+        }
+    }
+}
+
 /// What a parameter can be: any value that decodes, or a [`View`] of one.
 #[doc(hidden)]
 pub trait FromArg: Sized {
     /// The parameter from its argument's bytes (aligned).
-    fn from_arg(slot: &[u8]) -> Result<Self>;
+    fn from_arg(arg: ArgBytes<'_>) -> Result<Self>;
 }
 
 impl<T: Decode> FromArg for T {
-    fn from_arg(slot: &[u8]) -> Result<T> {
-        codec::decode(slot)
+    fn from_arg(arg: ArgBytes<'_>) -> Result<T> {
+        match arg {
+            ArgBytes::Inline(slot) => codec::decode(slot),
+            // Decoded straight from the mapping, which then goes.
+            mapped => codec::decode(&mapped.held()?),
+        }
     }
 }
 
 impl<T: Decode> FromArg for View<T> {
-    fn from_arg(slot: &[u8]) -> Result<View<T>> {
-        let mut bytes = AlignedVec::with_capacity(slot.len());
-        bytes.extend_from_slice(slot);
-        View::new(bytes)
+    fn from_arg(arg: ArgBytes<'_>) -> Result<View<T>> {
+        View::new(arg.held()?)
     }
 }
 

@@ -16,14 +16,15 @@
 //! remote function or actor method whose parameter is typed `View<T>` is
 //! called with a `T` (or a reference to one) and receives a view of it.
 //!
-//! Today a view holds a copy of the object's bytes in this instance's
-//! memory, as `get` does before decoding; it saves the decoding.
+//! A large object (256 KiB and more) is not copied at all: the host maps
+//! its pages into this instance's memory, where the view reads them, and
+//! gives the region back when the view is dropped. A small one is copied,
+//! which costs less than a mapping.
 
 use crate::codec::Decode;
 use crate::error::{Error, Result};
-use crate::object::{ObjectRef, fetch};
+use crate::object::{Held, ObjectRef, fetch};
 use rkyv::rancor;
-use rkyv::util::AlignedVec;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -40,13 +41,13 @@ use std::time::Duration;
 /// function or actor method whose parameter is typed `View<T>` is called
 /// with a `T` (or a reference to one) and receives a view of it.
 pub struct View<T: Decode> {
-    bytes: AlignedVec,
+    bytes: Held,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T: Decode> View<T> {
     /// Validates `bytes` as an archived `T`.
-    pub(crate) fn new(bytes: AlignedVec) -> Result<View<T>> {
+    pub(crate) fn new(bytes: Held) -> Result<View<T>> {
         rkyv::access::<T::Archived, rancor::Error>(&bytes).map_err(|e| {
             Error::invalid_argument(format!(
                 "{} bytes are not a valid {}: {e}",

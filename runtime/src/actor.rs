@@ -838,7 +838,7 @@ async fn construct(
         for a in args {
             st.refs.lend(a.blob.refs());
         }
-        st.call = Call::new(rt, args.to_vec(), 1);
+        st.call = Call::new(rt, args.to_vec(), 1, a.module.maps_args());
     }
     let result = scheduler::call_export(&mut store, code, &export).await;
     scheduler::finish_call(&mut store, result, &label)?;
@@ -867,7 +867,7 @@ async fn run_call(
 ) -> CallOutcome {
     let label = &*call.method.label;
     rt.events.started(call.id);
-    let Some(c) = Call::new(rt, args, call.returns.len() as u32) else {
+    let Some(c) = Call::new(rt, args, call.returns.len() as u32, a.module.maps_args()) else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidArgument,
             label,

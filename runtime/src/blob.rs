@@ -3,22 +3,26 @@
 //! A [`Blob`] owns its bytes in an allocation aligned to
 //! [`VALUE_ALIGN`](wray_abi::VALUE_ALIGN) (rkyv needs aligned input), knows
 //! the blake3 digest of its bytes, and lists the objects the value refers to.
-//! Large blobs are aligned to 2 MiB and advised to use transparent huge
-//! pages: filling a fresh 100 MB buffer is bound by page faults, and huge
-//! pages take five hundred times fewer of them.
+//!
+//! Blobs of [`MAP_MIN`] bytes and more live in shared memory (a memfd) that
+//! the host maps into a reading guest's linear memory instead of copying
+//! them ([`crate::host::mapping`]); read back from a spill file, they are a
+//! mapping of that file. Either way a [`Bytes`] handle can hand out the file
+//! to map, and the bytes never change while one exists.
 //!
 //! Every live blob is counted in [`StoreStats`], so the object store knows
 //! its memory use without walking its tables.
 //!
-//! Freed large buffers are kept in a small process-wide cache
-//! ([`LARGE_CACHE_BYTES`] at most) and reused: copying into a buffer whose
-//! pages are already mapped runs at memory speed, while a fresh one first
-//! has the kernel zero every page. Large copies and digests run on several
-//! threads.
+//! Freed shared buffers are kept in a small process-wide cache
+//! ([`SHARED_CACHE_BYTES`] at most) and reused: writing into pages that are
+//! already there runs at memory speed, while a fresh buffer first has the
+//! kernel zero every page. Large copies and digests run on several threads.
 
 use rayon::prelude::*;
 use std::alloc::{self, Layout};
 use std::fmt;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,12 +35,15 @@ use wray_abi::{ObjectId, VALUE_ALIGN};
 /// owner's memory).
 pub(crate) const SPILL_MIN: usize = 4 << 10;
 
-/// Blobs at least this large get huge-page alignment and advice, and their
-/// buffers are cached for reuse when freed.
-const HUGE_MIN: usize = 4 << 20;
-/// Most bytes of freed large buffers kept for reuse.
-const LARGE_CACHE_BYTES: usize = 512 << 20;
-const HUGE_ALIGN: usize = 2 << 20;
+/// Blobs at least this large live in shared memory and are mapped into the
+/// guests that read them rather than copied. Below it, a copy costs less
+/// than the mapping's system calls and page faults (see
+/// `docs/performance.md`).
+pub(crate) const MAP_MIN: usize = 256 << 10;
+/// The host's page size, which mappings are made of.
+pub(crate) const PAGE: usize = 4096;
+/// Most bytes of freed shared buffers kept for reuse.
+const SHARED_CACHE_BYTES: usize = 512 << 20;
 /// Blobs at least this large are copied and hashed on several threads.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
 
@@ -55,30 +62,42 @@ pub(crate) struct StoreStats {
     clock: AtomicU64,
 }
 
-/// An owned, aligned, immutable byte buffer.
+/// An owned, aligned byte buffer, immutable once written.
 struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
-    /// The allocation's size (at least `len`; large buffers are rounded up
-    /// to whole huge pages, and a reused one may be larger).
+    /// The allocation's or mapping's size (at least `len`; a reused shared
+    /// buffer may be larger).
     cap: usize,
-    align: usize,
+    backing: Backing,
 }
 
-// SAFETY: AlignedBuf owns its allocation exclusively and is immutable after
-// construction, like a Box<[u8]>.
+/// What holds an [`AlignedBuf`]'s bytes.
+enum Backing {
+    /// Nothing: an empty buffer.
+    Empty,
+    /// The heap, with alignment `VALUE_ALIGN`.
+    Heap,
+    /// A memfd of `cap` bytes, mapped shared and writable.
+    Shared(OwnedFd),
+    /// A file (a spill file read back), mapped read-only.
+    File(File),
+}
+
+// SAFETY: AlignedBuf owns its allocation or mapping exclusively and is
+// immutable once written, like a Box<[u8]>.
 unsafe impl Send for AlignedBuf {}
 // SAFETY: shared access is read-only.
 unsafe impl Sync for AlignedBuf {}
 
-/// A freed large allocation: its pointer and size (aligned to HUGE_ALIGN).
-struct FreeBuf(NonNull<u8>, usize);
+/// A freed shared buffer: its memfd, its mapping and the mapping's size.
+struct FreeBuf(OwnedFd, NonNull<u8>, usize);
 
-// SAFETY: a FreeBuf is an allocation nobody else references.
+// SAFETY: a FreeBuf is a mapping nobody else references.
 unsafe impl Send for FreeBuf {}
 
-/// Freed large buffers, for reuse.
-static LARGE_CACHE: Mutex<Vec<FreeBuf>> = Mutex::new(Vec::new());
+/// Freed shared buffers, for reuse.
+static SHARED_CACHE: Mutex<Vec<FreeBuf>> = Mutex::new(Vec::new());
 
 impl AlignedBuf {
     /// Allocates a buffer holding a copy of `src`.
@@ -100,61 +119,93 @@ impl AlignedBuf {
                 ptr,
                 len,
                 cap: 0,
-                align: VALUE_ALIGN,
+                backing: Backing::Empty,
             };
         }
-        let (ptr, cap, align) = if len >= HUGE_MIN {
-            Self::alloc_large(len)
-        } else {
-            let layout =
-                Layout::from_size_align(len, VALUE_ALIGN).expect("blob size overflows a Layout");
-            (alloc_layout(layout), len, VALUE_ALIGN)
+        if len >= MAP_MIN {
+            return Self::shared(len);
+        }
+        let layout =
+            Layout::from_size_align(len, VALUE_ALIGN).expect("blob size overflows a Layout");
+        AlignedBuf {
+            ptr: alloc_layout(layout),
+            len,
+            cap: len,
+            backing: Backing::Heap,
+        }
+    }
+
+    /// A buffer in shared memory: a cached one of fitting size, or a fresh
+    /// memfd. The bytes from `len` to the end of its last page are zero, so
+    /// that mapping whole pages shows a guest nothing else.
+    fn shared(len: usize) -> AlignedBuf {
+        let reused = {
+            let mut cache = SHARED_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            // The smallest cached buffer that fits without wasting half.
+            let best = cache
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.2 >= len && b.2 / 2 <= len)
+                .min_by_key(|(_, b)| b.2)
+                .map(|(i, _)| i);
+            best.map(|i| cache.swap_remove(i))
         };
+        let FreeBuf(fd, ptr, cap) = reused.unwrap_or_else(|| {
+            let cap = len.next_multiple_of(PAGE);
+            let (fd, ptr) = new_memfd(cap)
+                .unwrap_or_else(|e| panic!("cannot make {cap} bytes of shared memory: {e}"));
+            FreeBuf(fd, ptr, cap)
+        });
+        let tail = len.next_multiple_of(PAGE).min(cap) - len;
+        // SAFETY: `len + tail` is within the mapping of `cap` bytes, which
+        // this buffer now owns alone.
+        unsafe { ptr.as_ptr().add(len).write_bytes(0, tail) };
         AlignedBuf {
             ptr,
             len,
             cap,
-            align,
+            backing: Backing::Shared(fd),
         }
+    }
+
+    /// Maps the `len` bytes of `file` read-only.
+    fn map_file(file: File, len: usize) -> std::io::Result<AlignedBuf> {
+        let cap = len.next_multiple_of(PAGE);
+        // SAFETY: a fresh mapping chosen by the kernel; `file` stays open
+        // with it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                cap,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(AlignedBuf {
+            ptr: NonNull::new(ptr.cast()).expect("mmap does not return null"),
+            len,
+            cap,
+            backing: Backing::File(file),
+        })
     }
 
     /// The `len` bytes at `at`, to be written.
     ///
     /// # Safety
     ///
-    /// `at + len` is at most the buffer's length.
+    /// `at + len` is at most the buffer's length, and the buffer is not a
+    /// read-only file mapping.
     unsafe fn room(&mut self, at: usize, len: usize) -> &mut [u8] {
         debug_assert!(at + len <= self.len);
+        debug_assert!(!matches!(self.backing, Backing::File(_)));
         // SAFETY: in bounds by the caller's promise; `&mut self` makes the
         // bytes ours alone.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(at), len) }
-    }
-
-    /// A large allocation: a cached one of fitting size, or a fresh one
-    /// advised to use huge pages.
-    fn alloc_large(len: usize) -> (NonNull<u8>, usize, usize) {
-        {
-            let mut cache = LARGE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            // The smallest cached buffer that fits without wasting half.
-            let best = cache
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.1 >= len && b.1 / 2 <= len)
-                .min_by_key(|(_, b)| b.1)
-                .map(|(i, _)| i);
-            if let Some(i) = best {
-                let FreeBuf(ptr, cap) = cache.swap_remove(i);
-                return (ptr, cap, HUGE_ALIGN);
-            }
-        }
-        let cap = len.div_ceil(HUGE_ALIGN) * HUGE_ALIGN;
-        let layout =
-            Layout::from_size_align(cap, HUGE_ALIGN).expect("blob size overflows a Layout");
-        let ptr = alloc_layout(layout);
-        // SAFETY: the range is our own fresh allocation. Advice is a hint:
-        // its failure changes nothing but speed.
-        unsafe { libc::madvise(ptr.as_ptr().cast(), cap, libc::MADV_HUGEPAGE) };
-        (ptr, cap, HUGE_ALIGN)
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -162,25 +213,80 @@ impl AlignedBuf {
         // aligned with len 0) for the life of self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
+
+    /// The file that holds the bytes from offset 0, if they are in one that
+    /// can be mapped.
+    fn file(&self) -> Option<BorrowedFd<'_>> {
+        match &self.backing {
+            Backing::Shared(fd) => Some(fd.as_fd()),
+            Backing::File(f) => Some(f.as_fd()),
+            Backing::Empty | Backing::Heap => None,
+        }
+    }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        if self.cap == 0 {
-            return;
-        }
-        if self.align == HUGE_ALIGN {
-            let mut cache = LARGE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            let cached: usize = cache.iter().map(|b| b.1).sum();
-            if cached + self.cap <= LARGE_CACHE_BYTES {
-                cache.push(FreeBuf(self.ptr, self.cap));
-                return;
+        match std::mem::replace(&mut self.backing, Backing::Empty) {
+            Backing::Empty => {}
+            Backing::Heap => {
+                let layout =
+                    Layout::from_size_align(self.cap, VALUE_ALIGN).expect("layout was valid");
+                // SAFETY: allocated by `alloc_layout` with this very layout.
+                unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+            }
+            Backing::Shared(fd) => {
+                let mut cache = SHARED_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+                let cached: usize = cache.iter().map(|b| b.2).sum();
+                if cached + self.cap <= SHARED_CACHE_BYTES {
+                    cache.push(FreeBuf(fd, self.ptr, self.cap));
+                    return;
+                }
+                drop(cache);
+                // SAFETY: our own mapping of `cap` bytes; nothing refers to
+                // it any more. The memfd closes with `fd`.
+                unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
+            }
+            Backing::File(_file) => {
+                // SAFETY: as above; the file closes after.
+                unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
             }
         }
-        let layout = Layout::from_size_align(self.cap, self.align).expect("layout was valid");
-        // SAFETY: allocated by `alloc_layout` with this very layout.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
     }
+}
+
+/// Makes a memfd of `cap` bytes and maps it shared and writable.
+fn new_memfd(cap: usize) -> std::io::Result<(OwnedFd, NonNull<u8>)> {
+    // SAFETY: a static C string; the flags are valid.
+    let raw = unsafe { libc::memfd_create(c"wray-object".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let size = libc::off_t::try_from(cap).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: plain system calls on our own descriptor.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh mapping chosen by the kernel, of the memfd's size.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            cap,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((
+        fd,
+        NonNull::new(ptr.cast()).expect("mmap does not return null"),
+    ))
 }
 
 /// Allocates `layout` (of non-zero size), aborting like `Box` when memory
@@ -251,6 +357,16 @@ impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.0.as_slice()
+    }
+}
+
+impl Bytes {
+    /// The file holding these bytes from its offset 0, when they live in one
+    /// that can be mapped (objects of [`MAP_MIN`] bytes and more): a memfd,
+    /// or the spill file they were read back from. It stays open, and the
+    /// bytes unchanged, while this handle lives.
+    pub(crate) fn file(&self) -> Option<BorrowedFd<'_>> {
+        self.0.file()
     }
 }
 
@@ -377,9 +493,9 @@ impl Blob {
             Data::Memory(_) => return self.loaded().ok_or_else(|| self.lost("raced")),
             Data::Lost => return Err(self.lost("it was lost before")),
         };
-        let why = match std::fs::read(&path) {
-            Ok(read) if read.len() == self.len && digest(&read) == self.digest => {
-                return Ok(self.install(AlignedBuf::copy_of(&read)));
+        let why = match read_back(&path, self.len) {
+            Ok(Some(buf)) if digest(buf.as_slice()) == self.digest => {
+                return Ok(self.install(buf));
             }
             Ok(_) => format!("{} no longer holds its bytes", path.display()),
             Err(e) => format!("cannot read {}: {e}", path.display()),
@@ -387,7 +503,25 @@ impl Blob {
         self.mark_lost(&path);
         Err(self.lost(why))
     }
+}
 
+/// The `len` bytes of the spill file at `path`, mapped rather than read
+/// when they are large enough to be mapped into guests (the file is
+/// unlinked later, but its mapping keeps it); `None` when it holds another
+/// number of bytes.
+fn read_back(path: &Path, len: usize) -> std::io::Result<Option<AlignedBuf>> {
+    if len < MAP_MIN {
+        let read = std::fs::read(path)?;
+        return Ok((read.len() == len).then(|| AlignedBuf::copy_of(&read)));
+    }
+    let file = File::open(path)?;
+    if file.metadata()?.len() != len as u64 {
+        return Ok(None);
+    }
+    AlignedBuf::map_file(file, len).map(Some)
+}
+
+impl Blob {
     /// Records that the spill file at `path` cannot give the bytes back.
     fn mark_lost(&self, path: &Path) {
         let mut data = self.lock();
@@ -639,6 +773,53 @@ mod tests {
     }
 
     #[test]
+    fn large_blobs_are_in_files_that_show_zeros_past_their_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(StoreStats::default());
+        // Twice, so that the second may reuse the first's freed memfd.
+        for fill in [0xAAu8, 0x55] {
+            let len = MAP_MIN + 100;
+            let blob = Blob::copy_from(&vec![fill; len], vec![], &stats);
+            // What a guest that maps the file's whole pages sees.
+            let file_bytes = |bytes: &Bytes| {
+                let fd = bytes.file().expect("a large blob has a file");
+                let size = len.next_multiple_of(PAGE);
+                // SAFETY: a fresh private mapping of a valid descriptor,
+                // copied out and unmapped before it is dropped.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        size,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE,
+                        fd.as_raw_fd(),
+                        0,
+                    );
+                    assert_ne!(p, libc::MAP_FAILED);
+                    let page = std::slice::from_raw_parts(p.cast::<u8>(), size).to_vec();
+                    libc::munmap(p, size);
+                    page
+                }
+            };
+            let page = file_bytes(&blob.loaded().unwrap());
+            assert!(page[..len].iter().all(|&b| b == fill));
+            assert!(page[len..].iter().all(|&b| b == 0), "zeros to the page end");
+            // Spilled and read back, the bytes are a mapping of the file.
+            assert_eq!(blob.spill(dir.path()).unwrap(), len);
+            let back = blob.load_blocking().unwrap();
+            assert_eq!(&*back, &vec![fill; len][..]);
+            let page = file_bytes(&back);
+            assert!(page[..len].iter().all(|&b| b == fill));
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                0,
+                "the spill file is unlinked; its mapping keeps it"
+            );
+        }
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn a_filling_counts_its_bytes_from_the_start_and_once() {
         let stats = Arc::new(StoreStats::default());
         let bytes = |s: &StoreStats| s.bytes.load(Ordering::Relaxed);
@@ -661,7 +842,7 @@ mod tests {
     #[test]
     fn blobs_are_aligned_and_counted() {
         let stats = Arc::new(StoreStats::default());
-        let sizes = [0usize, 1, 17, 4096, HUGE_MIN + 3];
+        let sizes = [0usize, 1, 17, 4096, MAP_MIN - 1, MAP_MIN + 3, (4 << 20) + 3];
         let blobs: Vec<Blob> = sizes
             .iter()
             .map(|&n| Blob::copy_from(&vec![7u8; n], vec![], &stats))
@@ -672,6 +853,7 @@ mod tests {
             assert_eq!(bytes.as_ptr() as usize % VALUE_ALIGN, 0);
             assert!(bytes.iter().all(|&x| x == 7));
             assert_eq!(b.digest().0, *blake3::hash(&bytes).as_bytes());
+            assert_eq!(bytes.file().is_some(), n >= MAP_MIN, "{n} bytes");
         }
         assert_eq!(stats.blobs.load(Ordering::Relaxed), sizes.len() as u64);
         assert_eq!(

@@ -17,6 +17,7 @@
 //! replace it.
 
 use crate::blob::{Blob, Filling};
+use crate::host::mapping::Mappings;
 use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
 use crate::runtime::Shared;
@@ -199,8 +200,18 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub fn new(rt: &Arc<Shared>, args: Vec<ArgValue>, num_returns: u32) -> Option<Call> {
-        let layout = ArgsLayout::new(args.iter().map(|a| a.bytes.len()))?;
+    /// The call of `args`, each in the argument buffer, except those held
+    /// in files when the module maps its large arguments itself (`maps`).
+    pub fn new(
+        rt: &Arc<Shared>,
+        args: Vec<ArgValue>,
+        num_returns: u32,
+        maps: bool,
+    ) -> Option<Call> {
+        let layout = ArgsLayout::new(
+            args.iter()
+                .map(|a| (a.bytes.len(), maps && a.bytes.file().is_some())),
+        )?;
         Some(Call {
             args,
             layout,
@@ -325,6 +336,9 @@ pub(crate) struct InstanceState {
     pub last_error: Option<String>,
     /// The streamed put in progress (`object_put_begin`).
     pub put_stream: Option<Filling>,
+    /// The objects mapped into the guest's memory; restored to zeros when
+    /// the state drops, before the memory goes back to the pool.
+    pub maps: Mappings,
     /// Set when the guest reads a clock or random numbers: running it again
     /// may then give other results.
     pub nondeterministic: Arc<AtomicBool>,
@@ -534,6 +548,7 @@ pub(crate) fn new_store(
         failure: None,
         last_error: None,
         put_stream: None,
+        maps: Mappings::default(),
         nondeterministic: Arc::new(AtomicBool::new(false)),
         monotonic_base: None,
         slot: None,

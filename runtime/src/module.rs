@@ -44,6 +44,9 @@ struct Inner {
     /// method: resolved once, so a call allocates no names.
     methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>>,
     has_start: bool,
+    /// Whether it imports `task_arg_map`: then its large arguments are left
+    /// out of the argument buffer, for it to map.
+    maps_args: bool,
     /// The module's bytes, to compile for the actor engine.
     bytes: Arc<[u8]>,
     /// The code in the actor engine, once needed.
@@ -130,6 +133,12 @@ impl Module {
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
     pub fn has_driver(&self) -> bool {
         self.0.code.exports.contains_key(export::MAIN) || self.0.has_start
+    }
+
+    /// Whether the module maps its large arguments itself (it imports
+    /// `task_arg_map`) rather than finding them in its argument buffer.
+    pub(crate) fn maps_args(&self) -> bool {
+        self.0.maps_args
     }
 
     /// The code in the task engine.
@@ -468,9 +477,13 @@ fn validate(
         reason,
     };
     let mut uses_host = false;
+    let mut maps_args = false;
     for import in module.imports() {
         match import.module() {
-            HOST_MODULE => uses_host = true,
+            HOST_MODULE => {
+                uses_host = true;
+                maps_args |= import.name() == wray_abi::import::TASK_ARG_MAP;
+            }
             "wasi_snapshot_preview1" => {}
             other if other.starts_with("wray:") => {
                 return Err(invalid(format!(
@@ -560,6 +573,7 @@ fn validate(
         tasks,
         methods,
         has_start,
+        maps_args,
         bytes,
         actor_code: OnceLock::new(),
     })))

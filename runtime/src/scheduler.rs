@@ -993,7 +993,8 @@ async fn execute(
         kind: SourceKind::Task(task.id),
         job: task.sub.job,
     };
-    let Some(call) = instance::Call::new(rt, args, task.sub.num_returns) else {
+    let Some(call) = instance::Call::new(rt, args, task.sub.num_returns, task.module.maps_args())
+    else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidArgument,
             function,

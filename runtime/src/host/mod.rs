@@ -17,6 +17,7 @@
 //!   calls).
 
 mod actors;
+pub(crate) mod mapping;
 mod memory;
 mod objects;
 mod tasks;

@@ -1,6 +1,8 @@
 //! `object_put` (and its streamed form, `object_put_begin`, `_write` and
-//! `_end`), `object_get`, `object_wait`, `object_retain`, `object_release`.
+//! `_end`), `object_get` and `object_map`, `object_unmap`, `object_wait`,
+//! `object_retain`, `object_release`.
 
+use super::mapping::Mappings;
 use super::memory::Guest;
 use super::{Waited, status, timeout_of, wait_released};
 use crate::blob::{Blob, Bytes};
@@ -36,6 +38,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
             Box::new(object_get(caller, id, timeout, buf, cap, out_len))
         },
     )?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        import::OBJECT_MAP,
+        |caller, (id, timeout, buf, cap, out_addr, out_len): (u32, i64, u32, u32, u32, u32)| {
+            Box::new(object_map(caller, id, timeout, buf, cap, out_addr, out_len))
+        },
+    )?;
+    linker.func_wrap(HOST_MODULE, import::OBJECT_UNMAP, object_unmap)?;
     linker.func_wrap_async(
         HOST_MODULE,
         import::OBJECT_WAIT,
@@ -155,18 +165,73 @@ fn object_put_end(
 
 /// `object_get(id, timeout_ms, buf, cap, out_len) -> status`
 async fn object_get(
-    mut caller: Caller<'_, InstanceState>,
+    caller: Caller<'_, InstanceState>,
     id: u32,
     timeout_ms: i64,
     buf: u32,
     cap: u32,
     out_len: u32,
 ) -> wasmtime::Result<i32> {
+    read_object(
+        caller,
+        import::OBJECT_GET,
+        id,
+        timeout_ms,
+        buf,
+        cap,
+        None,
+        out_len,
+    )
+    .await
+}
+
+/// `object_map(id, timeout_ms, buf, cap, out_addr, out_len) -> status`:
+/// `object_get`, except that a value held in a file (a large one) is mapped
+/// into a fresh region of the guest's memory rather than copied to `buf`.
+/// Writes where the bytes are (the region, or `buf`) to `out_addr`.
+#[allow(clippy::too_many_arguments)]
+async fn object_map(
+    caller: Caller<'_, InstanceState>,
+    id: u32,
+    timeout_ms: i64,
+    buf: u32,
+    cap: u32,
+    out_addr: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    read_object(
+        caller,
+        import::OBJECT_MAP,
+        id,
+        timeout_ms,
+        buf,
+        cap,
+        Some(out_addr),
+        out_len,
+    )
+    .await
+}
+
+/// `object_get` and, with `out_addr`, `object_map`.
+#[allow(clippy::too_many_arguments)]
+async fn read_object(
+    mut caller: Caller<'_, InstanceState>,
+    function: &'static str,
+    id: u32,
+    timeout_ms: i64,
+    buf: u32,
+    cap: u32,
+    out_addr: Option<u32>,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
     let (id, entry) = {
-        let (g, st) = Guest::of(&mut caller, import::OBJECT_GET)?;
+        let (g, st) = Guest::of(&mut caller, function)?;
         let id = g.object_id(id)?;
         g.check(buf, u64::from(cap))?;
         g.check(out_len, 4)?;
+        if let Some(out_addr) = out_addr {
+            g.check(out_addr, 4)?;
+        }
         match st.refs.knows(&id).then(|| st.rt.objects.get(&id)).flatten() {
             Some(e) => (id, e),
             None => return status(Status::NotFound),
@@ -189,14 +254,27 @@ async fn object_get(
         },
         Resolved::Failed(rec) => (Status::ErrorValue, Payload::Error(rec.encode())),
     };
-    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_GET)?;
     if let (Status::Ok, Resolved::Ready(blob)) = (code, &resolved) {
-        st.refs.lend(blob.refs());
+        caller.data_mut().refs.lend(blob.refs());
     }
+    if let (Some(out_addr), Payload::Value(bytes)) = (out_addr, &payload)
+        && bytes.file().is_some()
+    {
+        let len = bytes.len() as u32;
+        let at = Mappings::map(&mut caller, bytes.clone())?;
+        let (mut g, _) = Guest::of(&mut caller, function)?;
+        g.write_u32(out_addr, at)?;
+        g.write_u32(out_len, len)?;
+        return status(Status::Ok);
+    }
+    let (mut g, _) = Guest::of(&mut caller, function)?;
     let bytes: &[u8] = match &payload {
         Payload::Value(b) => b,
         Payload::Error(e) => e,
     };
+    if let Some(out_addr) = out_addr {
+        g.write_u32(out_addr, buf)?;
+    }
     match g.write_sized(buf, cap, out_len, bytes)? {
         Status::Ok => status(code),
         short => status(short),
@@ -207,6 +285,17 @@ async fn object_get(
 enum Payload {
     Value(Bytes),
     Error(Vec<u8>),
+}
+
+/// `object_unmap(addr) -> status`: gives back the region at `addr` that
+/// `object_map` or `task_arg_map` mapped; it reads as zeros afterwards.
+fn object_unmap(mut caller: Caller<'_, InstanceState>, addr: u32) -> wasmtime::Result<i32> {
+    let (_, st) = Guest::of(&mut caller, import::OBJECT_UNMAP)?;
+    if st.maps.unmap(addr) {
+        status(Status::Ok)
+    } else {
+        status(Status::NotFound)
+    }
 }
 
 /// `object_wait(ids, n, num_returns, timeout_ms, out_ready) -> count | status`

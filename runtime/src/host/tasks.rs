@@ -1,5 +1,7 @@
-//! `task_submit`, `task_args`, `task_return`, `task_fail`, `task_cancel`.
+//! `task_submit`, `task_args`, `task_arg_map`, `task_return`, `task_fail`,
+//! `task_cancel`.
 
+use super::mapping::Mappings;
 use super::memory::Guest;
 use super::status;
 use crate::blob::Blob;
@@ -7,7 +9,7 @@ use crate::instance::InstanceState;
 use crate::scheduler::{self, Submission};
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
-use wray_abi::wire::{SpecKind, TaskSpec};
+use wray_abi::wire::{MAPPED_ARG, SpecKind, TaskSpec};
 use wray_abi::{ErrorKind, HOST_MODULE, ObjectId, Status, cancel_flags, import};
 
 /// Longest failure message kept from a guest.
@@ -23,6 +25,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         len
     )?;
     linker.func_wrap(HOST_MODULE, import::TASK_ARGS, task_args)?;
+    linker.func_wrap(HOST_MODULE, import::TASK_ARG_MAP, task_arg_map)?;
     super::admitting!(
         linker,
         import::TASK_RETURN,
@@ -101,8 +104,41 @@ fn task_args(
     let dst = g.bytes_mut(buf, total)?;
     call.layout.write_header(dst);
     for (arg, &(at, len)) in call.args.iter().zip(&call.layout.slots) {
-        dst[at as usize..(at + len) as usize].copy_from_slice(&arg.bytes);
+        if at != MAPPED_ARG {
+            dst[at as usize..(at + len) as usize].copy_from_slice(&arg.bytes);
+        }
     }
+    status(Status::Ok)
+}
+
+/// `task_arg_map(index, out_addr, out_len) -> status`: maps argument
+/// `index`, which `task_args` left out of the buffer (its slot's offset is
+/// `MAPPED_ARG`), into a fresh region of the guest's memory, as
+/// `object_map` does, and writes where and how long it is.
+fn task_arg_map(
+    mut caller: Caller<'_, InstanceState>,
+    index: u32,
+    out_addr: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let bytes = {
+        let (g, st) = Guest::of(&mut caller, import::TASK_ARG_MAP)?;
+        g.check(out_addr, 4)?;
+        g.check(out_len, 4)?;
+        let Some(call) = &st.call else {
+            return status(Status::InvalidState);
+        };
+        let i = index as usize;
+        match call.layout.slots.get(i) {
+            Some(&(MAPPED_ARG, _)) => call.args[i].bytes.clone(),
+            _ => return status(Status::InvalidArgument),
+        }
+    };
+    let len = bytes.len() as u32;
+    let at = Mappings::map(&mut caller, bytes)?;
+    let (mut g, _) = Guest::of(&mut caller, import::TASK_ARG_MAP)?;
+    g.write_u32(out_addr, at)?;
+    g.write_u32(out_len, len)?;
     status(Status::Ok)
 }
 
