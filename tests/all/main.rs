@@ -14,6 +14,7 @@ mod errors;
 mod examples;
 mod faults;
 mod hardening;
+mod mapping;
 mod modules;
 mod node;
 mod objects;

@@ -90,6 +90,80 @@ fn view_point_norm(p: View<Point>) -> f64 {
     (x * x + y * y).sqrt()
 }
 
+/// Where a view of `v` lies in this instance's memory, after checking that
+/// every byte is `fill`; then ends as `how` says: 0 returns, 1 panics,
+/// 2 traps, 3 computes until stopped (a timeout or a cancel).
+#[wray::remote]
+fn view_then(v: View<Vec<u8>>, fill: u8, how: u32) -> u32 {
+    assert!(
+        v.as_slice().iter().all(|&b| b == fill),
+        "the view reads its object"
+    );
+    let at = v.as_slice().as_ptr() as u32;
+    match how {
+        0 => at,
+        1 => panic!("ends with a panic while a view is mapped"),
+        2 => std::process::abort(),
+        _ => loop {
+            std::hint::black_box(&v);
+        },
+    }
+}
+
+/// Whether the `len` bytes at `at` are all zero, growing memory to reach
+/// them if need be: what a fresh instance finds where an earlier one had an
+/// object mapped.
+#[wray::remote]
+fn zeros_at(at: u32, len: u32) -> bool {
+    zeros_in(at, len)
+}
+
+fn zeros_in(at: u32, len: u32) -> bool {
+    let end = at as usize + len as usize;
+    let pages = core::arch::wasm32::memory_size(0) * 65536;
+    if end > pages {
+        let more = (end - pages).div_ceil(65536);
+        assert_ne!(core::arch::wasm32::memory_grow(0, more), usize::MAX);
+    }
+    let ptr = std::ptr::with_exposed_provenance::<u8>(at as usize);
+    // SAFETY: the range is inside linear memory (grown above if need be);
+    // it is only read.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+    bytes.iter().all(|&b| b == 0)
+}
+
+/// Views `v`, drops the view, and reports whether its region then reads as
+/// zeros, and whether a second view reuses the region.
+#[wray::remote]
+fn view_drop_view(r: ObjectRef<Vec<u8>>) -> (bool, bool) {
+    let first = wray::get_view(&r).expect("a view");
+    let (at, len) = (first.as_slice().as_ptr() as u32, first.bytes().len() as u32);
+    drop(first);
+    let zeros = zeros_in(at, len);
+    let again = wray::get_view(&r).expect("a second view");
+    (zeros, again.as_slice().as_ptr() as u32 == at)
+}
+
+/// Reads `r` owned (decoded from its mapping, which then goes) and by a
+/// view, `n` times each; returns the bytes read and the memory's size in
+/// wasm pages at the end: the memory a mapping takes is reused.
+#[wray::remote]
+fn read_many(r: ObjectRef<Vec<u8>>, n: u32) -> (u64, u32) {
+    let mut total = 0u64;
+    for _ in 0..n {
+        let owned: Vec<u8> = wray::get(&r).expect("a get");
+        let view = wray::get_view(&r).expect("a view");
+        total += owned.len() as u64 + view.len() as u64;
+    }
+    (total, core::arch::wasm32::memory_size(0) as u32)
+}
+
+/// The number of wasm pages of this instance's memory.
+#[wray::remote]
+fn memory_pages() -> u32 {
+    core::arch::wasm32::memory_size(0) as u32
+}
+
 // ---- failures ------------------------------------------------------------
 
 #[wray::remote]
@@ -1084,6 +1158,30 @@ impl Holder {
     /// Compares what it holds with a view it is handed.
     pub fn same_as(&self, other: View<Vec<u8>>) -> bool {
         other.as_slice() == self.data.as_slice()
+    }
+}
+
+/// Keeps a view it is handed, across calls.
+#[wray::remote]
+pub struct Viewer {
+    view: Option<View<Vec<u8>>>,
+}
+
+#[wray::remote]
+impl Viewer {
+    pub fn new() -> Self {
+        Viewer { view: None }
+    }
+
+    /// Keeps `view` (the view of a method's argument outlives the call).
+    pub fn keep(&mut self, view: View<Vec<u8>>) {
+        self.view = Some(view);
+    }
+
+    /// The sum of every byte of the view, read in place.
+    pub fn sum(&self) -> u64 {
+        let view = self.view.as_ref().expect("a view was kept");
+        view.as_slice().iter().map(|&b| u64::from(b)).sum()
     }
 }
 
