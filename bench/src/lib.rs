@@ -5,7 +5,7 @@
 //! driver runs from the host, so every figure includes the real submit,
 //! schedule, instantiate, call and notify path.
 
-use wray::{ActorHandle, ObjectRef};
+use wray::{ActorHandle, ObjectRef, View};
 
 /// A task that does nothing.
 #[wray::remote]
@@ -109,6 +109,27 @@ fn get_large(n: u32, mb: usize) {
     }
 }
 
+/// Reads every byte of `v` in place (eight at a time) and sums them.
+#[wray::remote]
+fn read_view(v: View<Vec<u8>>) -> u64 {
+    let bytes = v.as_slice();
+    let words = bytes.chunks_exact(8);
+    let tail: u64 = words.remainder().iter().map(|&b| u64::from(b)).sum();
+    words.fold(tail, |sum, w| {
+        sum.wrapping_add(u64::from_le_bytes(w.try_into().expect("eight bytes")))
+    })
+}
+
+/// Puts one object of `mb` megabytes, then has `n` tasks in turn read all
+/// of it through a view.
+fn view_large(n: u32, mb: usize) {
+    let r = wray::put(&vec![1u8; mb * 1_000_000]);
+    let want = (mb * 1_000_000 / 8) as u64 * 0x0101_0101_0101_0101;
+    for _ in 0..n {
+        assert_eq!(wray::get(&read_view::remote(&r)).expect("a read"), want);
+    }
+}
+
 /// An actor that does nothing.
 #[wray::remote]
 struct Target;
@@ -183,6 +204,7 @@ fn main() -> Result<(), String> {
         "get_small" => get_small(n),
         "put_large" => put_large(n, mb),
         "get_large" => get_large(n, mb),
+        "view_large" => view_large(n, mb),
         "actor_calls_sync" => actor_calls_sync(n),
         "actor_calls_async" => actor_calls_async(n),
         "actor_calls_n_n" => actor_calls_n_n(n, mb as u32),

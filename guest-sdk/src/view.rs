@@ -25,10 +25,14 @@ use crate::codec::Decode;
 use crate::error::{Error, Result};
 use crate::object::{Held, ObjectRef, fetch};
 use rkyv::rancor;
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
+use wray_abi::ObjectId;
 
 /// A read-only view of an object's value: derefs to rkyv's archived form
 /// of `T` (`ArchivedVec`, `ArchivedString`, archived structs with the same
@@ -48,17 +52,40 @@ pub struct View<T: Decode> {
 impl<T: Decode> View<T> {
     /// Validates `bytes` as an archived `T`.
     pub(crate) fn new(bytes: Held) -> Result<View<T>> {
-        rkyv::access::<T::Archived, rancor::Error>(&bytes).map_err(|e| {
+        Self::validate(&bytes)?;
+        Ok(View {
+            bytes,
+            _value: PhantomData,
+        })
+    }
+
+    /// [`new`](Self::new) for the bytes of object `id`, validated only if
+    /// this instance has not validated that object as a `T` before (objects
+    /// never change).
+    fn of_object(id: ObjectId, bytes: Held) -> Result<View<T>>
+    where
+        T: 'static,
+    {
+        let key = (id, TypeId::of::<T>());
+        if !VALIDATED.with(|v| v.borrow().contains(&key)) {
+            Self::validate(&bytes)?;
+            VALIDATED.with(|v| v.borrow_mut().insert(key));
+        }
+        Ok(View {
+            bytes,
+            _value: PhantomData,
+        })
+    }
+
+    fn validate(bytes: &[u8]) -> Result<()> {
+        rkyv::access::<T::Archived, rancor::Error>(bytes).map_err(|e| {
             Error::invalid_argument(format!(
                 "{} bytes are not a valid {}: {e}",
                 bytes.len(),
                 std::any::type_name::<T>()
             ))
         })?;
-        Ok(View {
-            bytes,
-            _value: PhantomData,
-        })
+        Ok(())
     }
 
     /// The value's encoded bytes.
@@ -130,11 +157,16 @@ impl<T: Plain> View<Vec<T>> {
 /// Fetches `r`'s value as a [`View`], waiting as long as it takes: read in
 /// place, not decoded. As Ray's `ray.get` of a numpy array, which returns a
 /// read-only view of the object.
-pub fn get_view<T: Decode>(r: &ObjectRef<T>) -> Result<View<T>> {
+pub fn get_view<T: Decode + 'static>(r: &ObjectRef<T>) -> Result<View<T>> {
     r.get_view_timeout(None)
 }
 
-impl<T: Decode> ObjectRef<T> {
+thread_local! {
+    /// The objects this instance validated, and as which types.
+    static VALIDATED: RefCell<HashSet<(ObjectId, TypeId)>> = RefCell::new(HashSet::new());
+}
+
+impl<T: Decode + 'static> ObjectRef<T> {
     /// Same as [`wray::get_view`](crate::get_view).
     pub fn get_view(&self) -> Result<View<T>> {
         self.get_view_timeout(None)
@@ -142,6 +174,6 @@ impl<T: Decode> ObjectRef<T> {
 
     /// [`get_view`](Self::get_view), waiting at most `timeout`.
     pub fn get_view_timeout(&self, timeout: Option<Duration>) -> Result<View<T>> {
-        View::new(fetch(&self.id(), timeout)?)
+        View::of_object(self.id(), fetch(&self.id(), timeout)?)
     }
 }

@@ -275,7 +275,9 @@ fn new_memfd(cap: usize) -> std::io::Result<(OwnedFd, NonNull<u8>)> {
             std::ptr::null_mut(),
             cap,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
+            // Made whole at once: cheaper than a page fault per page when
+            // the bytes are written, which follows at once.
+            libc::MAP_SHARED | libc::MAP_POPULATE,
             fd.as_raw_fd(),
             0,
         )
@@ -389,19 +391,35 @@ pub(crate) struct Lost {
 ///
 /// Its bytes count in the store's memory from the start, so a guest cannot
 /// make the host hold more than the store admits by leaving puts unfinished.
+///
+/// A filling may start *like* an existing blob of the same length (the
+/// same guest's previous large put): while every piece written equals that
+/// blob's bytes at its offset, nothing is copied, and a filling that ends
+/// equal to it shares its bytes and digest, so a value put again unchanged
+/// costs one comparison instead of a copy and a digest. The first piece
+/// that differs copies the matching prefix from the blob and goes on as a
+/// plain filling. Comparing is sound however the guest's memory changed:
+/// bytes are trusted only once compared.
 pub(crate) struct Filling {
+    /// The bytes written so far; empty while `like` is followed.
     buf: AlignedBuf,
+    len: usize,
     written: usize,
+    like: Option<(Bytes, ObjectId)>,
     stats: Arc<StoreStats>,
 }
 
 impl Filling {
-    /// Starts a blob of exactly `len` bytes, counted in `stats`.
-    pub fn new(len: usize, stats: &Arc<StoreStats>) -> Filling {
+    /// Starts a blob of exactly `len` bytes, counted in `stats`, that may
+    /// turn out to equal `like` (bytes and their digest).
+    pub fn new(len: usize, like: Option<(Bytes, ObjectId)>, stats: &Arc<StoreStats>) -> Filling {
         stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let like = like.filter(|(b, _)| b.len() == len);
         Filling {
-            buf: AlignedBuf::uninit(len),
+            buf: AlignedBuf::uninit(if like.is_some() { 0 } else { len }),
+            len,
             written: 0,
+            like,
             stats: stats.clone(),
         }
     }
@@ -409,34 +427,52 @@ impl Filling {
     /// Appends `bytes`; false (and nothing written) if they would go past
     /// the length.
     pub fn append(&mut self, bytes: &[u8]) -> bool {
-        if bytes.len() > self.buf.len - self.written {
+        if bytes.len() > self.len - self.written {
             return false;
+        }
+        let at = self.written;
+        if let Some((like, _)) = &self.like {
+            if equal(&like[at..at + bytes.len()], bytes) {
+                self.written += bytes.len();
+                return true;
+            }
+            // Different after all: copy what matched, and go on copying.
+            let mut buf = AlignedBuf::uninit(self.len);
+            // SAFETY: `at` is at most the length; `like` is another buffer.
+            copy(unsafe { buf.room(0, at) }, &like[..at]);
+            self.buf = buf;
+            self.like = None;
         }
         // SAFETY: in bounds (checked above); `bytes` cannot overlap a buffer
         // this Filling owns.
-        copy(unsafe { self.buf.room(self.written, bytes.len()) }, bytes);
+        copy(unsafe { self.buf.room(at, bytes.len()) }, bytes);
         self.written += bytes.len();
         true
     }
 
     /// The blob, once every byte is written (`None` before).
     pub fn finish(mut self, refs: Vec<ObjectId>) -> Option<Blob> {
-        if self.written < self.buf.len {
+        if self.written < self.len {
             return None;
         }
         // The blob counts its bytes itself: this Filling's count goes.
-        let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
         self.stats
             .bytes
-            .fetch_sub(buf.len as u64, Ordering::Relaxed);
+            .fetch_sub(self.len as u64, Ordering::Relaxed);
+        self.len = 0;
+        if let Some((like, digest)) = self.like.take() {
+            return Some(Blob::with_digest(like.0, digest.0, refs, &self.stats));
+        }
+        let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
         Some(Blob::new(buf, refs, &self.stats))
     }
 }
 
 impl Drop for Filling {
     fn drop(&mut self) {
-        let len = self.buf.len as u64;
-        self.stats.bytes.fetch_sub(len, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_sub(self.len as u64, Ordering::Relaxed);
     }
 }
 
@@ -449,6 +485,17 @@ impl Blob {
     /// A blob of the bytes of `buf` (all written), counted in `stats`.
     fn new(buf: AlignedBuf, refs: Vec<ObjectId>, stats: &Arc<StoreStats>) -> Blob {
         let digest = digest(buf.as_slice());
+        Blob::with_digest(Arc::new(buf), digest, refs, stats)
+    }
+
+    /// A blob of the bytes of `buf` (perhaps another blob's too), whose
+    /// digest is known to be `digest`, counted in `stats`.
+    fn with_digest(
+        buf: Arc<AlignedBuf>,
+        digest: [u8; 32],
+        refs: Vec<ObjectId>,
+        stats: &Arc<StoreStats>,
+    ) -> Blob {
         stats.bytes.fetch_add(buf.len as u64, Ordering::Relaxed);
         stats.blobs.fetch_add(1, Ordering::Relaxed);
         Blob {
@@ -458,7 +505,7 @@ impl Blob {
             stats: stats.clone(),
             serial: stats.serial.fetch_add(1, Ordering::Relaxed),
             last_used: AtomicU64::new(stats.clock.fetch_add(1, Ordering::Relaxed)),
-            data: Mutex::new(Data::Memory(Arc::new(buf))),
+            data: Mutex::new(Data::Memory(buf)),
         }
     }
 
@@ -704,6 +751,19 @@ fn copy(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// Whether `a` and `b` (of equal length) hold the same bytes, compared on
+/// several threads for large inputs.
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    const PIECE: usize = 4 << 20;
+    if a.len() < PARALLEL_HASH_MIN {
+        a == b
+    } else {
+        a.par_chunks(PIECE)
+            .zip(b.par_chunks(PIECE))
+            .all(|(x, y)| x == y)
+    }
+}
+
 /// The blake3 digest of `bytes`, on several threads for large inputs.
 pub(crate) fn digest(bytes: &[u8]) -> [u8; 32] {
     if bytes.len() >= PARALLEL_HASH_MIN {
@@ -823,13 +883,13 @@ mod tests {
     fn a_filling_counts_its_bytes_from_the_start_and_once() {
         let stats = Arc::new(StoreStats::default());
         let bytes = |s: &StoreStats| s.bytes.load(Ordering::Relaxed);
-        let mut f = Filling::new(10, &stats);
+        let mut f = Filling::new(10, None, &stats);
         assert_eq!(bytes(&stats), 10, "counted before it is written");
         assert!(f.append(b"hello"));
         assert!(!f.append(b"too long"), "past the length");
         assert!(f.finish(vec![]).is_none(), "five bytes missing");
         assert_eq!(bytes(&stats), 0, "an unfinished one gives its count back");
-        let mut f = Filling::new(10, &stats);
+        let mut f = Filling::new(10, None, &stats);
         assert!(f.append(b"hello") && f.append(b"world"));
         let blob = f.finish(vec![]).expect("every byte written");
         assert_eq!(&*blob.loaded().unwrap(), b"helloworld");
@@ -837,6 +897,38 @@ mod tests {
         assert_eq!(bytes(&stats), 10, "counted once");
         drop(blob);
         assert_eq!(bytes(&stats), 0);
+    }
+
+    #[test]
+    fn a_filling_like_a_blob_shares_its_bytes_only_if_they_are_equal() {
+        let stats = Arc::new(StoreStats::default());
+        let data: Vec<u8> = (0..MAP_MIN as u32 * 2).map(|i| (i % 251) as u8).collect();
+        let blob = Blob::copy_from(&data, vec![], &stats);
+        let like = || Some((blob.loaded().unwrap(), blob.digest()));
+        // Equal, in two pieces: the same buffer, the same digest.
+        let mut f = Filling::new(data.len(), like(), &stats);
+        assert!(f.append(&data[..1000]) && f.append(&data[1000..]));
+        let same = f.finish(vec![]).unwrap();
+        assert_eq!(same.digest(), blob.digest());
+        assert_eq!(
+            same.loaded().unwrap().as_ptr(),
+            blob.loaded().unwrap().as_ptr(),
+            "no copy"
+        );
+        // Different in the second piece: a copy of its own, rightly hashed.
+        let mut other = data.clone();
+        *other.last_mut().unwrap() ^= 1;
+        let mut f = Filling::new(data.len(), like(), &stats);
+        assert!(f.append(&other[..1000]) && f.append(&other[1000..]));
+        let differs = f.finish(vec![]).unwrap();
+        assert_eq!(differs.digest().0, *blake3::hash(&other).as_bytes());
+        assert_eq!(&*differs.loaded().unwrap(), &other[..]);
+        // Another length is never like it; too much is refused.
+        let mut f = Filling::new(3, like(), &stats);
+        assert!(f.like.is_none());
+        assert!(!f.append(b"four"));
+        drop((f, same, differs, blob));
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]

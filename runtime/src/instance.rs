@@ -16,7 +16,7 @@
 //! never called again (decision 1 of the design): tasks drop it, actors
 //! replace it.
 
-use crate::blob::{Blob, Filling};
+use crate::blob::{Blob, Bytes, Filling};
 use crate::host::mapping::Mappings;
 use crate::module::Module;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
@@ -336,6 +336,15 @@ pub(crate) struct InstanceState {
     pub last_error: Option<String>,
     /// The streamed put in progress (`object_put_begin`).
     pub put_stream: Option<Filling>,
+    /// The bytes and digest of the guest's latest large put, which its next
+    /// put of the same length is compared with before it is copied (see
+    /// [`Filling`]). Kept only while the guest keeps putting: a blocking
+    /// wait, the end, or the guest computing through a whole epoch tick
+    /// drops it, so it never holds memory the guest has let go of for long.
+    pub last_put: Option<(Bytes, ObjectId)>,
+    /// Epoch callbacks since `last_put` was set. The first one after a put
+    /// only means that ticks passed during the put itself.
+    pub last_put_ticks: u8,
     /// The objects mapped into the guest's memory; restored to zeros when
     /// the state drops, before the memory goes back to the pool.
     pub maps: Mappings,
@@ -548,6 +557,8 @@ pub(crate) fn new_store(
         failure: None,
         last_error: None,
         put_stream: None,
+        last_put: None,
+        last_put_ticks: 0,
         maps: Mappings::default(),
         nondeterministic: Arc::new(AtomicBool::new(false)),
         monotonic_base: None,
@@ -567,6 +578,12 @@ pub(crate) fn new_store(
         // next tick, rather than at its next call or its end.
         let s = ctx.data_mut();
         s.refs.settle(&s.rt);
+        if s.last_put.is_some() {
+            s.last_put_ticks += 1;
+            if s.last_put_ticks > 1 {
+                s.last_put = None;
+            }
+        }
         if let Some(why) = s.cancel.interruption() {
             return Err(wasmtime::Error::new(why));
         }

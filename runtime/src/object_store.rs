@@ -52,7 +52,7 @@
 //! to zero is removed with `remove_if` re-checking zero, so a concurrent
 //! retain wins over the removal.
 
-use crate::blob::{Blob, Filling, StoreStats};
+use crate::blob::{Blob, Bytes, Filling, StoreStats};
 use crate::spill_dir::SpillDir;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -373,9 +373,10 @@ impl ObjectStore {
         Arc::new(Blob::copy_from(bytes, refs, &self.stats))
     }
 
-    /// Starts a blob of `len` bytes to be written in pieces.
-    pub fn filling(&self, len: usize) -> Filling {
-        Filling::new(len, &self.stats)
+    /// Starts a blob of `len` bytes to be written in pieces, which may turn
+    /// out to equal `like` (see [`Filling`]).
+    pub fn filling(&self, len: usize, like: Option<(Bytes, ObjectId)>) -> Filling {
+        Filling::new(len, like, &self.stats)
     }
 
     /// Returns the stored blob with the same bytes, if there is one, or

@@ -35,14 +35,25 @@ fn batch_get() {
     );
 }
 
+/// The seed's lesson holds: putting the array once and passing the
+/// reference beats passing it by value (which puts it again per call), and
+/// the tasks read the real array. The by-value run does strictly more work
+/// (ten puts against one), so the order does not depend on the machine.
 #[test]
 fn put_once() {
     let out = run("put_once", &[]);
+    let seconds = |label: &str| -> f64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{label}` line in {out}"))
+    };
+    let (by_value, put_once) = (seconds("by value:"), seconds("put once:"));
+    assert!(put_once < by_value, "{out}");
     assert!(
-        out.contains("passed by value:") && out.contains("put once, by ref:"),
+        out.contains("a task summed 25000000 numbers in place: 74999994"),
         "{out}"
     );
-    assert_eq!(out.matches("(submitting took ").count(), 2, "{out}");
 }
 
 #[test]

@@ -83,10 +83,21 @@ pub(crate) async fn wait_released<T>(
     timeout: Option<Duration>,
     fut: impl Future<Output = T>,
 ) -> wasmtime::Result<Waited<T>> {
+    wait(caller, timeout, fut, true).await
+}
+
+/// [`wait_released`], releasing the CPU slot only if `release`.
+async fn wait<T>(
+    caller: &mut Caller<'_, InstanceState>,
+    timeout: Option<Duration>,
+    fut: impl Future<Output = T>,
+    release: bool,
+) -> wasmtime::Result<Waited<T>> {
     let rt = caller.data().rt.clone();
     let cancel = caller.data().cancel.clone();
     let deadline = caller.data().deadline;
-    let had_slot = caller.data_mut().slot.take().is_some();
+    caller.data_mut().last_put = None;
+    let had_slot = release && caller.data_mut().slot.take().is_some();
     let give_up = timeout.map(|t| Instant::now() + t);
     let outcome = tokio::select! {
         v = fut => Ok(Waited::Done(v)),
@@ -103,9 +114,13 @@ pub(crate) async fn wait_released<T>(
     outcome.map_err(wasmtime::Error::new)
 }
 
-/// Makes room for `len` bytes of objects, waiting (with the CPU slot
-/// released) while the store spills. False when there is no room; the
-/// reason is kept for `last_error`.
+/// Makes room for `len` bytes of objects, waiting while the store spills.
+/// False when there is no room; the reason is kept for `last_error`.
+///
+/// The caller keeps its CPU slot meanwhile: a task that waits here still
+/// pins its arguments, and handing its slot to the next task would pin
+/// that one's too, pushing the store further past its cap with every
+/// task that starts (all then wait, and none gets room).
 pub(crate) async fn admitted(
     caller: &mut Caller<'_, InstanceState>,
     len: u32,
@@ -114,7 +129,7 @@ pub(crate) async fn admitted(
     if rt.objects.fits(len as usize) {
         return Ok(true);
     }
-    match wait_released(caller, None, rt.objects.admit(len as usize)).await? {
+    match wait(caller, None, rt.objects.admit(len as usize), false).await? {
         Waited::Done(Ok(())) => Ok(true),
         Waited::Done(Err(full)) => {
             caller.data_mut().last_error = Some(full.0);

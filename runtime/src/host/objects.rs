@@ -90,10 +90,20 @@ fn hand_over(
     blob: Arc<Blob>,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
+    note_put(st, &blob);
     let id = st.rt.objects.put(blob);
     st.refs.adopt(&st.rt, id);
     g.write(out_id, &id.0)?;
     status(Status::Ok)
+}
+
+/// Remembers a large put's bytes for the guest's next put (see
+/// [`InstanceState::last_put`]).
+pub(super) fn note_put(st: &mut InstanceState, blob: &Blob) {
+    if blob.len() >= crate::blob::MAP_MIN {
+        st.last_put = blob.loaded().map(|bytes| (bytes, blob.digest()));
+        st.last_put_ticks = 0;
+    }
 }
 
 /// `object_put_begin(len) -> status`: a put whose bytes come in pieces, so
@@ -111,7 +121,8 @@ async fn object_put_begin(
     if !super::admitted(&mut caller, len).await? {
         return status(Status::StoreFull);
     }
-    let filling = caller.data().rt.objects.filling(len as usize);
+    let like = caller.data_mut().last_put.take();
+    let filling = caller.data().rt.objects.filling(len as usize, like);
     caller.data_mut().put_stream = Some(filling);
     status(Status::Ok)
 }

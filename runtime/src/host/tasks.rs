@@ -191,6 +191,7 @@ fn task_return_end(
     let Some(blob) = filling.finish(contained) else {
         return status(Status::InvalidState);
     };
+    super::objects::note_put(st, &blob);
     set_return(st, index, Arc::new(blob))
 }
 

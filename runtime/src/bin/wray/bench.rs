@@ -39,6 +39,13 @@ pub struct BenchArgs {
         default_value = "target/wasm32-wasip1/release/wray_bench.wasm"
     )]
     module: PathBuf,
+    /// The put-once example, for the seed benchmarks.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/put_once.wasm"
+    )]
+    put_once: PathBuf,
     /// The hello example, for the start-up benchmark.
     #[arg(
         long,
@@ -67,6 +74,9 @@ enum Measure {
     },
     /// Milliseconds of a whole `wray run` of the hello example.
     HelloRun,
+    /// A figure of `wray run --num-cpus 4` of the put-once example: Ray's
+    /// "put a large array once" snippet.
+    Seed(SeedFigure),
     /// Resident kilobytes per idle actor.
     IdleActorRss,
     /// Milliseconds from `wray start` to a served dashboard page.
@@ -76,6 +86,17 @@ enum Measure {
     /// Milliseconds of the slowest state API answer with 100,000 tasks
     /// recorded.
     StateApi,
+}
+
+/// What the put-once example's run gives.
+#[derive(Clone, Copy)]
+enum SeedFigure {
+    /// Seconds to pass the array by value to 10 no-op tasks.
+    ByValue,
+    /// Seconds to put it once and pass the reference to 10 no-op tasks.
+    PutOnce,
+    /// The process's peak resident memory over both, in MB.
+    PeakRss,
 }
 
 struct Bench {
@@ -153,6 +174,35 @@ fn suite(quick: bool) -> Vec<Bench> {
                 long: if quick { 4 } else { 12 },
                 mb,
             },
+        },
+        Bench {
+            key: "view_gb_per_s",
+            what: "a task reading every byte of a 200 MB object through a view",
+            unit: "GB/s",
+            measure: Measure::Bandwidth {
+                name: "view_large",
+                short: 2,
+                long: if quick { 4 } else { 12 },
+                mb: if quick { 4 } else { 200 },
+            },
+        },
+        Bench {
+            key: "seed_by_value_s",
+            what: "Ray's put-once snippet: 200 MB of zeros by value to 10 no-op tasks (put_once.wasm, 4 CPUs)",
+            unit: "s",
+            measure: Measure::Seed(SeedFigure::ByValue),
+        },
+        Bench {
+            key: "seed_put_once_s",
+            what: "the same, put once and passed by reference",
+            unit: "s",
+            measure: Measure::Seed(SeedFigure::PutOnce),
+        },
+        Bench {
+            key: "seed_peak_rss_mb",
+            what: "peak resident memory of the whole `wray run` of the snippet",
+            unit: "MB",
+            measure: Measure::Seed(SeedFigure::PeakRss),
         },
         Bench {
             key: "actor_calls_sync_per_s",
@@ -326,6 +376,12 @@ fn measure(
             .collect(),
         Measure::NodeIdleRss => (0..runs).map(|_| Ok(start_node()?.1)).collect(),
         Measure::StateApi => state_api(rt, module, if args.quick { 2_000 } else { 100_000 }, runs),
+        Measure::Seed(figure) => {
+            seed(&args.put_once)?; // warms the code cache
+            (0..runs)
+                .map(|_| Ok(seed(&args.put_once)?[*figure as usize]))
+                .collect()
+        }
         Measure::HelloRun => {
             let exe = std::env::current_exe().context("cannot find the wray executable")?;
             let run = || -> anyhow::Result<Duration> {
@@ -346,6 +402,44 @@ fn measure(
             (0..runs).map(|_| Ok(run()?.as_secs_f64() * 1e3)).collect()
         }
     }
+}
+
+/// Runs the put-once example under `wray run --num-cpus 4` (the seed's
+/// setting) and returns what it printed, in seconds, and the process's peak
+/// resident memory in MB, in [`SeedFigure`] order.
+fn seed(example: &std::path::Path) -> anyhow::Result<[f64; 3]> {
+    let exe = std::env::current_exe().context("cannot find the wray executable")?;
+    let child = Command::new(&exe)
+        .args(["run", "--num-cpus", "4"])
+        .arg(example)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", example.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let out = std::io::read_to_string(child.stdout.context("no stdout")?)?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose stdout we have read to its end.
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid
+        || !libc::WIFEXITED(status)
+        || libc::WEXITSTATUS(status) != 0
+    {
+        bail!(
+            "`wray run {}` failed (build it with `make guests`): {out}",
+            example.display()
+        );
+    }
+    let seconds = |label: &str| -> anyhow::Result<f64> {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("the example printed no `{label}` line: {out}"))
+    };
+    // ru_maxrss is in KiB on Linux.
+    let peak_mb = usage.ru_maxrss as f64 * 1024.0 / 1e6;
+    Ok([seconds("by value:")?, seconds("put once:")?, peak_mb])
 }
 
 /// Resident KiB per actor: `n` actors created and called once, compared
