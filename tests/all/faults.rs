@@ -616,13 +616,26 @@ fn random_calls_to_every_host_function_never_harm_the_host() {
         .build()
         .unwrap();
     let fuzz = rt.load_bytes("abi_fuzz", &common::wat("abi_fuzz")).unwrap();
+    // Large enough to be mapped, not copied (the second argument).
+    let large = rt.put_bytes(&vec![0x5A; 1 << 20]).unwrap();
     let mut state = 0xf022;
     let mut kinds = std::collections::BTreeMap::new();
+    let mut mapped = 0;
     for run in 0..300 {
         let input = fuzz_input(&mut state, 48, if run % 2 == 0 { 0 } else { 8 });
-        let r = rt.task(&fuzz, "fuzz").arg_bytes(&input).submit().unwrap();
+        let r = rt
+            .task(&fuzz, "fuzz")
+            .arg_bytes(&input)
+            .arg_ref(&large)
+            .submit()
+            .unwrap();
         let kind = match rt.get_bytes(&r) {
-            Ok(_) => "ok".to_string(),
+            Ok(b) => {
+                if let Ok(count) = <[u8; 4]>::try_from(&b[..]) {
+                    mapped += u32::from_le_bytes(count);
+                }
+                "ok".to_string()
+            }
             Err(Error::Task(e)) => e.kind().name().to_string(),
             Err(other) => panic!("a fuzzed task must end in a value or a task error: {other:?}"),
         };
@@ -631,6 +644,8 @@ fn random_calls_to_every_host_function_never_harm_the_host() {
     // Wild inputs break the ABI; some plausible ones run to the end.
     assert!(kinds.contains_key("ABI violation"), "outcomes: {kinds:?}");
     assert!(kinds.len() > 1, "outcomes: {kinds:?}");
+    assert!(mapped > 0, "no run mapped its large argument: {kinds:?}");
+    drop(large);
     settled(&rt, 64, 256);
     let m = rt.load_file(common::guest("testkit")).unwrap();
     common::still_serving(&rt, &m);
