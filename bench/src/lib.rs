@@ -130,6 +130,18 @@ fn view_large(n: u32, mb: usize) {
     }
 }
 
+/// Puts one object of `kb` KiB, then views it `n` times in this instance,
+/// reading every byte: where mapping an object starts to beat copying it.
+fn view_kb(n: u32, kb: usize) {
+    let r = wray::put(&vec![1u8; kb << 10]);
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let v = wray::get_view(&r).expect("a view");
+        sum += v.as_slice().iter().map(|&b| u64::from(b)).sum::<u64>();
+    }
+    assert_eq!(sum, u64::from(n) * (kb << 10) as u64);
+}
+
 /// An actor that does nothing.
 #[wray::remote]
 struct Target;
@@ -205,6 +217,7 @@ fn main() -> Result<(), String> {
         "put_large" => put_large(n, mb),
         "get_large" => get_large(n, mb),
         "view_large" => view_large(n, mb),
+        "view_kb" => view_kb(n, mb),
         "actor_calls_sync" => actor_calls_sync(n),
         "actor_calls_async" => actor_calls_async(n),
         "actor_calls_n_n" => actor_calls_n_n(n, mb as u32),
