@@ -66,6 +66,36 @@ fn the_next_instance_in_a_slot_sees_zeros_where_an_object_was_mapped() {
     common::still_serving(&rt, &m);
 }
 
+/// The same for actors: an actor killed while it holds a view leaves zeros
+/// where the view was, for the actors that reuse its pool slot (one actor
+/// slot makes them reuse it).
+#[test]
+fn an_actor_killed_with_a_view_leaves_zeros_for_the_next_one() {
+    let rt = common::builder().actor_slots(1).build().unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let r = large(&rt, 8, 0xAB);
+    let call = |a: &wray_runtime::ActorRef, method: &str| rt.method(a, method);
+    for round in 0..3 {
+        let a = rt.actor(&m, "Viewer").create().unwrap();
+        let kept = call(&a, "keep").arg_ref(&r).submit().unwrap();
+        rt.get_bytes(&kept).unwrap();
+        let at = rt.get::<u32>(&call(&a, "at").submit().unwrap()).unwrap();
+        assert!(rt.kill(&a, false));
+        let next = rt.actor(&m, "Viewer").create().unwrap();
+        let zeros = call(&next, "zeros_at")
+            .arg(&at)
+            .arg(&(8u32 << 20))
+            .submit()
+            .unwrap();
+        assert!(
+            rt.get::<bool>(&zeros).unwrap(),
+            "round {round}: old bytes seen"
+        );
+        assert!(rt.kill(&next, false));
+    }
+    common::still_serving(&rt, &m);
+}
+
 /// A view, dropped, gives its region back as zeros, and the next view
 /// reuses the region; reading an object many times does not grow memory
 /// by the object each time.

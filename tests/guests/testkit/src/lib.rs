@@ -1183,6 +1183,17 @@ impl Viewer {
         let view = self.view.as_ref().expect("a view was kept");
         view.as_slice().iter().map(|&b| u64::from(b)).sum()
     }
+
+    /// Where the kept view lies in the actor's memory.
+    pub fn at(&self) -> u32 {
+        let view = self.view.as_ref().expect("a view was kept");
+        view.as_slice().as_ptr() as u32
+    }
+
+    /// Whether the `len` bytes at `at` are all zero (see `zeros_at`).
+    pub fn zeros_at(&self, at: u32, len: u32) -> bool {
+        zeros_in(at, len)
+    }
 }
 
 /// Remembers whether it was asked before: a witness that outlives restarts.
