@@ -24,6 +24,7 @@
 //! - If the host ever cannot restore anonymous memory, it aborts rather than
 //!   risk handing one guest's object to another.
 
+use super::memory::Guest;
 use crate::blob::{Bytes, PAGE};
 use crate::instance::InstanceState;
 use std::os::fd::AsRawFd;
@@ -124,6 +125,24 @@ impl Mappings {
         }
         region.object = Some((bytes, len));
         Ok(region.guest)
+    }
+
+    /// [`map`](Self::map) for the host function `function`: writes the
+    /// region's offset to `out_addr` and the bytes' length to `out_len` in
+    /// the guest's memory, and returns the `OK` status.
+    pub fn map_for(
+        caller: &mut Caller<'_, InstanceState>,
+        function: &'static str,
+        bytes: Bytes,
+        out_addr: u32,
+        out_len: u32,
+    ) -> wasmtime::Result<i32> {
+        let len = bytes.len() as u32;
+        let at = Self::map(caller, bytes)?;
+        let (mut g, _) = Guest::of(caller, function)?;
+        g.write_u32(out_addr, at)?;
+        g.write_u32(out_len, len)?;
+        Ok(wray_abi::Status::Ok as i32)
     }
 
     /// Gives back the in-use region at guest offset `guest`: fresh zeros

@@ -35,14 +35,32 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         HOST_MODULE,
         import::OBJECT_GET,
         |caller, (id, timeout, buf, cap, out_len): (u32, i64, u32, u32, u32)| {
-            Box::new(object_get(caller, id, timeout, buf, cap, out_len))
+            Box::new(read_object(
+                caller,
+                import::OBJECT_GET,
+                id,
+                timeout,
+                buf,
+                cap,
+                None,
+                out_len,
+            ))
         },
     )?;
     linker.func_wrap_async(
         HOST_MODULE,
         import::OBJECT_MAP,
         |caller, (id, timeout, buf, cap, out_addr, out_len): (u32, i64, u32, u32, u32, u32)| {
-            Box::new(object_map(caller, id, timeout, buf, cap, out_addr, out_len))
+            Box::new(read_object(
+                caller,
+                import::OBJECT_MAP,
+                id,
+                timeout,
+                buf,
+                cap,
+                Some(out_addr),
+                out_len,
+            ))
         },
     )?;
     linker.func_wrap(HOST_MODULE, import::OBJECT_UNMAP, object_unmap)?;
@@ -174,56 +192,12 @@ fn object_put_end(
     hand_over(&mut g, st, Arc::new(blob), out_id)
 }
 
-/// `object_get(id, timeout_ms, buf, cap, out_len) -> status`
-async fn object_get(
-    caller: Caller<'_, InstanceState>,
-    id: u32,
-    timeout_ms: i64,
-    buf: u32,
-    cap: u32,
-    out_len: u32,
-) -> wasmtime::Result<i32> {
-    read_object(
-        caller,
-        import::OBJECT_GET,
-        id,
-        timeout_ms,
-        buf,
-        cap,
-        None,
-        out_len,
-    )
-    .await
-}
-
-/// `object_map(id, timeout_ms, buf, cap, out_addr, out_len) -> status`:
-/// `object_get`, except that a value held in a file (a large one) is mapped
-/// into a fresh region of the guest's memory rather than copied to `buf`.
-/// Writes where the bytes are (the region, or `buf`) to `out_addr`.
-#[allow(clippy::too_many_arguments)]
-async fn object_map(
-    caller: Caller<'_, InstanceState>,
-    id: u32,
-    timeout_ms: i64,
-    buf: u32,
-    cap: u32,
-    out_addr: u32,
-    out_len: u32,
-) -> wasmtime::Result<i32> {
-    read_object(
-        caller,
-        import::OBJECT_MAP,
-        id,
-        timeout_ms,
-        buf,
-        cap,
-        Some(out_addr),
-        out_len,
-    )
-    .await
-}
-
-/// `object_get` and, with `out_addr`, `object_map`.
+/// `object_get(id, timeout_ms, buf, cap, out_len) -> status` and, with
+/// `out_addr`, `object_map(id, timeout_ms, buf, cap, out_addr, out_len) ->
+/// status`: `object_get`, except that a value held in a file (a large one)
+/// is mapped into a fresh region of the guest's memory rather than copied
+/// to `buf`, and where the bytes are (the region, or `buf`) is written to
+/// `out_addr`.
 #[allow(clippy::too_many_arguments)]
 async fn read_object(
     mut caller: Caller<'_, InstanceState>,
@@ -271,12 +245,7 @@ async fn read_object(
     if let (Some(out_addr), Payload::Value(bytes)) = (out_addr, &payload)
         && bytes.file().is_some()
     {
-        let len = bytes.len() as u32;
-        let at = Mappings::map(&mut caller, bytes.clone())?;
-        let (mut g, _) = Guest::of(&mut caller, function)?;
-        g.write_u32(out_addr, at)?;
-        g.write_u32(out_len, len)?;
-        return status(Status::Ok);
+        return Mappings::map_for(&mut caller, function, bytes.clone(), out_addr, out_len);
     }
     let (mut g, _) = Guest::of(&mut caller, function)?;
     let bytes: &[u8] = match &payload {

@@ -134,12 +134,7 @@ fn task_arg_map(
             _ => return status(Status::InvalidArgument),
         }
     };
-    let len = bytes.len() as u32;
-    let at = Mappings::map(&mut caller, bytes)?;
-    let (mut g, _) = Guest::of(&mut caller, import::TASK_ARG_MAP)?;
-    g.write_u32(out_addr, at)?;
-    g.write_u32(out_len, len)?;
-    status(Status::Ok)
+    Mappings::map_for(&mut caller, import::TASK_ARG_MAP, bytes, out_addr, out_len)
 }
 
 /// `task_return(index, data, len, refs, nrefs) -> status`
