@@ -67,58 +67,136 @@ pub mod export {
     pub const FAILED: i32 = 1;
 }
 
-/// Names of the host functions in [`HOST_MODULE`]. See `docs/abi.md` for each
-/// signature, its bounds checks and its errors.
-pub mod import {
-    /// `object_put(data, len, refs, nrefs, out_id) -> status`
-    pub const OBJECT_PUT: &str = "object_put";
-    /// `object_put_begin(len) -> status`: starts a streamed put of `len` bytes
-    pub const OBJECT_PUT_BEGIN: &str = "object_put_begin";
-    /// `object_put_write(data, len) -> status`: appends to the streamed put
-    pub const OBJECT_PUT_WRITE: &str = "object_put_write";
-    /// `object_put_end(refs, nrefs, out_id) -> status`: stores the streamed put
-    pub const OBJECT_PUT_END: &str = "object_put_end";
-    /// `object_get(id, timeout_ms: i64, buf, cap, out_len) -> status`
-    pub const OBJECT_GET: &str = "object_get";
-    /// `object_wait(ids, n, num_returns, timeout_ms: i64, out_ready) -> count | status`
-    pub const OBJECT_WAIT: &str = "object_wait";
-    /// `object_map(id, timeout_ms: i64, buf, cap, out_addr, out_len) -> status`:
-    /// `object_get`, with a large value mapped into memory instead of copied
-    pub const OBJECT_MAP: &str = "object_map";
-    /// `object_unmap(addr) -> status`: gives back a region `object_map` or
-    /// `task_arg_map` mapped
-    pub const OBJECT_UNMAP: &str = "object_unmap";
-    /// `object_retain(id) -> status`
-    pub const OBJECT_RETAIN: &str = "object_retain";
-    /// `object_release(id) -> status`
-    pub const OBJECT_RELEASE: &str = "object_release";
-    /// `task_submit(spec, len, out_ids, out_cap) -> count | status`
-    pub const TASK_SUBMIT: &str = "task_submit";
-    /// `task_args(buf, cap, out_len) -> status`
-    pub const TASK_ARGS: &str = "task_args";
-    /// `task_arg_map(index, out_addr, out_len) -> status`: maps a large
-    /// argument that `task_args` left out
-    pub const TASK_ARG_MAP: &str = "task_arg_map";
-    /// `task_return(index, data, len, refs, nrefs) -> status`
-    pub const TASK_RETURN: &str = "task_return";
-    /// `task_return_end(index, refs, nrefs) -> status`: sets return value
-    /// `index` to the streamed put's bytes
-    pub const TASK_RETURN_END: &str = "task_return_end";
-    /// `task_fail(kind, msg, len) -> status`
-    pub const TASK_FAIL: &str = "task_fail";
-    /// `task_cancel(id, flags) -> status`
-    pub const TASK_CANCEL: &str = "task_cancel";
-    /// `actor_create(spec, len, out_actor) -> status`
-    pub const ACTOR_CREATE: &str = "actor_create";
-    /// `actor_lookup(name, len, out_actor, out_type, type_cap, out_type_len) -> status`
-    pub const ACTOR_LOOKUP: &str = "actor_lookup";
-    /// `actor_kill(actor, flags) -> status`
-    pub const ACTOR_KILL: &str = "actor_kill";
-    /// `actor_self(out_actor) -> status`
-    pub const ACTOR_SELF: &str = "actor_self";
-    /// `last_error(buf, cap, out_len) -> status`
-    pub const LAST_ERROR: &str = "last_error";
+/// Calls `$m!` with every host function of [`HOST_MODULE`], once: the one
+/// table of the ABI's imports. Each entry is the function's documentation,
+/// the name of its constant in [`import`], its import name, and its
+/// parameters and result as a Rust guest declares them (pointers are 32-bit
+/// offsets into the guest's memory: `i32` in wasm, as are `usize` and
+/// `u32`; `i64` is `i64`). The SDK's `extern` block and the constants of
+/// [`import`] and [`SIGNATURES`] are all expanded from it, and the host
+/// checks its linker against [`SIGNATURES`], so a name or a signature
+/// cannot drift between them. `docs/abi.md` describes each function.
+#[macro_export]
+macro_rules! for_each_import {
+    ($m:ident) => {
+        $m! {
+            /// Stores `len` bytes at `data` as an immutable object; `refs` points at
+            /// `nrefs` 32-byte ids the value contains. Writes the object's id.
+            OBJECT_PUT object_put(data: *const u8, len: usize, refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
+            /// Starts a put of `len` bytes that come in pieces (a streamed put).
+            OBJECT_PUT_BEGIN object_put_begin(len: usize) -> i32;
+            /// Appends `len` bytes at `data` to the streamed put.
+            OBJECT_PUT_WRITE object_put_write(data: *const u8, len: usize) -> i32;
+            /// Stores the streamed put as an object, like `object_put`.
+            OBJECT_PUT_END object_put_end(refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
+            /// Waits up to `timeout_ms` for the object, then copies its bytes (or its
+            /// error record) into `buf` when they fit in `cap`; writes the length.
+            OBJECT_GET object_get(id: *const u8, timeout_ms: i64, buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
+            /// As `object_get`, except that a large value is mapped into a fresh
+            /// region of memory instead of copied to `buf`; writes where the bytes
+            /// are (the region, or `buf`) to `out_addr`.
+            OBJECT_MAP object_map(id: *const u8, timeout_ms: i64, buf: *mut u8, cap: usize, out_addr: *mut u32, out_len: *mut u32) -> i32;
+            /// Gives back a region `object_map` or `task_arg_map` mapped.
+            OBJECT_UNMAP object_unmap(addr: *const u8) -> i32;
+            /// Waits until `num_returns` of the `n` ids are ready or the timeout
+            /// passes; marks ready ones in `out_ready`; returns how many are ready.
+            OBJECT_WAIT object_wait(ids: *const u8, n: usize, num_returns: usize, timeout_ms: i64, out_ready: *mut u8) -> i32;
+            /// Records one more reference to the object held by this instance.
+            OBJECT_RETAIN object_retain(id: *const u8) -> i32;
+            /// Drops one reference held by this instance.
+            OBJECT_RELEASE object_release(id: *const u8) -> i32;
+            /// Submits a task or actor method; writes the ids of its return values.
+            TASK_SUBMIT task_submit(spec: *const u8, len: usize, out_ids: *mut u8, out_cap: usize) -> i32;
+            /// Copies the current call's argument buffer into `buf` when it fits.
+            TASK_ARGS task_args(buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
+            /// Maps argument `index`, which `task_args` left out of its buffer, into
+            /// a fresh region of memory; writes where and how long it is.
+            TASK_ARG_MAP task_arg_map(index: u32, out_addr: *mut u32, out_len: *mut u32) -> i32;
+            /// Sets return value `index` of the current call.
+            TASK_RETURN task_return(index: u32, data: *const u8, len: usize, refs: *const u8, nrefs: usize) -> i32;
+            /// Sets return value `index` of the current call to the streamed put's
+            /// bytes, like `task_return`.
+            TASK_RETURN_END task_return_end(index: u32, refs: *const u8, nrefs: usize) -> i32;
+            /// Records why the current call fails (an `ErrorKind` and a message).
+            TASK_FAIL task_fail(kind: u32, msg: *const u8, len: usize) -> i32;
+            /// Cancels the task that makes the object `id`.
+            TASK_CANCEL task_cancel(id: *const u8, flags: i32) -> i32;
+            /// Creates an actor; writes its 16-byte id.
+            ACTOR_CREATE actor_create(spec: *const u8, len: usize, out_actor: *mut u8) -> i32;
+            /// Finds a named actor; writes its id and its type name.
+            ACTOR_LOOKUP actor_lookup(name: *const u8, len: usize, out_actor: *mut u8, out_type: *mut u8, type_cap: usize, out_type_len: *mut u32) -> i32;
+            /// Kills an actor.
+            ACTOR_KILL actor_kill(actor: *const u8, flags: i32) -> i32;
+            /// Writes the id of the actor this instance is, if it is one.
+            ACTOR_SELF actor_self(out_actor: *mut u8) -> i32;
+            /// Copies why the host last answered `STORE_FULL` (UTF-8, possibly
+            /// empty) into `buf` when it fits in `cap`; writes the length.
+            LAST_ERROR last_error(buf: *mut u8, cap: usize, out_len: *mut u32) -> i32;
+        }
+    };
 }
+
+/// A wasm value type in a host function's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasmType {
+    /// `i32`: pointers, lengths, counts, flags, statuses.
+    I32,
+    /// `i64`: timeouts.
+    I64,
+}
+
+/// What a Rust parameter type of [`for_each_import!`] is in wasm.
+pub trait AbiType {
+    /// Its wasm type.
+    const WASM: WasmType;
+}
+
+macro_rules! abi_types {
+    ($($t:ty => $w:ident),* $(,)?) => {$(
+        impl AbiType for $t {
+            const WASM: WasmType = WasmType::$w;
+        }
+    )*};
+}
+abi_types!(
+    *const u8 => I32,
+    *mut u8 => I32,
+    *mut u32 => I32,
+    usize => I32,
+    u32 => I32,
+    i32 => I32,
+    i64 => I64,
+);
+
+/// A host function's import name, wasm parameter types and result type.
+pub type Signature = (&'static str, &'static [WasmType], WasmType);
+
+macro_rules! import_items {
+    ($(
+        $(#[$doc:meta])*
+        $konst:ident $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+    )*) => {
+        /// Names of the host functions in [`HOST_MODULE`], from
+        /// [`for_each_import!`]. See `docs/abi.md` for each signature, its
+        /// bounds checks and its errors.
+        pub mod import {
+            $(
+                $(#[$doc])*
+                pub const $konst: &str = stringify!($name);
+            )*
+        }
+
+        /// Every host function's signature, from [`for_each_import!`].
+        pub const SIGNATURES: &[Signature] = &[$(
+            (
+                stringify!($name),
+                &[$(<$ty as AbiType>::WASM),*],
+                <$ret as AbiType>::WASM,
+            ),
+        )*];
+    };
+}
+for_each_import!(import_items);
 
 /// Flags of `task_cancel`.
 pub mod cancel_flags {

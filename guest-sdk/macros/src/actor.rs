@@ -12,6 +12,7 @@ use crate::{Output, Param, call_body, check_signature, output};
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, Type};
+use wray_abi::export::{ACTOR_CONSTRUCTOR, ACTOR_PREFIX};
 
 fn methods_ident(ty: &Ident) -> Ident {
     format_ident!("{}Methods", ty)
@@ -122,7 +123,7 @@ pub(crate) fn remote_impl(i: ItemImpl) -> syn::Result<TokenStream2> {
     for item in &i.items {
         let ImplItem::Fn(f) = item else { continue };
         match receiver(f)? {
-            Receiver::None if f.sig.ident == "new" => constructor = Some(f),
+            Receiver::None if f.sig.ident == ACTOR_CONSTRUCTOR => constructor = Some(f),
             Receiver::None => {}
             Receiver::Ref => {
                 let params = check_signature(&f.sig, "an actor method")?;
@@ -174,7 +175,7 @@ fn constructor_items(
     let call_ty = format_ident!("__WrayNew_{}", ty);
     let names: Vec<_> = params.iter().map(|p| &p.name).collect();
     let tys: Vec<_> = params.iter().map(|p| &p.ty).collect();
-    let export = format!("wray:actor/{ty_str}/new");
+    let export = format!("{ACTOR_PREFIX}{ty_str}/{ACTOR_CONSTRUCTOR}");
     let label = format!("{ty_str}.new");
     let store = if out.fallible {
         quote! {
@@ -253,7 +254,7 @@ fn method(
     let value_ty = &out.value_ty;
     let method_str = name.to_string();
     let label = format!("{ty}.{method_str}");
-    let export = format!("wray:actor/{ty}/{method_str}");
+    let export = format!("{ACTOR_PREFIX}{ty}/{method_str}");
     let export_fn = format_ident!("__wray_actor_{}", name);
     let doc = format!("Calls `{label}` on the actor; returns a reference to its result at once.");
     let wrapper = quote! {

@@ -269,7 +269,7 @@ fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
     let name = &sig.ident;
     let vis = &f.vis;
     let name_str = name.to_string();
-    let export = format!("wray:task/{name_str}");
+    let export = format!("{}{name_str}", wray_abi::export::TASK_PREFIX);
     let call_ty = format_ident!("__WrayCall_{}", name);
     let value_ty = &out.value_ty;
     let pnames: Vec<_> = params.iter().map(|p| &p.name).collect();
@@ -362,7 +362,7 @@ fn driver(f: ItemFn) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(a, "#[wray::main] cannot be async"));
     }
     let name = &sig.ident;
-    let export = "wray:main";
+    let export = wray_abi::export::MAIN;
     let span = Span::call_site();
     Ok(quote_spanned! {span=>
         #f

@@ -166,3 +166,47 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wray_abi::{SIGNATURES, WasmType};
+
+    /// A module importing every function of the ABI's table with the
+    /// table's signature instantiates against the host's linker only if the
+    /// host defines each of them with exactly that signature.
+    #[test]
+    fn the_linker_defines_every_import_of_the_abi_table_with_its_signature() {
+        let wasm = |t: &WasmType| match t {
+            WasmType::I32 => "i32",
+            WasmType::I64 => "i64",
+        };
+        let imports: String = SIGNATURES
+            .iter()
+            .map(|(name, params, result)| {
+                let params: Vec<&str> = params.iter().map(wasm).collect();
+                format!(
+                    "(import \"{HOST_MODULE}\" \"{name}\" (func (param {}) (result {})))\n",
+                    params.join(" "),
+                    wasm(result)
+                )
+            })
+            .collect();
+        let text = format!("(module {imports} (memory (export \"memory\") 1))");
+        let engine = wasmtime::Engine::default();
+        let module =
+            wasmtime::Module::from_binary(&engine, &wat::parse_str(&text).unwrap()).unwrap();
+        let mut linker = Linker::new(&engine);
+        add_to_linker(&mut linker).unwrap();
+        if let Err(e) = linker.instantiate_pre(&module) {
+            panic!("the host's imports differ from wray_abi's table: {e:#}");
+        }
+        // And a wrong signature is caught.
+        let wrong = format!(
+            "(module (import \"{HOST_MODULE}\" \"object_put\" (func (param i32) (result i32))))"
+        );
+        let module =
+            wasmtime::Module::from_binary(&engine, &wat::parse_str(&wrong).unwrap()).unwrap();
+        assert!(linker.instantiate_pre(&module).is_err());
+    }
+}
