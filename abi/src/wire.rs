@@ -17,8 +17,8 @@
 //! [`VALUE_ALIGN`]: crate::VALUE_ALIGN
 
 use crate::{ActorId, ErrorKind, ObjectId, TaskId, VALUE_ALIGN};
-use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -528,8 +528,10 @@ pub struct ErrorRecord {
     pub backtrace: String,
     /// The last lines the guest wrote to stderr (may be empty).
     pub stderr_tail: String,
-    /// The failure that caused this one (for a failed dependency).
-    pub cause: Option<Box<ErrorRecord>>,
+    /// The failure that caused this one (for a failed dependency), shared
+    /// with every other failure it caused. Set it with
+    /// [`caused_by`](Self::caused_by), which keeps chains bounded.
+    pub cause: Option<Arc<ErrorRecord>>,
 }
 
 impl ErrorRecord {
@@ -545,6 +547,15 @@ impl ErrorRecord {
             stderr_tail: String::new(),
             cause: None,
         }
+    }
+
+    /// This record, caused by `cause`: the chain is shared, not copied, and
+    /// cut to [`MAX_CAUSE_DEPTH`] records (the innermost beyond are
+    /// dropped), so a failure that spreads through N dependents costs O(N),
+    /// however they chain.
+    pub fn caused_by(mut self, cause: Arc<ErrorRecord>) -> Self {
+        self.cause = Some(cut(cause, MAX_CAUSE_DEPTH - 1));
+        self
     }
 
     /// The innermost cause of the chain.
@@ -615,10 +626,51 @@ impl ErrorRecord {
         r.finish()?;
         let mut rec = chain.pop().expect("the loop pushes at least one record");
         while let Some(mut outer) = chain.pop() {
-            outer.cause = Some(Box::new(rec));
+            outer.cause = Some(Arc::new(rec));
             rec = outer;
         }
         Ok(rec)
+    }
+}
+
+/// `rec`'s chain kept to `keep` records: shared as it is when it is short
+/// enough (always, for chains made with `caused_by`, but one record too
+/// long), else its first `keep` records copied.
+fn cut(rec: Arc<ErrorRecord>, keep: usize) -> Arc<ErrorRecord> {
+    let mut depth = 1;
+    let mut e = &rec;
+    while let Some(c) = &e.cause {
+        depth += 1;
+        if depth > keep {
+            break;
+        }
+        e = c;
+    }
+    if depth <= keep {
+        return rec;
+    }
+    let mut head = rec.clone_without_cause();
+    if keep > 1
+        && let Some(c) = &rec.cause
+    {
+        head.cause = Some(cut(c.clone(), keep - 1));
+    }
+    Arc::new(head)
+}
+
+impl ErrorRecord {
+    /// A copy of this record alone, without its cause.
+    fn clone_without_cause(&self) -> ErrorRecord {
+        ErrorRecord {
+            kind: self.kind,
+            task: self.task,
+            attempts: self.attempts,
+            function: self.function.clone(),
+            message: self.message.clone(),
+            backtrace: self.backtrace.clone(),
+            stderr_tail: self.stderr_tail.clone(),
+            cause: None,
+        }
     }
 }
 
@@ -804,7 +856,7 @@ mod tests {
         inner.task = TaskId::new(0, 5);
         inner.backtrace = "0: child\n1: main".into();
         let mut outer = ErrorRecord::new(ErrorKind::DependencyFailed, "parent", "arg 0 failed");
-        outer.cause = Some(Box::new(inner.clone()));
+        outer = outer.caused_by(Arc::new(inner.clone()));
         outer.attempts = 3;
         let bytes = outer.encode();
         let back = ErrorRecord::decode(&bytes).unwrap();
@@ -835,16 +887,46 @@ mod tests {
         for i in 1..40 {
             let mut outer =
                 ErrorRecord::new(ErrorKind::DependencyFailed, alloc::format!("f{i}"), "y");
-            outer.cause = Some(Box::new(rec));
+            outer.cause = Some(Arc::new(rec));
             rec = outer;
         }
         let back = ErrorRecord::decode(&rec.encode()).unwrap();
+        assert_eq!(chain_len(&back), MAX_CAUSE_DEPTH);
+    }
+
+    fn chain_len(rec: &ErrorRecord) -> usize {
         let mut depth = 1;
-        let mut e = &back;
+        let mut e = rec;
         while let Some(c) = &e.cause {
             depth += 1;
             e = c;
         }
-        assert_eq!(depth, MAX_CAUSE_DEPTH);
+        depth
+    }
+
+    #[test]
+    fn causes_are_shared_and_chains_stay_bounded_when_made() {
+        let root = Arc::new(ErrorRecord::new(ErrorKind::Trap, "root", "x"));
+        // A fan-out: a thousand dependents share the one cause.
+        let fan: Vec<ErrorRecord> = (0..1000)
+            .map(|_| {
+                ErrorRecord::new(ErrorKind::DependencyFailed, "d", "y").caused_by(root.clone())
+            })
+            .collect();
+        assert!(
+            fan.iter()
+                .all(|d| Arc::ptr_eq(d.cause.as_ref().unwrap(), &root))
+        );
+        // A line: each depends on the one before; chains never pass the bound,
+        // and the outermost records are the ones kept.
+        let mut rec = Arc::new(ErrorRecord::new(ErrorKind::Trap, "f0", "x"));
+        for i in 1..100 {
+            let outer = ErrorRecord::new(ErrorKind::DependencyFailed, alloc::format!("f{i}"), "y");
+            rec = Arc::new(outer.caused_by(rec));
+            assert!(chain_len(&rec) <= MAX_CAUSE_DEPTH);
+        }
+        assert_eq!(chain_len(&rec), MAX_CAUSE_DEPTH);
+        assert_eq!(rec.function, "f99");
+        assert_eq!(rec.cause.as_ref().unwrap().function, "f98");
     }
 }

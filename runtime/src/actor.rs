@@ -323,7 +323,9 @@ pub(crate) fn call(
             format!("?.{method}"),
             format!("actor {actor:?} is dead"),
         );
-        rec.cause = cause.map(|c| Box::new((*c).clone()));
+        if let Some(c) = cause {
+            rec = rec.caused_by(c);
+        }
         fail_all(rt, &returns, rec);
         return returns;
     };
@@ -433,7 +435,9 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
         format!("actor {:?} is dead", a.id),
     );
     rec.task = call.id;
-    rec.cause = cause.map(|c| Box::new((*c).clone()));
+    if let Some(c) = cause {
+        rec = rec.caused_by(c);
+    }
     end_call(rt, call.id, Some(&rec));
     fail_all(rt, &call.returns, rec);
 }
@@ -717,7 +721,9 @@ async fn restart_or_die(
                 (_, None) => format!("actor {:?} was killed and has no restarts left", a.id),
             };
             let mut rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
-            rec.cause = cause.map(Box::new);
+            if let Some(c) = cause {
+                rec = rec.caused_by(Arc::new(c));
+            }
             a.lock().life = Life::Dead(Arc::new(rec));
             return Err(lost);
         }
@@ -746,12 +752,12 @@ async fn restart_or_die(
                     cause = Some(rec);
                     continue;
                 }
-                let mut d = ErrorRecord::new(
+                let d = ErrorRecord::new(
                     ErrorKind::ActorDied,
                     a.type_name.to_string(),
                     "its constructor failed on restart",
-                );
-                d.cause = Some(Box::new(rec));
+                )
+                .caused_by(Arc::new(rec));
                 a.lock().life = Life::Dead(Arc::new(d));
                 return Err(None);
             }

@@ -622,13 +622,12 @@ impl ReadyArg {
             return Ok(self.pinned().expect("inline values are never spilled"));
         };
         let bytes = read(rt, id, entry, &self.blob).await.map_err(|cause| {
-            let mut rec = ErrorRecord::new(
+            let rec = ErrorRecord::new(
                 ErrorKind::DependencyFailed,
                 function,
                 format!("argument {i} could not be read, so the call did not run"),
             );
-            rec.cause = Some(Box::new(cause));
-            rec
+            rec.caused_by(Arc::new(cause))
         })?;
         Ok(ArgValue {
             blob: self.blob.clone(),
@@ -716,7 +715,7 @@ async fn ready_arg(
                 function,
                 format!("argument {i} failed, so the call did not run"),
             );
-            rec.cause = Some(Box::new((*cause).clone()));
+            rec = rec.caused_by(cause);
             Err(rec)
         }
     }
@@ -843,12 +842,11 @@ pub(crate) async fn read(
         ));
     };
     recompute(rt, task).await.map_err(|cause| {
-        let mut rec = object_lost(format!(
+        let rec = object_lost(format!(
             "making it again with `{}` failed",
             task.sub.function
         ));
-        rec.cause = Some(Box::new(cause));
-        rec
+        rec.caused_by(Arc::new(cause))
     })?;
     // Restored in memory; it may have spilled again since.
     blob.load()
