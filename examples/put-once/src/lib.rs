@@ -13,9 +13,11 @@
 //! view reads the real data.
 //!
 //! Measured on the 2-core machine (`make build && target/release/wray run
-//! --num-cpus 4 target/wasm32-wasip1/release/put_once.wasm`, five runs):
-//! by value FIXME s, put once FIXME s; Ray 2.60 there: 0.40-1.03 s and
-//! 0.016-0.017 s. `wray bench --only seed` runs this example and reports the
+//! --num-cpus 4 target/wasm32-wasip1/release/put_once.wasm`, 2026-12-06):
+//! by value 0.33-0.43 s, put once 0.04-0.06 s; Ray 2.60 there: 0.40-1.03 s
+//! and 0.016-0.017 s. The "submitted in" figures are nearly the totals:
+//! the puts are the work, and the no-op tasks have finished by the time the
+//! last one is submitted. `wray bench --only seed` runs this example and reports the
 //! same figures (`seed_by_value_s`, `seed_put_once_s`, `seed_peak_rss_mb`).
 
 use std::time::Instant;

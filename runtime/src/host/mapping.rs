@@ -58,7 +58,7 @@ impl Mappings {
     /// calling guest's memory and returns its offset there: in a free
     /// region large enough, or in one made by growing the memory. Growing
     /// past the instance's memory limit fails as the guest's own growth
-    /// would (the call traps with `OUT_OF_MEMORY`).
+    /// would (the call traps and fails with `OUT_OF_MEMORY`).
     pub fn map(caller: &mut Caller<'_, InstanceState>, bytes: Bytes) -> wasmtime::Result<u32> {
         let Some(memory) = caller.data().memory else {
             return Err(wasmtime::Error::msg(
