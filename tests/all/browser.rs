@@ -31,7 +31,7 @@ use tempfile::TempDir;
 use tungstenite::{Message, WebSocket};
 
 /// How long one DevTools command, or one page load, may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one start of Chromium may take to listen for DevTools connections.
 ///
 /// It takes under a second on an idle machine; the bound only catches a
@@ -172,7 +172,7 @@ impl Browser {
 }
 
 impl Page {
-    /// Navigates to `url` and waits for its `load` event (at most 30 s).
+    /// Navigates to `url` and waits for its `load` event (at most 60 s).
     ///
     /// A network failure (say, connection refused) is an error; an HTTP error
     /// status is not: the page shows what the server sent.
@@ -279,7 +279,7 @@ impl Page {
             .unwrap_or_default()
     }
 
-    /// Sends a command to this page and waits (at most 30 s) for its result.
+    /// Sends a command to this page and waits (at most 60 s) for its result.
     fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         self.shared
             .lock()

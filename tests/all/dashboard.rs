@@ -10,7 +10,10 @@ use crate::node::{self, get, serve};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// How long a page may take to show what it should: a bound that catches a
+/// page that never does, generous because the browser shares two cores
+/// with the rest of the suite.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn shots() -> PathBuf {
     common::root().join("target/dashboard-screenshots")
