@@ -154,6 +154,38 @@ impl Entry {
     }
 }
 
+/// Completes once at least `enough` of `entries` are resolved, counting an
+/// entry named several times as many times (Ray's `wait` semantics). One
+/// waiter per distinct pending object, polled only when its object
+/// resolves: a wake-up costs one check, not a pass over the rest, however
+/// many ids are named (a guest may name one a million times). The store
+/// hands out one `Entry` per object: its address names it.
+pub(crate) async fn resolved_enough(entries: &[Arc<Entry>], enough: usize) {
+    use futures_util::StreamExt;
+    let mut ready = 0;
+    let mut named: rustc_hash::FxHashMap<usize, (&Arc<Entry>, usize)> = Default::default();
+    for e in entries {
+        if e.state().is_some() {
+            ready += 1;
+        } else {
+            named.entry(Arc::as_ptr(e) as usize).or_insert((e, 0)).1 += 1;
+        }
+    }
+    let mut pending: futures_util::stream::FuturesUnordered<_> = named
+        .into_values()
+        .map(|(e, n)| async move {
+            e.resolved().await;
+            n
+        })
+        .collect();
+    while ready < enough {
+        match pending.next().await {
+            Some(n) => ready += n,
+            None => break,
+        }
+    }
+}
+
 /// The objects of one runtime.
 pub(crate) struct ObjectStore {
     entries: DashMap<ObjectId, Arc<Entry>, FxBuildHasher>,

@@ -590,22 +590,11 @@ impl Runtime {
             .collect::<Result<Vec<_>>>()?;
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         self.block_on(async {
-            let mut pending: Vec<_> = entries.iter().filter(|e| e.state().is_none()).collect();
-            let mut ready = entries.len() - pending.len();
-            while ready < num_returns {
-                let next = futures_first(pending.iter().map(|e| e.resolved()));
-                let done = match deadline {
-                    Some(d) => tokio::time::timeout_at(d, next).await.is_ok(),
-                    None => {
-                        next.await;
-                        true
-                    }
-                };
-                if !done {
-                    break;
-                }
-                pending.retain(|e| e.state().is_none());
-                ready = entries.len() - pending.len();
+            let enough = crate::object_store::resolved_enough(&entries, num_returns);
+            // A timeout only ends the wait early: the result is what is ready.
+            match deadline {
+                Some(d) => drop(tokio::time::timeout_at(d, enough).await),
+                None => enough.await,
             }
         });
         let (mut yes, mut no) = (Vec::new(), Vec::new());
@@ -744,22 +733,6 @@ fn max_map_count() -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Completes when the first of `futs` completes.
-async fn futures_first<F: Future>(futs: impl Iterator<Item = F>) {
-    let mut futs: Vec<_> = futs.map(Box::pin).collect();
-    if futs.is_empty() {
-        return;
-    }
-    std::future::poll_fn(|cx| {
-        if futs.iter_mut().any(|f| f.as_mut().poll(cx).is_ready()) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// An actor's state, from [`Runtime::actor_info`].

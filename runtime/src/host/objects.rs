@@ -9,9 +9,6 @@ use crate::blob::{Blob, Bytes};
 use crate::instance::InstanceState;
 use crate::object_store::{Entry, Resolved};
 use crate::scheduler;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
@@ -309,35 +306,7 @@ async fn object_wait(
         |entries: &[Arc<Entry>]| entries.iter().filter(|e| e.state().is_some()).count();
     // A zero timeout only looks.
     if timeout_ms != 0 && count_ready(&entries) < num_returns as usize {
-        let enough = async {
-            // One waiter per pending object, however often it is named (a
-            // guest may name one a million times), polled only when its
-            // object resolves: a wake-up costs one check, not a pass over
-            // the rest. It yields how many of the ids its object is. (The
-            // store hands out one `Entry` per object: its address names it.)
-            let mut ready = 0;
-            let mut named: FxHashMap<usize, (&Arc<Entry>, usize)> = FxHashMap::default();
-            for e in &entries {
-                if e.state().is_some() {
-                    ready += 1;
-                } else {
-                    named.entry(Arc::as_ptr(e) as usize).or_insert((e, 0)).1 += 1;
-                }
-            }
-            let mut pending: FuturesUnordered<_> = named
-                .into_values()
-                .map(|(e, n)| async move {
-                    e.resolved().await;
-                    n
-                })
-                .collect();
-            while ready < num_returns as usize {
-                match pending.next().await {
-                    Some(n) => ready += n,
-                    None => break,
-                }
-            }
-        };
+        let enough = crate::object_store::resolved_enough(&entries, num_returns as usize);
         // A timeout only ends the wait early: the result is what is ready.
         let _ = wait_released(&mut caller, timeout_of(timeout_ms), enough).await?;
     }
