@@ -79,6 +79,13 @@ enum Kill {
     AllowRestart,
 }
 
+/// Whether an actor that ended as `kill` says, after `restarts` restarts,
+/// starts again under its `max_restarts` (negative: without limit).
+fn may_restart(kill: Kill, restarts: u32, max_restarts: i32) -> bool {
+    kill == Kill::AllowRestart
+        && (max_restarts < 0 || i64::from(restarts) < i64::from(max_restarts))
+}
+
 struct Mutable {
     life: Life,
     kill: Option<Kill>,
@@ -712,9 +719,7 @@ async fn restart_or_die(
     let mut cause = cause.cloned();
     loop {
         let restarts = a.restarts();
-        let may = kill == Kill::AllowRestart
-            && (a.max_restarts < 0 || (restarts as i64) < i64::from(a.max_restarts));
-        if !may {
+        if !may_restart(kill, restarts, a.max_restarts) {
             let why = match (kill, &cause) {
                 (Kill::NoRestart, _) => format!("actor {:?} was killed", a.id),
                 (_, Some(_)) => format!("actor {:?} died after {restarts} restarts", a.id),
@@ -936,4 +941,22 @@ fn live_instance(store: &mut Store<InstanceState>) -> wasmtime::Instance {
         .data()
         .instance
         .expect("an actor's store holds its instance")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_actor_restarts_while_restarts_remain_and_never_after_a_final_kill() {
+        assert!(may_restart(Kill::AllowRestart, 0, 1));
+        assert!(!may_restart(Kill::AllowRestart, 1, 1), "none left");
+        assert!(!may_restart(Kill::AllowRestart, 0, 0), "never allowed");
+        assert!(
+            may_restart(Kill::AllowRestart, u32::MAX, -1),
+            "without limit"
+        );
+        assert!(!may_restart(Kill::NoRestart, 0, -1), "a kill is final");
+        assert!(!may_restart(Kill::NoRestart, 0, 5));
+    }
 }

@@ -1192,4 +1192,78 @@ mod tests {
         drop(handles);
         assert!(children.ids().is_empty());
     }
+
+    fn policy(max_retries: i32, retry_exceptions: bool) -> Policy {
+        let options = Options {
+            max_retries: Some(max_retries),
+            retry_exceptions: Some(retry_exceptions),
+            ..Options::default()
+        };
+        Policy::new(&options, &Config::default())
+    }
+
+    fn failure(kind: ErrorKind) -> ErrorRecord {
+        ErrorRecord::new(kind, "f", "why")
+    }
+
+    #[test]
+    fn system_failures_are_retried_up_to_the_limit() {
+        let p = policy(2, false);
+        for kind in [ErrorKind::WorkerFailure, ErrorKind::ObjectLost] {
+            assert!(p.retries(&failure(kind), 1), "{kind:?}");
+            assert!(p.retries(&failure(kind), 2), "{kind:?}");
+            assert!(!p.retries(&failure(kind), 3), "{kind:?}: the limit");
+        }
+        let forever = policy(-1, false);
+        assert!(forever.retries(&failure(ErrorKind::WorkerFailure), 1_000_000));
+        let never = policy(0, true);
+        assert!(!never.retries(&failure(ErrorKind::WorkerFailure), 1));
+    }
+
+    #[test]
+    fn guest_errors_are_retried_only_with_retry_exceptions() {
+        for kind in [
+            ErrorKind::Application,
+            ErrorKind::Panic,
+            ErrorKind::Trap,
+            ErrorKind::Timeout,
+        ] {
+            assert!(!policy(3, false).retries(&failure(kind), 1), "{kind:?}");
+            assert!(policy(3, true).retries(&failure(kind), 1), "{kind:?}");
+            assert!(!policy(3, true).retries(&failure(kind), 4), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn cancels_failed_arguments_and_bad_modules_are_never_retried() {
+        for kind in [
+            ErrorKind::Cancelled,
+            ErrorKind::DependencyFailed,
+            ErrorKind::InvalidModule,
+        ] {
+            assert!(!policy(-1, true).retries(&failure(kind), 1), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_takes_the_calls_options_over_the_runtimes_defaults() {
+        let config = Config {
+            max_retries: 7,
+            task_timeout: Some(Duration::from_secs(9)),
+            ..Config::default()
+        };
+        let p = Policy::new(&Options::default(), &config);
+        assert_eq!(p.max_retries, 7);
+        assert_eq!(p.timeout, Some(Duration::from_secs(9)));
+        let options = Options {
+            max_retries: Some(1),
+            timeout_ms: Some(250),
+            memory_limit: Some(u64::MAX),
+            ..Options::default()
+        };
+        let p = Policy::new(&options, &config);
+        assert_eq!(p.max_retries, 1);
+        assert_eq!(p.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(p.memory_limit, crate::engine::MAX_WASM32_MEMORY, "capped");
+    }
 }
