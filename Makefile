@@ -31,7 +31,7 @@ guests: setup
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS))
 
 build: guests
-	$(CARGO) build --release -p wray-runtime
+	$(CARGO) build --release -p wray-cli
 
 run: build
 	target/release/wray run --dashboard target/$(WASM_TARGET)/release/demo.wasm
@@ -48,7 +48,7 @@ lint: setup
 	$(CARGO) clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS)) -- -D warnings
 
 doc:
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p wray -p wray-runtime -p wray-abi -p wray-macros
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features wray-runtime/node -p wray -p wray-runtime -p wray-abi -p wray-macros
 
 clean:
 	$(CARGO) clean

@@ -16,6 +16,12 @@
 //! ```
 //!
 //! `ARCHITECTURE.md` at the repository root maps the modules of this crate.
+//!
+//! The feature `node` adds the module `node`: the HTTP API and dashboard of `wray
+//! start` (the `wray` command, package `wray-cli`, turns it on).
+
+// Some state is read only by the node's listings.
+#![cfg_attr(not(feature = "node"), allow(dead_code))]
 
 mod actor;
 mod blob;
@@ -28,6 +34,7 @@ pub mod events;
 mod host;
 mod instance;
 mod module;
+#[cfg(feature = "node")]
 pub mod node;
 mod object_store;
 mod output;
