@@ -441,6 +441,11 @@ impl Runtime {
     /// once the actor is gone (or restarting); false when it was gone
     /// already.
     pub fn kill(&self, actor: &ActorRef, allow_restart: bool) -> bool {
+        self.block_on(self.kill_async(actor, allow_restart))
+    }
+
+    /// [`kill`](Self::kill), for async callers (on any tokio runtime).
+    pub async fn kill_async(&self, actor: &ActorRef, allow_restart: bool) -> bool {
         let Some(a) = self.shared.actors.get(&actor.id()) else {
             return false;
         };
@@ -448,7 +453,7 @@ impl Runtime {
             return false;
         }
         if !allow_restart {
-            self.block_on(a.gone());
+            a.gone().await;
         }
         true
     }
@@ -497,6 +502,12 @@ impl Runtime {
 
     /// Stores already-encoded bytes as an immutable object.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
+        self.block_on(self.put_bytes_async(bytes))
+    }
+
+    /// [`put_bytes`](Self::put_bytes), for async callers (on any tokio
+    /// runtime): past the store's cap it waits for room without blocking.
+    pub async fn put_bytes_async(&self, bytes: &[u8]) -> Result<ObjectRef> {
         if bytes.len() > self.shared.config.max_object_size {
             return Err(Error::InvalidArgument(format!(
                 "object of {} bytes exceeds the limit of {} bytes",
@@ -504,7 +515,7 @@ impl Runtime {
                 self.shared.config.max_object_size
             )));
         }
-        self.admit(bytes.len())?;
+        self.admit_async(bytes.len()).await?;
         let blob = self.shared.objects.blob(bytes, Vec::new());
         let id = self.shared.objects.put(blob);
         Ok(ObjectRef::adopt(&self.shared, id))
@@ -515,7 +526,21 @@ impl Runtime {
         if self.shared.objects.fits(len) {
             return Ok(());
         }
-        self.block_on(self.shared.objects.admit(len))
+        self.block_on(self.admit_async(len))
+    }
+
+    /// Makes room, waiting on this runtime (whose timers it needs) for any
+    /// caller's runtime.
+    async fn admit_async(&self, len: usize) -> Result<()> {
+        if self.shared.objects.fits(len) {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        self.handle()
+            .spawn(async move { shared.objects.admit(len).await })
+            .await
+            // Its runtime lives as long as `self`, and admission never panics.
+            .expect("waiting for room ends")
             .map_err(|e| Error::ObjectStoreFull(e.0))
     }
 
@@ -573,6 +598,16 @@ impl Runtime {
         num_returns: usize,
         timeout: Option<Duration>,
     ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
+        self.block_on(self.wait_async(refs, num_returns, timeout))
+    }
+
+    /// [`wait`](Self::wait), for async callers (on any tokio runtime).
+    pub async fn wait_async(
+        &self,
+        refs: &[ObjectRef],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
         if num_returns > refs.len() {
             return Err(Error::InvalidArgument(format!(
                 "num_returns ({num_returns}) exceeds the number of references ({})",
@@ -588,15 +623,22 @@ impl Runtime {
                     .ok_or(Error::ObjectNotFound(r.id))
             })
             .collect::<Result<Vec<_>>>()?;
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        self.block_on(async {
-            let enough = crate::object_store::resolved_enough(&entries, num_returns);
-            // A timeout only ends the wait early: the result is what is ready.
-            match deadline {
-                Some(d) => drop(tokio::time::timeout_at(d, enough).await),
-                None => enough.await,
-            }
-        });
+        // On this runtime, whose timers the timeout needs, for any caller's.
+        let entries = self
+            .handle()
+            .spawn(async move {
+                let enough = crate::object_store::resolved_enough(&entries, num_returns);
+                // A timeout only ends the wait early: the result is what is
+                // ready.
+                match timeout {
+                    Some(t) => drop(tokio::time::timeout(t, enough).await),
+                    None => enough.await,
+                }
+                entries
+            })
+            .await
+            // Its runtime lives as long as `self`, and the wait never panics.
+            .expect("a wait ends");
         let (mut yes, mut no) = (Vec::new(), Vec::new());
         for (r, e) in refs.iter().zip(&entries) {
             if e.state().is_some() && yes.len() < num_returns {

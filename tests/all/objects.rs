@@ -73,6 +73,41 @@ fn stats_are_read_from_async_code_too() {
     assert_eq!(after.object_bytes, before.object_bytes);
 }
 
+/// The host API's async forms work from another tokio runtime (one
+/// without timers, even), where the blocking forms could not be called.
+#[test]
+fn puts_waits_and_kills_work_from_async_code() {
+    let (rt, m) = testkit();
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        let r = rt.put_bytes_async(b"from async").await.unwrap();
+        let slow = common::gate(&rt, &m);
+        let pending = common::gated(&rt, &m, &slow, 1);
+        let (ready, rest) = rt
+            .wait_async(
+                &[r.clone(), pending.clone()],
+                1,
+                Some(Duration::from_millis(10)),
+            )
+            .await
+            .unwrap();
+        let ids = |v: Vec<wray_runtime::ObjectRef>| v.iter().map(|r| r.id()).collect::<Vec<_>>();
+        assert_eq!(ids(ready), [r.id()]);
+        assert_eq!(ids(rest), [pending.id()]);
+        let (ready, _) = rt
+            .wait_async(std::slice::from_ref(&pending), 1, Some(Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(ready.is_empty(), "a zero timeout only looks");
+        assert!(rt.kill_async(&slow, false).await, "the gate is killed");
+        assert!(rt.actor_info(&slow).is_none(), "and gone when kill returns");
+        assert_eq!(&*rt.get_bytes_async(&r, None).await.unwrap(), b"from async");
+    });
+    common::still_serving(&rt, &m);
+}
+
 #[test]
 fn a_driver_leaves_no_objects_behind() {
     let (rt, m) = testkit();
