@@ -87,8 +87,18 @@ impl Mappings {
                 let old = memory.grow(&mut *caller, pages)?;
                 let guest = old * WASM_PAGE as u64;
                 let guest = u32::try_from(guest).expect("wasm32 memory is at most 4 GiB");
-                let host = memory.data_ptr(&*caller) as usize + guest as usize;
+                let base = memory.data_ptr(&*caller) as usize;
+                let host = base + guest as usize;
                 let maps = &mut caller.data_mut().maps;
+                // Regions are restored by host address: the memory must
+                // never move. Pooled memories are reserved whole and never
+                // do; anything else is a configuration this module refuses.
+                if let Some(r) = maps.regions.first()
+                    && r.host - r.guest as usize != base
+                {
+                    eprintln!("wray: a guest's memory moved while objects were mapped into it");
+                    std::process::abort();
+                }
                 maps.regions.push(Region {
                     guest,
                     host,
