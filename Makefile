@@ -45,6 +45,7 @@ bench: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p wray-runtime --all-targets -- -D warnings   # the library without its node
 	$(CARGO) clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS)) -- -D warnings
 
 doc:

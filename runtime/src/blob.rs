@@ -628,6 +628,7 @@ impl Blob {
     }
 
     /// Where the bytes are.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
     pub(crate) fn place(&self) -> Place {
         match &*self.lock() {
             Data::Memory(_) => Place::Memory,

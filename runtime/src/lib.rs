@@ -20,9 +20,6 @@
 //! The feature `node` adds the module `node`: the HTTP API and dashboard of `wray
 //! start` (the `wray` command, package `wray-cli`, turns it on).
 
-// Some state is read only by the node's listings.
-#![cfg_attr(not(feature = "node"), allow(dead_code))]
-
 mod actor;
 mod blob;
 mod call;
