@@ -35,10 +35,15 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one start of Chromium may take to listen for DevTools connections.
 ///
 /// It takes under a second on an idle machine; the bound only catches a
-/// start that hung, which [`LAUNCH_ATTEMPTS`] then retries.
+/// start that hung, which the next of [`LAUNCH_WAYS`] then replaces.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many times Chromium is started before the browser tests give up.
-const LAUNCH_ATTEMPTS: u32 = 3;
+/// How Chromium is started, in turn, until one start opens its DevTools
+/// port: as found, then (should a start hang, as one did once on CI,
+/// printing nothing) without the zygote that forks its renderers, then in
+/// one process. Debian's `/usr/bin/chromium` is a shell script that reads
+/// `/etc/chromium.d` first; the later starts run the browser itself
+/// (`/usr/lib/chromium/chromium`) when it is there.
+const LAUNCH_WAYS: [&[&str]; 3] = [&[], &["--no-zygote"], &["--no-zygote", "--single-process"]];
 /// How long Chromium may take to shut down before it is killed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often polling loops look again.
@@ -100,9 +105,15 @@ impl Browser {
     /// `chromium-browser` and `google-chrome` found on `PATH`.
     pub fn launch() -> Result<Browser, String> {
         let binary = find_chromium()?;
+        let direct = Path::new("/usr/lib/chromium/chromium");
         let mut failures = Vec::new();
-        for attempt in 1..=LAUNCH_ATTEMPTS {
-            let mut process = Process::start(&binary)?;
+        for (attempt, extra) in LAUNCH_WAYS.iter().enumerate() {
+            let program = if attempt > 0 && executable(direct).is_some() {
+                direct
+            } else {
+                &binary
+            };
+            let mut process = Process::start(program, extra)?;
             match process.devtools_address() {
                 Ok((port, path)) => {
                     let socket = connect(port, &path)?;
@@ -119,7 +130,12 @@ impl Browser {
                     });
                 }
                 // Dropping `process` kills this start before the next one.
-                Err(e) => failures.push(format!("start {attempt}: {e}")),
+                Err(e) => failures.push(format!(
+                    "start {} ({} {}): {e}",
+                    attempt + 1,
+                    program.display(),
+                    extra.join(" ")
+                )),
             }
         }
         Err(failures.join("\n"))
@@ -327,9 +343,9 @@ impl Shared {
 }
 
 impl Process {
-    /// Starts `binary` headless, with a throwaway profile and its output
-    /// going to a log file in it.
-    fn start(binary: &Path) -> Result<Process, String> {
+    /// Starts `binary` headless, with `extra` flags, a throwaway profile and
+    /// its output going to a log file in it.
+    fn start(binary: &Path, extra: &[&str]) -> Result<Process, String> {
         let dir = tempfile::Builder::new()
             .prefix("wray-chromium-")
             .tempdir()
@@ -355,6 +371,7 @@ impl Process {
                 "--disable-component-update",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(user_data_dir)
             .args(["--window-size=1400,900", "about:blank"])
             .stdin(Stdio::null())
