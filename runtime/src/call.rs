@@ -4,7 +4,11 @@
 //! kind of call (`Task`, `NewActor`, `Method`) decides which options exist
 //! and how it finishes (`submit` for calls with a result, `create` for
 //! actors). Arguments are held (`HeldRefs`) from the moment they are added,
-//! so an `ObjectRef` dropped by the caller stays alive for the call.
+//! so an `ObjectRef` dropped by the caller stays alive for the call. A value
+//! argument is stored at once when the object store has room for it;
+//! otherwise it waits in the builder and the submission makes room first,
+//! blocking (`submit`, `create`) or not (`submit_async`, `create_async`):
+//! building a call never blocks.
 
 use crate::actor::{self, Creation};
 use crate::error::{Error, Result};
@@ -76,10 +80,19 @@ pub type MethodBuilder<'a> = CallBuilder<'a, Method>;
 pub struct CallBuilder<'a, K> {
     rt: &'a Runtime,
     target: K,
-    args: Vec<TaskArg>,
+    args: Vec<BuildArg>,
     held: HeldRefs,
     options: Options,
     error: Option<Error>,
+}
+
+/// An argument of a call being built.
+enum BuildArg {
+    /// Ready to submit.
+    Ready(TaskArg),
+    /// A value the store had no room for yet: stored when the call is
+    /// submitted, after room is made.
+    Waiting(Vec<u8>),
 }
 
 impl<'a, K> CallBuilder<'a, K> {
@@ -110,14 +123,11 @@ impl<'a, K> CallBuilder<'a, K> {
 
     /// Adds an argument already encoded (the bytes of the parameter's type).
     pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
-        match self.rt.admit(bytes.len()) {
-            Ok(()) => {
-                let blob = self.rt.shared.objects.blob(bytes, Vec::new());
-                self.args.push(TaskArg::Value(blob));
-            }
-            Err(e) => {
-                self.error.get_or_insert(e);
-            }
+        if self.rt.shared.objects.fits(bytes.len()) {
+            let blob = self.rt.shared.objects.blob(bytes, Vec::new());
+            self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
+        } else {
+            self.args.push(BuildArg::Waiting(bytes.to_vec()));
         }
         self
     }
@@ -126,7 +136,7 @@ impl<'a, K> CallBuilder<'a, K> {
     /// ready; if it failed, the call fails without running.
     pub fn arg_ref(mut self, r: &ObjectRef) -> Self {
         if self.held.retain(r.id()) {
-            self.args.push(TaskArg::Ref(r.id()));
+            self.args.push(BuildArg::Ready(TaskArg::Ref(r.id())));
         } else {
             self.error.get_or_insert(Error::ObjectNotFound(r.id()));
         }
@@ -140,7 +150,7 @@ impl<'a, K> CallBuilder<'a, K> {
         if self.held.retain(r.id()) {
             // An ObjectRef is encoded as its 32-byte id.
             let blob = self.rt.shared.objects.blob(&r.id().0, vec![r.id()]);
-            self.args.push(TaskArg::Value(blob));
+            self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
         } else {
             self.error.get_or_insert(Error::ObjectNotFound(r.id()));
         }
@@ -153,12 +163,51 @@ impl<'a, K> CallBuilder<'a, K> {
         self
     }
 
-    /// The submission, or the first error met while building.
+    /// Bytes of the values that wait for room.
+    fn waiting(&self) -> usize {
+        self.args
+            .iter()
+            .map(|a| match a {
+                BuildArg::Waiting(b) => b.len(),
+                BuildArg::Ready(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Makes room for the values that wait, blocking.
+    fn admitted(self) -> Result<Self> {
+        let len = self.waiting();
+        if len > 0 && self.error.is_none() {
+            self.rt.admit(len)?;
+        }
+        Ok(self)
+    }
+
+    /// Makes room for the values that wait, without blocking.
+    async fn admitted_async(self) -> Result<Self> {
+        let len = self.waiting();
+        if len > 0 && self.error.is_none() {
+            self.rt.admit_async(len).await?;
+        }
+        Ok(self)
+    }
+
+    /// The submission (room made for every value), or the first error met
+    /// while building.
     fn finish(self, function: &str) -> Result<(&'a Runtime, K, Submission)> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let sub = Submission::host(function.into(), self.args, self.held, self.options);
+        let objects = &self.rt.shared.objects;
+        let args = self
+            .args
+            .into_iter()
+            .map(|a| match a {
+                BuildArg::Ready(a) => a,
+                BuildArg::Waiting(bytes) => TaskArg::Value(objects.blob(&bytes, Vec::new())),
+            })
+            .collect();
+        let sub = Submission::host(function.into(), args, self.held, self.options);
         Ok((self.rt, self.target, sub))
     }
 }
@@ -189,8 +238,18 @@ impl CallBuilder<'_, Task> {
         self
     }
 
-    /// Submits the task; returns a reference to its result at once.
+    /// Submits the task; returns a reference to its result at once (after
+    /// waiting for room in the object store, if an argument needs it).
     pub fn submit(self) -> Result<ObjectRef> {
+        self.admitted()?.submit_now()
+    }
+
+    /// [`submit`](Self::submit), for async callers (on any tokio runtime).
+    pub async fn submit_async(self) -> Result<ObjectRef> {
+        self.admitted_async().await?.submit_now()
+    }
+
+    fn submit_now(self) -> Result<ObjectRef> {
         let function = self.target.function.clone();
         let (rt, task, sub) = self.finish(&function)?;
         let ids = {
@@ -221,8 +280,18 @@ impl CallBuilder<'_, NewActor> {
         self
     }
 
-    /// Creates the actor; returns its handle at once.
+    /// Creates the actor; returns its handle at once (after waiting for
+    /// room in the object store, if an argument needs it).
     pub fn create(self) -> Result<ActorRef> {
+        self.admitted()?.create_now()
+    }
+
+    /// [`create`](Self::create), for async callers (on any tokio runtime).
+    pub async fn create_async(self) -> Result<ActorRef> {
+        self.admitted_async().await?.create_now()
+    }
+
+    fn create_now(self) -> Result<ActorRef> {
         let type_name = self.target.type_name.clone();
         let (rt, new, sub) = self.finish(&type_name)?;
         let id = {
@@ -242,8 +311,18 @@ impl CallBuilder<'_, NewActor> {
 }
 
 impl CallBuilder<'_, Method> {
-    /// Submits the call; returns a reference to its result at once.
+    /// Submits the call; returns a reference to its result at once (after
+    /// waiting for room in the object store, if an argument needs it).
     pub fn submit(self) -> Result<ObjectRef> {
+        self.admitted()?.submit_now()
+    }
+
+    /// [`submit`](Self::submit), for async callers (on any tokio runtime).
+    pub async fn submit_async(self) -> Result<ObjectRef> {
+        self.admitted_async().await?.submit_now()
+    }
+
+    fn submit_now(self) -> Result<ObjectRef> {
         let method = self.target.method.clone();
         let (rt, m, sub) = self.finish(&method)?;
         let ids = {

@@ -531,7 +531,7 @@ impl Runtime {
 
     /// Makes room, waiting on this runtime (whose timers it needs) for any
     /// caller's runtime.
-    async fn admit_async(&self, len: usize) -> Result<()> {
+    pub(crate) async fn admit_async(&self, len: usize) -> Result<()> {
         if self.shared.objects.fits(len) {
             return Ok(());
         }

@@ -108,6 +108,36 @@ fn puts_waits_and_kills_work_from_async_code() {
     common::still_serving(&rt, &m);
 }
 
+/// A call whose argument does not fit in the store is built without
+/// blocking; submitting it from async code waits for the spill that makes
+/// room, without blocking the caller's runtime either.
+#[test]
+fn a_call_waits_for_room_for_its_argument_in_async_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = common::builder()
+        .object_store_memory(12 << 20)
+        .spill_dir(Some(dir.path().to_path_buf()))
+        .build()
+        .unwrap();
+    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let held: Vec<_> = (0..2u8)
+        .map(|i| rt.put_bytes(&vec![i; 5 << 20]).unwrap())
+        .collect();
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = other.block_on(async {
+        // 8 MiB by value, with 10 of 12 MiB taken: built at once, stored
+        // once the store has spilled.
+        let arg = vec![7u8; 8 << 20];
+        let call = rt.task(&m, "len").arg(&arg);
+        call.submit_async().await.unwrap()
+    });
+    assert_eq!(rt.get::<u64>(&r).unwrap(), 8 << 20);
+    assert!(rt.stats().spilled_bytes > 0, "room was made by spilling");
+    drop(held);
+}
+
 #[test]
 fn a_driver_leaves_no_objects_behind() {
     let (rt, m) = testkit();
