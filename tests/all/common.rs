@@ -212,3 +212,17 @@ pub fn is_ready(rt: &Runtime, r: &ObjectRef) -> bool {
         .unwrap();
     !ready.is_empty()
 }
+
+/// A runtime whose store holds `mib` MiB in memory and spills to `dir`
+/// (none: it does not spill), with the testkit loaded; callers wait up to
+/// two seconds for room.
+pub fn capped(mib: usize, dir: Option<&Path>) -> (Runtime, Module) {
+    let rt = builder()
+        .object_store_memory((mib << 20) as u64)
+        .spill_dir(dir.map(Path::to_path_buf))
+        .object_store_wait(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let m = rt.load_file(guest("testkit")).unwrap();
+    (rt, m)
+}

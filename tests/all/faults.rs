@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use wray_runtime::{Error, ErrorKind, Module, ObjectRef, Runtime};
+use wray_runtime::{Error, ErrorKind, ObjectRef, Runtime};
 
 const MIB: usize = 1 << 20;
 
@@ -275,23 +275,10 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// A runtime whose store holds `mib` MiB in memory and spills to `dir`;
-/// callers wait up to two seconds for room.
-fn capped(mib: usize, dir: Option<&Path>) -> (Runtime, Module) {
-    let rt = common::builder()
-        .object_store_memory((mib * MIB) as u64)
-        .spill_dir(dir.map(Path::to_path_buf))
-        .object_store_wait(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let m = rt.load_file(common::guest("testkit")).unwrap();
-    (rt, m)
-}
-
 #[test]
 fn three_times_the_cap_spills_and_every_byte_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, m) = capped(16, Some(dir.path()));
+    let (rt, m) = common::capped(16, Some(dir.path()));
     let values = distinct(48);
     let refs: Vec<ObjectRef> = values.iter().map(|v| rt.put_bytes(v).unwrap()).collect();
     let stats = rt.stats();
@@ -311,7 +298,7 @@ fn three_times_the_cap_spills_and_every_byte_comes_back() {
 
 #[test]
 fn a_full_store_without_spilling_fails_at_once_and_keeps_serving() {
-    let (rt, m) = capped(8, None);
+    let (rt, m) = common::capped(8, None);
     let values = distinct(12);
     let first = rt.put_bytes(&values[0]).unwrap();
     let mut kept = vec![first];
@@ -346,7 +333,7 @@ fn a_guest_that_drops_its_references_can_fill_the_store_again_at_once() {
     // the guest needs their room. 256 of 32 KiB (8 MiB): released in
     // batches on another thread. 100 of 64 KiB (6.25 MiB): too few for a
     // batch, released at the guest's next call.
-    let (rt, m) = capped(12, None);
+    let (rt, m) = common::capped(12, None);
     common::scenario(&rt, &m, &["churn", "16", "256", "32"]);
     common::scenario(&rt, &m, &["churn", "6", "100", "64"]);
     // A job's releases are done when it is.
@@ -406,7 +393,7 @@ fn a_spill_dir_that_cannot_be_made_is_refused_up_front() {
 fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("spill");
-    let (rt, m) = capped(8, Some(&dir));
+    let (rt, m) = common::capped(8, Some(&dir));
     // The directory turns into a file after the runtime started.
     std::fs::remove_dir(&dir).unwrap();
     std::fs::write(&dir, b"").unwrap();
@@ -433,7 +420,7 @@ fn a_spill_dir_that_cannot_be_written_fails_after_the_wait() {
 #[test]
 fn small_objects_stay_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, m) = capped(1, Some(dir.path()));
+    let (rt, m) = common::capped(1, Some(dir.path()));
     let mut kept = Vec::new();
     let err = loop {
         let value: Vec<u8> = (kept.len() as u32)
@@ -504,7 +491,7 @@ fn lose_spilled(rt: &Runtime, dir: &Path, n: usize) -> Vec<ObjectRef> {
 #[test]
 fn lost_task_results_are_made_again_through_their_lineage() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, m) = capped(16, Some(dir.path()));
+    let (rt, m) = common::capped(16, Some(dir.path()));
     // b is made from a: losing both needs a recursive recomputation.
     let a = rt.task(&m, "giant").arg(&6u32).submit().unwrap();
     let b = rt.task(&m, "bump_bytes").arg_ref(&a).submit().unwrap();
@@ -529,7 +516,7 @@ fn lost_task_results_are_made_again_through_their_lineage() {
 #[test]
 fn tasks_that_read_the_clock_are_recomputed_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, m) = capped(16, Some(dir.path()));
+    let (rt, m) = common::capped(16, Some(dir.path()));
     let refused = rt.task(&m, "stamped").arg(&5u32).submit().unwrap();
     let allowed = rt
         .task(&m, "stamped")

@@ -114,12 +114,7 @@ fn puts_waits_and_kills_work_from_async_code() {
 #[test]
 fn a_call_waits_for_room_for_its_argument_in_async_code() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = common::builder()
-        .object_store_memory(12 << 20)
-        .spill_dir(Some(dir.path().to_path_buf()))
-        .build()
-        .unwrap();
-    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let (rt, m) = common::capped(12, Some(dir.path()));
     let held: Vec<_> = (0..2u8)
         .map(|i| rt.put_bytes(&vec![i; 5 << 20]).unwrap())
         .collect();
