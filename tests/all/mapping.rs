@@ -4,6 +4,7 @@
 //! instance that mapped it ended).
 
 use crate::common::{self, testkit};
+use std::sync::Arc;
 use std::time::Duration;
 use wray_runtime::{ErrorKind, ObjectRef, Runtime};
 
@@ -12,16 +13,23 @@ fn large(rt: &Runtime, mb: usize, fill: u8) -> ObjectRef {
     rt.put(&vec![fill; mb << 20]).unwrap()
 }
 
-/// Runs `view_then` on `r` ending as `how`, and returns its result.
-fn view_then(rt: &Runtime, m: &wray_runtime::Module, r: &ObjectRef, how: u32) -> ObjectRef {
+/// Runs `view_then` on `r` ending as `how`, within `timeout` if given, and
+/// returns its result.
+fn view_then(
+    rt: &Runtime,
+    m: &wray_runtime::Module,
+    r: &ObjectRef,
+    how: u32,
+    timeout: Option<Duration>,
+) -> ObjectRef {
     let mut call = rt
         .task(m, "view_then")
         .arg_ref(r)
         .arg(&0xABu8)
         .arg(&how)
         .max_retries(0);
-    if how == 3 {
-        call = call.timeout(Duration::from_millis(300));
+    if let Some(t) = timeout {
+        call = call.timeout(t);
     }
     call.submit().unwrap()
 }
@@ -39,26 +47,58 @@ fn zeros_at(rt: &Runtime, m: &wray_runtime::Module, at: u32, len: u32) -> bool {
 /// the restore in `host::mapping` makes this test fail.
 #[test]
 fn the_next_instance_in_a_slot_sees_zeros_where_an_object_was_mapped() {
-    let rt = common::builder().num_cpus(1).call_slots(2).build().unwrap();
+    let out = common::Collect::default();
+    let rt = common::builder()
+        .num_cpus(1)
+        .call_slots(2)
+        .output(Arc::new(out.clone()))
+        .build()
+        .unwrap();
     let m = rt.load_file(common::guest("testkit")).unwrap();
+    // How many times `view_then` has said it read its view: each ending
+    // below is checked to come after the mapping, not before it.
+    let mapped = || {
+        out.lines()
+            .iter()
+            .filter(|(_, _, l)| l.contains("read the view at"))
+            .count()
+    };
     let r = large(&rt, 8, 0xAB);
-    let at = rt.get::<u32>(&view_then(&rt, &m, &r, 0)).unwrap();
+    let at = rt.get::<u32>(&view_then(&rt, &m, &r, 0, None)).unwrap();
     let len = 8 << 20;
     assert!(at > 0);
     for how in [0, 1, 2, 3, 4] {
-        let done = if how == 4 {
-            // Cancelled while it computes with the view mapped.
-            let g = view_then(&rt, &m, &r, 3);
-            common::eventually("the task runs", || rt.stats().cpu_slots_free == 0);
-            rt.cancel(&g);
-            g
-        } else {
-            view_then(&rt, &m, &r, how)
+        let before = mapped();
+        let done = match how {
+            3 => {
+                // Timed out while it computes with the view mapped: if the
+                // limit passed before the mapping, try a longer one.
+                let mut limit = Duration::from_millis(300);
+                loop {
+                    let g = view_then(&rt, &m, &r, 3, Some(limit));
+                    let e = common::task_error(&rt, &g);
+                    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+                    if mapped() > before {
+                        break g;
+                    }
+                    limit *= 2;
+                    assert!(limit < Duration::from_secs(120), "never mapped in time");
+                }
+            }
+            4 => {
+                // Cancelled while it computes with the view mapped.
+                let g = view_then(&rt, &m, &r, 3, None);
+                common::eventually("the view is read", || mapped() > before);
+                rt.cancel(&g);
+                g
+            }
+            _ => view_then(&rt, &m, &r, how, None),
         };
         match rt.get::<u32>(&done) {
             Ok(got) => assert_eq!((how, got), (0, at), "maps where it did before"),
             Err(e) => assert!(how > 0, "ending {how}: {e}"),
         }
+        assert!(mapped() > before, "ending {how} came after the mapping");
         for _ in 0..2 {
             assert!(zeros_at(&rt, &m, at, len), "ending {how}: old bytes seen");
         }
@@ -153,18 +193,13 @@ fn an_actor_holds_a_view_across_calls_and_past_the_objects_release() {
 #[test]
 fn a_spilled_object_is_viewed() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = common::builder()
-        .object_store_memory(12 << 20)
-        .spill_dir(Some(dir.path().to_path_buf()))
-        .build()
-        .unwrap();
-    let m = rt.load_file(common::guest("testkit")).unwrap();
+    let (rt, m) = common::capped(12, Some(dir.path()));
     let first = large(&rt, 8, 0xAB);
     let _second = large(&rt, 8, 0xCD);
     common::eventually("the first object is spilled", || {
         rt.stats().spilled_bytes > 0
     });
-    let at = view_then(&rt, &m, &first, 0);
+    let at = view_then(&rt, &m, &first, 0, None);
     assert!(rt.get::<u32>(&at).is_ok(), "every byte read back");
 }
 

@@ -100,6 +100,7 @@ fn view_then(v: View<Vec<u8>>, fill: u8, how: u32) -> u32 {
         "the view reads its object"
     );
     let at = v.as_slice().as_ptr() as u32;
+    println!("read the view at {at:#x}");
     match how {
         0 => at,
         1 => panic!("ends with a panic while a view is mapped"),
