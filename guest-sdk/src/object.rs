@@ -320,7 +320,8 @@ pub(crate) fn check(status: i32, what: &str) -> Result<i32> {
 
 /// Calls a host function that fills a caller-provided buffer, growing the
 /// buffer until the data fits. Returns the final status and the buffer,
-/// whose length is what the host wrote.
+/// whose length is what the host wrote (nothing, when the length it reports
+/// does not fit: then the bytes are elsewhere, as `object_map` may say).
 pub(crate) fn read_buffer(
     mut call: impl FnMut(*mut u8, usize, *mut u32) -> i32,
 ) -> (i32, AlignedVec) {
@@ -332,11 +333,10 @@ pub(crate) fn read_buffer(
             buf.reserve_exact(len as usize);
             continue;
         }
-        if status >= 0 || status == Status::ErrorValue as i32 {
-            let len = (len as usize).min(buf.capacity());
-            // SAFETY: the host wrote `len` bytes (never more than the
-            // capacity it was given, and we clamp to it anyway).
-            unsafe { buf.set_len(len) };
+        if (status >= 0 || status == Status::ErrorValue as i32) && len as usize <= buf.capacity() {
+            // SAFETY: the host wrote `len` bytes, which fit in the capacity
+            // it was given.
+            unsafe { buf.set_len(len as usize) };
         }
         return (status, buf);
     }
@@ -399,36 +399,19 @@ impl Drop for Mapping {
 /// Fetches an object's bytes (mapped, if the host maps it), or its error.
 pub(crate) fn fetch(id: &ObjectId, timeout: Option<Duration>) -> Result<Held> {
     let ms = timeout_ms(timeout);
-    let mut buf = AlignedVec::with_capacity(256);
-    let status = loop {
-        let (mut addr, mut len) = (0u32, 0u32);
-        // SAFETY: `id` is 32 readable bytes, `buf` has `capacity` writable
-        // bytes and `addr` and `len` are writable, all for the call.
-        let status = unsafe {
-            sys::object_map(
-                id.0.as_ptr(),
-                ms,
-                buf.as_mut_ptr(),
-                buf.capacity(),
-                &mut addr,
-                &mut len,
-            )
-        };
-        if status == Status::BufferTooSmall as i32 {
-            buf.reserve_exact(len as usize);
-            continue;
-        }
-        if status == Status::Ok as i32 && addr as usize != buf.as_ptr() as usize {
-            // SAFETY: the host mapped `len` bytes at `addr` for us alone.
-            return Ok(Held::Mapped(unsafe { Mapping::new(addr, len) }));
-        }
-        if status == Status::Ok as i32 || status == Status::ErrorValue as i32 {
-            // SAFETY: the host wrote `len` bytes to `buf` (never more than
-            // its capacity, and we clamp to it anyway).
-            unsafe { buf.set_len((len as usize).min(buf.capacity())) };
-        }
-        break status;
-    };
+    let (mut addr, mut mapped_len) = (0u32, 0u32);
+    let (status, buf) = read_buffer(|ptr, cap, len| {
+        // SAFETY: `id` is 32 readable bytes, `ptr` has `cap` writable bytes
+        // and `addr` and `len` are writable, all for the call.
+        let status = unsafe { sys::object_map(id.0.as_ptr(), ms, ptr, cap, &mut addr, len) };
+        // SAFETY: `len` is ours, written by the host.
+        mapped_len = unsafe { *len };
+        status
+    });
+    if status == Status::Ok as i32 && addr as usize != buf.as_ptr() as usize {
+        // SAFETY: the host mapped `mapped_len` bytes at `addr` for us alone.
+        return Ok(Held::Mapped(unsafe { Mapping::new(addr, mapped_len) }));
+    }
     if status == Status::ErrorValue as i32 {
         return Err(match ErrorRecord::decode(&buf) {
             Ok(rec) => Error::from_record(rec),
