@@ -187,7 +187,7 @@ impl Actors {
     }
 
     /// How many dead actors are remembered.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn dead_len(&self) -> usize {
         self.graveyard
             .lock()
@@ -212,7 +212,7 @@ impl Actors {
     }
 
     /// The most recently dead actors, oldest first.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn dead(&self) -> Vec<Arc<Actor>> {
         let g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
         g.iter().cloned().collect()

@@ -628,7 +628,7 @@ impl Blob {
     }
 
     /// Where the bytes are.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub(crate) fn place(&self) -> Place {
         match &*self.lock() {
             Data::Memory(_) => Place::Memory,

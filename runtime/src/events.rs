@@ -171,7 +171,7 @@ impl Inner {
         self.base += 1;
     }
 
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     fn records(&self) -> impl DoubleEndedIterator<Item = &TaskRecord> {
         self.slots.iter().flatten()
     }
@@ -180,7 +180,7 @@ impl Inner {
 /// The runtime's record of calls (see the module docs).
 pub(crate) struct Events {
     started: Instant,
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node only
     started_unix_ms: u64,
     capacity: usize,
     inner: Mutex<Inner>,
@@ -206,7 +206,7 @@ impl Events {
     }
 
     /// Milliseconds since the Unix epoch of a `*_us` time (0 stays 0).
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn unix_ms(&self, us: u64) -> u64 {
         if us == 0 {
             0
@@ -216,7 +216,7 @@ impl Events {
     }
 
     /// When the runtime started, in milliseconds since the Unix epoch.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn started_unix_ms(&self) -> u64 {
         self.started_unix_ms
     }
@@ -339,7 +339,7 @@ impl Events {
 
     /// The records `keep` accepts, newest first, after skipping `offset`
     /// of them, at most `limit`; and how many it accepted in all.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn tasks(
         &self,
         mut keep: impl FnMut(&TaskRecord) -> bool,
@@ -362,7 +362,7 @@ impl Events {
 
     /// Calls `f` on every record, oldest first, under the lock (for
     /// summaries: keep `f` cheap).
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn each_task(&self, mut f: impl FnMut(&TaskRecord)) {
         let g = self.lock();
         for r in g.records() {
@@ -371,7 +371,7 @@ impl Events {
     }
 
     /// The per-function latency histograms.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn latency(&self) -> Vec<(Arc<str>, Histogram)> {
         let g = self.lock();
         let mut v: Vec<_> = g

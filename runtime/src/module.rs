@@ -307,7 +307,7 @@ impl ModuleCache {
     }
 
     /// The module with digest `id`, if it is loaded.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn get(&self, id: &ObjectId) -> Option<Module> {
         self.loaded.get(id).map(|l| self.touch(&l))
     }

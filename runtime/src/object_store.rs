@@ -377,7 +377,7 @@ impl ObjectStore {
 
     /// Calls `f` on every object: its id, references, size and where its
     /// bytes are (for listings).
-    #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node
+    #[cfg(feature = "node")] // read by the node only
     pub fn for_each(&self, mut f: impl FnMut(&ObjectId, u64, Option<usize>, crate::blob::Place)) {
         use crate::blob::Place;
         for e in self.entries.iter() {
