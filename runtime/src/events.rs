@@ -171,7 +171,7 @@ impl Inner {
         self.base += 1;
     }
 
-    #[cfg(feature = "node")] // read by the node only
+    #[cfg(any(feature = "node", test))] // read by the node only
     fn records(&self) -> impl DoubleEndedIterator<Item = &TaskRecord> {
         self.slots.iter().flatten()
     }
@@ -339,7 +339,7 @@ impl Events {
 
     /// The records `keep` accepts, newest first, after skipping `offset`
     /// of them, at most `limit`; and how many it accepted in all.
-    #[cfg(feature = "node")] // read by the node only
+    #[cfg(any(feature = "node", test))] // read by the node only
     pub fn tasks(
         &self,
         mut keep: impl FnMut(&TaskRecord) -> bool,
@@ -371,7 +371,7 @@ impl Events {
     }
 
     /// The per-function latency histograms.
-    #[cfg(feature = "node")] // read by the node only
+    #[cfg(any(feature = "node", test))] // read by the node only
     pub fn latency(&self) -> Vec<(Arc<str>, Histogram)> {
         let g = self.lock();
         let mut v: Vec<_> = g

@@ -291,7 +291,7 @@ impl Slots {
     }
 
     /// CPU slots free, call slots free, and callers waiting in line.
-    #[cfg(feature = "node")] // read by the node only
+    #[cfg(any(feature = "node", test))] // read by the node only
     pub fn free(&self) -> (usize, usize, usize) {
         let s = self.lock();
         let waiting = s.resume.len() + s.start_nested.len() + s.start_top_level.len();
