@@ -502,26 +502,38 @@ impl Runtime {
 
     /// Stores already-encoded bytes as an immutable object.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
-        self.block_on(self.put_bytes_async(bytes))
+        self.check_size(bytes.len())?;
+        self.admit(bytes.len())?;
+        Ok(self.store(bytes))
     }
 
     /// [`put_bytes`](Self::put_bytes), for async callers (on any tokio
     /// runtime): past the store's cap it waits for room without blocking.
     pub async fn put_bytes_async(&self, bytes: &[u8]) -> Result<ObjectRef> {
-        if bytes.len() > self.shared.config.max_object_size {
-            return Err(Error::InvalidArgument(format!(
-                "object of {} bytes exceeds the limit of {} bytes",
-                bytes.len(),
-                self.shared.config.max_object_size
-            )));
-        }
+        self.check_size(bytes.len())?;
         self.admit_async(bytes.len()).await?;
-        let blob = self.shared.objects.blob(bytes, Vec::new());
-        let id = self.shared.objects.put(blob);
-        Ok(ObjectRef::adopt(&self.shared, id))
+        Ok(self.store(bytes))
     }
 
-    /// Makes room in the object store for `len` bytes.
+    fn check_size(&self, len: usize) -> Result<()> {
+        let max = self.shared.config.max_object_size;
+        if len > max {
+            return Err(Error::InvalidArgument(format!(
+                "object of {len} bytes exceeds the limit of {max} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes`, room made, as an object the caller holds.
+    fn store(&self, bytes: &[u8]) -> ObjectRef {
+        let blob = self.shared.objects.blob(bytes, Vec::new());
+        let id = self.shared.objects.put(blob);
+        ObjectRef::adopt(&self.shared, id)
+    }
+
+    /// Makes room in the object store for `len` bytes, blocking (not at all
+    /// when there is room already).
     pub(crate) fn admit(&self, len: usize) -> Result<()> {
         if self.shared.objects.fits(len) {
             return Ok(());
