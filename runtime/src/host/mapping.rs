@@ -59,7 +59,7 @@ impl Mappings {
     /// region large enough, or in one made by growing the memory. Growing
     /// past the instance's memory limit fails as the guest's own growth
     /// would (the call traps and fails with `OUT_OF_MEMORY`).
-    pub fn map(caller: &mut Caller<'_, InstanceState>, bytes: Bytes) -> wasmtime::Result<u32> {
+    fn map(caller: &mut Caller<'_, InstanceState>, bytes: Bytes) -> wasmtime::Result<u32> {
         let Some(memory) = caller.data().memory else {
             return Err(wasmtime::Error::msg(
                 "mapping into an instance without memory",
