@@ -55,7 +55,7 @@ impl Default for Config {
             num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             call_slots: 1_000,
             actor_slots: 2_048,
-            memory_limit: crate::engine::MAX_WASM32_MEMORY,
+            memory_limit: crate::exec::engine::MAX_WASM32_MEMORY,
             task_timeout: None,
             max_object_size: 2 << 30,
             output_limit: 64 << 20,

@@ -20,36 +20,33 @@
 //! The feature `node` adds the module `node`: the HTTP API and dashboard of `wray
 //! start` (the `wray` command, package `wray-cli`, turns it on).
 
+// The layers, lowest first (`tests/layers.rs` checks that imports only
+// point down; ARCHITECTURE.md tells what each holds).
 mod actor;
-mod blob;
-mod call;
+mod api;
 mod config;
-mod driver;
-mod engine;
 mod error;
 pub mod events;
+mod exec;
 mod host;
-mod instance;
-mod module;
+mod ids;
+mod job;
 #[cfg(feature = "node")]
 pub mod node;
-mod object_store;
+mod objects;
 mod output;
-mod runtime;
-mod scheduler;
-mod slots;
-mod spill_dir;
+mod task;
 
-pub use blob::{Bytes, Place};
-pub use call::{
+pub use api::call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
-pub use error::{Error, ErrorKind, Result, TaskError};
-pub use module::{MAX_MODULE_SIZE, Module};
-pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
-pub use runtime::{
+pub use api::runtime::{
     ActorInfo, ActorState, Builder, Job, JobControl, ObjectRef, Runtime, Stats, StatsSource,
 };
+pub use error::{Error, ErrorKind, Result, TaskError};
+pub use exec::module::{MAX_MODULE_SIZE, Module};
+pub use objects::blob::{Bytes, Place};
+pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
 pub use wray_abi::codec::{Decode, Encode};
 pub use wray_abi::wire::ErrorRecord;
 pub use wray_abi::{ActorId, ObjectId, TaskId};

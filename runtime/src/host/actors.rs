@@ -1,12 +1,12 @@
 //! `actor_create`, `actor_lookup`, `actor_kill`, `actor_self`, and actor
 //! method calls through `task_submit`.
 
-use super::memory::Guest;
 use super::status;
-use crate::actor::{self, Creation};
-use crate::instance::InstanceState;
-use crate::runtime::Shared;
-use crate::scheduler::Submission;
+use crate::actor::actor::{self, Creation};
+use crate::api::runtime::Shared;
+use crate::exec::guest::Guest;
+use crate::exec::instance::InstanceState;
+use crate::task::scheduler::Submission;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{SpecKind, TaskSpec};
@@ -39,7 +39,7 @@ fn actor_create(
     let (mut g, st) = Guest::of(&mut caller, import::ACTOR_CREATE)?;
     g.check(out, ActorId::LEN as u64)?;
     let bytes = g.bytes(spec, len)?;
-    if bytes.len() > crate::scheduler::max_spec_len(&st.rt.config) {
+    if bytes.len() > crate::task::scheduler::max_spec_len(&st.rt.config) {
         return status(Status::TooLarge);
     }
     let Ok(spec) = TaskSpec::decode(bytes) else {

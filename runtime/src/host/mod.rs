@@ -5,27 +5,23 @@
 //! `docs/abi.md`; the conventions are:
 //!
 //! - pointers and lengths are `u32` offsets into the guest's memory, checked
-//!   by [`memory::Guest`]; a bad one traps the guest with an
-//!   [`AbiViolation`];
+//!   by [`Guest`](crate::exec::guest::Guest); a bad one traps the guest with an
+//!   [`AbiViolation`](crate::exec::guest::AbiViolation);
 //! - expected outcomes (not found, too large, timed out, buffer too small)
 //!   are returned as a negative [`Status`]; success is zero or a count;
 //! - a guest may only name objects it holds or was handed
-//!   ([`RefTable`](crate::instance::RefTable));
+//!   ([`RefTable`](crate::exec::instance::RefTable));
 //! - functions that wait are async: they release the caller's CPU slot while
 //!   waiting, so nested tasks never deadlock a full pool, and they respect
 //!   the call's deadline and cancellation (epochs do not interrupt host
 //!   calls).
 
 mod actors;
-pub(crate) mod mapping;
-mod memory;
 mod objects;
 mod tasks;
 mod wasi;
 
-pub(crate) use memory::AbiViolation;
-
-use crate::instance::{InstanceState, Interrupted};
+use crate::exec::instance::{InstanceState, Interrupted};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker};
@@ -50,7 +46,7 @@ fn last_error(
     cap: u32,
     out_len: u32,
 ) -> wasmtime::Result<i32> {
-    let (mut g, st) = memory::Guest::of(&mut caller, import::LAST_ERROR)?;
+    let (mut g, st) = crate::exec::guest::Guest::of(&mut caller, import::LAST_ERROR)?;
     let why = st.last_error.as_deref().unwrap_or_default();
     status(g.write_sized(buf, cap, out_len, why.as_bytes())?)
 }

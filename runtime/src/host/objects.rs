@@ -2,13 +2,13 @@
 //! `_end`), `object_get` and `object_map`, `object_unmap`, `object_wait`,
 //! `object_retain`, `object_release`.
 
-use super::mapping::Mappings;
-use super::memory::Guest;
 use super::{Waited, status, timeout_of, wait_released};
-use crate::blob::{Blob, Bytes};
-use crate::instance::InstanceState;
-use crate::object_store::{Entry, Resolved};
-use crate::scheduler;
+use crate::exec::guest::Guest;
+use crate::exec::instance::InstanceState;
+use crate::exec::mapping::Mappings;
+use crate::objects::blob::{Blob, Bytes};
+use crate::objects::store::{Entry, Resolved};
+use crate::task::scheduler;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
@@ -115,7 +115,7 @@ fn hand_over(
 /// Remembers a large put's bytes for the guest's next put (see
 /// [`InstanceState::last_put`]).
 pub(super) fn note_put(st: &mut InstanceState, blob: &Blob) {
-    if blob.len() >= crate::blob::MAP_MIN {
+    if blob.len() >= crate::objects::blob::MAP_MIN {
         st.last_put = blob.loaded().map(|bytes| (bytes, blob.digest()));
         st.last_put_ticks = 0;
     }
@@ -306,7 +306,7 @@ async fn object_wait(
         |entries: &[Arc<Entry>]| entries.iter().filter(|e| e.state().is_some()).count();
     // A zero timeout only looks.
     if timeout_ms != 0 && count_ready(&entries) < num_returns as usize {
-        let enough = crate::object_store::resolved_enough(&entries, num_returns as usize);
+        let enough = crate::objects::store::resolved_enough(&entries, num_returns as usize);
         // A timeout only ends the wait early: the result is what is ready.
         let _ = wait_released(&mut caller, timeout_of(timeout_ms), enough).await?;
     }

@@ -1,12 +1,12 @@
 //! `task_submit`, `task_args`, `task_arg_map`, `task_return`, `task_fail`,
 //! `task_cancel`.
 
-use super::mapping::Mappings;
-use super::memory::Guest;
 use super::status;
-use crate::blob::Blob;
-use crate::instance::InstanceState;
-use crate::scheduler::{self, Submission};
+use crate::exec::guest::Guest;
+use crate::exec::instance::InstanceState;
+use crate::exec::mapping::Mappings;
+use crate::objects::blob::Blob;
+use crate::task::scheduler::{self, Submission};
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{MAPPED_ARG, SpecKind, TaskSpec};

@@ -15,9 +15,9 @@
 //! other descriptor is `EBADF`, as in wasmtime-wasi for a sandboxed guest.
 //! Layouts and codes are those of `wasi_snapshot_preview1`.
 
-use super::memory::Guest;
 use super::{Waited, wait_released};
-use crate::instance::InstanceState;
+use crate::exec::guest::Guest;
+use crate::exec::instance::InstanceState;
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::{Caller, Linker};
 

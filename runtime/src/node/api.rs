@@ -3,7 +3,7 @@
 use super::NodeState;
 use super::jobs::{DeleteRefused, JobStatus, parse_job_id};
 use super::logs::job_name;
-use crate::actor::{Actor, Life};
+use crate::actor::actor::{Actor, Life};
 use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -213,7 +213,7 @@ pub(crate) fn start_job(
     name: Option<String>,
     args: Vec<String>,
 ) -> super::JobInfo {
-    let job = crate::runtime::start_job(&st.shared, &st.handle, module, &args);
+    let job = crate::api::runtime::start_job(&st.shared, &st.handle, module, &args);
     let info = st.jobs.add(job.control(), module, name, args);
     let id = job.id();
     let node = st.clone();
@@ -493,7 +493,7 @@ pub(crate) async fn kill_actor(
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     }
     let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
-    ok(json!({"killed": crate::actor::kill(&st.shared, &actor, allow_restart)}))
+    ok(json!({"killed": crate::actor::actor::kill(&st.shared, &actor, allow_restart)}))
 }
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {

@@ -14,9 +14,9 @@ mod logs;
 pub use jobs::{JobInfo, JobStatus};
 pub use logs::{LogLine, LogStore};
 
+use crate::api::runtime::{Runtime, Shared};
 use crate::error::{Error, Result};
-use crate::module::MAX_MODULE_SIZE;
-use crate::runtime::{Runtime, Shared};
+use crate::exec::module::MAX_MODULE_SIZE;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

@@ -15,7 +15,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::instance::InstanceState;
+use crate::exec::instance::InstanceState;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

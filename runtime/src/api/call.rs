@@ -10,11 +10,11 @@
 //! blocking (`submit`, `create`) or not (`submit_async`, `create_async`):
 //! building a call never blocks.
 
-use crate::actor::{self, Creation};
+use crate::actor::actor::{self, Creation};
+use crate::api::runtime::{ObjectRef, Runtime};
 use crate::error::{Error, Result};
-use crate::module::Module;
-use crate::runtime::{ObjectRef, Runtime};
-use crate::scheduler::{self, HeldRefs, Submission, TaskArg};
+use crate::exec::module::Module;
+use crate::task::scheduler::{self, HeldRefs, Submission, TaskArg};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

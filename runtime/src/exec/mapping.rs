@@ -1,6 +1,6 @@
 //! Objects mapped into a guest's linear memory instead of copied into it.
 //!
-//! An object of [`MAP_MIN`](crate::blob::MAP_MIN) bytes or more lives in a
+//! An object of [`MAP_MIN`](crate::objects::blob::MAP_MIN) bytes or more lives in a
 //! file (a memfd, or the spill file it was read back from). To hand it to a
 //! guest, the host makes a region of the guest's memory (it grows the memory
 //! by whole wasm pages, or reuses a region the guest gave back) and maps the
@@ -24,9 +24,9 @@
 //! - If the host ever cannot restore anonymous memory, it aborts rather than
 //!   risk handing one guest's object to another.
 
-use super::memory::Guest;
-use crate::blob::{Bytes, PAGE};
-use crate::instance::InstanceState;
+use crate::exec::guest::Guest;
+use crate::exec::instance::InstanceState;
+use crate::objects::blob::{Bytes, PAGE};
 use std::os::fd::AsRawFd;
 use wasmtime::Caller;
 

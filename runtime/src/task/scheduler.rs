@@ -30,15 +30,15 @@
 //! panics, traps, limits) are retried only when `retry_exceptions` is set,
 //! within the same budget. Every attempt runs in a fresh instance.
 
-use crate::blob::{Blob, Bytes};
+use crate::api::runtime::Shared;
 use crate::config::Config;
 use crate::events::TaskKind;
-use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
-use crate::module::{Code, Module};
-use crate::object_store::{Entry, Lineage, Resolved};
+use crate::exec::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::module::{Code, Module};
+use crate::exec::slots::{Grant, Need};
+use crate::objects::blob::{Blob, Bytes};
+use crate::objects::store::{Entry, Lineage, Resolved};
 use crate::output::{OutputSource, SourceKind};
-use crate::runtime::Shared;
-use crate::slots::{Grant, Need};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::cell::RefCell;
@@ -128,7 +128,7 @@ impl Policy {
             memory_limit: options
                 .memory_limit
                 .unwrap_or(config.memory_limit)
-                .min(crate::engine::MAX_WASM32_MEMORY),
+                .min(crate::exec::engine::MAX_WASM32_MEMORY),
             allow_recompute: options.allow_recompute.unwrap_or(false),
         }
     }
@@ -1264,6 +1264,10 @@ mod tests {
         let p = Policy::new(&options, &config);
         assert_eq!(p.max_retries, 1);
         assert_eq!(p.timeout, Some(Duration::from_millis(250)));
-        assert_eq!(p.memory_limit, crate::engine::MAX_WASM32_MEMORY, "capped");
+        assert_eq!(
+            p.memory_limit,
+            crate::exec::engine::MAX_WASM32_MEMORY,
+            "capped"
+        );
     }
 }

@@ -10,9 +10,9 @@
 //! memory. Whatever fails is reported as [`Error::InvalidModule`] before any
 //! guest code runs.
 
-use crate::engine::{Engines, Wasm};
 use crate::error::{Error, Result};
-use crate::instance::InstanceState;
+use crate::exec::engine::{Engines, Wasm};
+use crate::exec::instance::InstanceState;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;
@@ -379,7 +379,7 @@ impl ModuleCache {
         bytes: &[u8],
     ) -> wasmtime::Result<wasmtime::Module> {
         let path = self.dir.as_ref().map(|d| {
-            d.join(crate::engine::code_key(engine))
+            d.join(crate::exec::engine::code_key(engine))
                 .join(format!("{id}.cwasm"))
         });
         if let Some(p) = path.as_ref().filter(|p| p.exists()) {

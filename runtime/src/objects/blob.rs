@@ -6,7 +6,7 @@
 //!
 //! Blobs of [`MAP_MIN`] bytes and more live in shared memory (a memfd) that
 //! the host maps into a reading guest's linear memory instead of copying
-//! them ([`crate::host::mapping`]); read back from a spill file, they are a
+//! them ([`crate::exec::mapping`]); read back from a spill file, they are a
 //! mapping of that file. Either way a [`Bytes`] handle can hand out the file
 //! to map, and the bytes never change while one exists.
 //!

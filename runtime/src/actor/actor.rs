@@ -32,15 +32,15 @@
 //! mailbox and its `Life` mutex (state, kill request, the current
 //! instance's cancel token), never across an `await`.
 
-use crate::blob::Blob;
+use crate::api::runtime::Shared;
 use crate::events::TaskKind;
-use crate::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
-use crate::module::{Method, Module};
-use crate::object_store::Resolved;
+use crate::exec::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::module::{Method, Module};
+use crate::exec::slots::{Grant, Need};
+use crate::objects::blob::Blob;
+use crate::objects::store::Resolved;
 use crate::output::{OutputSource, SourceKind};
-use crate::runtime::Shared;
-use crate::scheduler::{self, ArgValue, HeldRefs, Submission, TaskArg, TaskHandle};
-use crate::slots::{Grant, Need};
+use crate::task::scheduler::{self, ArgValue, HeldRefs, Submission, TaskArg, TaskHandle};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::collections::VecDeque;
@@ -283,7 +283,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
         memory_limit: options
             .memory_limit
             .unwrap_or(rt.config.memory_limit)
-            .min(crate::engine::MAX_WASM32_MEMORY),
+            .min(crate::exec::engine::MAX_WASM32_MEMORY),
         call_timeout: options
             .timeout_ms
             .map(std::time::Duration::from_millis)

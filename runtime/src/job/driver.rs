@@ -8,12 +8,12 @@
 //! (or its tasks) created end too. Stopping a job interrupts its driver
 //! and cancels its tasks.
 
-use crate::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
-use crate::module::Module;
+use crate::api::runtime::Shared;
+use crate::exec::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::module::Module;
+use crate::exec::slots::Need;
 use crate::output::{OutputSource, SourceKind};
-use crate::runtime::Shared;
-use crate::scheduler;
-use crate::slots::Need;
+use crate::task::scheduler;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::Store;
@@ -36,7 +36,7 @@ pub(crate) async fn run(
     // may still be in the reaper's hands: the job does not wait for them
     // (`Runtime::stats` and the API's object listing do; the API's status
     // and metrics show them until they are done).
-    crate::actor::end_job(rt, job).await;
+    crate::actor::actor::end_job(rt, job).await;
     outcome
 }
 

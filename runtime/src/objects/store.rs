@@ -40,7 +40,7 @@
 //! release is done, in memory or on disk: there is nothing to evict. Before
 //! a caller waits for room, it waits for the reaper's batches.
 //!
-//! Blobs under [`SPILL_MIN`](crate::blob::SPILL_MIN) bytes never spill.
+//! Blobs under [`SPILL_MIN`](crate::objects::blob::SPILL_MIN) bytes never spill.
 //!
 //! A task's results that can spill keep their *lineage* (the task), so a
 //! result whose bytes are lost can be made again (`scheduler::read`).
@@ -52,8 +52,8 @@
 //! to zero is removed with `remove_if` re-checking zero, so a concurrent
 //! retain wins over the removal.
 
-use crate::blob::{Blob, Bytes, Filling, StoreStats};
-use crate::spill_dir::SpillDir;
+use crate::objects::blob::{Blob, Bytes, Filling, StoreStats};
+use crate::objects::spill_dir::SpillDir;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::pin::pin;
@@ -86,7 +86,7 @@ pub(crate) struct Entry {
 }
 
 /// What made an object: a finished task that can run again.
-pub(crate) type Lineage = Arc<crate::scheduler::Task>;
+pub(crate) type Lineage = Arc<crate::task::scheduler::Task>;
 
 /// How much memory the store may use, and where it spills.
 #[derive(Clone)]
@@ -290,7 +290,7 @@ impl ObjectStore {
                 let why = self.lock_error().clone().unwrap_or_else(|| {
                     format!(
                         "every object in memory is in use or under {} KiB, so none can be spilled",
-                        crate::blob::SPILL_MIN >> 10
+                        crate::objects::blob::SPILL_MIN >> 10
                     )
                 });
                 return Err(StoreFull(format!(
@@ -378,8 +378,11 @@ impl ObjectStore {
     /// Calls `f` on every object: its id, references, size and where its
     /// bytes are (for listings).
     #[cfg(feature = "node")] // read by the node only
-    pub fn for_each(&self, mut f: impl FnMut(&ObjectId, u64, Option<usize>, crate::blob::Place)) {
-        use crate::blob::Place;
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(&ObjectId, u64, Option<usize>, crate::objects::blob::Place),
+    ) {
+        use crate::objects::blob::Place;
         for e in self.entries.iter() {
             let refs = e.refs.load(Ordering::Relaxed);
             let (size, place) = match e.state.get() {

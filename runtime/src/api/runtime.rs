@@ -10,48 +10,27 @@
 //! not be called from inside the runtime's own tokio context; use the
 //! `_async` variants there.
 
-use crate::actor::Actors;
-use crate::blob::Bytes;
-use crate::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
+use crate::actor::actor::Actors;
+use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 use crate::config::Config;
-use crate::engine::{Engines, EpochTicker};
 use crate::error::{Error, Result, TaskError};
-use crate::module::{Module, ModuleCache};
-use crate::object_store::{ObjectStore, Resolved, StoreLimits};
+use crate::exec::engine::{Engines, EpochTicker};
+use crate::exec::module::{Module, ModuleCache};
+use crate::exec::slots::Slots;
+use crate::ids::IdGen;
+use crate::objects::blob::Bytes;
+use crate::objects::spill_dir::SpillDir;
+use crate::objects::store::{ObjectStore, Resolved, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
-use crate::scheduler::{self, TaskTable};
-use crate::slots::Slots;
-use crate::spill_dir::SpillDir;
+use crate::task::scheduler::{self, TaskTable};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use wray_abi::ObjectId;
 use wray_abi::codec::{Decode, Encode};
-use wray_abi::{ActorId, ObjectId, TaskId};
-
-/// Hands out task, actor and job ids: this node's id and a sequence number.
-pub(crate) struct IdGen {
-    node: u32,
-    next: AtomicU64,
-    next_job: AtomicU64,
-}
-
-impl IdGen {
-    pub fn next_task(&self) -> TaskId {
-        TaskId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub fn next_actor(&self) -> ActorId {
-        ActorId::new(self.node, self.next.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Job 0 is the host's own work; drivers get 1, 2, ...
-    pub fn next_job(&self) -> u64 {
-        self.next_job.fetch_add(1, Ordering::Relaxed)
-    }
-}
 
 /// What every part of a runtime shares. Thread-safe; lives in one `Arc`.
 pub(crate) struct Shared {
@@ -241,7 +220,7 @@ impl Builder {
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
             ));
         }
-        if config.memory_limit > crate::engine::MAX_WASM32_MEMORY {
+        if config.memory_limit > crate::exec::engine::MAX_WASM32_MEMORY {
             return Err(Error::Config(
                 "memory_limit can be at most 4 GiB, all a wasm32 guest can address".into(),
             ));
@@ -290,11 +269,7 @@ impl Builder {
             ),
             slots: Slots::new(config.num_cpus, config.call_slots as usize),
             actor_slots: Arc::new(Semaphore::new(config.actor_slots as usize)),
-            ids: IdGen {
-                node: config.node_id,
-                next: AtomicU64::new(1),
-                next_job: AtomicU64::new(1),
-            },
+            ids: IdGen::new(config.node_id),
             sink: self.sink,
             objects: Arc::new(ObjectStore::new(StoreLimits {
                 memory: config.object_store_memory,
@@ -316,7 +291,7 @@ impl Builder {
             let parent = dir.parent().to_path_buf();
             let _ = std::thread::Builder::new()
                 .name("wray-spill-sweep".into())
-                .spawn(move || crate::spill_dir::sweep(&parent));
+                .spawn(move || crate::objects::spill_dir::sweep(&parent));
         }
         Ok(Runtime {
             ticker: EpochTicker::start(engines),
@@ -384,7 +359,7 @@ impl Runtime {
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
         let bytes = Module::read_file(path)?;
-        self.load_bytes(&crate::module::file_stem(path), &bytes)
+        self.load_bytes(&crate::exec::module::file_stem(path), &bytes)
     }
 
     /// Loads a module from its bytes.
@@ -449,7 +424,7 @@ impl Runtime {
         let Some(a) = self.shared.actors.get(&actor.id()) else {
             return false;
         };
-        if !crate::actor::kill(&self.shared, &actor.id(), allow_restart) {
+        if !crate::actor::actor::kill(&self.shared, &actor.id(), allow_restart) {
             return false;
         }
         if !allow_restart {
@@ -463,9 +438,9 @@ impl Runtime {
         let a = self.shared.actors.get(&actor.id())?;
         Some(ActorInfo {
             state: match a.life() {
-                crate::actor::Life::Starting => ActorState::Starting,
-                crate::actor::Life::Alive => ActorState::Alive,
-                crate::actor::Life::Dead(_) => ActorState::Dead,
+                crate::actor::actor::Life::Starting => ActorState::Starting,
+                crate::actor::actor::Life::Alive => ActorState::Alive,
+                crate::actor::actor::Life::Dead(_) => ActorState::Dead,
             },
             restarts: a.restarts(),
             calls: a.calls.load(Ordering::Relaxed),
@@ -479,7 +454,7 @@ impl Runtime {
     /// and result storage. For `wray bench`; not a way to run tasks.
     #[doc(hidden)]
     pub fn bench_bare_calls(&self, module: &Module, function: &str, n: u32) -> Result<()> {
-        self.block_on(crate::scheduler::bare_calls(
+        self.block_on(crate::task::scheduler::bare_calls(
             &self.shared,
             module,
             function,
@@ -639,7 +614,7 @@ impl Runtime {
         let entries = self
             .handle()
             .spawn(async move {
-                let enough = crate::object_store::resolved_enough(&entries, num_returns);
+                let enough = crate::objects::store::resolved_enough(&entries, num_returns);
                 // A timeout only ends the wait early: the result is what is
                 // ready.
                 match timeout {
@@ -695,7 +670,7 @@ impl Runtime {
         self.shared.actors.for_each(|a| ids.push(a.id));
         match ids.len() {
             0 => false,
-            n => crate::actor::kill(&self.shared, &ids[(seed % n as u64) as usize], true),
+            n => crate::actor::actor::kill(&self.shared, &ids[(seed % n as u64) as usize], true),
         }
     }
 
@@ -851,7 +826,7 @@ pub(crate) fn start_job(
     argv.push(module.name().to_string());
     argv.extend(args.iter().cloned());
     let id = shared.ids.next_job();
-    let cancel = Arc::new(crate::instance::CancelToken::default());
+    let cancel = Arc::new(crate::exec::instance::CancelToken::default());
     let started = Arc::new(AtomicBool::new(false));
     let (s, m, token, run) = (
         shared.clone(),
@@ -860,7 +835,8 @@ pub(crate) fn start_job(
         started.clone(),
     );
     // On a worker thread: the driver's guest code runs where tasks run.
-    let join = handle.spawn(async move { crate::driver::run(&s, &m, argv, id, token, &run).await });
+    let join =
+        handle.spawn(async move { crate::job::driver::run(&s, &m, argv, id, token, &run).await });
     Job {
         control: JobControl {
             id,
@@ -899,7 +875,7 @@ pub struct Job {
 #[derive(Clone)]
 pub struct JobControl {
     id: u64,
-    cancel: Arc<crate::instance::CancelToken>,
+    cancel: Arc<crate::exec::instance::CancelToken>,
     started: Arc<AtomicBool>,
     shared: Arc<Shared>,
 }
@@ -920,7 +896,7 @@ impl JobControl {
     /// Stops the job: interrupts its driver and cancels its unfinished
     /// tasks and actor calls; its unnamed actors end with the driver.
     pub fn stop(&self) {
-        crate::driver::stop(&self.shared, self.id, &self.cancel);
+        crate::job::driver::stop(&self.shared, self.id, &self.cancel);
     }
 }
 

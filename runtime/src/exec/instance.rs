@@ -16,13 +16,13 @@
 //! never called again (decision 1 of the design): tasks drop it, actors
 //! replace it.
 
-use crate::blob::{Blob, Bytes, Filling};
-use crate::host::mapping::Mappings;
-use crate::module::Module;
+use crate::api::runtime::Shared;
+use crate::exec::mapping::Mappings;
+use crate::exec::module::Module;
+use crate::exec::slots::{CallSlot, CpuSlot};
+use crate::objects::blob::{Blob, Bytes, Filling};
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
-use crate::runtime::Shared;
-use crate::scheduler::{ArgValue, HeldRefs};
-use crate::slots::{CallSlot, CpuSlot};
+use crate::task::scheduler::{ArgValue, HeldRefs};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -613,7 +613,7 @@ pub(crate) fn classify(
                 "the worker failed (an injected fault)".to_string(),
             ),
         }
-    } else if let Some(v) = err.downcast_ref::<crate::host::AbiViolation>() {
+    } else if let Some(v) = err.downcast_ref::<crate::exec::guest::AbiViolation>() {
         (ErrorKind::AbiViolation, v.to_string())
     } else if let Some(e) = err.downcast_ref::<OutputLimitExceeded>() {
         (ErrorKind::OutputLimit, e.to_string())

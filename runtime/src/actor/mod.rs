@@ -1,0 +1,2 @@
+//! Actors: one long-lived instance each, and calls to its methods.
+pub(crate) mod actor;

@@ -1,0 +1,2 @@
+//! Jobs: drivers and what they started.
+pub(crate) mod driver;

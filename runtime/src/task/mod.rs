@@ -1,0 +1,2 @@
+//! Tasks: submission, the task table, running attempts, arguments.
+pub(crate) mod scheduler;
