@@ -40,11 +40,11 @@ mod task;
 pub use api::call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
-pub use api::runtime::{
-    ActorInfo, ActorState, Builder, Job, JobControl, ObjectRef, Runtime, Stats, StatsSource,
-};
+pub use api::object_ref::ObjectRef;
+pub use api::runtime::{ActorInfo, ActorState, Builder, Runtime, Stats, StatsSource};
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use exec::module::{MAX_MODULE_SIZE, Module};
+pub use job::handle::{Job, JobControl};
 pub use objects::blob::{Bytes, Place};
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
 pub use wray_abi::codec::{Decode, Encode};

@@ -1,2 +1,3 @@
 //! Actors: one long-lived instance each, and calls to its methods.
-pub(crate) mod actor;
+pub(crate) mod actors;
+pub(crate) mod upcalls;

@@ -10,11 +10,15 @@
 //! blocking (`submit`, `create`) or not (`submit_async`, `create_async`):
 //! building a call never blocks.
 
-use crate::actor::actor::{self, Creation};
-use crate::api::runtime::{ObjectRef, Runtime};
+use crate::actor::actors::{self, Creation};
+use crate::api::object_ref::ObjectRef;
+use crate::api::runtime::Runtime;
 use crate::error::{Error, Result};
 use crate::exec::module::Module;
-use crate::task::scheduler::{self, HeldRefs, Submission, TaskArg};
+use crate::exec::request::Submission;
+use crate::objects::arg::TaskArg;
+use crate::objects::held::HeldRefs;
+use crate::task::run;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +105,7 @@ impl<'a, K> CallBuilder<'a, K> {
             rt,
             target,
             args: Vec::new(),
-            held: HeldRefs::new(&rt.shared),
+            held: HeldRefs::new(&rt.actors.env.objects),
             options: Options::default(),
             error: None,
         }
@@ -123,8 +127,8 @@ impl<'a, K> CallBuilder<'a, K> {
 
     /// Adds an argument already encoded (the bytes of the parameter's type).
     pub fn arg_bytes(mut self, bytes: &[u8]) -> Self {
-        if self.rt.shared.objects.fits(bytes.len()) {
-            let blob = self.rt.shared.objects.blob(bytes, Vec::new());
+        if self.rt.actors.env.objects.fits(bytes.len()) {
+            let blob = self.rt.actors.env.objects.blob(bytes, Vec::new());
             self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
         } else {
             self.args.push(BuildArg::Waiting(bytes.to_vec()));
@@ -149,7 +153,7 @@ impl<'a, K> CallBuilder<'a, K> {
     pub fn arg_ref_unresolved(mut self, r: &ObjectRef) -> Self {
         if self.held.retain(r.id()) {
             // An ObjectRef is encoded as its 32-byte id.
-            let blob = self.rt.shared.objects.blob(&r.id().0, vec![r.id()]);
+            let blob = self.rt.actors.env.objects.blob(&r.id().0, vec![r.id()]);
             self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
         } else {
             self.error.get_or_insert(Error::ObjectNotFound(r.id()));
@@ -198,7 +202,7 @@ impl<'a, K> CallBuilder<'a, K> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let objects = &self.rt.shared.objects;
+        let objects = &self.rt.actors.env.objects;
         let args = self
             .args
             .into_iter()
@@ -254,9 +258,9 @@ impl CallBuilder<'_, Task> {
         let (rt, task, sub) = self.finish(&function)?;
         let ids = {
             let _guard = rt.handle().enter();
-            scheduler::submit_task(&rt.shared, task.module, sub)
+            run::submit_task(&rt.actors.tasks, task.module, sub)
         };
-        Ok(ObjectRef::adopt(&rt.shared, ids[0]))
+        Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
     }
 }
 
@@ -296,8 +300,8 @@ impl CallBuilder<'_, NewActor> {
         let (rt, new, sub) = self.finish(&type_name)?;
         let id = {
             let _guard = rt.handle().enter();
-            actor::create(
-                &rt.shared,
+            actors::create(
+                &rt.actors,
                 Creation {
                     module: new.module,
                     type_name: type_name.clone(),
@@ -327,9 +331,9 @@ impl CallBuilder<'_, Method> {
         let (rt, m, sub) = self.finish(&method)?;
         let ids = {
             let _guard = rt.handle().enter();
-            actor::call(&rt.shared, m.actor, &m.method, sub)
+            actors::call(&rt.actors, m.actor, &m.method, sub)
         };
-        Ok(ObjectRef::adopt(&rt.shared, ids[0]))
+        Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
     }
 }
 

@@ -1,3 +1,5 @@
-//! The public API: the runtime, its builder, remote calls from host code.
+//! The public API: the runtime, its builder, remote calls from host code,
+//! host references to objects.
 pub(crate) mod call;
+pub(crate) mod object_ref;
 pub(crate) mod runtime;

@@ -1,58 +1,39 @@
 //! [`Runtime`], its [`Builder`], and the host-side [`ObjectRef`].
 //!
 //! A runtime owns a tokio runtime (guests run on its worker threads, as
-//! async wasmtime calls on fibers), one wasmtime engine with its epoch
-//! ticker, the object store, the module cache and the CPU slots. Everything
-//! the host functions and the scheduler need is in [`Shared`], behind one
-//! `Arc`.
+//! async wasmtime calls on fibers), the wasmtime engines with their epoch
+//! ticker, and the layers built on them: the environment every layer shares
+//! ([`Env`]: object store, module cache, slots...), the task layer
+//! ([`Tasks`]) and the actor layer ([`Actors`]), each holding the one below.
 //!
 //! The blocking methods ([`Runtime::get`], [`Runtime::run_driver`]...) must
 //! not be called from inside the runtime's own tokio context; use the
 //! `_async` variants there.
 
-use crate::actor::actor::Actors;
+use crate::actor::actors::{Actors, Registry};
 use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
+pub(crate) use crate::api::object_ref::ObjectRef;
 use crate::config::Config;
 use crate::error::{Error, Result, TaskError};
 use crate::exec::engine::{Engines, EpochTicker};
+use crate::exec::env::{Env, Upcalls};
 use crate::exec::module::{Module, ModuleCache};
 use crate::exec::slots::Slots;
-use crate::ids::IdGen;
+use crate::job::handle::{Job, start_job};
 use crate::objects::blob::Bytes;
+use crate::objects::lineage::read;
 use crate::objects::spill_dir::SpillDir;
 use crate::objects::store::{ObjectStore, Resolved, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
-use crate::task::scheduler::{self, TaskTable};
-use std::fmt;
+use crate::task::table::{self, TaskTable, Tasks};
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wray_abi::ObjectId;
-use wray_abi::codec::{Decode, Encode};
 
-/// What every part of a runtime shares. Thread-safe; lives in one `Arc`.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub engines: Arc<Engines>,
-    pub objects: Arc<ObjectStore>,
-    pub modules: ModuleCache,
-    /// CPU slots (held while a guest computes) and call slots (held while
-    /// a call is in progress).
-    pub slots: Arc<Slots>,
-    /// Actor slots: held by every actor instance.
-    pub actor_slots: Arc<Semaphore>,
-    pub ids: IdGen,
-    pub sink: Arc<dyn OutputSink>,
-    pub tasks: TaskTable,
-    pub actors: Actors,
-    /// The record of calls, for the state API and metrics.
-    pub events: crate::events::Events,
-    /// Spawns on the runtime's workers from any thread (a slot freed
-    /// outside tokio may start a queued task).
-    pub spawner: tokio::runtime::Handle,
-}
+use wray_abi::codec::{Decode, Encode};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -235,7 +216,11 @@ impl Builder {
                 "task_timeout must be longer than 0 (leave it unset for no limit)".into(),
             ));
         }
-        let engines = Arc::new(Engines::new(&config, workers as u32)?);
+        let engines = Arc::new(Engines::new(
+            &config,
+            workers as u32,
+            crate::host::add_to_linker,
+        )?);
         // Spills go to a directory of this process's own, inside the one
         // given or the system's temporary directory (see `spill_dir`).
         let spill = if config.spilling {
@@ -261,29 +246,39 @@ impl Builder {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
-        let shared = Arc::new(Shared {
-            modules: ModuleCache::new(
-                config.cache_dir.as_deref(),
-                config.idle_modules,
-                config.code_cache_size,
-            ),
-            slots: Slots::new(config.num_cpus, config.call_slots as usize),
-            actor_slots: Arc::new(Semaphore::new(config.actor_slots as usize)),
-            ids: IdGen::new(config.node_id),
-            sink: self.sink,
-            objects: Arc::new(ObjectStore::new(StoreLimits {
-                memory: config.object_store_memory,
-                spill_dir: spill.clone(),
-                wait: config.store_wait,
-            })),
-            tasks: TaskTable::default(),
-            actors: Actors::default(),
-            events: crate::events::Events::new(config.history),
-            engines: engines.clone(),
-            spawner: tokio.handle().clone(),
+        let objects = Arc::new(ObjectStore::new(StoreLimits {
+            memory: config.object_store_memory,
+            spill_dir: spill.clone(),
+            wait: config.store_wait,
+        }));
+        let modules = ModuleCache::new(
+            config.cache_dir.as_deref(),
+            config.idle_modules,
+            config.code_cache_size,
+        );
+        let slots = Slots::new(config.num_cpus, config.call_slots as usize);
+        let actor_slots = Arc::new(Semaphore::new(config.actor_slots as usize));
+        let env = Arc::new(Env::new(
             config,
+            engines.clone(),
+            modules,
+            objects.clone(),
+            slots,
+            self.sink,
+            tokio.handle().clone(),
+        ));
+        let tasks = Arc::new(Tasks {
+            env: env.clone(),
+            table: TaskTable::default(),
         });
-        tokio.spawn(spiller(Arc::downgrade(&shared)));
+        let actors = Arc::new(Actors {
+            env: env.clone(),
+            tasks,
+            registry: Registry::default(),
+            slots: actor_slots,
+        });
+        env.set_upcalls(Arc::downgrade(&actors) as Weak<dyn Upcalls>);
+        tokio.spawn(spiller(Arc::downgrade(&objects)));
         if let Some(dir) = &spill {
             // What processes that died left behind: on a thread of its own,
             // which nothing waits for (a sweep cut short by this process's
@@ -297,7 +292,7 @@ impl Builder {
             ticker: EpochTicker::start(engines),
             tokio: Some(tokio),
             spill,
-            shared,
+            actors,
         })
     }
 }
@@ -317,7 +312,7 @@ impl Builder {
 /// # Ok::<(), wray_runtime::Error>(())
 /// ```
 pub struct Runtime {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) actors: Arc<Actors>,
     tokio: Option<tokio::runtime::Runtime>,
     ticker: EpochTicker,
     /// Where objects spill; its directory is removed when the runtime ends.
@@ -351,7 +346,7 @@ impl Runtime {
 
     /// How many guests compute at once.
     pub fn num_cpus(&self) -> usize {
-        self.shared.config.num_cpus
+        self.actors.env.config.num_cpus
     }
 
     /// Loads a module from a file; its name is the file name without
@@ -364,8 +359,8 @@ impl Runtime {
 
     /// Loads a module from its bytes.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module> {
-        let s = &self.shared;
-        s.modules.load(&s.engines.tasks, name, bytes)
+        let s = &self.actors;
+        s.env.modules.load(&s.env.engines.tasks, name, bytes)
     }
 
     /// Runs the module's driver with `args` (what the guest sees after its
@@ -383,7 +378,7 @@ impl Runtime {
     /// Starts the module's driver with `args` as a new job, and returns at
     /// once; [`Job::wait`] gives its outcome, [`JobControl::stop`] stops it.
     pub fn start_job(&self, module: &Module, args: &[String]) -> Job {
-        start_job(&self.shared, self.handle(), module, args)
+        start_job(&self.actors, self.handle(), module, args)
     }
 
     /// Starts building a call of the remote function `function` of `module`.
@@ -404,8 +399,8 @@ impl Runtime {
 
     /// The actor registered under `name`.
     pub fn get_actor(&self, name: &str) -> Option<ActorRef> {
-        self.shared
-            .actors
+        self.actors
+            .registry
             .lookup(name)
             .map(|a| ActorRef::new(a.id, a.type_name.clone()))
     }
@@ -421,10 +416,10 @@ impl Runtime {
 
     /// [`kill`](Self::kill), for async callers (on any tokio runtime).
     pub async fn kill_async(&self, actor: &ActorRef, allow_restart: bool) -> bool {
-        let Some(a) = self.shared.actors.get(&actor.id()) else {
+        let Some(a) = self.actors.registry.get(&actor.id()) else {
             return false;
         };
-        if !crate::actor::actor::kill(&self.shared, &actor.id(), allow_restart) {
+        if !crate::actor::actors::kill(&self.actors, &actor.id(), allow_restart) {
             return false;
         }
         if !allow_restart {
@@ -435,12 +430,12 @@ impl Runtime {
 
     /// What the runtime knows of an actor, while it exists.
     pub fn actor_info(&self, actor: &ActorRef) -> Option<ActorInfo> {
-        let a = self.shared.actors.get(&actor.id())?;
+        let a = self.actors.registry.get(&actor.id())?;
         Some(ActorInfo {
             state: match a.life() {
-                crate::actor::actor::Life::Starting => ActorState::Starting,
-                crate::actor::actor::Life::Alive => ActorState::Alive,
-                crate::actor::actor::Life::Dead(_) => ActorState::Dead,
+                crate::actor::actors::Life::Starting => ActorState::Starting,
+                crate::actor::actors::Life::Alive => ActorState::Alive,
+                crate::actor::actors::Life::Dead(_) => ActorState::Dead,
             },
             restarts: a.restarts(),
             calls: a.calls.load(Ordering::Relaxed),
@@ -454,8 +449,8 @@ impl Runtime {
     /// and result storage. For `wray bench`; not a way to run tasks.
     #[doc(hidden)]
     pub fn bench_bare_calls(&self, module: &Module, function: &str, n: u32) -> Result<()> {
-        self.block_on(crate::task::scheduler::bare_calls(
-            &self.shared,
+        self.block_on(crate::task::bench::bare_calls(
+            &self.actors.tasks,
             module,
             function,
             n,
@@ -491,7 +486,7 @@ impl Runtime {
     }
 
     fn check_size(&self, len: usize) -> Result<()> {
-        let max = self.shared.config.max_object_size;
+        let max = self.actors.env.config.max_object_size;
         if len > max {
             return Err(Error::InvalidArgument(format!(
                 "object of {len} bytes exceeds the limit of {max} bytes"
@@ -502,15 +497,15 @@ impl Runtime {
 
     /// Stores `bytes`, room made, as an object the caller holds.
     fn store(&self, bytes: &[u8]) -> ObjectRef {
-        let blob = self.shared.objects.blob(bytes, Vec::new());
-        let id = self.shared.objects.put(blob);
-        ObjectRef::adopt(&self.shared, id)
+        let blob = self.actors.env.objects.blob(bytes, Vec::new());
+        let id = self.actors.env.objects.put(blob);
+        ObjectRef::adopt(&self.actors.env.objects, id)
     }
 
     /// Makes room in the object store for `len` bytes, blocking (not at all
     /// when there is room already).
     pub(crate) fn admit(&self, len: usize) -> Result<()> {
-        if self.shared.objects.fits(len) {
+        if self.actors.env.objects.fits(len) {
             return Ok(());
         }
         self.block_on(self.admit_async(len))
@@ -519,12 +514,12 @@ impl Runtime {
     /// Makes room, waiting on this runtime (whose timers it needs) for any
     /// caller's runtime.
     pub(crate) async fn admit_async(&self, len: usize) -> Result<()> {
-        if self.shared.objects.fits(len) {
+        if self.actors.env.objects.fits(len) {
             return Ok(());
         }
-        let shared = self.shared.clone();
+        let shared = self.actors.clone();
         self.handle()
-            .spawn(async move { shared.objects.admit(len).await })
+            .spawn(async move { shared.env.objects.admit(len).await })
             .await
             // Its runtime lives as long as `self`, and admission never panics.
             .expect("waiting for room ends")
@@ -558,10 +553,11 @@ impl Runtime {
     /// [`get_bytes_timeout`](Self::get_bytes_timeout), for async callers.
     pub async fn get_bytes_async(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Bytes> {
         let entry = self
-            .shared
+            .actors
+            .env
             .objects
-            .get(&r.id)
-            .ok_or(Error::ObjectNotFound(r.id))?;
+            .get(&r.id())
+            .ok_or(Error::ObjectNotFound(r.id()))?;
         let resolved = match timeout {
             None => entry.resolved().await,
             Some(t) => tokio::time::timeout(t, entry.resolved())
@@ -569,7 +565,7 @@ impl Runtime {
                 .map_err(|_| Error::Timeout(t))?,
         };
         match resolved {
-            Resolved::Ready(blob) => scheduler::read(&self.shared, &r.id, &entry, &blob)
+            Resolved::Ready(blob) => read(&self.actors.env.objects, &r.id(), &entry, &blob)
                 .await
                 .map_err(|rec| Error::Task(TaskError::new(rec))),
             Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
@@ -604,10 +600,11 @@ impl Runtime {
         let entries = refs
             .iter()
             .map(|r| {
-                self.shared
+                self.actors
+                    .env
                     .objects
-                    .get(&r.id)
-                    .ok_or(Error::ObjectNotFound(r.id))
+                    .get(&r.id())
+                    .ok_or(Error::ObjectNotFound(r.id()))
             })
             .collect::<Result<Vec<_>>>()?;
         // On this runtime, whose timers the timeout needs, for any caller's.
@@ -640,7 +637,7 @@ impl Runtime {
     /// Cancels the task that makes `r`'s object, and the tasks it submitted.
     /// False when that task already finished (or `r` was made by `put`).
     pub fn cancel(&self, r: &ObjectRef) -> bool {
-        scheduler::cancel(&self.shared, &r.id, true)
+        table::cancel(&self.actors.tasks, &r.id(), true)
     }
 
     /// Fault injection, to test a program against failures: fails the
@@ -649,8 +646,9 @@ impl Runtime {
     /// A queued task fails as it starts. False when no task was found.
     pub fn chaos_fail_random_task(&self, seed: u64) -> bool {
         let tasks: Vec<_> = self
-            .shared
+            .actors
             .tasks
+            .table
             .iter()
             .filter(|t| !t.actor_call)
             .map(|t| t.value().clone())
@@ -667,22 +665,22 @@ impl Runtime {
     /// found.
     pub fn chaos_crash_random_actor(&self, seed: u64) -> bool {
         let mut ids = Vec::new();
-        self.shared.actors.for_each(|a| ids.push(a.id));
+        self.actors.registry.for_each(|a| ids.push(a.id));
         match ids.len() {
             0 => false,
-            n => crate::actor::actor::kill(&self.shared, &ids[(seed % n as u64) as usize], true),
+            n => crate::actor::actors::kill(&self.actors, &ids[(seed % n as u64) as usize], true),
         }
     }
 
     /// Tasks and actor calls by state, in [`TaskState::ALL`](crate::events::TaskState::ALL)
     /// order: pending and running now, the others since the start.
     pub fn task_counts(&self) -> [u64; 5] {
-        self.shared.events.counts()
+        self.actors.env.events.counts()
     }
 
     /// A handle that reads the runtime's counters from another thread.
     pub fn stats_source(&self) -> StatsSource {
-        StatsSource(self.shared.clone())
+        StatsSource(self.actors.clone())
     }
 
     /// Counters describing the runtime's state, once the releases handed
@@ -708,26 +706,26 @@ impl Runtime {
     /// Waits, at most a few seconds, for the releases handed to the
     /// store's reaper so far.
     fn reaped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let s = self.shared.clone();
+        let s = self.actors.clone();
         async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.objects.reaped()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.env.objects.reaped()).await;
         }
     }
 
     fn counters(&self) -> Stats {
-        let s = &self.shared;
+        let s = &self.actors;
         Stats {
-            objects: s.objects.len(),
-            object_bytes: s.objects.stats().bytes.load(Ordering::Relaxed),
-            spilled_bytes: s.objects.stats().spilled_bytes.load(Ordering::Relaxed),
-            tasks_unfinished: s.tasks.len(),
-            actors: s.actors.len(),
-            cpu_slots_free: s.slots.cpus_free(),
-            actor_slots_free: s.actor_slots.available_permits(),
-            call_slots_free: s.slots.calls_free(),
-            modules_loaded: s.modules.len(),
-            modules_compiled: s.modules.stats.compiled.load(Ordering::Relaxed),
-            modules_from_disk_cache: s.modules.stats.from_disk.load(Ordering::Relaxed),
+            objects: s.env.objects.len(),
+            object_bytes: s.env.objects.stats().bytes.load(Ordering::Relaxed),
+            spilled_bytes: s.env.objects.stats().spilled_bytes.load(Ordering::Relaxed),
+            tasks_unfinished: s.tasks.table.len(),
+            actors: s.registry.len(),
+            cpu_slots_free: s.env.slots.cpus_free(),
+            actor_slots_free: s.slots.available_permits(),
+            call_slots_free: s.env.slots.calls_free(),
+            modules_loaded: s.env.modules.len(),
+            modules_compiled: s.env.modules.stats.compiled.load(Ordering::Relaxed),
+            modules_from_disk_cache: s.env.modules.stats.from_disk.load(Ordering::Relaxed),
         }
     }
 }
@@ -748,10 +746,10 @@ impl Drop for Runtime {
 
 /// Spills objects whenever a caller waits for room or reads spilled bytes
 /// back past the cap. (The runtime's shutdown ends it.)
-async fn spiller(shared: std::sync::Weak<Shared>) {
-    while let Some(s) = shared.upgrade() {
-        s.objects.spill_wanted().await;
-        let _ = tokio::task::spawn_blocking(move || s.objects.spill_round()).await;
+async fn spiller(store: Weak<ObjectStore>) {
+    while let Some(s) = store.upgrade() {
+        s.spill_wanted().await;
+        let _ = tokio::task::spawn_blocking(move || s.spill_round()).await;
     }
 }
 
@@ -815,158 +813,19 @@ pub struct Stats {
     pub modules_from_disk_cache: u64,
 }
 
-/// Starts `module`'s driver as a new job on `handle`'s threads.
-pub(crate) fn start_job(
-    shared: &Arc<Shared>,
-    handle: &tokio::runtime::Handle,
-    module: &Module,
-    args: &[String],
-) -> Job {
-    let mut argv = Vec::with_capacity(args.len() + 1);
-    argv.push(module.name().to_string());
-    argv.extend(args.iter().cloned());
-    let id = shared.ids.next_job();
-    let cancel = Arc::new(crate::exec::instance::CancelToken::default());
-    let started = Arc::new(AtomicBool::new(false));
-    let (s, m, token, run) = (
-        shared.clone(),
-        module.clone(),
-        cancel.clone(),
-        started.clone(),
-    );
-    // On a worker thread: the driver's guest code runs where tasks run.
-    let join =
-        handle.spawn(async move { crate::job::driver::run(&s, &m, argv, id, token, &run).await });
-    Job {
-        control: JobControl {
-            id,
-            cancel,
-            started,
-            shared: shared.clone(),
-        },
-        handle: join,
-    }
-}
-
 /// Reads a runtime's counters, from any thread (see
 /// [`Runtime::stats_source`]).
 #[derive(Clone)]
-pub struct StatsSource(Arc<Shared>);
+pub struct StatsSource(Arc<Actors>);
 
 impl StatsSource {
     /// As [`Runtime::task_counts`].
     pub fn task_counts(&self) -> [u64; 5] {
-        self.0.events.counts()
+        self.0.env.events.counts()
     }
 
     /// Actors not yet gone.
     pub fn actors(&self) -> usize {
-        self.0.actors.len()
-    }
-}
-
-/// A driver run: a job. Dropping it leaves the job running.
-pub struct Job {
-    control: JobControl,
-    handle: tokio::task::JoinHandle<std::result::Result<i32, wray_abi::wire::ErrorRecord>>,
-}
-
-/// Names and stops a [`Job`]; cheap to clone.
-#[derive(Clone)]
-pub struct JobControl {
-    id: u64,
-    cancel: Arc<crate::exec::instance::CancelToken>,
-    started: Arc<AtomicBool>,
-    shared: Arc<Shared>,
-}
-
-impl JobControl {
-    /// The job's number (from 1), as tasks and output name it.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whether the driver has started: false while it waits for a call
-    /// slot (every one is taken by running calls), as a pending Ray job
-    /// waits for resources.
-    pub fn started(&self) -> bool {
-        self.started.load(Ordering::Acquire)
-    }
-
-    /// Stops the job: interrupts its driver and cancels its unfinished
-    /// tasks and actor calls; its unnamed actors end with the driver.
-    pub fn stop(&self) {
-        crate::job::driver::stop(&self.shared, self.id, &self.cancel);
-    }
-}
-
-impl Job {
-    /// The job's number (from 1), as tasks and output name it.
-    pub fn id(&self) -> u64 {
-        self.control.id
-    }
-
-    /// What names and stops the job, apart from waiting for it.
-    pub fn control(&self) -> JobControl {
-        self.control.clone()
-    }
-
-    /// Whether the driver has ended.
-    pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-
-    /// Waits for the driver: its exit status, or its failure.
-    pub async fn wait(self) -> Result<i32> {
-        match self.handle.await {
-            Ok(r) => r.map_err(|rec| Error::Task(TaskError::new(rec))),
-            Err(e) => Err(Error::Config(format!("the driver's thread failed: {e}"))),
-        }
-    }
-}
-
-impl fmt::Debug for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job").field("id", &self.control.id).finish()
-    }
-}
-
-/// A reference to an object, held by host code. Cloning counts one more
-/// holder; dropping releases it.
-pub struct ObjectRef {
-    id: ObjectId,
-    shared: Arc<Shared>,
-}
-
-impl ObjectRef {
-    pub(crate) fn adopt(shared: &Arc<Shared>, id: ObjectId) -> ObjectRef {
-        ObjectRef {
-            id,
-            shared: shared.clone(),
-        }
-    }
-
-    /// The object's id.
-    pub fn id(&self) -> ObjectId {
-        self.id
-    }
-}
-
-impl Clone for ObjectRef {
-    fn clone(&self) -> Self {
-        self.shared.objects.retain(&self.id);
-        ObjectRef::adopt(&self.shared, self.id)
-    }
-}
-
-impl Drop for ObjectRef {
-    fn drop(&mut self) {
-        self.shared.objects.release(&self.id);
-    }
-}
-
-impl fmt::Debug for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectRef({})", self.id.short())
+        self.0.registry.len()
     }
 }

@@ -82,6 +82,10 @@ fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
     Engine::new(&wt).map_err(|e| Error::Config(format!("cannot create the wasm engine: {e:#}")))
 }
 
+/// Adds the host functions a guest imports to a linker. The host layer,
+/// above this one, provides them (`host::add_to_linker`).
+pub(crate) type HostFunctions = fn(&mut Linker<InstanceState>) -> wasmtime::Result<()>;
+
 /// An engine and the linker holding the host functions for it.
 pub(crate) struct Wasm {
     pub engine: Engine,
@@ -89,10 +93,10 @@ pub(crate) struct Wasm {
 }
 
 impl Wasm {
-    fn new(config: &Config, slots: u32, role: Role) -> Result<Wasm> {
+    fn new(config: &Config, slots: u32, role: Role, host: HostFunctions) -> Result<Wasm> {
         let engine = build(config, slots, role)?;
         let mut linker = Linker::new(&engine);
-        crate::host::add_to_linker(&mut linker)
+        host(&mut linker)
             .map_err(|e| Error::Config(format!("cannot register host functions: {e:#}")))?;
         Ok(Wasm { engine, linker })
     }
@@ -105,18 +109,20 @@ pub(crate) struct Engines {
     actors: OnceLock<std::result::Result<Wasm, String>>,
     config: Config,
     workers: u32,
+    host: HostFunctions,
 }
 
 impl Engines {
     /// `workers` is the number of threads that run guests: the actor
     /// pool keeps that many instances beyond the actor slots (see
     /// [`Engines::actors`]).
-    pub fn new(config: &Config, workers: u32) -> Result<Engines> {
+    pub fn new(config: &Config, workers: u32, host: HostFunctions) -> Result<Engines> {
         Ok(Engines {
-            tasks: Wasm::new(config, config.call_slots, Role::Tasks)?,
+            tasks: Wasm::new(config, config.call_slots, Role::Tasks, host)?,
             actors: OnceLock::new(),
             config: config.clone(),
             workers,
+            host,
         })
     }
 
@@ -132,7 +138,7 @@ impl Engines {
         self.actors
             .get_or_init(|| {
                 let pool = self.config.actor_slots + self.workers;
-                Wasm::new(&self.config, pool, Role::Actors).map_err(|e| e.to_string())
+                Wasm::new(&self.config, pool, Role::Actors, self.host).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)

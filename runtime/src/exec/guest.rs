@@ -70,7 +70,7 @@ impl<'a> Guest<'a> {
         };
         let (mem, state) = memory.data_and_store_mut(caller);
         if function != import::OBJECT_RELEASE {
-            state.refs.settle(&state.rt);
+            state.refs.settle(&state.env.objects);
         }
         Ok((Guest { mem, function }, state))
     }

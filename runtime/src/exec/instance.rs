@@ -16,13 +16,15 @@
 //! never called again (decision 1 of the design): tasks drop it, actors
 //! replace it.
 
-use crate::api::runtime::Shared;
+use crate::exec::env::Env;
 use crate::exec::mapping::Mappings;
 use crate::exec::module::Module;
 use crate::exec::slots::{CallSlot, CpuSlot};
+use crate::objects::arg::ArgValue;
 use crate::objects::blob::{Blob, Bytes, Filling};
+use crate::objects::held::HeldRefs;
+use crate::objects::store::ObjectStore;
 use crate::output::{Capture, OutputLimitExceeded, OutputSource, Stream};
-use crate::task::scheduler::{ArgValue, HeldRefs};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -120,22 +122,22 @@ impl RefTable {
     }
 
     /// Takes over a global reference the caller already counted for us.
-    pub fn adopt(&mut self, rt: &Shared, id: ObjectId) {
+    pub fn adopt(&mut self, objects: &Arc<ObjectStore>, id: ObjectId) {
         let n = self.held.entry(id).or_insert(0);
         *n += 1;
         if *n > 1 {
-            rt.objects.release(&id);
+            objects.release(&id);
         }
     }
 
     /// Counts one more `ObjectRef` to `id`. False when the guest may not
     /// name it or it no longer exists.
-    pub fn retain(&mut self, rt: &Shared, id: ObjectId) -> bool {
+    pub fn retain(&mut self, objects: &Arc<ObjectStore>, id: ObjectId) -> bool {
         if let Some(n) = self.held.get_mut(&id) {
             *n += 1;
             return true;
         }
-        if !self.borrowed.contains(&id) || !rt.objects.retain(&id) {
+        if !self.borrowed.contains(&id) || !objects.retain(&id) {
             return false;
         }
         self.held.insert(id, 1);
@@ -150,7 +152,7 @@ impl RefTable {
     /// of references) is done in batches on another thread, in parallel
     /// with the guest's next releases. At most `REAP_BATCH - 1` wait: a
     /// full batch is handed over at once.
-    pub fn release(&mut self, rt: &Shared, id: ObjectId) -> bool {
+    pub fn release(&mut self, objects: &Arc<ObjectStore>, id: ObjectId) -> bool {
         let Some(n) = self.held.get_mut(&id) else {
             return false;
         };
@@ -160,7 +162,7 @@ impl RefTable {
             self.dropped.push(id);
             if self.dropped.len() == REAP_BATCH {
                 let batch = std::mem::replace(&mut self.dropped, Vec::with_capacity(REAP_BATCH));
-                rt.objects.release_later(batch);
+                objects.release_later(batch);
             }
         }
         true
@@ -169,18 +171,18 @@ impl RefTable {
     /// Does the releases [`release`](Self::release) left waiting, here and
     /// now: every host function but `object_release` calls this first, so
     /// the guest's other calls see its releases done.
-    pub fn settle(&mut self, rt: &Shared) {
+    pub fn settle(&mut self, objects: &Arc<ObjectStore>) {
         if !self.dropped.is_empty() {
-            rt.objects.release_all(&self.dropped);
+            objects.release_all(&self.dropped);
             self.dropped.clear();
         }
     }
 
     /// Releases every reference held.
-    fn release_all(&mut self, rt: &Shared) {
+    fn release_all(&mut self, objects: &Arc<ObjectStore>) {
         let mut ids = std::mem::take(&mut self.dropped);
         ids.extend(self.held.drain().map(|(id, _)| id));
-        rt.objects.release_all(&ids);
+        objects.release_all(&ids);
         self.borrowed.clear();
     }
 }
@@ -203,7 +205,7 @@ impl Call {
     /// The call of `args`, each in the argument buffer, except those held
     /// in files when the module maps its large arguments itself (`maps`).
     pub fn new(
-        rt: &Arc<Shared>,
+        objects: &Arc<ObjectStore>,
         args: Vec<ArgValue>,
         num_returns: u32,
         maps: bool,
@@ -216,7 +218,7 @@ impl Call {
             args,
             layout,
             returns: vec![None; num_returns as usize],
-            returned_refs: HeldRefs::new(rt),
+            returned_refs: HeldRefs::new(objects),
         })
     }
 }
@@ -321,7 +323,7 @@ pub(crate) struct InstanceState {
     source: OutputSource,
     /// The guest's output, once it wrote any (created with the WASI context).
     capture: Option<Capture>,
-    pub rt: Arc<Shared>,
+    pub env: Arc<Env>,
     pub module: Module,
     /// The instance, once instantiated.
     pub instance: Option<wasmtime::Instance>,
@@ -371,8 +373,8 @@ impl InstanceState {
         if self.wasi.is_none() {
             let capture = Capture::new(
                 self.source.clone(),
-                self.rt.sink.clone(),
-                self.rt.config.output_limit,
+                self.env.sink.clone(),
+                self.env.config.output_limit,
             );
             let mut b = wasmtime_wasi::WasiCtxBuilder::new();
             let seen = &self.nondeterministic;
@@ -410,7 +412,7 @@ impl InstanceState {
     /// drop: its references, those of a call it did not finish, a put it
     /// left unfinished, and its actor slot.
     pub fn retire(&mut self) {
-        self.refs.release_all(&self.rt);
+        self.refs.release_all(&self.env.objects);
         self.call = None;
         self.put_stream = None;
         self.actor_slot = None;
@@ -438,7 +440,7 @@ pub fn drop_store(mut store: Store<InstanceState>) {
 
 impl Drop for InstanceState {
     fn drop(&mut self) {
-        self.refs.release_all(&self.rt);
+        self.refs.release_all(&self.env.objects);
     }
 }
 
@@ -536,7 +538,7 @@ pub(crate) struct InstanceSpec {
 
 /// Creates a store of `engine` ready to instantiate `spec.module` in.
 pub(crate) fn new_store(
-    rt: &Arc<Shared>,
+    env: &Arc<Env>,
     engine: &Engine,
     spec: InstanceSpec,
 ) -> Store<InstanceState> {
@@ -545,7 +547,7 @@ pub(crate) fn new_store(
         wasi_args: spec.args,
         source: spec.source,
         capture: None,
-        rt: rt.clone(),
+        env: env.clone(),
         module: spec.module,
         instance: None,
         memory: None,
@@ -577,7 +579,7 @@ pub(crate) fn new_store(
         // function that would settle them: they are released here, at the
         // next tick, rather than at its next call or its end.
         let s = ctx.data_mut();
-        s.refs.settle(&s.rt);
+        s.refs.settle(&s.env.objects);
         if s.last_put.is_some() {
             s.last_put_ticks += 1;
             if s.last_put_ticks > 1 {
@@ -628,7 +630,7 @@ pub(crate) fn classify(
                 ErrorKind::StackOverflow,
                 format!(
                     "wasm stack exhausted (limit {} bytes)",
-                    state.rt.config.max_wasm_stack
+                    state.env.config.max_wasm_stack
                 ),
             ),
             (_, Some((kind, msg))) => (*kind, msg.clone()),

@@ -1,8 +1,11 @@
-//! Running guest code: the engine, compiled modules, slots, and one
-//! instance's store and state.
+//! Running guest code: the engine, compiled modules, slots, one instance's
+//! store and state, calling an export and reading its outcome.
 pub(crate) mod engine;
+pub(crate) mod env;
 pub(crate) mod guest;
 pub(crate) mod instance;
+pub(crate) mod invoke;
 pub(crate) mod mapping;
 pub(crate) mod module;
+pub(crate) mod request;
 pub(crate) mod slots;

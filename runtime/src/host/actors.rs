@@ -2,15 +2,13 @@
 //! method calls through `task_submit`.
 
 use super::status;
-use crate::actor::actor::{self, Creation};
-use crate::api::runtime::Shared;
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
-use crate::task::scheduler::Submission;
-use std::sync::Arc;
+use crate::exec::request::{Submission, max_spec_len};
+
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{SpecKind, TaskSpec};
-use wray_abi::{ActorId, HOST_MODULE, ObjectId, Status, import, kill_flags};
+use wray_abi::{ActorId, HOST_MODULE, Status, import, kill_flags};
 
 /// Longest actor name.
 const MAX_NAME: u32 = 1024;
@@ -39,7 +37,7 @@ fn actor_create(
     let (mut g, st) = Guest::of(&mut caller, import::ACTOR_CREATE)?;
     g.check(out, ActorId::LEN as u64)?;
     let bytes = g.bytes(spec, len)?;
-    if bytes.len() > crate::task::scheduler::max_spec_len(&st.rt.config) {
+    if bytes.len() > max_spec_len(&st.env.config) {
         return status(Status::TooLarge);
     }
     let Ok(spec) = TaskSpec::decode(bytes) else {
@@ -59,16 +57,10 @@ fn actor_create(
         Ok(s) => s,
         Err(code) => return status(code),
     };
-    let rt = st.rt.clone();
-    let id = actor::create(
-        &rt,
-        Creation {
-            module: st.module.clone(),
-            type_name,
-            job: sub.job,
-            sub,
-        },
-    );
+    let Some(up) = st.env.upcalls() else {
+        return status(Status::InvalidState);
+    };
+    let id = up.create_actor(st.module.clone(), type_name, sub);
     g.write(out, &id.0)?;
     status(Status::Ok)
 }
@@ -93,12 +85,12 @@ fn actor_lookup(
     let Ok(name) = std::str::from_utf8(g.bytes(name, len)?) else {
         return status(Status::InvalidArgument);
     };
-    let Some(a) = st.rt.actors.lookup(name) else {
+    let Some((id, type_name)) = st.env.upcalls().and_then(|up| up.lookup_actor(name)) else {
         return status(Status::NotFound);
     };
-    let written = g.write_sized(out_type, type_cap, out_type_len, a.type_name.as_bytes())?;
+    let written = g.write_sized(out_type, type_cap, out_type_len, type_name.as_bytes())?;
     if written == Status::Ok {
-        g.write(out_actor, &a.id.0)?;
+        g.write(out_actor, &id.0)?;
     }
     status(written)
 }
@@ -115,7 +107,10 @@ fn actor_kill(
     if flags & !kill_flags::ALLOW_RESTART != 0 {
         return status(Status::InvalidArgument);
     }
-    if actor::kill(&st.rt, &id, flags & kill_flags::ALLOW_RESTART != 0) {
+    let Some(up) = st.env.upcalls() else {
+        return status(Status::InvalidState);
+    };
+    if up.kill_actor(&id, flags & kill_flags::ALLOW_RESTART != 0) {
         status(Status::Ok)
     } else {
         status(Status::NotFound)
@@ -132,18 +127,5 @@ fn actor_self(mut caller: Caller<'_, InstanceState>, out: u32) -> wasmtime::Resu
             status(Status::Ok)
         }
         None => status(Status::NotFound),
-    }
-}
-
-/// A method call submitted through `task_submit`; returns the ids of its
-/// return values, each held once for the caller.
-pub(super) fn submit_method(
-    rt: &Arc<Shared>,
-    spec: &TaskSpec<'_>,
-    sub: Submission,
-) -> Result<Vec<ObjectId>, Status> {
-    match (spec.kind, spec.actor) {
-        (SpecKind::ActorMethod, Some(actor)) => Ok(actor::call(rt, actor, spec.function, sub)),
-        _ => Err(Status::InvalidArgument),
     }
 }

@@ -89,7 +89,7 @@ async fn wait<T>(
     fut: impl Future<Output = T>,
     release: bool,
 ) -> wasmtime::Result<Waited<T>> {
-    let rt = caller.data().rt.clone();
+    let env = caller.data().env.clone();
     let cancel = caller.data().cancel.clone();
     let deadline = caller.data().deadline;
     caller.data_mut().last_put = None;
@@ -104,7 +104,7 @@ async fn wait<T>(
     if had_slot {
         // Back at the front of the line: this call holds an instance and a
         // fiber stack, and finishing it frees them.
-        let grant = rt.slots.resume().grant().await;
+        let grant = env.slots.resume().grant().await;
         caller.data_mut().slot = grant.cpu;
     }
     outcome.map_err(wasmtime::Error::new)
@@ -121,11 +121,11 @@ pub(crate) async fn admitted(
     caller: &mut Caller<'_, InstanceState>,
     len: u32,
 ) -> wasmtime::Result<bool> {
-    let rt = caller.data().rt.clone();
-    if rt.objects.fits(len as usize) {
+    let env = caller.data().env.clone();
+    if env.objects.fits(len as usize) {
         return Ok(true);
     }
-    match wait(caller, None, rt.objects.admit(len as usize), false).await? {
+    match wait(caller, None, env.objects.admit(len as usize), false).await? {
         Waited::Done(Ok(())) => Ok(true),
         Waited::Done(Err(full)) => {
             caller.data_mut().last_error = Some(full.0);

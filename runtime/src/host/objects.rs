@@ -7,8 +7,8 @@ use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
 use crate::exec::mapping::Mappings;
 use crate::objects::blob::{Blob, Bytes};
+use crate::objects::lineage::read;
 use crate::objects::store::{Entry, Resolved};
-use crate::task::scheduler;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
@@ -88,13 +88,13 @@ fn object_put(
         return status(Status::TooLarge);
     };
     let bytes = g.bytes(data, len)?;
-    if bytes.len() > st.rt.config.max_object_size {
+    if bytes.len() > st.env.config.max_object_size {
         return status(Status::TooLarge);
     }
     if !contained.iter().all(|id| st.refs.knows(id)) {
         return status(Status::NotFound);
     }
-    let blob = st.rt.objects.blob(bytes, contained);
+    let blob = st.env.objects.blob(bytes, contained);
     hand_over(&mut g, st, blob, out_id)
 }
 
@@ -106,8 +106,8 @@ fn hand_over(
     out_id: u32,
 ) -> wasmtime::Result<i32> {
     note_put(st, &blob);
-    let id = st.rt.objects.put(blob);
-    st.refs.adopt(&st.rt, id);
+    let id = st.env.objects.put(blob);
+    st.refs.adopt(&st.env.objects, id);
     g.write(out_id, &id.0)?;
     status(Status::Ok)
 }
@@ -130,14 +130,14 @@ async fn object_put_begin(
     len: u32,
 ) -> wasmtime::Result<i32> {
     caller.data_mut().put_stream = None;
-    if len as usize > caller.data().rt.config.max_object_size {
+    if len as usize > caller.data().env.config.max_object_size {
         return status(Status::TooLarge);
     }
     if !super::admitted(&mut caller, len).await? {
         return status(Status::StoreFull);
     }
     let like = caller.data_mut().last_put.take();
-    let filling = caller.data().rt.objects.filling(len as usize, like);
+    let filling = caller.data().env.objects.filling(len as usize, like);
     caller.data_mut().put_stream = Some(filling);
     status(Status::Ok)
 }
@@ -214,7 +214,12 @@ async fn read_object(
         if let Some(out_addr) = out_addr {
             g.check(out_addr, 4)?;
         }
-        match st.refs.knows(&id).then(|| st.rt.objects.get(&id)).flatten() {
+        match st
+            .refs
+            .knows(&id)
+            .then(|| st.env.objects.get(&id))
+            .flatten()
+        {
             Some(e) => (id, e),
             None => return status(Status::NotFound),
         }
@@ -228,9 +233,9 @@ async fn read_object(
     };
     // The value's bytes (read back from disk, or made again, if need be),
     // or the encoded error.
-    let rt = caller.data().rt.clone();
+    let objects = caller.data().env.objects.clone();
     let (code, payload) = match &resolved {
-        Resolved::Ready(blob) => match scheduler::read(&rt, &id, &entry, blob).await {
+        Resolved::Ready(blob) => match read(&objects, &id, &entry, blob).await {
             Ok(bytes) => (Status::Ok, Payload::Value(bytes)),
             Err(rec) => (Status::ErrorValue, Payload::Error(rec.encode())),
         },
@@ -295,7 +300,7 @@ async fn object_wait(
         }
         let mut entries = Vec::with_capacity(ids.len());
         for id in &ids {
-            match st.refs.knows(id).then(|| st.rt.objects.get(id)).flatten() {
+            match st.refs.knows(id).then(|| st.env.objects.get(id)).flatten() {
                 Some(e) => entries.push(e),
                 None => return status(Status::NotFound),
             }
@@ -324,8 +329,8 @@ async fn object_wait(
 fn object_retain(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::Result<i32> {
     let (g, st) = Guest::of(&mut caller, import::OBJECT_RETAIN)?;
     let id = g.object_id(id)?;
-    let rt = st.rt.clone();
-    if st.refs.retain(&rt, id) {
+    let objects = st.env.objects.clone();
+    if st.refs.retain(&objects, id) {
         status(Status::Ok)
     } else {
         status(Status::NotFound)
@@ -336,8 +341,8 @@ fn object_retain(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::Re
 fn object_release(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::Result<i32> {
     let (g, st) = Guest::of(&mut caller, import::OBJECT_RELEASE)?;
     let id = g.object_id(id)?;
-    let rt = st.rt.clone();
-    if st.refs.release(&rt, id) {
+    let objects = st.env.objects.clone();
+    if st.refs.release(&objects, id) {
         status(Status::Ok)
     } else {
         status(Status::NotFound)

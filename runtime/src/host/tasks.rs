@@ -5,8 +5,8 @@ use super::status;
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
 use crate::exec::mapping::Mappings;
+use crate::exec::request::{self, Submission};
 use crate::objects::blob::Blob;
-use crate::task::scheduler::{self, Submission};
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{MAPPED_ARG, SpecKind, TaskSpec};
@@ -50,7 +50,7 @@ fn task_submit(
     let (mut g, st) = Guest::of(&mut caller, import::TASK_SUBMIT)?;
     g.check(out_ids, u64::from(out_cap))?;
     let bytes = g.bytes(spec, len)?;
-    if bytes.len() > scheduler::max_spec_len(&st.rt.config) {
+    if bytes.len() > request::max_spec_len(&st.env.config) {
         return status(Status::TooLarge);
     }
     let Ok(spec) = TaskSpec::decode(bytes) else {
@@ -58,7 +58,7 @@ fn task_submit(
     };
     let needed = u64::from(spec.num_returns) * ObjectId::LEN as u64;
     if spec.num_returns == 0
-        || spec.num_returns > scheduler::MAX_RETURNS
+        || spec.num_returns > request::MAX_RETURNS
         || needed > u64::from(out_cap)
     {
         return status(Status::InvalidArgument);
@@ -67,17 +67,17 @@ fn task_submit(
         Ok(s) => s,
         Err(code) => return status(code),
     };
-    let rt = st.rt.clone();
-    let returns = match spec.kind {
-        SpecKind::Task => scheduler::submit_task(&rt, st.module.clone(), submission),
-        _ => match super::actors::submit_method(&rt, &spec, submission) {
-            Ok(ids) => ids,
-            Err(code) => return status(code),
-        },
+    let Some(up) = st.env.upcalls() else {
+        return status(Status::InvalidState);
+    };
+    let returns = match (spec.kind, spec.actor) {
+        (SpecKind::Task, _) => up.submit_task(st.module.clone(), submission),
+        (SpecKind::ActorMethod, Some(actor)) => up.call_actor(actor, spec.function, submission),
+        _ => return status(Status::InvalidArgument),
     };
     let mut out = Vec::with_capacity(returns.len() * ObjectId::LEN);
     for id in &returns {
-        st.refs.adopt(&rt, *id);
+        st.refs.adopt(&st.env.objects, *id);
         out.extend_from_slice(&id.0);
     }
     g.write(out_ids, &out)?;
@@ -154,10 +154,10 @@ fn task_return(
     if let Err(code) = settable(st, index, &contained) {
         return status(code);
     }
-    if bytes.len() > st.rt.config.max_object_size {
+    if bytes.len() > st.env.config.max_object_size {
         return status(Status::TooLarge);
     }
-    let blob = st.rt.objects.blob(bytes, contained);
+    let blob = st.env.objects.blob(bytes, contained);
     set_return(st, index, blob)
 }
 
@@ -248,8 +248,10 @@ fn task_cancel(
     if !st.refs.knows(&id) {
         return status(Status::NotFound);
     }
-    let rt: Arc<_> = st.rt.clone();
-    if scheduler::cancel(&rt, &id, flags & cancel_flags::RECURSIVE != 0) {
+    let Some(up) = st.env.upcalls() else {
+        return status(Status::InvalidState);
+    };
+    if up.cancel(&id, flags & cancel_flags::RECURSIVE != 0) {
         status(Status::Ok)
     } else {
         status(Status::NotFound)

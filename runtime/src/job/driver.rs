@@ -8,12 +8,12 @@
 //! (or its tasks) created end too. Stopping a job interrupts its driver
 //! and cancels its tasks.
 
-use crate::api::runtime::Shared;
+use crate::actor::actors::Actors;
 use crate::exec::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::invoke::{bind_instance, call_export};
 use crate::exec::module::Module;
 use crate::exec::slots::Need;
 use crate::output::{OutputSource, SourceKind};
-use crate::task::scheduler;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::Store;
@@ -24,7 +24,7 @@ use wray_abi::{ErrorKind, export};
 /// first), setting `started` once it holds its call slot. Returns the exit
 /// status, or the failure.
 pub(crate) async fn run(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     module: &Module,
     args: Vec<String>,
     job: u64,
@@ -36,12 +36,12 @@ pub(crate) async fn run(
     // may still be in the reaper's hands: the job does not wait for them
     // (`Runtime::stats` and the API's object listing do; the API's status
     // and metrics show them until they are done).
-    crate::actor::actor::end_job(rt, job).await;
+    crate::actor::actors::end_job(rt, job).await;
     outcome
 }
 
 async fn run_job(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     module: &Module,
     args: Vec<String>,
     job: u64,
@@ -57,7 +57,7 @@ async fn run_job(
     // Drivers go first: every top-level task waits for its driver. A job
     // stopped while it waits (pending) never starts.
     let call_slot = tokio::select! {
-        grant = rt.slots.enqueue(Need::DRIVER, u32::MAX).grant() => grant.call,
+        grant = rt.env.slots.enqueue(Need::DRIVER, u32::MAX).grant() => grant.call,
         _ = cancel.raised() => {
             return Err(ErrorRecord::new(
                 ErrorKind::Cancelled,
@@ -68,12 +68,12 @@ async fn run_job(
     };
     started.store(true, Ordering::Release);
     let mut store = instance::new_store(
-        rt,
-        &rt.engines.tasks.engine,
+        &rt.env,
+        &rt.env.engines.tasks.engine,
         InstanceSpec {
             module: module.clone(),
             source,
-            memory_limit: rt.config.memory_limit,
+            memory_limit: rt.env.config.memory_limit,
             deadline: None,
             origin: Origin {
                 task: None,
@@ -100,7 +100,7 @@ async fn drive(
 ) -> Result<i32, ErrorRecord> {
     if let Some(main) = module.export(export::MAIN).copied() {
         store.data_mut().call = None;
-        let result = scheduler::call_export(store, module.code(), &main).await;
+        let result = call_export(store, module.code(), &main).await;
         let st = store.data_mut();
         st.flush_output();
         return match result {
@@ -118,7 +118,7 @@ async fn drive(
     };
     let result = async {
         let instance = module.code().pre().instantiate_async(&mut *store).await?;
-        scheduler::bind_instance(store, module.code(), &instance);
+        bind_instance(store, module.code(), &instance);
         let func = instance
             .get_module_export(&mut *store, &start)
             .and_then(|e| e.into_func())
@@ -138,18 +138,19 @@ async fn drive(
 /// Stops job `job`: interrupts its driver (through `cancel`) and cancels
 /// every unfinished task and actor call of the job. Its unnamed actors end
 /// when the driver does.
-pub(crate) fn stop(rt: &Arc<Shared>, job: u64, cancel: &CancelToken) {
+pub(crate) fn stop(rt: &Arc<Actors>, job: u64, cancel: &CancelToken) {
     cancel.cancel();
     // Collected first: cancelling may spawn a queued task, which removes
     // itself from the table.
     let doomed: Vec<_> = rt
         .tasks
+        .table
         .iter()
         .filter(|t| t.job == job)
         .map(|t| t.value().clone())
         .collect();
     for t in doomed {
-        t.cancel_task(rt);
+        t.cancel_task(&rt.tasks);
     }
 }
 

@@ -1,2 +1,3 @@
-//! Jobs: drivers and what they started.
+//! Jobs: drivers, and what they started.
 pub(crate) mod driver;
+pub(crate) mod handle;

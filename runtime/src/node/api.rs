@@ -3,7 +3,7 @@
 use super::NodeState;
 use super::jobs::{DeleteRefused, JobStatus, parse_job_id};
 use super::logs::job_name;
-use crate::actor::actor::{Actor, Life};
+use crate::actor::actors::{Actor, Life};
 use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -101,10 +101,15 @@ struct JobRequest {
 async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::Module, Response> {
     let shared = st.shared.clone();
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || shared.modules.load(&shared.engines.tasks, &name, &bytes))
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+    tokio::task::spawn_blocking(move || {
+        shared
+            .env
+            .modules
+            .load(&shared.env.engines.tasks, &name, &bytes)
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// The request's media type, lower-cased, without parameters.
@@ -185,7 +190,7 @@ pub(crate) async fn submit_job(
                 "`module` must be a module's digest: 64 hex digits",
             );
         };
-        let Some(m) = st.shared.modules.get(&id) else {
+        let Some(m) = st.shared.env.modules.get(&id) else {
             return error(
                 StatusCode::NOT_FOUND,
                 "no module with that digest: upload it first (POST /api/modules)",
@@ -213,7 +218,7 @@ pub(crate) fn start_job(
     name: Option<String>,
     args: Vec<String>,
 ) -> super::JobInfo {
-    let job = crate::api::runtime::start_job(&st.shared, &st.handle, module, &args);
+    let job = crate::job::handle::start_job(&st.shared, &st.handle, module, &args);
     let info = st.jobs.add(job.control(), module, name, args);
     let id = job.id();
     let node = st.clone();
@@ -242,7 +247,7 @@ pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
     let mut counts = [0u64; 5];
-    st.shared.events.each_task(|r| {
+    st.shared.env.events.each_task(|r| {
         if r.job == n {
             counts[r.state as usize] += 1;
         }
@@ -320,7 +325,7 @@ fn error_json(e: &ErrorRecord) -> Value {
 }
 
 fn task_json(st: &NodeState, r: &TaskRecord) -> Value {
-    let ev = &st.shared.events;
+    let ev = &st.shared.env.events;
     let now = ev.now_us();
     let duration_ms = match (r.started_us, r.ended_us) {
         (0, _) => None,
@@ -385,7 +390,7 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
         Err(r) => return r,
     };
     let (offset, limit) = page(&q);
-    let (total, recs) = st.shared.events.tasks(keep, offset, limit);
+    let (total, recs) = st.shared.env.events.tasks(keep, offset, limit);
     let tasks: Vec<Value> = recs.iter().map(|r| task_json(&st, r)).collect();
     ok(json!({"total": total, "tasks": tasks}))
 }
@@ -398,7 +403,7 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
     // function -> counts by state, time run, runs timed
     let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
     let mut total = 0;
-    st.shared.events.each_task(|r| {
+    st.shared.env.events.each_task(|r| {
         if keep(r) {
             total += 1;
             let e = by.entry(r.function.clone()).or_default();
@@ -463,8 +468,8 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
                 .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
     };
     let mut all: Vec<Arc<Actor>> = Vec::new();
-    st.shared.actors.for_each(|a| all.push(a.clone()));
-    all.extend(st.shared.actors.dead());
+    st.shared.registry.for_each(|a| all.push(a.clone()));
+    all.extend(st.shared.registry.dead());
     // Newest first; an actor may be in both lists while it dies.
     all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
     all.dedup_by_key(|a| a.id);
@@ -486,23 +491,23 @@ pub(crate) async fn kill_actor(
     let Ok(seq) = id.parse::<u64>() else {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     };
-    let actor = ActorId::new(st.shared.config.node_id, seq);
+    let actor = ActorId::new(st.shared.env.config.node_id, seq);
     let known =
-        st.shared.actors.get(&actor).is_some() || st.shared.actors.cause_of(&actor).is_some();
+        st.shared.registry.get(&actor).is_some() || st.shared.registry.cause_of(&actor).is_some();
     if !known {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     }
     let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
-    ok(json!({"killed": crate::actor::actor::kill(&st.shared, &actor, allow_restart)}))
+    ok(json!({"killed": crate::actor::actors::kill(&st.shared, &actor, allow_restart)}))
 }
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
     let (offset, limit) = page(&q);
     // Without the objects whose release is already under way.
-    st.shared.objects.reaped().await;
+    st.shared.env.objects.reaped().await;
     let mut all = Vec::new();
     let mut bytes = 0u64;
-    st.shared.objects.for_each(|id, refs, size, place| {
+    st.shared.env.objects.for_each(|id, refs, size, place| {
         bytes += size.unwrap_or(0) as u64;
         all.push((*id, refs, size, place));
     });
@@ -526,14 +531,14 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
 
 fn node_json(st: &NodeState) -> Value {
     json!({
-        "node_id": st.shared.config.node_id.to_string(),
+        "node_id": st.shared.env.config.node_id.to_string(),
         "address": st.addr.to_string(),
         "state": "ALIVE",
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
-        "cpus": st.shared.config.num_cpus,
+        "cpus": st.shared.env.config.num_cpus,
         "memory_bytes": total_memory(),
-        "started_ms": st.shared.events.started_unix_ms(),
+        "started_ms": st.shared.env.events.started_unix_ms(),
     })
 }
 
@@ -543,7 +548,7 @@ pub(crate) async fn nodes(State(st): St) -> Response {
 
 pub(crate) async fn status(State(st): St) -> Response {
     let s = &st.shared;
-    let counts = s.events.counts();
+    let counts = s.env.events.counts();
     let ended = counts[2] + counts[3] + counts[4];
     let per_second = {
         let mut r = st.rate.lock().unwrap_or_else(|e| e.into_inner());
@@ -555,7 +560,7 @@ pub(crate) async fn status(State(st): St) -> Response {
         r.2
     };
     let mut actors = [0u64; 4];
-    s.actors.for_each(|a| {
+    s.registry.for_each(|a| {
         let i = match actor_state(a) {
             "STARTING" => 0,
             "ALIVE" => 1,
@@ -564,7 +569,7 @@ pub(crate) async fn status(State(st): St) -> Response {
         };
         actors[i] += 1;
     });
-    actors[3] += s.actors.dead_len() as u64;
+    actors[3] += s.registry.dead_len() as u64;
     let mut jobs = serde_json::Map::new();
     for j in JobStatus::ALL {
         jobs.insert(j.as_str().into(), json!(0));
@@ -573,24 +578,24 @@ pub(crate) async fn status(State(st): St) -> Response {
         let e = jobs.entry(j.status.as_str()).or_insert(json!(0));
         *e = json!(e.as_u64().unwrap_or(0) + 1);
     }
-    let stats = s.objects.stats();
+    let stats = s.env.objects.stats();
     let mut tasks = state_map(&counts);
     tasks["per_second"] = json!(per_second);
-    let free = s.slots.free();
+    let free = s.env.slots.free();
     ok(json!({
         "node": node_json(&st),
-        "cpus": {"total": s.config.num_cpus, "in_use": s.config.num_cpus - free.0},
+        "cpus": {"total": s.env.config.num_cpus, "in_use": s.env.config.num_cpus - free.0},
         "memory": {"rss_bytes": rss_bytes(), "total_bytes": total_memory()},
         "object_store": {
-            "objects": s.objects.len(),
+            "objects": s.env.objects.len(),
             "bytes": stats.bytes.load(Ordering::Relaxed),
-            "capacity": s.config.object_store_memory,
+            "capacity": s.env.config.object_store_memory,
             "spilled_bytes": stats.spilled_bytes.load(Ordering::Relaxed),
         },
         "tasks": tasks,
         "actors": {"STARTING": actors[0], "ALIVE": actors[1], "RESTARTING": actors[2], "DEAD": actors[3]},
         "jobs": jobs,
-        "slots": {"call_free": free.1, "actor_free": s.actor_slots.available_permits()},
+        "slots": {"call_free": free.1, "actor_free": s.slots.available_permits()},
         "uploads": {
             "reading": st.uploads.reading.load(Ordering::Relaxed),
             "waiting": st.uploads.waiting.load(Ordering::Relaxed),
@@ -621,7 +626,7 @@ pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
 }
 
 pub(crate) async fn config(State(st): St) -> Response {
-    let c = &st.shared.config;
+    let c = &st.shared.env.config;
     ok(json!({
         "num_cpus": c.num_cpus,
         "call_slots": c.call_slots,
@@ -644,7 +649,7 @@ pub(crate) async fn config(State(st): St) -> Response {
 
 /// A Chrome trace: one complete event per task attempt, by worker thread.
 pub(crate) async fn timeline(State(st): St) -> Response {
-    let ev = &st.shared.events;
+    let ev = &st.shared.env.events;
     let now = ev.now_us();
     let mut events: Vec<Value> = Vec::new();
     ev.each_task(|r| {
@@ -675,7 +680,7 @@ pub(crate) async fn timeline(State(st): St) -> Response {
 pub(crate) async fn metrics(State(st): St) -> Response {
     let s = &st.shared;
     let mut out = String::new();
-    let counts = s.events.counts();
+    let counts = s.env.events.counts();
     out.push_str("# HELP wray_tasks Tasks and actor calls by state (pending and running now; the others since start).\n# TYPE wray_tasks gauge\n");
     for t in TaskState::ALL {
         let _ = writeln!(
@@ -686,7 +691,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
         );
     }
     let mut actors: HashMap<&'static str, u64> = HashMap::new();
-    s.actors
+    s.registry
         .for_each(|a| *actors.entry(actor_state(a)).or_default() += 1);
     out.push_str("# HELP wray_actors Actors by state.\n# TYPE wray_actors gauge\n");
     for state in ["STARTING", "ALIVE", "RESTARTING"] {
@@ -696,15 +701,19 @@ pub(crate) async fn metrics(State(st): St) -> Response {
             actors.get(state).unwrap_or(&0)
         );
     }
-    let _ = writeln!(out, "wray_actors{{state=\"DEAD\"}} {}", s.actors.dead_len());
+    let _ = writeln!(
+        out,
+        "wray_actors{{state=\"DEAD\"}} {}",
+        s.registry.dead_len()
+    );
     out.push_str("# HELP wray_jobs Jobs by status.\n# TYPE wray_jobs gauge\n");
     let jobs = st.jobs.list();
     for j in JobStatus::ALL {
         let n = jobs.iter().filter(|x| x.status == j).count();
         let _ = writeln!(out, "wray_jobs{{status=\"{}\"}} {n}", j.as_str());
     }
-    let stats = s.objects.stats();
-    let free = s.slots.free();
+    let stats = s.env.objects.stats();
+    let free = s.env.slots.free();
     for (name, help, v) in [
         (
             "wray_object_store_bytes",
@@ -719,18 +728,18 @@ pub(crate) async fn metrics(State(st): St) -> Response {
         (
             "wray_object_store_objects",
             "Objects in the store.",
-            s.objects.len() as u64,
+            s.env.objects.len() as u64,
         ),
         (
             "wray_object_store_capacity_bytes",
             "The store's memory cap.",
-            s.config.object_store_memory,
+            s.env.config.object_store_memory,
         ),
-        ("wray_cpus", "CPU slots.", s.config.num_cpus as u64),
+        ("wray_cpus", "CPU slots.", s.env.config.num_cpus as u64),
         (
             "wray_cpus_in_use",
             "CPU slots in use.",
-            (s.config.num_cpus - free.0) as u64,
+            (s.env.config.num_cpus - free.0) as u64,
         ),
         (
             "wray_queue_length",
@@ -746,7 +755,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
     out.push_str("# HELP wray_task_duration_seconds Run time of finished attempts, by function.\n# TYPE wray_task_duration_seconds histogram\n");
-    for (f, h) in s.events.latency() {
+    for (f, h) in s.env.events.latency() {
         let f = label_value(&f);
         for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
             let _ = writeln!(

@@ -2,9 +2,9 @@
 //! outcomes.
 
 use super::logs::job_name;
-use crate::api::runtime::JobControl;
 use crate::events::unix_ms;
 use crate::exec::module::Module;
+use crate::job::handle::JobControl;
 use serde::Serialize;
 use std::sync::{Mutex, MutexGuard};
 

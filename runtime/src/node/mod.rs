@@ -14,7 +14,8 @@ mod logs;
 pub use jobs::{JobInfo, JobStatus};
 pub use logs::{LogLine, LogStore};
 
-use crate::api::runtime::{Runtime, Shared};
+use crate::actor::actors::Actors;
+use crate::api::runtime::Runtime;
 use crate::error::{Error, Result};
 use crate::exec::module::MAX_MODULE_SIZE;
 use axum::Router;
@@ -67,7 +68,7 @@ pub(crate) struct Uploads {
 
 /// What the handlers share.
 pub(crate) struct NodeState {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<Actors>,
     pub handle: tokio::runtime::Handle,
     pub logs: Arc<LogStore>,
     pub jobs: jobs::Jobs,
@@ -124,7 +125,7 @@ impl Node {
             hosts
         });
         let state = Arc::new(NodeState {
-            shared: rt.shared.clone(),
+            shared: rt.actors.clone(),
             handle: rt.handle().clone(),
             logs,
             jobs: jobs::Jobs::default(),

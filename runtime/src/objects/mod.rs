@@ -1,4 +1,8 @@
-//! Objects: immutable values, where their bytes live, and who holds them.
+//! Objects: immutable values, where their bytes live, who holds them, and
+//! how lost ones are made again.
+pub(crate) mod arg;
 pub(crate) mod blob;
+pub(crate) mod held;
+pub(crate) mod lineage;
 pub(crate) mod spill_dir;
 pub(crate) mod store;

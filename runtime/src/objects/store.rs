@@ -43,7 +43,7 @@
 //! Blobs under [`SPILL_MIN`](crate::objects::blob::SPILL_MIN) bytes never spill.
 //!
 //! A task's results that can spill keep their *lineage* (the task), so a
-//! result whose bytes are lost can be made again (`scheduler::read`).
+//! result whose bytes are lost can be made again ([`read`](crate::objects::lineage::read)).
 //!
 //! # Locking
 //!
@@ -86,7 +86,7 @@ pub(crate) struct Entry {
 }
 
 /// What made an object: a finished task that can run again.
-pub(crate) type Lineage = Arc<crate::task::scheduler::Task>;
+pub(crate) type Lineage = Arc<dyn crate::objects::lineage::Remake>;
 
 /// How much memory the store may use, and where it spills.
 #[derive(Clone)]

@@ -1,2 +1,4 @@
-//! Tasks: submission, the task table, running attempts, arguments.
-pub(crate) mod scheduler;
+//! Tasks: the task table, running tasks, and the bench's bare calls.
+pub(crate) mod bench;
+pub(crate) mod run;
+pub(crate) mod table;

@@ -32,15 +32,19 @@
 //! mailbox and its `Life` mutex (state, kill request, the current
 //! instance's cancel token), never across an `await`.
 
-use crate::api::runtime::Shared;
 use crate::events::TaskKind;
+use crate::exec::env::Env;
 use crate::exec::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::invoke::{call_export, finish_call};
 use crate::exec::module::{Method, Module};
+use crate::exec::request::Submission;
 use crate::exec::slots::{Grant, Need};
+use crate::objects::arg::{ArgValue, TaskArg};
 use crate::objects::blob::Blob;
+use crate::objects::held::HeldRefs;
 use crate::objects::store::Resolved;
 use crate::output::{OutputSource, SourceKind};
-use crate::task::scheduler::{self, ArgValue, HeldRefs, Submission, TaskArg, TaskHandle};
+use crate::task::table::{TaskHandle, Tasks};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::collections::VecDeque;
@@ -49,7 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use wasmtime::Store;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId, export};
@@ -160,16 +164,26 @@ pub(crate) struct MethodCall {
     handle: Arc<TaskHandle>,
 }
 
-/// The actors of a runtime.
-#[derive(Default)]
+/// The actor layer: the task layer below it, the actors, and the actor
+/// slots.
 pub(crate) struct Actors {
+    pub env: Arc<Env>,
+    pub tasks: Arc<Tasks>,
+    pub registry: Registry,
+    /// Actor slots: held by every actor instance.
+    pub slots: Arc<Semaphore>,
+}
+
+/// The actors of a runtime, by id and by name, and the recently dead.
+#[derive(Default)]
+pub(crate) struct Registry {
     table: DashMap<ActorId, Arc<Actor>, FxBuildHasher>,
     names: DashMap<String, ActorId>,
     /// The most recently dead actors, for their causes and listings.
     graveyard: Mutex<VecDeque<Arc<Actor>>>,
 }
 
-impl Actors {
+impl Registry {
     /// The actor `id`, if it is not gone.
     pub fn get(&self, id: &ActorId) -> Option<Arc<Actor>> {
         self.table.get(id).map(|a| a.clone())
@@ -230,8 +244,8 @@ pub(crate) struct Creation {
 /// Creates an actor; returns its id at once. A name already taken, or a
 /// module without the actor type, gives an actor that is dead from the
 /// start (its calls fail saying why).
-pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
-    let id = rt.ids.next_actor();
+pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
+    let id = rt.env.ids.next_actor();
     let type_name: Arc<str> = c.type_name.into();
     let options = &c.sub.options;
     let constructor = format!(
@@ -253,7 +267,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
         ))
     } else if let Some(n) = &name {
         let mut taken = None;
-        rt.actors
+        rt.registry
             .names
             .entry(n.clone())
             .and_modify(|owner| taken = Some(*owner))
@@ -282,12 +296,12 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
         max_task_retries: options.max_task_retries.unwrap_or(0),
         memory_limit: options
             .memory_limit
-            .unwrap_or(rt.config.memory_limit)
+            .unwrap_or(rt.env.config.memory_limit)
             .min(crate::exec::engine::MAX_WASM32_MEMORY),
         call_timeout: options
             .timeout_ms
             .map(std::time::Duration::from_millis)
-            .or(rt.config.task_timeout),
+            .or(rt.env.config.task_timeout),
         mailbox: tx,
         mutable: Mutex::new(Mutable {
             life: Life::Starting,
@@ -299,7 +313,7 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
         buried: AtomicBool::new(false),
         died: tokio::sync::Notify::new(),
     });
-    rt.actors.table.insert(id, actor.clone());
+    rt.registry.table.insert(id, actor.clone());
     match early_death {
         Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {
@@ -313,20 +327,20 @@ pub(crate) fn create(rt: &Arc<Shared>, c: Creation) -> ActorId {
 /// Submits a call of `method` on `actor`; returns the ids of its return
 /// values, each held once for the caller.
 pub(crate) fn call(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     actor: ActorId,
     method: &str,
     sub: Submission,
 ) -> Vec<ObjectId> {
-    let id = rt.ids.next_task();
+    let id = rt.env.ids.next_task();
     let returns: Vec<ObjectId> = (0..sub.num_returns)
         .map(|i| ObjectId::for_return(id, i))
         .collect();
     for r in &returns {
-        rt.objects.create_pending(*r);
+        rt.env.objects.create_pending(*r);
     }
-    let Some(a) = rt.actors.get(&actor) else {
-        let cause = rt.actors.cause_of(&actor);
+    let Some(a) = rt.registry.get(&actor) else {
+        let cause = rt.registry.cause_of(&actor);
         let mut rec = ErrorRecord::new(
             ErrorKind::ActorDied,
             format!("?.{method}"),
@@ -353,8 +367,8 @@ pub(crate) fn call(
         return returns;
     };
     let handle = Arc::new(TaskHandle::new(true, sub.job));
-    rt.tasks.insert(id, handle.clone());
-    rt.events.submitted(
+    rt.tasks.table.insert(id, handle.clone());
+    rt.env.events.submitted(
         id,
         m.label.clone(),
         TaskKind::ActorMethod,
@@ -385,8 +399,8 @@ pub(crate) fn call(
 
 /// Kills an actor: interrupts its running call and ends it (or restarts it
 /// when `allow_restart` and restarts remain). False if it is already gone.
-pub(crate) fn kill(rt: &Shared, id: &ActorId, allow_restart: bool) -> bool {
-    let Some(a) = rt.actors.get(id) else {
+pub(crate) fn kill(rt: &Actors, id: &ActorId, allow_restart: bool) -> bool {
+    let Some(a) = rt.registry.get(id) else {
         return false;
     };
     let mut m = a.lock();
@@ -406,9 +420,9 @@ pub(crate) fn kill(rt: &Shared, id: &ActorId, allow_restart: bool) -> bool {
 }
 
 /// Kills the unnamed actors of `job` (its driver ended).
-pub(crate) async fn end_job(rt: &Shared, job: u64) {
+pub(crate) async fn end_job(rt: &Actors, job: u64) {
     let mut doomed = Vec::new();
-    rt.actors.for_each(|a| {
+    rt.registry.for_each(|a| {
         if a.job == job && a.name.is_none() {
             doomed.push(a.clone());
         }
@@ -422,22 +436,22 @@ pub(crate) async fn end_job(rt: &Shared, job: u64) {
     }
 }
 
-fn fail_all(rt: &Shared, returns: &[ObjectId], rec: ErrorRecord) {
+fn fail_all(rt: &Actors, returns: &[ObjectId], rec: ErrorRecord) {
     let rec = Arc::new(rec);
     for r in returns {
-        rt.objects.resolve(*r, Resolved::Failed(rec.clone()));
+        rt.env.objects.resolve(*r, Resolved::Failed(rec.clone()));
     }
 }
 
 /// Fails a call because its actor died (of `cause`, when known).
 /// Call `id` ended, with `error` if it failed: out of the task table, into
 /// the record.
-fn end_call(rt: &Shared, id: TaskId, error: Option<&ErrorRecord>) {
-    rt.tasks.remove(&id);
-    rt.events.ended(id, error);
+fn end_call(rt: &Actors, id: TaskId, error: Option<&ErrorRecord>) {
+    rt.tasks.table.remove(&id);
+    rt.env.events.ended(id, error);
 }
 
-fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
+fn fail_call(rt: &Actors, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
     let mut rec = ErrorRecord::new(
         ErrorKind::ActorDied,
         &*call.method.label,
@@ -455,7 +469,7 @@ fn fail_call(rt: &Shared, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRe
 /// queued calls, drops `leftovers` (its constructor's arguments and the
 /// references held for them), and only then sets `buried`.
 fn die<L>(
-    rt: &Shared,
+    rt: &Actors,
     a: &Arc<Actor>,
     cause: Arc<ErrorRecord>,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
@@ -464,13 +478,13 @@ fn die<L>(
     a.lock().life = Life::Dead(cause.clone());
     // Gone from the tables first: whoever sees a call fail sees the actor
     // (and its name) gone.
-    rt.actors.table.remove(&a.id);
+    rt.registry.table.remove(&a.id);
     if let Some(name) = &a.name {
-        rt.actors.names.remove_if(name, |_, owner| *owner == a.id);
+        rt.registry.names.remove_if(name, |_, owner| *owner == a.id);
     }
     {
         let mut g = rt
-            .actors
+            .registry
             .graveyard
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -505,14 +519,14 @@ impl Incarnation {
 
 /// The actor's loop: construct, serve calls, restart, die.
 async fn run(
-    rt: Arc<Shared>,
+    rt: Arc<Actors>,
     a: Arc<Actor>,
     mut ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
 ) {
     // The references held for the constructor's arguments go with them
     // when the actor dies, before its death is announced.
-    let held = std::mem::replace(&mut ctor._held, HeldRefs::new(&rt));
+    let held = std::mem::replace(&mut ctor._held, HeldRefs::new(&rt.env.objects));
     let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
     {
         Ok(args) => args,
@@ -628,7 +642,7 @@ async fn run(
         }
         let g = match grant.take() {
             Some(g) => g,
-            None => rt.slots.enqueue(Need::ACTOR, call.depth).grant().await,
+            None => rt.env.slots.enqueue(Need::ACTOR, call.depth).grant().await,
         };
         burst += 1;
         let outcome = Box::pin(run_call(&rt, &a, &mut live, &call, args, g)).await;
@@ -638,7 +652,7 @@ async fn run(
                 a.calls.fetch_add(1, Ordering::Relaxed);
                 end_call(&rt, call.id, None);
                 for (id, blob) in call.returns.iter().zip(values) {
-                    rt.objects.resolve(*id, Resolved::Ready(blob));
+                    rt.env.objects.resolve(*id, Resolved::Ready(blob));
                 }
                 drop(held);
             }
@@ -675,7 +689,7 @@ async fn run(
                         // (or a kill allowing restart), not after a final kill.
                         if call.retries_left != 0 && why == Kill::AllowRestart {
                             call.retries_left -= 1;
-                            rt.events.retrying(call.id);
+                            rt.env.events.retrying(call.id);
                             retry.push_front(call);
                         } else {
                             end_call(&rt, call.id, Some(&rec));
@@ -710,7 +724,7 @@ fn dead_cause(a: &Actor) -> Option<Arc<ErrorRecord>> {
 /// (the caller retires it and calls `die`). `lost` is dropped before a new
 /// instance is made: it holds an actor slot and a place in the pool.
 async fn restart_or_die(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     a: &Arc<Actor>,
     mut kill: Kill,
     cause: Option<&ErrorRecord>,
@@ -774,12 +788,12 @@ async fn restart_or_die(
 
 /// Resolves reference arguments, in order.
 async fn resolve_args(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     args: &[TaskArg],
     function: &str,
     task: Option<TaskId>,
 ) -> Result<Vec<ArgValue>, ErrorRecord> {
-    scheduler::resolve_args(rt, args, function)
+    crate::objects::arg::resolve_args(&rt.env.objects, args, function)
         .await
         .map_err(|mut rec| {
             if let Some(t) = task {
@@ -791,7 +805,7 @@ async fn resolve_args(
 
 /// A fresh instance with the constructor run.
 async fn construct(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     a: &Arc<Actor>,
     args: &[ArgValue],
     depth: u32,
@@ -799,22 +813,22 @@ async fn construct(
     let label = format!("{}.new", a.type_name);
     let worker_failure =
         |why: String| ErrorRecord::new(ErrorKind::WorkerFailure, label.clone(), why);
-    let wasm = rt.engines.actors().map_err(worker_failure)?;
+    let wasm = rt.env.engines.actors().map_err(worker_failure)?;
     let code = a
         .module
-        .actor_code(&rt.engines, &rt.modules)
+        .actor_code(&rt.env.engines, &rt.env.modules)
         .map_err(worker_failure)?;
     let cancel = a.lock().cancel.clone();
     // An actor slot, then a CPU slot, then the instance.
     let actor_slot = rt
-        .actor_slots
+        .slots
         .clone()
         .acquire_owned()
         .await
         .expect("the actor semaphore is never closed");
-    let grant = rt.slots.enqueue(Need::ACTOR, depth).grant().await;
+    let grant = rt.env.slots.enqueue(Need::ACTOR, depth).grant().await;
     let mut store = instance::new_store(
-        rt,
+        &rt.env,
         &wasm.engine,
         InstanceSpec {
             module: a.module.clone(),
@@ -851,10 +865,10 @@ async fn construct(
         for a in args {
             st.refs.lend(a.blob.refs());
         }
-        st.call = Call::new(rt, args.to_vec(), 1, a.module.maps_args());
+        st.call = Call::new(&rt.env.objects, args.to_vec(), 1, a.module.maps_args());
     }
-    let result = scheduler::call_export(&mut store, code, &export).await;
-    scheduler::finish_call(&mut store, result, &label)?;
+    let result = call_export(&mut store, code, &export).await;
+    finish_call(&mut store, result, &label)?;
     store.data_mut().slot = None;
     Ok(Incarnation { store })
 }
@@ -871,7 +885,7 @@ enum CallOutcome {
 
 /// Runs one method call on the live instance.
 async fn run_call(
-    rt: &Arc<Shared>,
+    rt: &Arc<Actors>,
     a: &Arc<Actor>,
     live: &mut Incarnation,
     call: &MethodCall,
@@ -879,8 +893,13 @@ async fn run_call(
     grant: Grant,
 ) -> CallOutcome {
     let label = &*call.method.label;
-    rt.events.started(call.id);
-    let Some(c) = Call::new(rt, args, call.returns.len() as u32, a.module.maps_args()) else {
+    rt.env.events.started(call.id);
+    let Some(c) = Call::new(
+        &rt.env.objects,
+        args,
+        call.returns.len() as u32,
+        a.module.maps_args(),
+    ) else {
         let rec = ErrorRecord::new(
             ErrorKind::InvalidArgument,
             label,
@@ -905,7 +924,7 @@ async fn run_call(
     let instance = live_instance(store);
     let export = a
         .module
-        .actor_code(&rt.engines, &rt.modules)
+        .actor_code(&rt.env.engines, &rt.env.modules)
         .ok()
         .and_then(|code| code.export(&call.method.export).copied());
     let func = export
@@ -917,7 +936,7 @@ async fn run_call(
         None => Err(wasmtime::format_err!("the validated export is missing")),
     };
     let trapped = result.is_err();
-    let outcome = scheduler::finish_call(store, result, label);
+    let outcome = finish_call(store, result, label);
     let st = store.data_mut();
     st.origin.task = None;
     let grant = Grant {

@@ -1,0 +1,113 @@
+//! What running a guest needs from its runtime ([`Env`]), and the calls a
+//! guest makes that reach the layers above execution ([`Upcalls`]).
+//!
+//! `Env` holds the handles of this layer and the ones below it: the
+//! configuration, the engines, the module cache, the object store, the
+//! slots, ids, the output sink and the call record. Everything above
+//! (tasks, actors, jobs, the runtime) holds an `Arc<Env>` and adds its own
+//! state; nothing in `Env` names a layer above it.
+//!
+//! A guest's host functions submit tasks, create and call actors, kill and
+//! cancel: work the task and actor layers own. They reach it through
+//! [`Upcalls`], which the actor layer implements and registers once, when
+//! the runtime is built ([`Env::set_upcalls`]). The registration is weak:
+//! the layers above own `Env`, not the other way round.
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::exec::engine::Engines;
+use crate::exec::module::{Module, ModuleCache};
+use crate::exec::request::Submission;
+use crate::exec::slots::Slots;
+use crate::ids::IdGen;
+use crate::objects::store::ObjectStore;
+use crate::output::OutputSink;
+use std::sync::{Arc, OnceLock, Weak};
+use wray_abi::{ActorId, ObjectId};
+
+/// The handles every layer from execution up shares. Thread-safe; lives in
+/// one `Arc`.
+pub(crate) struct Env {
+    pub config: Config,
+    pub engines: Arc<Engines>,
+    pub modules: ModuleCache,
+    pub objects: Arc<ObjectStore>,
+    /// CPU slots (held while a guest computes) and call slots (held while
+    /// a call is in progress).
+    pub slots: Arc<Slots>,
+    pub ids: IdGen,
+    pub sink: Arc<dyn OutputSink>,
+    /// The record of calls, for the state API and metrics.
+    pub events: Events,
+    /// Spawns on the runtime's workers from any thread (a slot freed
+    /// outside tokio may start a queued task).
+    pub spawner: tokio::runtime::Handle,
+    upcalls: OnceLock<Weak<dyn Upcalls>>,
+}
+
+impl Env {
+    /// An environment whose upcalls are not registered yet.
+    #[allow(clippy::too_many_arguments)] // one per handle; built once
+    pub fn new(
+        config: Config,
+        engines: Arc<Engines>,
+        modules: ModuleCache,
+        objects: Arc<ObjectStore>,
+        slots: Arc<Slots>,
+        sink: Arc<dyn OutputSink>,
+        spawner: tokio::runtime::Handle,
+    ) -> Env {
+        Env {
+            ids: IdGen::new(config.node_id),
+            events: Events::new(config.history),
+            config,
+            engines,
+            modules,
+            objects,
+            slots,
+            sink,
+            spawner,
+            upcalls: OnceLock::new(),
+        }
+    }
+
+    /// Registers the layer that serves [`Upcalls`] (once).
+    pub fn set_upcalls(&self, up: Weak<dyn Upcalls>) {
+        if self.upcalls.set(up).is_err() {
+            unreachable!("upcalls are registered once, when the runtime is built");
+        }
+    }
+
+    /// The layer that serves [`Upcalls`]; `None` once the runtime is gone
+    /// (a guest still running then gets an error status).
+    pub fn upcalls(&self) -> Option<Arc<dyn Upcalls>> {
+        self.upcalls.get()?.upgrade()
+    }
+}
+
+/// The host functions' way up: the work a guest starts that the task and
+/// actor layers own. Each returns at once; none blocks. (Those that start
+/// work take the `Arc` it keeps.)
+pub(crate) trait Upcalls: Send + Sync {
+    /// Submits a task of `module`; the ids of its return values, each held
+    /// once for the caller.
+    fn submit_task(self: Arc<Self>, module: Module, sub: Submission) -> Vec<ObjectId>;
+
+    /// Submits a call of `method` on `actor`; its return values' ids, each
+    /// held once for the caller.
+    fn call_actor(self: Arc<Self>, actor: ActorId, method: &str, sub: Submission) -> Vec<ObjectId>;
+
+    /// Creates an actor of `type_name` in `module`; its id at once.
+    fn create_actor(self: Arc<Self>, module: Module, type_name: String, sub: Submission)
+    -> ActorId;
+
+    /// The actor registered under `name`: its id and type.
+    fn lookup_actor(&self, name: &str) -> Option<(ActorId, Arc<str>)>;
+
+    /// Kills actor `id`; false if it is gone.
+    fn kill_actor(&self, id: &ActorId, allow_restart: bool) -> bool;
+
+    /// Cancels the task that makes object `id` (and the tasks it submitted,
+    /// if `recursive`); false when no unfinished task makes it.
+    fn cancel(&self, id: &ObjectId, recursive: bool) -> bool;
+}

@@ -1,0 +1,234 @@
+//! What a caller asks to run: a [`Submission`] (function, arguments held,
+//! options) and the [`Policy`] its options give, defaults applied; and the
+//! limits on what a guest may ask.
+
+use crate::config::Config;
+use crate::exec::instance::InstanceState;
+use crate::objects::arg::TaskArg;
+use crate::objects::held::HeldRefs;
+use std::sync::Arc;
+use std::time::Duration;
+use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
+use wray_abi::{ErrorKind, ObjectId, Status, TaskId};
+
+/// Most return values one task may have.
+pub(crate) const MAX_RETURNS: u32 = 16;
+/// Inline argument values at least this large are stored as objects, by
+/// content: passing the same large value to many tasks stores it once.
+pub(crate) const INLINE_PUT_MIN: usize = 64 << 10;
+
+/// Largest task spec a guest may submit.
+pub(crate) fn max_spec_len(config: &Config) -> usize {
+    config.max_object_size.saturating_add(1 << 20)
+}
+
+/// A task's retry, time and memory policy, defaults applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub max_retries: i32,
+    pub retry_exceptions: bool,
+    pub timeout: Option<Duration>,
+    pub memory_limit: u64,
+    /// Results may be made again even if the task reads a clock or random
+    /// numbers.
+    pub allow_recompute: bool,
+}
+
+impl Policy {
+    pub fn new(options: &Options, config: &Config) -> Policy {
+        Policy {
+            max_retries: options.max_retries.unwrap_or(config.max_retries),
+            retry_exceptions: options.retry_exceptions.unwrap_or(false),
+            timeout: options
+                .timeout_ms
+                .map(Duration::from_millis)
+                .or(config.task_timeout),
+            memory_limit: options
+                .memory_limit
+                .unwrap_or(config.memory_limit)
+                .min(crate::exec::engine::MAX_WASM32_MEMORY),
+            allow_recompute: options.allow_recompute.unwrap_or(false),
+        }
+    }
+
+    /// Whether a failed attempt number `attempt` (from 1) is tried again.
+    pub fn retries(&self, rec: &ErrorRecord, attempt: u32) -> bool {
+        let retryable = match rec.kind {
+            ErrorKind::Cancelled | ErrorKind::DependencyFailed | ErrorKind::InvalidModule => false,
+            k if k.is_system_failure() => true,
+            _ => self.retry_exceptions,
+        };
+        retryable && (self.max_retries < 0 || attempt <= self.max_retries as u32)
+    }
+}
+
+/// What a caller asks to run: everything but where.
+pub(crate) struct Submission {
+    /// The function (the module's shared copy of the name, when it has one).
+    pub function: Arc<str>,
+    pub args: Vec<TaskArg>,
+    /// The objects the arguments name, held until the task ends.
+    pub _held: HeldRefs,
+    pub num_returns: u32,
+    pub options: Options,
+    pub parent: Option<TaskId>,
+    /// 1 for tasks submitted by a driver or the host, parent's depth + 1
+    /// for nested ones.
+    pub depth: u32,
+    /// The job the submitter belongs to (0: the host).
+    pub job: u64,
+}
+
+impl Submission {
+    /// A submission from the host: one result, default depth, no parent,
+    /// no job.
+    pub fn host(function: Arc<str>, args: Vec<TaskArg>, held: HeldRefs, options: Options) -> Self {
+        Submission {
+            function,
+            args,
+            _held: held,
+            num_returns: 1,
+            options,
+            parent: None,
+            depth: 1,
+            job: 0,
+        }
+    }
+
+    /// Builds a submission from a guest's spec, holding every object it
+    /// names. Fails with the status to return to the guest.
+    pub fn from_guest(spec: &TaskSpec<'_>, st: &mut InstanceState) -> Result<Submission, Status> {
+        let env = st.env.clone();
+        let mut held = HeldRefs::new(&env.objects);
+        let mut args = Vec::with_capacity(spec.args.len());
+        for arg in &spec.args {
+            match *arg {
+                wire::Arg::Value { bytes, refs } => {
+                    if bytes.len() > env.config.max_object_size {
+                        return Err(Status::TooLarge);
+                    }
+                    let contained: Vec<ObjectId> = refs
+                        .chunks_exact(ObjectId::LEN)
+                        .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
+                        .collect();
+                    for id in &contained {
+                        if !st.refs.knows(id) || !held.retain(*id) {
+                            return Err(Status::NotFound);
+                        }
+                    }
+                    let blob = env.objects.blob(bytes, contained);
+                    if bytes.len() >= INLINE_PUT_MIN {
+                        let id = env.objects.put(blob);
+                        held.adopt(id);
+                        args.push(TaskArg::Ref(id));
+                    } else {
+                        args.push(TaskArg::Value(blob));
+                    }
+                }
+                wire::Arg::Ref(id) => {
+                    if !st.refs.knows(&id) || !held.retain(id) {
+                        return Err(Status::NotFound);
+                    }
+                    args.push(TaskArg::Ref(id));
+                }
+            }
+        }
+        let function = match st.module.task(spec.function) {
+            Some((name, _)) => name,
+            None => spec.function.into(),
+        };
+        Ok(Submission {
+            function,
+            args,
+            _held: held,
+            num_returns: spec.num_returns,
+            options: spec.options.clone(),
+            parent: st.origin.task,
+            depth: st.origin.depth + 1,
+            job: st.origin.job,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max_retries: i32, retry_exceptions: bool) -> Policy {
+        let options = Options {
+            max_retries: Some(max_retries),
+            retry_exceptions: Some(retry_exceptions),
+            ..Options::default()
+        };
+        Policy::new(&options, &Config::default())
+    }
+
+    fn failure(kind: ErrorKind) -> ErrorRecord {
+        ErrorRecord::new(kind, "f", "why")
+    }
+
+    #[test]
+    fn system_failures_are_retried_up_to_the_limit() {
+        let p = policy(2, false);
+        for kind in [ErrorKind::WorkerFailure, ErrorKind::ObjectLost] {
+            assert!(p.retries(&failure(kind), 1), "{kind:?}");
+            assert!(p.retries(&failure(kind), 2), "{kind:?}");
+            assert!(!p.retries(&failure(kind), 3), "{kind:?}: the limit");
+        }
+        let forever = policy(-1, false);
+        assert!(forever.retries(&failure(ErrorKind::WorkerFailure), 1_000_000));
+        let never = policy(0, true);
+        assert!(!never.retries(&failure(ErrorKind::WorkerFailure), 1));
+    }
+
+    #[test]
+    fn guest_errors_are_retried_only_with_retry_exceptions() {
+        for kind in [
+            ErrorKind::Application,
+            ErrorKind::Panic,
+            ErrorKind::Trap,
+            ErrorKind::Timeout,
+        ] {
+            assert!(!policy(3, false).retries(&failure(kind), 1), "{kind:?}");
+            assert!(policy(3, true).retries(&failure(kind), 1), "{kind:?}");
+            assert!(!policy(3, true).retries(&failure(kind), 4), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn cancels_failed_arguments_and_bad_modules_are_never_retried() {
+        for kind in [
+            ErrorKind::Cancelled,
+            ErrorKind::DependencyFailed,
+            ErrorKind::InvalidModule,
+        ] {
+            assert!(!policy(-1, true).retries(&failure(kind), 1), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_takes_the_calls_options_over_the_runtimes_defaults() {
+        let config = Config {
+            max_retries: 7,
+            task_timeout: Some(Duration::from_secs(9)),
+            ..Config::default()
+        };
+        let p = Policy::new(&Options::default(), &config);
+        assert_eq!(p.max_retries, 7);
+        assert_eq!(p.timeout, Some(Duration::from_secs(9)));
+        let options = Options {
+            max_retries: Some(1),
+            timeout_ms: Some(250),
+            memory_limit: Some(u64::MAX),
+            ..Options::default()
+        };
+        let p = Policy::new(&options, &config);
+        assert_eq!(p.max_retries, 1);
+        assert_eq!(p.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(
+            p.memory_limit,
+            crate::exec::engine::MAX_WASM32_MEMORY,
+            "capped"
+        );
+    }
+}
