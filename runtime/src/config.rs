@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Largest linear memory a wasm32 guest can have.
+pub(crate) const MAX_WASM32_MEMORY: u64 = 4 << 30;
+
 /// The settings of one runtime. Defaults suit a laptop: every core, 4 GiB of
 /// linear memory per instance, no time limit, Ray's retry policy.
 #[derive(Clone, Debug)]
@@ -55,7 +58,7 @@ impl Default for Config {
             num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             call_slots: 1_000,
             actor_slots: 2_048,
-            memory_limit: crate::exec::engine::MAX_WASM32_MEMORY,
+            memory_limit: MAX_WASM32_MEMORY,
             task_timeout: None,
             max_object_size: 2 << 30,
             output_limit: 64 << 20,

@@ -297,7 +297,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         memory_limit: options
             .memory_limit
             .unwrap_or(rt.env.config.memory_limit)
-            .min(crate::exec::engine::MAX_WASM32_MEMORY),
+            .min(crate::config::MAX_WASM32_MEMORY),
         call_timeout: options
             .timeout_ms
             .map(std::time::Duration::from_millis)

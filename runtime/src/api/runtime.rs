@@ -21,7 +21,7 @@ use crate::exec::module::{Module, ModuleCache};
 use crate::exec::slots::Slots;
 use crate::job::handle::{Job, start_job};
 use crate::objects::blob::Bytes;
-use crate::objects::lineage::read;
+use crate::objects::read::read;
 use crate::objects::spill_dir::SpillDir;
 use crate::objects::store::{ObjectStore, Resolved, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
@@ -201,7 +201,7 @@ impl Builder {
                 "memory_limit must be at least one wasm page (64 KiB)".into(),
             ));
         }
-        if config.memory_limit > crate::exec::engine::MAX_WASM32_MEMORY {
+        if config.memory_limit > crate::config::MAX_WASM32_MEMORY {
             return Err(Error::Config(
                 "memory_limit can be at most 4 GiB, all a wasm32 guest can address".into(),
             ));

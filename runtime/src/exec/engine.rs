@@ -13,7 +13,7 @@
 //! increments the epoch every [`EPOCH_TICK`], and each store's callback
 //! decides to yield to tokio, to time out or to stop a cancelled call.
 
-use crate::config::Config;
+use crate::config::{Config, MAX_WASM32_MEMORY};
 use crate::error::{Error, Result};
 use crate::exec::instance::InstanceState;
 use std::hash::{Hash, Hasher};
@@ -27,9 +27,6 @@ use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAlloc
 /// cancellation and preemption of guests that compute without calling the
 /// host.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
-
-/// Largest linear memory a wasm32 guest can have.
-pub(crate) const MAX_WASM32_MEMORY: u64 = 4 << 30;
 
 /// How an engine's pool is used.
 #[derive(Clone, Copy, PartialEq, Eq)]

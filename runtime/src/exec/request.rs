@@ -3,13 +3,12 @@
 //! limits on what a guest may ask.
 
 use crate::config::Config;
-use crate::exec::instance::InstanceState;
 use crate::objects::arg::TaskArg;
 use crate::objects::held::HeldRefs;
 use std::sync::Arc;
 use std::time::Duration;
-use wray_abi::wire::{self, ErrorRecord, Options, TaskSpec};
-use wray_abi::{ErrorKind, ObjectId, Status, TaskId};
+use wray_abi::wire::{ErrorRecord, Options};
+use wray_abi::{ErrorKind, TaskId};
 
 /// Most return values one task may have.
 pub(crate) const MAX_RETURNS: u32 = 16;
@@ -46,7 +45,7 @@ impl Policy {
             memory_limit: options
                 .memory_limit
                 .unwrap_or(config.memory_limit)
-                .min(crate::exec::engine::MAX_WASM32_MEMORY),
+                .min(crate::config::MAX_WASM32_MEMORY),
             allow_recompute: options.allow_recompute.unwrap_or(false),
         }
     }
@@ -93,60 +92,6 @@ impl Submission {
             depth: 1,
             job: 0,
         }
-    }
-
-    /// Builds a submission from a guest's spec, holding every object it
-    /// names. Fails with the status to return to the guest.
-    pub fn from_guest(spec: &TaskSpec<'_>, st: &mut InstanceState) -> Result<Submission, Status> {
-        let env = st.env.clone();
-        let mut held = HeldRefs::new(&env.objects);
-        let mut args = Vec::with_capacity(spec.args.len());
-        for arg in &spec.args {
-            match *arg {
-                wire::Arg::Value { bytes, refs } => {
-                    if bytes.len() > env.config.max_object_size {
-                        return Err(Status::TooLarge);
-                    }
-                    let contained: Vec<ObjectId> = refs
-                        .chunks_exact(ObjectId::LEN)
-                        .map(|c| ObjectId::from_slice(c).expect("chunks have the id's length"))
-                        .collect();
-                    for id in &contained {
-                        if !st.refs.knows(id) || !held.retain(*id) {
-                            return Err(Status::NotFound);
-                        }
-                    }
-                    let blob = env.objects.blob(bytes, contained);
-                    if bytes.len() >= INLINE_PUT_MIN {
-                        let id = env.objects.put(blob);
-                        held.adopt(id);
-                        args.push(TaskArg::Ref(id));
-                    } else {
-                        args.push(TaskArg::Value(blob));
-                    }
-                }
-                wire::Arg::Ref(id) => {
-                    if !st.refs.knows(&id) || !held.retain(id) {
-                        return Err(Status::NotFound);
-                    }
-                    args.push(TaskArg::Ref(id));
-                }
-            }
-        }
-        let function = match st.module.task(spec.function) {
-            Some((name, _)) => name,
-            None => spec.function.into(),
-        };
-        Ok(Submission {
-            function,
-            args,
-            _held: held,
-            num_returns: spec.num_returns,
-            options: spec.options.clone(),
-            parent: st.origin.task,
-            depth: st.origin.depth + 1,
-            job: st.origin.job,
-        })
     }
 }
 
@@ -225,10 +170,6 @@ mod tests {
         let p = Policy::new(&options, &config);
         assert_eq!(p.max_retries, 1);
         assert_eq!(p.timeout, Some(Duration::from_millis(250)));
-        assert_eq!(
-            p.memory_limit,
-            crate::exec::engine::MAX_WASM32_MEMORY,
-            "capped"
-        );
+        assert_eq!(p.memory_limit, crate::config::MAX_WASM32_MEMORY, "capped");
     }
 }

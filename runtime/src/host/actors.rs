@@ -1,10 +1,10 @@
 //! `actor_create`, `actor_lookup`, `actor_kill`, `actor_self`, and actor
 //! method calls through `task_submit`.
 
-use super::status;
+use super::wait::status;
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
-use crate::exec::request::{Submission, max_spec_len};
+use crate::exec::request::max_spec_len;
 
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{SpecKind, TaskSpec};
@@ -14,7 +14,7 @@ use wray_abi::{ActorId, HOST_MODULE, Status, import, kill_flags};
 const MAX_NAME: u32 = 1024;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    super::admitting!(
+    super::wait::admitting!(
         linker,
         import::ACTOR_CREATE,
         actor_create,
@@ -53,7 +53,7 @@ fn actor_create(
         return status(Status::InvalidArgument);
     }
     let type_name = spec.function.to_string();
-    let sub = match Submission::from_guest(&spec, st) {
+    let sub = match super::spec::submission(&spec, st) {
         Ok(s) => s,
         Err(code) => return status(code),
     };

@@ -2,19 +2,19 @@
 //! `_end`), `object_get` and `object_map`, `object_unmap`, `object_wait`,
 //! `object_retain`, `object_release`.
 
-use super::{Waited, status, timeout_of, wait_released};
+use super::wait::{Waited, status, timeout_of, wait_released};
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
 use crate::exec::mapping::Mappings;
 use crate::objects::blob::{Blob, Bytes};
-use crate::objects::lineage::read;
+use crate::objects::read::read;
 use crate::objects::store::{Entry, Resolved};
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, ObjectId, Status, import};
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    super::admitting!(
+    super::wait::admitting!(
         linker,
         import::OBJECT_PUT,
         object_put,
@@ -133,7 +133,7 @@ async fn object_put_begin(
     if len as usize > caller.data().env.config.max_object_size {
         return status(Status::TooLarge);
     }
-    if !super::admitted(&mut caller, len).await? {
+    if !super::wait::admitted(&mut caller, len).await? {
         return status(Status::StoreFull);
     }
     let like = caller.data_mut().last_put.take();

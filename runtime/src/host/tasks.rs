@@ -1,11 +1,11 @@
 //! `task_submit`, `task_args`, `task_arg_map`, `task_return`, `task_fail`,
 //! `task_cancel`.
 
-use super::status;
+use super::wait::status;
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
 use crate::exec::mapping::Mappings;
-use crate::exec::request::{self, Submission};
+use crate::exec::request;
 use crate::objects::blob::Blob;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
@@ -17,7 +17,7 @@ const MAX_FAIL_MESSAGE: u32 = 64 << 10;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     // A spec's inline values become objects: make room for its length.
-    super::admitting!(
+    super::wait::admitting!(
         linker,
         import::TASK_SUBMIT,
         task_submit,
@@ -26,7 +26,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     )?;
     linker.func_wrap(HOST_MODULE, import::TASK_ARGS, task_args)?;
     linker.func_wrap(HOST_MODULE, import::TASK_ARG_MAP, task_arg_map)?;
-    super::admitting!(
+    super::wait::admitting!(
         linker,
         import::TASK_RETURN,
         task_return,
@@ -63,7 +63,7 @@ fn task_submit(
     {
         return status(Status::InvalidArgument);
     }
-    let submission = match Submission::from_guest(&spec, st) {
+    let submission = match super::spec::submission(&spec, st) {
         Ok(s) => s,
         Err(code) => return status(code),
     };

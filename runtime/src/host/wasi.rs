@@ -15,7 +15,7 @@
 //! other descriptor is `EBADF`, as in wasmtime-wasi for a sandboxed guest.
 //! Layouts and codes are those of `wasi_snapshot_preview1`.
 
-use super::{Waited, wait_released};
+use super::wait::{Waited, wait_released};
 use crate::exec::guest::Guest;
 use crate::exec::instance::InstanceState;
 use std::time::{Duration, Instant, SystemTime};

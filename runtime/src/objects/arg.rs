@@ -3,7 +3,7 @@
 //! ([`ArgValue`]: bytes pinned in memory).
 
 use crate::objects::blob::{Blob, Bytes};
-use crate::objects::lineage::read;
+use crate::objects::read::read;
 use crate::objects::store::{Entry, ObjectStore, Resolved};
 use std::sync::Arc;
 use wray_abi::wire::ErrorRecord;

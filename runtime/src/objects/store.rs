@@ -43,7 +43,7 @@
 //! Blobs under [`SPILL_MIN`](crate::objects::blob::SPILL_MIN) bytes never spill.
 //!
 //! A task's results that can spill keep their *lineage* (the task), so a
-//! result whose bytes are lost can be made again ([`read`](crate::objects::lineage::read)).
+//! result whose bytes are lost can be made again ([`read`](crate::objects::read::read)).
 //!
 //! # Locking
 //!
@@ -53,6 +53,7 @@
 //! retain wins over the removal.
 
 use crate::objects::blob::{Blob, Bytes, Filling, StoreStats};
+use crate::objects::lineage::Lineage;
 use crate::objects::spill_dir::SpillDir;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -84,9 +85,6 @@ pub(crate) struct Entry {
     /// For a task's result: the task, to make it again.
     lineage: OnceLock<Lineage>,
 }
-
-/// What made an object: a finished task that can run again.
-pub(crate) type Lineage = Arc<dyn crate::objects::lineage::Remake>;
 
 /// How much memory the store may use, and where it spills.
 #[derive(Clone)]
