@@ -34,11 +34,12 @@
 
 use crate::events::TaskKind;
 use crate::exec::env::Env;
-use crate::exec::instance::{self, Call, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{call_export, finish_call};
 use crate::exec::module::{Method, Module};
 use crate::exec::request::Submission;
 use crate::exec::slots::{Grant, Need};
+use crate::exec::state::{Call, CancelToken, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, TaskArg};
 use crate::objects::blob::Blob;
 use crate::objects::held::HeldRefs;

@@ -12,7 +12,7 @@
 
 use crate::actor::actors::{self, Creation};
 use crate::api::object_ref::ObjectRef;
-use crate::api::runtime::Runtime;
+use crate::api::parts::Parts;
 use crate::error::{Error, Result};
 use crate::exec::module::Module;
 use crate::exec::request::Submission;
@@ -26,7 +26,7 @@ use wray_abi::ActorId;
 use wray_abi::codec::Encode;
 use wray_abi::wire::Options;
 
-/// A remote function of a module: what [`Runtime::task`] calls.
+/// A remote function of a module: what [`Runtime::task`](crate::Runtime::task) calls.
 pub struct Task {
     module: Module,
     function: String,
@@ -41,7 +41,7 @@ impl Task {
     }
 }
 
-/// An actor type of a module: what [`Runtime::actor`] creates.
+/// An actor type of a module: what [`Runtime::actor`](crate::Runtime::actor) creates.
 pub struct NewActor {
     module: Module,
     type_name: String,
@@ -56,7 +56,7 @@ impl NewActor {
     }
 }
 
-/// A method of an actor: what [`Runtime::method`] calls.
+/// A method of an actor: what [`Runtime::method`](crate::Runtime::method) calls.
 pub struct Method {
     actor: ActorId,
     method: String,
@@ -82,7 +82,7 @@ pub type MethodBuilder<'a> = CallBuilder<'a, Method>;
 /// (or `create()` for an actor).
 #[must_use = "a call does nothing until it is submitted"]
 pub struct CallBuilder<'a, K> {
-    rt: &'a Runtime,
+    rt: Parts<'a>,
     target: K,
     args: Vec<BuildArg>,
     held: HeldRefs,
@@ -100,7 +100,7 @@ enum BuildArg {
 }
 
 impl<'a, K> CallBuilder<'a, K> {
-    pub(crate) fn new(rt: &'a Runtime, target: K) -> Self {
+    pub(crate) fn new(rt: Parts<'a>, target: K) -> Self {
         CallBuilder {
             rt,
             target,
@@ -198,7 +198,7 @@ impl<'a, K> CallBuilder<'a, K> {
 
     /// The submission (room made for every value), or the first error met
     /// while building.
-    fn finish(self, function: &str) -> Result<(&'a Runtime, K, Submission)> {
+    fn finish(self, function: &str) -> Result<(Parts<'a>, K, Submission)> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -265,7 +265,7 @@ impl CallBuilder<'_, Task> {
 }
 
 impl CallBuilder<'_, NewActor> {
-    /// Registers the actor under `name` (see [`Runtime::get_actor`]). A name
+    /// Registers the actor under `name` (see [`Runtime::get_actor`](crate::Runtime::get_actor)). A name
     /// already taken makes the actor dead from the start.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.options.name = Some(name.into());

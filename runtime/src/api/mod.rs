@@ -2,4 +2,5 @@
 //! host references to objects.
 pub(crate) mod call;
 pub(crate) mod object_ref;
+pub(crate) mod parts;
 pub(crate) mod runtime;

@@ -13,6 +13,7 @@
 use crate::actor::actors::{Actors, Registry};
 use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 pub(crate) use crate::api::object_ref::ObjectRef;
+use crate::api::parts::Parts;
 use crate::config::Config;
 use crate::error::{Error, Result, TaskError};
 use crate::exec::engine::{Engines, EpochTicker};
@@ -383,18 +384,18 @@ impl Runtime {
 
     /// Starts building a call of the remote function `function` of `module`.
     pub fn task<'a>(&'a self, module: &Module, function: &str) -> TaskBuilder<'a> {
-        CallBuilder::new(self, call::Task::new(module, function))
+        CallBuilder::new(self.parts(), call::Task::new(module, function))
     }
 
     /// Starts building a new actor of type `type_name` (a struct marked
     /// `#[wray::remote]`) of `module`; the arguments go to its constructor.
     pub fn actor<'a>(&'a self, module: &Module, type_name: &str) -> ActorBuilder<'a> {
-        CallBuilder::new(self, call::NewActor::new(module, type_name))
+        CallBuilder::new(self.parts(), call::NewActor::new(module, type_name))
     }
 
     /// Starts building a call of `method` on `actor`.
     pub fn method<'a>(&'a self, actor: &ActorRef, method: &str) -> MethodBuilder<'a> {
-        CallBuilder::new(self, call::Method::new(actor, method))
+        CallBuilder::new(self.parts(), call::Method::new(actor, method))
     }
 
     /// The actor registered under `name`.
@@ -473,7 +474,7 @@ impl Runtime {
     /// Stores already-encoded bytes as an immutable object.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
         self.check_size(bytes.len())?;
-        self.admit(bytes.len())?;
+        self.parts().admit(bytes.len())?;
         Ok(self.store(bytes))
     }
 
@@ -481,7 +482,7 @@ impl Runtime {
     /// runtime): past the store's cap it waits for room without blocking.
     pub async fn put_bytes_async(&self, bytes: &[u8]) -> Result<ObjectRef> {
         self.check_size(bytes.len())?;
-        self.admit_async(bytes.len()).await?;
+        self.parts().admit_async(bytes.len()).await?;
         Ok(self.store(bytes))
     }
 
@@ -502,28 +503,13 @@ impl Runtime {
         ObjectRef::adopt(&self.actors.env.objects, id)
     }
 
-    /// Makes room in the object store for `len` bytes, blocking (not at all
-    /// when there is room already).
-    pub(crate) fn admit(&self, len: usize) -> Result<()> {
-        if self.actors.env.objects.fits(len) {
-            return Ok(());
+    /// The layers and the tokio runtime, for code that must not name
+    /// `Runtime`.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        Parts {
+            actors: &self.actors,
+            tokio: self.tokio(),
         }
-        self.block_on(self.admit_async(len))
-    }
-
-    /// Makes room, waiting on this runtime (whose timers it needs) for any
-    /// caller's runtime.
-    pub(crate) async fn admit_async(&self, len: usize) -> Result<()> {
-        if self.actors.env.objects.fits(len) {
-            return Ok(());
-        }
-        let shared = self.actors.clone();
-        self.handle()
-            .spawn(async move { shared.env.objects.admit(len).await })
-            .await
-            // Its runtime lives as long as `self`, and admission never panics.
-            .expect("waiting for room ends")
-            .map_err(|e| Error::ObjectStoreFull(e.0))
     }
 
     /// Fetches and decodes an object's value, waiting as long as it takes.

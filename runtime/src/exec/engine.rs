@@ -15,7 +15,7 @@
 
 use crate::config::{Config, MAX_WASM32_MEMORY};
 use crate::error::{Error, Result};
-use crate::exec::instance::InstanceState;
+use crate::exec::state::InstanceState;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

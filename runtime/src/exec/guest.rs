@@ -7,7 +7,7 @@
 //! host function, and traps the guest; the host never panics on guest input
 //! and never allocates a guest-given size before checking it.
 
-use crate::exec::instance::InstanceState;
+use crate::exec::state::InstanceState;
 use std::fmt;
 use wasmtime::Caller;
 use wray_abi::{ObjectId, Status, import};
@@ -56,7 +56,7 @@ pub(crate) struct Guest<'a> {
 impl<'a> Guest<'a> {
     /// The memory and the instance state of `caller`: every host function
     /// starts here. It also settles the releases the guest left waiting
-    /// ([`RefTable::settle`](crate::exec::instance::RefTable::settle)), except
+    /// ([`RefTable::settle`](crate::exec::state::RefTable::settle)), except
     /// in `object_release`, which makes them.
     pub fn of(
         caller: &'a mut Caller<'_, InstanceState>,

@@ -1,8 +1,9 @@
 //! Calling a guest's export on a store, and reading the call's outcome
 //! (its results, or its failure classified) off the store afterwards.
 
-use crate::exec::instance::{self, InstanceState};
+use crate::exec::instance;
 use crate::exec::module::Code;
+use crate::exec::state::InstanceState;
 use crate::objects::blob::Blob;
 use crate::objects::held::HeldRefs;
 use std::sync::Arc;

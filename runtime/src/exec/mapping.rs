@@ -24,14 +24,21 @@
 //! - If the host ever cannot restore anonymous memory, it aborts rather than
 //!   risk handing one guest's object to another.
 
-use crate::exec::guest::Guest;
-use crate::exec::instance::InstanceState;
 use crate::objects::blob::{Bytes, PAGE};
 use std::os::fd::AsRawFd;
-use wasmtime::Caller;
+use wasmtime::{Caller, Memory};
 
 /// The size of a wasm page: regions are made of whole ones.
 const WASM_PAGE: usize = 64 << 10;
+
+/// Store data that holds mapped objects: the instance's memory, and its
+/// regions.
+pub(crate) trait Mapped: 'static {
+    /// The instance's linear memory, once it is instantiated.
+    fn memory(&self) -> Option<Memory>;
+    /// Its regions.
+    fn mappings(&mut self) -> &mut Mappings;
+}
 
 /// The regions of one instance's memory that hold (or held) mapped objects.
 #[derive(Default)]
@@ -59,8 +66,8 @@ impl Mappings {
     /// region large enough, or in one made by growing the memory. Growing
     /// past the instance's memory limit fails as the guest's own growth
     /// would (the call traps and fails with `OUT_OF_MEMORY`).
-    fn map(caller: &mut Caller<'_, InstanceState>, bytes: Bytes) -> wasmtime::Result<u32> {
-        let Some(memory) = caller.data().memory else {
+    pub fn map<T: Mapped>(caller: &mut Caller<'_, T>, bytes: Bytes) -> wasmtime::Result<u32> {
+        let Some(memory) = caller.data().memory() else {
             return Err(wasmtime::Error::msg(
                 "mapping into an instance without memory",
             ));
@@ -71,8 +78,8 @@ impl Mappings {
             .as_raw_fd();
         let len = bytes.len().next_multiple_of(PAGE);
         let free = caller
-            .data()
-            .maps
+            .data_mut()
+            .mappings()
             .regions
             .iter()
             .enumerate()
@@ -89,7 +96,7 @@ impl Mappings {
                 let guest = u32::try_from(guest).expect("wasm32 memory is at most 4 GiB");
                 let base = memory.data_ptr(&*caller) as usize;
                 let host = base + guest as usize;
-                let maps = &mut caller.data_mut().maps;
+                let maps = caller.data_mut().mappings();
                 // Regions are restored by host address: the memory must
                 // never move. Pooled memories are reserved whole and never
                 // do; anything else is a configuration this module refuses.
@@ -108,7 +115,7 @@ impl Mappings {
                 maps.regions.len() - 1
             }
         };
-        let region = &mut caller.data_mut().maps.regions[i];
+        let region = &mut caller.data_mut().mappings().regions[i];
         // SAFETY: the range is a page-aligned part of this instance's
         // accessible linear memory, which no host reference points into
         // now; `fd` stays open and unchanged while `bytes` (kept in the
@@ -135,24 +142,6 @@ impl Mappings {
         }
         region.object = Some((bytes, len));
         Ok(region.guest)
-    }
-
-    /// [`map`](Self::map) for the host function `function`: writes the
-    /// region's offset to `out_addr` and the bytes' length to `out_len` in
-    /// the guest's memory, and returns the `OK` status.
-    pub fn map_for(
-        caller: &mut Caller<'_, InstanceState>,
-        function: &'static str,
-        bytes: Bytes,
-        out_addr: u32,
-        out_len: u32,
-    ) -> wasmtime::Result<i32> {
-        let len = bytes.len() as u32;
-        let at = Self::map(caller, bytes)?;
-        let (mut g, _) = Guest::of(caller, function)?;
-        g.write_u32(out_addr, at)?;
-        g.write_u32(out_len, len)?;
-        Ok(wray_abi::Status::Ok as i32)
     }
 
     /// Gives back the in-use region at guest offset `guest`: fresh zeros

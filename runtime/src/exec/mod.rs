@@ -9,3 +9,4 @@ pub(crate) mod mapping;
 pub(crate) mod module;
 pub(crate) mod request;
 pub(crate) mod slots;
+pub(crate) mod state;

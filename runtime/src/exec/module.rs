@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::exec::engine::{Engines, Wasm};
-use crate::exec::instance::InstanceState;
+use crate::exec::state::InstanceState;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;

@@ -3,8 +3,8 @@
 
 use super::wait::status;
 use crate::exec::guest::Guest;
-use crate::exec::instance::InstanceState;
 use crate::exec::request::max_spec_len;
+use crate::exec::state::InstanceState;
 
 use wasmtime::{Caller, Linker};
 use wray_abi::wire::{SpecKind, TaskSpec};

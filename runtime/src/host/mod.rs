@@ -10,7 +10,7 @@
 //! - expected outcomes (not found, too large, timed out, buffer too small)
 //!   are returned as a negative [`Status`]; success is zero or a count;
 //! - a guest may only name objects it holds or was handed
-//!   ([`RefTable`](crate::exec::instance::RefTable));
+//!   ([`RefTable`](crate::exec::state::RefTable));
 //! - functions that wait are async: they release the caller's CPU slot while
 //!   waiting, so nested tasks never deadlock a full pool, and they respect
 //!   the call's deadline and cancellation (epochs do not interrupt host
@@ -23,7 +23,7 @@ mod tasks;
 mod wait;
 mod wasi;
 
-use crate::exec::instance::InstanceState;
+use crate::exec::state::InstanceState;
 use wait::status;
 use wasmtime::{Caller, Linker};
 use wray_abi::{HOST_MODULE, import};

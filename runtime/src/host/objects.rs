@@ -4,8 +4,8 @@
 
 use super::wait::{Waited, status, timeout_of, wait_released};
 use crate::exec::guest::Guest;
-use crate::exec::instance::InstanceState;
 use crate::exec::mapping::Mappings;
+use crate::exec::state::InstanceState;
 use crate::objects::blob::{Blob, Bytes};
 use crate::objects::read::read;
 use crate::objects::store::{Entry, Resolved};
@@ -247,7 +247,7 @@ async fn read_object(
     if let (Some(out_addr), Payload::Value(bytes)) = (out_addr, &payload)
         && bytes.file().is_some()
     {
-        return Mappings::map_for(&mut caller, function, bytes.clone(), out_addr, out_len);
+        return map_for(&mut caller, function, bytes.clone(), out_addr, out_len);
     }
     let (mut g, _) = Guest::of(&mut caller, function)?;
     let bytes: &[u8] = match &payload {
@@ -347,4 +347,22 @@ fn object_release(mut caller: Caller<'_, InstanceState>, id: u32) -> wasmtime::R
     } else {
         status(Status::NotFound)
     }
+}
+
+/// [`Mappings::map`] for the host function `function`: writes the
+/// region's offset to `out_addr` and the bytes' length to `out_len` in
+/// the guest's memory, and returns the `OK` status.
+pub(super) fn map_for(
+    caller: &mut Caller<'_, InstanceState>,
+    function: &'static str,
+    bytes: Bytes,
+    out_addr: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let len = bytes.len() as u32;
+    let at = Mappings::map(caller, bytes)?;
+    let (mut g, _) = Guest::of(caller, function)?;
+    g.write_u32(out_addr, at)?;
+    g.write_u32(out_len, len)?;
+    Ok(wray_abi::Status::Ok as i32)
 }

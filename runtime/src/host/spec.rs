@@ -2,8 +2,8 @@
 //! [`Submission`]: every object it names checked against what the guest
 //! holds, and held for the call.
 
-use crate::exec::instance::InstanceState;
 use crate::exec::request::{INLINE_PUT_MIN, Submission};
+use crate::exec::state::InstanceState;
 use crate::objects::arg::TaskArg;
 use crate::objects::held::HeldRefs;
 use wray_abi::wire::{self, TaskSpec};

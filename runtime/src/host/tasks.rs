@@ -3,9 +3,8 @@
 
 use super::wait::status;
 use crate::exec::guest::Guest;
-use crate::exec::instance::InstanceState;
-use crate::exec::mapping::Mappings;
 use crate::exec::request;
+use crate::exec::state::InstanceState;
 use crate::objects::blob::Blob;
 use std::sync::Arc;
 use wasmtime::{Caller, Linker};
@@ -134,7 +133,7 @@ fn task_arg_map(
             _ => return status(Status::InvalidArgument),
         }
     };
-    Mappings::map_for(&mut caller, import::TASK_ARG_MAP, bytes, out_addr, out_len)
+    super::objects::map_for(&mut caller, import::TASK_ARG_MAP, bytes, out_addr, out_len)
 }
 
 /// `task_return(index, data, len, refs, nrefs) -> status`

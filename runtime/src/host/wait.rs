@@ -3,7 +3,7 @@
 //! call's deadline or cancellation, which epochs cannot interrupt inside a
 //! host call. And [`status`], how every host function returns a status.
 
-use crate::exec::instance::{InstanceState, Interrupted};
+use crate::exec::state::{InstanceState, Interrupted};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::Caller;

@@ -17,7 +17,7 @@
 
 use super::wait::{Waited, wait_released};
 use crate::exec::guest::Guest;
-use crate::exec::instance::InstanceState;
+use crate::exec::state::InstanceState;
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::{Caller, Linker};
 

@@ -9,10 +9,11 @@
 //! and cancels its tasks.
 
 use crate::actor::actors::Actors;
-use crate::exec::instance::{self, CancelToken, InstanceSpec, InstanceState, Origin};
+use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{bind_instance, call_export};
 use crate::exec::module::Module;
 use crate::exec::slots::Need;
+use crate::exec::state::{CancelToken, InstanceState, Origin};
 use crate::output::{OutputSource, SourceKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -18,7 +18,7 @@ pub(crate) fn start_job(
     argv.push(module.name().to_string());
     argv.extend(args.iter().cloned());
     let id = shared.env.ids.next_job();
-    let cancel = Arc::new(crate::exec::instance::CancelToken::default());
+    let cancel = Arc::new(crate::exec::state::CancelToken::default());
     let started = Arc::new(AtomicBool::new(false));
     let (s, m, token, run) = (
         shared.clone(),
@@ -50,7 +50,7 @@ pub struct Job {
 #[derive(Clone)]
 pub struct JobControl {
     id: u64,
-    cancel: Arc<crate::exec::instance::CancelToken>,
+    cancel: Arc<crate::exec::state::CancelToken>,
     started: Arc<AtomicBool>,
     shared: Arc<Actors>,
 }

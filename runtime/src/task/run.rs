@@ -32,11 +32,12 @@
 //! within the same budget. Every attempt runs in a fresh instance.
 
 use crate::events::TaskKind;
-use crate::exec::instance::{self, InstanceSpec, InstanceState, Origin};
+use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
 use crate::exec::module::Module;
 use crate::exec::request::{Policy, Submission};
 use crate::exec::slots::{Grant, Need};
+use crate::exec::state::{Call, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args};
 use crate::objects::blob::Blob;
 use crate::objects::lineage::Remake;
@@ -554,7 +555,7 @@ pub(crate) async fn execute(
         kind: SourceKind::Task(task.id),
         job: task.sub.job,
     };
-    let Some(call) = instance::Call::new(
+    let Some(call) = Call::new(
         &rt.env.objects,
         args,
         task.sub.num_returns,

@@ -3,7 +3,7 @@
 //! cancel; and [`Tasks`], what the task layer works with.
 
 use crate::exec::env::Env;
-use crate::exec::instance::CancelToken;
+use crate::exec::state::CancelToken;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::{Arc, Mutex, Weak};
