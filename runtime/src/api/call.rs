@@ -301,7 +301,7 @@ impl CallBuilder<'_, NewActor> {
         let id = {
             let _guard = rt.handle().enter();
             actors::create(
-                &rt.actors,
+                rt.actors,
                 Creation {
                     module: new.module,
                     type_name: type_name.clone(),
@@ -331,7 +331,7 @@ impl CallBuilder<'_, Method> {
         let (rt, m, sub) = self.finish(&method)?;
         let ids = {
             let _guard = rt.handle().enter();
-            actors::call(&rt.actors, m.actor, &m.method, sub)
+            actors::call(rt.actors, m.actor, &m.method, sub)
         };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
     }
