@@ -8,10 +8,10 @@
 //! first (a trimmed log reads as empty); only when no ended job has any
 //! left is a running job's new output dropped.
 
+use super::types::{LogLine, LogStream};
 use crate::events::unix_ms;
 use crate::output::{OutputSink, OutputSource, SourceKind, Stream};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,26 +21,6 @@ const LINES: usize = 100_000;
 const JOB_LOG: usize = 64 << 20;
 /// Bytes of all jobs' logs kept, by default.
 pub const DEFAULT_TOTAL_LOGS: usize = 256 << 20;
-
-/// One line of guest output.
-#[derive(Clone, Debug, Serialize)]
-pub struct LogLine {
-    /// When it was written, in milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// Who wrote it (`say_hello task=12`, `Counter actor=3`, a driver's
-    /// module name).
-    pub source: String,
-    /// The job it belongs to (`job-3`; `host` for the host's own work).
-    pub job_id: String,
-    /// The task that wrote it.
-    pub task_id: Option<String>,
-    /// The actor that wrote it.
-    pub actor_id: Option<String>,
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
-    /// The text, without its line end.
-    pub text: String,
-}
 
 #[derive(Default)]
 struct JobLog {
@@ -214,8 +194,8 @@ impl OutputSink for LogStore {
                 task_id: task_id.clone(),
                 actor_id: actor_id.clone(),
                 stream: match stream {
-                    Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
+                    Stream::Stdout => LogStream::Stdout,
+                    Stream::Stderr => LogStream::Stderr,
                 },
                 text: line.trim_end_matches(['\n', '\r']).to_string(),
             });

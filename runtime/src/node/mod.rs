@@ -10,9 +10,10 @@
 mod api;
 mod jobs;
 mod logs;
+pub mod types;
 
-pub use jobs::{JobInfo, JobStatus};
-pub use logs::{LogLine, LogStore};
+pub use logs::LogStore;
+pub use types::{JobInfo, JobStatus, LogLine};
 
 use crate::error::{Error, Result};
 use crate::module::MAX_MODULE_SIZE;
