@@ -248,11 +248,9 @@ pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
     let mut counts = [0u64; 5];
-    st.shared.events.each_task(|r| {
-        if r.job == n {
-            counts[r.state as usize] += 1;
-        }
-    });
+    for r in st.shared.events.records().iter().filter(|r| r.job == n) {
+        counts[r.state as usize] += 1;
+    }
     ok(JobDetail {
         info,
         tasks: StateCounts::from_array(counts),
@@ -411,17 +409,15 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
     // function -> counts by state, time run, runs timed
     let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
     let mut total = 0;
-    st.shared.events.each_task(|r| {
-        if keep(r) {
-            total += 1;
-            let e = by.entry(r.function.clone()).or_default();
-            e.0[r.state as usize] += 1;
-            if r.state == TaskState::Finished && r.started_us > 0 {
-                e.1 += r.ended_us.saturating_sub(r.started_us);
-                e.2 += 1;
-            }
+    for r in st.shared.events.records().iter().filter(|r| keep(r)) {
+        total += 1;
+        let e = by.entry(r.function.clone()).or_default();
+        e.0[r.state as usize] += 1;
+        if r.state == TaskState::Finished && r.started_us > 0 {
+            e.1 += r.ended_us.saturating_sub(r.started_us);
+            e.2 += 1;
         }
-    });
+    }
     let mut functions: Vec<FunctionSummary> = by
         .into_iter()
         .map(|(f, (counts, us, n))| FunctionSummary {
@@ -638,14 +634,17 @@ pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
         .get("job")
         .or_else(|| q.get("job_id"))
         .and_then(|j| parse_job_id(j));
+    // An id as the API writes it (`17`); any other spelling names nothing.
+    let seq = |v: &String| v.parse::<u64>().ok().filter(|n| n.to_string() == *v);
+    let task = q.get("task").map(seq);
+    let actor = q.get("actor").map(seq);
     let (total, lines) = st.logs.lines(
         |l| {
-            job.is_none_or(|j| l.job_id == job_name(j))
-                && q.get("task").is_none_or(|t| l.task_id.as_ref() == Some(t))
-                && q.get("actor")
-                    .is_none_or(|a| l.actor_id.as_ref() == Some(a))
+            job.is_none_or(|j| l.job() == j)
+                && task.is_none_or(|t| t.is_some() && t == l.task().map(|t| t.seq()))
+                && actor.is_none_or(|a| a.is_some() && a == l.actor().map(|a| a.seq()))
                 && q.get("q")
-                    .is_none_or(|needle| l.text.contains(needle.as_str()))
+                    .is_none_or(|needle| l.text().contains(needle.as_str()))
         },
         limit,
     );
@@ -681,11 +680,9 @@ pub(crate) async fn config(State(st): St) -> Response {
 pub(crate) async fn timeline(State(st): St) -> Response {
     let ev = &st.shared.events;
     let now = ev.now_us();
+    let records = ev.records();
     let mut events: Vec<TraceEvent> = Vec::new();
-    ev.each_task(|r| {
-        if r.started_us == 0 {
-            return;
-        }
+    for r in records.iter().filter(|r| r.started_us > 0) {
         let end = if r.ended_us > 0 { r.ended_us } else { now };
         events.push(TraceEvent {
             name: r.function.to_string(),
@@ -701,7 +698,7 @@ pub(crate) async fn timeline(State(st): St) -> Response {
                 job: job_name(r.job),
             },
         });
-    });
+    }
     let mut resp = ok(events);
     resp.headers_mut().insert(
         header::CONTENT_DISPOSITION,
