@@ -3,6 +3,7 @@
 use super::NodeState;
 use super::jobs::{DeleteRefused, parse_job_id};
 use super::logs::job_name;
+use super::metrics::{self, Scrape};
 use super::types::{
     ActorCounts, ActorEntry, ActorKilled, ActorList, ActorStatus, ApiError, Config, CpuUse,
     ErrorInfo, FunctionSummary, JobCounts, JobDeleted, JobDetail, JobLogs, JobRequest, JobStatus,
@@ -11,14 +12,13 @@ use super::types::{
     TaskSummary, TraceArgs, TraceEvent, UploadUse,
 };
 use crate::actor::{Actor, Life};
-use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
+use crate::events::{TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -707,129 +707,72 @@ pub(crate) async fn timeline(State(st): St) -> Response {
     resp
 }
 
-/// Prometheus text format.
+/// Prometheus text format (see `metrics.rs`).
 pub(crate) async fn metrics(State(st): St) -> Response {
     let s = &st.shared;
-    let mut out = String::new();
-    let counts = s.events.counts();
-    out.push_str("# HELP wray_tasks Tasks and actor calls by state (pending and running now; the others since start).\n# TYPE wray_tasks gauge\n");
-    for t in TaskState::ALL {
-        let _ = writeln!(
-            out,
-            "wray_tasks{{state=\"{}\"}} {}",
-            t.as_str(),
-            counts[t as usize]
-        );
-    }
     let actors = actor_counts(s);
-    out.push_str("# HELP wray_actors Actors by state.\n# TYPE wray_actors gauge\n");
-    for (state, n) in [
-        ("STARTING", actors.starting),
-        ("ALIVE", actors.alive),
-        ("RESTARTING", actors.restarting),
-        // As before: the dead that left the table, not the dying in it.
-        ("DEAD", s.actors.dead_len() as u64),
-    ] {
-        let _ = writeln!(out, "wray_actors{{state=\"{state}\"}} {n}");
-    }
-    out.push_str("# HELP wray_jobs Jobs by status.\n# TYPE wray_jobs gauge\n");
     let jobs = st.jobs.list();
-    for j in JobStatus::ALL {
+    let jobs = JobStatus::ALL.map(|j| {
         let n = jobs.iter().filter(|x| x.status == j).count();
-        let _ = writeln!(out, "wray_jobs{{status=\"{}\"}} {n}", j.as_str());
-    }
+        (j.as_str(), n as u64)
+    });
     let stats = s.objects.stats();
     let free = s.slots.free();
-    for (name, help, v) in [
-        (
-            "wray_object_store_bytes",
-            "Bytes of objects in memory.",
-            stats.bytes.load(Ordering::Relaxed),
-        ),
-        (
-            "wray_object_store_spilled_bytes",
-            "Bytes of objects spilled to disk.",
-            stats.spilled_bytes.load(Ordering::Relaxed),
-        ),
-        (
-            "wray_object_store_objects",
-            "Objects in the store.",
-            s.objects.len() as u64,
-        ),
-        (
-            "wray_object_store_capacity_bytes",
-            "The store's memory cap.",
-            s.config.object_store_memory,
-        ),
-        ("wray_cpus", "CPU slots.", s.config.num_cpus as u64),
-        (
-            "wray_cpus_in_use",
-            "CPU slots in use.",
-            (s.config.num_cpus - free.0) as u64,
-        ),
-        (
-            "wray_queue_length",
-            "Calls waiting for a slot.",
-            free.2 as u64,
-        ),
-        (
-            "wray_resident_memory_bytes",
-            "Resident memory of the node process.",
-            rss_bytes(),
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
-    out.push_str("# HELP wray_task_duration_seconds Run time of finished attempts, by function.\n# TYPE wray_task_duration_seconds histogram\n");
-    for (f, h) in s.events.latency() {
-        let f = label_value(&f);
-        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(
-                out,
-                "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"{le}\"}} {b}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_sum{{function=\"{f}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_count{{function=\"{f}\"}} {}",
-            h.count
-        );
-    }
+    let scrape = Scrape {
+        tasks: s.events.counts(),
+        actors: [
+            ("STARTING", actors.starting),
+            ("ALIVE", actors.alive),
+            ("RESTARTING", actors.restarting),
+            // As before: the dead that left the table, not the dying in it.
+            ("DEAD", s.actors.dead_len() as u64),
+        ],
+        jobs,
+        gauges: vec![
+            (
+                "wray_object_store_bytes",
+                "Bytes of objects in memory.",
+                stats.bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "wray_object_store_spilled_bytes",
+                "Bytes of objects spilled to disk.",
+                stats.spilled_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "wray_object_store_objects",
+                "Objects in the store.",
+                s.objects.len() as u64,
+            ),
+            (
+                "wray_object_store_capacity_bytes",
+                "The store's memory cap.",
+                s.config.object_store_memory,
+            ),
+            ("wray_cpus", "CPU slots.", s.config.num_cpus as u64),
+            (
+                "wray_cpus_in_use",
+                "CPU slots in use.",
+                (s.config.num_cpus - free.0) as u64,
+            ),
+            (
+                "wray_queue_length",
+                "Calls waiting for a slot.",
+                free.2 as u64,
+            ),
+            (
+                "wray_resident_memory_bytes",
+                "Resident memory of the node process.",
+                rss_bytes(),
+            ),
+        ],
+        latency: s.events.latency(),
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        scrape.encode(),
     )
         .into_response()
-}
-
-/// `v` as a Prometheus label value: backslash, double quote and line feed
-/// escaped, as the text format requires. A name can come from a guest (a
-/// function's export name), and an unescaped line feed would let it add
-/// lines of its own to `/metrics`.
-fn label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Resident memory of this process.
@@ -842,17 +785,4 @@ pub(crate) fn rss_bytes() -> u64 {
 
 fn total_memory() -> u64 {
     crate::config::total_memory().unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_label_value_cannot_break_out_of_its_line() {
-        let evil = "a\"} 1\nevil_injected_metric 666\n# x\\";
-        let escaped = label_value(evil);
-        assert!(!escaped.contains('\n'), "{escaped}");
-        assert_eq!(escaped, r#"a\"} 1\nevil_injected_metric 666\n# x\\"#);
-    }
 }

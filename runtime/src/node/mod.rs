@@ -10,6 +10,7 @@
 mod api;
 mod jobs;
 mod logs;
+mod metrics;
 pub mod types;
 
 pub use logs::LogStore;
