@@ -3,6 +3,7 @@
 //! as plain JSON where the CLI prints what the node sent.
 
 use anyhow::{Context, anyhow, bail};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -119,10 +120,20 @@ impl Client {
         }
     }
 
-    /// `GET path` (with its query), read as a `T`.
+    /// `GET path`, read as a `T`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.get_query(path, &[])
+    }
+
+    /// `GET path?query` (each key and value percent-encoded), read as a
+    /// `T`.
+    pub fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
         let req = self.auth(self.agent.get(format!("{}{path}", self.base)));
-        self.finish(req.call())
+        self.finish(req.query_pairs(query.iter().copied()).call())
     }
 
     /// `POST path` with a JSON body, the answer read as a `T`.
@@ -137,25 +148,41 @@ impl Client {
         self.finish(req.call())
     }
 
-    /// `POST path` with a wasm module as the body, the answer read as a `T`.
-    pub fn post_wasm<T: DeserializeOwned>(&self, path: &str, module: &[u8]) -> anyhow::Result<T> {
+    /// `POST path?query` with a wasm module as the body, the answer read
+    /// as a `T`.
+    pub fn post_wasm<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        module: &[u8],
+    ) -> anyhow::Result<T> {
         let req = self
             .auth(self.agent.post(format!("{}{path}", self.base)))
+            .query_pairs(query.iter().copied())
             .header("Content-Type", "application/wasm");
         self.finish(req.send(module))
     }
 }
 
-/// `s` escaped for a URL query value.
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+/// What a path segment keeps as it is: letters, digits, `-`, `_`, `~`.
+/// Everything else, `/`, `?`, `#`, `%` and `.` included, is
+/// percent-encoded, so any text (a job id a user typed) names one segment.
+const SEGMENT_KEEPS: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// `s` as one path segment of a URL.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT_KEEPS).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_cannot_end_the_path_or_climb_out_of_it() {
+        assert_eq!(segment("job-3"), "job-3");
+        assert_eq!(segment("a/b?c #d%e"), "a%2Fb%3Fc%20%23d%25e");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("é"), "%C3%A9");
     }
-    out
 }

@@ -1,7 +1,7 @@
 //! The client commands: `wray job ...`, `wray list ...`, `wray summary`,
 //! `wray status`, `wray memory`, `wray timeline`.
 
-use crate::client::{Client, query_escape};
+use crate::client::{Client, segment};
 use crate::progress::{Progress, describe, print_above};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -113,7 +113,7 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Status { id } => {
             // Printed as the node sent it.
-            let j: Value = c.get(&format!("/api/jobs/{}", query_escape(&id)))?;
+            let j: Value = c.get(&format!("/api/jobs/{}", segment(&id)))?;
             println!("{}", serde_json::to_string_pretty(&j)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -121,15 +121,13 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             if follow {
                 return follow_job(&c, &id);
             }
-            let l: JobLogs = c.get(&format!("/api/jobs/{}/logs", query_escape(&id)))?;
+            let l: JobLogs = c.get(&format!("/api/jobs/{}/logs", segment(&id)))?;
             print!("{}", l.logs);
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Stop { id } => {
-            let r: JobStopped = c.post(
-                &format!("/api/jobs/{}/stop", query_escape(&id)),
-                &Value::Null,
-            )?;
+            let r: JobStopped =
+                c.post(&format!("/api/jobs/{}/stop", segment(&id)), &Value::Null)?;
             if r.stopped {
                 println!("stopped {id}");
             } else {
@@ -138,7 +136,7 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Delete { id } => {
-            let _: JobDeleted = c.delete(&format!("/api/jobs/{}", query_escape(&id)))?;
+            let _: JobDeleted = c.delete(&format!("/api/jobs/{}", segment(&id)))?;
             println!("deleted {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -158,11 +156,9 @@ pub fn submit(
             .file_stem()
             .map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned())
     });
-    let mut path = format!("/api/jobs/?name={}", query_escape(&name));
-    for a in args {
-        path.push_str(&format!("&arg={}", query_escape(a)));
-    }
-    let r: JobSubmitted = c.post_wasm(&path, &bytes)?;
+    let mut query = vec![("name", name.as_str())];
+    query.extend(args.iter().map(|a| ("arg", a.as_str())));
+    let r: JobSubmitted = c.post_wasm("/api/jobs/", &query, &bytes)?;
     Ok(r.job_id)
 }
 
@@ -172,22 +168,22 @@ pub fn follow_job(c: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let progress = Progress::new();
     let mut offset = 0u64;
     loop {
-        let l: JobLogs = c.get(&format!(
-            "/api/jobs/{}/logs?offset={offset}",
-            query_escape(id)
-        ))?;
+        let l: JobLogs = c.get_query(
+            &format!("/api/jobs/{}/logs", segment(id)),
+            &[("offset", &offset.to_string())],
+        )?;
         print_above(progress.as_deref(), &l.logs);
         offset = l.offset;
-        let j: JobDetail = c.get(&format!("/api/jobs/{}", query_escape(id)))?;
+        let j: JobDetail = c.get(&format!("/api/jobs/{}", segment(id)))?;
         if l.done {
             if let Some(p) = &progress {
                 p.clear();
             }
             // Output written after the last read.
-            let l: JobLogs = c.get(&format!(
-                "/api/jobs/{}/logs?offset={offset}",
-                query_escape(id)
-            ))?;
+            let l: JobLogs = c.get_query(
+                &format!("/api/jobs/{}/logs", segment(id)),
+                &[("offset", &offset.to_string())],
+            )?;
             print_above(None, &l.logs);
             let j = j.info;
             return Ok(match j.status {
@@ -241,12 +237,13 @@ pub struct ListArgs {
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let c = args.address.client();
-    let mut query = format!("limit={}", args.limit);
+    let limit = args.limit.to_string();
+    let mut query = vec![("limit", limit.as_str())];
     for f in &args.filters {
-        let Some((k, v)) = f.split_once('=') else {
+        let Some(kv) = f.split_once('=') else {
             bail!("a filter is KEY=VALUE, not `{f}`");
         };
-        query.push_str(&format!("&{}={}", query_escape(k), query_escape(v)));
+        query.push(kv);
     }
     let path = match args.kind {
         Kind::Tasks => "/api/v0/tasks",
@@ -255,15 +252,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         Kind::Jobs => "/api/jobs/",
         Kind::Nodes => "/api/v0/nodes",
     };
-    let path = format!("{path}?{query}");
     if args.json {
-        let v: Value = c.get(&path)?;
+        let v: Value = c.get_query(path, &query)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     let (shown, total) = match args.kind {
         Kind::Tasks => {
-            let v: TaskList = c.get(&path)?;
+            let v: TaskList = c.get_query(path, &query)?;
             table(
                 &v.tasks,
                 &[
@@ -279,7 +275,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             (v.tasks.len(), Some(v.total))
         }
         Kind::Actors => {
-            let v: ActorList = c.get(&path)?;
+            let v: ActorList = c.get_query(path, &query)?;
             table(
                 &v.actors,
                 &[
@@ -295,12 +291,12 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             (v.actors.len(), Some(v.total))
         }
         Kind::Objects => {
-            let v: ObjectList = c.get(&path)?;
+            let v: ObjectList = c.get_query(path, &query)?;
             table(&v.objects, OBJECT_COLUMNS);
             (v.objects.len(), Some(v.total))
         }
         Kind::Jobs => {
-            let v: Vec<JobInfo> = c.get(&path)?;
+            let v: Vec<JobInfo> = c.get_query(path, &query)?;
             table(
                 &v,
                 &[
@@ -314,7 +310,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             (v.len(), None)
         }
         Kind::Nodes => {
-            let v: Vec<NodeEntry> = c.get(&path)?;
+            let v: Vec<NodeEntry> = c.get_query(path, &query)?;
             table(
                 &v,
                 &[
@@ -435,13 +431,13 @@ pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
 
 pub fn memory(args: JsonArgs) -> anyhow::Result<ExitCode> {
     let c = args.address.client();
-    let path = "/api/v0/objects?limit=10000";
+    let (path, query) = ("/api/v0/objects", [("limit", "10000")]);
     if args.json {
-        let v: Value = c.get(path)?;
+        let v: Value = c.get_query(path, &query)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let v: ObjectList = c.get(path)?;
+    let v: ObjectList = c.get_query(path, &query)?;
     println!("{} objects, {}", v.total, bytes(v.bytes));
     table(&v.objects, OBJECT_COLUMNS);
     Ok(ExitCode::SUCCESS)
