@@ -10,13 +10,13 @@
 //! cumulative and survive that.
 //!
 //! Readers never scan under that mutex. The records live in chunks of
-//! [`CHUNK`] behind `Arc`s, so a reader's [`Records`] snapshot is a copy of
+//! 256 (`CHUNK`) behind `Arc`s, so a reader's snapshot (`Records`) is a copy of
 //! a few hundred pointers (one per chunk, for 100,000 records), taken in
 //! microseconds; it filters, counts and serialises after the lock is
 //! released. A writer that finds its chunk shared with a snapshot still
 //! alive copies that chunk first (`Arc::make_mut`), once per chunk and
-//! snapshot: the records in a snapshot never change, and a writer never
-//! waits for a reader.
+//! snapshot: the records in a snapshot never change, and a writer waits
+//! for a reader only while it copies those pointers.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
