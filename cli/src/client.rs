@@ -1,9 +1,14 @@
 //! Talking to a running node: where it is, its token, JSON over HTTP.
+//! Answers are read as the API's types (`wray_runtime::node::types`), or
+//! as plain JSON where the CLI prints what the node sent.
 
 use anyhow::{Context, anyhow, bail};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
+use wray_runtime::node::types::ApiError;
 
 /// Where a node keeps its address, pid and token: `$WRAY_STATE_DIR`, else
 /// `$XDG_RUNTIME_DIR/wray`, else `/tmp/wray-<uid>`.
@@ -77,10 +82,10 @@ impl Client {
         &self.base
     }
 
-    fn finish(
+    fn finish<T: DeserializeOwned>(
         &self,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<T> {
         let mut resp = r.map_err(|e| match e {
             ureq::Error::ConnectionFailed | ureq::Error::Io(_) => anyhow!(
                 "no wray node answers at {} (start one with `wray start`, or pass --address)",
@@ -96,10 +101,16 @@ impl Client {
             .read_json()
             .with_context(|| format!("the node at {} sent a body that is not JSON", self.base))?;
         if !status.is_success() {
-            let msg = body["error"].as_str().unwrap_or("no message");
+            let msg = serde_json::from_value::<ApiError>(body).map(|e| e.error);
+            let msg = msg.as_deref().unwrap_or("no message");
             bail!("the node answered {status}: {msg}");
         }
-        Ok(body)
+        serde_json::from_value(body).with_context(|| {
+            format!(
+                "the node at {} sent an answer this wray does not understand",
+                self.base
+            )
+        })
     }
 
     fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
@@ -109,43 +120,69 @@ impl Client {
         }
     }
 
-    /// `GET path` (with its query), as JSON.
-    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let req = self.auth(self.agent.get(format!("{}{path}", self.base)));
-        self.finish(req.call())
+    /// `GET path`, read as a `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.get_query(path, &[])
     }
 
-    /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    /// `GET path?query` (each key and value percent-encoded), read as a
+    /// `T`.
+    pub fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
+        let req = self.auth(self.agent.get(format!("{}{path}", self.base)));
+        self.finish(req.query_pairs(query.iter().copied()).call())
+    }
+
+    /// `POST path` with a JSON body, the answer read as a `T`.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
         let req = self.auth(self.agent.post(format!("{}{path}", self.base)));
         self.finish(req.send_json(body))
     }
 
-    /// `DELETE path`, answered with JSON.
-    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+    /// `DELETE path`, the answer read as a `T`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let req = self.auth(self.agent.delete(format!("{}{path}", self.base)));
         self.finish(req.call())
     }
 
-    /// `POST path` with a wasm module as the body.
-    pub fn post_wasm(&self, path: &str, module: &[u8]) -> anyhow::Result<Value> {
+    /// `POST path?query` with a wasm module as the body, the answer read
+    /// as a `T`.
+    pub fn post_wasm<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        module: &[u8],
+    ) -> anyhow::Result<T> {
         let req = self
             .auth(self.agent.post(format!("{}{path}", self.base)))
+            .query_pairs(query.iter().copied())
             .header("Content-Type", "application/wasm");
         self.finish(req.send(module))
     }
 }
 
-/// `s` escaped for a URL query value.
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+/// What a path segment keeps as it is: letters, digits, `-`, `_`, `~`.
+/// Everything else, `/`, `?`, `#`, `%` and `.` included, is
+/// percent-encoded, so any text (a job id a user typed) names one segment.
+const SEGMENT_KEEPS: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// `s` as one path segment of a URL.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT_KEEPS).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_cannot_end_the_path_or_climb_out_of_it() {
+        assert_eq!(segment("job-3"), "job-3");
+        assert_eq!(segment("a/b?c #d%e"), "a%2Fb%3Fc%20%23d%25e");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("é"), "%C3%A9");
     }
-    out
 }

@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wray_runtime::NullSink;
+use wray_runtime::node::types::NodeEntry;
 use wray_runtime::node::{LogStore, Node, NodeOptions, new_token};
 
 #[derive(Args)]
@@ -128,7 +129,9 @@ fn detach() -> anyhow::Result<ExitCode> {
         }
         if let Some(pid) = running_pid()
             && pid == child.id()
-            && Client::new(None).get("/api/v0/nodes").is_ok()
+            && Client::new(None)
+                .get::<Vec<NodeEntry>>("/api/v0/nodes")
+                .is_ok()
         {
             println!(
                 "wray node running (pid {pid}): {}",

@@ -1,7 +1,7 @@
 //! The client commands: `wray job ...`, `wray list ...`, `wray summary`,
 //! `wray status`, `wray memory`, `wray timeline`.
 
-use crate::client::{Client, query_escape};
+use crate::client::{Client, segment};
 use crate::progress::{Progress, describe, print_above};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -9,6 +9,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use wray_runtime::node::types::{
+    ActorList, ActorStatus, JobDeleted, JobDetail, JobInfo, JobLogs, JobStatus, JobStopped,
+    JobSubmitted, NodeEntry, ObjectEntry, ObjectList, ObjectPlace, Status, TaskList, TaskState,
+    TaskSummary,
+};
 
 /// Where the node is.
 #[derive(Args, Clone)]
@@ -97,26 +102,18 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::List { json } => {
-            let jobs = c.get("/api/jobs/")?;
             if json {
+                let jobs: Value = c.get("/api/jobs/")?;
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
             } else {
-                table(
-                    &jobs,
-                    &[
-                        "job_id",
-                        "name",
-                        "status",
-                        "start_time_ms",
-                        "end_time_ms",
-                        "exit_code",
-                    ],
-                );
+                let jobs: Vec<JobInfo> = c.get("/api/jobs/")?;
+                table(&jobs, JOB_COLUMNS);
             }
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Status { id } => {
-            let j = c.get(&format!("/api/jobs/{}", query_escape(&id)))?;
+            // Printed as the node sent it.
+            let j: Value = c.get(&format!("/api/jobs/{}", segment(&id)))?;
             println!("{}", serde_json::to_string_pretty(&j)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -124,16 +121,14 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             if follow {
                 return follow_job(&c, &id);
             }
-            let l = c.get(&format!("/api/jobs/{}/logs", query_escape(&id)))?;
-            print!("{}", l["logs"].as_str().unwrap_or(""));
+            let l: JobLogs = c.get(&format!("/api/jobs/{}/logs", segment(&id)))?;
+            print!("{}", l.logs);
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Stop { id } => {
-            let r = c.post(
-                &format!("/api/jobs/{}/stop", query_escape(&id)),
-                &Value::Null,
-            )?;
-            if r["stopped"].as_bool() == Some(true) {
+            let r: JobStopped =
+                c.post(&format!("/api/jobs/{}/stop", segment(&id)), &Value::Null)?;
+            if r.stopped {
                 println!("stopped {id}");
             } else {
                 println!("{id} had already ended");
@@ -141,7 +136,7 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Delete { id } => {
-            c.delete(&format!("/api/jobs/{}", query_escape(&id)))?;
+            let _: JobDeleted = c.delete(&format!("/api/jobs/{}", segment(&id)))?;
             println!("deleted {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -161,15 +156,10 @@ pub fn submit(
             .file_stem()
             .map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned())
     });
-    let mut path = format!("/api/jobs/?name={}", query_escape(&name));
-    for a in args {
-        path.push_str(&format!("&arg={}", query_escape(a)));
-    }
-    let r = c.post_wasm(&path, &bytes)?;
-    r["job_id"]
-        .as_str()
-        .map(str::to_string)
-        .context("the node's answer has no job_id")
+    let mut query = vec![("name", name.as_str())];
+    query.extend(args.iter().map(|a| ("arg", a.as_str())));
+    let r: JobSubmitted = c.post_wasm("/api/jobs/", &query, &bytes)?;
+    Ok(r.job_id)
 }
 
 /// Streams job `id`'s output (with a progress line on a terminal) until it
@@ -178,33 +168,33 @@ pub fn follow_job(c: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let progress = Progress::new();
     let mut offset = 0u64;
     loop {
-        let l = c.get(&format!(
-            "/api/jobs/{}/logs?offset={offset}",
-            query_escape(id)
-        ))?;
-        print_above(progress.as_deref(), l["logs"].as_str().unwrap_or(""));
-        offset = l["offset"].as_u64().unwrap_or(offset);
-        let j = c.get(&format!("/api/jobs/{}", query_escape(id)))?;
-        if l["done"].as_bool() == Some(true) {
+        let l: JobLogs = c.get_query(
+            &format!("/api/jobs/{}/logs", segment(id)),
+            &[("offset", &offset.to_string())],
+        )?;
+        print_above(progress.as_deref(), &l.logs);
+        offset = l.offset;
+        let j: JobDetail = c.get(&format!("/api/jobs/{}", segment(id)))?;
+        if l.done {
             if let Some(p) = &progress {
                 p.clear();
             }
             // Output written after the last read.
-            let l = c.get(&format!(
-                "/api/jobs/{}/logs?offset={offset}",
-                query_escape(id)
-            ))?;
-            print_above(None, l["logs"].as_str().unwrap_or(""));
-            return Ok(match j["status"].as_str() {
-                Some("SUCCEEDED") => ExitCode::SUCCESS,
+            let l: JobLogs = c.get_query(
+                &format!("/api/jobs/{}/logs", segment(id)),
+                &[("offset", &offset.to_string())],
+            )?;
+            print_above(None, &l.logs);
+            let j = j.info;
+            return Ok(match j.status {
+                JobStatus::Succeeded => ExitCode::SUCCESS,
                 status => {
                     eprintln!(
                         "error: job {id} {}: {}",
-                        status.unwrap_or("ended").to_lowercase(),
-                        j["message"].as_str().unwrap_or("")
+                        status.as_str().to_lowercase(),
+                        j.message.as_deref().unwrap_or("")
                     );
-                    j["exit_code"]
-                        .as_u64()
+                    j.exit_code
                         .and_then(|c| u8::try_from(c).ok())
                         .filter(|&c| c != 0)
                         .map_or(ExitCode::FAILURE, ExitCode::from)
@@ -212,18 +202,7 @@ pub fn follow_job(c: &Client, id: &str) -> anyhow::Result<ExitCode> {
             });
         }
         if let Some(p) = &progress {
-            let t = &j["tasks"];
-            let n = |k: &str| t[k].as_u64().unwrap_or(0);
-            p.set(describe(
-                [
-                    n("PENDING"),
-                    n("RUNNING"),
-                    n("FINISHED"),
-                    n("FAILED"),
-                    n("CANCELLED"),
-                ],
-                None,
-            ));
+            p.set(describe(j.tasks.to_array(), None));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -258,65 +237,97 @@ pub struct ListArgs {
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let c = args.address.client();
-    let mut query = format!("limit={}", args.limit);
+    let limit = args.limit.to_string();
+    let mut query = vec![("limit", limit.as_str())];
     for f in &args.filters {
-        let Some((k, v)) = f.split_once('=') else {
+        let Some(kv) = f.split_once('=') else {
             bail!("a filter is KEY=VALUE, not `{f}`");
         };
-        query.push_str(&format!("&{}={}", query_escape(k), query_escape(v)));
+        query.push(kv);
     }
-    let (path, key, columns): (&str, Option<&str>, &[&str]) = match args.kind {
-        Kind::Tasks => (
-            "/api/v0/tasks",
-            Some("tasks"),
-            &[
-                "task_id",
-                "function",
-                "state",
-                "attempts",
-                "duration_ms",
-                "job_id",
-                "parent_id",
-            ],
-        ),
-        Kind::Actors => (
-            "/api/v0/actors",
-            Some("actors"),
-            &[
-                "actor_id", "class", "name", "state", "restarts", "calls", "job_id",
-            ],
-        ),
-        Kind::Objects => (
-            "/api/v0/objects",
-            Some("objects"),
-            &["object_id", "size", "refs", "where", "task_id"],
-        ),
-        Kind::Jobs => (
-            "/api/jobs/",
-            None,
-            &["job_id", "name", "status", "start_time_ms", "exit_code"],
-        ),
-        Kind::Nodes => (
-            "/api/v0/nodes",
-            None,
-            &["node_id", "address", "state", "cpus", "memory_bytes"],
-        ),
+    let path = match args.kind {
+        Kind::Tasks => "/api/v0/tasks",
+        Kind::Actors => "/api/v0/actors",
+        Kind::Objects => "/api/v0/objects",
+        Kind::Jobs => "/api/jobs/",
+        Kind::Nodes => "/api/v0/nodes",
     };
-    let v = c.get(&format!("{path}?{query}"))?;
     if args.json {
+        let v: Value = c.get_query(path, &query)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    match key {
-        Some(k) => {
-            table(&v[k], columns);
-            if let Some(total) = v["total"].as_u64()
-                && total as usize > v[k].as_array().map_or(0, Vec::len)
-            {
-                println!("({total} in all; --limit shows more)");
-            }
+    let (shown, total) = match args.kind {
+        Kind::Tasks => {
+            let v: TaskList = c.get_query(path, &query)?;
+            table(
+                &v.tasks,
+                &[
+                    ("task_id", |t| t.task_id.cell()),
+                    ("function", |t| t.function.cell()),
+                    ("state", |t| t.state.cell()),
+                    ("attempts", |t| t.attempts.cell()),
+                    ("duration_ms", |t| t.duration_ms.cell()),
+                    ("job_id", |t| t.job_id.cell()),
+                    ("parent_id", |t| t.parent_id.cell()),
+                ],
+            );
+            (v.tasks.len(), Some(v.total))
         }
-        None => table(&v, columns),
+        Kind::Actors => {
+            let v: ActorList = c.get_query(path, &query)?;
+            table(
+                &v.actors,
+                &[
+                    ("actor_id", |a| a.actor_id.cell()),
+                    ("class", |a| a.class.cell()),
+                    ("name", |a| a.name.cell()),
+                    ("state", |a| a.state.cell()),
+                    ("restarts", |a| a.restarts.cell()),
+                    ("calls", |a| a.calls.cell()),
+                    ("job_id", |a| a.job_id.cell()),
+                ],
+            );
+            (v.actors.len(), Some(v.total))
+        }
+        Kind::Objects => {
+            let v: ObjectList = c.get_query(path, &query)?;
+            table(&v.objects, OBJECT_COLUMNS);
+            (v.objects.len(), Some(v.total))
+        }
+        Kind::Jobs => {
+            let v: Vec<JobInfo> = c.get_query(path, &query)?;
+            table(
+                &v,
+                &[
+                    ("job_id", |j| j.job_id.cell()),
+                    ("name", |j| j.name.cell()),
+                    ("status", |j| j.status.cell()),
+                    ("start_time_ms", |j| j.start_time_ms.cell()),
+                    ("exit_code", |j| j.exit_code.cell()),
+                ],
+            );
+            (v.len(), None)
+        }
+        Kind::Nodes => {
+            let v: Vec<NodeEntry> = c.get_query(path, &query)?;
+            table(
+                &v,
+                &[
+                    ("node_id", |n| n.node_id.cell()),
+                    ("address", |n| n.address.cell()),
+                    ("state", |n| n.state.cell()),
+                    ("cpus", |n| n.cpus.cell()),
+                    ("memory_bytes", |n| n.memory_bytes.cell()),
+                ],
+            );
+            (v.len(), None)
+        }
+    };
+    if let Some(total) = total
+        && total as usize > shown
+    {
+        println!("({total} in all; --limit shows more)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -334,20 +345,22 @@ pub struct SummaryArgs {
 }
 
 pub fn summary(args: SummaryArgs) -> anyhow::Result<ExitCode> {
-    let v = args.address.client().get("/api/v0/tasks/summary")?;
+    let c = args.address.client();
     if args.json {
+        let v: Value = c.get("/api/v0/tasks/summary")?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        let v: TaskSummary = c.get("/api/v0/tasks/summary")?;
         table(
-            &v["functions"],
+            &v.functions,
             &[
-                "function",
-                "PENDING",
-                "RUNNING",
-                "FINISHED",
-                "FAILED",
-                "CANCELLED",
-                "mean_ms",
+                ("function", |f| f.function.cell()),
+                ("PENDING", |f| f.counts.pending.cell()),
+                ("RUNNING", |f| f.counts.running.cell()),
+                ("FINISHED", |f| f.counts.finished.cell()),
+                ("FAILED", |f| f.counts.failed.cell()),
+                ("CANCELLED", |f| f.counts.cancelled.cell()),
+                ("mean_ms", |f| f.mean_ms.cell()),
             ],
         );
     }
@@ -364,59 +377,69 @@ pub struct JsonArgs {
 }
 
 pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
-    let v = args.address.client().get("/api/v0/status")?;
+    let c = args.address.client();
     if args.json {
+        let v: Value = c.get("/api/v0/status")?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let n = &v["node"];
+    let v: Status = c.get("/api/v0/status")?;
+    let n = &v.node;
     println!(
         "node {} at {} (wray {}, pid {})",
-        n["node_id"],
-        n["address"].as_str().unwrap_or("?"),
-        n["version"].as_str().unwrap_or("?"),
-        n["pid"]
+        // In quotes, as JSON.
+        Value::from(n.node_id.as_str()),
+        n.address,
+        n.version,
+        n.pid
     );
     println!(
         "cpus:          {} of {} in use",
-        v["cpus"]["in_use"], v["cpus"]["total"]
+        v.cpus.in_use, v.cpus.total
     );
-    println!(
-        "memory:        {} resident",
-        bytes(v["memory"]["rss_bytes"].as_u64())
-    );
-    let o = &v["object_store"];
+    println!("memory:        {} resident", bytes(v.memory.rss_bytes));
+    let o = &v.object_store;
     println!(
         "object store:  {} in {} objects, of {}; {} spilled",
-        bytes(o["bytes"].as_u64()),
-        o["objects"],
-        bytes(o["capacity"].as_u64()),
-        bytes(o["spilled_bytes"].as_u64())
+        bytes(o.bytes),
+        o.objects,
+        bytes(o.capacity),
+        bytes(o.spilled_bytes)
     );
-    let tasks = ["PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED"];
+    let t = v.tasks.counts.to_array();
     println!(
         "tasks:         {} ({:.0}/s)",
-        states(&v["tasks"], &tasks),
-        v["tasks"]["per_second"].as_f64().unwrap_or(0.0)
+        states(TaskState::ALL.map(|s| (s.as_str(), t[s as usize]))),
+        v.tasks.per_second
     );
-    let actors = ["STARTING", "ALIVE", "RESTARTING", "DEAD"];
-    println!("actors:        {}", states(&v["actors"], &actors));
-    let jobs = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"];
-    println!("jobs:          {}", states(&v["jobs"], &jobs));
+    let a = &v.actors;
+    println!(
+        "actors:        {}",
+        states(
+            [a.starting, a.alive, a.restarting, a.dead]
+                .into_iter()
+                .zip(ActorStatus::ALL)
+                .map(|(n, s)| (s.as_str(), n))
+        )
+    );
+    println!(
+        "jobs:          {}",
+        states(JobStatus::ALL.map(|s| (s.as_str(), v.jobs.get(s))))
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn memory(args: JsonArgs) -> anyhow::Result<ExitCode> {
-    let v = args.address.client().get("/api/v0/objects?limit=10000")?;
+    let c = args.address.client();
+    let (path, query) = ("/api/v0/objects", [("limit", "10000")]);
     if args.json {
+        let v: Value = c.get_query(path, &query)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} objects, {}", v["total"], bytes(v["bytes"].as_u64()));
-    table(
-        &v["objects"],
-        &["object_id", "size", "refs", "where", "task_id"],
-    );
+    let v: ObjectList = c.get_query(path, &query)?;
+    println!("{} objects, {}", v.total, bytes(v.bytes));
+    table(&v.objects, OBJECT_COLUMNS);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -430,7 +453,8 @@ pub struct TimelineArgs {
 }
 
 pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
-    let v = args.address.client().get("/api/v0/timeline")?;
+    // Written as the node sent it (a Chrome trace).
+    let v: Value = args.address.client().get("/api/v0/timeline")?;
     std::fs::write(&args.output, serde_json::to_vec(&v)?)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     println!(
@@ -441,17 +465,17 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `pending 0, running 1, ...`: the counts in `v` in the order given.
-fn states(v: &Value, order: &[&str]) -> String {
-    order
-        .iter()
-        .map(|k| format!("{} {}", k.to_lowercase(), v[*k].as_u64().unwrap_or(0)))
+/// `pending 0, running 1, ...`: each state's count, in the order given.
+fn states<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> String {
+    counts
+        .into_iter()
+        .map(|(k, n)| format!("{} {n}", k.to_lowercase()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn bytes(n: Option<u64>) -> String {
-    let n = n.unwrap_or(0) as f64;
+fn bytes(n: u64) -> String {
+    let n = n as f64;
     match n {
         n if n >= (1u64 << 30) as f64 => format!("{:.1} GiB", n / (1u64 << 30) as f64),
         n if n >= (1u64 << 20) as f64 => format!("{:.1} MiB", n / (1u64 << 20) as f64),
@@ -460,26 +484,83 @@ fn bytes(n: Option<u64>) -> String {
     }
 }
 
-/// Prints `rows` (a JSON array of objects) as aligned columns.
-fn table(rows: &Value, columns: &[&str]) {
-    let rows = rows.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let cell = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.3}"),
-            _ => n.to_string(),
-        },
-        v => v.to_string(),
-    };
+/// The columns of `wray job list`.
+const JOB_COLUMNS: &[Column<JobInfo>] = &[
+    ("job_id", |j| j.job_id.cell()),
+    ("name", |j| j.name.cell()),
+    ("status", |j| j.status.cell()),
+    ("start_time_ms", |j| j.start_time_ms.cell()),
+    ("end_time_ms", |j| j.end_time_ms.cell()),
+    ("exit_code", |j| j.exit_code.cell()),
+];
+
+/// The columns of `wray list objects` and `wray memory`.
+const OBJECT_COLUMNS: &[Column<ObjectEntry>] = &[
+    ("object_id", |o| o.object_id.cell()),
+    ("size", |o| o.size.cell()),
+    ("refs", |o| o.refs.cell()),
+    ("where", |o| o.place.cell()),
+    ("task_id", |o| o.task_id.cell()),
+];
+
+/// A table's column: its field's name in the API, and its cell.
+type Column<R> = (&'static str, fn(&R) -> String);
+
+/// A value as a table cell: `-` for none, fractions to three places.
+trait Cell {
+    fn cell(&self) -> String;
+}
+
+impl Cell for String {
+    fn cell(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Cell for f64 {
+    fn cell(&self) -> String {
+        format!("{self:.3}")
+    }
+}
+
+macro_rules! cell_by_display {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+cell_by_display!(u32, u64, i32);
+
+macro_rules! cell_by_name {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            fn cell(&self) -> String {
+                self.as_str().to_string()
+            }
+        }
+    )*};
+}
+cell_by_name!(TaskState, JobStatus, ActorStatus, ObjectPlace);
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        self.as_ref().map_or_else(|| "-".to_string(), Cell::cell)
+    }
+}
+
+/// Prints `rows` as aligned columns, headed by the fields' names.
+fn table<R>(rows: &[R], columns: &[Column<R>]) {
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
+        .map(|r| columns.iter().map(|(_, cell)| cell(r)).collect())
         .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .map(|(i, (c, _))| {
             cells
                 .iter()
                 .map(|r| r[i].len())
@@ -496,7 +577,7 @@ fn table(rows: &Value, columns: &[&str]) {
             .collect();
         println!("{}", s.join("  ").trim_end());
     };
-    line(columns.iter().map(|c| c.to_uppercase()).collect());
+    line(columns.iter().map(|(c, _)| c.to_uppercase()).collect());
     for r in cells {
         line(r);
     }

@@ -3,14 +3,23 @@
 //!
 //! The scheduler and the actor loop report each call's lifecycle here
 //! (submitted, started, ended); the state API, the dashboard, the metrics
-//! and the timeline read it. One mutex guards the records: each event is a
-//! hash-map update of a few nanoseconds, taken once per transition, never
-//! across an `await`. The oldest records are dropped past
+//! and the timeline read it. One mutex guards the records: each event is an
+//! update of a few nanoseconds, taken once per transition, never across an
+//! `await`. The oldest records are dropped past
 //! [`Builder::history`](crate::Builder::history); the counters are
 //! cumulative and survive that.
+//!
+//! Readers never scan under that mutex. The records live in chunks of
+//! 256 (`CHUNK`) behind `Arc`s, so a reader's snapshot (`Records`) is a copy of
+//! a few hundred pointers (one per chunk, for 100,000 records), taken in
+//! microseconds; it filters, counts and serialises after the lock is
+//! released. A writer that finds its chunk shared with a snapshot still
+//! alive copies that chunk first (`Arc::make_mut`), once per chunk and
+//! snapshot: the records in a snapshot never change, and a writer waits
+//! for a reader only while it copies those pointers.
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,7 +29,7 @@ use wray_abi::wire::ErrorRecord;
 use wray_abi::{ActorId, ErrorKind, TaskId};
 
 /// Where a task or actor call is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
     /// Waiting for its arguments or a CPU slot.
@@ -72,7 +81,7 @@ impl TaskState {
 }
 
 /// What kind of call a record is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskKind {
     /// A remote function.
@@ -142,38 +151,121 @@ impl Histogram {
     }
 }
 
+/// Records per chunk: a snapshot costs one `Arc` per chunk, and a write to
+/// a chunk a snapshot shares copies this many records.
+const CHUNK: usize = 256;
+
+/// A run of [`CHUNK`] slots, shared with the snapshots taken since it was
+/// last written.
+type Chunk = Arc<[Option<TaskRecord>]>;
+
+fn empty_chunk() -> Chunk {
+    std::iter::repeat_with(|| None).take(CHUNK).collect()
+}
+
 /// The records, by sequence number: ids are handed out in order (tasks and
 /// actors share the counter, so some slots stay empty), so a record is
 /// found by subtraction, with no hashing on the per-task path.
+///
+/// The window of slots starts at `head` in `chunks[0]` and is `len` slots
+/// long; slots past it are empty, and those before `head` in the first
+/// chunk are dropped records, gone with their chunk.
 #[derive(Default)]
 struct Inner {
-    /// The sequence number of `slots[0]`.
+    /// The sequence number of the window's first slot.
     base: u64,
-    slots: VecDeque<Option<TaskRecord>>,
+    head: usize,
+    len: usize,
+    chunks: VecDeque<Chunk>,
     /// Calls in each state now (pending, running) or ever (the ended ones).
     counts: [u64; 5],
     latency: FxHashMap<Arc<str>, Histogram>,
 }
 
 impl Inner {
+    /// Slot `i` of the window, to write (copying its chunk first if a
+    /// snapshot shares it).
+    fn slot_mut(&mut self, i: usize) -> &mut Option<TaskRecord> {
+        let p = self.head + i;
+        &mut Arc::make_mut(&mut self.chunks[p / CHUNK])[p % CHUNK]
+    }
+
     fn get_mut(&mut self, id: TaskId) -> Option<&mut TaskRecord> {
-        let i = id.seq().checked_sub(self.base)?;
-        self.slots.get_mut(usize::try_from(i).ok()?)?.as_mut()
+        let i = usize::try_from(id.seq().checked_sub(self.base)?).ok()?;
+        if i >= self.len {
+            return None;
+        }
+        let p = self.head + i;
+        // Read before writing: an id outside the records (an actor's, or
+        // a dropped one) must not copy a shared chunk.
+        self.chunks[p / CHUNK][p % CHUNK].as_ref()?;
+        self.slot_mut(i).as_mut()
+    }
+
+    /// Makes the window `len` slots long (the new ones empty).
+    fn grow(&mut self, len: usize) {
+        while self.chunks.len() * CHUNK < self.head + len {
+            self.chunks.push_back(empty_chunk());
+        }
+        self.len = self.len.max(len);
+    }
+
+    /// Drops every slot.
+    fn clear(&mut self) {
+        while self.len > 0 {
+            self.pop();
+        }
     }
 
     /// Drops the oldest slot.
     fn pop(&mut self) {
-        if let Some(Some(r)) = self.slots.pop_front()
+        if let Some(r) = &self.chunks[0][self.head]
             && !r.state.ended()
         {
             self.counts[r.state as usize] -= 1;
         }
         self.base += 1;
+        self.head += 1;
+        self.len -= 1;
+        if self.head == CHUNK {
+            self.chunks.pop_front();
+            self.head = 0;
+        }
     }
 
     #[cfg(any(feature = "node", test))] // read by the node only
-    fn records(&self) -> impl DoubleEndedIterator<Item = &TaskRecord> {
-        self.slots.iter().flatten()
+    fn snapshot(&self) -> Records {
+        Records {
+            chunks: self.chunks.iter().cloned().collect(),
+            head: self.head,
+            len: self.len,
+        }
+    }
+}
+
+/// The records as they were when it was taken, oldest first: read without
+/// holding the lock of [`Events`], and cheap to take (see the module docs).
+#[cfg(any(feature = "node", test))] // read by the node only
+pub(crate) struct Records {
+    chunks: Vec<Chunk>,
+    head: usize,
+    len: usize,
+}
+
+#[cfg(any(feature = "node", test))] // read by the node only
+impl Records {
+    /// Every record, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &TaskRecord> {
+        let end = self.head + self.len;
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(move |(k, c)| {
+                let from = if k == 0 { self.head } else { 0 };
+                let to = end.saturating_sub(k * CHUNK).min(CHUNK);
+                c[from.min(to)..to].iter()
+            })
+            .filter_map(Option::as_ref)
     }
 }
 
@@ -248,7 +340,7 @@ impl Events {
         };
         let seq = id.seq();
         let mut g = self.lock();
-        if g.slots.is_empty() {
+        if g.len == 0 {
             g.base = seq;
         }
         let Some(i) = seq.checked_sub(g.base) else {
@@ -258,18 +350,14 @@ impl Events {
         // Far ahead (many actors made meanwhile): every record kept is
         // older than the window that starts here.
         if i >= 2 * self.capacity as u64 {
-            while !g.slots.is_empty() {
-                g.pop();
-            }
+            g.clear();
             g.base = seq;
         }
         let i = (seq - g.base) as usize;
-        if g.slots.len() <= i {
-            g.slots.resize_with(i + 1, || None);
-        }
+        g.grow(i + 1);
         g.counts[TaskState::Pending as usize] += 1;
-        g.slots[i] = Some(rec);
-        while g.slots.len() > self.capacity {
+        *g.slot_mut(i) = Some(rec);
+        while g.len > self.capacity {
             g.pop();
         }
     }
@@ -337,6 +425,12 @@ impl Events {
         self.lock().counts
     }
 
+    /// The records now, to read without the lock (see the module docs).
+    #[cfg(any(feature = "node", test))] // read by the node only
+    pub fn records(&self) -> Records {
+        self.lock().snapshot()
+    }
+
     /// The records `keep` accepts, newest first, after skipping `offset`
     /// of them, at most `limit`; and how many it accepted in all.
     #[cfg(any(feature = "node", test))] // read by the node only
@@ -346,10 +440,10 @@ impl Events {
         offset: usize,
         limit: usize,
     ) -> (usize, Vec<TaskRecord>) {
-        let g = self.lock();
+        let records = self.records();
         let mut total = 0;
         let mut out = Vec::new();
-        for r in g.records().rev() {
+        for r in records.iter().rev() {
             if keep(r) {
                 if total >= offset && out.len() < limit {
                     out.push(r.clone());
@@ -358,16 +452,6 @@ impl Events {
             }
         }
         (total, out)
-    }
-
-    /// Calls `f` on every record, oldest first, under the lock (for
-    /// summaries: keep `f` cheap).
-    #[cfg(feature = "node")] // read by the node only
-    pub fn each_task(&self, mut f: impl FnMut(&TaskRecord)) {
-        let g = self.lock();
-        for r in g.records() {
-            f(r);
-        }
     }
 
     /// The per-function latency histograms.
@@ -433,6 +517,50 @@ mod tests {
         assert_eq!(recs[1].attempts, 2);
         assert_eq!(recs[1].state, TaskState::Finished);
         assert_eq!(ev.latency()[0].1.count, 1);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_what_it_saw_while_writers_go_on() {
+        let ev = Events::new(1000);
+        let n = 2 * CHUNK as u64 + 10;
+        for i in 1..=n {
+            ev.submitted(id(i), "f".into(), TaskKind::Task, 1, None, None);
+        }
+        let before = ev.records();
+        for i in 1..=n {
+            ev.started(id(i));
+            ev.ended(id(i), None);
+        }
+        ev.submitted(id(n + 1), "f".into(), TaskKind::Task, 1, None, None);
+        assert_eq!(before.iter().count() as u64, n);
+        assert!(before.iter().all(|r| r.state == TaskState::Pending));
+        let after = ev.records();
+        let finished = after.iter().filter(|r| r.state == TaskState::Finished);
+        assert_eq!(finished.count() as u64, n);
+        assert_eq!(after.iter().next_back().unwrap().id, id(n + 1));
+    }
+
+    #[test]
+    fn the_window_crosses_chunks_as_the_oldest_records_go() {
+        let cap = CHUNK + CHUNK / 2;
+        let ev = Events::new(cap);
+        let n = 4 * CHUNK as u64 + 7;
+        // Every third id is another kind of call's: its slot stays empty.
+        let kept = |i: &u64| !i.is_multiple_of(3);
+        for i in (1..=n).filter(kept) {
+            ev.submitted(id(i), "f".into(), TaskKind::Task, 1, None, None);
+        }
+        let records = ev.records();
+        let seqs: Vec<u64> = records.iter().map(|r| r.id.seq()).collect();
+        let want: Vec<u64> = (n - cap as u64 + 1..=n).filter(kept).collect();
+        assert_eq!(seqs, want);
+        let newest_first: Vec<u64> = records.iter().rev().map(|r| r.id.seq()).collect();
+        assert_eq!(newest_first, want.into_iter().rev().collect::<Vec<_>>());
+        assert_eq!(
+            ev.counts()[0],
+            seqs.len() as u64,
+            "dropped records left the count"
+        );
     }
 
     #[test]

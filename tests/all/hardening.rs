@@ -103,33 +103,127 @@ fn a_driver_that_exits_with_100000_tasks_queued_exits_cleanly() {
 // ---- names with line feeds injected lines into /metrics --------------------
 
 /// A module exporting `wray:task/a"} 1\nevil_injected_metric 666\n# x` put
-/// a bare `evil_injected_metric 666` line into `/metrics`.
+/// a bare `evil_injected_metric 666` line into `/metrics`. Every line must
+/// be a comment or a well-formed sample, and the names must come back
+/// whole as label values.
 #[test]
 fn a_function_name_cannot_inject_lines_into_metrics() {
     let n = crate::node::serve(None);
-    let evil = "a\"} 1\nevil_injected_metric 666\n# x";
+    let evil = ["a\"} 1\nevil_injected_metric 666\n# x", "b\\\"\nevil_two 1"];
     let wasm = wat::parse_str(
         r#"(module
           (import "wray:host/v1" "task_return"
             (func $ret (param i32 i32 i32 i32 i32) (result i32)))
           (memory (export "memory") 1)
-          (func (export "wray:task/a\"} 1\nevil_injected_metric 666\n# x") (result i32)
+          (func $f (result i32)
             (drop (call $ret (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
-            (i32.const 0)))"#,
+            (i32.const 0))
+          (export "wray:task/a\"} 1\nevil_injected_metric 666\n# x" (func $f))
+          (export "wray:task/b\\\"\nevil_two 1" (func $f)))"#,
     )
     .unwrap();
     let m = n.rt.load_bytes("evil", &wasm).unwrap();
-    let r = n.rt.task(&m, evil).submit().unwrap();
-    n.rt.get_bytes(&r).unwrap();
+    for f in evil {
+        let r = n.rt.task(&m, f).submit().unwrap();
+        n.rt.get_bytes(&r).unwrap();
+    }
     let body = crate::node::get(n.node.addr(), "/metrics").body;
-    assert!(
-        body.contains(r#"function="a\"} 1\nevil_injected_metric 666\n# x""#),
-        "the name is there, escaped: {body}"
-    );
-    assert!(
-        body.lines().all(|l| !l.starts_with("evil_injected_metric")),
-        "{body}"
-    );
+    let samples: Vec<Sample> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| parse_sample(l).unwrap_or_else(|e| panic!("{e}: `{l}` in\n{body}")))
+        .collect();
+    for s in &samples {
+        assert!(s.name.starts_with("wray_"), "{} in\n{body}", s.name);
+    }
+    for f in evil {
+        let count = samples
+            .iter()
+            .find(|s| {
+                s.name == "wray_task_duration_seconds_count"
+                    && s.labels == [("function".to_string(), f.to_string())]
+            })
+            .unwrap_or_else(|| panic!("no count for {f:?} in\n{body}"));
+        assert_eq!(count.value, 1.0);
+    }
+}
+
+/// One sample of the Prometheus text format.
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// Parses `name{label="value",...} value`, label values unescaped (`\\`,
+/// `\"`, `\n`, nothing else).
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let is_name = |c: char, first: bool| {
+        c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
+    };
+    let mut chars = line.chars().peekable();
+    let mut name = String::new();
+    while let Some(&c) = chars.peek() {
+        if !is_name(c, name.is_empty()) {
+            break;
+        }
+        name.push(c);
+        chars.next();
+    }
+    if name.is_empty() {
+        return Err("no metric name".into());
+    }
+    let mut labels = Vec::new();
+    if chars.peek() == Some(&'{') {
+        chars.next();
+        loop {
+            let mut key = String::new();
+            for c in chars.by_ref() {
+                if c == '=' {
+                    break;
+                }
+                if !is_name(c, key.is_empty()) {
+                    return Err(format!("bad label name character {c:?}"));
+                }
+                key.push(c);
+            }
+            if chars.next() != Some('"') {
+                return Err("a label value must be quoted".into());
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next().ok_or("unterminated label value")? {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('\\') => value.push('\\'),
+                        Some('"') => value.push('"'),
+                        Some('n') => value.push('\n'),
+                        other => return Err(format!("bad escape {other:?}")),
+                    },
+                    c => value.push(c),
+                }
+            }
+            labels.push((key, value));
+            match chars.next() {
+                Some(',') => continue,
+                Some('}') => break,
+                other => return Err(format!("expected , or }} after a label, not {other:?}")),
+            }
+        }
+    }
+    if chars.next() != Some(' ') {
+        return Err("no space before the value".into());
+    }
+    let rest: String = chars.collect();
+    let value = match rest.as_str() {
+        "+Inf" => f64::INFINITY,
+        v => v.parse().map_err(|e| format!("bad value `{v}`: {e}"))?,
+    };
+    Ok(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 // ---- spill directories: shared by two processes, outliving their owner --------

@@ -754,3 +754,38 @@ fn a_detached_node_open_to_the_network_needs_its_token() {
     let stop = wray_in(dir.path()).args(["stop"]).output().unwrap();
     assert!(stop.status.success(), "{}", common::text(&stop).1);
 }
+
+/// Ids and filters a user types reach the node whole: a job id is one
+/// path segment whatever it holds (`/`, `?`, `#`, `%`, a space), and a
+/// filter's value keeps its `&`, `#`, `+` and spaces. The node names what
+/// it was given in its refusals, so the message shows what arrived.
+#[test]
+fn the_cli_sends_ids_and_filters_as_typed() {
+    let n = serve(None);
+    let url = format!("http://{}", n.node.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let fails = |args: &[&str]| {
+        let out = wray_in(dir.path())
+            .args(args)
+            .args(["--address", &url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "wray {args:?} succeeded");
+        common::text(&out).1
+    };
+    for id in ["a/b?c #d%2F", "job-1/../2", ".."] {
+        for cmd in ["status", "logs", "stop", "delete"] {
+            let err = fails(&["job", cmd, id]);
+            assert!(
+                err.contains(&format!("404 Not Found: no job {id}")),
+                "job {cmd} {id:?}: {err}"
+            );
+        }
+    }
+    let state = "a b&c=d#e+f?g/h%20";
+    let err = fails(&["list", "tasks", "-f", &format!("state={state}")]);
+    assert!(
+        err.contains(&format!("unknown task state `{state}`")),
+        "{err}"
+    );
+}

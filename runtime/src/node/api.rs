@@ -1,18 +1,24 @@
 //! The handlers of the node's HTTP API (`docs/http-api.md`).
 
 use super::NodeState;
-use super::jobs::{DeleteRefused, JobStatus, parse_job_id};
+use super::jobs::{DeleteRefused, parse_job_id};
 use super::logs::job_name;
+use super::metrics::{self, Scrape};
+use super::types::{
+    ActorCounts, ActorEntry, ActorKilled, ActorList, ActorStatus, ApiError, Config, CpuUse,
+    ErrorInfo, FunctionSummary, JobCounts, JobDeleted, JobDetail, JobLogs, JobRequest, JobStatus,
+    JobStopped, JobSubmitted, LogList, LogUse, MemoryUse, ModuleUploaded, NodeEntry, ObjectEntry,
+    ObjectList, SlotUse, StateCounts, Status, StoreUse, TaskCounts, TaskEntry, TaskList,
+    TaskSummary, TraceArgs, TraceEvent, UploadUse,
+};
 use crate::actor::actors::{Actor, Life};
-use crate::events::{LATENCY_BUCKETS, TaskRecord, TaskState};
+use crate::events::{TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -28,7 +34,10 @@ const MAX_PAGE: usize = 10_000;
 
 /// A JSON error response.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
+    let body = ApiError {
+        error: message.into(),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 fn ok(v: impl Serialize) -> Response {
@@ -86,17 +95,6 @@ pub(crate) async fn style_css() -> Response {
 
 // ---- jobs -----------------------------------------------------------------------
 
-/// A job submission in JSON.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JobRequest {
-    module: String,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
 /// Compiles (or finds) a module from uploaded bytes, off the async threads.
 async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::Module, Response> {
     let shared = st.shared.clone();
@@ -135,7 +133,11 @@ pub(crate) async fn upload_module(State(st): St, body: Bytes) -> Response {
     }
     let size = body.len();
     match load_module(&st, "module", body).await {
-        Ok(m) => ok(json!({"digest": m.id().to_string(), "name": m.name(), "size": size})),
+        Ok(m) => ok(ModuleUploaded {
+            digest: m.id().to_string(),
+            name: m.name().to_string(),
+            size: size as u64,
+        }),
         Err(r) => r,
     }
 }
@@ -208,7 +210,11 @@ pub(crate) async fn submit_job(
         );
     }
     let info = start_job(&st, &module, name, args);
-    ok(json!({"job_id": info.job_id, "submission_id": info.submission_id, "module": info.module}))
+    ok(JobSubmitted {
+        job_id: info.job_id,
+        submission_id: info.submission_id,
+        module: info.module,
+    })
 }
 
 /// Starts `module`'s driver as a job on the node and records it.
@@ -247,14 +253,13 @@ pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
     let mut counts = [0u64; 5];
-    st.shared.env.events.each_task(|r| {
-        if r.job == n {
-            counts[r.state as usize] += 1;
-        }
-    });
-    let mut v = serde_json::to_value(info).unwrap_or(Value::Null);
-    v["tasks"] = state_map(&counts);
-    ok(v)
+    for r in st.shared.env.events.records().iter().filter(|r| r.job == n) {
+        counts[r.state as usize] += 1;
+    }
+    ok(JobDetail {
+        info,
+        tasks: StateCounts::from_array(counts),
+    })
 }
 
 pub(crate) async fn job_logs(State(st): St, Path(id): Path<String>, Query(q): Params) -> Response {
@@ -267,7 +272,11 @@ pub(crate) async fn job_logs(State(st): St, Path(id): Path<String>, Query(q): Pa
     };
     let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let (logs, next) = st.logs.job_log(n, offset);
-    ok(json!({"logs": logs, "offset": next, "done": info.status.ended()}))
+    ok(JobLogs {
+        logs,
+        offset: next as u64,
+        done: info.status.ended(),
+    })
 }
 
 pub(crate) async fn stop_job(State(st): St, Path(id): Path<String>) -> Response {
@@ -278,7 +287,9 @@ pub(crate) async fn stop_job(State(st): St, Path(id): Path<String>) -> Response 
     if st.jobs.get(n).is_none() {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     }
-    ok(json!({"stopped": st.jobs.stop(n)}))
+    ok(JobStopped {
+        stopped: st.jobs.stop(n),
+    })
 }
 
 pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Response {
@@ -289,7 +300,7 @@ pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Respons
     match st.jobs.delete(n) {
         Ok(()) => {
             st.logs.forget_job(n);
-            ok(json!({"deleted": true}))
+            ok(JobDeleted { deleted: true })
         }
         Err(DeleteRefused::Unknown) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
         Err(DeleteRefused::NotEnded) => error(
@@ -301,15 +312,7 @@ pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Respons
 
 // ---- state ------------------------------------------------------------------------
 
-fn state_map(counts: &[u64; 5]) -> Value {
-    let mut m = serde_json::Map::new();
-    for s in TaskState::ALL {
-        m.insert(s.as_str().into(), json!(counts[s as usize]));
-    }
-    Value::Object(m)
-}
-
-fn error_json(e: &ErrorRecord) -> Value {
+fn error_info(e: &ErrorRecord) -> ErrorInfo {
     let mut chain = Vec::new();
     let mut c = e.cause.as_deref();
     while let Some(x) = c {
@@ -321,10 +324,15 @@ fn error_json(e: &ErrorRecord) -> Value {
         ));
         c = x.cause.as_deref();
     }
-    json!({"kind": e.kind.name(), "function": e.function, "message": e.message, "chain": chain})
+    ErrorInfo {
+        kind: e.kind.name().to_string(),
+        function: e.function.clone(),
+        message: e.message.clone(),
+        chain,
+    }
 }
 
-fn task_json(st: &NodeState, r: &TaskRecord) -> Value {
+fn task_entry(st: &NodeState, r: &TaskRecord) -> TaskEntry {
     let ev = &st.shared.env.events;
     let now = ev.now_us();
     let duration_ms = match (r.started_us, r.ended_us) {
@@ -332,22 +340,22 @@ fn task_json(st: &NodeState, r: &TaskRecord) -> Value {
         (s, 0) => Some((now.saturating_sub(s)) as f64 / 1000.0),
         (s, e) => Some(e.saturating_sub(s) as f64 / 1000.0),
     };
-    json!({
-        "task_id": r.id.seq().to_string(),
-        "function": &*r.function,
-        "kind": r.kind,
-        "job_id": job_name(r.job),
-        "parent_id": r.parent.map(|p| p.seq().to_string()),
-        "actor_id": r.actor.map(|a| a.seq().to_string()),
-        "state": r.state,
-        "attempts": r.attempts,
-        "submitted_ms": ev.unix_ms(r.submitted_us),
-        "started_ms": (r.started_us > 0).then(|| ev.unix_ms(r.started_us)),
-        "ended_ms": (r.ended_us > 0).then(|| ev.unix_ms(r.ended_us)),
-        "duration_ms": duration_ms,
-        "worker": r.worker,
-        "error": r.error.as_deref().map(error_json),
-    })
+    TaskEntry {
+        task_id: r.id.seq().to_string(),
+        function: r.function.to_string(),
+        kind: r.kind,
+        job_id: job_name(r.job),
+        parent_id: r.parent.map(|p| p.seq().to_string()),
+        actor_id: r.actor.map(|a| a.seq().to_string()),
+        state: r.state,
+        attempts: r.attempts,
+        submitted_ms: ev.unix_ms(r.submitted_us),
+        started_ms: (r.started_us > 0).then(|| ev.unix_ms(r.started_us)),
+        ended_ms: (r.ended_us > 0).then(|| ev.unix_ms(r.ended_us)),
+        duration_ms,
+        worker: r.worker,
+        error: r.error.as_deref().map(error_info),
+    }
 }
 
 /// The filter of the task listings: `state`, `job`, `function`, `actor`.
@@ -391,8 +399,11 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
     };
     let (offset, limit) = page(&q);
     let (total, recs) = st.shared.env.events.tasks(keep, offset, limit);
-    let tasks: Vec<Value> = recs.iter().map(|r| task_json(&st, r)).collect();
-    ok(json!({"total": total, "tasks": tasks}))
+    let tasks = recs.iter().map(|r| task_entry(&st, r)).collect();
+    ok(TaskList {
+        total: total as u64,
+        tasks,
+    })
 }
 
 pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
@@ -403,54 +414,51 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
     // function -> counts by state, time run, runs timed
     let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
     let mut total = 0;
-    st.shared.env.events.each_task(|r| {
-        if keep(r) {
-            total += 1;
-            let e = by.entry(r.function.clone()).or_default();
-            e.0[r.state as usize] += 1;
-            if r.state == TaskState::Finished && r.started_us > 0 {
-                e.1 += r.ended_us.saturating_sub(r.started_us);
-                e.2 += 1;
-            }
+    for r in st.shared.env.events.records().iter().filter(|r| keep(r)) {
+        total += 1;
+        let e = by.entry(r.function.clone()).or_default();
+        e.0[r.state as usize] += 1;
+        if r.state == TaskState::Finished && r.started_us > 0 {
+            e.1 += r.ended_us.saturating_sub(r.started_us);
+            e.2 += 1;
         }
-    });
-    let mut functions: Vec<Value> = by
+    }
+    let mut functions: Vec<FunctionSummary> = by
         .into_iter()
-        .map(|(f, (counts, us, n))| {
-            let mut v = state_map(&counts);
-            v["function"] = json!(&*f);
-            v["mean_ms"] = json!((n > 0).then(|| us as f64 / n as f64 / 1000.0));
-            v
+        .map(|(f, (counts, us, n))| FunctionSummary {
+            function: f.to_string(),
+            counts: StateCounts::from_array(counts),
+            mean_ms: (n > 0).then(|| us as f64 / n as f64 / 1000.0),
         })
         .collect();
-    functions.sort_by(|a, b| a["function"].as_str().cmp(&b["function"].as_str()));
-    ok(json!({"total": total, "functions": functions}))
+    functions.sort_by(|a, b| a.function.cmp(&b.function));
+    ok(TaskSummary { total, functions })
 }
 
-fn actor_state(a: &Actor) -> &'static str {
+fn actor_state(a: &Actor) -> ActorStatus {
     match a.life() {
-        Life::Starting if a.restarts() > 0 => "RESTARTING",
-        Life::Starting => "STARTING",
-        Life::Alive => "ALIVE",
-        Life::Dead(_) => "DEAD",
+        Life::Starting if a.restarts() > 0 => ActorStatus::Restarting,
+        Life::Starting => ActorStatus::Starting,
+        Life::Alive => ActorStatus::Alive,
+        Life::Dead(_) => ActorStatus::Dead,
     }
 }
 
-fn actor_json(a: &Actor) -> Value {
+fn actor_entry(a: &Actor) -> ActorEntry {
     let cause = match a.life() {
-        Life::Dead(c) => Some(error_json(&c)),
+        Life::Dead(c) => Some(error_info(&c)),
         _ => None,
     };
-    json!({
-        "actor_id": a.id.seq().to_string(),
-        "class": &*a.type_name,
-        "name": a.name,
-        "job_id": job_name(a.job),
-        "state": actor_state(a),
-        "restarts": a.restarts(),
-        "calls": a.calls.load(Ordering::Relaxed),
-        "death_cause": cause,
-    })
+    ActorEntry {
+        actor_id: a.id.seq().to_string(),
+        class: a.type_name.to_string(),
+        name: a.name.clone(),
+        job_id: job_name(a.job),
+        state: actor_state(a),
+        restarts: a.restarts(),
+        calls: a.calls.load(Ordering::Relaxed),
+        death_cause: cause,
+    }
 }
 
 pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
@@ -461,7 +469,7 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
         .and_then(|j| parse_job_id(j));
     let want = |a: &Actor| {
         q.get("state")
-            .is_none_or(|s| actor_state(a).eq_ignore_ascii_case(s))
+            .is_none_or(|s| actor_state(a).as_str().eq_ignore_ascii_case(s))
             && job.is_none_or(|j| a.job == j)
             && q.get("class").is_none_or(|c| *a.type_name == **c)
             && q.get("name")
@@ -474,13 +482,16 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
     all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
     all.dedup_by_key(|a| a.id);
     let matching: Vec<&Arc<Actor>> = all.iter().filter(|a| want(a)).collect();
-    let actors: Vec<Value> = matching
+    let actors = matching
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|a| actor_json(a))
+        .map(|a| actor_entry(a))
         .collect();
-    ok(json!({"total": matching.len(), "actors": actors}))
+    ok(ActorList {
+        total: matching.len() as u64,
+        actors,
+    })
 }
 
 pub(crate) async fn kill_actor(
@@ -498,7 +509,9 @@ pub(crate) async fn kill_actor(
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     }
     let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
-    ok(json!({"killed": crate::actor::actors::kill(&st.shared, &actor, allow_restart)}))
+    ok(ActorKilled {
+        killed: crate::actor::actors::kill(&st.shared, &actor, allow_restart),
+    })
 }
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
@@ -512,38 +525,40 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
         all.push((*id, refs, size, place));
     });
     all.sort_by_key(|o| std::cmp::Reverse(o.2.unwrap_or(0)));
-    let objects: Vec<Value> = all
+    let objects = all
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|(id, refs, size, place)| {
-            json!({
-                "object_id": id.to_string(),
-                "size": size,
-                "refs": refs,
-                "where": place.as_str(),
-                "task_id": id.task_return().map(|(t, _)| t.seq().to_string()),
-            })
+        .map(|(id, refs, size, place)| ObjectEntry {
+            object_id: id.to_string(),
+            size: size.map(|s| s as u64),
+            refs: *refs,
+            place: (*place).into(),
+            task_id: id.task_return().map(|(t, _)| t.seq().to_string()),
         })
         .collect();
-    ok(json!({"total": all.len(), "bytes": bytes, "objects": objects}))
-}
-
-fn node_json(st: &NodeState) -> Value {
-    json!({
-        "node_id": st.shared.env.config.node_id.to_string(),
-        "address": st.addr.to_string(),
-        "state": "ALIVE",
-        "version": env!("CARGO_PKG_VERSION"),
-        "pid": std::process::id(),
-        "cpus": st.shared.env.config.num_cpus,
-        "memory_bytes": total_memory(),
-        "started_ms": st.shared.env.events.started_unix_ms(),
+    ok(ObjectList {
+        total: all.len() as u64,
+        bytes,
+        objects,
     })
 }
 
+fn node_entry(st: &NodeState) -> NodeEntry {
+    NodeEntry {
+        node_id: st.shared.env.config.node_id.to_string(),
+        address: st.addr.to_string(),
+        state: "ALIVE".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        cpus: st.shared.env.config.num_cpus as u64,
+        memory_bytes: total_memory(),
+        started_ms: st.shared.env.events.started_unix_ms(),
+    }
+}
+
 pub(crate) async fn nodes(State(st): St) -> Response {
-    ok(json!([node_json(&st)]))
+    ok([node_entry(&st)])
 }
 
 pub(crate) async fn status(State(st): St) -> Response {
@@ -559,49 +574,62 @@ pub(crate) async fn status(State(st): St) -> Response {
         }
         r.2
     };
-    let mut actors = [0u64; 4];
-    s.registry.for_each(|a| {
-        let i = match actor_state(a) {
-            "STARTING" => 0,
-            "ALIVE" => 1,
-            "RESTARTING" => 2,
-            _ => 3,
-        };
-        actors[i] += 1;
-    });
-    actors[3] += s.registry.dead_len() as u64;
-    let mut jobs = serde_json::Map::new();
-    for j in JobStatus::ALL {
-        jobs.insert(j.as_str().into(), json!(0));
-    }
+    let actors = actor_counts(s);
+    let mut jobs = JobCounts::default();
     for j in st.jobs.list() {
-        let e = jobs.entry(j.status.as_str()).or_insert(json!(0));
-        *e = json!(e.as_u64().unwrap_or(0) + 1);
+        jobs.add(j.status);
     }
     let stats = s.env.objects.stats();
-    let mut tasks = state_map(&counts);
-    tasks["per_second"] = json!(per_second);
     let free = s.env.slots.free();
-    ok(json!({
-        "node": node_json(&st),
-        "cpus": {"total": s.env.config.num_cpus, "in_use": s.env.config.num_cpus - free.0},
-        "memory": {"rss_bytes": rss_bytes(), "total_bytes": total_memory()},
-        "object_store": {
-            "objects": s.env.objects.len(),
-            "bytes": stats.bytes.load(Ordering::Relaxed),
-            "capacity": s.env.config.object_store_memory,
-            "spilled_bytes": stats.spilled_bytes.load(Ordering::Relaxed),
+    ok(Status {
+        node: node_entry(&st),
+        cpus: CpuUse {
+            total: s.env.config.num_cpus as u64,
+            in_use: (s.env.config.num_cpus - free.0) as u64,
         },
-        "tasks": tasks,
-        "actors": {"STARTING": actors[0], "ALIVE": actors[1], "RESTARTING": actors[2], "DEAD": actors[3]},
-        "jobs": jobs,
-        "slots": {"call_free": free.1, "actor_free": s.slots.available_permits()},
-        "uploads": {
-            "reading": st.uploads.reading.load(Ordering::Relaxed),
-            "waiting": st.uploads.waiting.load(Ordering::Relaxed),
+        memory: MemoryUse {
+            rss_bytes: rss_bytes(),
+            total_bytes: total_memory(),
         },
-        "logs": {"bytes": st.logs.total_bytes()},
-    }))
+        object_store: StoreUse {
+            objects: s.env.objects.len() as u64,
+            bytes: stats.bytes.load(Ordering::Relaxed),
+            capacity: s.env.config.object_store_memory,
+            spilled_bytes: stats.spilled_bytes.load(Ordering::Relaxed),
+        },
+        tasks: TaskCounts {
+            counts: StateCounts::from_array(counts),
+            per_second,
+        },
+        actors,
+        jobs,
+        slots: SlotUse {
+            call_free: free.1 as u64,
+            actor_free: s.slots.available_permits() as u64,
+        },
+        uploads: UploadUse {
+            reading: st.uploads.reading.load(Ordering::Relaxed) as u64,
+            waiting: st.uploads.waiting.load(Ordering::Relaxed) as u64,
+        },
+        logs: LogUse {
+            bytes: st.logs.total_bytes() as u64,
+        },
+    })
+}
+
+/// Actors in each state: the live ones in the table, and the dead.
+fn actor_counts(s: &crate::actor::actors::Actors) -> ActorCounts {
+    let mut c = ActorCounts::default();
+    s.registry.for_each(|a| {
+        *match actor_state(a) {
+            ActorStatus::Starting => &mut c.starting,
+            ActorStatus::Alive => &mut c.alive,
+            ActorStatus::Restarting => &mut c.restarting,
+            ActorStatus::Dead => &mut c.dead,
+        } += 1;
+    });
+    c.dead += s.registry.dead_len() as u64;
+    c
 }
 
 pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
@@ -611,64 +639,72 @@ pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
         .get("job")
         .or_else(|| q.get("job_id"))
         .and_then(|j| parse_job_id(j));
+    // An id as the API writes it (`17`); any other spelling names nothing.
+    let seq = |v: &String| v.parse::<u64>().ok().filter(|n| n.to_string() == *v);
+    let task = q.get("task").map(seq);
+    let actor = q.get("actor").map(seq);
     let (total, lines) = st.logs.lines(
         |l| {
-            job.is_none_or(|j| l.job_id == job_name(j))
-                && q.get("task").is_none_or(|t| l.task_id.as_ref() == Some(t))
-                && q.get("actor")
-                    .is_none_or(|a| l.actor_id.as_ref() == Some(a))
+            job.is_none_or(|j| l.job() == j)
+                && task.is_none_or(|t| t.is_some() && t == l.task().map(|t| t.seq()))
+                && actor.is_none_or(|a| a.is_some() && a == l.actor().map(|a| a.seq()))
                 && q.get("q")
-                    .is_none_or(|needle| l.text.contains(needle.as_str()))
+                    .is_none_or(|needle| l.text().contains(needle.as_str()))
         },
         limit,
     );
-    ok(json!({"total": total, "lines": lines}))
+    ok(LogList {
+        total: total as u64,
+        lines,
+    })
 }
 
 pub(crate) async fn config(State(st): St) -> Response {
     let c = &st.shared.env.config;
-    ok(json!({
-        "num_cpus": c.num_cpus,
-        "call_slots": c.call_slots,
-        "actor_slots": c.actor_slots,
-        "memory_limit": c.memory_limit,
-        "task_timeout_ms": c.task_timeout.map(|t| t.as_millis() as u64),
-        "max_object_size": c.max_object_size,
-        "output_limit": c.output_limit,
-        "max_retries": c.max_retries,
-        "max_wasm_stack": c.max_wasm_stack,
-        "object_store_memory": c.object_store_memory,
-        "spilling": c.spilling,
-        "object_store_wait_ms": c.store_wait.as_millis() as u64,
-        "history": c.history,
-        "cache_dir": c.cache_dir.as_ref().map(|d| d.display().to_string()),
-        "address": st.addr.to_string(),
-        "token_required": st.token.is_some(),
-    }))
+    ok(Config {
+        num_cpus: c.num_cpus as u64,
+        call_slots: c.call_slots,
+        actor_slots: c.actor_slots,
+        memory_limit: c.memory_limit,
+        task_timeout_ms: c.task_timeout.map(|t| t.as_millis() as u64),
+        max_object_size: c.max_object_size as u64,
+        output_limit: c.output_limit as u64,
+        max_retries: c.max_retries,
+        max_wasm_stack: c.max_wasm_stack as u64,
+        object_store_memory: c.object_store_memory,
+        spilling: c.spilling,
+        object_store_wait_ms: c.store_wait.as_millis() as u64,
+        history: c.history as u64,
+        cache_dir: c.cache_dir.as_ref().map(|d| d.display().to_string()),
+        address: st.addr.to_string(),
+        token_required: st.token.is_some(),
+    })
 }
 
 /// A Chrome trace: one complete event per task attempt, by worker thread.
 pub(crate) async fn timeline(State(st): St) -> Response {
     let ev = &st.shared.env.events;
     let now = ev.now_us();
-    let mut events: Vec<Value> = Vec::new();
-    ev.each_task(|r| {
-        if r.started_us == 0 {
-            return;
-        }
+    let records = ev.records();
+    let mut events: Vec<TraceEvent> = Vec::new();
+    for r in records.iter().filter(|r| r.started_us > 0) {
         let end = if r.ended_us > 0 { r.ended_us } else { now };
-        events.push(json!({
-            "name": &*r.function,
-            "cat": if r.actor.is_some() { "actor" } else { "task" },
-            "ph": "X",
-            "ts": r.started_us,
-            "dur": end.saturating_sub(r.started_us),
-            "pid": 0,
-            "tid": r.worker,
-            "args": {"task_id": r.id.seq(), "state": r.state.as_str(), "job": job_name(r.job)},
-        }));
-    });
-    let mut resp = ok(Value::Array(events));
+        events.push(TraceEvent {
+            name: r.function.to_string(),
+            cat: if r.actor.is_some() { "actor" } else { "task" }.into(),
+            ph: "X".into(),
+            ts: r.started_us,
+            dur: end.saturating_sub(r.started_us),
+            pid: 0,
+            tid: r.worker,
+            args: TraceArgs {
+                task_id: r.id.seq(),
+                state: r.state,
+                job: job_name(r.job),
+            },
+        });
+    }
+    let mut resp = ok(events);
     resp.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"timeline.json\""),
@@ -676,134 +712,72 @@ pub(crate) async fn timeline(State(st): St) -> Response {
     resp
 }
 
-/// Prometheus text format.
+/// Prometheus text format (see `metrics.rs`).
 pub(crate) async fn metrics(State(st): St) -> Response {
     let s = &st.shared;
-    let mut out = String::new();
-    let counts = s.env.events.counts();
-    out.push_str("# HELP wray_tasks Tasks and actor calls by state (pending and running now; the others since start).\n# TYPE wray_tasks gauge\n");
-    for t in TaskState::ALL {
-        let _ = writeln!(
-            out,
-            "wray_tasks{{state=\"{}\"}} {}",
-            t.as_str(),
-            counts[t as usize]
-        );
-    }
-    let mut actors: HashMap<&'static str, u64> = HashMap::new();
-    s.registry
-        .for_each(|a| *actors.entry(actor_state(a)).or_default() += 1);
-    out.push_str("# HELP wray_actors Actors by state.\n# TYPE wray_actors gauge\n");
-    for state in ["STARTING", "ALIVE", "RESTARTING"] {
-        let _ = writeln!(
-            out,
-            "wray_actors{{state=\"{state}\"}} {}",
-            actors.get(state).unwrap_or(&0)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "wray_actors{{state=\"DEAD\"}} {}",
-        s.registry.dead_len()
-    );
-    out.push_str("# HELP wray_jobs Jobs by status.\n# TYPE wray_jobs gauge\n");
+    let actors = actor_counts(s);
     let jobs = st.jobs.list();
-    for j in JobStatus::ALL {
+    let jobs = JobStatus::ALL.map(|j| {
         let n = jobs.iter().filter(|x| x.status == j).count();
-        let _ = writeln!(out, "wray_jobs{{status=\"{}\"}} {n}", j.as_str());
-    }
+        (j.as_str(), n as u64)
+    });
     let stats = s.env.objects.stats();
     let free = s.env.slots.free();
-    for (name, help, v) in [
-        (
-            "wray_object_store_bytes",
-            "Bytes of objects in memory.",
-            stats.bytes.load(Ordering::Relaxed),
-        ),
-        (
-            "wray_object_store_spilled_bytes",
-            "Bytes of objects spilled to disk.",
-            stats.spilled_bytes.load(Ordering::Relaxed),
-        ),
-        (
-            "wray_object_store_objects",
-            "Objects in the store.",
-            s.env.objects.len() as u64,
-        ),
-        (
-            "wray_object_store_capacity_bytes",
-            "The store's memory cap.",
-            s.env.config.object_store_memory,
-        ),
-        ("wray_cpus", "CPU slots.", s.env.config.num_cpus as u64),
-        (
-            "wray_cpus_in_use",
-            "CPU slots in use.",
-            (s.env.config.num_cpus - free.0) as u64,
-        ),
-        (
-            "wray_queue_length",
-            "Calls waiting for a slot.",
-            free.2 as u64,
-        ),
-        (
-            "wray_resident_memory_bytes",
-            "Resident memory of the node process.",
-            rss_bytes(),
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
-    out.push_str("# HELP wray_task_duration_seconds Run time of finished attempts, by function.\n# TYPE wray_task_duration_seconds histogram\n");
-    for (f, h) in s.env.events.latency() {
-        let f = label_value(&f);
-        for (b, le) in h.buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(
-                out,
-                "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"{le}\"}} {b}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_bucket{{function=\"{f}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_sum{{function=\"{f}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "wray_task_duration_seconds_count{{function=\"{f}\"}} {}",
-            h.count
-        );
-    }
+    let scrape = Scrape {
+        tasks: s.env.events.counts(),
+        actors: [
+            ("STARTING", actors.starting),
+            ("ALIVE", actors.alive),
+            ("RESTARTING", actors.restarting),
+            // As before: the dead that left the table, not the dying in it.
+            ("DEAD", s.registry.dead_len() as u64),
+        ],
+        jobs,
+        gauges: vec![
+            (
+                "wray_object_store_bytes",
+                "Bytes of objects in memory.",
+                stats.bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "wray_object_store_spilled_bytes",
+                "Bytes of objects spilled to disk.",
+                stats.spilled_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "wray_object_store_objects",
+                "Objects in the store.",
+                s.env.objects.len() as u64,
+            ),
+            (
+                "wray_object_store_capacity_bytes",
+                "The store's memory cap.",
+                s.env.config.object_store_memory,
+            ),
+            ("wray_cpus", "CPU slots.", s.env.config.num_cpus as u64),
+            (
+                "wray_cpus_in_use",
+                "CPU slots in use.",
+                (s.env.config.num_cpus - free.0) as u64,
+            ),
+            (
+                "wray_queue_length",
+                "Calls waiting for a slot.",
+                free.2 as u64,
+            ),
+            (
+                "wray_resident_memory_bytes",
+                "Resident memory of the node process.",
+                rss_bytes(),
+            ),
+        ],
+        latency: s.env.events.latency(),
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        scrape.encode(),
     )
         .into_response()
-}
-
-/// `v` as a Prometheus label value: backslash, double quote and line feed
-/// escaped, as the text format requires. A name can come from a guest (a
-/// function's export name), and an unescaped line feed would let it add
-/// lines of its own to `/metrics`.
-fn label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Resident memory of this process.
@@ -816,17 +790,4 @@ pub(crate) fn rss_bytes() -> u64 {
 
 fn total_memory() -> u64 {
     crate::config::total_memory().unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_label_value_cannot_break_out_of_its_line() {
-        let evil = "a\"} 1\nevil_injected_metric 666\n# x\\";
-        let escaped = label_value(evil);
-        assert!(!escaped.contains('\n'), "{escaped}");
-        assert_eq!(escaped, r#"a\"} 1\nevil_injected_metric 666\n# x\\"#);
-    }
 }

@@ -2,82 +2,11 @@
 //! outcomes.
 
 use super::logs::job_name;
+use super::types::{JobInfo, JobStatus};
 use crate::events::unix_ms;
 use crate::exec::module::Module;
 use crate::job::handle::JobControl;
-use serde::Serialize;
 use std::sync::{Mutex, MutexGuard};
-
-/// Where a job is in its life (Ray's names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobStatus {
-    /// Submitted, driver not started.
-    Pending,
-    /// The driver runs.
-    Running,
-    /// The driver returned 0.
-    Succeeded,
-    /// The driver failed or returned another status.
-    Failed,
-    /// Stopped by a user.
-    Stopped,
-}
-
-impl JobStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 5] = [
-        JobStatus::Pending,
-        JobStatus::Running,
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Stopped,
-    ];
-
-    /// The name the APIs use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "PENDING",
-            JobStatus::Running => "RUNNING",
-            JobStatus::Succeeded => "SUCCEEDED",
-            JobStatus::Failed => "FAILED",
-            JobStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Whether the job has ended.
-    pub fn ended(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Stopped
-        )
-    }
-}
-
-/// What the API shows of a job.
-#[derive(Clone, Debug, Serialize)]
-pub struct JobInfo {
-    /// `job-<n>`.
-    pub job_id: String,
-    /// The same as `job_id` (Ray has both).
-    pub submission_id: String,
-    /// A label: the module's name unless the submitter gave one.
-    pub name: String,
-    /// The module's digest.
-    pub module: String,
-    /// The driver's arguments.
-    pub args: Vec<String>,
-    /// Where it is.
-    pub status: JobStatus,
-    /// When it was submitted, in milliseconds since the Unix epoch.
-    pub start_time_ms: u64,
-    /// When it ended.
-    pub end_time_ms: Option<u64>,
-    /// The driver's exit status.
-    pub exit_code: Option<i32>,
-    /// Why it failed (the error and its causes) or was stopped.
-    pub message: Option<String>,
-}
 
 /// Why a job was not deleted.
 #[derive(Debug, PartialEq, Eq)]

@@ -7,13 +7,19 @@
 //! total would pass its limit, the logs of ended jobs go first, oldest job
 //! first (a trimmed log reads as empty); only when no ended job has any
 //! left is a running job's new output dropped.
+//!
+//! A searchable line keeps who wrote it as the writer gave it (its
+//! [`OutputSource`], typed ids and all): it is formatted for the API only
+//! when served. Lines are shared (`Arc`), so a reader copies pointers under
+//! the lock and filters and formats after releasing it.
 
+use super::types::{LogLine, LogStream};
 use crate::events::unix_ms;
 use crate::output::{OutputSink, OutputSource, SourceKind, Stream};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use wray_abi::{ActorId, TaskId};
 
 /// Lines kept for searching, across jobs.
 const LINES: usize = 100_000;
@@ -22,24 +28,57 @@ const JOB_LOG: usize = 64 << 20;
 /// Bytes of all jobs' logs kept, by default.
 pub const DEFAULT_TOTAL_LOGS: usize = 256 << 20;
 
-/// One line of guest output.
-#[derive(Clone, Debug, Serialize)]
-pub struct LogLine {
-    /// When it was written, in milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// Who wrote it (`say_hello task=12`, `Counter actor=3`, a driver's
-    /// module name).
-    pub source: String,
-    /// The job it belongs to (`job-3`; `host` for the host's own work).
-    pub job_id: String,
+/// One line of guest output, as kept.
+pub(crate) struct Line {
+    time_ms: u64,
+    source: OutputSource,
+    stream: Stream,
+    /// Without its line end.
+    text: Box<str>,
+}
+
+impl Line {
+    /// The job it belongs to.
+    pub fn job(&self) -> u64 {
+        self.source.job
+    }
+
     /// The task that wrote it.
-    pub task_id: Option<String>,
+    pub fn task(&self) -> Option<TaskId> {
+        match self.source.kind {
+            SourceKind::Task(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The actor that wrote it.
-    pub actor_id: Option<String>,
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
+    pub fn actor(&self) -> Option<ActorId> {
+        match self.source.kind {
+            SourceKind::Actor(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// The text, without its line end.
-    pub text: String,
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The line as the API shows it.
+    pub fn to_api(&self) -> LogLine {
+        LogLine {
+            time_ms: self.time_ms,
+            source: self.source.to_string(),
+            job_id: job_name(self.source.job),
+            task_id: self.task().map(|t| t.seq().to_string()),
+            actor_id: self.actor().map(|a| a.seq().to_string()),
+            stream: match self.stream {
+                Stream::Stdout => LogStream::Stdout,
+                Stream::Stderr => LogStream::Stderr,
+            },
+            text: self.text.to_string(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -52,7 +91,7 @@ struct JobLog {
 
 #[derive(Default)]
 struct Inner {
-    lines: VecDeque<LogLine>,
+    lines: VecDeque<Arc<Line>>,
     jobs: FxHashMap<u64, JobLog>,
     /// Bytes of every job's `text`.
     total: usize,
@@ -136,28 +175,28 @@ impl LogStore {
 
     /// Forgets job `job`'s log and its lines.
     pub fn forget_job(&self, job: u64) {
-        let name = job_name(job);
         let mut g = self.lock();
         if let Some(log) = g.jobs.remove(&job) {
             g.total -= log.text.len();
         }
-        g.lines.retain(|l| l.job_id != name);
+        g.lines.retain(|l| l.job() != job);
     }
 
-    /// The lines `keep` accepts, the last `limit` of them, oldest first;
-    /// and how many it accepted.
-    pub fn lines(
+    /// The lines `keep` accepts, the last `limit` of them, oldest first,
+    /// as the API shows them; and how many it accepted. `keep` runs, and
+    /// the lines are formatted, after the lock is released.
+    pub(crate) fn lines(
         &self,
-        mut keep: impl FnMut(&LogLine) -> bool,
+        mut keep: impl FnMut(&Line) -> bool,
         limit: usize,
     ) -> (usize, Vec<LogLine>) {
-        let g = self.lock();
+        let all: Vec<Arc<Line>> = self.lock().lines.iter().cloned().collect();
         let mut total = 0;
         let mut out = Vec::new();
-        for l in g.lines.iter().rev() {
+        for l in all.iter().rev() {
             if keep(l) {
                 if out.len() < limit {
-                    out.push(l.clone());
+                    out.push(l.to_api());
                 }
                 total += 1;
             }
@@ -180,18 +219,24 @@ impl OutputSink for LogStore {
     fn write(&self, source: &OutputSource, stream: Stream, bytes: &[u8]) {
         self.next.write(source, stream, bytes);
         let text = String::from_utf8_lossy(bytes);
-        let (task_id, actor_id) = match source.kind {
-            SourceKind::Driver => (None, None),
-            SourceKind::Task(t) => (Some(t.seq().to_string()), None),
-            SourceKind::Actor(a) => (None, Some(a.seq().to_string())),
-        };
-        let label = source.to_string();
-        let mut g = self.lock();
         let piece = if source.is_driver() {
             text.to_string()
         } else {
-            format!("({label}) {text}")
+            format!("({source}) {text}")
         };
+        let time_ms = unix_ms();
+        let lines: Vec<Arc<Line>> = text
+            .split_inclusive('\n')
+            .map(|line| {
+                Arc::new(Line {
+                    time_ms,
+                    source: source.clone(),
+                    stream,
+                    text: line.trim_end_matches(['\n', '\r']).into(),
+                })
+            })
+            .collect();
+        let mut g = self.lock();
         let own = g.jobs.get(&source.job).map_or(0, |l| l.text.len());
         let kept = own + piece.len() <= JOB_LOG && g.make_room(piece.len(), self.total_limit);
         let log = g.jobs.entry(source.job).or_default();
@@ -201,24 +246,11 @@ impl OutputSink for LogStore {
         } else {
             log.dropped += piece.len();
         }
-        let time_ms = unix_ms();
-        let job_id = job_name(source.job);
-        for line in text.split_inclusive('\n') {
+        for line in lines {
             if g.lines.len() == LINES {
                 g.lines.pop_front();
             }
-            g.lines.push_back(LogLine {
-                time_ms,
-                source: label.clone(),
-                job_id: job_id.clone(),
-                task_id: task_id.clone(),
-                actor_id: actor_id.clone(),
-                stream: match stream {
-                    Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
-                },
-                text: line.trim_end_matches(['\n', '\r']).to_string(),
-            });
+            g.lines.push_back(line);
         }
     }
 }
@@ -234,6 +266,37 @@ mod tests {
             kind: SourceKind::Driver,
             job,
         }
+    }
+
+    #[test]
+    fn lines_keep_typed_ids_and_are_formatted_when_served() {
+        let logs = LogStore::new(Arc::new(NullSink));
+        let task = OutputSource {
+            name: "f".into(),
+            kind: SourceKind::Task(TaskId::new(0, 7)),
+            job: 2,
+        };
+        let actor = OutputSource {
+            name: "C".into(),
+            kind: SourceKind::Actor(ActorId::new(0, 9)),
+            job: 2,
+        };
+        logs.write(&task, Stream::Stdout, b"one\ntwo\r\n");
+        logs.write(&actor, Stream::Stderr, b"three\n");
+        logs.write(&driver(3), Stream::Stdout, b"four\n");
+        let (total, lines) = logs.lines(|l| l.job() == 2, 2);
+        assert_eq!(total, 3);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["two", "three"], "the last two, oldest first");
+        assert_eq!(lines[0].source, "f task=7");
+        assert_eq!(lines[0].task_id.as_deref(), Some("7"));
+        assert_eq!(lines[0].job_id, "job-2");
+        assert_eq!(lines[1].actor_id.as_deref(), Some("9"));
+        assert_eq!(lines[1].stream, LogStream::Stderr);
+        let (_, mine) = logs.lines(|l| l.task().is_some_and(|t| t.seq() == 7), 10);
+        assert_eq!(mine.len(), 2);
+        logs.forget_job(2);
+        assert_eq!(logs.lines(|_| true, 10).0, 1);
     }
 
     #[test]

@@ -10,9 +10,11 @@
 mod api;
 mod jobs;
 mod logs;
+mod metrics;
+pub mod types;
 
-pub use jobs::{JobInfo, JobStatus};
-pub use logs::{LogLine, LogStore};
+pub use logs::LogStore;
+pub use types::{JobInfo, JobStatus, LogLine};
 
 use crate::actor::actors::Actors;
 use crate::api::runtime::Runtime;
