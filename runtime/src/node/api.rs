@@ -1,9 +1,9 @@
 //! The handlers of the node's HTTP API (`docs/http-api.md`).
 
-use super::NodeState;
 use super::jobs::{DeleteRefused, parse_job_id};
 use super::logs::job_name;
 use super::metrics::{self, Scrape};
+use super::state::{MAX_JSON, NodeState};
 use super::types::{
     ActorCounts, ActorEntry, ActorKilled, ActorList, ActorStatus, ApiError, Config, CpuUse,
     ErrorInfo, FunctionSummary, JobCounts, JobDeleted, JobDetail, JobLogs, JobRequest, JobStatus,
@@ -169,7 +169,7 @@ pub(crate) async fn submit_job(
                 "send a wasm module (Content-Type: application/wasm) or JSON (Content-Type: application/json)",
             );
         }
-        if body.len() > super::MAX_JSON {
+        if body.len() > MAX_JSON {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "a JSON body may be at most 64 KiB (upload modules with Content-Type: application/wasm)",
@@ -223,7 +223,7 @@ pub(crate) fn start_job(
     module: &crate::Module,
     name: Option<String>,
     args: Vec<String>,
-) -> super::JobInfo {
+) -> super::types::JobInfo {
     let job = crate::job::handle::start_job(&st.shared, &st.handle, module, &args);
     let info = st.jobs.add(job.control(), module, name, args);
     let id = job.id();

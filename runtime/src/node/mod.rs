@@ -11,12 +11,12 @@ mod api;
 mod jobs;
 mod logs;
 mod metrics;
+mod state;
 pub mod types;
 
 pub use logs::LogStore;
 pub use types::{JobInfo, JobStatus, LogLine};
 
-use crate::actor::actors::Actors;
 use crate::api::runtime::Runtime;
 use crate::error::{Error, Result};
 use crate::exec::module::MAX_MODULE_SIZE;
@@ -25,14 +25,12 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use state::{MAX_JSON, NodeState, Uploads};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::oneshot;
-
-/// Largest JSON body.
-const MAX_JSON: usize = 64 << 10;
 
 /// How a node listens.
 #[derive(Clone, Debug)]
@@ -59,29 +57,6 @@ impl Default for NodeOptions {
             max_uploads: 2,
         }
     }
-}
-
-/// Uploads being read, and waiting for their turn.
-pub(crate) struct Uploads {
-    turns: tokio::sync::Semaphore,
-    pub reading: AtomicUsize,
-    pub waiting: AtomicUsize,
-}
-
-/// What the handlers share.
-pub(crate) struct NodeState {
-    pub shared: Arc<Actors>,
-    pub handle: tokio::runtime::Handle,
-    pub logs: Arc<LogStore>,
-    pub jobs: jobs::Jobs,
-    pub addr: SocketAddr,
-    token: Option<String>,
-    /// `Host` header values that name this node; `None` when it listens on
-    /// every address (it then requires a token, and any name may reach it).
-    hosts: Option<Vec<String>>,
-    /// The last tasks/s sample: (when, tasks ended by then, rate).
-    pub rate: std::sync::Mutex<(Instant, u64, f64)>,
-    pub uploads: Uploads,
 }
 
 /// A running node's server. Dropping it stops the server (not the
