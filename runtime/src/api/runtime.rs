@@ -377,7 +377,7 @@ impl Runtime {
     }
 
     /// Starts the module's driver with `args` as a new job, and returns at
-    /// once; [`Job::wait`] gives its outcome, [`JobControl::stop`] stops it.
+    /// once; [`Job::wait`] gives its outcome, [`JobControl::stop`](crate::JobControl::stop) stops it.
     pub fn start_job(&self, module: &Module, args: &[String]) -> Job {
         start_job(&self.actors, self.handle(), module, args)
     }
