@@ -217,11 +217,7 @@ impl Builder {
                 "task_timeout must be longer than 0 (leave it unset for no limit)".into(),
             ));
         }
-        let engines = Arc::new(Engines::new(
-            &config,
-            workers as u32,
-            crate::host::add_to_linker,
-        )?);
+        let engines = Arc::new(Engines::new(&config, workers as u32, crate::host::linker)?);
         // Spills go to a directory of this process's own, inside the one
         // given or the system's temporary directory (see `spill_dir`).
         let spill = if config.spilling {

@@ -15,7 +15,7 @@
 
 use crate::config::{Config, MAX_WASM32_MEMORY};
 use crate::error::{Error, Result};
-use crate::exec::state::InstanceState;
+use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -79,21 +79,43 @@ fn build(config: &Config, slots: u32, role: Role) -> Result<Engine> {
     Engine::new(&wt).map_err(|e| Error::Config(format!("cannot create the wasm engine: {e:#}")))
 }
 
-/// Adds the host functions a guest imports to a linker. The host layer,
-/// above this one, provides them (`host::add_to_linker`).
-pub(crate) type HostFunctions = fn(&mut Linker<InstanceState>) -> wasmtime::Result<()>;
+/// The host functions a guest imports, linked for one engine: wasmtime's
+/// `Linker<T>` for the store data `T` of the layer that runs instances.
+/// This layer never names `T`: what a linker makes of a module is handed
+/// on type-erased, and typed again where a store of `T` instantiates it
+/// ([`Code::pre`](crate::exec::module::Code::pre)).
+pub(crate) trait Linked: Send + Sync {
+    /// `Linker::instantiate_pre`: checks the module's imports against the
+    /// host functions and prepares its instantiation (an `InstancePre<T>`).
+    fn instantiate_pre(
+        &self,
+        module: &wasmtime::Module,
+    ) -> wasmtime::Result<Box<dyn Any + Send + Sync>>;
+}
 
-/// An engine and the linker holding the host functions for it.
+impl<T: Send + 'static> Linked for Linker<T> {
+    fn instantiate_pre(
+        &self,
+        module: &wasmtime::Module,
+    ) -> wasmtime::Result<Box<dyn Any + Send + Sync>> {
+        Ok(Box::new(Linker::instantiate_pre(self, module)?))
+    }
+}
+
+/// Links the host functions for an engine. The host layer, above this one,
+/// provides them (`host::linker`).
+pub(crate) type HostFunctions = fn(&Engine) -> wasmtime::Result<Box<dyn Linked>>;
+
+/// An engine and the host functions linked for it.
 pub(crate) struct Wasm {
     pub engine: Engine,
-    pub linker: Linker<InstanceState>,
+    pub linker: Box<dyn Linked>,
 }
 
 impl Wasm {
     fn new(config: &Config, slots: u32, role: Role, host: HostFunctions) -> Result<Wasm> {
         let engine = build(config, slots, role)?;
-        let mut linker = Linker::new(&engine);
-        host(&mut linker)
+        let linker = host(&engine)
             .map_err(|e| Error::Config(format!("cannot register host functions: {e:#}")))?;
         Ok(Wasm { engine, linker })
     }

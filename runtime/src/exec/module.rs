@@ -11,15 +11,15 @@
 //! guest code runs.
 
 use crate::error::{Error, Result};
-use crate::exec::engine::{Engines, Wasm};
-use crate::exec::state::InstanceState;
+use crate::exec::engine::{Engines, Linked, Wasm};
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use wasmtime::{Engine, ExternType, InstancePre, Linker, ModuleExport, ValType};
+use wasmtime::{Engine, ExternType, InstancePre, ModuleExport, ValType};
 use wray_abi::{HOST_MODULE, ObjectId, export};
 
 /// A loaded, validated module. Cheap to clone.
@@ -64,14 +64,17 @@ pub(crate) struct Method {
 
 /// A module's code ready to instantiate in one engine.
 pub(crate) struct Code {
-    pre: InstancePre<InstanceState>,
+    /// wasmtime's `InstancePre<T>` for the store data `T` of the linker it
+    /// was made with (see [`Linked`]).
+    pre: Box<dyn Any + Send + Sync>,
+    module: wasmtime::Module,
     /// Every `wray:` function export, by full export name.
     exports: FxHashMap<String, ModuleExport>,
     memory: Option<ModuleExport>,
 }
 
 impl Code {
-    fn new(module: &wasmtime::Module, linker: &Linker<InstanceState>) -> wasmtime::Result<Code> {
+    fn new(module: &wasmtime::Module, linker: &dyn Linked) -> wasmtime::Result<Code> {
         let exports = module
             .exports()
             .filter(|e| {
@@ -82,13 +85,18 @@ impl Code {
         let memory = module.get_export_index(export::MEMORY);
         Ok(Code {
             pre: linker.instantiate_pre(module)?,
+            module: module.clone(),
             exports,
             memory,
         })
     }
 
-    pub fn pre(&self) -> &InstancePre<InstanceState> {
-        &self.pre
+    /// The prepared instantiation, for stores of `T`: the store data of
+    /// the linker the code was made with (one type per runtime).
+    pub fn pre<T: 'static>(&self) -> &InstancePre<T> {
+        self.pre
+            .downcast_ref()
+            .expect("code is instantiated in stores of its linker's data type")
     }
 
     /// The export named `name`, if it is a valid `wray:` function.
@@ -165,7 +173,7 @@ impl Module {
                 let module = cache
                     .compile(&wasm.engine, &self.0.id, &self.0.bytes)
                     .map_err(|e| format!("{e:#}"))?;
-                Code::new(&module, &wasm.linker).map_err(|e| format!("{e:#}"))
+                Code::new(&module, &*wasm.linker).map_err(|e| format!("{e:#}"))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -174,13 +182,7 @@ impl Module {
     pub(crate) fn start_export(&self) -> Option<ModuleExport> {
         self.0
             .has_start
-            .then(|| {
-                self.0
-                    .code
-                    .pre
-                    .module()
-                    .get_export_index(export::WASI_START)
-            })
+            .then(|| self.0.code.module.get_export_index(export::WASI_START))
             .flatten()
     }
 }
@@ -360,7 +362,7 @@ impl ModuleCache {
         let module = self
             .compile(engine, &id, bytes)
             .map_err(|e| invalid(format!("{e:#}")))?;
-        let module = validate(name, id, module, linker, bytes.into())?;
+        let module = validate(name, id, module, &**linker, bytes.into())?;
         let loaded = Loaded {
             module: module.clone(),
             used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
@@ -470,7 +472,7 @@ fn validate(
     name: &str,
     id: ObjectId,
     module: wasmtime::Module,
-    linker: &Linker<InstanceState>,
+    linker: &dyn Linked,
     bytes: Arc<[u8]>,
 ) -> Result<Module> {
     let invalid = |reason: String| Error::InvalidModule {

@@ -23,10 +23,19 @@ mod tasks;
 mod wait;
 mod wasi;
 
+use crate::exec::engine::Linked;
 use crate::exec::state::InstanceState;
 use wait::status;
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Engine, Linker};
 use wray_abi::{HOST_MODULE, import};
+
+/// The host functions linked for `engine`, for the engine layer, which
+/// does not name the store's data type.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Box<dyn Linked>> {
+    let mut linker = Linker::new(engine);
+    add_to_linker(&mut linker)?;
+    Ok(Box::new(linker))
+}
 
 /// Registers WASI and every wray host function in `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
