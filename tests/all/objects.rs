@@ -51,26 +51,38 @@ fn dropped_objects_are_freed() {
     assert_eq!(after.object_bytes, before.object_bytes);
 }
 
-/// Stats are read from async code too: there `stats` reads the counters
-/// without blocking (blocking inside a tokio runtime would panic), and
-/// `stats_async` waits for the reaper, on any tokio runtime (this one has
-/// no timer).
+/// Stats are read from async code too, on any tokio runtime (this one has
+/// one thread and no timer): `stats` waits for the reaper thread as it
+/// does outside (no `block_on`, which would panic here), and `stats_async`
+/// without blocking.
 #[test]
 fn stats_are_read_from_async_code_too() {
-    let rt = common::runtime();
+    let (rt, m) = testkit();
     let before = rt.stats();
     let refs: Vec<_> = (0..1_000u64).map(|i| rt.put(&i).unwrap()).collect();
     let other = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (during, after) = other.block_on(async {
+    let (during, after, settled) = other.block_on(async {
         let during = rt.stats();
         drop(refs);
-        (during, rt.stats_async().await)
+        let after = rt.stats_async().await;
+        // A task whose guest drops 10,000 references at its end: they go
+        // to the reaper in batches, which `stats` waits for.
+        let r = rt
+            .task(&m, "puts_and_drops")
+            .arg(&10_000u32)
+            .submit_async()
+            .await
+            .unwrap();
+        rt.get_bytes_async(&r, None).await.unwrap();
+        drop(r);
+        (during, after, rt.stats())
     });
     assert_eq!(during.objects, before.objects + 1_000);
     assert_eq!(after.objects, before.objects);
     assert_eq!(after.object_bytes, before.object_bytes);
+    assert_eq!(settled.objects, before.objects, "{settled:?}");
 }
 
 /// The host API's async forms work from another tokio runtime (one

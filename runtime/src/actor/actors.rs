@@ -319,7 +319,8 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {
             let rt = rt.clone();
-            tokio::spawn(async move { run(rt, actor, c.sub, rx).await });
+            let spawner = rt.env.spawner.clone();
+            spawner.spawn(async move { run(rt, actor, c.sub, rx).await });
         }
     }
     id

@@ -256,10 +256,7 @@ impl CallBuilder<'_, Task> {
     fn submit_now(self) -> Result<ObjectRef> {
         let function = self.target.function.clone();
         let (rt, task, sub) = self.finish(&function)?;
-        let ids = {
-            let _guard = rt.handle().enter();
-            run::submit_task(&rt.actors.tasks, task.module, sub)
-        };
+        let ids = { run::submit_task(&rt.actors.tasks, task.module, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
     }
 }
@@ -299,7 +296,6 @@ impl CallBuilder<'_, NewActor> {
         let type_name = self.target.type_name.clone();
         let (rt, new, sub) = self.finish(&type_name)?;
         let id = {
-            let _guard = rt.handle().enter();
             actors::create(
                 rt.actors,
                 Creation {
@@ -329,10 +325,7 @@ impl CallBuilder<'_, Method> {
     fn submit_now(self) -> Result<ObjectRef> {
         let method = self.target.method.clone();
         let (rt, m, sub) = self.finish(&method)?;
-        let ids = {
-            let _guard = rt.handle().enter();
-            actors::call(rt.actors, m.actor, &m.method, sub)
-        };
+        let ids = { actors::call(rt.actors, m.actor, &m.method, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
     }
 }

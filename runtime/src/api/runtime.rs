@@ -668,13 +668,14 @@ impl Runtime {
     /// Counters describing the runtime's state, once the releases handed
     /// to the store's reaper so far are done (a driver's last releases may
     /// still be in progress when its job ends; the wait is bounded by a
-    /// few seconds). Called from async code (inside a tokio runtime), where
-    /// it must not block, it reads the counters as they are: await
-    /// [`Runtime::stats_async`] there instead.
+    /// few seconds). The reaper is a thread of its own, so this is safe in
+    /// async code too (the wait is like a lock's, as long as the releases
+    /// already sent take); [`Runtime::stats_async`] waits without blocking.
     pub fn stats(&self) -> Stats {
-        if tokio::runtime::Handle::try_current().is_err() {
-            self.block_on(self.reaped());
-        }
+        self.actors
+            .env
+            .objects
+            .reaped_blocking(Duration::from_secs(5));
         self.counters()
     }
 

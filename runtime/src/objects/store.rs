@@ -202,8 +202,11 @@ pub(crate) struct ObjectStore {
     /// has released (it takes them in order).
     reaps_sent: AtomicU64,
     reaps_done: AtomicU64,
-    /// Notified after each batch the reaper releases.
+    /// Notified after each batch the reaper releases (async waiters, and
+    /// through the condvar, threads).
     reaped: Notify,
+    reaped_lock: Mutex<()>,
+    reaped_cv: std::sync::Condvar,
     /// Where `release_later` sends its batches (`None` if the thread could
     /// not start); the thread ends with the store.
     reaper: OnceLock<Option<std::sync::mpsc::Sender<Vec<ObjectId>>>>,
@@ -235,6 +238,8 @@ impl ObjectStore {
             reaps_done: AtomicU64::new(0),
             reaped: Notify::new(),
             reaper: OnceLock::new(),
+            reaped_lock: Mutex::new(()),
+            reaped_cv: std::sync::Condvar::new(),
         }
     }
 
@@ -566,6 +571,32 @@ impl ObjectStore {
         self.release_all(ids);
         self.reaps_done.fetch_add(1, Ordering::AcqRel);
         self.reaped.notify_waiters();
+        // Taken so that a thread between its check and its wait does not
+        // miss this wake-up.
+        drop(self.reaped_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        self.reaped_cv.notify_all();
+    }
+
+    /// [`reaped`](Self::reaped) for a thread, waiting at most `limit`; true
+    /// if every batch was released. The reaper is a thread of its own, not
+    /// a tokio task, so this wait (as long as the batches already sent
+    /// take, like a lock's) cannot deadlock a tokio worker that makes it.
+    pub fn reaped_blocking(&self, limit: Duration) -> bool {
+        let sent = self.reaps_sent.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + limit;
+        let mut guard = self.reaped_lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.reaps_done.load(Ordering::Acquire) < sent {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = self
+                .reaped_cv
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Waits until every batch given to [`release_later`](Self::release_later)

@@ -47,7 +47,8 @@ pub(crate) async fn bare_calls(
     let workers: Vec<_> = (0..parallel.max(1))
         .map(|_| {
             let (rt, task, next) = (rt.clone(), task.clone(), next.clone());
-            tokio::spawn(async move {
+            let spawner = rt.env.spawner.clone();
+            spawner.spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < n {
                     let grant = Grant {
                         cpu: None,

@@ -143,7 +143,7 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
         };
         rt.env.slots.start(need, depth, Box::new(start));
     } else {
-        tokio::spawn(run(rt.clone(), task, None));
+        rt.env.spawner.spawn(run(rt.clone(), task, None));
     }
     returns
 }

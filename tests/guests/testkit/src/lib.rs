@@ -49,6 +49,15 @@ fn make_ref(x: u64) -> ObjectRef<u64> {
     wray::put(&x)
 }
 
+/// Puts `n` objects and drops them all: the host releases them in batches,
+/// on the object store's reaper thread.
+#[wray::remote]
+fn puts_and_drops(n: u32) -> u32 {
+    let refs: Vec<_> = (0..u64::from(n)).map(|i| wray::put(&i)).collect();
+    drop(refs);
+    n
+}
+
 /// A result too large for the stack is streamed to the host: `n` bytes of
 /// `fill`, and references to `refs` objects it put and then dropped.
 #[wray::remote]
