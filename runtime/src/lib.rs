@@ -37,11 +37,13 @@ mod objects;
 mod output;
 mod task;
 
+pub use api::builder::Builder;
 pub use api::call::{
     ActorBuilder, ActorRef, CallBuilder, Method, MethodBuilder, NewActor, Task, TaskBuilder,
 };
 pub use api::object_ref::ObjectRef;
-pub use api::runtime::{ActorInfo, ActorState, Builder, Runtime, Stats, StatsSource};
+pub use api::runtime::Runtime;
+pub use api::stats::{ActorInfo, ActorState, Stats, StatsSource};
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use exec::module::{MAX_MODULE_SIZE, Module};
 pub use job::handle::{Job, JobControl};
