@@ -1,7 +1,8 @@
 //! The host functions' way up ([`Upcalls`]), served by the actor layer,
 //! which holds the task layer too.
 
-use crate::actor::actors::{self, Actors, Creation};
+use crate::actor::actors;
+use crate::actor::registry::{Actors, Creation};
 use crate::exec::env::Upcalls;
 use crate::exec::module::Module;
 use crate::exec::request::Submission;

@@ -2,7 +2,7 @@
 //! layers (`Env`, `Tasks`, `Actors`), its tokio runtime, engines and spill
 //! directory. The upcalls are registered here, once, before any guest runs.
 
-use crate::actor::actors::{Actors, Registry};
+use crate::actor::registry::{Actors, Registry};
 use crate::api::runtime::Runtime;
 use crate::config::Config;
 use crate::error::{Error, Result};

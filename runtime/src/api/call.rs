@@ -10,7 +10,8 @@
 //! blocking (`submit`, `create`) or not (`submit_async`, `create_async`):
 //! building a call never blocks.
 
-use crate::actor::actors::{self, Creation};
+use crate::actor::actors;
+use crate::actor::registry::Creation;
 use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! the call builders work with (they are built by the `Runtime` and must
 //! not import it back).
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 //! not be called from inside the runtime's own tokio context; use the
 //! `_async` variants there.
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 pub(crate) use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
@@ -161,9 +161,9 @@ impl Runtime {
         let a = self.actors.registry.get(&actor.id())?;
         Some(ActorInfo {
             state: match a.life() {
-                crate::actor::actors::Life::Starting => ActorState::Starting,
-                crate::actor::actors::Life::Alive => ActorState::Alive,
-                crate::actor::actors::Life::Dead(_) => ActorState::Dead,
+                crate::actor::registry::Life::Starting => ActorState::Starting,
+                crate::actor::registry::Life::Alive => ActorState::Alive,
+                crate::actor::registry::Life::Dead(_) => ActorState::Dead,
             },
             restarts: a.restarts(),
             calls: a.calls.load(Ordering::Relaxed),

@@ -1,7 +1,7 @@
 //! What a runtime reports of itself: [`Stats`] (counters), [`StatsSource`]
 //! (reads them from another thread), [`ActorInfo`] and [`ActorState`].
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use std::sync::Arc;
 
 /// An actor's state, from [`Runtime::actor_info`].

@@ -8,7 +8,7 @@
 //! (or its tasks) created end too. Stopping a job interrupts its driver
 //! and cancels its tasks.
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{bind_instance, call_export};
 use crate::exec::module::Module;

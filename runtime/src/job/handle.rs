@@ -1,6 +1,6 @@
 //! A job: one run of a driver, and what names, stops and waits for it.
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use crate::error::{Error, Result, TaskError};
 use crate::exec::module::Module;
 use std::fmt;

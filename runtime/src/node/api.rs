@@ -11,7 +11,7 @@ use super::types::{
     ObjectList, SlotUse, StateCounts, Status, StoreUse, TaskCounts, TaskEntry, TaskList,
     TaskSummary, TraceArgs, TraceEvent, UploadUse,
 };
-use crate::actor::actors::{Actor, Life};
+use crate::actor::registry::{Actor, Life};
 use crate::events::{TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -618,7 +618,7 @@ pub(crate) async fn status(State(st): St) -> Response {
 }
 
 /// Actors in each state: the live ones in the table, and the dead.
-fn actor_counts(s: &crate::actor::actors::Actors) -> ActorCounts {
+fn actor_counts(s: &crate::actor::registry::Actors) -> ActorCounts {
     let mut c = ActorCounts::default();
     s.registry.for_each(|a| {
         *match actor_state(a) {

@@ -1,6 +1,6 @@
 //! What the node's handlers share ([`NodeState`]).
 
-use crate::actor::actors::Actors;
+use crate::actor::registry::Actors;
 use crate::node::jobs;
 use crate::node::logs::LogStore;
 use std::net::SocketAddr;

@@ -39,6 +39,11 @@ impl HeldRefs {
 
 impl Drop for HeldRefs {
     fn drop(&mut self) {
+        // Most calls hold nothing: spare them the upgrade, an atomic on a
+        // count every worker shares.
+        if self.ids.is_empty() {
+            return;
+        }
         if let Some(store) = self.store.upgrade() {
             store.release_all(&self.ids);
         }
