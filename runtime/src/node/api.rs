@@ -97,13 +97,13 @@ pub(crate) async fn style_css() -> Response {
 
 /// Compiles (or finds) a module from uploaded bytes, off the async threads.
 async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::Module, Response> {
-    let shared = st.shared.clone();
+    let actors = st.actors.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
-        shared
+        actors
             .env
             .modules
-            .load(&shared.env.engines.tasks, &name, &bytes)
+            .load(&actors.env.engines.tasks, &name, &bytes)
     })
     .await
     .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -192,7 +192,7 @@ pub(crate) async fn submit_job(
                 "`module` must be a module's digest: 64 hex digits",
             );
         };
-        let Some(m) = st.shared.env.modules.get(&id) else {
+        let Some(m) = st.actors.env.modules.get(&id) else {
             return error(
                 StatusCode::NOT_FOUND,
                 "no module with that digest: upload it first (POST /api/modules)",
@@ -224,7 +224,7 @@ pub(crate) fn start_job(
     name: Option<String>,
     args: Vec<String>,
 ) -> super::types::JobInfo {
-    let job = crate::job::handle::start_job(&st.shared, &st.handle, module, &args);
+    let job = crate::job::handle::start_job(&st.actors, &st.handle, module, &args);
     let info = st.jobs.add(job.control(), module, name, args);
     let id = job.id();
     let node = st.clone();
@@ -253,7 +253,7 @@ pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
     let mut counts = [0u64; 5];
-    for r in st.shared.env.events.records().iter().filter(|r| r.job == n) {
+    for r in st.actors.env.events.records().iter().filter(|r| r.job == n) {
         counts[r.state as usize] += 1;
     }
     ok(JobDetail {
@@ -333,7 +333,7 @@ fn error_info(e: &ErrorRecord) -> ErrorInfo {
 }
 
 fn task_entry(st: &NodeState, r: &TaskRecord) -> TaskEntry {
-    let ev = &st.shared.env.events;
+    let ev = &st.actors.env.events;
     let now = ev.now_us();
     let duration_ms = match (r.started_us, r.ended_us) {
         (0, _) => None,
@@ -398,7 +398,7 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
         Err(r) => return r,
     };
     let (offset, limit) = page(&q);
-    let (total, recs) = st.shared.env.events.tasks(keep, offset, limit);
+    let (total, recs) = st.actors.env.events.tasks(keep, offset, limit);
     let tasks = recs.iter().map(|r| task_entry(&st, r)).collect();
     ok(TaskList {
         total: total as u64,
@@ -414,7 +414,7 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
     // function -> counts by state, time run, runs timed
     let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
     let mut total = 0;
-    for r in st.shared.env.events.records().iter().filter(|r| keep(r)) {
+    for r in st.actors.env.events.records().iter().filter(|r| keep(r)) {
         total += 1;
         let e = by.entry(r.function.clone()).or_default();
         e.0[r.state as usize] += 1;
@@ -476,8 +476,8 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
                 .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
     };
     let mut all: Vec<Arc<Actor>> = Vec::new();
-    st.shared.registry.for_each(|a| all.push(a.clone()));
-    all.extend(st.shared.registry.dead());
+    st.actors.registry.for_each(|a| all.push(a.clone()));
+    all.extend(st.actors.registry.dead());
     // Newest first; an actor may be in both lists while it dies.
     all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
     all.dedup_by_key(|a| a.id);
@@ -502,25 +502,25 @@ pub(crate) async fn kill_actor(
     let Ok(seq) = id.parse::<u64>() else {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     };
-    let actor = ActorId::new(st.shared.env.config.node_id, seq);
+    let actor = ActorId::new(st.actors.env.config.node_id, seq);
     let known =
-        st.shared.registry.get(&actor).is_some() || st.shared.registry.cause_of(&actor).is_some();
+        st.actors.registry.get(&actor).is_some() || st.actors.registry.cause_of(&actor).is_some();
     if !known {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     }
     let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
     ok(ActorKilled {
-        killed: crate::actor::actors::kill(&st.shared, &actor, allow_restart),
+        killed: crate::actor::actors::kill(&st.actors, &actor, allow_restart),
     })
 }
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
     let (offset, limit) = page(&q);
     // Without the objects whose release is already under way.
-    st.shared.env.objects.reaped().await;
+    st.actors.env.objects.reaped().await;
     let mut all = Vec::new();
     let mut bytes = 0u64;
-    st.shared.env.objects.for_each(|id, refs, size, place| {
+    st.actors.env.objects.for_each(|id, refs, size, place| {
         bytes += size.unwrap_or(0) as u64;
         all.push((*id, refs, size, place));
     });
@@ -546,14 +546,14 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
 
 fn node_entry(st: &NodeState) -> NodeEntry {
     NodeEntry {
-        node_id: st.shared.env.config.node_id.to_string(),
+        node_id: st.actors.env.config.node_id.to_string(),
         address: st.addr.to_string(),
         state: "ALIVE".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
-        cpus: st.shared.env.config.num_cpus as u64,
+        cpus: st.actors.env.config.num_cpus as u64,
         memory_bytes: total_memory(),
-        started_ms: st.shared.env.events.started_unix_ms(),
+        started_ms: st.actors.env.events.started_unix_ms(),
     }
 }
 
@@ -562,7 +562,7 @@ pub(crate) async fn nodes(State(st): St) -> Response {
 }
 
 pub(crate) async fn status(State(st): St) -> Response {
-    let s = &st.shared;
+    let s = &st.actors;
     let counts = s.env.events.counts();
     let ended = counts[2] + counts[3] + counts[4];
     let per_second = {
@@ -660,7 +660,7 @@ pub(crate) async fn logs(State(st): St, Query(q): Params) -> Response {
 }
 
 pub(crate) async fn config(State(st): St) -> Response {
-    let c = &st.shared.env.config;
+    let c = &st.actors.env.config;
     ok(Config {
         num_cpus: c.num_cpus as u64,
         call_slots: c.call_slots,
@@ -683,7 +683,7 @@ pub(crate) async fn config(State(st): St) -> Response {
 
 /// A Chrome trace: one complete event per task attempt, by worker thread.
 pub(crate) async fn timeline(State(st): St) -> Response {
-    let ev = &st.shared.env.events;
+    let ev = &st.actors.env.events;
     let now = ev.now_us();
     let records = ev.records();
     let mut events: Vec<TraceEvent> = Vec::new();
@@ -714,7 +714,7 @@ pub(crate) async fn timeline(State(st): St) -> Response {
 
 /// Prometheus text format (see `metrics.rs`).
 pub(crate) async fn metrics(State(st): St) -> Response {
-    let s = &st.shared;
+    let s = &st.actors;
     let actors = actor_counts(s);
     let jobs = st.jobs.list();
     let jobs = JobStatus::ALL.map(|j| {

@@ -102,7 +102,7 @@ impl Node {
             hosts
         });
         let state = Arc::new(NodeState {
-            shared: rt.actors.clone(),
+            actors: rt.actors.clone(),
             handle: rt.handle().clone(),
             logs,
             jobs: jobs::Jobs::default(),

@@ -20,7 +20,7 @@ pub(crate) struct Uploads {
 
 /// What the handlers share.
 pub(crate) struct NodeState {
-    pub shared: Arc<Actors>,
+    pub actors: Arc<Actors>,
     pub handle: tokio::runtime::Handle,
     pub logs: Arc<LogStore>,
     pub jobs: jobs::Jobs,
