@@ -14,7 +14,9 @@
 //! vectors in this crate's tests pin the byte formats down.
 //!
 //! With the `codec` feature, [`codec`] holds the rkyv encoding of user
-//! values shared by the SDK and the host's typed API.
+//! values shared by the SDK and the host's typed API. [`value`] holds the
+//! values that cross languages and their deterministic CBOR encoding; the
+//! `json` feature adds their JSON form.
 
 #![warn(missing_docs)]
 
@@ -23,6 +25,11 @@ extern crate alloc;
 #[cfg(feature = "codec")]
 pub mod codec;
 pub mod ids;
+pub mod value;
+#[cfg(feature = "json")]
+mod value_json;
+#[cfg(feature = "json")]
+pub use value_json::JsonError;
 pub mod wire;
 
 pub use ids::{ActorId, ObjectId, TaskId};
