@@ -68,6 +68,9 @@ pub mod export {
     pub const MEMORY: &str = "memory";
     /// The WASI command entry point; a module exporting it can run as a driver.
     pub const WASI_START: &str = "_start";
+    /// The WASI reactor initializer (C and Go guests have one): the host
+    /// calls it once per instance, before any other export.
+    pub const WASI_INITIALIZE: &str = "_initialize";
     /// Return value of an export that finished normally.
     pub const OK: i32 = 0;
     /// Return value of an export that failed (after `task_fail`).

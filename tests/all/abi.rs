@@ -27,6 +27,73 @@ fn a_guest_written_from_the_spec_runs_under_the_cli() {
     assert_eq!(stdout, "42 15\n");
 }
 
+/// A WASI reactor (what C and Go guests are): `_initialize` sets `$ready`
+/// to 42 and counts its calls; the task returns `ready * 100 + calls`, the
+/// actor's `get` the calls so far.
+const REACTOR: &str = r#"(module
+  (import "wray:host/v1" "task_return" (func $task_return (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $ready (mut i32) (i32.const 0))
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "_initialize")
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (global.set $ready (i32.const 42)))
+  (func $return (param i32) (result i32)
+    (i32.store (i32.const 0) (local.get 0))
+    (drop (call $task_return (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 0)))
+    (i32.const 0))
+  (func (export "wray:task/ready") (result i32)
+    (call $return (i32.add (i32.mul (global.get $ready) (i32.const 100)) (global.get $calls))))
+  (func (export "wray:actor/A/new") (result i32) (i32.const 0))
+  (func (export "wray:actor/A/get") (result i32) (call $return (global.get $calls))))"#;
+
+#[test]
+fn a_reactor_is_initialized_once_per_instance_before_any_export() {
+    let rt = common::runtime();
+    let m = rt
+        .load_bytes("reactor", &wat::parse_str(REACTOR).unwrap())
+        .unwrap();
+    for _ in 0..3 {
+        let r = rt.task(&m, "ready").submit().unwrap();
+        assert_eq!(
+            rt.get::<i32>(&r).unwrap(),
+            4201,
+            "a fresh, initialized instance"
+        );
+    }
+    let a = rt.actor(&m, "A").create().unwrap();
+    for _ in 0..3 {
+        let r = rt.method(&a, "get").submit().unwrap();
+        assert_eq!(
+            rt.get::<i32>(&r).unwrap(),
+            1,
+            "once for the actor's instance"
+        );
+    }
+}
+
+#[test]
+fn a_reactor_whose_initializer_traps_fails_its_calls_and_a_bad_one_does_not_load() {
+    let rt = common::runtime();
+    let trapping = REACTOR.replace("(global.set $ready (i32.const 42)))", "unreachable)");
+    let m = rt
+        .load_bytes("trapping", &wat::parse_str(&trapping).unwrap())
+        .unwrap();
+    let r = rt.task(&m, "ready").submit().unwrap();
+    match rt.get::<i32>(&r) {
+        Err(Error::Task(e)) => assert_eq!(e.kind(), ErrorKind::Trap, "{e}"),
+        other => panic!("the initializer's trap was not the task's: {other:?}"),
+    }
+    let bad = REACTOR.replace(
+        r#"(func (export "_initialize")"#,
+        r#"(func (export "_initialize") (param i32)"#,
+    );
+    match rt.load_bytes("bad", &wat::parse_str(&bad).unwrap()) {
+        Err(e) => assert!(e.to_string().contains("`_initialize`"), "{e}"),
+        Ok(_) => panic!("an `_initialize` taking a parameter was loaded"),
+    }
+}
+
 fn abuse() -> (Runtime, Module) {
     let rt = common::runtime();
     let m = rt.load_bytes("abi_abuse", &wat("abi_abuse")).unwrap();

@@ -21,14 +21,34 @@ pub(crate) struct Finished {
     pub deterministic: bool,
 }
 
+/// Instantiates `code` in `store`: binds the instance for host functions
+/// and runs the reactor initializer (`_initialize`), if the module has one,
+/// as the WASI application ABI asks before any other export.
+pub(crate) async fn instantiate(
+    store: &mut Store<InstanceState>,
+    code: &Code,
+) -> wasmtime::Result<wasmtime::Instance> {
+    let instance = code.pre().instantiate_async(&mut *store).await?;
+    bind_instance(store, code, &instance);
+    if let Some(init) = code.initialize_export() {
+        instance
+            .get_module_export(&mut *store, init)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| wasmtime::format_err!("the validated export is missing"))?
+            .typed::<(), ()>(&*store)?
+            .call_async(&mut *store, ())
+            .await?;
+    }
+    Ok(instance)
+}
+
 /// Instantiates `module` in `store` and calls the `() -> i32` export.
 pub(crate) async fn call_export(
     store: &mut Store<InstanceState>,
     code: &Code,
     export: &ModuleExport,
 ) -> wasmtime::Result<i32> {
-    let instance = code.pre().instantiate_async(&mut *store).await?;
-    bind_instance(store, code, &instance);
+    let instance = instantiate(store, code).await?;
     let func = instance
         .get_module_export(&mut *store, export)
         .and_then(|e| e.into_func())
@@ -38,11 +58,7 @@ pub(crate) async fn call_export(
 }
 
 /// Remembers the instance and its memory for host functions.
-pub(crate) fn bind_instance(
-    store: &mut Store<InstanceState>,
-    code: &Code,
-    instance: &wasmtime::Instance,
-) {
+fn bind_instance(store: &mut Store<InstanceState>, code: &Code, instance: &wasmtime::Instance) {
     let memory = code
         .memory_export()
         .and_then(|m| instance.get_module_export(&mut *store, m))

@@ -71,6 +71,8 @@ pub(crate) struct Code {
     /// Every `wray:` function export, by full export name.
     exports: FxHashMap<String, ModuleExport>,
     memory: Option<ModuleExport>,
+    /// The WASI reactor's `_initialize`, run once per instance.
+    initialize: Option<ModuleExport>,
 }
 
 impl Code {
@@ -83,11 +85,13 @@ impl Code {
             .filter_map(|e| Some((e.name().to_string(), module.get_export_index(e.name())?)))
             .collect();
         let memory = module.get_export_index(export::MEMORY);
+        let initialize = module.get_export_index(export::WASI_INITIALIZE);
         Ok(Code {
             pre: linker.instantiate_pre(module)?,
             module: module.clone(),
             exports,
             memory,
+            initialize,
         })
     }
 
@@ -106,6 +110,11 @@ impl Code {
 
     pub fn memory_export(&self) -> Option<&ModuleExport> {
         self.memory.as_ref()
+    }
+
+    /// The reactor initializer, `_initialize`, if the module has one.
+    pub fn initialize_export(&self) -> Option<&ModuleExport> {
+        self.initialize.as_ref()
     }
 }
 
@@ -517,6 +526,15 @@ fn validate(
                     ));
                 }
                 has_start = true;
+            }
+            ExternType::Func(f)
+                if e.name() == export::WASI_INITIALIZE
+                    && f.params().len() == 0
+                    && f.results().len() == 0 => {}
+            _ if e.name() == export::WASI_INITIALIZE => {
+                return Err(invalid(
+                    "its `_initialize` export is not a function `() -> ()`".into(),
+                ));
             }
             ty if e.name().starts_with(export::PREFIX) => {
                 let ok = match &ty {

@@ -10,7 +10,7 @@
 
 use crate::actor::registry::Actors;
 use crate::exec::instance::{self, InstanceSpec};
-use crate::exec::invoke::{bind_instance, call_export};
+use crate::exec::invoke::{call_export, instantiate};
 use crate::exec::module::Module;
 use crate::exec::slots::Need;
 use crate::exec::state::{CancelToken, InstanceState, Origin};
@@ -118,8 +118,7 @@ async fn drive(
         ));
     };
     let result = async {
-        let instance = module.code().pre().instantiate_async(&mut *store).await?;
-        bind_instance(store, module.code(), &instance);
+        let instance = instantiate(store, module.code()).await?;
         let func = instance
             .get_module_export(&mut *store, &start)
             .and_then(|e| e.into_func())
