@@ -3,20 +3,37 @@
 #   make test   builds the guests and runs every test (installs Chromium for
 #               the dashboard's browser tests if it is missing)
 #
-# Other targets: setup (the wasm target), browser (Chromium for the tests),
-# guests, build, bench, lint, doc, clean.
+# Other targets: setup (the wasm target and clang for C guests), browser
+# (Chromium for the tests), guests, build, bench, lint, doc, clean.
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 # Every guest crate of the workspace (each is built for wasm32-wasip1 only).
 GUESTS := hello pi batch-get put-once nested counter param-server actor-pool demo testkit wray-bench
 
-.PHONY: all run test guests build bench lint doc setup browser clean
+# C guests: clang for wasm32-wasi, with Debian's wasi-libc (installed by
+# `make setup` if missing).
+C_SDK := guest-sdk/c
+C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi \
+	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
+C_GUEST_DIR := target/$(WASM_TARGET)/release
+
+.PHONY: all run test guests c-guests build bench lint doc setup c-toolchain browser clean
 
 all: build
 
-setup:
+setup: c-toolchain
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+# clang, lld and wasi-libc for C guests (Debian's packages; the last one is
+# the compiler runtime for wasm32, without which linking fails).
+c-toolchain:
+	@command -v clang >/dev/null && command -v wasm-ld >/dev/null && \
+	  [ -d /usr/include/wasm32-wasi ] && [ -n "$$(ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a 2>/dev/null)" ] || \
+	  { echo "installing clang and wasi-libc for the C guests"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
 
 # The dashboard's browser tests drive a headless Chromium: $WRAY_CHROMIUM,
 # else the first of these on PATH, else Debian's package, installed here.
@@ -27,8 +44,12 @@ browser:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-guests: setup
+guests: setup c-guests
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS))
+
+c-guests: c-toolchain
+	@mkdir -p $(C_GUEST_DIR)
+	clang $(C_FLAGS) -o $(C_GUEST_DIR)/c_math.wasm examples/c-math/math.c $(C_SDK)/src/cbor.c $(C_SDK)/src/call.c
 
 build: guests
 	$(CARGO) build --release -p wray-cli

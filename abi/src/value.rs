@@ -112,6 +112,24 @@ impl Value {
         Value::Map(entries)
     }
 
+    /// The objects the value refers to, in order, each once.
+    pub fn refs(&self) -> Vec<ObjectId> {
+        fn walk(v: &Value, out: &mut Vec<ObjectId>) {
+            match v {
+                Value::Ref(id) if !out.contains(id) => out.push(*id),
+                Value::List(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+                    walk(k, out);
+                    walk(v, out);
+                }),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// The deterministic encoding.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();

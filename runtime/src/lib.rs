@@ -50,5 +50,6 @@ pub use job::handle::{Job, JobControl};
 pub use objects::blob::{Bytes, Place};
 pub use output::{NullSink, OutputSink, OutputSource, SourceKind, Stream, TerminalSink};
 pub use wray_abi::codec::{Decode, Encode};
+pub use wray_abi::value::Value;
 pub use wray_abi::wire::ErrorRecord;
 pub use wray_abi::{ActorId, ObjectId, TaskId};

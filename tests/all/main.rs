@@ -18,4 +18,5 @@ mod mapping;
 mod modules;
 mod node;
 mod objects;
+mod polyglot;
 mod tasks;

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wray_abi::ActorId;
 use wray_abi::codec::Encode;
+use wray_abi::value::Value;
 use wray_abi::wire::Options;
 
 /// A remote function of a module: what [`Runtime::task`](crate::Runtime::task) calls.
@@ -134,6 +135,35 @@ impl<'a, K> CallBuilder<'a, K> {
         } else {
             self.args.push(BuildArg::Waiting(bytes.to_vec()));
         }
+        self
+    }
+
+    /// Adds an argument in wray's cross-language format (deterministic
+    /// CBOR, `docs/abi.md`): for functions written in C, Go or any language
+    /// other than Rust. The objects the value refers to are held for the
+    /// call.
+    pub fn arg_value(mut self, value: &Value) -> Self {
+        let bytes = match value.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.error.get_or_insert(Error::InvalidArgument(format!(
+                    "cannot encode the value: {e}"
+                )));
+                return self;
+            }
+        };
+        let refs = value.refs();
+        if refs.is_empty() {
+            return self.arg_bytes(&bytes);
+        }
+        for id in &refs {
+            if !self.held.retain(*id) {
+                self.error.get_or_insert(Error::ObjectNotFound(*id));
+                return self;
+            }
+        }
+        let blob = self.rt.actors.env.objects.blob(&bytes, refs);
+        self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
         self
     }
 

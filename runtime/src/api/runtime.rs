@@ -32,6 +32,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wray_abi::codec::{Decode, Encode};
+use wray_abi::value::Value;
 
 /// A wray runtime: loads modules, runs drivers and tasks, stores objects.
 ///
@@ -251,6 +252,42 @@ impl Runtime {
             type_name: std::any::type_name::<T>(),
             reason: e.to_string(),
         })
+    }
+
+    /// Fetches an object written in wray's cross-language format
+    /// (deterministic CBOR): a value put by [`put_value`](Self::put_value),
+    /// or returned by a function written in C, Go or another language.
+    pub fn get_value(&self, r: &ObjectRef) -> Result<Value> {
+        self.get_value_timeout(r, None)
+    }
+
+    /// [`get_value`](Self::get_value) waiting at most `timeout`.
+    pub fn get_value_timeout(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Value> {
+        let bytes = self.get_bytes_timeout(r, timeout)?;
+        Value::decode(&bytes).map_err(|e| Error::Decode {
+            type_name: "wray value (deterministic CBOR)",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Stores a value in wray's cross-language format; the objects it
+    /// refers to must exist (they are kept while it lives).
+    pub fn put_value(&self, value: &Value) -> Result<ObjectRef> {
+        let bytes = value
+            .encode()
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode the value: {e}")))?;
+        let refs = value.refs();
+        if refs.is_empty() {
+            return self.put_bytes(&bytes);
+        }
+        let objects = &self.actors.env.objects;
+        if let Some(missing) = refs.iter().find(|id| objects.get(id).is_none()) {
+            return Err(Error::ObjectNotFound(*missing));
+        }
+        self.check_size(bytes.len())?;
+        self.parts().admit(bytes.len())?;
+        let id = objects.put(objects.blob(&bytes, refs));
+        Ok(ObjectRef::adopt(objects, id))
     }
 
     /// Fetches an object's bytes.
