@@ -4,7 +4,7 @@
 use crate::actor::registry::Actors;
 use std::sync::Arc;
 
-/// An actor's state, from [`Runtime::actor_info`].
+/// An actor's state, from [`Runtime::actor_info`](crate::Runtime::actor_info).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActorState {
     /// Running its constructor.
@@ -15,7 +15,7 @@ pub enum ActorState {
     Dead,
 }
 
-/// What [`Runtime::actor_info`] reports.
+/// What [`Runtime::actor_info`](crate::Runtime::actor_info) reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActorInfo {
     /// Where it is in its life.
@@ -28,7 +28,7 @@ pub struct ActorInfo {
     pub name: Option<String>,
 }
 
-/// Counters describing a runtime, from [`Runtime::stats`].
+/// Counters describing a runtime, from [`Runtime::stats`](crate::Runtime::stats).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
     /// Objects in the store.
@@ -56,12 +56,12 @@ pub struct Stats {
 }
 
 /// Reads a runtime's counters, from any thread (see
-/// [`Runtime::stats_source`]).
+/// [`Runtime::stats_source`](crate::Runtime::stats_source)).
 #[derive(Clone)]
 pub struct StatsSource(pub(super) Arc<Actors>);
 
 impl StatsSource {
-    /// As [`Runtime::task_counts`].
+    /// As [`Runtime::task_counts`](crate::Runtime::task_counts).
     pub fn task_counts(&self) -> [u64; 5] {
         self.0.env.events.counts()
     }
