@@ -5,6 +5,7 @@
 //! reports outcomes; scheduling and storage live in the library.
 
 mod bench;
+mod call;
 mod client;
 mod node;
 mod progress;
@@ -43,6 +44,13 @@ enum Command {
     /// driver's (1 when it fails; the error, its cause chain and wasm
     /// backtrace go to stderr).
     Run(run::RunArgs),
+    /// Call one function of a module with arguments from the command line,
+    /// and print its result.
+    ///
+    /// For functions that take and return cross-language values (guests in
+    /// C and other languages; `docs/abi.md`, "Values across languages"):
+    /// `wray call target/wasm32-wasip1/release/c_math.wasm add 1 2` prints 3.
+    Call(call::CallArgs),
     /// Start a wray node: a runtime that stays up, serving the dashboard,
     /// jobs and the state API at http://127.0.0.1:8265.
     Start(node::StartArgs),
@@ -194,6 +202,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Call(args) => call::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Start(args) => node::start(args),
         Command::Stop => node::stop(),

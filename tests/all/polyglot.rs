@@ -163,3 +163,36 @@ fn the_c_codec_writes_the_shared_vectors() {
     let checked: usize = text.split_whitespace().next().unwrap().parse().unwrap();
     assert!(checked >= 38, "{text}");
 }
+
+#[test]
+fn wray_call_runs_a_function_from_the_command_line() {
+    let m = guest("c_math");
+    let m = m.to_str().unwrap();
+    let out = common::wray(&["call", m, "add", "1", "2"]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "3\n");
+    let out = common::wray(&["call", m, "sum", "[1.5, 2, 3.25]", "--json"]);
+    assert_eq!(common::text(&out).0, "6.75\n");
+    // A failure: its message on stderr, status 1.
+    let out = common::wray(&["call", m, "fails"]);
+    let (stdout, stderr) = common::text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("fails always fails"), "{stderr}");
+    for (args, says) in [
+        (vec!["add", "x", "2"], "add takes two integers"),
+        (vec!["nope"], "has no remote function `nope`"),
+        (
+            vec!["add", "@/no/such/file", "2"],
+            "cannot read the argument file",
+        ),
+    ] {
+        let mut all = vec!["call", m];
+        all.extend(args);
+        let out = common::wray(&all);
+        let stderr = common::text(&out).1;
+        assert_eq!(out.status.code(), Some(1), "{all:?}: {stderr}");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+    }
+}
