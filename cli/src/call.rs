@@ -2,10 +2,12 @@
 //! cross-language values (deterministic CBOR) in and out.
 
 use crate::RuntimeArgs;
+use crate::client::Client;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use wray_runtime::node::types::{ModuleUploaded, ObjectAnswer, TaskCall};
 use wray_runtime::{Error, Value};
 
 #[derive(Args)]
@@ -25,6 +27,10 @@ pub struct CallArgs {
     /// string result prints as its text.
     #[arg(long)]
     json: bool,
+    /// Call it on the node at this address (see `wray start`): the module
+    /// is uploaded (once: by digest) and the call goes over HTTP.
+    #[arg(long, value_name = "URL")]
+    address: Option<String>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -56,6 +62,9 @@ pub fn main(args: CallArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|a| parse_arg(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(address) = &args.address {
+        return on_node(&args, address, &values);
+    }
     let rt = args.runtime.builder().build()?;
     let module = rt.load_file(&args.module)?;
     let call = values
@@ -79,6 +88,29 @@ pub fn main(args: CallArgs) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `wray call --address`: upload, then `POST /api/tasks?wait`.
+fn on_node(args: &CallArgs, address: &str, values: &[Value]) -> anyhow::Result<ExitCode> {
+    let c = Client::new(Some(address));
+    let bytes = wray_runtime::Module::read_file(&args.module)?;
+    let up: ModuleUploaded = c.post_wasm("/api/modules", &[], &bytes)?;
+    let call = TaskCall {
+        module: up.digest,
+        function: args.function.clone(),
+        args: values.iter().map(Value::to_json).collect(),
+    };
+    let answer: ObjectAnswer = c.post("/api/tasks?wait=3600", &serde_json::to_value(call)?)?;
+    let Some(result) = answer.result else {
+        anyhow::bail!(
+            "`{}` has not finished after an hour: its result will be object {}",
+            args.function,
+            answer.object_id
+        );
+    };
+    let value = Value::from_json(&result).map_err(|e| anyhow::anyhow!("the node's answer: {e}"))?;
+    println!("{}", format_result(&value, args.json));
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

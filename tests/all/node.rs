@@ -44,6 +44,8 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes, as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -52,14 +54,14 @@ impl Resp {
     }
 
     /// The `error` message of a refused request.
-    fn error(&self) -> String {
+    pub fn error(&self) -> String {
         self.json()["error"]
             .as_str()
             .unwrap_or_else(|| panic!("no error message: {}", self.body))
             .to_string()
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -95,6 +97,11 @@ pub fn http(
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let bytes = raw.get(split + 4..).unwrap_or_default().to_vec();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let mut lines = head.lines();
@@ -111,6 +118,7 @@ pub fn http(
         status,
         headers,
         body: body.to_string(),
+        bytes,
     }
 }
 

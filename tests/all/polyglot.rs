@@ -196,3 +196,227 @@ fn wray_call_runs_a_function_from_the_command_line() {
         assert!(stderr.contains(says), "{all:?}: {stderr}");
     }
 }
+
+// ---- over HTTP -------------------------------------------------------------------
+
+use crate::node::{Resp, get, http, post, serve};
+use serde_json::json;
+
+/// Uploads the C example to a node; its digest.
+fn upload_c_math(addr: std::net::SocketAddr) -> String {
+    let bytes = std::fs::read(guest("c_math")).unwrap();
+    let r = http(
+        addr,
+        "POST",
+        "/api/modules",
+        &[("Content-Type", "application/wasm")],
+        &bytes,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["digest"].as_str().unwrap().to_string()
+}
+
+fn call(addr: std::net::SocketAddr, query: &str, body: serde_json::Value) -> Resp {
+    post(addr, &format!("/api/tasks{query}"), &body)
+}
+
+#[test]
+fn tasks_and_values_over_http() {
+    let n = serve(None);
+    let addr = n.node.addr();
+    let digest = upload_c_math(addr);
+    // One round trip: the result in the answer, nothing held.
+    let r = call(
+        addr,
+        "?wait=30",
+        json!({"module": digest, "function": "add", "args": [1, 2]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"], json!(3));
+    assert_eq!(r.json()["pending"], json!(false));
+    let r = call(
+        addr,
+        "?wait=30",
+        json!({"module": digest, "function": "sum", "args": [[0.5, 1, 2.25]]}),
+    );
+    assert_eq!(r.json()["result"], json!(3.75));
+    // Submitted, then read and let go.
+    let r = call(
+        addr,
+        "",
+        json!({"module": digest, "function": "add", "args": [40, 2]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["object_id"].as_str().unwrap().to_string();
+    let r = get(addr, &format!("/api/objects/{id}?timeout=30"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"], json!(42));
+    assert_eq!(
+        http(addr, "DELETE", &format!("/api/objects/{id}"), &[], b"").status,
+        204
+    );
+    assert_eq!(
+        http(addr, "DELETE", &format!("/api/objects/{id}"), &[], b"").status,
+        404
+    );
+    // CBOR in and out: the body is the result's bytes.
+    let body = wray_runtime::Value::map([
+        (Value::Str("module".into()), Value::Str(digest.clone())),
+        (Value::Str("function".into()), Value::Str("add".into())),
+        (
+            Value::Str("args".into()),
+            Value::List(vec![Value::Int(100), Value::Int(-1)]),
+        ),
+    ])
+    .encode()
+    .unwrap();
+    let r = http(
+        addr,
+        "POST",
+        "/api/tasks?wait=30",
+        &[
+            ("Content-Type", "application/cbor"),
+            ("Accept", "application/cbor"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/cbor"));
+    assert_eq!(Value::decode(&r.bytes).unwrap(), Value::Int(99));
+    assert!(r.header("x-wray-object-id").is_some());
+    // A value put over HTTP is the object the host's put_value makes.
+    let v = json!({"b": [1.5, {"$bytes": "AAE="}], "a": null});
+    let r = post(addr, "/api/objects", &v);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["object_id"].as_str().unwrap().to_string();
+    let same = n.rt.put_value(&Value::from_json(&v).unwrap()).unwrap();
+    assert_eq!(id, same.id().to_string());
+    assert_eq!(get(addr, &format!("/api/objects/{id}")).json()["result"], v);
+}
+
+#[test]
+fn bad_calls_over_http_get_clear_errors_and_the_node_serves_on() {
+    let n = serve(None);
+    let addr = n.node.addr();
+    let digest = upload_c_math(addr);
+    // The function fails: 422, with the failure.
+    let r = call(
+        addr,
+        "?wait=30",
+        json!({"module": digest, "function": "fails"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["failure"]["function"], json!("fails"));
+    assert!(
+        r.json()["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fails always fails")
+    );
+    for (body, status, says) in [
+        (
+            json!({"module": "00".repeat(32), "function": "add"}),
+            404,
+            "no module",
+        ),
+        (
+            json!({"module": "nope", "function": "add"}),
+            404,
+            "no module",
+        ),
+        (
+            json!({"module": digest, "function": "nope"}),
+            404,
+            "no remote function `nope`",
+        ),
+        (
+            json!({"module": digest, "function": "add", "args": [{"$ref": "zz"}]}),
+            400,
+            "argument 0",
+        ),
+        (json!({"module": digest}), 400, "not a task call"),
+        (
+            json!({"module": digest, "function": "add", "args": [1]}),
+            422,
+            "add takes two integers",
+        ),
+        (
+            json!({"module": digest, "function": "add", "args": ["1", 2]}),
+            422,
+            "add takes two integers",
+        ),
+    ] {
+        let r = call(addr, "?wait=30", body.clone());
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.error().contains(says), "{body}: {}", r.body);
+    }
+    let r = call(
+        addr,
+        "?wait=forever",
+        json!({"module": digest, "function": "add", "args": [1, 2]}),
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        addr,
+        "POST",
+        "/api/tasks",
+        &[("Content-Type", "text/plain")],
+        b"{}",
+    );
+    assert_eq!(r.status, 415);
+    let r = http(
+        addr,
+        "POST",
+        "/api/tasks",
+        &[("Content-Type", "application/cbor")],
+        &[0xff],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("not deterministic CBOR"), "{}", r.body);
+    assert_eq!(get(addr, "/api/objects/xyz").status, 400);
+    assert_eq!(
+        get(addr, &format!("/api/objects/{}", "11".repeat(32))).status,
+        404
+    );
+    // A Rust guest's rkyv object is not read as a value.
+    let rkyv = n.rt.put(&7u64).unwrap();
+    let r = get(addr, &format!("/api/objects/{}", rkyv.id()));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.error().contains("not a cross-language value"),
+        "{}",
+        r.body
+    );
+    // Non-canonical CBOR is refused.
+    let r = http(
+        addr,
+        "POST",
+        "/api/objects",
+        &[("Content-Type", "application/cbor")],
+        &[0x18, 0x01],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // And the node serves on.
+    let r = call(
+        addr,
+        "?wait=30",
+        json!({"module": digest, "function": "add", "args": [2, 2]}),
+    );
+    assert_eq!(r.json()["result"], json!(4));
+}
+
+#[test]
+fn wray_call_runs_a_function_on_a_node() {
+    let n = serve(None);
+    let url = n.node.url();
+    let m = guest("c_math");
+    let m = m.to_str().unwrap();
+    let out = common::wray(&["call", "--address", &url, m, "add", "20", "22"]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "42\n");
+    let out = common::wray(&["call", "--address", &url, m, "fails"]);
+    let stderr = common::text(&out).1;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("fails always fails"), "{stderr}");
+}

@@ -1,28 +1,77 @@
 //! [`Parts`]: a borrowed view of a runtime's layers and tokio runtime, what
-//! the call builders work with (they are built by the `Runtime` and must
-//! not import it back).
+//! the call builders and the node work with (neither may import `Runtime`),
+//! and the host-side operations they share with it: admission, reading an
+//! object, storing a cross-language value.
 
 use crate::actor::registry::Actors;
-use crate::error::{Error, Result};
+use crate::api::object_ref::ObjectRef;
+use crate::error::{Error, Result, TaskError};
+use crate::objects::blob::Bytes;
+use crate::objects::read::read;
+use crate::objects::store::Resolved;
 use std::sync::Arc;
+use std::time::Duration;
+use wray_abi::ObjectId;
+use wray_abi::value::Value;
 
 /// A runtime's actor layer (which holds the layers below) and the tokio
 /// runtime its work runs on.
 #[derive(Clone, Copy)]
 pub(crate) struct Parts<'a> {
     pub actors: &'a Arc<Actors>,
-    pub tokio: &'a tokio::runtime::Runtime,
+    pub handle: &'a tokio::runtime::Handle,
 }
 
 impl Parts<'_> {
     /// Runs a future on the runtime's threads and waits for it.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.tokio.block_on(fut)
+        self.handle.block_on(fut)
     }
 
     /// A handle to the tokio runtime.
     pub fn handle(&self) -> &tokio::runtime::Handle {
-        self.tokio.handle()
+        self.handle
+    }
+
+    /// The bytes of object `id`, once it is ready (waiting at most
+    /// `timeout`); its error if it failed.
+    pub async fn get_bytes(&self, id: ObjectId, timeout: Option<Duration>) -> Result<Bytes> {
+        let objects = &self.actors.env.objects;
+        let entry = objects.get(&id).ok_or(Error::ObjectNotFound(id))?;
+        let resolved = match timeout {
+            None => entry.resolved().await,
+            Some(t) => tokio::time::timeout(t, entry.resolved())
+                .await
+                .map_err(|_| Error::Timeout(t))?,
+        };
+        match resolved {
+            Resolved::Ready(blob) => read(objects, &id, &entry, &blob)
+                .await
+                .map_err(|rec| Error::Task(TaskError::new(rec))),
+            Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
+        }
+    }
+
+    /// Stores a cross-language value; the objects it refers to must exist.
+    pub async fn put_value(&self, value: &Value) -> Result<ObjectRef> {
+        let bytes = value
+            .encode()
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode the value: {e}")))?;
+        let objects = &self.actors.env.objects;
+        let refs = value.refs();
+        if let Some(missing) = refs.iter().find(|id| objects.get(id).is_none()) {
+            return Err(Error::ObjectNotFound(*missing));
+        }
+        let max = self.actors.env.config.max_object_size;
+        if bytes.len() > max {
+            return Err(Error::InvalidArgument(format!(
+                "object of {} bytes exceeds the limit of {max} bytes",
+                bytes.len()
+            )));
+        }
+        self.admit_async(bytes.len()).await?;
+        let id = objects.put(objects.blob(&bytes, refs));
+        Ok(ObjectRef::adopt(objects, id))
     }
 
     /// Makes room for `len` bytes in the object store, blocking while it

@@ -16,14 +16,12 @@ use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder,
 pub(crate) use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
 use crate::api::stats::{ActorInfo, ActorState, Stats, StatsSource};
-use crate::error::{Error, Result, TaskError};
+use crate::error::{Error, Result};
 use crate::exec::engine::EpochTicker;
 use crate::exec::module::Module;
 use crate::job::handle::{Job, start_job};
 use crate::objects::blob::Bytes;
-use crate::objects::read::read;
 use crate::objects::spill_dir::SpillDir;
-use crate::objects::store::Resolved;
 use crate::task::table::{self};
 
 use std::path::Path;
@@ -236,7 +234,7 @@ impl Runtime {
     pub(crate) fn parts(&self) -> Parts<'_> {
         Parts {
             actors: &self.actors,
-            tokio: self.tokio(),
+            handle: self.handle(),
         }
     }
 
@@ -273,21 +271,12 @@ impl Runtime {
     /// Stores a value in wray's cross-language format; the objects it
     /// refers to must exist (they are kept while it lives).
     pub fn put_value(&self, value: &Value) -> Result<ObjectRef> {
-        let bytes = value
-            .encode()
-            .map_err(|e| Error::InvalidArgument(format!("cannot encode the value: {e}")))?;
-        let refs = value.refs();
-        if refs.is_empty() {
-            return self.put_bytes(&bytes);
-        }
-        let objects = &self.actors.env.objects;
-        if let Some(missing) = refs.iter().find(|id| objects.get(id).is_none()) {
-            return Err(Error::ObjectNotFound(*missing));
-        }
-        self.check_size(bytes.len())?;
-        self.parts().admit(bytes.len())?;
-        let id = objects.put(objects.blob(&bytes, refs));
-        Ok(ObjectRef::adopt(objects, id))
+        self.block_on(self.parts().put_value(value))
+    }
+
+    /// [`put_value`](Self::put_value), for async callers.
+    pub async fn put_value_async(&self, value: &Value) -> Result<ObjectRef> {
+        self.parts().put_value(value).await
     }
 
     /// Fetches an object's bytes.
@@ -302,24 +291,7 @@ impl Runtime {
 
     /// [`get_bytes_timeout`](Self::get_bytes_timeout), for async callers.
     pub async fn get_bytes_async(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Bytes> {
-        let entry = self
-            .actors
-            .env
-            .objects
-            .get(&r.id())
-            .ok_or(Error::ObjectNotFound(r.id()))?;
-        let resolved = match timeout {
-            None => entry.resolved().await,
-            Some(t) => tokio::time::timeout(t, entry.resolved())
-                .await
-                .map_err(|_| Error::Timeout(t))?,
-        };
-        match resolved {
-            Resolved::Ready(blob) => read(&self.actors.env.objects, &r.id(), &entry, &blob)
-                .await
-                .map_err(|rec| Error::Task(TaskError::new(rec))),
-            Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
-        }
+        self.parts().get_bytes(r.id(), timeout).await
     }
 
     /// Waits until `num_returns` of `refs` are ready (or failed), or until

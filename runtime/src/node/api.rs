@@ -40,7 +40,7 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
-fn ok(v: impl Serialize) -> Response {
+pub(super) fn ok(v: impl Serialize) -> Response {
     let mut r = axum::Json(v).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -111,7 +111,7 @@ async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::
 }
 
 /// The request's media type, lower-cased, without parameters.
-fn media_type(headers: &HeaderMap) -> String {
+pub(super) fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -312,7 +312,7 @@ pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Respons
 
 // ---- state ------------------------------------------------------------------------
 
-fn error_info(e: &ErrorRecord) -> ErrorInfo {
+pub(super) fn error_info(e: &ErrorRecord) -> ErrorInfo {
     let mut chain = Vec::new();
     let mut c = e.cause.as_deref();
     while let Some(x) = c {

@@ -8,6 +8,7 @@
 //! refused. Bodies are size-limited before they are read.
 
 mod api;
+mod calls;
 mod jobs;
 mod logs;
 mod metrics;
@@ -115,6 +116,7 @@ impl Node {
                 reading: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
             },
+            held: Default::default(),
         });
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -179,6 +181,12 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/api/jobs/{id}", get(api::job).delete(api::delete_job))
         .route("/api/jobs/{id}/logs", get(api::job_logs))
         .route("/api/jobs/{id}/stop", post(api::stop_job))
+        .route("/api/tasks", post(calls::post_task))
+        .route("/api/objects", post(calls::post_object))
+        .route(
+            "/api/objects/{id}",
+            get(calls::get_object).delete(calls::delete_object),
+        )
         .route("/api/v0/jobs", get(api::list_jobs))
         .route("/api/v0/tasks", get(api::tasks))
         .route("/api/v0/tasks/summary", get(api::task_summary))

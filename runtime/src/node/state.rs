@@ -1,12 +1,15 @@
 //! What the node's handlers share ([`NodeState`]).
 
 use crate::actor::registry::Actors;
+use crate::api::object_ref::ObjectRef;
 use crate::node::jobs;
 use crate::node::logs::LogStore;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use wray_abi::ObjectId;
 
 /// Largest JSON body.
 pub(super) const MAX_JSON: usize = 64 << 10;
@@ -32,4 +35,10 @@ pub(crate) struct NodeState {
     /// The last tasks/s sample: (when, tasks ended by then, rate).
     pub rate: std::sync::Mutex<(Instant, u64, f64)>,
     pub uploads: Uploads,
+    /// Objects made for HTTP clients (`POST /api/tasks`, `/api/objects`),
+    /// held until a client deletes them or the node ends.
+    pub held: Mutex<HashMap<ObjectId, ObjectRef>>,
 }
+
+/// Most objects the node holds for HTTP clients at once.
+pub(super) const MAX_HELD: usize = 100_000;

@@ -743,3 +743,43 @@ mod tests {
         assert_eq!(serde_json::to_value(l).unwrap(), "stderr");
     }
 }
+
+// ---- calls and values ------------------------------------------------------------
+
+/// `POST /api/tasks`: a call of a remote function of an uploaded module,
+/// with cross-language values in their JSON form (`docs/abi.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskCall {
+    /// The module's digest, as `POST /api/modules` answered it.
+    pub module: String,
+    /// The function's name.
+    pub function: String,
+    /// Its arguments, one per parameter.
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+}
+
+/// The answer of `POST /api/tasks`, `POST /api/objects` and
+/// `GET /api/objects/{id}`: an object, and its value when it is asked for
+/// and ready.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectAnswer {
+    /// The object's id (64 hex digits).
+    pub object_id: String,
+    /// Its value in JSON form, when ready and asked for (`?wait=`, or a
+    /// `GET`); `null` otherwise.
+    pub result: Option<serde_json::Value>,
+    /// Whether it is not ready yet (the node holds it for a later `GET`).
+    pub pending: bool,
+}
+
+/// The answer when the call failed (status 422): the object and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallFailed {
+    /// The failure, for a person.
+    pub error: String,
+    /// The object that holds the failure.
+    pub object_id: String,
+    /// The failure as a record.
+    pub failure: ErrorInfo,
+}

@@ -1,0 +1,316 @@
+//! Calls and values over HTTP: `POST /api/tasks` runs a function of an
+//! uploaded module, `POST /api/objects` stores a value, `GET` and `DELETE
+//! /api/objects/{id}` read and let go of one. Values are wray's
+//! cross-language values: their JSON form, or deterministic CBOR
+//! (`Content-Type`/`Accept: application/cbor`).
+//!
+//! An object a client is given (a call's result not awaited, a put value)
+//! is held by the node until the client deletes it, at most [`MAX_HELD`]
+//! at once; a result returned in the answer (`?wait=`) is not held.
+
+use super::api::{error, error_info, media_type, ok};
+use super::state::{MAX_HELD, NodeState};
+use super::types::{CallFailed, ObjectAnswer, TaskCall};
+use crate::api::call::{CallBuilder, Task};
+use crate::api::object_ref::ObjectRef;
+use crate::api::parts::Parts;
+use crate::error::Error;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wray_abi::ObjectId;
+use wray_abi::value::Value;
+
+type St = State<Arc<NodeState>>;
+type Params = Query<HashMap<String, String>>;
+
+const CBOR: &str = "application/cbor";
+/// The longest `?wait=` or `?timeout=`, in seconds.
+const MAX_WAIT_S: f64 = 3600.0;
+
+fn parts(st: &NodeState) -> Parts<'_> {
+    Parts {
+        actors: &st.actors,
+        handle: &st.handle,
+    }
+}
+
+/// Whether the client asks for CBOR.
+fn wants_cbor(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with(CBOR)))
+}
+
+/// A duration in seconds from query parameter `key`, if given.
+fn seconds(q: &HashMap<String, String>, key: &str) -> Result<Option<Duration>, Response> {
+    let Some(v) = q.get(key) else {
+        return Ok(None);
+    };
+    match v.parse::<f64>() {
+        Ok(s) if (0.0..=MAX_WAIT_S).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("`{key}` is a number of seconds from 0 to {MAX_WAIT_S}, not {v:?}"),
+        )),
+    }
+}
+
+/// The refusal for an error of the host API.
+fn refusal(e: Error) -> Response {
+    let status = match &e {
+        Error::ObjectNotFound(_) => StatusCode::NOT_FOUND,
+        Error::ObjectStoreFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.to_string())
+}
+
+/// Keeps `r` for a client; refuses when the node holds too many.
+fn hold(st: &NodeState, r: ObjectRef) -> Result<(), Response> {
+    let mut held = st.held.lock().unwrap_or_else(|e| e.into_inner());
+    if held.len() >= MAX_HELD && !held.contains_key(&r.id()) {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the node holds {MAX_HELD} objects for clients: delete some \
+                 (DELETE /api/objects/ID) before making more"
+            ),
+        ));
+    }
+    held.insert(r.id(), r);
+    Ok(())
+}
+
+/// The answer for object `id` once read: its value, or why there is none.
+fn answer(id: ObjectId, read: Result<crate::Bytes, Error>, cbor: bool) -> Response {
+    let object_id = id.to_string();
+    match read {
+        Ok(bytes) => match Value::decode(&bytes) {
+            Ok(_) if cbor => {
+                let mut r = (
+                    [(header::CONTENT_TYPE, HeaderValue::from_static(CBOR))],
+                    bytes.to_vec(),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&object_id) {
+                    r.headers_mut().insert("x-wray-object-id", v);
+                }
+                r
+            }
+            Ok(value) => ok(ObjectAnswer {
+                object_id,
+                result: Some(value.to_json()),
+                pending: false,
+            }),
+            Err(e) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "object {object_id} is not a cross-language value ({e}): a Rust \
+                     guest's values are rkyv, which only Rust reads"
+                ),
+            ),
+        },
+        Err(Error::Timeout(_)) => (
+            StatusCode::ACCEPTED,
+            axum::Json(ObjectAnswer {
+                object_id,
+                result: None,
+                pending: true,
+            }),
+        )
+            .into_response(),
+        Err(Error::Task(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(CallFailed {
+                error: e.to_string(),
+                object_id,
+                failure: error_info(e.record()),
+            }),
+        )
+            .into_response(),
+        Err(e) => refusal(e),
+    }
+}
+
+/// A request body's call: JSON, or a CBOR map with the same keys.
+fn task_call(headers: &HeaderMap, body: &[u8]) -> Result<(String, String, Vec<Value>), Response> {
+    let bad = |why: String| error(StatusCode::BAD_REQUEST, why);
+    match media_type(headers).as_str() {
+        "application/json" => {
+            let call: TaskCall = serde_json::from_slice(body)
+                .map_err(|e| bad(format!("the body is not a task call: {e}")))?;
+            let args = call
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Value::from_json(a).map_err(|e| bad(format!("argument {i}: {e}"))))
+                .collect::<Result<_, _>>()?;
+            Ok((call.module, call.function, args))
+        }
+        CBOR => {
+            let v = Value::decode(body).map_err(|e| bad(format!("the body: {e}")))?;
+            let Value::Map(entries) = v else {
+                return Err(bad("the body is a map: module, function, args".into()));
+            };
+            let field = |k: &str| entries.iter().find(|(key, _)| *key == Value::Str(k.into()));
+            let text = |k: &str| match field(k) {
+                Some((_, Value::Str(s))) => Ok(s.clone()),
+                _ => Err(bad(format!("the body's `{k}` is a string"))),
+            };
+            let args = match field("args") {
+                Some((_, Value::List(items))) => items.clone(),
+                None => Vec::new(),
+                _ => return Err(bad("the body's `args` is a list".into())),
+            };
+            Ok((text("module")?, text("function")?, args))
+        }
+        _ => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the call as JSON (Content-Type: application/json) or CBOR (application/cbor)",
+        )),
+    }
+}
+
+/// `POST /api/tasks[?wait=SECONDS]`
+pub(crate) async fn post_task(
+    State(st): St,
+    Query(q): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (module, function, args) = match task_call(&headers, &body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let wait = match seconds(&q, "wait") {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Some(m) = ObjectId::parse(&module).and_then(|id| st.actors.env.modules.get(&id)) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no module {module} on this node: upload it (POST /api/modules)"),
+        );
+    };
+    if m.task(&function).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("module `{}` has no remote function `{function}`", m.name()),
+        );
+    }
+    let p = parts(&st);
+    let call = args
+        .iter()
+        .fold(CallBuilder::new(p, Task::new(&m, &function)), |b, a| {
+            b.arg_value(a)
+        });
+    let r = match call.submit_async().await {
+        Ok(r) => r,
+        Err(e) => return refusal(e),
+    };
+    let Some(wait) = wait else {
+        let id = r.id();
+        return match hold(&st, r) {
+            Ok(()) => ok(ObjectAnswer {
+                object_id: id.to_string(),
+                result: None,
+                pending: true,
+            }),
+            Err(refused) => refused,
+        };
+    };
+    let read = p.get_bytes(r.id(), Some(wait)).await;
+    if matches!(read, Err(Error::Timeout(_))) {
+        // Not ready: held for a later GET.
+        if let Err(refused) = hold(&st, r.clone()) {
+            return refused;
+        }
+    }
+    answer(r.id(), read, wants_cbor(&headers))
+}
+
+/// `GET /api/objects/{id}[?timeout=SECONDS]`
+pub(crate) async fn get_object(
+    State(st): St,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = ObjectId::parse(&id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an object id (64 hex digits)"),
+        );
+    };
+    let timeout = match seconds(&q, "timeout") {
+        Ok(t) => t.unwrap_or(Duration::ZERO),
+        Err(r) => return r,
+    };
+    answer(
+        id,
+        parts(&st).get_bytes(id, Some(timeout)).await,
+        wants_cbor(&headers),
+    )
+}
+
+/// `POST /api/objects`: the body is a value, as JSON or CBOR.
+pub(crate) async fn post_object(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let value = match media_type(&headers).as_str() {
+        "application/json" => serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|j| Value::from_json(&j).map_err(|e| e.to_string())),
+        CBOR => Value::decode(&body).map_err(|e| e.to_string()),
+        _ => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the value as JSON (Content-Type: application/json) or CBOR (application/cbor)",
+            );
+        }
+    };
+    let value = match value {
+        Ok(v) => v,
+        Err(why) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a value: {why}"),
+            );
+        }
+    };
+    match parts(&st).put_value(&value).await {
+        Ok(r) => {
+            let id = r.id();
+            match hold(&st, r) {
+                Ok(()) => ok(ObjectAnswer {
+                    object_id: id.to_string(),
+                    result: None,
+                    pending: false,
+                }),
+                Err(refused) => refused,
+            }
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+/// `DELETE /api/objects/{id}`: the node stops holding it.
+pub(crate) async fn delete_object(State(st): St, Path(id): Path<String>) -> Response {
+    let gone = ObjectId::parse(&id).and_then(|id| {
+        st.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    });
+    match gone {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("the node holds no object {id}"),
+        ),
+    }
+}
