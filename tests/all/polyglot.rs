@@ -420,3 +420,73 @@ fn wray_call_runs_a_function_on_a_node() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("fails always fails"), "{stderr}");
 }
+
+#[test]
+fn actors_over_http() {
+    let n = serve(None);
+    let addr = n.node.addr();
+    let digest = upload_c_math(addr);
+    let r = post(
+        addr,
+        "/api/actors",
+        &json!({"module": digest, "class": "Counter", "args": [5]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["actor_id"].as_str().unwrap().to_string();
+    for want in [6, 7] {
+        let r = http(
+            addr,
+            "POST",
+            &format!("/api/actors/{id}/methods/incr?wait=30"),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["result"], json!(want));
+    }
+    for (path, body, status, says) in [
+        (
+            "/api/actors",
+            json!({"module": digest, "class": "Nope"}),
+            404,
+            "no actor type `Nope`",
+        ),
+        (
+            "/api/actors",
+            json!({"module": "00", "class": "Counter"}),
+            404,
+            "no module",
+        ),
+        (
+            &*format!("/api/actors/{id}/methods/nope"),
+            json!({}),
+            404,
+            "no method `nope`",
+        ),
+        (
+            "/api/actors/999999/methods/incr",
+            json!({}),
+            404,
+            "no live actor",
+        ),
+    ] {
+        let r = post(addr, path, &body);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.error().contains(says), "{path}: {}", r.body);
+    }
+    // A constructor that fails: the actor is dead, its calls fail.
+    let r = post(
+        addr,
+        "/api/actors",
+        &json!({"module": digest, "class": "Counter", "args": ["x"]}),
+    );
+    let dead = r.json()["actor_id"].as_str().unwrap().to_string();
+    let r = http(
+        addr,
+        "POST",
+        &format!("/api/actors/{dead}/methods/incr?wait=30"),
+        &[],
+        b"",
+    );
+    assert!(matches!(r.status, 404 | 422), "{}", r.body);
+}

@@ -1,6 +1,7 @@
 //! Calls and values over HTTP: `POST /api/tasks` runs a function of an
-//! uploaded module, `POST /api/objects` stores a value, `GET` and `DELETE
-//! /api/objects/{id}` read and let go of one. Values are wray's
+//! uploaded module, `POST /api/actors` creates an actor and `POST
+//! /api/actors/{id}/methods/{name}` calls it, `POST /api/objects` stores a
+//! value, `GET` and `DELETE /api/objects/{id}` read and let go of one. Values are wray's
 //! cross-language values: their JSON form, or deterministic CBOR
 //! (`Content-Type`/`Accept: application/cbor`).
 //!
@@ -10,8 +11,8 @@
 
 use super::api::{error, error_info, media_type, ok};
 use super::state::{MAX_HELD, NodeState};
-use super::types::{CallFailed, ObjectAnswer, TaskCall};
-use crate::api::call::{CallBuilder, Task};
+use super::types::{ActorCall, ActorCreated, CallFailed, MethodCall, ObjectAnswer, TaskCall};
+use crate::api::call::{ActorRef, CallBuilder, Method, NewActor, Task};
 use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
 use crate::error::Error;
@@ -22,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use wray_abi::ObjectId;
 use wray_abi::value::Value;
+use wray_abi::{ActorId, ObjectId};
 
 type St = State<Arc<NodeState>>;
 type Params = Query<HashMap<String, String>>;
@@ -145,13 +146,7 @@ fn task_call(headers: &HeaderMap, body: &[u8]) -> Result<(String, String, Vec<Va
         "application/json" => {
             let call: TaskCall = serde_json::from_slice(body)
                 .map_err(|e| bad(format!("the body is not a task call: {e}")))?;
-            let args = call
-                .args
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Value::from_json(a).map_err(|e| bad(format!("argument {i}: {e}"))))
-                .collect::<Result<_, _>>()?;
-            Ok((call.module, call.function, args))
+            Ok((call.module, call.function, values(&call.args)?))
         }
         CBOR => {
             let v = Value::decode(body).map_err(|e| bad(format!("the body: {e}")))?;
@@ -204,19 +199,28 @@ pub(crate) async fn post_task(
             format!("module `{}` has no remote function `{function}`", m.name()),
         );
     }
-    let p = parts(&st);
-    let call = args
-        .iter()
-        .fold(CallBuilder::new(p, Task::new(&m, &function)), |b, a| {
-            b.arg_value(a)
-        });
-    let r = match call.submit_async().await {
+    let call = args.iter().fold(
+        CallBuilder::new(parts(&st), Task::new(&m, &function)),
+        |b, a| b.arg_value(a),
+    );
+    finish(&st, call.submit_async().await, wait, &headers).await
+}
+
+/// The answer to a submitted call (`r`): held without `wait`, else its
+/// result once ready.
+async fn finish(
+    st: &NodeState,
+    r: Result<ObjectRef, Error>,
+    wait: Option<Duration>,
+    headers: &HeaderMap,
+) -> Response {
+    let r = match r {
         Ok(r) => r,
         Err(e) => return refusal(e),
     };
     let Some(wait) = wait else {
         let id = r.id();
-        return match hold(&st, r) {
+        return match hold(st, r) {
             Ok(()) => ok(ObjectAnswer {
                 object_id: id.to_string(),
                 result: None,
@@ -225,14 +229,134 @@ pub(crate) async fn post_task(
             Err(refused) => refused,
         };
     };
-    let read = p.get_bytes(r.id(), Some(wait)).await;
+    let read = parts(st).get_bytes(r.id(), Some(wait)).await;
     if matches!(read, Err(Error::Timeout(_))) {
         // Not ready: held for a later GET.
-        if let Err(refused) = hold(&st, r.clone()) {
+        if let Err(refused) = hold(st, r.clone()) {
             return refused;
         }
     }
-    answer(r.id(), read, wants_cbor(&headers))
+    answer(r.id(), read, wants_cbor(headers))
+}
+
+/// The JSON arguments of a call, as values.
+fn values(args: &[serde_json::Value]) -> Result<Vec<Value>, Response> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            Value::from_json(a)
+                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("argument {i}: {e}")))
+        })
+        .collect()
+}
+
+/// The body of a JSON request as a `T`.
+fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<T, Response> {
+    if media_type(headers) != "application/json" {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the call as JSON (Content-Type: application/json)",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not {what}: {e}"),
+        )
+    })
+}
+
+/// `POST /api/actors`
+pub(crate) async fn post_actor(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let call: ActorCall = match json_body(&headers, &body, "an actor to create") {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let args = match values(&call.args) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(m) = ObjectId::parse(&call.module).and_then(|id| st.actors.env.modules.get(&id))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no module {} on this node: upload it (POST /api/modules)",
+                call.module
+            ),
+        );
+    };
+    if m.method(&call.class, wray_abi::export::ACTOR_CONSTRUCTOR)
+        .is_none()
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("module `{}` has no actor type `{}`", m.name(), call.class),
+        );
+    }
+    let mut b = args.iter().fold(
+        CallBuilder::new(parts(&st), NewActor::new(&m, &call.class)),
+        |b, a| b.arg_value(a),
+    );
+    if let Some(name) = call.name {
+        b = b.name(name);
+    }
+    match b.create_async().await {
+        Ok(a) => ok(ActorCreated {
+            actor_id: a.id().seq().to_string(),
+        }),
+        Err(e) => refusal(e),
+    }
+}
+
+/// `POST /api/actors/{id}/methods/{method}[?wait=SECONDS]`
+pub(crate) async fn post_method(
+    State(st): St,
+    Path((id, method)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let call: MethodCall = if body.is_empty() {
+        MethodCall::default()
+    } else {
+        match json_body(&headers, &body, "a method call") {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+    let args = match values(&call.args) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let wait = match seconds(&q, "wait") {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let actor = id
+        .parse::<u64>()
+        .ok()
+        .map(|seq| ActorId::new(st.actors.env.config.node_id, seq))
+        .and_then(|a| st.actors.registry.get(&a));
+    let Some(actor) = actor else {
+        return error(StatusCode::NOT_FOUND, format!("no live actor {id}"));
+    };
+    if actor.module.method(&actor.type_name, &method).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("actor type `{}` has no method `{method}`", actor.type_name),
+        );
+    }
+    let target = ActorRef::new(actor.id, actor.type_name.clone());
+    let call = args.iter().fold(
+        CallBuilder::new(parts(&st), Method::new(&target, &method)),
+        |b, a| b.arg_value(a),
+    );
+    finish(&st, call.submit_async().await, wait, &headers).await
 }
 
 /// `GET /api/objects/{id}[?timeout=SECONDS]`

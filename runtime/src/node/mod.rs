@@ -183,6 +183,11 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/api/jobs/{id}/stop", post(api::stop_job))
         .route("/api/tasks", post(calls::post_task))
         .route("/api/objects", post(calls::post_object))
+        .route("/api/actors", post(calls::post_actor))
+        .route(
+            "/api/actors/{id}/methods/{method}",
+            post(calls::post_method),
+        )
         .route(
             "/api/objects/{id}",
             get(calls::get_object).delete(calls::delete_object),

@@ -783,3 +783,33 @@ pub struct CallFailed {
     /// The failure as a record.
     pub failure: ErrorInfo,
 }
+
+/// `POST /api/actors`: a new actor of a type of an uploaded module.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorCall {
+    /// The module's digest.
+    pub module: String,
+    /// The actor type.
+    pub class: String,
+    /// The constructor's arguments.
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+    /// A name to find it by (`GET /api/v0/actors?name=`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The answer of `POST /api/actors`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorCreated {
+    /// The new actor's id (as the state API lists it).
+    pub actor_id: String,
+}
+
+/// `POST /api/actors/{id}/methods/{name}`: a method call's arguments.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodCall {
+    /// The method's arguments.
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+}
