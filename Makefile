@@ -18,7 +18,7 @@ C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi
 	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
 C_GUEST_DIR := target/$(WASM_TARGET)/release
 
-.PHONY: all run test guests c-guests build bench lint doc setup c-toolchain browser clean
+.PHONY: all run test py-test guests c-guests build bench lint doc setup c-toolchain browser clean
 
 all: build
 
@@ -59,6 +59,14 @@ run: build
 
 test: guests browser
 	$(CARGO) test
+	$(MAKE) --no-print-directory py-test
+
+# The Python client's tests, in a venv of their own, against the debug
+# `wray` that `cargo test` built.
+py-test:
+	@[ -x target/py/bin/python ] || python3 -m venv target/py
+	target/py/bin/pip install -q pytest ./clients/python
+	WRAY_BIN=target/debug/wray target/py/bin/python -m pytest -q clients/python/tests
 
 bench: build
 	target/release/wray bench

@@ -1,0 +1,423 @@
+"""wray from Python: call tasks and actors on a wray node, Ray's way.
+
+    import wray
+    wray.init()                                  # the local node (or address="http://host:8265")
+    m = wray.load("target/wasm32-wasip1/release/c_math.wasm")
+    ref = m.add.remote(1, 2)                     # an ObjectRef
+    assert wray.get(ref) == 3
+    c = m.Counter.remote(0)                      # an actor
+    assert wray.get(c.incr.remote()) == 1
+
+The client talks to the node's HTTP API (docs/http-api.md) with the
+standard library only. Values cross as wray's cross-language values, in
+their JSON form (docs/abi.md): None, bool, int, float, str, bytes, list,
+tuple (as a list), dict, and ObjectRef. Functions are those of guests that
+take such values (C and other languages; a Rust guest's take rkyv values,
+which only Rust writes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "ActorHandle",
+    "Module",
+    "ObjectRef",
+    "TaskError",
+    "WrayError",
+    "get",
+    "init",
+    "kill",
+    "load",
+    "put",
+    "shutdown",
+    "wait",
+]
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+
+#: How long one request waits on the node before asking again, in seconds.
+_POLL_S = 30.0
+
+
+class WrayError(Exception):
+    """A request the node refused, or a node that does not answer."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TaskError(WrayError):
+    """A task or actor call that failed: its kind, function and message."""
+
+    def __init__(self, failure: Dict[str, Any], object_id: str) -> None:
+        self.kind: str = failure.get("kind", "")
+        self.function: str = failure.get("function", "")
+        self.guest_message: str = failure.get("message", "")
+        self.chain: List[str] = list(failure.get("chain", []))
+        self.object_id = object_id
+        text = f"{self.kind} in {self.function}: {self.guest_message}"
+        for cause in self.chain:
+            text += f"\n  caused by: {cause}"
+        super().__init__(text, 422)
+
+
+class _Client:
+    def __init__(self, address: str, token: Optional[str]) -> None:
+        self.address = address.rstrip("/")
+        self.token = token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Optional[bytes] = None,
+        content_type: str = "application/json",
+    ) -> Tuple[int, Any]:
+        req = urllib.request.Request(self.address + path, data=body, method=method)
+        if body is not None:
+            req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=_POLL_S + 30) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise WrayError(
+                f"no wray node answers at {self.address} (start one with `wray start`): {e}"
+            ) from None
+        if not raw:
+            return status, None
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            raise WrayError(f"the node sent a body that is not JSON ({status})", status) from None
+
+    def json(self, method: str, path: str, doc: Any) -> Tuple[int, Any]:
+        """`method path` with `doc` (any JSON, null included) as the body."""
+        return self.request(method, path, json.dumps(doc, allow_nan=False).encode())
+
+
+_client: Optional[_Client] = None
+
+
+def init(address: Optional[str] = None, token: Optional[str] = None) -> None:
+    """Connects to a node: `address`, else $WRAY_ADDRESS, else the local
+    node (http://127.0.0.1:8265). `token`, else $WRAY_TOKEN, for a node that
+    requires one (one listening on other than a loopback address)."""
+    global _client
+    address = address or os.environ.get("WRAY_ADDRESS") or DEFAULT_ADDRESS
+    client = _Client(address, token or os.environ.get("WRAY_TOKEN"))
+    status, doc = client.request("GET", "/api/v0/status")
+    if status != 200:
+        raise WrayError(f"{address} is not a wray node that lets this client in ({status}): {doc}", status)
+    _client = client
+
+
+def shutdown() -> None:
+    """Forgets the node (objects it holds for this client stay until it ends)."""
+    global _client
+    _client = None
+
+
+def _node() -> _Client:
+    if _client is None:
+        init()
+    assert _client is not None
+    return _client
+
+
+def _refused(status: int, doc: Any) -> WrayError:
+    message = doc.get("error") if isinstance(doc, dict) else None
+    return WrayError(f"the node answered {status}: {message or doc}", status)
+
+
+# ---- values ----------------------------------------------------------------------------
+
+
+def _to_json(v: Any) -> Any:
+    """A Python value in the JSON form of a wray value."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        if -(2**63) <= v < 2**64:
+            return v
+        if -(2**64) <= v < -(2**63):
+            return {"$int": str(v)}
+        raise ValueError(f"{v} is outside wray's integers (-2**64 .. 2**64-1)")
+    if isinstance(v, float):
+        if math.isnan(v):
+            return {"$float": "nan"}
+        if math.isinf(v):
+            return {"$float": "inf" if v > 0 else "-inf"}
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(v)).decode()}
+    if isinstance(v, ObjectRef):
+        return {"$ref": v.id}
+    if isinstance(v, (list, tuple)):
+        return [_to_json(x) for x in v]
+    if isinstance(v, dict):
+        plain = all(isinstance(k, str) for k in v) and not (
+            len(v) == 1 and next(iter(v)).startswith("$")
+        )
+        if plain:
+            return {k: _to_json(x) for k, x in v.items()}
+        return {"$map": [[_to_json(k), _to_json(x)] for k, x in v.items()]}
+    raise TypeError(f"a {type(v).__name__} is not a wray value")
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
+
+
+def _from_json(j: Any) -> Any:
+    """The Python value of a wray value's JSON form."""
+    if isinstance(j, list):
+        return [_from_json(x) for x in j]
+    if isinstance(j, dict):
+        if len(j) == 1:
+            (k, x), = j.items()
+            if k == "$float":
+                return float(x)
+            if k == "$int":
+                return int(x)
+            if k == "$bytes":
+                return base64.b64decode(x)
+            if k == "$ref":
+                return ObjectRef(x, owned=False)
+            if k == "$map":
+                return {_hashable(_from_json(a)): _from_json(b) for a, b in x}
+        return {k: _from_json(x) for k, x in j.items()}
+    return j
+
+
+# ---- objects -------------------------------------------------------------------------
+
+
+class ObjectRef:
+    """A reference to an object on the node. The node holds an object it
+    gave this client until the reference is collected."""
+
+    def __init__(self, object_id: str, owned: bool = True) -> None:
+        self.id = object_id
+        self._owned = owned
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self.id[:16]})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __del__(self) -> None:
+        if self._owned and _client is not None:
+            try:
+                _client.request("DELETE", f"/api/objects/{self.id}")
+            except Exception:  # the node may be gone; nothing to free then
+                pass
+
+
+def _ref(status: int, doc: Any) -> ObjectRef:
+    if status != 200 or not isinstance(doc, dict) or "object_id" not in doc:
+        raise _refused(status, doc)
+    return ObjectRef(doc["object_id"])
+
+
+def put(value: Any) -> ObjectRef:
+    """Stores a value on the node; the same value from any language is the
+    same object."""
+    return _ref(*_node().json("POST", "/api/objects", _to_json(value)))
+
+
+def _get_one(ref: ObjectRef, deadline: Optional[float]) -> Any:
+    while True:
+        left = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
+        status, doc = _node().request("GET", f"/api/objects/{ref.id}?timeout={left:.3f}")
+        if status == 200:
+            return _from_json(doc["result"])
+        if status == 422 and isinstance(doc, dict) and "failure" in doc:
+            raise TaskError(doc["failure"], doc["object_id"])
+        if status != 202:
+            raise _refused(status, doc)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{ref} was not ready in time")
+
+
+def get(refs: Union[ObjectRef, Sequence[ObjectRef]], timeout: Optional[float] = None) -> Any:
+    """The value of `refs` (one ObjectRef, or a list of them: a list of
+    values), waiting at most `timeout` seconds (None: as long as it takes).
+    Raises TaskError when the call that makes it failed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if isinstance(refs, ObjectRef):
+        return _get_one(refs, deadline)
+    return [_get_one(r, deadline) for r in refs]
+
+
+def wait(
+    refs: Sequence[ObjectRef],
+    num_returns: int = 1,
+    timeout: Optional[float] = None,
+) -> Tuple[List[ObjectRef], List[ObjectRef]]:
+    """Waits until `num_returns` of `refs` are ready (or failed), or until
+    `timeout` seconds pass: (ready, not ready), each in the order of
+    `refs`, with at most `num_returns` ready."""
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) exceeds the number of references ({len(refs)})")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ready: set = set()
+    pause = 0.001
+    while True:
+        for r in refs:
+            if len(ready) >= num_returns:
+                break
+            if r.id in ready:
+                continue
+            status, doc = _node().request("GET", f"/api/objects/{r.id}?timeout=0")
+            if status in (200, 422):
+                ready.add(r.id)
+            elif status != 202:
+                raise _refused(status, doc)
+        if len(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    done = [r for r in refs if r.id in ready]
+    return done, [r for r in refs if r.id not in ready]
+
+
+# ---- modules, tasks, actors ------------------------------------------------------------
+
+
+class RemoteFunction:
+    """A remote function of a module: `f.remote(*args)` runs it as a task."""
+
+    def __init__(self, module: "Module", name: str) -> None:
+        self._module = module
+        self._name = name
+
+    def remote(self, *args: Any) -> ObjectRef:
+        call = {"module": self._module.digest, "function": self._name, "args": [_to_json(a) for a in args]}
+        return _ref(*_node().json("POST", "/api/tasks", call))
+
+
+class ActorMethod:
+    """A method of an actor: `m.remote(*args)` calls it."""
+
+    def __init__(self, actor: "ActorHandle", name: str) -> None:
+        self._actor = actor
+        self._name = name
+
+    def remote(self, *args: Any) -> ObjectRef:
+        path = f"/api/actors/{self._actor.id}/methods/{urllib.parse.quote(self._name, safe='')}"
+        return _ref(*_node().json("POST", path, {"args": [_to_json(a) for a in args]}))
+
+
+class ActorHandle:
+    """An actor on the node: its methods are attributes, `h.incr.remote()`."""
+
+    def __init__(self, actor_id: str, class_name: str) -> None:
+        self.id = actor_id
+        self.class_name = class_name
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ActorMethod(self, name)
+
+    def __repr__(self) -> str:
+        return f"ActorHandle({self.class_name}, {self.id})"
+
+
+class ActorClass:
+    """An actor type of a module: `C.remote(*args)` creates an actor."""
+
+    def __init__(self, module: "Module", name: str) -> None:
+        self._module = module
+        self._name = name
+
+    def options(self, name: Optional[str] = None) -> "_NamedActorClass":
+        return _NamedActorClass(self, name)
+
+    def remote(self, *args: Any) -> ActorHandle:
+        return self._create(args, None)
+
+    def _create(self, args: Sequence[Any], name: Optional[str]) -> ActorHandle:
+        body = {
+            "module": self._module.digest,
+            "class": self._name,
+            "args": [_to_json(a) for a in args],
+            "name": name,
+        }
+        status, doc = _node().json("POST", "/api/actors", body)
+        if status != 200:
+            raise _refused(status, doc)
+        return ActorHandle(doc["actor_id"], self._name)
+
+
+class _NamedActorClass:
+    def __init__(self, cls: ActorClass, name: Optional[str]) -> None:
+        self._cls = cls
+        self._name = name
+
+    def remote(self, *args: Any) -> ActorHandle:
+        return self._cls._create(args, self._name)
+
+
+class Module:
+    """A module on the node. Its functions and actor types are attributes:
+    a name with a capital first letter is an actor type (`m.Counter`),
+    any other a function (`m.add`); `function()` and `actor_class()` name
+    either explicitly."""
+
+    def __init__(self, digest: str, name: str) -> None:
+        self.digest = digest
+        self.name = name
+
+    def function(self, name: str) -> RemoteFunction:
+        return RemoteFunction(self, name)
+
+    def actor_class(self, name: str) -> ActorClass:
+        return ActorClass(self, name)
+
+    def __getattr__(self, name: str) -> Union[RemoteFunction, ActorClass]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ActorClass(self, name) if name[:1].isupper() else RemoteFunction(self, name)
+
+    def __repr__(self) -> str:
+        return f"Module({self.name}, {self.digest[:16]})"
+
+
+def load(path: Union[str, os.PathLike]) -> Module:
+    """Uploads a module (a .wasm file) to the node; the node keeps it by
+    digest, so loading it again costs one upload and no compilation."""
+    with open(path, "rb") as f:
+        wasm = f.read()
+    status, doc = _node().request("POST", "/api/modules", wasm, "application/wasm")
+    if status != 200:
+        raise _refused(status, doc)
+    return Module(doc["digest"], doc["name"])
+
+
+def kill(actor: ActorHandle, no_restart: bool = True) -> None:
+    """Kills an actor: its running call is interrupted; it restarts only
+    with `no_restart=False` and restarts left."""
+    flag = "true" if no_restart else "false"
+    status, doc = _node().request("POST", f"/api/v0/actors/{actor.id}/kill?no_restart={flag}")
+    if status != 200:
+        raise _refused(status, doc)
