@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wray_runtime::{Module, NullSink, Runtime};
+use wray_runtime::{Module, NullSink, Runtime, Value};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -53,6 +53,13 @@ pub struct BenchArgs {
         default_value = "target/wasm32-wasip1/release/hello.wasm"
     )]
     hello: PathBuf,
+    /// The C example, for the C task benchmark.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/c_math.wasm"
+    )]
+    c_math: PathBuf,
     /// CPU slots of the runtime under test (default: every core).
     #[arg(long, value_name = "N")]
     num_cpus: Option<usize>,
@@ -86,6 +93,12 @@ enum Measure {
     /// Milliseconds of the slowest state API answer with 100,000 tasks
     /// recorded.
     StateApi,
+    /// Tasks per second of the C example's `add`, `n` submitted from the
+    /// host with cross-language values, then all got.
+    CTasks { n: u32 },
+    /// Nanoseconds per side (encode, decode) of a small argument tuple in
+    /// deterministic CBOR.
+    CborCodec { n: u32 },
 }
 
 /// What the put-once example's run gives.
@@ -260,6 +273,18 @@ fn suite(quick: bool) -> Vec<Bench> {
             measure: Measure::NodeIdleRss,
         },
         Bench {
+            key: "c_tasks_async_per_s",
+            what: "C tasks (the c-math example's add), 10,000 submitted from the host with CBOR values, then all got",
+            unit: "tasks/s",
+            measure: Measure::CTasks { n: scale(10_000) },
+        },
+        Bench {
+            key: "cbor_encode_decode_ns",
+            what: "a small argument tuple [1, 2.5, \"text\", [true, null]] in deterministic CBOR: ns per encode or decode",
+            unit: "ns",
+            measure: Measure::CborCodec { n: scale(200_000) },
+        },
+        Bench {
             key: "state_api_100k_ms",
             what: "slowest of the task/actor list, summary and status APIs, 100,000 tasks recorded",
             unit: "ms",
@@ -376,6 +401,17 @@ fn measure(
             .collect(),
         Measure::NodeIdleRss => (0..runs).map(|_| Ok(start_node()?.1)).collect(),
         Measure::StateApi => state_api(rt, module, if args.quick { 2_000 } else { 100_000 }, runs),
+        Measure::CTasks { n } => {
+            let c = rt.load_file(&args.c_math).with_context(|| {
+                format!(
+                    "cannot load {} (build it with `make guests`)",
+                    args.c_math.display()
+                )
+            })?;
+            c_tasks(rt, &c, 100)?; // warms the code
+            per_second(runs, f64::from(*n), || c_tasks(rt, &c, *n))
+        }
+        Measure::CborCodec { n } => (0..runs).map(|_| Ok(cbor_codec(*n))).collect(),
         Measure::Seed(figure) => {
             seed(&args.put_once)?; // warms the code cache
             (0..runs)
@@ -402,6 +438,44 @@ fn measure(
             (0..runs).map(|_| Ok(run()?.as_secs_f64() * 1e3)).collect()
         }
     }
+}
+
+/// Submits `n` calls of the C example's `add` from the host, then gets
+/// them all.
+fn c_tasks(rt: &Runtime, c: &Module, n: u32) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let refs = (0..n)
+        .map(|i| {
+            rt.task(c, "add")
+                .arg_value(&Value::Int(i64::from(i).into()))
+                .arg_value(&Value::Int(1))
+                .submit()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, r) in refs.iter().enumerate() {
+        let v = rt.get_value(r)?;
+        if v != Value::Int(i as i128 + 1) {
+            bail!("add gave {v:?}");
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Nanoseconds per encode or decode of a small argument tuple.
+fn cbor_codec(n: u32) -> f64 {
+    let v = Value::List(vec![
+        Value::Int(1),
+        Value::Float(2.5),
+        Value::Str("text".into()),
+        Value::List(vec![Value::Bool(true), Value::Null]),
+    ]);
+    let start = Instant::now();
+    for _ in 0..n {
+        let bytes = std::hint::black_box(&v).encode().expect("encodes");
+        let back = Value::decode(std::hint::black_box(&bytes)).expect("decodes");
+        std::hint::black_box(back);
+    }
+    start.elapsed().as_secs_f64() * 1e9 / f64::from(n) / 2.0
 }
 
 /// Runs the put-once example under `wray run --num-cpus 4` (the seed's
