@@ -490,3 +490,82 @@ fn actors_over_http() {
     );
     assert!(matches!(r.status, 404 | 422), "{}", r.body);
 }
+
+#[test]
+fn objects_in_batches_over_http() {
+    let n = serve(None);
+    let addr = n.node.addr();
+    let digest = upload_c_math(addr);
+    let ids: Vec<String> = (0..50)
+        .map(|i| {
+            let r = call(
+                addr,
+                "",
+                json!({"module": digest, "function": "add", "args": [i, 1]}),
+            );
+            r.json()["object_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let failed = call(addr, "", json!({"module": digest, "function": "fails"})).json()["object_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Wait for 10, then all: the ready ones in the order asked.
+    let r = post(
+        addr,
+        "/api/objects/wait",
+        &json!({"ids": ids, "num_returns": 10, "timeout": 30}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ready: Vec<String> = serde_json::from_value(r.json()["ready"].clone()).unwrap();
+    assert_eq!(ready.len(), 10);
+    let order: Vec<usize> = ready
+        .iter()
+        .map(|id| ids.iter().position(|x| x == id).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    let mut all = ids.clone();
+    all.push(failed.clone());
+    let r = post(
+        addr,
+        "/api/objects/values",
+        &json!({"ids": all, "timeout": 30}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let objects = r.json()["objects"].as_array().unwrap().clone();
+    assert_eq!(objects.len(), 51);
+    for (i, o) in objects[..50].iter().enumerate() {
+        assert_eq!(o["result"], json!(i + 1), "{o}");
+    }
+    assert_eq!(objects[50]["failure"]["function"], json!("fails"));
+    // Unknown ids: refused by wait, reported by values.
+    let unknown = "22".repeat(32);
+    let r = post(addr, "/api/objects/wait", &json!({"ids": [unknown]}));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = post(addr, "/api/objects/values", &json!({"ids": [unknown]}));
+    assert_eq!(
+        r.json()["objects"][0]["failure"]["kind"],
+        json!("unknown object")
+    );
+    for bad in [
+        json!({"ids": ["zz"]}),
+        json!({"ids": ids, "num_returns": 99}),
+        json!({"ids": [], "timeout": -1}),
+    ] {
+        let r = post(addr, "/api/objects/wait", &bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    // Past a JSON body's 64 KiB: 2,000 ids (the unknown ones reported).
+    let many: Vec<String> = (0..2000).map(|i| format!("{i:064x}")).collect();
+    let r = post(addr, "/api/objects/values", &json!({"ids": many}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["objects"].as_array().unwrap().len(), 2000);
+    // Released: the node no longer holds them.
+    let r = post(addr, "/api/objects/release", &json!({"ids": ids}));
+    assert_eq!(r.json()["released"], json!(50));
+    let r = post(addr, "/api/objects/release", &json!({"ids": ids}));
+    assert_eq!(r.json()["released"], json!(0));
+    common::eventually("the released objects are gone", || {
+        get(addr, &format!("/api/objects/{}", ids[0])).status == 404
+    });
+}

@@ -18,14 +18,15 @@ which only Rust writes).
 
 from __future__ import annotations
 
+import atexit
 import base64
+import http.client
 import json
 import math
 import os
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
@@ -73,9 +74,34 @@ class TaskError(WrayError):
 
 
 class _Client:
+    """Requests to one node, on a kept-alive connection per thread."""
+
     def __init__(self, address: str, token: Optional[str]) -> None:
         self.address = address.rstrip("/")
         self.token = token
+        url = urllib.parse.urlsplit(self.address)
+        if url.scheme != "http" or not url.hostname:
+            raise WrayError(f"{address} is not an http:// address")
+        self._host, self._port = url.hostname, url.port or 80
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=_POLL_S + 30)
+            self._local.conn = conn
+        return conn
+
+    def _send(self, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]) -> Tuple[int, bytes]:
+        conn = self._connection()
+        try:
+            conn.request(method, path, body, headers)
+            r = conn.getresponse()
+            return r.status, r.read()
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            self._local.conn = None
+            raise
 
     def request(
         self,
@@ -84,17 +110,18 @@ class _Client:
         body: Optional[bytes] = None,
         content_type: str = "application/json",
     ) -> Tuple[int, Any]:
-        req = urllib.request.Request(self.address + path, data=body, method=method)
+        headers = {}
         if body is not None:
-            req.add_header("Content-Type", content_type)
+            headers["Content-Type"] = content_type
         if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
-            with urllib.request.urlopen(req, timeout=_POLL_S + 30) as r:
-                status, raw = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        except (urllib.error.URLError, OSError) as e:
+            try:
+                status, raw = self._send(method, path, body, headers)
+            except (http.client.HTTPException, OSError):
+                # A kept-alive connection the node closed: once more, fresh.
+                status, raw = self._send(method, path, body, headers)
+        except (http.client.HTTPException, OSError) as e:
             raise WrayError(
                 f"no wray node answers at {self.address} (start one with `wray start`): {e}"
             ) from None
@@ -136,7 +163,28 @@ def _node() -> _Client:
     if _client is None:
         init()
     assert _client is not None
+    if len(_released) >= _RELEASE_BATCH:
+        _flush_released()
     return _client
+
+
+#: Objects this client let go of, released on the node in batches.
+_released: List[str] = []
+_RELEASE_BATCH = 1000
+
+
+def _flush_released() -> None:
+    if _client is None or not _released:
+        return
+    ids = _released[:]
+    del _released[: len(ids)]
+    try:
+        _client.json("POST", "/api/objects/release", {"ids": ids})
+    except WrayError:
+        pass  # the node is gone: nothing to free
+
+
+atexit.register(_flush_released)
 
 
 def _refused(status: int, doc: Any) -> WrayError:
@@ -225,11 +273,9 @@ class ObjectRef:
         return hash(self.id)
 
     def __del__(self) -> None:
-        if self._owned and _client is not None:
-            try:
-                _client.request("DELETE", f"/api/objects/{self.id}")
-            except Exception:  # the node may be gone; nothing to free then
-                pass
+        # No request from a finalizer: queued, released with the next call.
+        if self._owned:
+            _released.append(self.id)
 
 
 def _ref(status: int, doc: Any) -> ObjectRef:
@@ -244,18 +290,31 @@ def put(value: Any) -> ObjectRef:
     return _ref(*_node().json("POST", "/api/objects", _to_json(value)))
 
 
-def _get_one(ref: ObjectRef, deadline: Optional[float]) -> Any:
-    while True:
+def _values(refs: Sequence[ObjectRef], deadline: Optional[float]) -> List[Any]:
+    """The values of `refs`, asked for together (`POST /api/objects/values`)
+    until none is pending or the deadline passes."""
+    out: Dict[int, Any] = {}
+    todo = list(range(len(refs)))
+    while todo:
         left = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
-        status, doc = _node().request("GET", f"/api/objects/{ref.id}?timeout={left:.3f}")
-        if status == 200:
-            return _from_json(doc["result"])
-        if status == 422 and isinstance(doc, dict) and "failure" in doc:
-            raise TaskError(doc["failure"], doc["object_id"])
-        if status != 202:
+        body = {"ids": [refs[i].id for i in todo], "timeout": left}
+        status, doc = _node().json("POST", "/api/objects/values", body)
+        if status != 200:
             raise _refused(status, doc)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"{ref} was not ready in time")
+        still = []
+        for i, v in zip(todo, doc["objects"]):
+            if v["pending"]:
+                still.append(i)
+            elif v["failure"] is not None:
+                if v["failure"]["kind"] == "unknown object":
+                    raise WrayError(f"the node has no object {v['object_id']}", 404)
+                raise TaskError(v["failure"], v["object_id"])
+            else:
+                out[i] = _from_json(v["result"])
+        todo = still
+        if todo and deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{len(todo)} of {len(refs)} objects were not ready in time")
+    return [out[i] for i in range(len(refs))]
 
 
 def get(refs: Union[ObjectRef, Sequence[ObjectRef]], timeout: Optional[float] = None) -> Any:
@@ -264,8 +323,8 @@ def get(refs: Union[ObjectRef, Sequence[ObjectRef]], timeout: Optional[float] = 
     Raises TaskError when the call that makes it failed."""
     deadline = None if timeout is None else time.monotonic() + timeout
     if isinstance(refs, ObjectRef):
-        return _get_one(refs, deadline)
-    return [_get_one(r, deadline) for r in refs]
+        return _values([refs], deadline)[0]
+    return _values(list(refs), deadline)
 
 
 def wait(
@@ -279,25 +338,17 @@ def wait(
     if num_returns > len(refs):
         raise ValueError(f"num_returns ({num_returns}) exceeds the number of references ({len(refs)})")
     deadline = None if timeout is None else time.monotonic() + timeout
-    ready: set = set()
-    pause = 0.001
     while True:
-        for r in refs:
-            if len(ready) >= num_returns:
-                break
-            if r.id in ready:
-                continue
-            status, doc = _node().request("GET", f"/api/objects/{r.id}?timeout=0")
-            if status in (200, 422):
-                ready.add(r.id)
-            elif status != 202:
-                raise _refused(status, doc)
+        left = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
+        body = {"ids": [r.id for r in refs], "num_returns": num_returns, "timeout": left}
+        status, doc = _node().json("POST", "/api/objects/wait", body)
+        if status != 200:
+            raise _refused(status, doc)
+        ready = set(doc["ready"])
         if len(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
             break
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-    done = [r for r in refs if r.id in ready]
-    return done, [r for r in refs if r.id not in ready]
+    done = [r for r in refs if r.id in ready][:num_returns]
+    return done, [r for r in refs if r not in done]
 
 
 # ---- modules, tasks, actors ------------------------------------------------------------

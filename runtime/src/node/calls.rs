@@ -11,11 +11,15 @@
 
 use super::api::{error, error_info, media_type, ok};
 use super::state::{MAX_HELD, NodeState};
-use super::types::{ActorCall, ActorCreated, CallFailed, MethodCall, ObjectAnswer, TaskCall};
+use super::types::{
+    ActorCall, ActorCreated, CallFailed, ErrorInfo, MethodCall, ObjectAnswer, ObjectIds,
+    ObjectValue, ObjectValues, ObjectsReady, ObjectsReleased, TaskCall,
+};
 use crate::api::call::{ActorRef, CallBuilder, Method, NewActor, Task};
 use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
 use crate::error::Error;
+use crate::objects::store::{Entry, resolved_enough};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -437,4 +441,132 @@ pub(crate) async fn delete_object(State(st): St, Path(id): Path<String>) -> Resp
             format!("the node holds no object {id}"),
         ),
     }
+}
+
+/// The objects of a batch request, parsed; and its timeout.
+fn batch(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ObjectIds, Vec<ObjectId>, Duration), Response> {
+    let req: ObjectIds = json_body(headers, body, "a list of object ids")?;
+    let ids = req
+        .ids
+        .iter()
+        .map(|s| {
+            ObjectId::parse(s).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{s:?} is not an object id (64 hex digits)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = match req.timeout {
+        None => Duration::ZERO,
+        Some(s) if (0.0..=MAX_WAIT_S).contains(&s) => Duration::from_secs_f64(s),
+        Some(s) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("`timeout` is a number of seconds from 0 to {MAX_WAIT_S}, not {s}"),
+            ));
+        }
+    };
+    Ok((req, ids, timeout))
+}
+
+/// A failure record for an object without a value.
+fn no_value(kind: &str, message: String) -> Option<ErrorInfo> {
+    Some(ErrorInfo {
+        kind: kind.into(),
+        function: String::new(),
+        message,
+        chain: Vec::new(),
+    })
+}
+
+/// `POST /api/objects/values`: `{"ids": [...], "timeout": SECONDS}`, the
+/// value (or failure) of each; waits up to `timeout` for all of them
+/// together, and reports those still pending then.
+pub(crate) async fn object_values(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, ids, timeout) = match batch(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let p = parts(&st);
+    let mut objects = Vec::with_capacity(ids.len());
+    for id in ids {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let object_id = id.to_string();
+        let mut v = ObjectValue {
+            object_id,
+            result: None,
+            failure: None,
+            pending: false,
+        };
+        match p.get_bytes(id, Some(left)).await {
+            Ok(bytes) => match Value::decode(&bytes) {
+                Ok(value) => v.result = Some(value.to_json()),
+                Err(e) => v.failure = no_value("not a cross-language value", e.to_string()),
+            },
+            Err(Error::Timeout(_)) => v.pending = true,
+            Err(Error::Task(e)) => v.failure = Some(error_info(e.record())),
+            Err(e) => v.failure = no_value("unknown object", e.to_string()),
+        }
+        objects.push(v);
+    }
+    ok(ObjectValues { objects })
+}
+
+/// `POST /api/objects/wait`: `{"ids": [...], "num_returns": K, "timeout":
+/// SECONDS}`: the first K ready (or failed) in the order asked, once K are
+/// or the timeout passes.
+pub(crate) async fn wait_objects(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, ids, timeout) = match batch(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let want = req.num_returns.unwrap_or(ids.len());
+    if want > ids.len() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "num_returns ({want}) exceeds the number of ids ({})",
+                ids.len()
+            ),
+        );
+    }
+    let objects = &st.actors.env.objects;
+    let mut entries = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match objects.get(id) {
+            Some(e) => entries.push(e),
+            None => return error(StatusCode::NOT_FOUND, format!("no object {id}")),
+        }
+    }
+    let ready = |entries: &[Arc<Entry>]| -> Vec<String> {
+        ids.iter()
+            .zip(entries)
+            .filter(|(_, e)| e.state().is_some())
+            .take(want)
+            .map(|(id, _)| id.to_string())
+            .collect()
+    };
+    let _ = tokio::time::timeout(timeout, resolved_enough(&entries, want)).await;
+    ok(ObjectsReady {
+        ready: ready(&entries),
+    })
+}
+
+/// `POST /api/objects/release`: `{"ids": [...]}`: the node lets go of
+/// those it holds for clients.
+pub(crate) async fn release_objects(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, ids, _) = match batch(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut held = st.held.lock().unwrap_or_else(|e| e.into_inner());
+    let released = ids.iter().filter(|id| held.remove(id).is_some()).count();
+    drop(held);
+    ok(ObjectsReleased { released })
 }

@@ -26,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use state::{MAX_JSON, NodeState, Uploads};
+use state::{MAX_BATCH, MAX_JSON, NodeState, Uploads};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -172,6 +172,12 @@ fn router(state: Arc<NodeState>) -> Router {
             state.clone(),
             upload_turn,
         ));
+    // Lists of object ids: far more than a JSON body otherwise.
+    let batches = Router::new()
+        .route("/api/objects/values", post(calls::object_values))
+        .route("/api/objects/wait", post(calls::wait_objects))
+        .route("/api/objects/release", post(calls::release_objects))
+        .layer(DefaultBodyLimit::max(MAX_BATCH));
     Router::new()
         .route("/", get(api::index))
         .route("/app.js", get(api::app_js))
@@ -206,6 +212,7 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/metrics", get(api::metrics))
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .merge(uploads)
+        .merge(batches)
         .fallback(|| async { api::error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -271,6 +278,7 @@ async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Re
     // A body announced past its limit is refused before a byte is read.
     let limit = match req.uri().path() {
         "/api/jobs" | "/api/jobs/" | "/api/modules" => MAX_MODULE_SIZE,
+        "/api/objects/values" | "/api/objects/wait" | "/api/objects/release" => MAX_BATCH,
         _ => MAX_JSON,
     };
     let announced = headers

@@ -13,6 +13,8 @@ use wray_abi::ObjectId;
 
 /// Largest JSON body.
 pub(super) const MAX_JSON: usize = 64 << 10;
+/// Largest body of a request naming objects by the list (about 200,000).
+pub(super) const MAX_BATCH: usize = 16 << 20;
 
 /// Uploads being read, and waiting for their turn.
 pub(crate) struct Uploads {

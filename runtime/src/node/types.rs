@@ -813,3 +813,53 @@ pub struct MethodCall {
     #[serde(default)]
     pub args: Vec<serde_json::Value>,
 }
+
+/// `POST /api/objects/values`, `/wait` and `/release`: objects by id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectIds {
+    /// The objects (64 hex digits each).
+    pub ids: Vec<String>,
+    /// How long to wait, in seconds (`values`, `wait`; default 0).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// How many must be ready (`wait`; default all).
+    #[serde(default)]
+    pub num_returns: Option<usize>,
+}
+
+/// One object of `POST /api/objects/values`: its value, its failure, or
+/// neither while it is pending.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectValue {
+    /// The object's id.
+    pub object_id: String,
+    /// Its value in JSON form, when ready.
+    pub result: Option<serde_json::Value>,
+    /// Why it has none, when it failed (or is not a cross-language value,
+    /// or is unknown: then `kind` says so).
+    pub failure: Option<ErrorInfo>,
+    /// Whether it is not ready yet.
+    pub pending: bool,
+}
+
+/// The answer of `POST /api/objects/values`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectValues {
+    /// One per id asked for, in order.
+    pub objects: Vec<ObjectValue>,
+}
+
+/// The answer of `POST /api/objects/wait`: the ready (or failed) ones, in
+/// the order asked, at most `num_returns`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectsReady {
+    /// Their ids.
+    pub ready: Vec<String>,
+}
+
+/// The answer of `POST /api/objects/release`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectsReleased {
+    /// How many the node held and let go of.
+    pub released: usize,
+}
