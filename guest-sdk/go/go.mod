@@ -1,0 +1,3 @@
+module wray
+
+go 1.24
