@@ -18,7 +18,7 @@ C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi
 	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
 C_GUEST_DIR := target/$(WASM_TARGET)/release
 
-.PHONY: all run test py-test guests c-guests go-guests build bench lint doc setup c-toolchain go-toolchain browser clean
+.PHONY: all run test py-test go-test guests c-guests go-guests build bench lint doc setup c-toolchain go-toolchain browser clean
 
 all: build
 
@@ -70,7 +70,11 @@ run: build
 
 test: guests browser
 	$(CARGO) test
-	$(MAKE) --no-print-directory py-test
+	$(MAKE) --no-print-directory py-test go-test
+
+# The Go SDK's codec against the shared vectors (natively).
+go-test: go-toolchain
+	cd guest-sdk/go && ../../$(GO) vet ./... && ../../$(GO) test ./...
 
 # The Python client's tests, in a venv of their own, against the debug
 # `wray` that `cargo test` built.

@@ -241,3 +241,105 @@ func (r *Reader) List() (int, error) {
 	r.at = next
 	return int(n), nil
 }
+
+// Kind is what the next item is.
+type Kind int
+
+// The kinds of values.
+const (
+	Invalid Kind = iota
+	Null
+	Bool
+	Int
+	Float
+	Str
+	Bytes
+	List
+	Map
+	Ref
+)
+
+// Kind is the kind of the next item.
+func (r *Reader) Kind() Kind {
+	major, info, n, _, ok := r.peek()
+	if !ok {
+		return Invalid
+	}
+	switch major {
+	case 0, 1:
+		return Int
+	case 2:
+		return Bytes
+	case 3:
+		return Str
+	case 4:
+		return List
+	case 5:
+		return Map
+	case 6:
+		if n == RefTag {
+			return Ref
+		}
+		return Invalid
+	}
+	switch {
+	case info == 20 || info == 21:
+		return Bool
+	case info == 22:
+		return Null
+	case info >= 25 && info <= 27:
+		return Float
+	}
+	return Invalid
+}
+
+// Null reads null.
+func (r *Reader) Null() error {
+	if r.Kind() != Null {
+		return ErrKind
+	}
+	r.at++
+	return nil
+}
+
+// Bool reads a boolean.
+func (r *Reader) Bool() (bool, error) {
+	if r.Kind() != Bool {
+		return false, ErrKind
+	}
+	v := r.b[r.at] == 0xf5
+	r.at++
+	return v, nil
+}
+
+// ByteString reads a byte string (a slice of the input).
+func (r *Reader) ByteString() ([]byte, error) {
+	major, _, n, next, ok := r.peek()
+	if !ok || major != 2 || n > uint64(len(r.b)-next) {
+		return nil, ErrKind
+	}
+	r.at = next + int(n)
+	return r.b[next:r.at], nil
+}
+
+// Map reads a map's entry count: read key, value... next.
+func (r *Reader) Map() (int, error) {
+	major, _, n, next, ok := r.peek()
+	if !ok || major != 5 || n > uint64(len(r.b)-next) {
+		return 0, ErrKind
+	}
+	r.at = next
+	return int(n), nil
+}
+
+// Ref reads an object reference: the object's id.
+func (r *Reader) Ref() ([32]byte, error) {
+	var id [32]byte
+	major, _, n, next, ok := r.peek()
+	if !ok || major != 6 || n != RefTag || len(r.b)-next < 34 || r.b[next] != 0x58 || r.b[next+1] != 32 {
+		return id, ErrKind
+	}
+	copy(id[:], r.b[next+2:next+34])
+	r.at = next + 34
+	return id, nil
+}
