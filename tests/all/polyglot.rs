@@ -497,6 +497,12 @@ fn actors_over_http() {
         assert_eq!(r.status, status, "{path}: {}", r.body);
         assert!(r.error().contains(says), "{path}: {}", r.body);
     }
+    // A name is taken once.
+    let named = json!({"module": digest, "class": "Counter", "args": [0], "name": "once"});
+    assert_eq!(post(addr, "/api/actors", &named).status, 200);
+    let r = post(addr, "/api/actors", &named);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.error().contains("\"once\" exists already"), "{}", r.body);
     // A constructor that fails: the actor is dead, its calls fail.
     let r = post(
         addr,

@@ -118,6 +118,9 @@ def test_actors_keep_state_and_can_be_killed(m):
     assert wray.get(c.incr.remote()) == 2
     other = m.actor_class("Counter").options(name=f"py-counter-{m.digest[:12]}").remote(100)
     assert wray.get(other.incr.remote()) == 101
+    with pytest.raises(wray.WrayError) as e:
+        m.actor_class("Counter").options(name=f"py-counter-{m.digest[:12]}").remote(0)
+    assert e.value.status == 409
     wray.kill(c)
     with pytest.raises(wray.WrayError) as e:
         c.incr.remote()

@@ -302,6 +302,14 @@ pub(crate) async fn post_actor(State(st): St, headers: HeaderMap, body: Bytes) -
             format!("module `{}` has no actor type `{}`", m.name(), call.class),
         );
     }
+    if let Some(name) = &call.name
+        && st.actors.registry.lookup(name).is_some()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("an actor named {name:?} exists already"),
+        );
+    }
     let mut b = args.iter().fold(
         CallBuilder::new(parts(&st), NewActor::new(&m, &call.class)),
         |b, a| b.arg_value(a),
