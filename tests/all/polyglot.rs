@@ -598,3 +598,33 @@ fn objects_in_batches_over_http() {
         get(addr, &format!("/api/objects/{}", ids[0])).status == 404
     });
 }
+
+/// The curl example of docs/http-api.md ("Calls and values") works as
+/// written, against a node of this test's own.
+#[test]
+fn the_documented_curl_calls_work() {
+    let n = serve(None);
+    let doc = std::fs::read_to_string(root().join("docs/http-api.md")).unwrap();
+    let section = &doc[doc.find("## Calls and values").unwrap()..];
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let script = block.replace("localhost:8265", &n.node.addr().to_string());
+    let out = Command::new("sh")
+        .args(["-ec", &script])
+        .current_dir(root())
+        .output()
+        .expect("sh and curl run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""result":3"#), "{stdout}");
+    assert!(stdout.contains(r#""result":42"#), "{stdout}");
+}
