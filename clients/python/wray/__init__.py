@@ -231,6 +231,9 @@ def _node() -> _Client:
     return _client
 
 
+#: Most ids in one request (the node takes bodies up to 16 MiB).
+_BATCH = 50_000
+
 #: Objects this client let go of, released on the node in batches.
 _released: List[str] = []
 _RELEASE_BATCH = 1000
@@ -360,12 +363,17 @@ def _values(refs: Sequence[ObjectRef], deadline: Optional[float]) -> List[Any]:
     todo = list(range(len(refs)))
     while todo:
         left = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
-        body = {"ids": [refs[i].id for i in todo], "timeout": left}
-        status, doc = _node().json("POST", "/api/objects/values", body)
-        if status != 200:
-            raise _refused(status, doc)
+        answers: List[Dict[str, Any]] = []
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start : start + _BATCH]
+            body = {"ids": [refs[i].id for i in chunk], "timeout": left}
+            status, doc = _node().json("POST", "/api/objects/values", body)
+            if status != 200:
+                raise _refused(status, doc)
+            answers += doc["objects"]
+            left = 0.0  # the first request waited: the rest only read
         still = []
-        for i, v in zip(todo, doc["objects"]):
+        for i, v in zip(todo, answers):
             if v["pending"]:
                 still.append(i)
             elif v["failure"] is not None:
