@@ -7,6 +7,7 @@
 mod bench;
 mod call;
 mod client;
+mod inspect;
 mod node;
 mod progress;
 mod run;
@@ -51,6 +52,8 @@ enum Command {
     /// C and other languages; `docs/abi.md`, "Values across languages"):
     /// `wray call target/wasm32-wasip1/release/c_math.wasm add 1 2` prints 3.
     Call(call::CallArgs),
+    /// Show what a module offers: its driver, tasks and actor types.
+    Inspect(inspect::InspectArgs),
     /// Start a wray node: a runtime that stays up, serving the dashboard,
     /// jobs and the state API at http://127.0.0.1:8265.
     Start(node::StartArgs),
@@ -203,6 +206,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Call(args) => call::main(args),
+        Command::Inspect(args) => inspect::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Start(args) => node::start(args),
         Command::Stop => node::stop(),

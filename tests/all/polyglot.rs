@@ -628,3 +628,29 @@ fn the_documented_curl_calls_work() {
     assert!(stdout.contains(r#""result":3"#), "{stdout}");
     assert!(stdout.contains(r#""result":42"#), "{stdout}");
 }
+
+#[test]
+fn wray_inspect_shows_what_a_module_offers() {
+    let out = common::wray(&["inspect", guest("c_math").to_str().unwrap()]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("tasks: add, fails, sum"), "{stdout}");
+    assert!(stdout.contains("actor Counter: incr"), "{stdout}");
+    assert!(stdout.contains("driver: none"), "{stdout}");
+    let out = common::wray(&["inspect", "--json", guest("testkit").to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_str(&common::text(&out).0).unwrap();
+    assert_eq!(j["driver"], json!(true));
+    assert!(j["tasks"].as_array().unwrap().contains(&json!("add")));
+    assert_eq!(j["actors"]["Gate"], json!(["is_open", "open"]));
+    // Not a module: a clear error.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"not wasm").unwrap();
+    let out = common::wray(&["inspect", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::text(&out).1.contains("error"),
+        "{}",
+        common::text(&out).1
+    );
+}

@@ -147,6 +147,27 @@ impl Module {
         self.0.methods.get(ty)?.get(method)
     }
 
+    /// The actor types the module exports, each with its methods (the
+    /// constructor, `new`, left out), sorted by name.
+    pub fn actor_types(&self) -> Vec<(&str, Vec<&str>)> {
+        let mut types: Vec<(&str, Vec<&str>)> = self
+            .0
+            .methods
+            .iter()
+            .map(|(ty, methods)| {
+                let mut names: Vec<&str> = methods
+                    .keys()
+                    .map(|m| &**m)
+                    .filter(|m| *m != export::ACTOR_CONSTRUCTOR)
+                    .collect();
+                names.sort_unstable();
+                (&**ty, names)
+            })
+            .collect();
+        types.sort_unstable();
+        types
+    }
+
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
     pub fn has_driver(&self) -> bool {
         self.0.code.exports.contains_key(export::MAIN) || self.0.has_start
