@@ -41,7 +41,7 @@ fn under_faults<R: Send>(
     let stop = AtomicBool::new(false);
     let hits = AtomicUsize::new(0);
     let limit = limit.unwrap_or(usize::MAX);
-    std::thread::scope(|s| {
+    let out = std::thread::scope(|s| {
         s.spawn(|| {
             let mut state = 0x5eed;
             while !stop.load(Ordering::Relaxed) && hits.load(Ordering::Relaxed) < limit {
@@ -62,12 +62,12 @@ fn under_faults<R: Send>(
                 self.0.store(true, Ordering::Relaxed);
             }
         }
-        let out = {
-            let _stop = Stop(&stop);
-            body(&hits)
-        };
-        (out, hits.load(Ordering::Relaxed))
-    })
+        let _stop = Stop(&stop);
+        body(&hits)
+    });
+    // Counted once the injector has stopped: a fault that hit just as the
+    // body ended is counted too (the body may have seen its effect first).
+    (out, hits.load(Ordering::Relaxed))
 }
 
 /// Waits until every task has ended and every slot and object is back.
