@@ -68,6 +68,11 @@ pub mod export {
     pub const MEMORY: &str = "memory";
     /// The WASI command entry point; a module exporting it can run as a driver.
     pub const WASI_START: &str = "_start";
+    /// The custom section that describes a module's functions: a CBOR
+    /// sequence of records (`docs/abi.md`, "Manifest"). Several sections
+    /// of this name (one per function, as linkers concatenate them) read
+    /// as one sequence.
+    pub const MANIFEST_SECTION: &str = "wray:manifest";
     /// The WASI reactor initializer (C and Go guests have one): the host
     /// calls it once per instance, before any other export.
     pub const WASI_INITIALIZE: &str = "_initialize";

@@ -186,6 +186,17 @@ impl Value {
         Ok(())
     }
 
+    /// Decodes a CBOR sequence (RFC 8742): values one after another, each
+    /// in the deterministic encoding (a module's manifest is one).
+    pub fn decode_sequence(bytes: &[u8]) -> Result<Vec<Value>, DecodeError> {
+        let mut r = Reader { bytes, at: 0 };
+        let mut out = Vec::new();
+        while r.at < bytes.len() {
+            out.push(r.value(0)?);
+        }
+        Ok(out)
+    }
+
     /// Decodes `bytes`, which must hold exactly one value in the
     /// deterministic encoding.
     pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {

@@ -36,6 +36,14 @@ pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 "driver": m.has_driver(),
                 "tasks": tasks,
                 "actors": actors,
+                "signatures": m.signatures().iter().map(|sig| serde_json::json!({
+                    "kind": sig.kind,
+                    "name": sig.name,
+                    "class": sig.class,
+                    "params": sig.params,
+                    "returns": sig.returns,
+                    "encoding": sig.encoding,
+                })).collect::<Vec<_>>(),
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -57,6 +65,14 @@ pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
             tasks.join(", ")
         }
     );
+    for name in &tasks {
+        if let Some(sig) = m.task_signature(name) {
+            println!("  {} ({})", sig.describe(), sig.encoding);
+        }
+    }
+    if m.signatures().is_empty() {
+        println!("(no manifest: its functions' types are not declared, and calls are not checked)");
+    }
     if actors.is_empty() {
         println!("actors: none");
     }

@@ -642,6 +642,22 @@ fn wray_inspect_shows_what_a_module_offers() {
     assert_eq!(j["driver"], json!(true));
     assert!(j["tasks"].as_array().unwrap().contains(&json!("add")));
     assert_eq!(j["actors"]["Gate"], json!(["is_open", "open"]));
+    let add = j["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == json!("add"))
+        .unwrap()
+        .clone();
+    assert_eq!(add["params"], json!([["a", "int"], ["b", "int"]]));
+    assert_eq!(add["returns"], json!("int"));
+    assert_eq!(add["encoding"], json!("rkyv"));
+    let out = common::wray(&["inspect", guest("hello").to_str().unwrap()]);
+    assert!(
+        common::text(&out).0.contains("say_hello("),
+        "{}",
+        common::text(&out).0
+    );
     // Not a module: a clear error.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.wasm");

@@ -162,18 +162,39 @@ fn wrong_argument_types_fail_the_task_with_a_clear_error() {
         e.contains("invalid argument") && e.contains("argument `a`"),
         "{e}"
     );
-    let r = rt.task(&m, "add").arg(&1i32).submit().unwrap();
-    let e = rt.get::<i32>(&r).unwrap_err().to_string();
-    assert!(e.contains("missing argument `b`"), "{e}");
-    let r = rt
+    // The module's manifest declares `add`: a call of the wrong arity is
+    // refused before anything runs.
+    let e = rt
+        .task(&m, "add")
+        .arg(&1i32)
+        .submit()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`add(a: int, b: int) -> int` takes 2 arguments, not 1"),
+        "{e}"
+    );
+    let e = rt
         .task(&m, "add")
         .arg(&1i32)
         .arg(&1i32)
         .arg(&1i32)
         .submit()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("takes 2 arguments, not 3"), "{e}");
+    // The guest checks too (a module without a manifest, or a call from
+    // another guest): its own message names the arity.
+    let stripped = rt
+        .load_bytes(
+            "untyped",
+            &strip_manifest(&std::fs::read(common::guest("testkit")).unwrap()),
+        )
         .unwrap();
+    assert!(stripped.signatures().is_empty());
+    let r = rt.task(&stripped, "add").arg(&1i32).submit().unwrap();
     let e = rt.get::<i32>(&r).unwrap_err().to_string();
-    assert!(e.contains("takes 2 arguments but the call has 3"), "{e}");
+    assert!(e.contains("missing argument `b`"), "{e}");
 }
 
 #[test]
@@ -238,4 +259,37 @@ fn bare_calls_run_the_export_and_report_failures() {
     let err = rt.bench_bare_calls(&m, "traps", 3).unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
     common::still_serving(&rt, &m);
+}
+
+/// `wasm` without its `wray:manifest` custom sections.
+fn strip_manifest(wasm: &[u8]) -> Vec<u8> {
+    fn leb(b: &[u8], at: &mut usize) -> usize {
+        let (mut v, mut shift) = (0, 0);
+        loop {
+            let byte = b[*at];
+            *at += 1;
+            v |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    let mut out = wasm[..8].to_vec();
+    let mut at = 8;
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        at += 1;
+        let size = leb(wasm, &mut at);
+        let end = at + size;
+        let mut p = at;
+        let n = leb(wasm, &mut p);
+        let manifest = id == 0 && &wasm[p..p + n] == b"wray:manifest";
+        if !manifest {
+            out.extend_from_slice(&wasm[start..end]);
+        }
+        at = end;
+    }
+    out
 }

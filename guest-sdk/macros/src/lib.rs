@@ -256,6 +256,94 @@ pub(crate) fn finish_value(out: &Output, function: &str) -> TokenStream2 {
     }
 }
 
+/// The manifest's name for a parameter or return type (`docs/abi.md`,
+/// "Manifest"): what a caller in another language must pass.
+pub(crate) fn schema(ty: &Type) -> &'static str {
+    match ty {
+        Type::Reference(r) => match &*r.elem {
+            Type::Slice(s) if schema(&s.elem) == "int" && is_u8(&s.elem) => "bytes",
+            Type::Slice(_) => "list",
+            elem => schema(elem),
+        },
+        Type::Tuple(t) if t.elems.is_empty() => "null",
+        Type::Tuple(_) | Type::Array(_) | Type::Slice(_) => "list",
+        Type::Paren(p) => schema(&p.elem),
+        Type::Group(g) => schema(&g.elem),
+        Type::Path(p) => {
+            let Some(last) = p.path.segments.last() else {
+                return "any";
+            };
+            let inner = || match &last.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+                    syn::GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            match last.ident.to_string().as_str() {
+                "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64"
+                | "u128" | "usize" => "int",
+                "f32" | "f64" => "float",
+                "bool" => "bool",
+                "String" | "str" | "char" => "str",
+                "Vec" | "Box" if inner().is_some_and(is_u8) => "bytes",
+                "Vec" | "VecDeque" | "HashSet" | "BTreeSet" => "list",
+                "HashMap" | "BTreeMap" => "map",
+                "ObjectRef" => "ref",
+                "Option" | "View" | "Box" => inner().map_or("any", schema),
+                _ => "any",
+            }
+        }
+        _ => "any",
+    }
+}
+
+fn is_u8(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.path.is_ident("u8"))
+}
+
+/// A manifest record of a task, actor constructor or method, in the
+/// module's `wray:manifest` custom section (one static per record: the
+/// linker concatenates them into one CBOR sequence).
+pub(crate) fn manifest_record(
+    kind: &str,
+    class: Option<&str>,
+    name: &str,
+    params: &[Param],
+    returns: &TokenStream2,
+) -> TokenStream2 {
+    use wray_abi::value::Value;
+    let s = |v: &str| Value::Str(v.to_string());
+    let returns = syn::parse2::<Type>(returns.clone()).map_or("any", |t| schema(&t));
+    let params = params
+        .iter()
+        .map(|p| Value::List(vec![s(&p.name.to_string()), s(schema(&p.ty))]))
+        .collect();
+    let mut entries = vec![
+        (s("kind"), s(kind)),
+        (s("name"), s(name)),
+        (s("params"), Value::List(params)),
+        (s("returns"), s(returns)),
+        (s("encoding"), s("rkyv")),
+    ];
+    if let Some(c) = class {
+        entries.push((s("class"), s(c)));
+    }
+    let bytes = Value::map(entries)
+        .encode()
+        .expect("a manifest record encodes");
+    let len = bytes.len();
+    let section = wray_abi::export::MANIFEST_SECTION;
+    quote! {
+        const _: () = {
+            #[cfg(target_arch = "wasm32")]
+            #[unsafe(link_section = #section)]
+            #[used]
+            static __WRAY_MANIFEST: [u8; #len] = [#(#bytes),*];
+        };
+    }
+}
+
 fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
     let sig = &f.sig;
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
@@ -280,6 +368,7 @@ fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
         &params,
         finish_value(&out, &name_str),
     );
+    let manifest = manifest_record("task", None, &name_str, &params, &out.value_ty);
     let doc_mod = format!(
         "Remote calls of [`{name_str}()`](fn@{name_str}): `{name_str}::remote(..)` submits it as a task."
     );
@@ -334,6 +423,8 @@ fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
                 )
             }
         }
+
+        #manifest
 
         const _: () = {
             #[unsafe(export_name = #export)]

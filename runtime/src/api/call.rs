@@ -286,6 +286,18 @@ impl CallBuilder<'_, Task> {
 
     fn submit_now(self) -> Result<ObjectRef> {
         let function = self.target.function.clone();
+        // A typed module's function is checked before anything runs.
+        if let Some(sig) = self.target.module.task_signature(&function)
+            && sig.params.len() != self.args.len()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` takes {} argument{}, not {}",
+                sig.describe(),
+                sig.params.len(),
+                if sig.params.len() == 1 { "" } else { "s" },
+                self.args.len()
+            )));
+        }
         let (rt, task, sub) = self.finish(&function)?;
         let ids = { run::submit_task(&rt.actors.tasks, task.module, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))

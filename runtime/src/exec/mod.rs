@@ -5,6 +5,7 @@ pub(crate) mod env;
 pub(crate) mod guest;
 pub(crate) mod instance;
 pub(crate) mod invoke;
+pub(crate) mod manifest;
 pub(crate) mod mapping;
 pub(crate) mod module;
 pub(crate) mod request;

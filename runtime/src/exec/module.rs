@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::exec::engine::{Engines, Linked, Wasm};
+use crate::exec::manifest::Signature;
 use dashmap::DashMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::any::Any;
@@ -51,6 +52,8 @@ struct Inner {
     bytes: Arc<[u8]>,
     /// The code in the actor engine, once needed.
     actor_code: OnceLock<Result<Code, String>>,
+    /// What its manifest declares (empty without one).
+    signatures: Vec<Signature>,
 }
 
 /// An actor method a module exports.
@@ -166,6 +169,20 @@ impl Module {
             .collect();
         types.sort_unstable();
         types
+    }
+
+    /// What the module's manifest declares of its functions (empty for a
+    /// module without one: untyped).
+    pub fn signatures(&self) -> &[Signature] {
+        &self.0.signatures
+    }
+
+    /// The declared signature of task `name`, if the manifest has one.
+    pub fn task_signature(&self, name: &str) -> Option<&Signature> {
+        self.0
+            .signatures
+            .iter()
+            .find(|s| s.kind == "task" && s.name == name)
     }
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
@@ -608,6 +625,7 @@ fn validate(
             .insert(method.into(), Arc::new(m));
     }
     let code = Code::new(&module, linker).map_err(|e| invalid(format!("{e:#}")))?;
+    let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     Ok(Module(Arc::new(Inner {
         id,
         name: name.to_string(),
@@ -617,6 +635,7 @@ fn validate(
         has_start,
         maps_args,
         bytes,
+        signatures,
         actor_code: OnceLock::new(),
     })))
 }
