@@ -203,6 +203,14 @@ fn wray_call_runs_a_function_from_the_command_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("fails always fails"), "{stderr}");
+    // A Rust guest's function takes rkyv values: refused before it runs.
+    let out = common::wray(&["call", guest("hello").to_str().unwrap(), "say_hello", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::text(&out).1.contains("takes rkyv values"),
+        "{}",
+        common::text(&out).1
+    );
     for (args, says) in [
         (vec!["add", "x", "2"], "add takes two integers"),
         (vec!["nope"], "has no remote function `nope`"),

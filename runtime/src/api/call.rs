@@ -90,6 +90,9 @@ pub struct CallBuilder<'a, K> {
     held: HeldRefs,
     options: Options,
     error: Option<Error>,
+    /// Whether an argument was given as a cross-language value
+    /// (`arg_value`), which a function taking rkyv values cannot read.
+    cbor_args: bool,
 }
 
 /// An argument of a call being built.
@@ -110,6 +113,7 @@ impl<'a, K> CallBuilder<'a, K> {
             held: HeldRefs::new(&rt.actors.env.objects),
             options: Options::default(),
             error: None,
+            cbor_args: false,
         }
     }
 
@@ -143,6 +147,7 @@ impl<'a, K> CallBuilder<'a, K> {
     /// other than Rust. The objects the value refers to are held for the
     /// call.
     pub fn arg_value(mut self, value: &Value) -> Self {
+        self.cbor_args = true;
         let bytes = match value.encode() {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -296,6 +301,16 @@ impl CallBuilder<'_, Task> {
                 sig.params.len(),
                 if sig.params.len() == 1 { "" } else { "s" },
                 self.args.len()
+            )));
+        }
+        if let Some(sig) = self.target.module.task_signature(&function)
+            && sig.encoding == "rkyv"
+            && self.cbor_args
+        {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` is a Rust guest's function: it takes rkyv values, which only Rust \
+                 writes, not cross-language values",
+                sig.describe()
             )));
         }
         let (rt, task, sub) = self.finish(&function)?;
