@@ -678,3 +678,32 @@ fn wray_inspect_shows_what_a_module_offers() {
         common::text(&out).1
     );
 }
+
+/// A Rust guest's manifest declares its actors too: constructors and
+/// methods called with the wrong arity are refused before anything runs.
+#[test]
+fn actor_calls_are_checked_against_the_manifest() {
+    let (rt, m) = load("counter");
+    let sig = m.signature("method", Some("Counter"), "add").unwrap();
+    assert_eq!(sig.describe(), "add(by: int) -> int");
+    let e = rt.actor(&m, "Counter").create().unwrap_err().to_string();
+    assert!(
+        e.contains("`new(start: int) -> null` takes 1 argument, not 0"),
+        "{e}"
+    );
+    let a = rt.actor(&m, "Counter").arg(&5i64).create().unwrap();
+    let e = rt.method(&a, "add").submit().unwrap_err().to_string();
+    assert!(
+        e.contains("`add(by: int) -> int` takes 1 argument, not 0"),
+        "{e}"
+    );
+    let e = rt
+        .method(&a, "add")
+        .arg_value(&Value::Int(1))
+        .submit()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("takes rkyv values"), "{e}");
+    let r = rt.method(&a, "add").arg(&2i64).submit().unwrap();
+    assert_eq!(rt.get::<i64>(&r).unwrap(), 7);
+}

@@ -230,11 +230,19 @@ fn constructor_items(
             }
         }
     };
+    let manifest = crate::manifest_record(
+        "actor",
+        Some(&ty_str),
+        ACTOR_CONSTRUCTOR,
+        &params,
+        &quote!(()),
+    );
     let export_fn = quote! {
         #[unsafe(export_name = #export)]
         extern "C" fn __wray_actor_new() -> i32 {
             ::wray::__private::run_call(|__wray_args| { #body })
         }
+        #manifest
     };
     Ok((create, export_fn))
 }
@@ -266,11 +274,13 @@ fn method(
     let finish = crate::finish_value(out, &label);
     let invoke = quote!(::wray::__private::with_state(&#state, |__wray_self| __wray_self.#name(#(#names),*))?);
     let body = call_body(invoke, params, finish);
+    let manifest = crate::manifest_record("method", Some(ty), &method_str, params, value_ty);
     let export = quote! {
         #[unsafe(export_name = #export)]
         extern "C" fn #export_fn() -> i32 {
             ::wray::__private::run_call(|__wray_args| { #body })
         }
+        #manifest
     };
     (wrapper, export)
 }

@@ -15,6 +15,7 @@ use crate::actor::registry::Creation;
 use crate::api::object_ref::ObjectRef;
 use crate::api::parts::Parts;
 use crate::error::{Error, Result};
+use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
 use crate::exec::request::Submission;
 use crate::objects::arg::TaskArg;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wray_abi::ActorId;
 use wray_abi::codec::Encode;
+use wray_abi::export::ACTOR_CONSTRUCTOR;
 use wray_abi::value::Value;
 use wray_abi::wire::Options;
 
@@ -252,6 +254,34 @@ impl<'a, K> CallBuilder<'a, K> {
     }
 }
 
+impl<K> CallBuilder<'_, K> {
+    /// Checks the call against the function's declared signature, if its
+    /// module has a manifest: the arity, and that a function taking rkyv
+    /// values is not handed cross-language ones.
+    fn check(&self, sig: Option<&Signature>) -> Result<()> {
+        let Some(sig) = sig else {
+            return Ok(());
+        };
+        if sig.params.len() != self.args.len() {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` takes {} argument{}, not {}",
+                sig.describe(),
+                sig.params.len(),
+                if sig.params.len() == 1 { "" } else { "s" },
+                self.args.len()
+            )));
+        }
+        if sig.encoding == "rkyv" && self.cbor_args {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` is a Rust guest's function: it takes rkyv values, which only Rust \
+                 writes, not cross-language values",
+                sig.describe()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl CallBuilder<'_, Task> {
     /// Retries after system failures (default 3; -1: no limit).
     pub fn max_retries(mut self, n: i32) -> Self {
@@ -291,28 +321,7 @@ impl CallBuilder<'_, Task> {
 
     fn submit_now(self) -> Result<ObjectRef> {
         let function = self.target.function.clone();
-        // A typed module's function is checked before anything runs.
-        if let Some(sig) = self.target.module.task_signature(&function)
-            && sig.params.len() != self.args.len()
-        {
-            return Err(Error::InvalidArgument(format!(
-                "`{}` takes {} argument{}, not {}",
-                sig.describe(),
-                sig.params.len(),
-                if sig.params.len() == 1 { "" } else { "s" },
-                self.args.len()
-            )));
-        }
-        if let Some(sig) = self.target.module.task_signature(&function)
-            && sig.encoding == "rkyv"
-            && self.cbor_args
-        {
-            return Err(Error::InvalidArgument(format!(
-                "`{}` is a Rust guest's function: it takes rkyv values, which only Rust \
-                 writes, not cross-language values",
-                sig.describe()
-            )));
-        }
+        self.check(self.target.module.signature("task", None, &function))?;
         let (rt, task, sub) = self.finish(&function)?;
         let ids = { run::submit_task(&rt.actors.tasks, task.module, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
@@ -352,6 +361,8 @@ impl CallBuilder<'_, NewActor> {
 
     fn create_now(self) -> Result<ActorRef> {
         let type_name = self.target.type_name.clone();
+        let module = &self.target.module;
+        self.check(module.signature("actor", Some(&type_name), ACTOR_CONSTRUCTOR))?;
         let (rt, new, sub) = self.finish(&type_name)?;
         let id = {
             actors::create(
@@ -382,6 +393,9 @@ impl CallBuilder<'_, Method> {
 
     fn submit_now(self) -> Result<ObjectRef> {
         let method = self.target.method.clone();
+        if let Some(a) = self.rt.actors.registry.get(&self.target.actor) {
+            self.check(a.module.signature("method", Some(&a.type_name), &method))?;
+        }
         let (rt, m, sub) = self.finish(&method)?;
         let ids = { actors::call(rt.actors, m.actor, &m.method, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))

@@ -179,10 +179,16 @@ impl Module {
 
     /// The declared signature of task `name`, if the manifest has one.
     pub fn task_signature(&self, name: &str) -> Option<&Signature> {
+        self.signature("task", None, name)
+    }
+
+    /// The declared signature of a `kind` (`task`, `actor`, `method`) named
+    /// `name` (of actor type `class`), if the manifest has one.
+    pub fn signature(&self, kind: &str, class: Option<&str>, name: &str) -> Option<&Signature> {
         self.0
             .signatures
             .iter()
-            .find(|s| s.kind == "task" && s.name == name)
+            .find(|s| s.kind == kind && s.name == name && s.class.as_deref() == class)
     }
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
