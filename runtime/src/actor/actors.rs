@@ -110,13 +110,7 @@ pub(crate) fn call(
     method: &str,
     sub: Submission,
 ) -> Vec<ObjectId> {
-    let id = rt.env.ids.next_task();
-    let returns: Vec<ObjectId> = (0..sub.num_returns)
-        .map(|i| ObjectId::for_return(id, i))
-        .collect();
-    for r in &returns {
-        rt.env.objects.create_pending(*r);
-    }
+    let (id, returns) = rt.env.new_call(sub.num_returns);
     let Some(a) = rt.registry.get(&actor) else {
         let cause = rt.registry.cause_of(&actor);
         let mut rec = ErrorRecord::new(

@@ -23,7 +23,7 @@ use crate::ids::IdGen;
 use crate::objects::store::ObjectStore;
 use crate::output::OutputSink;
 use std::sync::{Arc, OnceLock, Weak};
-use wray_abi::{ActorId, ObjectId};
+use wray_abi::{ActorId, ObjectId, TaskId};
 
 /// The handles every layer from execution up shares. Thread-safe; lives in
 /// one `Arc`.
@@ -69,6 +69,17 @@ impl Env {
             spawner,
             upcalls: OnceLock::new(),
         }
+    }
+
+    /// A new call's id and its `n` return objects, created pending (each
+    /// held once, for the caller).
+    pub fn new_call(&self, n: u32) -> (TaskId, Vec<ObjectId>) {
+        let id = self.ids.next_task();
+        let returns: Vec<ObjectId> = (0..n).map(|i| ObjectId::for_return(id, i)).collect();
+        for r in &returns {
+            self.objects.create_pending(*r);
+        }
+        (id, returns)
     }
 
     /// Registers the layer that serves [`Upcalls`] (once).

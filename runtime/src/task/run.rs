@@ -56,13 +56,7 @@ use wray_abi::{ErrorKind, ObjectId, TaskId, export};
 /// Submits a task of `module`; returns the ids of its return values, each
 /// held once on the caller's behalf.
 pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> Vec<ObjectId> {
-    let id = rt.env.ids.next_task();
-    let returns: Vec<ObjectId> = (0..sub.num_returns)
-        .map(|i| ObjectId::for_return(id, i))
-        .collect();
-    for r in &returns {
-        rt.env.objects.create_pending(*r);
-    }
+    let (id, returns) = rt.env.new_call(sub.num_returns);
     rt.env.events.submitted(
         id,
         sub.function.clone(),
