@@ -62,16 +62,21 @@ impl Parts<'_> {
         if let Some(missing) = refs.iter().find(|id| objects.get(id).is_none()) {
             return Err(Error::ObjectNotFound(*missing));
         }
-        let max = self.actors.env.config.max_object_size;
-        if bytes.len() > max {
-            return Err(Error::InvalidArgument(format!(
-                "object of {} bytes exceeds the limit of {max} bytes",
-                bytes.len()
-            )));
-        }
+        self.check_size(bytes.len())?;
         self.admit_async(bytes.len()).await?;
         let id = objects.put(objects.blob(&bytes, refs));
         Ok(ObjectRef::adopt(objects, id))
+    }
+
+    /// Refuses an object past the configured size limit.
+    pub fn check_size(&self, len: usize) -> Result<()> {
+        let max = self.actors.env.config.max_object_size;
+        if len > max {
+            return Err(Error::InvalidArgument(format!(
+                "object of {len} bytes exceeds the limit of {max} bytes"
+            )));
+        }
+        Ok(())
     }
 
     /// Makes room for `len` bytes in the object store, blocking while it

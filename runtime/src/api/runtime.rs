@@ -199,7 +199,7 @@ impl Runtime {
 
     /// Stores already-encoded bytes as an immutable object.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
-        self.check_size(bytes.len())?;
+        self.parts().check_size(bytes.len())?;
         self.parts().admit(bytes.len())?;
         Ok(self.store(bytes))
     }
@@ -207,19 +207,9 @@ impl Runtime {
     /// [`put_bytes`](Self::put_bytes), for async callers (on any tokio
     /// runtime): past the store's cap it waits for room without blocking.
     pub async fn put_bytes_async(&self, bytes: &[u8]) -> Result<ObjectRef> {
-        self.check_size(bytes.len())?;
+        self.parts().check_size(bytes.len())?;
         self.parts().admit_async(bytes.len()).await?;
         Ok(self.store(bytes))
-    }
-
-    fn check_size(&self, len: usize) -> Result<()> {
-        let max = self.actors.env.config.max_object_size;
-        if len > max {
-            return Err(Error::InvalidArgument(format!(
-                "object of {len} bytes exceeds the limit of {max} bytes"
-            )));
-        }
-        Ok(())
     }
 
     /// Stores `bytes`, room made, as an object the caller holds.

@@ -54,16 +54,33 @@ fn wants_cbor(headers: &HeaderMap) -> bool {
 
 /// A duration in seconds from query parameter `key`, if given.
 fn seconds(q: &HashMap<String, String>, key: &str) -> Result<Option<Duration>, Response> {
-    let Some(v) = q.get(key) else {
-        return Ok(None);
-    };
-    match v.parse::<f64>() {
-        Ok(s) if (0.0..=MAX_WAIT_S).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+    q.get(key)
+        .map(|v| duration(key, v.parse::<f64>().ok(), v))
+        .transpose()
+}
+
+/// `s` seconds, for the parameter `key` (given as `text`), if it is a
+/// number from 0 to [`MAX_WAIT_S`].
+fn duration(key: &str, s: Option<f64>, text: &str) -> Result<Duration, Response> {
+    match s {
+        Some(s) if (0.0..=MAX_WAIT_S).contains(&s) => Ok(Duration::from_secs_f64(s)),
         _ => Err(error(
             StatusCode::BAD_REQUEST,
-            format!("`{key}` is a number of seconds from 0 to {MAX_WAIT_S}, not {v:?}"),
+            format!("`{key}` is a number of seconds from 0 to {MAX_WAIT_S}, not {text:?}"),
         )),
     }
+}
+
+/// The uploaded module whose digest is `digest`.
+fn module(st: &NodeState, digest: &str) -> Result<crate::Module, Response> {
+    ObjectId::parse(digest)
+        .and_then(|id| st.actors.env.modules.get(&id))
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no module {digest} on this node: upload it (POST /api/modules)"),
+            )
+        })
 }
 
 /// The refusal for an error of the host API.
@@ -191,11 +208,9 @@ pub(crate) async fn post_task(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let Some(m) = ObjectId::parse(&module).and_then(|id| st.actors.env.modules.get(&id)) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no module {module} on this node: upload it (POST /api/modules)"),
-        );
+    let m = match self::module(&st, &module) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     if m.task(&function).is_none() {
         return error(
@@ -284,15 +299,9 @@ pub(crate) async fn post_actor(State(st): St, headers: HeaderMap, body: Bytes) -
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Some(m) = ObjectId::parse(&call.module).and_then(|id| st.actors.env.modules.get(&id))
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no module {} on this node: upload it (POST /api/modules)",
-                call.module
-            ),
-        );
+    let m = match module(&st, &call.module) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     if m.method(&call.class, wray_abi::export::ACTOR_CONSTRUCTOR)
         .is_none()
@@ -471,13 +480,7 @@ fn batch(
         .collect::<Result<Vec<_>, _>>()?;
     let timeout = match req.timeout {
         None => Duration::ZERO,
-        Some(s) if (0.0..=MAX_WAIT_S).contains(&s) => Duration::from_secs_f64(s),
-        Some(s) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("`timeout` is a number of seconds from 0 to {MAX_WAIT_S}, not {s}"),
-            ));
-        }
+        Some(s) => duration("timeout", Some(s), &s.to_string())?,
     };
     Ok((req, ids, timeout))
 }
