@@ -259,7 +259,7 @@ fn tasks_and_values_over_http() {
     // One round trip: the result in the answer, nothing held.
     let r = call(
         addr,
-        "?wait=30",
+        "?wait=600",
         json!({"module": digest, "function": "add", "args": [1, 2]}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -267,7 +267,7 @@ fn tasks_and_values_over_http() {
     assert_eq!(r.json()["pending"], json!(false));
     let r = call(
         addr,
-        "?wait=30",
+        "?wait=600",
         json!({"module": digest, "function": "sum", "args": [[0.5, 1, 2.25]]}),
     );
     assert_eq!(r.json()["result"], json!(3.75));
@@ -279,7 +279,7 @@ fn tasks_and_values_over_http() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.json()["object_id"].as_str().unwrap().to_string();
-    let r = get(addr, &format!("/api/objects/{id}?timeout=30"));
+    let r = get(addr, &format!("/api/objects/{id}?timeout=600"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["result"], json!(42));
     assert_eq!(
@@ -304,7 +304,7 @@ fn tasks_and_values_over_http() {
     let r = http(
         addr,
         "POST",
-        "/api/tasks?wait=30",
+        "/api/tasks?wait=600",
         &[
             ("Content-Type", "application/cbor"),
             ("Accept", "application/cbor"),
@@ -333,7 +333,7 @@ fn bad_calls_over_http_get_clear_errors_and_the_node_serves_on() {
     // The function fails: 422, with the failure.
     let r = call(
         addr,
-        "?wait=30",
+        "?wait=600",
         json!({"module": digest, "function": "fails"}),
     );
     assert_eq!(r.status, 422, "{}", r.body);
@@ -377,7 +377,7 @@ fn bad_calls_over_http_get_clear_errors_and_the_node_serves_on() {
             "add takes two integers",
         ),
     ] {
-        let r = call(addr, "?wait=30", body.clone());
+        let r = call(addr, "?wait=600", body.clone());
         assert_eq!(r.status, status, "{body}: {}", r.body);
         assert!(r.error().contains(says), "{body}: {}", r.body);
     }
@@ -430,7 +430,7 @@ fn bad_calls_over_http_get_clear_errors_and_the_node_serves_on() {
     // And the node serves on.
     let r = call(
         addr,
-        "?wait=30",
+        "?wait=600",
         json!({"module": digest, "function": "add", "args": [2, 2]}),
     );
     assert_eq!(r.json()["result"], json!(4));
@@ -468,7 +468,7 @@ fn actors_over_http() {
         let r = http(
             addr,
             "POST",
-            &format!("/api/actors/{id}/methods/incr?wait=30"),
+            &format!("/api/actors/{id}/methods/incr?wait=600"),
             &[],
             b"",
         );
@@ -521,7 +521,7 @@ fn actors_over_http() {
     let r = http(
         addr,
         "POST",
-        &format!("/api/actors/{dead}/methods/incr?wait=30"),
+        &format!("/api/actors/{dead}/methods/incr?wait=600"),
         &[],
         b"",
     );
@@ -551,7 +551,7 @@ fn objects_in_batches_over_http() {
     let r = post(
         addr,
         "/api/objects/wait",
-        &json!({"ids": ids, "num_returns": 10, "timeout": 30}),
+        &json!({"ids": ids, "num_returns": 10, "timeout": 600}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let ready: Vec<String> = serde_json::from_value(r.json()["ready"].clone()).unwrap();
@@ -566,7 +566,7 @@ fn objects_in_batches_over_http() {
     let r = post(
         addr,
         "/api/objects/values",
-        &json!({"ids": all, "timeout": 30}),
+        &json!({"ids": all, "timeout": 600}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let objects = r.json()["objects"].as_array().unwrap().clone();

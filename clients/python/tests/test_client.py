@@ -67,10 +67,10 @@ def test_tasks_run_and_return_values(m):
 
 def test_wait_returns_the_ready_ones_in_order(m):
     refs = [m.add.remote(i, i) for i in range(100)]
-    ready, pending = wray.wait(refs, num_returns=10, timeout=30.0)
+    ready, pending = wray.wait(refs, num_returns=10)
     assert len(ready) == 10 and len(pending) == 90
     assert [r for r in refs if r in ready] == ready
-    ready, pending = wray.wait(refs, num_returns=100, timeout=60.0)
+    ready, pending = wray.wait(refs, num_returns=100)
     assert len(ready) == 100 and pending == []
     with pytest.raises(ValueError):
         wray.wait(refs[:2], num_returns=3)

@@ -118,10 +118,6 @@ def dumps(value: Any) -> bytes:
     return bytes(out)
 
 
-def _hashable(v: Any) -> Any:
-    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
-
-
 class _Reader:
     def __init__(self, b: bytes) -> None:
         self.b = b
@@ -135,7 +131,7 @@ class _Reader:
         return s
 
     def value(self, depth: int = 0) -> Any:
-        from . import ObjectRef
+        from . import ObjectRef, _hashable
 
         if depth > 128:
             raise ValueError("lists or maps nested too deeply")
