@@ -64,6 +64,9 @@ impl NewActor {
 pub struct Method {
     actor: ActorId,
     method: String,
+    /// The actor's type and module, for its manifest.
+    class: Arc<str>,
+    module: Module,
 }
 
 impl Method {
@@ -71,6 +74,8 @@ impl Method {
         Method {
             actor: actor.id,
             method: method.into(),
+            class: actor.type_name.clone(),
+            module: actor.module.clone(),
         }
     }
 }
@@ -364,18 +369,16 @@ impl CallBuilder<'_, NewActor> {
         let module = &self.target.module;
         self.check(module.signature("actor", Some(&type_name), ACTOR_CONSTRUCTOR))?;
         let (rt, new, sub) = self.finish(&type_name)?;
-        let id = {
-            actors::create(
-                rt.actors,
-                Creation {
-                    module: new.module,
-                    type_name: type_name.clone(),
-                    job: 0,
-                    sub,
-                },
-            )
-        };
-        Ok(ActorRef::new(id, type_name.into()))
+        let id = actors::create(
+            rt.actors,
+            Creation {
+                module: new.module.clone(),
+                type_name: type_name.clone(),
+                job: 0,
+                sub,
+            },
+        );
+        Ok(ActorRef::new(id, type_name.into(), new.module))
     }
 }
 
@@ -393,9 +396,8 @@ impl CallBuilder<'_, Method> {
 
     fn submit_now(self) -> Result<ObjectRef> {
         let method = self.target.method.clone();
-        if let Some(a) = self.rt.actors.registry.get(&self.target.actor) {
-            self.check(a.module.signature("method", Some(&a.type_name), &method))?;
-        }
+        let m = &self.target;
+        self.check(m.module.signature("method", Some(&m.class), &method))?;
         let (rt, m, sub) = self.finish(&method)?;
         let ids = { actors::call(rt.actors, m.actor, &m.method, sub) };
         Ok(ObjectRef::adopt(&rt.actors.env.objects, ids[0]))
@@ -403,15 +405,29 @@ impl CallBuilder<'_, Method> {
 }
 
 /// A handle to an actor, for host code.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ActorRef {
     id: ActorId,
     type_name: Arc<str>,
+    /// Its module: calls are checked against the module's manifest.
+    module: Module,
 }
 
+impl PartialEq for ActorRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for ActorRef {}
+
 impl ActorRef {
-    pub(crate) fn new(id: ActorId, type_name: Arc<str>) -> ActorRef {
-        ActorRef { id, type_name }
+    pub(crate) fn new(id: ActorId, type_name: Arc<str>, module: Module) -> ActorRef {
+        ActorRef {
+            id,
+            type_name,
+            module,
+        }
     }
 
     /// The actor's id.

@@ -129,7 +129,7 @@ impl Runtime {
         self.actors
             .registry
             .lookup(name)
-            .map(|a| ActorRef::new(a.id, a.type_name.clone()))
+            .map(|a| ActorRef::new(a.id, a.type_name.clone(), a.module.clone()))
     }
 
     /// Kills an actor: interrupts its running call; that call, its pending

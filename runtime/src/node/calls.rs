@@ -372,7 +372,7 @@ pub(crate) async fn post_method(
             format!("actor type `{}` has no method `{method}`", actor.type_name),
         );
     }
-    let target = ActorRef::new(actor.id, actor.type_name.clone());
+    let target = ActorRef::new(actor.id, actor.type_name.clone(), actor.module.clone());
     let call = args.iter().fold(
         CallBuilder::new(parts(&st), Method::new(&target, &method)),
         |b, a| b.arg_value(a),
