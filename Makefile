@@ -72,9 +72,10 @@ test: guests browser
 	$(CARGO) test
 	$(MAKE) --no-print-directory py-test go-test
 
-# The Go SDK's codec against the shared vectors (natively).
+# The Go SDK, vetted for both targets, and its codec against the shared
+# vectors (natively).
 go-test: go-toolchain
-	cd guest-sdk/go && ../../$(GO) vet ./... && ../../$(GO) test ./...
+	cd guest-sdk/go && ../../$(GO) vet ./... && GOOS=wasip1 GOARCH=wasm ../../$(GO) vet ./... && ../../$(GO) test ./...
 
 # The Python client's tests, in a venv of their own, against the debug
 # `wray` that `cargo test` built.

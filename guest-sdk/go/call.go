@@ -52,27 +52,21 @@ func (a Arguments) Reader(i int) (*Reader, error) {
 }
 
 // Int is argument i, an integer that fits int64.
-func (a Arguments) Int(i int) (int64, error) {
-	r, err := a.Reader(i)
-	if err != nil {
-		return 0, err
-	}
-	v, err := r.Int()
-	if err == nil && !r.Done() {
-		err = ErrKind
-	}
-	return v, err
-}
+func (a Arguments) Int(i int) (int64, error) { return one(a, i, (*Reader).Int) }
 
 // Float is argument i, a float or an integer.
-func (a Arguments) Float(i int) (float64, error) {
+func (a Arguments) Float(i int) (float64, error) { return one(a, i, (*Reader).Float) }
+
+// one reads argument i as a single value with read.
+func one[T any](a Arguments, i int, read func(*Reader) (T, error)) (T, error) {
+	var zero T
 	r, err := a.Reader(i)
 	if err != nil {
-		return 0, err
+		return zero, err
 	}
-	v, err := r.Float()
+	v, err := read(r)
 	if err == nil && !r.Done() {
-		err = ErrKind
+		return zero, ErrKind
 	}
 	return v, err
 }
