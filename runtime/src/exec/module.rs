@@ -54,6 +54,9 @@ struct Inner {
     actor_code: OnceLock<Result<Code, String>>,
     /// What its manifest declares (empty without one).
     signatures: Vec<Signature>,
+    /// The indices of the signatures of each name (a task and a method
+    /// may share one).
+    signature_index: FxHashMap<Box<str>, Vec<usize>>,
 }
 
 /// An actor method a module exports.
@@ -186,9 +189,11 @@ impl Module {
     /// `name` (of actor type `class`), if the manifest has one.
     pub fn signature(&self, kind: &str, class: Option<&str>, name: &str) -> Option<&Signature> {
         self.0
-            .signatures
+            .signature_index
+            .get(name)?
             .iter()
-            .find(|s| s.kind == kind && s.name == name && s.class.as_deref() == class)
+            .map(|&i| &self.0.signatures[i])
+            .find(|s| s.kind == kind && s.class.as_deref() == class)
     }
 
     /// Whether the module has a driver: `wray:main` or a WASI `_start`.
@@ -632,6 +637,13 @@ fn validate(
     }
     let code = Code::new(&module, linker).map_err(|e| invalid(format!("{e:#}")))?;
     let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
+    let mut signature_index: FxHashMap<Box<str>, Vec<usize>> = FxHashMap::default();
+    for (i, s) in signatures.iter().enumerate() {
+        signature_index
+            .entry(s.name.as_str().into())
+            .or_default()
+            .push(i);
+    }
     Ok(Module(Arc::new(Inner {
         id,
         name: name.to_string(),
@@ -642,6 +654,7 @@ fn validate(
         maps_args,
         bytes,
         signatures,
+        signature_index,
         actor_code: OnceLock::new(),
     })))
 }
