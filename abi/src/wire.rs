@@ -173,6 +173,9 @@ pub struct Options {
     /// Whether the task's results may be made again from lineage even if it
     /// reads the clock or random numbers.
     pub allow_recompute: Option<bool>,
+    /// The module, linked into the program by name, whose function or
+    /// actor type this is (unset: the caller's own module).
+    pub module: Option<String>,
 }
 
 /// Option keys of the spec format.
@@ -185,6 +188,7 @@ mod key {
     pub const MAX_RESTARTS: u16 = 6;
     pub const MAX_TASK_RETRIES: u16 = 7;
     pub const ALLOW_RECOMPUTE: u16 = 8;
+    pub const MODULE: u16 = 9;
 }
 
 impl Options {
@@ -213,6 +217,9 @@ impl Options {
         }
         if let Some(v) = self.allow_recompute {
             entries.push((key::ALLOW_RECOMPUTE, alloc::vec![v as u8]));
+        }
+        if let Some(v) = &self.module {
+            entries.push((key::MODULE, v.as_bytes().to_vec()));
         }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
@@ -261,6 +268,10 @@ impl Options {
                 key::NAME => {
                     let s = core::str::from_utf8(v).map_err(|_| bad("name is not UTF-8"))?;
                     o.name = Some(String::from(s));
+                }
+                key::MODULE => {
+                    let s = core::str::from_utf8(v).map_err(|_| bad("module is not UTF-8"))?;
+                    o.module = Some(String::from(s));
                 }
                 key::MAX_RESTARTS => o.max_restarts = Some(i32v()?),
                 key::MAX_TASK_RETRIES => o.max_task_retries = Some(i32v()?),
@@ -759,6 +770,7 @@ mod tests {
                 max_task_retries: Some(3),
                 max_retries: None,
                 allow_recompute: Some(true),
+                module: Some("c_math".into()),
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",

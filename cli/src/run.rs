@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// The dashboard's port with --dashboard.
     #[arg(long, default_value_t = 8265, requires = "dashboard")]
     port: u16,
+    /// Another module the program calls by name, as `c_math` in
+    /// `--module c_math=c_math.wasm` (repeatable).
+    #[arg(long = "module", value_name = "NAME=FILE", value_parser = crate::state::parse_link)]
+    links: Vec<(String, PathBuf)>,
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// Arguments for the driver, after `--` (it reads them with std::env::args()).
@@ -36,7 +40,7 @@ pub struct RunArgs {
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(address) = &args.address {
         let c = Client::new(Some(address));
-        let id = crate::state::submit(&c, &args.module, None, &args.args)?;
+        let id = crate::state::submit(&c, &args.module, None, &args.links, &args.args)?;
         eprintln!("wray: running as {id} on {}", c.base());
         return crate::state::follow_job(&c, &id);
     }
@@ -73,13 +77,18 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let module = rt.load_file(&args.module)?;
+    let links = args
+        .links
+        .iter()
+        .map(|(name, file)| Ok((name.clone(), rt.load_file(file)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let _line = progress.as_ref().map(|p| {
         let stats = rt.stats_source();
         p.follow(move || Some(describe(stats.task_counts(), Some(stats.actors()))))
     });
     // SIGINT or SIGTERM stops the driver, so the runtime ends as after a
     // normal exit: its tasks cancelled, its spill files removed.
-    let job = rt.start_job(&module, &args.args);
+    let job = rt.start_linked_job(&module, &args.args, &links);
     let control = job.control();
     let signalled = Arc::new(AtomicI32::new(0));
     let seen = signalled.clone();

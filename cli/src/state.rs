@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wray_runtime::node::types::{
     ActorList, ActorStatus, JobDeleted, JobDetail, JobInfo, JobLogs, JobStatus, JobStopped,
-    JobSubmitted, NodeEntry, ObjectEntry, ObjectList, ObjectPlace, Status, TaskList, TaskState,
-    TaskSummary,
+    JobSubmitted, ModuleUploaded, NodeEntry, ObjectEntry, ObjectList, ObjectPlace, Status,
+    TaskList, TaskState, TaskSummary,
 };
 
 /// Where the node is.
@@ -42,6 +42,9 @@ pub enum JobCommand {
         /// A label for the job (default: the module's file name).
         #[arg(long)]
         name: Option<String>,
+        /// Another module the program calls by name (repeatable).
+        #[arg(long = "module", value_name = "NAME=FILE", value_parser = parse_link)]
+        links: Vec<(String, PathBuf)>,
         /// Arguments for the driver, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
@@ -92,9 +95,10 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             module,
             follow,
             name,
+            links,
             args,
         } => {
-            let id = submit(&c, &module, name, &args)?;
+            let id = submit(&c, &module, name, &links, &args)?;
             if follow {
                 return follow_job(&c, &id);
             }
@@ -143,11 +147,25 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Uploads `module` and starts it as a job; returns the job's id.
+/// `NAME=FILE`: a module linked to a program under a name.
+pub fn parse_link(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "expected NAME=FILE (a name the program calls the module by, and its .wasm file), not `{s}`"
+        )),
+    }
+}
+
+/// Uploads `module` (and the modules it links) and starts it as a job;
+/// returns the job's id.
 pub fn submit(
     c: &Client,
     module: &Path,
     name: Option<String>,
+    links: &[(String, PathBuf)],
     args: &[String],
 ) -> anyhow::Result<String> {
     let bytes = wray_runtime::Module::read_file(module)?;
@@ -156,7 +174,14 @@ pub fn submit(
             .file_stem()
             .map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned())
     });
+    let mut linked = Vec::with_capacity(links.len());
+    for (link, file) in links {
+        let up: ModuleUploaded =
+            c.post_wasm("/api/modules", &[], &wray_runtime::Module::read_file(file)?)?;
+        linked.push(format!("{link}={}", up.digest));
+    }
     let mut query = vec![("name", name.as_str())];
+    query.extend(linked.iter().map(|l| ("link", l.as_str())));
     query.extend(args.iter().map(|a| ("arg", a.as_str())));
     let r: JobSubmitted = c.post_wasm("/api/jobs/", &query, &bytes)?;
     Ok(r.job_id)

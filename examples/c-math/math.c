@@ -4,6 +4,8 @@
  *   add(a: int, b: int) -> int
  *   sum(xs: list of float) -> float
  *   fails() -> never: an application error with a message
+ *   apply(module: str, function: str, x: int) -> int: calls
+ *       function(x) of the module linked as `module`, in any language
  *   Counter(start: int), Counter.incr() -> int
  *
  * Built by `make guests` (clang, wasm32-wasi) to
@@ -11,6 +13,7 @@
  * wray's cross-language values (deterministic CBOR).
  */
 #include <wray.h>
+#include <string.h>
 
 WRAY_TASK(add) {
     int64_t a, b;
@@ -36,6 +39,36 @@ WRAY_TASK(sum) {
 
 WRAY_TASK(fails) {
     return wray_fail("fails always fails: this is its message");
+}
+
+WRAY_TASK(apply) {
+    wray_reader r;
+    const char *m, *f;
+    size_t mlen, flen;
+    int64_t x;
+    if (wray_arg_count() != 3 || wray_arg(0, &r) || wray_read_str(&r, &m, &mlen) ||
+        wray_arg(1, &r) || wray_read_str(&r, &f, &flen) || wray_arg_int(2, &x))
+        return wray_fail("apply takes a module name, a function name and an integer");
+    char module[64], function[64];
+    if (mlen >= sizeof module || flen >= sizeof function)
+        return wray_fail("apply: a name is too long");
+    memcpy(module, m, mlen);
+    module[mlen] = 0;
+    memcpy(function, f, flen);
+    function[flen] = 0;
+    wray_writer args = {0};
+    wray_write_int(&args, x);
+    wray_object result;
+    int refused = wray_call(module, function, &args, 1, &result);
+    wray_writer_free(&args);
+    if (refused)
+        return wray_fail("apply: the host refused the call");
+    int64_t y;
+    int failed = wray_get_int(&result, &y);
+    wray_release(&result);
+    if (failed)
+        return wray_fail("apply: the call failed, or did not return an integer");
+    return wray_return_int(y);
 }
 
 /* Counter's state: each actor has an instance of its own. */

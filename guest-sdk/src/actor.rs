@@ -68,6 +68,11 @@ pub struct ActorRef {
 }
 
 impl ActorRef {
+    /// A reference to the actor `id` (created by this instance).
+    pub(crate) fn from_id(id: ActorId) -> Self {
+        ActorRef { id }
+    }
+
     /// The actor's id.
     pub fn id(&self) -> ActorId {
         self.id

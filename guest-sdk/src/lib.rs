@@ -38,6 +38,7 @@
 
 mod actor;
 mod codec;
+pub mod cross;
 mod error;
 mod object;
 mod sys;
@@ -49,8 +50,9 @@ pub use actor::{
     kill_allowing_restart,
 };
 pub use codec::{Decode, Encode};
+pub use cross::{Cbor, Value};
 pub use error::{Error, ErrorKind, Result};
-pub use object::{Get, ObjectRef, Ready, cancel, get, get_timeout, put, wait};
+pub use object::{Get, ObjectRef, Readable, Ready, cancel, get, get_timeout, put, wait};
 pub use task::{Arg, IntoArg, MainResult, RemoteOptions};
 pub use view::{Plain, View, get_view};
 pub use wray_abi::{ActorId, ObjectId};
@@ -104,6 +106,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::actor::{create as create_actor, set_state, with_state};
-    pub use crate::task::{Args, FromArg, application_error, run_call, run_main, submit};
+    pub use crate::task::{Args, FromArg, Return, application_error, run_call, run_main, submit};
     pub use wray_abi::wire::{Options, SpecKind};
 }

@@ -7,6 +7,7 @@
 //! tasks; the encoder tells the host which objects a value refers to.
 
 use crate::codec::{self, Decode, Encode};
+use crate::cross::{Cbor, FromValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use rkyv::rancor::Fallible;
@@ -56,9 +57,9 @@ impl<T> ObjectRef<T> {
 
     /// Fetches the value, waiting as long as it takes. Same as
     /// [`wray::get`](crate::get).
-    pub fn get(&self) -> Result<T>
+    pub fn get(&self) -> Result<T::Output>
     where
-        T: Decode,
+        T: Readable,
     {
         self.get_timeout(None)
     }
@@ -67,12 +68,12 @@ impl<T> ObjectRef<T> {
     /// zero: only if ready now). A timed-out `get` returns an error whose
     /// [`is_timeout`](Error::is_timeout) is true; the object can still be
     /// fetched later.
-    pub fn get_timeout(&self, timeout: Option<Duration>) -> Result<T>
+    pub fn get_timeout(&self, timeout: Option<Duration>) -> Result<T::Output>
     where
-        T: Decode,
+        T: Readable,
     {
         let bytes = fetch(&self.id, timeout)?;
-        codec::decode(&bytes)
+        T::read(&bytes)
     }
 
     /// Same as [`wray::cancel`](crate::cancel).
@@ -200,6 +201,31 @@ pub fn get_timeout<G: Get + ?Sized>(refs: &G, timeout: Option<Duration>) -> Resu
     refs.get_within(timeout)
 }
 
+/// What an object of type `T` reads as: an rkyv value (any [`Decode`]
+/// type, read as itself), or a cross-language one ([`Cbor<T>`], read as a
+/// `T`).
+pub trait Readable {
+    /// What [`get`] gives.
+    type Output;
+    /// Decodes an object's bytes (aligned).
+    #[doc(hidden)]
+    fn read(bytes: &[u8]) -> Result<Self::Output>;
+}
+
+impl<T: Decode> Readable for T {
+    type Output = T;
+    fn read(bytes: &[u8]) -> Result<T> {
+        codec::decode(bytes)
+    }
+}
+
+impl<T: FromValue> Readable for Cbor<T> {
+    type Output = T;
+    fn read(bytes: &[u8]) -> Result<T> {
+        Cbor::decode(bytes)
+    }
+}
+
 /// What [`get`] accepts: one reference, or a slice, array or `Vec` of them.
 pub trait Get {
     /// What the references resolve to.
@@ -208,30 +234,30 @@ pub trait Get {
     fn get_within(&self, timeout: Option<Duration>) -> Result<Self::Output>;
 }
 
-impl<T: Decode> Get for ObjectRef<T> {
-    type Output = T;
-    fn get_within(&self, timeout: Option<Duration>) -> Result<T> {
+impl<T: Readable> Get for ObjectRef<T> {
+    type Output = T::Output;
+    fn get_within(&self, timeout: Option<Duration>) -> Result<T::Output> {
         self.get_timeout(timeout)
     }
 }
 
-impl<T: Decode> Get for [ObjectRef<T>] {
-    type Output = Vec<T>;
-    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
+impl<T: Readable> Get for [ObjectRef<T>] {
+    type Output = Vec<T::Output>;
+    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T::Output>> {
         self.iter().map(|r| r.get_timeout(timeout)).collect()
     }
 }
 
-impl<T: Decode> Get for Vec<ObjectRef<T>> {
-    type Output = Vec<T>;
-    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
+impl<T: Readable> Get for Vec<ObjectRef<T>> {
+    type Output = Vec<T::Output>;
+    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T::Output>> {
         self.as_slice().get_within(timeout)
     }
 }
 
-impl<T: Decode, const N: usize> Get for [ObjectRef<T>; N] {
-    type Output = Vec<T>;
-    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
+impl<T: Readable, const N: usize> Get for [ObjectRef<T>; N] {
+    type Output = Vec<T::Output>;
+    fn get_within(&self, timeout: Option<Duration>) -> Result<Vec<T::Output>> {
         self.as_slice().get_within(timeout)
     }
 }

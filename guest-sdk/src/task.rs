@@ -5,6 +5,7 @@
 //! needed by hand except [`RemoteOptions`] and [`IntoArg`].
 
 use crate::codec::{self, Decode, Encode, Encoded, Scratch};
+use crate::cross::{Cbor, FromValue, IntoValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Held, Mapping, ObjectRef, check, read_buffer};
 use crate::sys;
@@ -84,6 +85,22 @@ enum ArgKind {
 const PUT_ARG_MIN: usize = 64 << 10;
 
 impl Arg {
+    /// A cross-language value (CBOR), inline however large (the host
+    /// stores large inline values as objects).
+    pub(crate) fn cbor(value: crate::cross::Value) -> Arg {
+        let (bytes, refs) = Cbor::encode(value);
+        let mut aligned = AlignedVec::with_capacity(bytes.len());
+        aligned.extend_from_slice(&bytes);
+        let _keep = refs.iter().map(|id| ObjectRef::retain(*id)).collect();
+        Arg(ArgKind::Value {
+            enc: Encoded {
+                bytes: aligned,
+                refs,
+            },
+            _keep,
+        })
+    }
+
     fn value<T: Encode>(value: &T) -> Arg {
         let len = codec::encoded_len(value);
         if len > PUT_ARG_MIN {
@@ -353,6 +370,15 @@ impl<T: Decode> FromArg for T {
     }
 }
 
+impl<T: FromValue> FromArg for Cbor<T> {
+    fn from_arg(arg: ArgBytes<'_>) -> Result<Cbor<T>> {
+        match arg {
+            ArgBytes::Inline(slot) => Cbor::decode(slot).map(Cbor),
+            mapped => Cbor::decode(&mapped.held()?).map(Cbor),
+        }
+    }
+}
+
 impl<T: Decode> FromArg for View<T> {
     fn from_arg(arg: ArgBytes<'_>) -> Result<View<T>> {
         View::new(arg.held()?)
@@ -384,15 +410,38 @@ fn report_failure(kind: ErrorKind, msg: &str) {
 /// Runs the body of a task or actor method export: fetches the arguments,
 /// runs `body`, hands the result (or failure) to the host.
 #[doc(hidden)]
-pub fn run_call<T: Encode>(body: impl FnOnce(&mut Args<'_>) -> Result<T>) -> i32 {
+pub fn run_call<T: Return>(body: impl FnOnce(&mut Args<'_>) -> Result<T>) -> i32 {
     install_panic_hook();
     let mut scratch = Scratch::<256>::new();
     let result = Args::fetch(&mut scratch).and_then(|mut args| body(&mut args));
     finish_call(result)
 }
 
+/// What a remote function or method may return: an rkyv value, or a
+/// cross-language one ([`Cbor`]).
+#[doc(hidden)]
+pub trait Return {
+    /// Hands the value to the host as the call's result; the host's status.
+    fn set_return(self) -> i32;
+}
+
+impl<T: Encode> Return for T {
+    fn set_return(self) -> i32 {
+        codec::set_return(&self)
+    }
+}
+
+impl<T: IntoValue> Return for Cbor<T> {
+    fn set_return(self) -> i32 {
+        let (bytes, refs) = Cbor::encode(self.0.into_value());
+        let ids = codec::id_bytes(&refs);
+        // SAFETY: the pointers are readable for their lengths for the call.
+        unsafe { sys::task_return(0, bytes.as_ptr(), bytes.len(), ids.as_ptr(), refs.len()) }
+    }
+}
+
 /// Hands a call's result to the host; returns the export's return code.
-pub(crate) fn finish_call<T: Encode>(result: Result<T>) -> i32 {
+pub(crate) fn finish_call<T: Return>(result: Result<T>) -> i32 {
     let value = match result {
         Ok(v) => v,
         Err(e) => {
@@ -400,7 +449,7 @@ pub(crate) fn finish_call<T: Encode>(result: Result<T>) -> i32 {
             return export::FAILED;
         }
     };
-    let status = codec::set_return(&value);
+    let status = value.set_return();
     match check(status, "return") {
         Ok(_) => export::OK,
         Err(e) => {

@@ -642,7 +642,7 @@ fn wray_inspect_shows_what_a_module_offers() {
     let out = common::wray(&["inspect", guest("c_math").to_str().unwrap()]);
     let (stdout, stderr) = common::text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("tasks: add, fails, sum"), "{stdout}");
+    assert!(stdout.contains("tasks: add, apply, fails, sum"), "{stdout}");
     assert!(stdout.contains("actor Counter: incr"), "{stdout}");
     assert!(stdout.contains("driver: none"), "{stdout}");
     let out = common::wray(&["inspect", "--json", guest("testkit").to_str().unwrap()]);
@@ -706,4 +706,151 @@ fn actor_calls_are_checked_against_the_manifest() {
     assert!(e.contains("takes rkyv values"), "{e}");
     let r = rt.method(&a, "add").arg(&2i64).submit().unwrap();
     assert_eq!(rt.get::<i64>(&r).unwrap(), 7);
+}
+
+// ---- calls across modules ------------------------------------------------------
+
+/// What `examples/polyglot` prints when C and Go are linked to it.
+const POLYGLOT_OUTPUT: &str = "\
+c_math.add(1, 2) = 3
+go_math.sum([0.5, 1.5, 2.0]) = 4
+c_math.add(go_math.add(3, 100), 1000) = 1103
+c_math.apply(polyglot.double, 21) = 42
+c_math.Counter(10).incr() x3 = [11, 12, 13]
+go_math.Counter(10).incr() x3 = [11, 12, 13]
+c_math.fails() failed: fails always fails: this is its message
+";
+
+/// `--module` arguments linking the C and Go examples.
+fn links() -> Vec<String> {
+    GUESTS
+        .iter()
+        .flat_map(|name| {
+            [
+                "--module".to_string(),
+                format!("{name}={}", guest(name).display()),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn a_rust_program_calls_c_and_go_and_c_calls_rust() {
+    let polyglot = guest("polyglot");
+    let mut args = vec!["run".to_string(), polyglot.display().to_string()];
+    args.extend(links());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = common::wray(&args);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, POLYGLOT_OUTPUT);
+}
+
+#[test]
+fn a_program_calling_a_module_it_was_not_given_fails_naming_it() {
+    let polyglot = guest("polyglot");
+    let c = format!("c_math={}", guest("c_math").display());
+    let out = common::wray(&["run", polyglot.to_str().unwrap(), "--module", &c]);
+    let (stdout, stderr) = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("c_math.add(1, 2) = 3\n"), "{stdout}");
+    assert!(
+        stderr.contains("no module named `go_math` is linked to this program"),
+        "{stderr}"
+    );
+    // A malformed link is refused before anything runs.
+    for bad in ["c_math", "=x.wasm", "c_math="] {
+        let out = common::wray(&["run", polyglot.to_str().unwrap(), "--module", bad]);
+        let stderr = common::text(&out).1;
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("expected NAME=FILE"), "{bad}: {stderr}");
+    }
+    let out = common::wray(&[
+        "run",
+        polyglot.to_str().unwrap(),
+        "--module",
+        "c_math=/no/such.wasm",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::text(&out).1.contains("/no/such.wasm"));
+}
+
+#[test]
+fn modules_linked_to_the_host_serve_its_calls_and_c_calls_rust_through_them() {
+    let (rt, c) = load("c_math");
+    let rust = rt.load_file(guest("polyglot")).unwrap();
+    let apply = |module: &str| {
+        let r = rt
+            .task(&c, "apply")
+            .arg_value(&Value::Str(module.into()))
+            .arg_value(&Value::Str("double".into()))
+            .arg_value(&Value::Int(21))
+            .submit()
+            .unwrap();
+        rt.get_value(&r)
+    };
+    // Not linked yet: the C task's nested call fails, and so does it.
+    let e = apply("rusty").unwrap_err();
+    assert!(
+        matches!(&e, Error::Task(t) if t.message().contains("apply: the call failed")),
+        "{e:?}"
+    );
+    rt.link("rusty", &rust);
+    assert_eq!(apply("rusty").unwrap(), Value::Int(42));
+    // A Rust function taking `Cbor` values is typed by its manifest.
+    let sig = rust.task_signature("double").unwrap();
+    assert_eq!(sig.describe(), "double(x: int) -> int");
+    assert_eq!(sig.encoding, "cbor");
+    let r = rt
+        .task(&rust, "double")
+        .arg_value(&Value::Int(-4))
+        .submit()
+        .unwrap();
+    assert_eq!(rt.get_value(&r).unwrap(), Value::Int(-8));
+    // A value of the wrong kind is the Rust function's clear error.
+    let r = rt
+        .task(&rust, "double")
+        .arg_value(&Value::Str("x".into()))
+        .submit()
+        .unwrap();
+    let e = common::task_error(&rt, &r);
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("argument `x`: expected an int, got a str"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_job_on_a_node_links_modules_uploaded_with_it() {
+    let n = serve(None);
+    let url = n.node.url();
+    let polyglot = guest("polyglot");
+    let mut args = vec![
+        "job".to_string(),
+        "submit".to_string(),
+        "--address".to_string(),
+        url.clone(),
+        "--follow".to_string(),
+        polyglot.display().to_string(),
+    ];
+    args.extend(links());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = common::wray(&args);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(POLYGLOT_OUTPUT), "{stdout}");
+    // A link to a module the node does not have is refused, naming it.
+    let bytes = std::fs::read(&polyglot).unwrap();
+    let missing = "0".repeat(64);
+    let r = http(
+        n.node.addr(),
+        "POST",
+        &format!("/api/jobs/?link=c_math={missing}"),
+        &[("Content-Type", "application/wasm")],
+        &bytes,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.error().contains("module `c_math`"), "{}", r.body);
 }

@@ -144,6 +144,31 @@ int wray_return_null(void);
  * the export returns. */
 int wray_fail(const char *message);
 
+/* ---- calling other functions ------------------------------------------ */
+
+/* An object: its 32-byte id. */
+typedef struct {
+    uint8_t id[32];
+} wray_object;
+
+/* Submits a call of task `function` of the module linked to the program as
+ * `module` (NULL: this module), whatever its language, with `nargs`
+ * arguments: the first `nargs` values written to `args` (NULL when there
+ * are none). The call runs in parallel; `*out` names its result, held
+ * until wray_release. Returns 0, or -1 if the host refused the spec.
+ * Problems found later (no such module or function) are the result's
+ * error, as for any failed task. */
+int wray_call(const char *module, const char *function, const wray_writer *args, size_t nargs,
+              wray_object *out);
+/* Waits for `o` and reads its value: `*bytes` (malloc'ed: free it) and
+ * `*len`; read it with a wray_reader. Returns 0, or -1 if the object holds
+ * an error (the task failed) or cannot be read. */
+int wray_get(const wray_object *o, uint8_t **bytes, size_t *len);
+/* wray_get of one integer. */
+int wray_get_int(const wray_object *o, int64_t *out);
+/* Drops this instance's hold on `o`. */
+void wray_release(const wray_object *o);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,8 +14,14 @@ HOST(task_args) int32_t wray__task_args(uint8_t *buf, uint32_t cap, uint32_t *ou
 HOST(task_return) int32_t wray__task_return(uint32_t index, const uint8_t *data, uint32_t len,
                                             const uint8_t *refs, uint32_t nrefs);
 HOST(task_fail) int32_t wray__task_fail(uint32_t kind, const char *msg, uint32_t len);
+HOST(task_submit) int32_t wray__task_submit(const uint8_t *spec, uint32_t len, uint8_t *out_ids,
+                                            uint32_t out_cap);
+HOST(object_get) int32_t wray__object_get(const uint8_t *id, int64_t timeout_ms, uint8_t *buf,
+                                          uint32_t cap, uint32_t *out_len);
+HOST(object_release) int32_t wray__object_release(const uint8_t *id);
 
 enum { STATUS_OK = 0, STATUS_BUFFER_TOO_SMALL = -1, KIND_APPLICATION = 1 };
+enum { SPEC_VERSION = 1, SPEC_TASK = 0, OPTION_MODULE = 9, ARG_VALUE = 0 };
 
 /* The argument buffer: a u32 count, then (offset, length) per argument. */
 static uint8_t *args;
@@ -112,4 +118,81 @@ int wray_return_null(void) {
 int wray_fail(const char *message) {
     wray__task_fail(KIND_APPLICATION, message, (uint32_t)strlen(message));
     return 1;
+}
+
+/* Appends `n` little-endian bytes of `v`. */
+void wray__write_raw(wray_writer *w, const void *bytes, size_t n);
+
+static void put_le(wray_writer *w, uint64_t v, int n) {
+    uint8_t b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    wray__write_raw(w, b, (size_t)n);
+}
+
+static void put_blob(wray_writer *w, const void *p, size_t len) {
+    put_le(w, len, 4);
+    wray__write_raw(w, p, len);
+}
+
+int wray_call(const char *module, const char *function, const wray_writer *args, size_t nargs,
+              wray_object *out) {
+    /* The task spec (docs/abi.md, "Task spec"). */
+    wray_writer spec = {0};
+    put_le(&spec, SPEC_VERSION, 1);
+    put_le(&spec, SPEC_TASK, 1);
+    put_le(&spec, 0, 2);
+    put_blob(&spec, function, strlen(function));
+    put_le(&spec, 1, 4); /* num_returns */
+    put_le(&spec, module ? 1 : 0, 4);
+    if (module) {
+        put_le(&spec, OPTION_MODULE, 2);
+        put_blob(&spec, module, strlen(module));
+    }
+    put_le(&spec, nargs, 4);
+    wray_reader r = {args ? args->buf : NULL, args ? args->len : 0, 0};
+    for (size_t i = 0; i < nargs; i++) {
+        size_t from = r.at;
+        if (wray_skip(&r)) {
+            wray_writer_free(&spec);
+            return -1;
+        }
+        put_le(&spec, ARG_VALUE, 1);
+        put_blob(&spec, r.p + from, r.at - from);
+        put_le(&spec, 0, 4); /* the objects the value refers to: none */
+    }
+    int32_t n = spec.err ? -1 : wray__task_submit(spec.buf, (uint32_t)spec.len, out->id, 32);
+    wray_writer_free(&spec);
+    return n == 1 ? 0 : -1;
+}
+
+int wray_get(const wray_object *o, uint8_t **bytes, size_t *len) {
+    uint32_t need = 0;
+    uint8_t probe[16];
+    int32_t status = wray__object_get(o->id, -1, probe, 0, &need);
+    if (status != STATUS_OK && status != STATUS_BUFFER_TOO_SMALL)
+        return -1;
+    uint8_t *buf = malloc(need ? need : 1);
+    if (!buf || wray__object_get(o->id, -1, buf, need, &need) != STATUS_OK) {
+        free(buf);
+        return -1;
+    }
+    *bytes = buf;
+    *len = need;
+    return 0;
+}
+
+int wray_get_int(const wray_object *o, int64_t *out) {
+    uint8_t *bytes;
+    size_t len;
+    if (wray_get(o, &bytes, &len))
+        return -1;
+    wray_reader r = {bytes, len, 0};
+    int bad = wray_read_int(&r, out) || r.at != r.len;
+    free(bytes);
+    return bad ? -1 : 0;
+}
+
+void wray_release(const wray_object *o) {
+    wray__object_release(o->id);
 }

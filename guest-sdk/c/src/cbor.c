@@ -386,3 +386,6 @@ int wray_skip(wray_reader *r) {
     }
     return 0;
 }
+
+/* Raw bytes, for the SDK's own formats (call.c). */
+void wray__write_raw(wray_writer *w, const void *bytes, size_t n) { put(w, bytes, n); }

@@ -290,12 +290,18 @@ pub(crate) fn schema(ty: &Type) -> &'static str {
                 "Vec" | "VecDeque" | "HashSet" | "BTreeSet" => "list",
                 "HashMap" | "BTreeMap" => "map",
                 "ObjectRef" => "ref",
-                "Option" | "View" | "Box" => inner().map_or("any", schema),
+                "Option" | "View" | "Box" | "Cbor" => inner().map_or("any", schema),
+                "Value" => "any",
                 _ => "any",
             }
         }
         _ => "any",
     }
+}
+
+/// Whether `ty` is spelled `Cbor<..>`: a cross-language value.
+fn is_cbor(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Cbor"))
 }
 
 fn is_u8(ty: &Type) -> bool {
@@ -314,7 +320,11 @@ pub(crate) fn manifest_record(
 ) -> TokenStream2 {
     use wray_abi::value::Value;
     let s = |v: &str| Value::Str(v.to_string());
-    let returns = syn::parse2::<Type>(returns.clone()).map_or("any", |t| schema(&t));
+    let returns = syn::parse2::<Type>(returns.clone()).ok();
+    // A function that takes or returns a `Cbor` value speaks CBOR.
+    let cbor = returns.as_ref().is_some_and(is_cbor) || params.iter().any(|p| is_cbor(&p.ty));
+    let encoding = if cbor { "cbor" } else { "rkyv" };
+    let returns = returns.as_ref().map_or("any", schema);
     let params = params
         .iter()
         .map(|p| Value::List(vec![s(&p.name.to_string()), s(schema(&p.ty))]))
@@ -324,7 +334,7 @@ pub(crate) fn manifest_record(
         (s("name"), s(name)),
         (s("params"), Value::List(params)),
         (s("returns"), s(returns)),
-        (s("encoding"), s("rkyv")),
+        (s("encoding"), s(encoding)),
     ];
     if let Some(c) = class {
         entries.push((s("class"), s(c)));

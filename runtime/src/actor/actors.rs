@@ -32,14 +32,25 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         export::ACTOR_CONSTRUCTOR
     );
     let mut name = options.name.clone();
-    let early_death = if c.module.export(&constructor).is_none() {
+    let (module, unlinked) = match rt.env.links.callee(&c.module, options, c.job) {
+        Ok(m) => (m, None),
+        Err(why) => (c.module.clone(), Some(why)),
+    };
+    let early_death = if let Some(why) = unlinked {
+        name = None;
+        Some(ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            format!("{type_name}.new"),
+            why,
+        ))
+    } else if module.export(&constructor).is_none() {
         name = None;
         Some(ErrorRecord::new(
             ErrorKind::InvalidModule,
             format!("{type_name}.new"),
             format!(
                 "module `{}` has no actor type `{type_name}` (no export `{constructor}`)",
-                c.module.name()
+                module.name()
             ),
         ))
     } else if let Some(n) = &name {
@@ -66,7 +77,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     let actor = Arc::new(Actor {
         id,
         type_name,
-        module: c.module,
+        module,
         name,
         job: c.job,
         max_restarts: options.max_restarts.unwrap_or(0),

@@ -105,7 +105,28 @@ impl Runtime {
     /// Starts the module's driver with `args` as a new job, and returns at
     /// once; [`Job::wait`] gives its outcome, [`JobControl::stop`](crate::JobControl::stop) stops it.
     pub fn start_job(&self, module: &Module, args: &[String]) -> Job {
-        start_job(&self.actors, self.handle(), module, args)
+        self.start_linked_job(module, args, &[])
+    }
+
+    /// [`start_job`](Self::start_job) for a program that calls other
+    /// modules by name: `links` names them (`("c_math", module)`), as
+    /// `wray run app.wasm --module c_math=c_math.wasm` does. The program's
+    /// own module is linked under its own name.
+    pub fn start_linked_job(
+        &self,
+        module: &Module,
+        args: &[String],
+        links: &[(String, Module)],
+    ) -> Job {
+        start_job(&self.actors, self.handle(), module, args, links)
+    }
+
+    /// Links `module` under `name` for every program on this runtime and
+    /// for the host's own calls: a guest calls its functions and actor
+    /// types with the `module` option of its spec. A job's own links
+    /// ([`start_linked_job`](Self::start_linked_job)) come first.
+    pub fn link(&self, name: &str, module: &Module) {
+        self.actors.env.links.link(0, name, module.clone());
     }
 
     /// Starts building a call of the remote function `function` of `module`.

@@ -22,7 +22,10 @@ use crate::exec::slots::Slots;
 use crate::ids::IdGen;
 use crate::objects::store::ObjectStore;
 use crate::output::OutputSink;
+use dashmap::DashMap;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
+use wray_abi::wire::Options;
 use wray_abi::{ActorId, ObjectId, TaskId};
 
 /// The handles every layer from execution up shares. Thread-safe; lives in
@@ -42,6 +45,8 @@ pub(crate) struct Env {
     /// Spawns on the runtime's workers from any thread (a slot freed
     /// outside tokio may start a queued task).
     pub spawner: tokio::runtime::Handle,
+    /// The modules each program calls by name.
+    pub links: Links,
     upcalls: OnceLock<Weak<dyn Upcalls>>,
 }
 
@@ -67,6 +72,7 @@ impl Env {
             slots,
             sink,
             spawner,
+            links: Links::default(),
             upcalls: OnceLock::new(),
         }
     }
@@ -93,6 +99,51 @@ impl Env {
     /// (a guest still running then gets an error status).
     pub fn upcalls(&self) -> Option<Arc<dyn Upcalls>> {
         self.upcalls.get()?.upgrade()
+    }
+}
+
+/// The modules programs call by name: a task or actor of another module
+/// is named by the `module` option of its spec (`wray run app.wasm
+/// --module c_math=c_math.wasm`). Each job has its own table (its driver
+/// under its own name, and the modules linked to it); job 0's table holds
+/// the modules linked for the host's own calls, and every job sees them
+/// too.
+#[derive(Default)]
+pub(crate) struct Links(DashMap<u64, HashMap<String, Module>>);
+
+impl Links {
+    /// Links `module` under `name` for `job`'s calls (replacing any module
+    /// of that name).
+    pub fn link(&self, job: u64, name: &str, module: Module) {
+        self.0.entry(job).or_default().insert(name.into(), module);
+    }
+
+    /// Forgets `job`'s table (when the job ends).
+    pub fn end_job(&self, job: u64) {
+        if job != 0 {
+            self.0.remove(&job);
+        }
+    }
+
+    /// The module named `name` for `job`: its own, or the host's.
+    pub fn find(&self, job: u64, name: &str) -> Option<Module> {
+        let of = |j: u64| self.0.get(&j).and_then(|t| t.get(name).cloned());
+        of(job).or_else(|| of(0))
+    }
+
+    /// The module a call of `caller` runs in: the one its `module` option
+    /// names, or `caller` itself. The error says what is missing.
+    pub fn callee(&self, caller: &Module, options: &Options, job: u64) -> Result<Module, String> {
+        match options.module.as_deref() {
+            None => Ok(caller.clone()),
+            Some(name) => self.find(job, name).ok_or_else(|| {
+                format!(
+                    "no module named `{name}` is linked to this program (link one with \
+                     `wray run {}.wasm --module {name}=FILE.wasm`)",
+                    caller.name()
+                )
+            }),
+        }
     }
 }
 

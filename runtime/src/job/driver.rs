@@ -38,6 +38,7 @@ pub(crate) async fn run(
     // (`Runtime::stats` and the API's object listing do; the API's status
     // and metrics show them until they are done).
     crate::actor::actors::end_job(rt, job).await;
+    rt.env.links.end_job(job);
     outcome
 }
 

@@ -13,11 +13,17 @@ pub(crate) fn start_job(
     handle: &tokio::runtime::Handle,
     module: &Module,
     args: &[String],
+    links: &[(String, Module)],
 ) -> Job {
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(module.name().to_string());
     argv.extend(args.iter().cloned());
     let id = shared.env.ids.next_job();
+    // The program calls its own module by name too.
+    shared.env.links.link(id, module.name(), module.clone());
+    for (name, linked) in links {
+        shared.env.links.link(id, name, linked.clone());
+    }
     let cancel = Arc::new(crate::exec::state::CancelToken::default());
     let started = Arc::new(AtomicBool::new(false));
     let (s, m, token, run) = (

@@ -148,16 +148,24 @@ pub(crate) async fn submit_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (module, args, name) = if is_wasm(&headers) {
+    let (module, args, name, links) = if is_wasm(&headers) {
         let args: Vec<String> = q
             .iter()
             .filter(|(k, _)| k == "arg")
             .map(|(_, v)| v.clone())
             .collect();
         let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone());
+        let pairs = q.iter().filter(|(k, _)| k == "link").map(|(_, v)| {
+            let (n, d) = v.split_once('=').unwrap_or((v, ""));
+            (n.to_string(), d.to_string())
+        });
+        let links = match linked_modules(&st, pairs) {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
         let label = name.clone().unwrap_or_else(|| "job".into());
         match load_module(&st, &label, body).await {
-            Ok(m) => (m, args, name),
+            Ok(m) => (m, args, name, links),
             Err(r) => return r,
         }
     } else {
@@ -198,7 +206,11 @@ pub(crate) async fn submit_job(
                 "no module with that digest: upload it first (POST /api/modules)",
             );
         };
-        (m, req.args, req.name)
+        let links = match linked_modules(&st, req.links.into_iter()) {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        (m, req.args, req.name, links)
     };
     if !module.has_driver() {
         return error(
@@ -209,12 +221,41 @@ pub(crate) async fn submit_job(
             ),
         );
     }
-    let info = start_job(&st, &module, name, args);
+    let info = start_job(&st, &module, name, args, &links);
     ok(JobSubmitted {
         job_id: info.job_id,
         submission_id: info.submission_id,
         module: info.module,
     })
+}
+
+/// The modules a job links, from (name, digest) pairs: each uploaded
+/// before (`POST /api/modules`).
+fn linked_modules(
+    st: &NodeState,
+    pairs: impl Iterator<Item = (String, String)>,
+) -> Result<Vec<(String, crate::Module)>, Response> {
+    pairs
+        .map(|(name, digest)| {
+            if name.is_empty() {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "a linked module needs a name: link=NAME=DIGEST",
+                ));
+            }
+            let module = ObjectId::parse(&digest)
+                .and_then(|id| st.actors.env.modules.get(&id))
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "module `{name}`: no module with digest `{digest}` on this node: upload it first (POST /api/modules)"
+                        ),
+                    )
+                })?;
+            Ok((name, module))
+        })
+        .collect()
 }
 
 /// Starts `module`'s driver as a job on the node and records it.
@@ -223,8 +264,9 @@ pub(crate) fn start_job(
     module: &crate::Module,
     name: Option<String>,
     args: Vec<String>,
+    links: &[(String, crate::Module)],
 ) -> super::types::JobInfo {
-    let job = crate::job::handle::start_job(&st.actors, &st.handle, module, &args);
+    let job = crate::job::handle::start_job(&st.actors, &st.handle, module, &args, links);
     let info = st.jobs.add(job.control(), module, name, args);
     let id = job.id();
     let node = st.clone();

@@ -116,6 +116,10 @@ pub struct JobRequest {
     /// A label for the job (default: the module's name).
     #[serde(default)]
     pub name: Option<String>,
+    /// Other modules the program calls by name: name to digest (each
+    /// uploaded first, `POST /api/modules`).
+    #[serde(default)]
+    pub links: std::collections::BTreeMap<String, String>,
 }
 
 /// The answer to `POST /api/jobs/`.

@@ -71,6 +71,16 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
         fail_all(rt, &returns, rec);
         returns.clone()
     };
+    let module = match rt.env.links.callee(&module, &sub.options, sub.job) {
+        Ok(m) => m,
+        Err(why) => {
+            return refuse(ErrorRecord::new(
+                ErrorKind::InvalidModule,
+                &*sub.function,
+                why,
+            ));
+        }
+    };
     let Some((function, export)) = module.task(&sub.function) else {
         return refuse(ErrorRecord::new(
             ErrorKind::InvalidModule,
