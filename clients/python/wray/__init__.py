@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "ActorHandle",
+    "ArgumentError",
     "Module",
     "ObjectRef",
     "TaskError",
@@ -57,6 +58,11 @@ class WrayError(Exception):
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ArgumentError(WrayError, TypeError):
+    """A call the module's manifest refused before it ran: wrong arity or
+    argument types (a ``TypeError``, as Ray raises for a bad signature)."""
 
 
 class TaskError(WrayError):
@@ -255,7 +261,10 @@ atexit.register(_flush_released)
 
 def _refused(status: int, doc: Any) -> WrayError:
     message = doc.get("error") if isinstance(doc, dict) else None
-    return WrayError(f"the node answered {status}: {message or doc}", status)
+    text = f"the node answered {status}: {message or doc}"
+    if status == 400 and isinstance(message, str) and message.startswith("invalid argument"):
+        return ArgumentError(text, status)
+    return WrayError(text, status)
 
 
 # ---- values ----------------------------------------------------------------------------

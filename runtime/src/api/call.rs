@@ -100,6 +100,12 @@ pub struct CallBuilder<'a, K> {
     /// Whether an argument was given as a cross-language value
     /// (`arg_value`), which a function taking rkyv values cannot read.
     cbor_args: bool,
+    /// Whether an argument was given as an rkyv value (`arg`), which a
+    /// function taking cross-language values cannot read.
+    rkyv_args: bool,
+    /// The cross-language arguments' positions and kinds (`int`, `str`...),
+    /// checked against the manifest.
+    kinds: Vec<(usize, &'static str)>,
 }
 
 /// An argument of a call being built.
@@ -121,11 +127,14 @@ impl<'a, K> CallBuilder<'a, K> {
             options: Options::default(),
             error: None,
             cbor_args: false,
+            rkyv_args: false,
+            kinds: Vec::new(),
         }
     }
 
     /// Adds an argument by value.
     pub fn arg<T: Encode>(mut self, value: &T) -> Self {
+        self.rkyv_args = true;
         match wray_abi::codec::encode(value) {
             Ok(bytes) => return self.arg_bytes(&bytes),
             Err(e) => {
@@ -164,8 +173,10 @@ impl<'a, K> CallBuilder<'a, K> {
                 return self;
             }
         };
+        let at = self.args.len();
         let refs = value.refs();
         if refs.is_empty() {
+            self.kinds.push((at, value.kind()));
             return self.arg_bytes(&bytes);
         }
         for id in &refs {
@@ -175,6 +186,7 @@ impl<'a, K> CallBuilder<'a, K> {
             }
         }
         let blob = self.rt.actors.env.objects.blob(&bytes, refs);
+        self.kinds.push((at, value.kind()));
         self.args.push(BuildArg::Ready(TaskArg::Value(blob)));
         self
     }
@@ -282,6 +294,23 @@ impl<K> CallBuilder<'_, K> {
                  writes, not cross-language values",
                 sig.describe()
             )));
+        }
+        if sig.encoding == "cbor" && self.rkyv_args {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` takes cross-language values (CBOR: `arg_value`), not rkyv ones",
+                sig.describe()
+            )));
+        }
+        for &(at, kind) in &self.kinds {
+            let (param, declared) = &sig.params[at];
+            if !wray_abi::value::fits(kind, declared) {
+                return Err(Error::InvalidArgument(format!(
+                    "argument `{param}` of `{}` must be {}, not {}",
+                    sig.describe(),
+                    article(declared),
+                    article(kind)
+                )));
+            }
         }
         Ok(())
     }
@@ -444,5 +473,14 @@ impl ActorRef {
 impl fmt::Debug for ActorRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ActorRef<{}>({:?})", self.type_name, self.id)
+    }
+}
+
+/// `an int`, `a str`: a type named in a sentence.
+fn article(kind: &str) -> String {
+    match kind {
+        "int" | "any" => format!("an {kind}"),
+        "null" | "bytes" => kind.to_string(),
+        _ => format!("a {kind}"),
     }
 }

@@ -36,23 +36,24 @@ impl Signature {
     }
 }
 
-/// The custom sections named `name` in a wasm binary, in order.
-fn custom_sections<'a>(wasm: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>, String> {
-    fn leb(b: &[u8], at: &mut usize) -> Result<usize, String> {
-        let (mut v, mut shift) = (0usize, 0);
-        loop {
-            let byte = *b.get(*at).ok_or("a section header past the end")?;
-            *at += 1;
-            v |= usize::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-            shift += 7;
-            if shift > 28 {
-                return Err("a section length too long".into());
-            }
+fn leb(b: &[u8], at: &mut usize) -> Result<usize, String> {
+    let (mut v, mut shift) = (0usize, 0);
+    loop {
+        let byte = *b.get(*at).ok_or("a section header past the end")?;
+        *at += 1;
+        v |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+        shift += 7;
+        if shift > 28 {
+            return Err("a section length too long".into());
         }
     }
+}
+
+/// A wasm binary's sections: id, and where the body starts and ends.
+fn sections(wasm: &[u8]) -> Result<Vec<(u8, usize, usize)>, String> {
     let mut out = Vec::new();
     let mut at = 8; // magic and version: checked by the compiler
     while at < wasm.len() {
@@ -63,14 +64,29 @@ fn custom_sections<'a>(wasm: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>, Stri
             .checked_add(size)
             .filter(|&e| e <= wasm.len())
             .ok_or("a section past the end")?;
-        if id == 0 {
-            let mut p = at;
-            let n = leb(wasm, &mut p)?;
-            if p + n <= end && &wasm[p..p + n] == name.as_bytes() {
-                out.push(&wasm[p + n..end]);
-            }
-        }
+        out.push((id, at, end));
         at = end;
+    }
+    Ok(out)
+}
+
+/// A custom section body's name.
+fn custom_name(body: &[u8]) -> Option<&str> {
+    let mut p = 0;
+    let n = leb(body, &mut p).ok()?;
+    std::str::from_utf8(body.get(p..p.checked_add(n)?)?).ok()
+}
+
+/// The custom sections named `name` in a wasm binary, in order.
+fn custom_sections<'a>(wasm: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>, String> {
+    let mut out = Vec::new();
+    for (id, start, end) in sections(wasm)? {
+        let body = &wasm[start..end];
+        if id == 0 && custom_name(body) == Some(name) {
+            let mut p = 0;
+            let n = leb(body, &mut p)?;
+            out.push(&body[p + n..]);
+        }
     }
     Ok(out)
 }
@@ -82,12 +98,64 @@ pub(crate) fn read(wasm: &[u8]) -> Result<Vec<Signature>, String> {
         let records = Value::decode_sequence(section).map_err(|e| format!("its manifest: {e}"))?;
         for r in records {
             out.push(
-                signature(&r)
-                    .ok_or_else(|| format!("its manifest has a malformed record: {r:?}"))?,
+                signature(&r).ok_or_else(|| {
+                    format!("its manifest has a malformed record: {}", r.to_json())
+                })?,
             );
         }
     }
     Ok(out)
+}
+
+/// The types a manifest may name (`docs/abi.md`, "Manifest").
+pub const TYPES: [&str; 10] = [
+    "null", "bool", "int", "float", "str", "bytes", "list", "map", "ref", "any",
+];
+
+/// `wasm` with `records` as its manifest: any `wray:manifest` sections it
+/// had are dropped, and one holding the records is appended. Each record
+/// is checked as the host checks it when it loads the module. This is
+/// `wray manifest`: how guests whose compilers cannot emit custom sections
+/// (Go) or CBOR (C) get one.
+pub fn embed(wasm: &[u8], records: &[Value]) -> Result<Vec<u8>, String> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err("not a wasm module".into());
+    }
+    let mut payload = Vec::new();
+    for r in records {
+        signature(r).ok_or_else(|| format!("a malformed record: {}", r.to_json()))?;
+        r.encode_into(&mut payload)
+            .map_err(|e| format!("a record does not encode: {e}"))?;
+    }
+    let mut out = wasm[..8].to_vec();
+    for (id, start, end) in sections(wasm)? {
+        let is_manifest = id == 0 && custom_name(&wasm[start..end]) == Some(MANIFEST_SECTION);
+        if !is_manifest {
+            out.push(id);
+            leb_write(&mut out, end - start);
+            out.extend_from_slice(&wasm[start..end]);
+        }
+    }
+    let mut body = Vec::new();
+    leb_write(&mut body, MANIFEST_SECTION.len());
+    body.extend_from_slice(MANIFEST_SECTION.as_bytes());
+    body.extend_from_slice(&payload);
+    out.push(0);
+    leb_write(&mut out, body.len());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn leb_write(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 fn signature(record: &Value) -> Option<Signature> {
@@ -117,14 +185,25 @@ fn signature(record: &Value) -> Option<Signature> {
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(Signature {
+    let sig = Signature {
         kind: text("kind")?,
         name: text("name")?,
         class: text("class"),
         params,
         returns: text("returns").unwrap_or_else(|| "any".into()),
         encoding: text("encoding").unwrap_or_else(|| "cbor".into()),
-    })
+    };
+    let known = |t: &String| TYPES.contains(&t.as_str());
+    let well_formed = !sig.name.is_empty()
+        && match sig.kind.as_str() {
+            "task" => sig.class.is_none(),
+            "actor" | "method" => sig.class.as_ref().is_some_and(|c| !c.is_empty()),
+            _ => false,
+        }
+        && sig.params.iter().all(|(n, t)| !n.is_empty() && known(t))
+        && known(&sig.returns)
+        && matches!(sig.encoding.as_str(), "rkyv" | "cbor");
+    well_formed.then_some(sig)
 }
 
 #[cfg(test)]
@@ -173,6 +252,57 @@ mod tests {
         assert_eq!(sigs[1].name, "g");
         assert_eq!(sigs[0].encoding, "cbor", "the default");
         assert!(read(&module_with(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn embedding_replaces_a_modules_manifest_and_reads_back() {
+        let old = record("old");
+        let wasm = module_with(&[("wray:manifest", &old), ("other", b"x")]);
+        let new = Value::decode(&record("add")).unwrap();
+        let out = embed(&wasm, std::slice::from_ref(&new)).unwrap();
+        let sigs = read(&out).unwrap();
+        assert_eq!(sigs.len(), 1, "the old record is gone");
+        assert_eq!(sigs[0].describe(), "add(a: int) -> int");
+        assert_eq!(
+            custom_sections(&out, "other").unwrap(),
+            vec![b"x".as_slice()]
+        );
+        // Embedding again gives the same bytes.
+        assert_eq!(embed(&out, &[new]).unwrap(), out);
+        assert!(embed(b"not wasm", &[]).is_err());
+    }
+
+    #[test]
+    fn records_naming_unknown_kinds_or_types_are_malformed() {
+        let s = |v: &str| Value::Str(v.into());
+        let rec = |kind: &str, class: Option<&str>, ty: &str, encoding: &str| {
+            let mut e = vec![
+                (s("kind"), s(kind)),
+                (s("name"), s("f")),
+                (
+                    s("params"),
+                    Value::List(vec![Value::List(vec![s("a"), s(ty)])]),
+                ),
+                (s("encoding"), s(encoding)),
+            ];
+            if let Some(c) = class {
+                e.push((s("class"), s(c)));
+            }
+            Value::map(e)
+        };
+        let wasm = module_with(&[]);
+        assert!(embed(&wasm, &[rec("task", None, "int", "cbor")]).is_ok());
+        assert!(embed(&wasm, &[rec("method", Some("C"), "list", "rkyv")]).is_ok());
+        for bad in [
+            rec("job", None, "int", "cbor"),
+            rec("task", None, "integer", "cbor"),
+            rec("task", None, "int", "json"),
+            rec("method", None, "int", "cbor"),
+            rec("task", Some("C"), "int", "cbor"),
+        ] {
+            let e = embed(&wasm, std::slice::from_ref(&bad)).unwrap_err();
+            assert!(e.contains("malformed record"), "{e}");
+        }
     }
 
     #[test]
