@@ -953,3 +953,110 @@ fn wray_manifest_embeds_a_checked_manifest_in_a_c_or_go_module() {
         "{stderr}"
     );
 }
+
+#[test]
+fn objects_record_their_encoding_and_a_function_refuses_another() {
+    let (rt, c) = load("c_math");
+    let rust = rt.load_file(guest("testkit")).unwrap();
+    // One byte, 0x07: as rkyv a u8, as CBOR the int 7. The object says
+    // which it is, so it is not read as the other.
+    let rkyv = rt.put(&7u8).unwrap();
+    match rt.get_value(&rkyv) {
+        Err(Error::Decode { reason, .. }) => {
+            assert!(reason.contains("holds an rkyv value"), "{reason}")
+        }
+        other => panic!("an rkyv object read as a value: {other:?}"),
+    }
+    let refused = |r: &wray_runtime::ObjectRef, says: &str| {
+        let e = common::task_error(&rt, r);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains(says), "{e}");
+    };
+    // An rkyv object handed to a C function: refused before it runs.
+    let r = rt
+        .task(&c, "add")
+        .arg_ref(&rkyv)
+        .arg_value(&Value::Int(1))
+        .submit()
+        .unwrap();
+    refused(
+        &r,
+        "argument `a` of `add(a: int, b: int) -> int` is an rkyv object (written by Rust), \
+         but the function takes cross-language (CBOR) values",
+    );
+    // A Rust task's result is rkyv too; a C task's is CBOR.
+    let sum = rt
+        .task(&rust, "add")
+        .arg(&1i32)
+        .arg(&2i32)
+        .submit()
+        .unwrap();
+    let r = rt
+        .task(&c, "add")
+        .arg_value(&Value::Int(1))
+        .arg_ref(&sum)
+        .submit()
+        .unwrap();
+    refused(
+        &r,
+        "argument `b` of `add(a: int, b: int) -> int` is an rkyv object",
+    );
+    let from_c = rt
+        .task(&c, "add")
+        .arg_value(&Value::Int(1))
+        .arg_value(&Value::Int(2))
+        .submit()
+        .unwrap();
+    let r = rt
+        .task(&rust, "add")
+        .arg_ref(&from_c)
+        .arg(&2i32)
+        .submit()
+        .unwrap();
+    refused(
+        &r,
+        "argument `a` of `add(a: int, b: int) -> int` is a cross-language (CBOR) object, but \
+         the function takes rkyv values",
+    );
+    // A C actor's constructor too: the actor is dead, saying why.
+    let counter = rt.actor(&c, "Counter").arg_ref(&rkyv).create().unwrap();
+    let r = rt.method(&counter, "incr").submit().unwrap();
+    let e = common::task_error(&rt, &r);
+    assert!(e.to_string().contains("argument `start`"), "{e}");
+    // Objects of matching encodings pass, and bytes of unknown encoding
+    // are the guest's to check.
+    let r = rt
+        .task(&c, "add")
+        .arg_ref(&from_c)
+        .arg_ref(&rt.put_bytes(&[0x08]).unwrap())
+        .submit()
+        .unwrap();
+    assert_eq!(rt.get_value(&r).unwrap(), Value::Int(11));
+}
+
+#[test]
+fn the_node_says_how_each_object_is_encoded_and_reads_none_as_another() {
+    let n = serve(None);
+    let addr = n.node.addr();
+    let rkyv = n.rt.put(&7u8).unwrap();
+    let cbor = n.rt.put_value(&Value::Int(7)).unwrap();
+    let raw = n.rt.put_bytes(b"\x18\x2a").unwrap();
+    let list = get(addr, "/api/v0/objects?limit=1000").json();
+    let encoding = |r: &wray_runtime::ObjectRef| {
+        let id = r.id().to_string();
+        list["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["object_id"] == json!(id))
+            .unwrap_or_else(|| panic!("{id} is listed"))["encoding"]
+            .clone()
+    };
+    assert_eq!(encoding(&rkyv), json!("rkyv"));
+    assert_eq!(encoding(&cbor), json!("cbor"));
+    assert_eq!(encoding(&raw), json!("raw"));
+    let r = get(addr, &format!("/api/objects/{}", rkyv.id()));
+    assert!(r.body.contains("holds an rkyv value"), "{}", r.body);
+    let r = get(addr, &format!("/api/objects/{}", raw.id()));
+    assert_eq!(r.json()["result"], json!(42), "{}", r.body);
+}

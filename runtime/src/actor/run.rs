@@ -23,11 +23,12 @@ use crate::actor::registry::{
 };
 use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{call_export, finish_call};
+use crate::exec::module::Method;
 use crate::exec::request::Submission;
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, CancelToken, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, TaskArg};
-use crate::objects::blob::Blob;
+use crate::objects::blob::{Blob, Encoding};
 use crate::objects::held::HeldRefs;
 use crate::objects::store::Resolved;
 use crate::output::{OutputSource, SourceKind};
@@ -234,7 +235,11 @@ pub(super) async fn run(
                 }
             }
         };
-        let args = match resolved {
+        let checked = resolved.and_then(|args| {
+            checked_encodings(&call.method, &args, Some(call.id))?;
+            Ok(args)
+        });
+        let args = match checked {
             Ok(args) => args,
             Err(rec) => {
                 end_call(&rt, call.id, Some(&rec));
@@ -257,7 +262,13 @@ pub(super) async fn run(
                 grant = Some(g);
                 a.calls.fetch_add(1, Ordering::Relaxed);
                 end_call(&rt, call.id, None);
+                let encoding = call
+                    .method
+                    .signature
+                    .as_ref()
+                    .map_or(Encoding::Raw, |s| s.value_encoding());
                 for (id, blob) in call.returns.iter().zip(values) {
+                    blob.mark(encoding);
                     rt.env.objects.resolve(*id, Resolved::Ready(blob));
                 }
                 drop(held);
@@ -402,6 +413,26 @@ async fn resolve_args(
         })
 }
 
+/// Refuses argument objects of another encoding than the method's (see
+/// `Signature::check_encodings`).
+fn checked_encodings(
+    method: &Method,
+    args: &[ArgValue],
+    task: Option<TaskId>,
+) -> Result<(), ErrorRecord> {
+    let Some(sig) = &method.signature else {
+        return Ok(());
+    };
+    sig.check_encodings(args.iter().map(|a| a.blob.encoding()))
+        .map_err(|why| {
+            let mut rec = ErrorRecord::new(ErrorKind::InvalidArgument, &*method.label, why);
+            if let Some(t) = task {
+                rec.task = t;
+            }
+            rec
+        })
+}
+
 /// A fresh instance with the constructor run.
 async fn construct(
     rt: &Arc<Actors>,
@@ -410,6 +441,9 @@ async fn construct(
     depth: u32,
 ) -> Result<Incarnation, ErrorRecord> {
     let label = format!("{}.new", a.type_name);
+    if let Some(ctor) = a.module.method(&a.type_name, export::ACTOR_CONSTRUCTOR) {
+        checked_encodings(ctor, args, None)?;
+    }
     let worker_failure =
         |why: String| ErrorRecord::new(ErrorKind::WorkerFailure, label.clone(), why);
     let wasm = rt.env.engines.actors().map_err(worker_failure)?;

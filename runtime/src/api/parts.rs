@@ -6,13 +6,34 @@
 use crate::actor::registry::Actors;
 use crate::api::object_ref::ObjectRef;
 use crate::error::{Error, Result, TaskError};
-use crate::objects::blob::Bytes;
+use crate::objects::blob::{Bytes, Encoding};
 use crate::objects::read::read;
-use crate::objects::store::Resolved;
+use crate::objects::store::{ObjectStore, Resolved};
 use std::sync::Arc;
 use std::time::Duration;
 use wray_abi::ObjectId;
 use wray_abi::value::Value;
+
+/// The cross-language value of object `id`, whose bytes are `bytes`; why
+/// there is none: the object is recorded as an rkyv value, or its bytes
+/// are not a value.
+pub(crate) fn read_value(
+    objects: &ObjectStore,
+    id: &ObjectId,
+    bytes: &[u8],
+) -> std::result::Result<Value, String> {
+    let encoding = match objects.get(id).as_deref().and_then(|e| e.state()) {
+        Some(Resolved::Ready(blob)) => blob.encoding(),
+        _ => Encoding::Raw,
+    };
+    if encoding == Encoding::Rkyv {
+        return Err(format!(
+            "object {id} holds an rkyv value (written by Rust), which only Rust reads, not a \
+             cross-language one; read its bytes instead"
+        ));
+    }
+    Value::decode(bytes).map_err(|e| e.to_string())
+}
 
 /// A runtime's actor layer (which holds the layers below) and the tokio
 /// runtime its work runs on.
@@ -64,7 +85,7 @@ impl Parts<'_> {
         }
         self.check_size(bytes.len())?;
         self.admit_async(bytes.len()).await?;
-        let id = objects.put(objects.blob(&bytes, refs));
+        let id = objects.put_cbor(objects.blob(&bytes, refs));
         Ok(ObjectRef::adopt(objects, id))
     }
 

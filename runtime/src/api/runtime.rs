@@ -14,13 +14,13 @@
 use crate::actor::registry::Actors;
 use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 pub(crate) use crate::api::object_ref::ObjectRef;
-use crate::api::parts::Parts;
+use crate::api::parts::{Parts, read_value};
 use crate::api::stats::{ActorInfo, ActorState, Stats, StatsSource};
 use crate::error::{Error, Result};
 use crate::exec::engine::EpochTicker;
 use crate::exec::module::Module;
 use crate::job::handle::{Job, start_job};
-use crate::objects::blob::Bytes;
+use crate::objects::blob::{Bytes, Encoding};
 use crate::objects::spill_dir::SpillDir;
 use crate::task::table::{self};
 
@@ -215,14 +215,16 @@ impl Runtime {
                 std::any::type_name::<T>()
             ))
         })?;
-        self.put_bytes(&bytes)
+        self.parts().check_size(bytes.len())?;
+        self.parts().admit(bytes.len())?;
+        Ok(self.store(&bytes, Encoding::Rkyv))
     }
 
     /// Stores already-encoded bytes as an immutable object.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectRef> {
         self.parts().check_size(bytes.len())?;
         self.parts().admit(bytes.len())?;
-        Ok(self.store(bytes))
+        Ok(self.store(bytes, Encoding::Raw))
     }
 
     /// [`put_bytes`](Self::put_bytes), for async callers (on any tokio
@@ -230,12 +232,13 @@ impl Runtime {
     pub async fn put_bytes_async(&self, bytes: &[u8]) -> Result<ObjectRef> {
         self.parts().check_size(bytes.len())?;
         self.parts().admit_async(bytes.len()).await?;
-        Ok(self.store(bytes))
+        Ok(self.store(bytes, Encoding::Raw))
     }
 
     /// Stores `bytes`, room made, as an object the caller holds.
-    fn store(&self, bytes: &[u8]) -> ObjectRef {
+    fn store(&self, bytes: &[u8], encoding: Encoding) -> ObjectRef {
         let blob = self.actors.env.objects.blob(bytes, Vec::new());
+        blob.mark(encoding);
         let id = self.actors.env.objects.put(blob);
         ObjectRef::adopt(&self.actors.env.objects, id)
     }
@@ -273,9 +276,9 @@ impl Runtime {
     /// [`get_value`](Self::get_value) waiting at most `timeout`.
     pub fn get_value_timeout(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Value> {
         let bytes = self.get_bytes_timeout(r, timeout)?;
-        Value::decode(&bytes).map_err(|e| Error::Decode {
+        read_value(&self.actors.env.objects, &r.id(), &bytes).map_err(|reason| Error::Decode {
             type_name: "wray value (deterministic CBOR)",
-            reason: e.to_string(),
+            reason,
         })
     }
 

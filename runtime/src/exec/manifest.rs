@@ -3,6 +3,7 @@
 //! function; `docs/abi.md`, "Manifest"). A module without one is untyped:
 //! it runs, and its calls are not checked before they run.
 
+use crate::objects::blob::Encoding;
 use wray_abi::export::MANIFEST_SECTION;
 use wray_abi::value::Value;
 
@@ -33,6 +34,46 @@ impl Signature {
             .map(|(n, t)| format!("{n}: {t}"))
             .collect();
         format!("{}({}) -> {}", self.name, params.join(", "), self.returns)
+    }
+
+    /// How its values are encoded.
+    pub(crate) fn value_encoding(&self) -> Encoding {
+        Encoding::of_manifest(&self.encoding)
+    }
+
+    /// Refuses an argument object recorded as written in another encoding
+    /// than the function's (an rkyv object handed to a C function, a CBOR
+    /// one to a Rust function taking rkyv values): read, it would be
+    /// garbage. Objects of unknown encoding pass; the guest checks them.
+    pub(crate) fn check_encodings(
+        &self,
+        args: impl Iterator<Item = Encoding>,
+    ) -> Result<(), String> {
+        let want = self.value_encoding();
+        for (i, got) in args.enumerate() {
+            if got == want || got == Encoding::Raw || want == Encoding::Raw {
+                continue;
+            }
+            let param = self
+                .params
+                .get(i)
+                .map_or_else(|| i.to_string(), |(n, _)| format!("`{n}`"));
+            let (what, takes) = match got {
+                Encoding::Rkyv => (
+                    "an rkyv object (written by Rust)",
+                    "cross-language (CBOR) values",
+                ),
+                _ => (
+                    "a cross-language (CBOR) object",
+                    "rkyv values, which only Rust writes",
+                ),
+            };
+            return Err(format!(
+                "argument {param} of `{}` is {what}, but the function takes {takes}",
+                self.describe()
+            ));
+        }
+        Ok(())
     }
 }
 

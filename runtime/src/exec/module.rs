@@ -66,6 +66,8 @@ pub(crate) struct Method {
     pub label: Arc<str>,
     /// The full export name, `wray:actor/<Type>/<method>`.
     pub export: String,
+    /// What the module's manifest declares of it.
+    pub signature: Option<Signature>,
 }
 
 /// A module's code ready to instantiate in one engine.
@@ -618,6 +620,7 @@ fn validate(
         .iter()
         .filter_map(|(name, e)| Some((Arc::from(name.strip_prefix(export::TASK_PREFIX)?), *e)))
         .collect();
+    let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     let mut methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>> = FxHashMap::default();
     for full in exports.keys() {
         let Some((ty, method)) = full
@@ -626,9 +629,18 @@ fn validate(
         else {
             continue;
         };
+        let kind = if method == export::ACTOR_CONSTRUCTOR {
+            "actor"
+        } else {
+            "method"
+        };
         let m = Method {
             label: format!("{ty}.{method}").into(),
             export: full.clone(),
+            signature: signatures
+                .iter()
+                .find(|s| s.kind == kind && s.class.as_deref() == Some(ty) && s.name == method)
+                .cloned(),
         };
         methods
             .entry(ty.into())
@@ -636,7 +648,6 @@ fn validate(
             .insert(method.into(), Arc::new(m));
     }
     let code = Code::new(&module, linker).map_err(|e| invalid(format!("{e:#}")))?;
-    let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     let mut signature_index: FxHashMap<Box<str>, Vec<usize>> = FxHashMap::default();
     for (i, s) in signatures.iter().enumerate() {
         signature_index

@@ -562,20 +562,24 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
     st.actors.env.objects.reaped().await;
     let mut all = Vec::new();
     let mut bytes = 0u64;
-    st.actors.env.objects.for_each(|id, refs, size, place| {
-        bytes += size.unwrap_or(0) as u64;
-        all.push((*id, refs, size, place));
-    });
+    st.actors
+        .env
+        .objects
+        .for_each(|id, refs, size, place, encoding| {
+            bytes += size.unwrap_or(0) as u64;
+            all.push((*id, refs, size, place, encoding));
+        });
     all.sort_by_key(|o| std::cmp::Reverse(o.2.unwrap_or(0)));
     let objects = all
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|(id, refs, size, place)| ObjectEntry {
+        .map(|(id, refs, size, place, encoding)| ObjectEntry {
             object_id: id.to_string(),
             size: size.map(|s| s as u64),
             refs: *refs,
             place: (*place).into(),
+            encoding: encoding.map(|e| e.name().to_string()),
             task_id: id.task_return().map(|(t, _)| t.seq().to_string()),
         })
         .collect();

@@ -17,7 +17,7 @@ use super::types::{
 };
 use crate::api::call::{ActorRef, CallBuilder, Method, NewActor, Task};
 use crate::api::object_ref::ObjectRef;
-use crate::api::parts::Parts;
+use crate::api::parts::{Parts, read_value};
 use crate::error::Error;
 use crate::objects::store::{Entry, resolved_enough};
 use axum::body::Bytes;
@@ -110,10 +110,10 @@ fn hold(st: &NodeState, r: ObjectRef) -> Result<(), Response> {
 }
 
 /// The answer for object `id` once read: its value, or why there is none.
-fn answer(id: ObjectId, read: Result<crate::Bytes, Error>, cbor: bool) -> Response {
+fn answer(st: &NodeState, id: ObjectId, read: Result<crate::Bytes, Error>, cbor: bool) -> Response {
     let object_id = id.to_string();
     match read {
-        Ok(bytes) => match Value::decode(&bytes) {
+        Ok(bytes) => match read_value(&st.actors.env.objects, &id, &bytes) {
             Ok(_) if cbor => {
                 let mut r = (
                     [(header::CONTENT_TYPE, HeaderValue::from_static(CBOR))],
@@ -255,7 +255,7 @@ async fn finish(
             return refused;
         }
     }
-    answer(r.id(), read, wants_cbor(headers))
+    answer(st, r.id(), read, wants_cbor(headers))
 }
 
 /// The JSON arguments of a call, as values.
@@ -398,6 +398,7 @@ pub(crate) async fn get_object(
         Err(r) => return r,
     };
     answer(
+        &st,
         id,
         parts(&st).get_bytes(id, Some(timeout)).await,
         wants_cbor(&headers),
@@ -516,9 +517,9 @@ pub(crate) async fn object_values(State(st): St, headers: HeaderMap, body: Bytes
             pending: false,
         };
         match p.get_bytes(id, Some(left)).await {
-            Ok(bytes) => match Value::decode(&bytes) {
+            Ok(bytes) => match read_value(&st.actors.env.objects, &id, &bytes) {
                 Ok(value) => v.result = Some(value.to_json()),
-                Err(e) => v.failure = no_value("not a cross-language value", e.to_string()),
+                Err(e) => v.failure = no_value("not a cross-language value", e),
             },
             Err(Error::Timeout(_)) => v.pending = true,
             Err(Error::Task(e)) => v.failure = Some(error_info(e.record())),

@@ -431,6 +431,10 @@ pub struct ObjectEntry {
     /// Where its value is.
     #[serde(rename = "where")]
     pub place: ObjectPlace,
+    /// How its bytes are encoded, once made: `rkyv` (written by Rust),
+    /// `cbor` (a cross-language value) or `raw` (unknown).
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// The task that makes it, for a task's result.
     pub task_id: Option<String>,
 }
@@ -738,6 +742,7 @@ mod tests {
             size: None,
             refs: 1,
             place: ObjectPlace::Spilled,
+            encoding: Some("cbor".into()),
             task_id: None,
         };
         let v = serde_json::to_value(&o).unwrap();

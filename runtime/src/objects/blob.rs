@@ -25,7 +25,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wray_abi::{ObjectId, VALUE_ALIGN};
 
@@ -46,6 +46,51 @@ pub(crate) const PAGE: usize = 4096;
 const SHARED_CACHE_BYTES: usize = 512 << 20;
 /// Blobs at least this large are copied and hashed on several threads.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
+
+/// How an object's bytes are encoded, as the host knows it (as Ray records
+/// an object's serialization in its metadata): written by the Rust SDK or
+/// the typed host API (`rkyv`), as a cross-language value (`cbor`: the
+/// host's `put_value`, HTTP and the Python client, and functions whose
+/// manifest says so), or unknown bytes (`raw`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Encoding {
+    /// Bytes the host knows nothing about.
+    Raw = 0,
+    /// An rkyv archive, which only Rust reads.
+    Rkyv = 1,
+    /// A cross-language value (deterministic CBOR).
+    Cbor = 2,
+}
+
+impl Encoding {
+    fn from_u8(v: u8) -> Encoding {
+        match v {
+            1 => Encoding::Rkyv,
+            2 => Encoding::Cbor,
+            _ => Encoding::Raw,
+        }
+    }
+
+    /// What a manifest calls the encoding of a function's values.
+    pub fn of_manifest(name: &str) -> Encoding {
+        match name {
+            "rkyv" => Encoding::Rkyv,
+            "cbor" => Encoding::Cbor,
+            _ => Encoding::Raw,
+        }
+    }
+
+    /// `raw`, `rkyv` or `cbor`.
+    #[cfg(feature = "node")] // the state API's listing
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Raw => "raw",
+            Encoding::Rkyv => "rkyv",
+            Encoding::Cbor => "cbor",
+        }
+    }
+}
 
 /// Memory use of all live blobs.
 #[derive(Debug, Default)]
@@ -303,6 +348,8 @@ fn alloc_layout(layout: Layout) -> NonNull<u8> {
 /// An immutable value: its bytes, their digest and the objects it refers to.
 pub struct Blob {
     len: usize,
+    /// An [`Encoding`], once someone who knows says.
+    encoding: AtomicU8,
     digest: [u8; 32],
     refs: Box<[ObjectId]>,
     stats: Arc<StoreStats>,
@@ -501,6 +548,7 @@ impl Blob {
         stats.blobs.fetch_add(1, Ordering::Relaxed);
         Blob {
             len: buf.len,
+            encoding: AtomicU8::new(Encoding::Raw as u8),
             digest,
             refs: refs.into_boxed_slice(),
             stats: stats.clone(),
@@ -512,6 +560,24 @@ impl Blob {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How the bytes are encoded, as far as the host was told.
+    pub fn encoding(&self) -> Encoding {
+        Encoding::from_u8(self.encoding.load(Ordering::Relaxed))
+    }
+
+    /// Records how the bytes are encoded, unless that is known already (the
+    /// first writer of equal bytes says what they are).
+    pub fn mark(&self, encoding: Encoding) {
+        if encoding != Encoding::Raw {
+            let _ = self.encoding.compare_exchange(
+                Encoding::Raw as u8,
+                encoding as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     fn touch(&self) {

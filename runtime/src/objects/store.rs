@@ -52,7 +52,7 @@
 //! to zero is removed with `remove_if` re-checking zero, so a concurrent
 //! retain wins over the removal.
 
-use crate::objects::blob::{Blob, Bytes, Filling, StoreStats};
+use crate::objects::blob::{Blob, Bytes, Encoding, Filling, StoreStats};
 use crate::objects::lineage::Lineage;
 use crate::objects::spill_dir::SpillDir;
 use dashmap::DashMap;
@@ -378,22 +378,28 @@ impl ObjectStore {
         freed
     }
 
-    /// Calls `f` on every object: its id, references, size and where its
-    /// bytes are (for listings).
+    /// Calls `f` on every object: its id, references, size, where its
+    /// bytes are and their encoding (for listings).
     #[cfg(feature = "node")] // read by the node only
     pub fn for_each(
         &self,
-        mut f: impl FnMut(&ObjectId, u64, Option<usize>, crate::objects::blob::Place),
+        mut f: impl FnMut(
+            &ObjectId,
+            u64,
+            Option<usize>,
+            crate::objects::blob::Place,
+            Option<crate::objects::blob::Encoding>,
+        ),
     ) {
         use crate::objects::blob::Place;
         for e in self.entries.iter() {
             let refs = e.refs.load(Ordering::Relaxed);
-            let (size, place) = match e.state.get() {
-                None => (None, Place::Pending),
-                Some(Resolved::Failed(_)) => (None, Place::Failed),
-                Some(Resolved::Ready(b)) => (Some(b.len()), b.place()),
+            let (size, place, encoding) = match e.state.get() {
+                None => (None, Place::Pending, None),
+                Some(Resolved::Failed(_)) => (None, Place::Failed, None),
+                Some(Resolved::Ready(b)) => (Some(b.len()), b.place(), Some(b.encoding())),
             };
-            f(e.key(), refs, size, place);
+            f(e.key(), refs, size, place, encoding);
         }
     }
 
@@ -426,7 +432,10 @@ impl ObjectStore {
         }
         let mut slot = self.blobs.entry(blob.digest()).or_default();
         match slot.upgrade() {
-            Some(existing) => existing,
+            Some(existing) => {
+                existing.mark(blob.encoding());
+                existing
+            }
             None => {
                 *slot = Arc::downgrade(&blob);
                 blob
@@ -438,7 +447,24 @@ impl ObjectStore {
     /// id, counting one reference for the caller.
     pub fn put(&self, blob: Arc<Blob>) -> ObjectId {
         let id = blob.digest();
+        self.put_as(id, blob)
+    }
+
+    /// Stores `blob` as a cross-language value ([`Encoding::Cbor`]): named
+    /// by its digest, derived once more, so that equal bytes written as
+    /// rkyv or raw bytes are another object (one byte `07` is the rkyv
+    /// `7u8` and the CBOR `7`), and each keeps its encoding.
+    pub fn put_cbor(&self, blob: Arc<Blob>) -> ObjectId {
+        blob.mark(Encoding::Cbor);
+        let id = cbor_id(&blob.digest());
+        self.put_as(id, blob)
+    }
+
+    fn put_as(&self, id: ObjectId, blob: Arc<Blob>) -> ObjectId {
         if let Some(e) = self.entries.get(&id) {
+            if let Some(Resolved::Ready(stored)) = e.state.get() {
+                stored.mark(blob.encoding());
+            }
             // Holding the shard's read guard, the entry cannot be removed;
             // a count at zero is revived, and the pending removal (which
             // re-checks zero under the write lock) backs off.
@@ -642,6 +668,13 @@ impl ObjectStore {
     }
 }
 
+/// The id of a cross-language value whose bytes' digest is `digest`
+/// (`docs/abi.md`, "Values across languages").
+pub(crate) fn cbor_id(digest: &ObjectId) -> ObjectId {
+    let mut h = blake3::Hasher::new_derive_key("wray cbor value v1");
+    h.update(&digest.0);
+    ObjectId(*h.finalize().as_bytes())
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ use crate::exec::request::{Policy, Submission};
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args};
-use crate::objects::blob::Blob;
+use crate::objects::blob::{Blob, Encoding};
 use crate::objects::lineage::Remake;
 use crate::objects::store::Resolved;
 use crate::output::{OutputSource, SourceKind};
@@ -324,7 +324,12 @@ fn conclude(rt: &Arc<Tasks>, task: &Arc<Task>, outcome: Result<Finished, ErrorRe
             deterministic,
         }) => {
             task.deterministic.store(deterministic, Ordering::Relaxed);
+            let encoding = task
+                .module
+                .task_signature(&task.sub.function)
+                .map_or(Encoding::Raw, |s| s.value_encoding());
             for (id, blob) in task.returns.iter().zip(values) {
+                blob.mark(encoding);
                 // A value that never leaves memory is never made again:
                 // the task (and its arguments) can go now.
                 if blob.spillable()
@@ -511,6 +516,18 @@ async fn run_attempts(
             .await?
         }
     };
+    // An object of another encoding than the function's would be garbage
+    // to it: refused, never retried.
+    if args.iter().any(|a| a.blob.encoding() != Encoding::Raw)
+        && let Some(sig) = task.module.task_signature(&task.sub.function)
+        && let Err(why) = sig.check_encodings(args.iter().map(|a| a.blob.encoding()))
+    {
+        return Err(with_id(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            &*task.sub.function,
+            why,
+        )));
+    }
     let mut attempt = 0u32;
     loop {
         attempt += 1;
