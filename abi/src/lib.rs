@@ -98,6 +98,10 @@ macro_rules! for_each_import {
             /// Stores `len` bytes at `data` as an immutable object; `refs` points at
             /// `nrefs` 32-byte ids the value contains. Writes the object's id.
             OBJECT_PUT object_put(data: *const u8, len: usize, refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
+            /// Stores `len` bytes at `data`, a cross-language value (deterministic
+            /// CBOR, checked), as an object recorded as one; writes its id, the
+            /// same whichever language puts the value.
+            OBJECT_PUT_VALUE object_put_value(data: *const u8, len: usize, refs: *const u8, nrefs: usize, out_id: *mut u8) -> i32;
             /// Starts a put of `len` bytes that come in pieces (a streamed put).
             OBJECT_PUT_BEGIN object_put_begin(len: usize) -> i32;
             /// Appends `len` bytes at `data` to the streamed put.

@@ -6,6 +6,7 @@
  *   fails() -> never: an application error with a message
  *   apply(module: str, function: str, x: int) -> int: calls
  *       function(x) of the module linked as `module`, in any language
+ *   store(x: any) -> ref: puts x as an object, returns a reference to it
  *   Counter(start: int), Counter.incr() -> int
  *
  * Built by `make guests` (clang, wasm32-wasi) to
@@ -69,6 +70,22 @@ WRAY_TASK(apply) {
     if (failed)
         return wray_fail("apply: the call failed, or did not return an integer");
     return wray_return_int(y);
+}
+
+WRAY_TASK(store) {
+    wray_reader r;
+    if (wray_arg_count() != 1 || wray_arg(0, &r))
+        return wray_fail("store takes one value");
+    wray_writer w = {0};
+    wray_write_encoded(&w, r.p, r.len);
+    wray_object o;
+    int refused = wray_put(&w, &o);
+    wray_writer_free(&w);
+    if (refused)
+        return wray_fail("store: the host refused the value");
+    int status = wray_return_ref(&o);
+    wray_release(&o);
+    return status;
 }
 
 /* Counter's state: each actor has an instance of its own. */

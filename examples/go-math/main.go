@@ -3,6 +3,7 @@
 //	add(a: int, b: int) -> int
 //	sum(xs: list of float) -> float
 //	fails() -> never: an application error with a message
+//	store(x: any) -> ref: puts x as an object, returns a reference to it
 //	Counter(start: int), Counter.incr() -> int
 //
 // Built by `make guests` (Go for GOOS=wasip1, a reactor) to
@@ -49,6 +50,23 @@ func sum() int32 {
 //go:wasmexport wray:task/fails
 func fails() int32 {
 	return wray.Fail("fails always fails: this is its message")
+}
+
+//go:wasmexport wray:task/store
+func store() int32 {
+	args := wray.Args()
+	x, err := args.Raw(0)
+	if args.Len() != 1 || err != nil {
+		return wray.Fail("store takes one value")
+	}
+	var w wray.Writer
+	w.Encoded(x)
+	o, err := wray.Put(&w)
+	if err != nil {
+		return wray.Fail("store: " + err.Error())
+	}
+	defer wray.Release(o)
+	return wray.ReturnRef(o)
 }
 
 // count is Counter's state: each actor has an instance of its own.

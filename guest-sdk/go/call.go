@@ -51,6 +51,15 @@ func (a Arguments) Reader(i int) (*Reader, error) {
 	return &Reader{b: a.buf[at : at+n]}, nil
 }
 
+// Raw is argument i as it was encoded: one whole value.
+func (a Arguments) Raw(i int) ([]byte, error) {
+	r, err := a.Reader(i)
+	if err != nil {
+		return nil, err
+	}
+	return r.b, nil
+}
+
 // Int is argument i, an integer that fits int64.
 func (a Arguments) Int(i int) (int64, error) { return one(a, i, (*Reader).Int) }
 
@@ -76,6 +85,40 @@ func one[T any](a Arguments, i int, read func(*Reader) (T, error)) (T, error) {
 func Return(w *Writer) int32 {
 	if taskReturn(0, ptr(w.b), uint32(len(w.b)), 0, 0) != statusOK {
 		return Fail("the result could not be set (too large)")
+	}
+	return 0
+}
+
+// Object is an object's 32-byte id, held by this instance until Release.
+type Object [32]byte
+
+// ErrRefused is returned when the host refuses a value.
+var ErrRefused = errors.New("wray: the host refused the value")
+
+// Put stores the value written to w as an object: the same value put from
+// any language is the same object. Values holding object references
+// cannot be put from Go yet.
+func Put(w *Writer) (Object, error) {
+	var id Object
+	if putValue(w.b, &id) != statusOK {
+		return id, ErrRefused
+	}
+	return id, nil
+}
+
+func putValue(b []byte, id *Object) int32 {
+	return objectPutValue(ptr(b), uint32(len(b)), 0, 0, uint32(uintptr(unsafe.Pointer(&id[0]))))
+}
+
+// Release drops this instance's hold on o.
+func Release(o Object) { objectRelease(uint32(uintptr(unsafe.Pointer(&o[0])))) }
+
+// ReturnRef returns a reference to o.
+func ReturnRef(o Object) int32 {
+	var w Writer
+	w.Ref(o)
+	if taskReturn(0, ptr(w.b), uint32(len(w.b)), uint32(uintptr(unsafe.Pointer(&o[0]))), 1) != statusOK {
+		return Fail("the result could not be set")
 	}
 	return 0
 }

@@ -120,6 +120,9 @@ func (w *Writer) List(n int) { w.head(4, uint64(n)) }
 // encodings.
 func (w *Writer) Map(n int) { w.head(5, uint64(n)) }
 
+// Encoded writes bytes that are already encoded values.
+func (w *Writer) Encoded(b []byte) { w.b = append(w.b, b...) }
+
 // Ref writes a reference to the object with this id.
 func (w *Writer) Ref(id [32]byte) { w.head(6, RefTag); w.head(2, 32); w.b = append(w.b, id[:]...) }
 

@@ -13,6 +13,12 @@ func taskReturn(index uint32, data uint32, length uint32, refs uint32, nrefs uin
 //go:wasmimport wray:host/v1 task_fail
 func taskFail(kind uint32, msg uint32, length uint32) int32
 
+//go:wasmimport wray:host/v1 object_put_value
+func objectPutValue(data uint32, length uint32, refs uint32, nrefs uint32, outID uint32) int32
+
+//go:wasmimport wray:host/v1 object_release
+func objectRelease(id uint32) int32
+
 const (
 	statusOK             = 0
 	statusBufferTooSmall = -1

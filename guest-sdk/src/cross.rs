@@ -204,6 +204,28 @@ impl<T: IntoValue> IntoArg<Cbor<T>> for T {
     }
 }
 
+/// Puts a cross-language value as an object: the same value put from any
+/// language (a C or Go guest, the host, HTTP, Python) is the same object.
+pub fn put(value: impl IntoValue) -> ObjectRef<Cbor<Value>> {
+    let (bytes, refs) = Cbor::encode(value.into_value());
+    let ids = crate::codec::id_bytes(&refs);
+    let mut id = [0u8; 32];
+    // SAFETY: the pointers are valid for their lengths for the call.
+    let status = unsafe {
+        sys::object_put_value(
+            bytes.as_ptr(),
+            bytes.len(),
+            ids.as_ptr(),
+            refs.len(),
+            id.as_mut_ptr(),
+        )
+    };
+    if let Err(e) = check(status, "put") {
+        panic!("wray::cross::put failed: {e}");
+    }
+    ObjectRef::from_held(ObjectId(id))
+}
+
 /// A call being built: of a function or actor type of another module, or
 /// of an actor's method. Arguments are cross-language values or object
 /// references; `R` is what the result reads as (`Cbor<i64>`, ...).

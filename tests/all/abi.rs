@@ -182,6 +182,10 @@ fn malformed_but_in_bounds_calls_get_a_status() {
         ("return_end_unbegun", Status::InvalidState),
         ("return_end_short", Status::InvalidState),
         ("return_end_bad_index", Status::InvalidArgument),
+        ("put_value_not_cbor", Status::InvalidArgument),
+        ("put_value_unlisted_ref", Status::InvalidArgument),
+        ("put_value_trailing", Status::InvalidArgument),
+        ("put_value_ok", Status::Ok),
     ] {
         assert_eq!(status(&rt, &m, task), want as i32, "{task}");
     }

@@ -685,7 +685,10 @@ fn wray_inspect_shows_what_a_module_offers() {
     let out = common::wray(&["inspect", guest("c_math").to_str().unwrap()]);
     let (stdout, stderr) = common::text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("tasks: add, apply, fails, sum"), "{stdout}");
+    assert!(
+        stdout.contains("tasks: add, apply, fails, store, sum"),
+        "{stdout}"
+    );
     assert!(stdout.contains("actor Counter: incr"), "{stdout}");
     assert!(stdout.contains("driver: none"), "{stdout}");
     let out = common::wray(&["inspect", "--json", guest("testkit").to_str().unwrap()]);
@@ -761,6 +764,7 @@ c_math.add(go_math.add(3, 100), 1000) = 1103
 c_math.apply(polyglot.double, 21) = 42
 c_math.Counter(10).incr() x3 = [11, 12, 13]
 go_math.Counter(10).incr() x3 = [11, 12, 13]
+[1, 2, 3] put from Rust, C and Go is one object: true
 c_math.fails() failed: fails always fails: this is its message
 ";
 
@@ -1059,4 +1063,28 @@ fn the_node_says_how_each_object_is_encoded_and_reads_none_as_another() {
     assert!(r.body.contains("holds an rkyv value"), "{}", r.body);
     let r = get(addr, &format!("/api/objects/{}", raw.id()));
     assert_eq!(r.json()["result"], json!(42), "{}", r.body);
+}
+
+#[test]
+fn the_same_value_put_from_any_language_is_one_object() {
+    let (rt, c) = load("c_math");
+    let go = rt.load_file(guest("go_math")).unwrap();
+    for v in [
+        Value::Int(7),
+        Value::Str("wray".into()),
+        Value::List(vec![Value::Float(1.5), Value::Null, Value::Bool(true)]),
+        Value::map([(Value::Str("k".into()), Value::Bytes(vec![0, 1]))]),
+    ] {
+        let from_host = rt.put_value(&v).unwrap();
+        for m in [&c, &go] {
+            let r = rt.task(m, "store").arg_value(&v).submit().unwrap();
+            assert_eq!(
+                rt.get_value(&r).unwrap(),
+                Value::Ref(from_host.id()),
+                "{v:?} from {}",
+                m.name()
+            );
+        }
+    }
+    // (A guest cannot pass other bytes off as a value: tests/all/abi.rs.)
 }

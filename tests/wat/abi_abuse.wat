@@ -3,6 +3,7 @@
 ;; return the status the host gave them as an i32 value.
 (module
   (import "wray:host/v1" "object_put" (func $object_put (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wray:host/v1" "object_put_value" (func $put_value (param i32 i32 i32 i32 i32) (result i32)))
   (import "wray:host/v1" "object_put_begin" (func $put_begin (param i32) (result i32)))
   (import "wray:host/v1" "object_put_write" (func $put_write (param i32 i32) (result i32)))
   (import "wray:host/v1" "object_put_end" (func $put_end (param i32 i32 i32) (result i32)))
@@ -19,6 +20,24 @@
   (import "wray:host/v1" "last_error" (func $last_error (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
+  ;; Not a value; a reference (to object 0707...07) listed nowhere; the int 7.
+  (data (i32.const 1000) "\ff")
+  (data (i32.const 2000) "\da\77\72\61\79\58\20\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07\07")
+  (data (i32.const 3000) "\07")
+
+  ;; object_put_value checks that the bytes are one value naming only the
+  ;; listed objects.
+  (func (export "wray:task/put_value_not_cbor") (result i32)
+    (call $give (call $put_value (i32.const 1000) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 64))))
+  (func (export "wray:task/put_value_unlisted_ref") (result i32)
+    (call $give (call $put_value (i32.const 2000) (i32.const 39) (i32.const 0) (i32.const 0) (i32.const 64))))
+  (func (export "wray:task/put_value_trailing") (result i32)
+    (call $give (call $put_value (i32.const 3000) (i32.const 2) (i32.const 0) (i32.const 0) (i32.const 64))))
+  (func (export "wray:task/put_value_ok") (result i32)
+    (local $s i32)
+    (local.set $s (call $put_value (i32.const 3000) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 64)))
+    (drop (call $object_release (i32.const 64)))
+    (call $give (local.get $s)))
 
   ;; Returns `status` as the task's i32 result.
   (func $give (param $status i32) (result i32)

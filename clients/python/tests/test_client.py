@@ -76,6 +76,14 @@ def test_wait_returns_the_ready_ones_in_order(m):
         wray.wait(refs[:2], num_returns=3)
 
 
+def test_a_value_put_from_python_is_the_object_c_and_go_put(m):
+    for v in [7, "wray", [1.5, None, True], {"k": b"\x00\x01"}]:
+        ref = wray.put(v)
+        stored = wray.get(m.store.remote(v))
+        assert isinstance(stored, wray.ObjectRef)
+        assert stored.id == ref.id, v
+
+
 def test_values_of_every_kind_round_trip(node):
     values = [
         None,

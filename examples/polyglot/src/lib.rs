@@ -9,7 +9,7 @@
 //!     --module go_math=target/wasm32-wasip1/release/go_math.wasm
 //! ```
 
-use wray::{Cbor, cross};
+use wray::{Cbor, Value, cross};
 
 /// A Rust task any language can call: it takes and returns a
 /// cross-language value.
@@ -61,6 +61,21 @@ fn main() -> wray::Result<()> {
             .collect();
         println!("{module}.Counter(10).incr() x3 = {:?}", wray::get(&calls)?);
     }
+
+    // The same value put from Rust, C and Go is one object.
+    let here = cross::put(vec![1, 2, 3]);
+    let stored: Vec<_> = ["c_math", "go_math"]
+        .iter()
+        .map(|m| {
+            cross::function::<Cbor<Value>>(m, "store")
+                .arg(vec![1, 2, 3])
+                .remote()
+        })
+        .collect();
+    let same = wray::get(&stored)?
+        .iter()
+        .all(|r| *r == Value::Ref(here.id()));
+    println!("[1, 2, 3] put from Rust, C and Go is one object: {same}");
 
     // A guest's error comes back with its message.
     let err = cross::function::<Cbor<i64>>("c_math", "fails")

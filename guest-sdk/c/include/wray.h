@@ -86,6 +86,8 @@ void wray_write_list(wray_writer *w, size_t n);
 void wray_write_map(wray_writer *w, size_t n);
 /* A reference to the object whose 32-byte id is `id`. */
 void wray_write_ref(wray_writer *w, const uint8_t id[32]);
+/* Bytes that are already encoded values (read from an argument, say). */
+void wray_write_encoded(wray_writer *w, const void *bytes, size_t n);
 void wray_writer_free(wray_writer *w);
 
 /* ---- reading values ---------------------------------------------------- */
@@ -168,6 +170,13 @@ int wray_get(const wray_object *o, uint8_t **bytes, size_t *len);
 int wray_get_int(const wray_object *o, int64_t *out);
 /* Drops this instance's hold on `o`. */
 void wray_release(const wray_object *o);
+/* Puts the first value written to `w` as an object (held until
+ * wray_release): the same value put from any language is the same object.
+ * Returns 0, or -1 if the host refused it (values holding object
+ * references cannot be put from C yet). */
+int wray_put(const wray_writer *w, wray_object *out);
+/* Sets the call's result to a reference to `o`. */
+int wray_return_ref(const wray_object *o);
 
 #ifdef __cplusplus
 }

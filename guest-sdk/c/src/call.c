@@ -19,6 +19,9 @@ HOST(task_submit) int32_t wray__task_submit(const uint8_t *spec, uint32_t len, u
 HOST(object_get) int32_t wray__object_get(const uint8_t *id, int64_t timeout_ms, uint8_t *buf,
                                           uint32_t cap, uint32_t *out_len);
 HOST(object_release) int32_t wray__object_release(const uint8_t *id);
+HOST(object_put_value) int32_t wray__object_put_value(const uint8_t *data, uint32_t len,
+                                                      const uint8_t *refs, uint32_t nrefs,
+                                                      uint8_t *out_id);
 
 enum { STATUS_OK = 0, STATUS_BUFFER_TOO_SMALL = -1, KIND_APPLICATION = 1 };
 enum { SPEC_VERSION = 1, SPEC_TASK = 0, OPTION_MODULE = 9, ARG_VALUE = 0 };
@@ -121,18 +124,17 @@ int wray_fail(const char *message) {
 }
 
 /* Appends `n` little-endian bytes of `v`. */
-void wray__write_raw(wray_writer *w, const void *bytes, size_t n);
 
 static void put_le(wray_writer *w, uint64_t v, int n) {
     uint8_t b[8];
     for (int i = 0; i < n; i++)
         b[i] = (uint8_t)(v >> (8 * i));
-    wray__write_raw(w, b, (size_t)n);
+    wray_write_encoded(w, b, (size_t)n);
 }
 
 static void put_blob(wray_writer *w, const void *p, size_t len) {
     put_le(w, len, 4);
-    wray__write_raw(w, p, len);
+    wray_write_encoded(w, p, len);
 }
 
 int wray_call(const char *module, const char *function, const wray_writer *args, size_t nargs,
@@ -195,4 +197,19 @@ int wray_get_int(const wray_object *o, int64_t *out) {
 
 void wray_release(const wray_object *o) {
     wray__object_release(o->id);
+}
+
+int wray_put(const wray_writer *w, wray_object *out) {
+    wray_reader r = {w->buf, w->len, 0};
+    if (w->err || wray_skip(&r))
+        return -1;
+    return wray__object_put_value(w->buf, (uint32_t)r.at, NULL, 0, out->id) == STATUS_OK ? 0 : -1;
+}
+
+int wray_return_ref(const wray_object *o) {
+    wray_writer w = {0};
+    wray_write_ref(&w, o->id);
+    int failed = w.err || wray__task_return(0, w.buf, (uint32_t)w.len, o->id, 1) != STATUS_OK;
+    wray_writer_free(&w);
+    return failed ? wray_fail("the result could not be set") : 0;
 }

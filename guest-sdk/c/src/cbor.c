@@ -387,5 +387,5 @@ int wray_skip(wray_reader *r) {
     return 0;
 }
 
-/* Raw bytes, for the SDK's own formats (call.c). */
-void wray__write_raw(wray_writer *w, const void *bytes, size_t n) { put(w, bytes, n); }
+/* Bytes already encoded, and the SDK's own formats (call.c). */
+void wray_write_encoded(wray_writer *w, const void *bytes, size_t n) { put(w, bytes, n); }

@@ -21,6 +21,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         (data, len, refs, nrefs, out_id),
         len
     )?;
+    super::wait::admitting!(
+        linker,
+        import::OBJECT_PUT_VALUE,
+        object_put_value,
+        (data, len, refs, nrefs, out_id),
+        len
+    )?;
     linker.func_wrap_async(
         HOST_MODULE,
         import::OBJECT_PUT_BEGIN,
@@ -96,6 +103,43 @@ fn object_put(
     }
     let blob = st.env.objects.blob(bytes, contained);
     hand_over(&mut g, st, blob, out_id)
+}
+
+/// `object_put_value(data, len, refs, nrefs, out_id) -> status`: as
+/// `object_put`, for a cross-language value: checked (it decodes, and every
+/// object it names is among `refs`), recorded as `cbor` and named as the
+/// host names values ([`ObjectStore::put_cbor`](crate::objects::store::ObjectStore::put_cbor)).
+fn object_put_value(
+    mut caller: Caller<'_, InstanceState>,
+    data: u32,
+    len: u32,
+    refs: u32,
+    nrefs: u32,
+    out_id: u32,
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT_VALUE)?;
+    g.check(out_id, ObjectId::LEN as u64)?;
+    let Some(contained) = g.object_ids(refs, nrefs)? else {
+        return status(Status::TooLarge);
+    };
+    let bytes = g.bytes(data, len)?;
+    if bytes.len() > st.env.config.max_object_size {
+        return status(Status::TooLarge);
+    }
+    let Ok(value) = wray_abi::value::Value::decode(bytes) else {
+        return status(Status::InvalidArgument);
+    };
+    if !value.refs().iter().all(|id| contained.contains(id)) {
+        return status(Status::InvalidArgument);
+    }
+    if !contained.iter().all(|id| st.refs.knows(id)) {
+        return status(Status::NotFound);
+    }
+    let blob = st.env.objects.blob(bytes, contained);
+    let id = st.env.objects.put_cbor(blob);
+    st.refs.adopt(&st.env.objects, id);
+    g.write(out_id, &id.0)?;
+    status(Status::Ok)
 }
 
 /// Stores `blob` as an object the guest holds, and writes its id.
