@@ -35,6 +35,18 @@ pub struct CallArgs {
     runtime: RuntimeArgs,
 }
 
+/// One command-line argument as a value, for a parameter of type
+/// `declared`: a `str` parameter takes the text as typed (`42` is the
+/// string "42"; a JSON string still reads as its text).
+pub fn parse_typed(arg: &str, declared: Option<&str>) -> anyhow::Result<Value> {
+    match declared {
+        Some("str") if !arg.starts_with('@') => Ok(Value::Str(
+            serde_json::from_str::<String>(arg).unwrap_or_else(|_| arg.to_string()),
+        )),
+        _ => parse_arg(arg),
+    }
+}
+
 /// One command-line argument as a value.
 pub fn parse_arg(arg: &str) -> anyhow::Result<Value> {
     if let Some(path) = arg.strip_prefix('@') {
@@ -57,13 +69,26 @@ pub fn format_result(value: &Value, json: bool) -> String {
 }
 
 pub fn main(args: CallArgs) -> anyhow::Result<ExitCode> {
+    // The arguments are read as the manifest declares the parameters.
+    let bytes = wray_runtime::Module::read_file(&args.module)?;
+    let signature = wray_runtime::read_manifest(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.module.display()))?
+        .into_iter()
+        .find(|s| s.kind == "task" && s.name == args.function);
     let values = args
         .args
         .iter()
-        .map(|a| parse_arg(a))
+        .enumerate()
+        .map(|(i, a)| {
+            let declared = signature
+                .as_ref()
+                .and_then(|s| s.params.get(i))
+                .map(|(_, t)| t.as_str());
+            parse_typed(a, declared)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(address) = &args.address {
-        return on_node(&args, address, &values);
+        return on_node(&args, address, &bytes, &values);
     }
     let rt = args.runtime.builder().build()?;
     let module = rt.load_file(&args.module)?;
@@ -91,10 +116,14 @@ pub fn main(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `wray call --address`: upload, then `POST /api/tasks?wait`.
-fn on_node(args: &CallArgs, address: &str, values: &[Value]) -> anyhow::Result<ExitCode> {
+fn on_node(
+    args: &CallArgs,
+    address: &str,
+    bytes: &[u8],
+    values: &[Value],
+) -> anyhow::Result<ExitCode> {
     let c = Client::new(Some(address));
-    let bytes = wray_runtime::Module::read_file(&args.module)?;
-    let up: ModuleUploaded = c.post_wasm("/api/modules", &[], &bytes)?;
+    let up: ModuleUploaded = c.post_wasm("/api/modules", &[], bytes)?;
     let call = TaskCall {
         module: up.digest,
         function: args.function.clone(),
@@ -137,6 +166,17 @@ mod tests {
         );
         assert!(parse_arg("@/no/such/file").is_err());
         assert!(parse_arg("{\"$ref\": \"zz\"}").is_err());
+        // A str parameter takes the text as typed.
+        assert_eq!(
+            parse_typed("42", Some("str")).unwrap(),
+            Value::Str("42".into())
+        );
+        assert_eq!(
+            parse_typed("\"42\"", Some("str")).unwrap(),
+            Value::Str("42".into())
+        );
+        assert_eq!(parse_typed("42", Some("int")).unwrap(), Value::Int(42));
+        assert_eq!(parse_typed("42", None).unwrap(), Value::Int(42));
     }
 
     #[test]

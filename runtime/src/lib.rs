@@ -45,7 +45,7 @@ pub use api::object_ref::ObjectRef;
 pub use api::runtime::Runtime;
 pub use api::stats::{ActorInfo, ActorState, Stats, StatsSource};
 pub use error::{Error, ErrorKind, Result, TaskError};
-pub use exec::manifest::{Signature, embed as embed_manifest};
+pub use exec::manifest::{Signature, embed as embed_manifest, read as read_manifest};
 pub use exec::module::{MAX_MODULE_SIZE, Module};
 pub use job::handle::{Job, JobControl};
 pub use objects::blob::{Bytes, Place};

@@ -132,8 +132,8 @@ fn custom_sections<'a>(wasm: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>, Stri
     Ok(out)
 }
 
-/// The signatures a module declares (none without a manifest).
-pub(crate) fn read(wasm: &[u8]) -> Result<Vec<Signature>, String> {
+/// The signatures a module's bytes declare (none without a manifest).
+pub fn read(wasm: &[u8]) -> Result<Vec<Signature>, String> {
     let mut out = Vec::new();
     for section in custom_sections(wasm, MANIFEST_SECTION)? {
         let records = Value::decode_sequence(section).map_err(|e| format!("its manifest: {e}"))?;
