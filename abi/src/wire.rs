@@ -173,6 +173,9 @@ pub struct Options {
     /// Whether the task's results may be made again from lineage even if it
     /// reads the clock or random numbers.
     pub allow_recompute: Option<bool>,
+    /// Whether a pure call's result may be answered from, and stored in,
+    /// the runtime's memo table (`docs/memo.md`).
+    pub memo: Option<bool>,
 }
 
 /// Option keys of the spec format.
@@ -185,6 +188,8 @@ mod key {
     pub const MAX_RESTARTS: u16 = 6;
     pub const MAX_TASK_RETRIES: u16 = 7;
     pub const ALLOW_RECOMPUTE: u16 = 8;
+    // 9 is taken by `module`.
+    pub const MEMO: u16 = 10;
 }
 
 impl Options {
@@ -213,6 +218,9 @@ impl Options {
         }
         if let Some(v) = self.allow_recompute {
             entries.push((key::ALLOW_RECOMPUTE, alloc::vec![v as u8]));
+        }
+        if let Some(v) = self.memo {
+            entries.push((key::MEMO, alloc::vec![v as u8]));
         }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
@@ -244,16 +252,16 @@ impl Options {
             };
             match k {
                 key::MAX_RETRIES => o.max_retries = Some(i32v()?),
-                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE => {
+                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE | key::MEMO => {
                     let b = match v {
                         [0] => false,
                         [1] => true,
                         _ => return Err(bad("a flag option is not one byte 0 or 1")),
                     };
-                    if k == key::RETRY_EXCEPTIONS {
-                        o.retry_exceptions = Some(b);
-                    } else {
-                        o.allow_recompute = Some(b);
+                    match k {
+                        key::RETRY_EXCEPTIONS => o.retry_exceptions = Some(b),
+                        key::ALLOW_RECOMPUTE => o.allow_recompute = Some(b),
+                        _ => o.memo = Some(b),
                     }
                 }
                 key::TIMEOUT_MS => o.timeout_ms = Some(u64v()?),
@@ -759,6 +767,7 @@ mod tests {
                 max_task_retries: Some(3),
                 max_retries: None,
                 allow_recompute: Some(true),
+                memo: Some(false),
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",
@@ -767,6 +776,28 @@ mod tests {
         };
         let bytes = method.encode();
         assert_eq!(TaskSpec::decode(&bytes).unwrap(), method);
+    }
+
+    #[test]
+    fn memo_is_option_key_10_one_byte() {
+        let spec = TaskSpec {
+            kind: SpecKind::Task,
+            function: "f",
+            actor: None,
+            num_returns: 1,
+            options: Options {
+                memo: Some(true),
+                ..Options::default()
+            },
+            args: vec![],
+        };
+        let bytes = spec.encode();
+        let options = &bytes[13..];
+        assert_eq!(&options[..11], &[1, 0, 0, 0, 10, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(TaskSpec::decode(&bytes).unwrap(), spec);
+        let mut bad = bytes.clone();
+        bad[23] = 2;
+        assert!(TaskSpec::decode(&bad).is_err(), "a flag is 0 or 1");
     }
 
     #[test]

@@ -91,6 +91,21 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let outcome = rt.block_on(job.wait());
     drop(_line);
+    // What memoization did, when the program made memoized calls.
+    let memo = rt.stats_source().memo();
+    if memo.hits + memo.misses > 0 {
+        eprintln!(
+            "wray: memo: {} hits, {} misses, {} stored{}",
+            memo.hits,
+            memo.misses,
+            memo.stored,
+            if memo.corrupt > 0 {
+                format!(", {} corrupt files dropped", memo.corrupt)
+            } else {
+                String::new()
+            }
+        );
+    }
     let signal = signalled.load(Ordering::SeqCst);
     if signal != 0 {
         eprintln!("wray: stopped by signal {signal}");
