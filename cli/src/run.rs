@@ -94,6 +94,8 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     // What memoization did, when the program made memoized calls.
     let memo = rt.stats_source().memo();
     if memo.hits + memo.misses > 0 {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
         eprintln!(
             "wray: memo: {} hits, {} misses, {} stored{}",
             memo.hits,
