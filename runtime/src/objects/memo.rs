@@ -93,6 +93,19 @@ struct Entry {
 struct Disk {
     dir: PathBuf,
     limit: u64,
+    /// When this process last wrote or read each entry file, on the
+    /// table's clock: the order among files whose modification times are
+    /// equal (file times are coarse, a few milliseconds apart).
+    used: Mutex<FxHashMap<String, u64>>,
+}
+
+impl Disk {
+    fn touch(&self, name: String, now: u64) {
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, now);
+    }
 }
 
 fn values_len(values: &[Arc<Blob>]) -> u64 {
@@ -115,7 +128,11 @@ impl MemoTable {
                 sweep_temporaries(&dir);
                 let total: u64 = entry_files(&dir).iter().map(|f| f.1).sum();
                 stats.disk_bytes.store(total, Ordering::Relaxed);
-                Some(Disk { dir, limit })
+                Some(Disk {
+                    dir,
+                    limit,
+                    used: Mutex::default(),
+                })
             }
             None => None,
         };
@@ -146,6 +163,13 @@ impl MemoTable {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
+    }
+
+    /// The next tick of the table's clock.
+    fn tick(&self) -> u64 {
+        let mut g = self.lock();
+        g.clock += 1;
+        g.clock
     }
 
     fn lookup_memory(&self, key: &MemoKey) -> Option<MemoValues> {
@@ -232,6 +256,7 @@ impl MemoTable {
                 if let Ok(f) = std::fs::File::options().append(true).open(&path) {
                     let _ = f.set_modified(std::time::SystemTime::now());
                 }
+                d.touch(hex(key), self.tick());
                 self.keep_in_memory(*key, values.clone());
                 Some(values)
             }
@@ -289,6 +314,7 @@ impl MemoTable {
             let _ = std::fs::remove_file(&tmp);
             return;
         }
+        d.touch(name.clone(), self.tick());
         let total = self.stats.disk_bytes.fetch_add(len, Ordering::Relaxed) + len;
         if total > d.limit {
             self.trim_disk(d, &name);
@@ -298,8 +324,15 @@ impl MemoTable {
     /// Removes the least recently used entry files until the directory
     /// holds at most its budget, sparing `keep` (just written).
     fn trim_disk(&self, d: &Disk, keep: &str) {
-        let mut files = entry_files(&d.dir);
+        let files = entry_files(&d.dir);
         let mut total: u64 = files.iter().map(|f| f.1).sum();
+        let mut files: Vec<_> = {
+            let used = d.used.lock().unwrap_or_else(|e| e.into_inner());
+            files
+                .into_iter()
+                .map(|(when, len, name)| ((when, used.get(&name).copied().unwrap_or(0)), len, name))
+                .collect()
+        };
         files.sort_unstable_by_key(|f| f.0);
         for (_, len, name) in files {
             if total <= d.limit {
@@ -308,6 +341,10 @@ impl MemoTable {
             if name != keep && std::fs::remove_file(d.dir.join(&name)).is_ok() {
                 total -= len;
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
+                d.used
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
             }
         }
         self.stats.disk_bytes.store(total, Ordering::Relaxed);

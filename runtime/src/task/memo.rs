@@ -34,7 +34,11 @@ struct KeyHasher(blake3::Hasher);
 
 impl KeyHasher {
     fn new(module: &ObjectId, function: &str, num_returns: u32) -> KeyHasher {
-        let mut h = blake3::Hasher::new_derive_key("wray memo key v1");
+        // blake3's derive-key mode with the context `wray memo key v1`,
+        // its key derived once rather than per call.
+        static KEY: std::sync::LazyLock<[u8; 32]> =
+            std::sync::LazyLock::new(|| blake3::derive_key("wray memo key v1", b""));
+        let mut h = blake3::Hasher::new_keyed(&KEY);
         h.update(&module.0);
         h.update(&(function.len() as u64).to_le_bytes());
         h.update(function.as_bytes());
