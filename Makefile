@@ -9,7 +9,7 @@
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 # Every guest crate of the workspace (each is built for wasm32-wasip1 only).
-GUESTS := hello pi batch-get put-once nested counter param-server actor-pool demo polyglot testkit wray-bench
+GUESTS := hello pi batch-get put-once nested counter param-server actor-pool demo memo polyglot testkit wray-bench
 
 # C guests: clang for wasm32-wasi, with Debian's wasi-libc (installed by
 # `make setup` if missing).

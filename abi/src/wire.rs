@@ -176,6 +176,9 @@ pub struct Options {
     /// The module, linked into the program by name, whose function or
     /// actor type this is (unset: the caller's own module).
     pub module: Option<String>,
+    /// Whether a pure call's result may be answered from, and stored in,
+    /// the runtime's memo table (`docs/memo.md`).
+    pub memo: Option<bool>,
 }
 
 /// Option keys of the spec format.
@@ -189,6 +192,7 @@ mod key {
     pub const MAX_TASK_RETRIES: u16 = 7;
     pub const ALLOW_RECOMPUTE: u16 = 8;
     pub const MODULE: u16 = 9;
+    pub const MEMO: u16 = 10;
 }
 
 impl Options {
@@ -221,6 +225,9 @@ impl Options {
         if let Some(v) = &self.module {
             entries.push((key::MODULE, v.as_bytes().to_vec()));
         }
+        if let Some(v) = self.memo {
+            entries.push((key::MEMO, alloc::vec![v as u8]));
+        }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
             out.put_u16(k);
@@ -251,16 +258,16 @@ impl Options {
             };
             match k {
                 key::MAX_RETRIES => o.max_retries = Some(i32v()?),
-                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE => {
+                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE | key::MEMO => {
                     let b = match v {
                         [0] => false,
                         [1] => true,
                         _ => return Err(bad("a flag option is not one byte 0 or 1")),
                     };
-                    if k == key::RETRY_EXCEPTIONS {
-                        o.retry_exceptions = Some(b);
-                    } else {
-                        o.allow_recompute = Some(b);
+                    match k {
+                        key::RETRY_EXCEPTIONS => o.retry_exceptions = Some(b),
+                        key::ALLOW_RECOMPUTE => o.allow_recompute = Some(b),
+                        _ => o.memo = Some(b),
                     }
                 }
                 key::TIMEOUT_MS => o.timeout_ms = Some(u64v()?),
@@ -771,6 +778,7 @@ mod tests {
                 max_retries: None,
                 allow_recompute: Some(true),
                 module: Some("c_math".into()),
+                memo: Some(false),
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",
@@ -779,6 +787,28 @@ mod tests {
         };
         let bytes = method.encode();
         assert_eq!(TaskSpec::decode(&bytes).unwrap(), method);
+    }
+
+    #[test]
+    fn memo_is_option_key_10_one_byte() {
+        let spec = TaskSpec {
+            kind: SpecKind::Task,
+            function: "f",
+            actor: None,
+            num_returns: 1,
+            options: Options {
+                memo: Some(true),
+                ..Options::default()
+            },
+            args: vec![],
+        };
+        let bytes = spec.encode();
+        let options = &bytes[13..];
+        assert_eq!(&options[..11], &[1, 0, 0, 0, 10, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(TaskSpec::decode(&bytes).unwrap(), spec);
+        let mut bad = bytes.clone();
+        bad[23] = 2;
+        assert!(TaskSpec::decode(&bad).is_err(), "a flag is 0 or 1");
     }
 
     #[test]

@@ -71,6 +71,22 @@ fn results(n: u32, mb: usize) {
     }
 }
 
+/// A pure function: after its first call, calls with the same argument
+/// are answered from the memo table (docs/memo.md).
+#[wray::remote(pure)]
+fn memo_square(x: u64) -> u64 {
+    x * x
+}
+
+/// `n` calls answered from the memo table, submitted then all got (one
+/// call first stores the result).
+fn memo_hits(n: u32) {
+    wray::get(&memo_square::remote(3u64)).expect("the first call runs");
+    let refs: Vec<_> = (0..n).map(|_| memo_square::remote(3u64)).collect();
+    let got = wray::get(&refs).expect("hits succeed");
+    assert!(got.iter().all(|&v| v == 9));
+}
+
 fn tasks_nested(parents: u32) {
     let refs: Vec<_> = (0..parents).map(|_| parent::remote(10u32)).collect();
     let got = wray::get(&refs).expect("parents succeed");
@@ -222,6 +238,7 @@ fn main() -> Result<(), String> {
         "actor_calls_async" => actor_calls_async(n),
         "actor_calls_n_n" => actor_calls_n_n(n, mb as u32),
         "actors_create" => actors_create(n),
+        "memo_hits" => memo_hits(n),
         other => return Err(format!("unknown benchmark `{other}`")),
     }
     Ok(())

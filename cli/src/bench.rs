@@ -67,6 +67,13 @@ pub struct BenchArgs {
         default_value = "target/wasm32-wasip1/release/go_math.wasm"
     )]
     go_math: PathBuf,
+    /// The memo example, for the memo benchmark's second run.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/wasm32-wasip1/release/memo.wasm"
+    )]
+    memo: PathBuf,
     /// CPU slots of the runtime under test (default: every core).
     #[arg(long, value_name = "N")]
     num_cpus: Option<usize>,
@@ -107,6 +114,9 @@ enum Measure {
     /// Nanoseconds per side (encode, decode) of a small argument tuple in
     /// deterministic CBOR.
     CborCodec { n: u32 },
+    /// Milliseconds of a whole `wray run --memo-dir` of the memo example:
+    /// the first (an empty memo directory) or the second (warm).
+    MemoRun { second: bool },
 }
 
 /// What the put-once example's run gives.
@@ -261,6 +271,24 @@ fn suite(quick: bool) -> Vec<Bench> {
             what: "resident memory per idle actor (2,000 alive)",
             unit: "KiB",
             measure: Measure::IdleActorRss,
+        },
+        Bench {
+            key: "memo_hit_per_s",
+            what: "calls of a pure function answered from the memo table, 100,000 submitted then all got",
+            unit: "calls/s",
+            measure: rate("memo_hits", scale(100_000), 1.0),
+        },
+        Bench {
+            key: "memo_first_run_ms",
+            what: "a whole `wray run --memo-dir` of the memo example, empty memo directory (16 points of ~200 ms)",
+            unit: "ms",
+            measure: Measure::MemoRun { second: false },
+        },
+        Bench {
+            key: "memo_second_run_ms",
+            what: "the same run again: every call answered from the memo directory",
+            unit: "ms",
+            measure: Measure::MemoRun { second: true },
         },
         Bench {
             key: "run_hello_ms",
@@ -433,6 +461,36 @@ fn measure(
             per_second(runs, f64::from(*n), || c_tasks(rt, &c, *n))
         }
         Measure::CborCodec { n } => (0..runs).map(|_| Ok(cbor_codec(*n))).collect(),
+        Measure::MemoRun { second } => {
+            // The quick suite sweeps a smaller grid, with less work a point.
+            let grid: &[&str] = if args.quick {
+                &["2", "2", "1000000"]
+            } else {
+                &["4", "3"]
+            };
+            let dir = std::env::temp_dir().join(format!("wray-bench-memo-{}", std::process::id()));
+            let fresh = || {
+                let _ = std::fs::remove_dir_all(&dir);
+            };
+            fresh();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let out = if *second {
+                memo_run(&args.memo, &dir, grid).and_then(|_| {
+                    (0..runs)
+                        .map(|_| Ok(ms(memo_run(&args.memo, &dir, grid)?)))
+                        .collect()
+                })
+            } else {
+                (0..runs)
+                    .map(|_| {
+                        fresh();
+                        Ok(ms(memo_run(&args.memo, &dir, grid)?))
+                    })
+                    .collect()
+            };
+            fresh();
+            out
+        }
         Measure::Seed(figure) => {
             seed(&args.put_once)?; // warms the code cache
             (0..runs)
@@ -535,6 +593,34 @@ fn seed(example: &std::path::Path) -> anyhow::Result<[f64; 3]> {
     // ru_maxrss is in KiB on Linux.
     let peak_mb = usage.ru_maxrss as f64 * 1024.0 / 1e6;
     Ok([seconds("by value:")?, seconds("put once:")?, peak_mb])
+}
+
+/// Times a whole `wray run --memo-dir <dir>` of the memo example.
+fn memo_run(
+    example: &std::path::Path,
+    dir: &std::path::Path,
+    grid: &[&str],
+) -> anyhow::Result<Duration> {
+    let exe = std::env::current_exe().context("cannot find the wray executable")?;
+    let start = Instant::now();
+    let status = Command::new(&exe)
+        .arg("run")
+        .arg("--memo-dir")
+        .arg(dir)
+        .arg(example)
+        .arg("--")
+        .args(grid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let took = start.elapsed();
+    if !status.success() {
+        bail!(
+            "`wray run {}` failed (build it with `make guests`): {status}",
+            example.display()
+        );
+    }
+    Ok(took)
 }
 
 /// Resident KiB per actor: `n` actors created and called once, compared

@@ -134,6 +134,17 @@ pub struct RuntimeArgs {
     /// Modules kept loaded in memory while nothing runs them (default 64).
     #[arg(long, value_name = "N")]
     idle_modules: Option<usize>,
+    /// Never memoize: run every call of a pure function (see docs/memo.md).
+    #[arg(long, conflicts_with_all = ["memo_dir", "memo_size"])]
+    no_memo: bool,
+    /// Keep the memo table of pure calls' results in this directory, so
+    /// that later runs reuse them (default: in memory, for this run only).
+    #[arg(long, value_name = "DIR")]
+    memo_dir: Option<std::path::PathBuf>,
+    /// Most bytes of results the memo table keeps, e.g. `1GiB` (default
+    /// 256MiB); the least recently used go first.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    memo_size: Option<u64>,
 }
 
 impl RuntimeArgs {
@@ -172,6 +183,15 @@ impl RuntimeArgs {
         }
         if let Some(n) = self.idle_modules {
             b = b.idle_modules(n);
+        }
+        if self.no_memo {
+            b = b.memo(false);
+        }
+        if let Some(d) = &self.memo_dir {
+            b = b.memo_dir(Some(d.clone()));
+        }
+        if let Some(n) = self.memo_size {
+            b = b.memo_size(n);
         }
         b
     }

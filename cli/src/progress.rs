@@ -6,6 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wray_runtime::events::STATES;
 use wray_runtime::{OutputSink, OutputSource, Stream, TerminalSink};
 
 /// The line and the lock on the terminal.
@@ -113,9 +114,12 @@ impl Drop for ProgressThread {
 }
 
 /// The line's text: tasks by state, and actors alive when known.
-pub fn describe(counts: [u64; 5], actors: Option<usize>) -> String {
-    let [pending, running, finished, failed, cancelled] = counts;
+pub fn describe(counts: [u64; STATES], actors: Option<usize>) -> String {
+    let [pending, running, finished, failed, cancelled, memoized] = counts;
     let mut s = format!("tasks: {finished} finished, {running} running, {pending} pending");
+    if memoized > 0 {
+        s.push_str(&format!(", {memoized} memoized"));
+    }
     if failed > 0 {
         s.push_str(&format!(", {failed} failed"));
     }
@@ -186,7 +190,7 @@ mod tests {
         // Hidden: output passes untouched.
         p.around(|| screen.clone().write_all(b"early\n").unwrap());
         assert_eq!(screen.take(), "early\n");
-        p.set(describe([1, 2, 3, 0, 0], None));
+        p.set(describe([1, 2, 3, 0, 0, 0], None));
         assert_eq!(
             screen.take(),
             format!("{ERASE}tasks: 3 finished, 2 running, 1 pending")
@@ -206,12 +210,16 @@ mod tests {
     #[test]
     fn the_line_names_failures_and_actors_only_when_there_are_some() {
         assert_eq!(
-            describe([0, 0, 5, 0, 0], None),
+            describe([0, 0, 5, 0, 0, 0], None),
             "tasks: 5 finished, 0 running, 0 pending"
         );
         assert_eq!(
-            describe([1, 0, 5, 2, 3], Some(4)),
+            describe([1, 0, 5, 2, 3, 0], Some(4)),
             "tasks: 5 finished, 0 running, 1 pending, 2 failed, 3 cancelled | actors: 4 alive"
+        );
+        assert_eq!(
+            describe([0, 0, 5, 0, 0, 7], None),
+            "tasks: 5 finished, 0 running, 0 pending, 7 memoized"
         );
     }
 }

@@ -100,6 +100,23 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let outcome = rt.block_on(job.wait());
     drop(_line);
+    // What memoization did, when the program made memoized calls.
+    let memo = rt.stats_source().memo();
+    if memo.hits + memo.misses > 0 {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "wray: memo: {} hits, {} misses, {} stored{}",
+            memo.hits,
+            memo.misses,
+            memo.stored,
+            if memo.corrupt > 0 {
+                format!(", {} corrupt files dropped", memo.corrupt)
+            } else {
+                String::new()
+            }
+        );
+    }
     let signal = signalled.load(Ordering::SeqCst);
     if signal != 0 {
         eprintln!("wray: stopped by signal {signal}");

@@ -295,6 +295,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("duration_ms", |t| t.duration_ms.cell()),
                     ("job_id", |t| t.job_id.cell()),
                     ("parent_id", |t| t.parent_id.cell()),
+                    ("memo", |t| t.memo.cell()),
                 ],
             );
             (v.tasks.len(), Some(v.total))
@@ -385,6 +386,7 @@ pub fn summary(args: SummaryArgs) -> anyhow::Result<ExitCode> {
                 ("FINISHED", |f| f.counts.finished.cell()),
                 ("FAILED", |f| f.counts.failed.cell()),
                 ("CANCELLED", |f| f.counts.cancelled.cell()),
+                ("MEMOIZED", |f| f.counts.memoized.cell()),
                 ("mean_ms", |f| f.mean_ms.cell()),
             ],
         );

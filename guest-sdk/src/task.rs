@@ -60,6 +60,17 @@ pub trait RemoteOptions: Sized {
         self.options_mut().allow_recompute = Some(yes);
         self
     }
+
+    /// Memoize this call: a call of the same module, function and
+    /// arguments answered before is answered from the runtime's memo table
+    /// without running (`docs/memo.md`). On by default for a function
+    /// declared `#[wray::remote(pure)]`; `memo(false)` turns it off for
+    /// one call. Only for functions whose result depends on nothing but
+    /// their arguments.
+    fn memo(mut self, yes: bool) -> Self {
+        self.options_mut().memo = Some(yes);
+        self
+    }
 }
 
 /// One argument of a remote call, ready to send.

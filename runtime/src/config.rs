@@ -50,6 +50,13 @@ pub(crate) struct Config {
     pub node_id: u32,
     /// Task and actor-call records kept for the state API.
     pub history: usize,
+    /// Whether pure calls are memoized (`docs/memo.md`).
+    pub memo: bool,
+    /// Where the memo table is kept across runs; `None`: in memory only.
+    pub memo_dir: Option<PathBuf>,
+    /// Bytes of results the memo table keeps (on disk; in memory, at most
+    /// a quarter of the object store's memory too).
+    pub memo_size: u64,
 }
 
 impl Default for Config {
@@ -73,6 +80,9 @@ impl Default for Config {
             store_wait: Duration::from_secs(10),
             node_id: 0,
             history: 100_000,
+            memo: true,
+            memo_dir: None,
+            memo_size: 256 << 20,
         }
     }
 }

@@ -42,16 +42,23 @@ pub enum TaskState {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// Answered from the memo table without running (a pure call whose
+    /// result was stored before: `docs/memo.md`).
+    Memoized,
 }
+
+/// How many states there are: the length of the counts by state.
+pub const STATES: usize = 6;
 
 impl TaskState {
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 5] = [
+    pub const ALL: [TaskState; STATES] = [
         TaskState::Pending,
         TaskState::Running,
         TaskState::Finished,
         TaskState::Failed,
         TaskState::Cancelled,
+        TaskState::Memoized,
     ];
 
     /// The name the APIs use (`FINISHED`...).
@@ -62,6 +69,7 @@ impl TaskState {
             TaskState::Finished => "FINISHED",
             TaskState::Failed => "FAILED",
             TaskState::Cancelled => "CANCELLED",
+            TaskState::Memoized => "MEMOIZED",
         }
     }
 
@@ -75,7 +83,7 @@ impl TaskState {
     fn ended(self) -> bool {
         matches!(
             self,
-            TaskState::Finished | TaskState::Failed | TaskState::Cancelled
+            TaskState::Finished | TaskState::Failed | TaskState::Cancelled | TaskState::Memoized
         )
     }
 }
@@ -88,6 +96,39 @@ pub enum TaskKind {
     Task,
     /// A method call on an actor.
     ActorMethod,
+}
+
+/// What became of a memoized call's result (`docs/memo.md`), for the task
+/// list: whether it was answered from the memo table, stored in it, or why
+/// not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoNote {
+    /// Answered from the memo table; it did not run.
+    Hit,
+    /// It ran, and its result was stored.
+    Stored,
+    /// It ran and read the clock or random numbers: not stored.
+    ReadClockOrRandom,
+    /// It failed: not stored (its retries ran as usual).
+    Failed,
+    /// Its result holds object references: not stored.
+    HoldsRefs,
+    /// Its result is larger than the memo table: not stored.
+    TooLarge,
+}
+
+impl MemoNote {
+    /// The words the APIs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoNote::Hit => "hit",
+            MemoNote::Stored => "stored",
+            MemoNote::ReadClockOrRandom => "not stored: it read the clock or random numbers",
+            MemoNote::Failed => "not stored: it failed",
+            MemoNote::HoldsRefs => "not stored: its result holds object references",
+            MemoNote::TooLarge => "not stored: its result is larger than the memo table",
+        }
+    }
 }
 
 /// One task or actor call, as recorded.
@@ -120,6 +161,8 @@ pub struct TaskRecord {
     pub worker: u32,
     /// Why it failed.
     pub error: Option<Arc<ErrorRecord>>,
+    /// For a memoized call: answered from the memo table, stored, or why not.
+    pub memo: Option<MemoNote>,
 }
 
 /// Latency buckets of the per-function histograms, in seconds (Prometheus
@@ -178,7 +221,7 @@ struct Inner {
     len: usize,
     chunks: VecDeque<Chunk>,
     /// Calls in each state now (pending, running) or ever (the ended ones).
-    counts: [u64; 5],
+    counts: [u64; STATES],
     latency: FxHashMap<Arc<str>, Histogram>,
 }
 
@@ -323,6 +366,36 @@ impl Events {
         parent: Option<TaskId>,
         actor: Option<ActorId>,
     ) {
+        self.record(id, function, kind, job, parent, actor, TaskState::Pending);
+    }
+
+    /// A task was answered from the memo table as it was submitted: one
+    /// record, already ended, under one lock.
+    pub fn memoized(&self, id: TaskId, function: Arc<str>, job: u64, parent: Option<TaskId>) {
+        self.record(
+            id,
+            function,
+            TaskKind::Task,
+            job,
+            parent,
+            None,
+            TaskState::Memoized,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)] // a record's fields
+    fn record(
+        &self,
+        id: TaskId,
+        function: Arc<str>,
+        kind: TaskKind,
+        job: u64,
+        parent: Option<TaskId>,
+        actor: Option<ActorId>,
+        state: TaskState,
+    ) {
+        let now = self.now_us();
+        let memoized = state == TaskState::Memoized;
         let rec = TaskRecord {
             id,
             function,
@@ -330,13 +403,14 @@ impl Events {
             job,
             parent,
             actor,
-            state: TaskState::Pending,
+            state,
             attempts: 0,
-            submitted_us: self.now_us(),
+            submitted_us: now,
             started_us: 0,
-            ended_us: 0,
+            ended_us: if memoized { now } else { 0 },
             worker: 0,
             error: None,
+            memo: memoized.then_some(MemoNote::Hit),
         };
         let seq = id.seq();
         let mut g = self.lock();
@@ -355,7 +429,7 @@ impl Events {
         }
         let i = (seq - g.base) as usize;
         g.grow(i + 1);
-        g.counts[TaskState::Pending as usize] += 1;
+        g.counts[state as usize] += 1;
         *g.slot_mut(i) = Some(rec);
         while g.len > self.capacity {
             g.pop();
@@ -393,8 +467,15 @@ impl Events {
 
     /// Call `id` ended: finished, or failed with `error`.
     pub fn ended(&self, id: TaskId, error: Option<&ErrorRecord>) {
+        self.ended_noting(id, error, None);
+    }
+
+    /// Call `id` ended, and `memo` says what became of its result in the
+    /// memo table ([`MemoNote::Hit`]: answered from it, so `Memoized`).
+    pub fn ended_noting(&self, id: TaskId, error: Option<&ErrorRecord>, memo: Option<MemoNote>) {
         let now = self.now_us();
         let state = match error {
+            None if memo == Some(MemoNote::Hit) => TaskState::Memoized,
             None => TaskState::Finished,
             Some(e) if e.kind == ErrorKind::Cancelled => TaskState::Cancelled,
             Some(_) => TaskState::Failed,
@@ -408,10 +489,11 @@ impl Events {
         r.state = state;
         r.ended_us = now;
         r.error = error.map(|e| Arc::new(e.clone()));
+        r.memo = memo;
         let ran = (r.started_us > 0).then(|| now.saturating_sub(r.started_us));
         let function = r.function.clone();
         g.counts[from as usize] -= 1;
-        if let (Some(us), None) = (ran, error) {
+        if let (Some(us), None, false) = (ran, error, state == TaskState::Memoized) {
             g.latency
                 .entry(function)
                 .or_default()
@@ -421,7 +503,7 @@ impl Events {
 
     /// Calls in each state ([`TaskState::ALL`] order): now, for pending and
     /// running; since the start, for the others.
-    pub fn counts(&self) -> [u64; 5] {
+    pub fn counts(&self) -> [u64; STATES] {
         self.lock().counts
     }
 
@@ -502,21 +584,41 @@ mod tests {
         let ev = Events::new(10);
         ev.submitted(id(1), "f".into(), TaskKind::Task, 1, None, None);
         ev.submitted(id(2), "f".into(), TaskKind::Task, 1, Some(id(1)), None);
-        assert_eq!(ev.counts(), [2, 0, 0, 0, 0]);
+        assert_eq!(ev.counts(), [2, 0, 0, 0, 0, 0]);
         ev.started(id(1));
         ev.retrying(id(1));
         ev.started(id(1));
-        assert_eq!(ev.counts(), [1, 1, 0, 0, 0]);
+        assert_eq!(ev.counts(), [1, 1, 0, 0, 0, 0]);
         ev.ended(id(1), None);
         let cancelled = ErrorRecord::new(ErrorKind::Cancelled, "f", "x");
         ev.ended(id(2), Some(&cancelled));
-        assert_eq!(ev.counts(), [0, 0, 1, 0, 1]);
+        assert_eq!(ev.counts(), [0, 0, 1, 0, 1, 0]);
         let (total, recs) = ev.tasks(|_| true, 0, 10);
         assert_eq!(total, 2);
         assert_eq!(recs[0].id, id(2), "newest first");
         assert_eq!(recs[1].attempts, 2);
         assert_eq!(recs[1].state, TaskState::Finished);
         assert_eq!(ev.latency()[0].1.count, 1);
+    }
+
+    #[test]
+    fn memo_hits_are_their_own_state() {
+        let ev = Events::new(10);
+        ev.memoized(id(1), "f".into(), 1, None);
+        ev.submitted(id(2), "f".into(), TaskKind::Task, 1, None, None);
+        ev.ended_noting(id(2), None, Some(MemoNote::Hit));
+        ev.submitted(id(3), "f".into(), TaskKind::Task, 1, None, None);
+        ev.started(id(3));
+        ev.ended_noting(id(3), None, Some(MemoNote::ReadClockOrRandom));
+        assert_eq!(ev.counts(), [0, 0, 1, 0, 0, 2]);
+        let (_, recs) = ev.tasks(|_| true, 0, 10);
+        assert_eq!(recs[2].state, TaskState::Memoized);
+        assert_eq!(recs[2].memo, Some(MemoNote::Hit));
+        assert_eq!(recs[2].ended_us, recs[2].submitted_us);
+        assert_eq!(recs[1].state, TaskState::Memoized);
+        assert_eq!(recs[0].state, TaskState::Finished);
+        assert_eq!(recs[0].memo, Some(MemoNote::ReadClockOrRandom));
+        assert_eq!(ev.latency()[0].1.count, 1, "only the call that ran");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use api::call::{
 };
 pub use api::object_ref::ObjectRef;
 pub use api::runtime::Runtime;
-pub use api::stats::{ActorInfo, ActorState, Stats, StatsSource};
+pub use api::stats::{ActorInfo, ActorState, MemoCounts, Stats, StatsSource};
 pub use error::{Error, ErrorKind, Result, TaskError};
 pub use exec::manifest::{Signature, embed as embed_manifest, read as read_manifest};
 pub use exec::module::{MAX_MODULE_SIZE, Module};

@@ -56,6 +56,51 @@ fn put_once() {
     );
 }
 
+/// The memo example run twice with one memo directory: the first run
+/// computes each grid point once (its repeats are hits), the second
+/// computes nothing. Counted by the memo's hits and misses, never timed.
+#[test]
+fn memo_second_run_does_no_pure_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = guest("memo");
+    let argv = [
+        "run",
+        "--memo-dir",
+        dir.path().to_str().unwrap(),
+        path.to_str().unwrap(),
+        "--",
+        "2",
+        "3",
+        "1000000",
+    ];
+    let run = || {
+        let out = wray(&argv);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("pass 3:") && stdout.contains("total:"),
+            "{stdout}"
+        );
+        let checksum = stdout
+            .lines()
+            .find(|l| l.starts_with("checksum:"))
+            .unwrap_or_else(|| panic!("no checksum: {stdout}"))
+            .to_string();
+        (checksum, stderr)
+    };
+    let (first_sum, first) = run();
+    assert!(
+        first.contains("wray: memo: 8 hits, 4 misses, 4 stored"),
+        "{first}"
+    );
+    let (second_sum, second) = run();
+    assert!(
+        second.contains("wray: memo: 12 hits, 0 misses, 0 stored"),
+        "{second}"
+    );
+    assert_eq!(first_sum, second_sum, "the same values");
+}
+
 #[test]
 fn nested() {
     assert!(run("nested", &[]).contains("sorted 2000000 numbers"));

@@ -15,6 +15,7 @@ mod examples;
 mod faults;
 mod hardening;
 mod mapping;
+mod memo;
 mod modules;
 mod node;
 mod objects;

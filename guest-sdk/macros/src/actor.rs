@@ -236,6 +236,7 @@ fn constructor_items(
         ACTOR_CONSTRUCTOR,
         &params,
         &quote!(()),
+        false,
     );
     let export_fn = quote! {
         #[unsafe(export_name = #export)]
@@ -274,7 +275,7 @@ fn method(
     let finish = crate::finish_value(out, &label);
     let invoke = quote!(::wray::__private::with_state(&#state, |__wray_self| __wray_self.#name(#(#names),*))?);
     let body = call_body(invoke, params, finish);
-    let manifest = crate::manifest_record("method", Some(ty), &method_str, params, value_ty);
+    let manifest = crate::manifest_record("method", Some(ty), &method_str, params, value_ty, false);
     let export = quote! {
         #[unsafe(export_name = #export)]
         extern "C" fn #export_fn() -> i32 {

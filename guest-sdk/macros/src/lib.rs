@@ -29,7 +29,7 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     let out = match item {
         Item::Fn(f) => options::parse(attr, For::Task).and_then(|o| remote_fn(f, o)),
         Item::Struct(s) => {
-            options::parse(attr, For::Actor).and_then(|o| actor::remote_struct(s, o))
+            options::parse(attr, For::Actor).and_then(|o| actor::remote_struct(s, o.sets))
         }
         Item::Impl(i) => options::parse(attr, For::ActorImpl).and_then(|_| actor::remote_impl(i)),
         other => Err(syn::Error::new_spanned(
@@ -317,6 +317,7 @@ pub(crate) fn manifest_record(
     name: &str,
     params: &[Param],
     returns: &TokenStream2,
+    pure: bool,
 ) -> TokenStream2 {
     use wray_abi::value::Value;
     let s = |v: &str| Value::Str(v.to_string());
@@ -339,6 +340,9 @@ pub(crate) fn manifest_record(
     if let Some(c) = class {
         entries.push((s("class"), s(c)));
     }
+    if pure {
+        entries.push((s("pure"), Value::Bool(true)));
+    }
     let bytes = Value::map(entries)
         .encode()
         .expect("a manifest record encodes");
@@ -354,7 +358,8 @@ pub(crate) fn manifest_record(
     }
 }
 
-fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
+fn remote_fn(f: ItemFn, parsed: options::Parsed) -> syn::Result<TokenStream2> {
+    let defaults = parsed.sets;
     let sig = &f.sig;
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
         return Err(syn::Error::new_spanned(
@@ -378,7 +383,7 @@ fn remote_fn(f: ItemFn, defaults: TokenStream2) -> syn::Result<TokenStream2> {
         &params,
         finish_value(&out, &name_str),
     );
-    let manifest = manifest_record("task", None, &name_str, &params, &out.value_ty);
+    let manifest = manifest_record("task", None, &name_str, &params, &out.value_ty, parsed.pure);
     let doc_mod = format!(
         "Remote calls of [`{name_str}()`](fn@{name_str}): `{name_str}::remote(..)` submits it as a task."
     );

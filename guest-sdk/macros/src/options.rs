@@ -1,4 +1,6 @@
-//! Default options in the attribute: `#[wray::remote(max_retries = 5)]`.
+//! Default options in the attribute: `#[wray::remote(max_retries = 5)]`,
+//! and the bare flag `pure` of a function (`#[wray::remote(pure)]`: its
+//! calls are memoized, `docs/memo.md`).
 
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
@@ -14,11 +16,21 @@ pub(crate) enum For {
     ActorImpl,
 }
 
-/// Parses `key = value, ...` into statements setting `__wray_o`'s fields.
-pub(crate) fn parse(attr: TokenStream2, target: For) -> syn::Result<TokenStream2> {
+/// What an attribute says: statements setting `__wray_o`'s fields, and
+/// whether the function is declared pure.
+pub(crate) struct Parsed {
+    pub sets: TokenStream2,
+    pub pure: bool,
+}
+
+/// Parses `key = value, ...` (and, for a function, `pure`) into statements
+/// setting `__wray_o`'s fields.
+pub(crate) fn parse(attr: TokenStream2, target: For) -> syn::Result<Parsed> {
     let mut sets = Vec::new();
+    let mut pure = false;
     let allowed: &[&str] = match target {
         For::Task => &[
+            "pure",
             "max_retries",
             "retry_exceptions",
             "timeout_ms",
@@ -52,6 +64,14 @@ pub(crate) fn parse(attr: TokenStream2, target: For) -> syn::Result<TokenStream2
             };
             return Err(meta.error(msg));
         }
+        if key == "pure" {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error("`pure` takes no value: #[wray::remote(pure)]"));
+            }
+            pure = true;
+            sets.push(quote!(__wray_o.memo = ::core::option::Option::Some(true);));
+            return Ok(());
+        }
         let field = syn::Ident::new(&key, meta.path.span());
         let value: Lit = meta.value()?.parse()?;
         let set = match (key.as_str(), value) {
@@ -81,7 +101,10 @@ pub(crate) fn parse(attr: TokenStream2, target: For) -> syn::Result<TokenStream2
         Ok(())
     });
     parser.parse2(attr)?;
-    Ok(quote!(#(#sets)*))
+    Ok(Parsed {
+        sets: quote!(#(#sets)*),
+        pure,
+    })
 }
 
 fn int<T: std::str::FromStr>(lit: &LitInt) -> syn::Result<T>

@@ -10,11 +10,12 @@ use crate::exec::engine::{Engines, EpochTicker};
 use crate::exec::env::{Env, Upcalls};
 use crate::exec::module::ModuleCache;
 use crate::exec::slots::Slots;
+use crate::objects::memo::MemoTable;
 use crate::objects::spill_dir::SpillDir;
 use crate::objects::store::{ObjectStore, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
 use crate::task::table::{TaskTable, Tasks};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -157,6 +158,30 @@ impl Builder {
         self
     }
 
+    /// Whether calls of pure functions are memoized (default on): a call
+    /// of the same module, function and arguments as one stored before is
+    /// answered from the memo table without running (`docs/memo.md`).
+    pub fn memo(mut self, on: bool) -> Self {
+        self.config.memo = on;
+        self
+    }
+
+    /// Keep the memo table in this directory (made if missing), so that
+    /// later runs find the results of earlier ones (default: in memory
+    /// only). Several processes may share one.
+    pub fn memo_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.config.memo_dir = dir;
+        self
+    }
+
+    /// Most bytes of results the memo table keeps (default 256 MiB): on
+    /// disk, and in memory (there at most a quarter of the object store's
+    /// memory too); the least recently used go first.
+    pub fn memo_size(mut self, bytes: u64) -> Self {
+        self.config.memo_size = bytes;
+        self
+    }
+
     /// Where guest output goes (default: this process's stdout and stderr,
     /// task lines prefixed with the task).
     pub fn output(mut self, sink: Arc<dyn OutputSink>) -> Self {
@@ -257,9 +282,28 @@ impl Builder {
             self.sink,
             tokio.handle().clone(),
         ));
+        let memo = if env.config.memo {
+            let config = &env.config;
+            let in_memory = config.memo_size.min(config.object_store_memory / 4);
+            let dir = config.memo_dir.clone().map(|d| (d, config.memo_size));
+            let table = MemoTable::new(in_memory, dir, objects.stats_arc()).map_err(|e| {
+                Error::Config(format!(
+                    "the memo directory {} cannot be made: {e}",
+                    config
+                        .memo_dir
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                ))
+            })?;
+            Some(table)
+        } else {
+            None
+        };
         let tasks = Arc::new(Tasks {
             env: env.clone(),
             table: TaskTable::default(),
+            memo,
         });
         let actors = Arc::new(Actors {
             env: env.clone(),

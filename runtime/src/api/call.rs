@@ -342,6 +342,13 @@ impl CallBuilder<'_, Task> {
         self
     }
 
+    /// Memoizes the call, or not (default: as the function's manifest
+    /// declares it, `pure` or not; `docs/memo.md`).
+    pub fn memo(mut self, yes: bool) -> Self {
+        self.options.memo = Some(yes);
+        self
+    }
+
     /// Submits the task; returns a reference to its result at once (after
     /// waiting for room in the object store, if an argument needs it).
     pub fn submit(self) -> Result<ObjectRef> {

@@ -15,7 +15,7 @@ use crate::actor::registry::Actors;
 use crate::api::call::{self, ActorBuilder, ActorRef, CallBuilder, MethodBuilder, TaskBuilder};
 pub(crate) use crate::api::object_ref::ObjectRef;
 use crate::api::parts::{Parts, read_value};
-use crate::api::stats::{ActorInfo, ActorState, Stats, StatsSource};
+use crate::api::stats::{ActorInfo, ActorState, MemoCounts, Stats, StatsSource};
 use crate::error::{Error, Result};
 use crate::exec::engine::EpochTicker;
 use crate::exec::module::Module;
@@ -410,7 +410,7 @@ impl Runtime {
 
     /// Tasks and actor calls by state, in [`TaskState::ALL`](crate::events::TaskState::ALL)
     /// order: pending and running now, the others since the start.
-    pub fn task_counts(&self) -> [u64; 5] {
+    pub fn task_counts(&self) -> [u64; crate::events::STATES] {
         self.actors.env.events.counts()
     }
 
@@ -463,6 +463,7 @@ impl Runtime {
             modules_loaded: s.env.modules.len(),
             modules_compiled: s.env.modules.stats.compiled.load(Ordering::Relaxed),
             modules_from_disk_cache: s.env.modules.stats.from_disk.load(Ordering::Relaxed),
+            memo: MemoCounts::of(&s.tasks),
         }
     }
 }

@@ -53,6 +53,47 @@ pub struct Stats {
     pub modules_compiled: u64,
     /// Modules whose compiled code came from the disk cache.
     pub modules_from_disk_cache: u64,
+    /// What the memo table did.
+    pub memo: MemoCounts,
+}
+
+/// What the memo table of pure calls did (`docs/memo.md`): cumulative
+/// counts, and its size now. All zero when memoization is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoCounts {
+    /// Memoized calls answered from the table without running.
+    pub hits: u64,
+    /// Memoized calls that found nothing there, and ran.
+    pub misses: u64,
+    /// Results stored.
+    pub stored: u64,
+    /// Entries evicted to stay within `--memo-size`.
+    pub evicted: u64,
+    /// Entry files that failed their digest check (removed, recomputed).
+    pub corrupt: u64,
+    /// Bytes of results held in memory now.
+    pub bytes: u64,
+    /// Bytes of entry files in the memo directory now.
+    pub disk_bytes: u64,
+}
+
+impl MemoCounts {
+    pub(crate) fn of(tasks: &crate::task::table::Tasks) -> MemoCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(m) = &tasks.memo else {
+            return MemoCounts::default();
+        };
+        let s = &m.stats;
+        MemoCounts {
+            hits: s.hits.load(Relaxed),
+            misses: s.misses.load(Relaxed),
+            stored: s.stored.load(Relaxed),
+            evicted: s.evicted.load(Relaxed),
+            corrupt: s.corrupt.load(Relaxed),
+            bytes: s.bytes.load(Relaxed),
+            disk_bytes: s.disk_bytes.load(Relaxed),
+        }
+    }
 }
 
 /// Reads a runtime's counters, from any thread (see
@@ -62,12 +103,17 @@ pub struct StatsSource(pub(super) Arc<Actors>);
 
 impl StatsSource {
     /// As [`Runtime::task_counts`](crate::Runtime::task_counts).
-    pub fn task_counts(&self) -> [u64; 5] {
+    pub fn task_counts(&self) -> [u64; crate::events::STATES] {
         self.0.env.events.counts()
     }
 
     /// Actors not yet gone.
     pub fn actors(&self) -> usize {
         self.0.registry.len()
+    }
+
+    /// What the memo table did so far.
+    pub fn memo(&self) -> MemoCounts {
+        MemoCounts::of(&self.0.tasks)
     }
 }

@@ -23,6 +23,9 @@ pub struct Signature {
     pub returns: String,
     /// How its values are encoded: `rkyv` (Rust guests) or `cbor`.
     pub encoding: String,
+    /// Declared pure (`"pure": true`): its calls are memoized unless a
+    /// call's `memo` option says otherwise.
+    pub pure: bool,
 }
 
 impl Signature {
@@ -233,6 +236,7 @@ fn signature(record: &Value) -> Option<Signature> {
         params,
         returns: text("returns").unwrap_or_else(|| "any".into()),
         encoding: text("encoding").unwrap_or_else(|| "cbor".into()),
+        pure: matches!(get("pure"), Some(Value::Bool(true))),
     };
     let known = |t: &String| TYPES.contains(&t.as_str());
     let well_formed = !sig.name.is_empty()
@@ -292,6 +296,7 @@ mod tests {
         assert_eq!(sigs[0].describe(), "f(a: int) -> int");
         assert_eq!(sigs[1].name, "g");
         assert_eq!(sigs[0].encoding, "cbor", "the default");
+        assert!(!sigs[0].pure, "the default");
         assert!(read(&module_with(&[])).unwrap().is_empty());
     }
 

@@ -39,8 +39,9 @@ struct Inner {
     name: String,
     /// The code in the task engine.
     code: Code,
-    /// The tasks (`wray:task/<name>`), by name, with the name shared.
-    tasks: FxHashMap<Arc<str>, ModuleExport>,
+    /// The tasks (`wray:task/<name>`), by name, with the name shared, and
+    /// whether the manifest declares each pure.
+    tasks: FxHashMap<Arc<str>, (ModuleExport, bool)>,
     /// The actor methods (`wray:actor/<Type>/<method>`), by type, then
     /// method: resolved once, so a call allocates no names.
     methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>>,
@@ -144,10 +145,16 @@ impl Module {
 
     /// The task named `name`: its shared name and its export.
     pub(crate) fn task(&self, name: &str) -> Option<(Arc<str>, ModuleExport)> {
+        self.task_entry(name).map(|(k, e, _)| (k, e))
+    }
+
+    /// The task named `name`: its shared name, its export, and whether the
+    /// manifest declares it pure (memoized by default).
+    pub(crate) fn task_entry(&self, name: &str) -> Option<(Arc<str>, ModuleExport, bool)> {
         self.0
             .tasks
             .get_key_value(name)
-            .map(|(k, e)| (k.clone(), *e))
+            .map(|(k, (e, pure))| (k.clone(), *e, *pure))
     }
 
     /// Method `method` of actor type `ty`.
@@ -616,9 +623,16 @@ fn validate(
             "it imports {HOST_MODULE} functions but exports no memory named `memory`"
         )));
     }
+    let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     let tasks = exports
         .iter()
-        .filter_map(|(name, e)| Some((Arc::from(name.strip_prefix(export::TASK_PREFIX)?), *e)))
+        .filter_map(|(name, e)| {
+            let name = name.strip_prefix(export::TASK_PREFIX)?;
+            let pure = signatures
+                .iter()
+                .any(|s| s.kind == "task" && s.name == name && s.pure);
+            Some((Arc::from(name), (*e, pure)))
+        })
         .collect();
     let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     let mut methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>> = FxHashMap::default();

@@ -12,7 +12,8 @@ use super::types::{
     TaskSummary, TraceArgs, TraceEvent, UploadUse,
 };
 use crate::actor::registry::{Actor, Life};
-use crate::events::{TaskRecord, TaskState};
+use crate::api::stats::MemoCounts;
+use crate::events::{STATES, TaskRecord, TaskState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -294,7 +295,7 @@ pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
     let Some(info) = st.jobs.get(n) else {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
-    let mut counts = [0u64; 5];
+    let mut counts = [0u64; STATES];
     for r in st.actors.env.events.records().iter().filter(|r| r.job == n) {
         counts[r.state as usize] += 1;
     }
@@ -397,6 +398,7 @@ fn task_entry(st: &NodeState, r: &TaskRecord) -> TaskEntry {
         duration_ms,
         worker: r.worker,
         error: r.error.as_deref().map(error_info),
+        memo: r.memo.map(|m| m.as_str().to_string()),
     }
 }
 
@@ -454,7 +456,7 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
         Err(r) => return r,
     };
     // function -> counts by state, time run, runs timed
-    let mut by: HashMap<Arc<str>, ([u64; 5], u64, u64)> = HashMap::new();
+    let mut by: HashMap<Arc<str>, ([u64; STATES], u64, u64)> = HashMap::new();
     let mut total = 0;
     for r in st.actors.env.events.records().iter().filter(|r| keep(r)) {
         total += 1;
@@ -727,13 +729,35 @@ pub(crate) async fn config(State(st): St) -> Response {
     })
 }
 
-/// A Chrome trace: one complete event per task attempt, by worker thread.
+/// A Chrome trace: one complete event per task attempt, by worker thread,
+/// and an instant event per memo hit.
 pub(crate) async fn timeline(State(st): St) -> Response {
     let ev = &st.actors.env.events;
     let now = ev.now_us();
     let records = ev.records();
     let mut events: Vec<TraceEvent> = Vec::new();
-    for r in records.iter().filter(|r| r.started_us > 0) {
+    for r in records.iter() {
+        // A memo hit did not run: an instant on its row, when answered.
+        if r.state == TaskState::Memoized && r.started_us == 0 {
+            events.push(TraceEvent {
+                name: r.function.to_string(),
+                cat: "memo".into(),
+                ph: "i".into(),
+                ts: r.ended_us,
+                dur: 0,
+                pid: 0,
+                tid: r.worker,
+                args: TraceArgs {
+                    task_id: r.id.seq(),
+                    state: r.state,
+                    job: job_name(r.job),
+                },
+            });
+            continue;
+        }
+        if r.started_us == 0 {
+            continue;
+        }
         let end = if r.ended_us > 0 { r.ended_us } else { now };
         events.push(TraceEvent {
             name: r.function.to_string(),
@@ -818,6 +842,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
             ),
         ],
         latency: s.env.events.latency(),
+        memo: MemoCounts::of(&s.tasks),
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],

@@ -7,10 +7,12 @@
 //! `wray_task_duration_seconds`) comes from a guest's export names and may
 //! hold quotes, backslashes and line feeds.
 
-use crate::events::{Histogram, LATENCY_BUCKETS, TaskState};
+use crate::api::stats::MemoCounts;
+use crate::events::{Histogram, LATENCY_BUCKETS, STATES, TaskState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::fmt;
@@ -22,7 +24,7 @@ pub(crate) use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 #[derive(Debug)]
 pub(crate) struct Scrape {
     /// Calls by state, in [`TaskState::ALL`] order.
-    pub tasks: [u64; 5],
+    pub tasks: [u64; STATES],
     /// Actors by state name.
     pub actors: [(&'static str, u64); 4],
     /// Jobs by status name.
@@ -31,6 +33,8 @@ pub(crate) struct Scrape {
     pub gauges: Vec<(&'static str, &'static str, u64)>,
     /// Run times of finished attempts, by function.
     pub latency: Vec<(Arc<str>, Histogram)>,
+    /// What the memo table did.
+    pub memo: MemoCounts,
 }
 
 impl Scrape {
@@ -82,6 +86,52 @@ impl Collector for Scrape {
             let g = ConstGauge::new(v);
             g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
+        let m = &self.memo;
+        for (name, help, v) in [
+            (
+                "wray_memo_hits",
+                "Memoized calls answered from the memo table without running.",
+                m.hits,
+            ),
+            (
+                "wray_memo_misses",
+                "Memoized calls not found in the memo table, which ran.",
+                m.misses,
+            ),
+            (
+                "wray_memo_stored",
+                "Results stored in the memo table.",
+                m.stored,
+            ),
+            (
+                "wray_memo_evicted",
+                "Memo entries evicted to stay within the memo size.",
+                m.evicted,
+            ),
+            (
+                "wray_memo_corrupt",
+                "Memo files whose digests did not match (removed, recomputed).",
+                m.corrupt,
+            ),
+        ] {
+            let c = ConstCounter::new(v);
+            c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        for (name, help, v) in [
+            (
+                "wray_memo_bytes",
+                "Bytes of memoized results held in memory.",
+                m.bytes,
+            ),
+            (
+                "wray_memo_disk_bytes",
+                "Bytes of memo files in the memo directory.",
+                m.disk_bytes,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
         let mut m = e.encode_descriptor(
             "wray_task_duration_seconds",
             "Run time of finished attempts, by function.",
@@ -118,7 +168,7 @@ mod tests {
             sum: 0.0002,
         };
         let text = Scrape {
-            tasks: [0; 5],
+            tasks: [0; STATES],
             actors: [
                 ("STARTING", 0),
                 ("ALIVE", 0),
@@ -128,6 +178,7 @@ mod tests {
             jobs: [("PENDING", 0); 5],
             gauges: vec![],
             latency: vec![(evil.into(), h)],
+            memo: MemoCounts::default(),
         }
         .encode();
         assert!(

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::events::{TaskKind, TaskState};
+pub use crate::events::{STATES, TaskKind, TaskState};
 
 /// The body of every refused request (4xx and 5xx).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -186,29 +186,34 @@ pub struct StateCounts {
     pub failed: u64,
     /// Cancelled.
     pub cancelled: u64,
+    /// Answered from the memo table without running.
+    #[serde(default)]
+    pub memoized: u64,
 }
 
 impl StateCounts {
     /// Counts in [`TaskState::ALL`] order.
-    pub fn from_array(c: [u64; 5]) -> StateCounts {
-        let [pending, running, finished, failed, cancelled] = c;
+    pub fn from_array(c: [u64; STATES]) -> StateCounts {
+        let [pending, running, finished, failed, cancelled, memoized] = c;
         StateCounts {
             pending,
             running,
             finished,
             failed,
             cancelled,
+            memoized,
         }
     }
 
     /// The counts in [`TaskState::ALL`] order.
-    pub fn to_array(self) -> [u64; 5] {
+    pub fn to_array(self) -> [u64; STATES] {
         [
             self.pending,
             self.running,
             self.finished,
             self.failed,
             self.cancelled,
+            self.memoized,
         ]
     }
 }
@@ -257,6 +262,10 @@ pub struct TaskEntry {
     pub worker: u32,
     /// Why it failed.
     pub error: Option<ErrorInfo>,
+    /// For a memoized call: `hit` (answered from the memo table), `stored`,
+    /// or `not stored: ...` saying why.
+    #[serde(default)]
+    pub memo: Option<String>,
 }
 
 /// `GET /api/v0/tasks`: a page of the calls matching the filters.
@@ -685,15 +694,15 @@ pub struct LogList {
 
 // ---- the timeline -----------------------------------------------------------
 
-/// One complete event of the Chrome trace `GET /api/v0/timeline` returns:
-/// a task attempt on its worker's row.
+/// One event of the Chrome trace `GET /api/v0/timeline` returns: a task
+/// attempt on its worker's row (`X`), or a memo hit (`i`, category `memo`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceEvent {
     /// The function.
     pub name: String,
     /// `task` or `actor`.
     pub cat: String,
-    /// The event's phase: `X`, complete.
+    /// The event's phase: `X`, complete; `i`, instant (a memo hit).
     pub ph: String,
     /// When the attempt started, in microseconds since the node started.
     pub ts: u64,
@@ -727,14 +736,14 @@ mod tests {
     fn flattened_counts_and_renamed_fields_keep_their_wire_names() {
         let s = FunctionSummary {
             function: "f".into(),
-            counts: StateCounts::from_array([1, 2, 3, 4, 5]),
+            counts: StateCounts::from_array([1, 2, 3, 4, 5, 6]),
             mean_ms: None,
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(
             v,
             json!({"function": "f", "PENDING": 1, "RUNNING": 2, "FINISHED": 3,
-                   "FAILED": 4, "CANCELLED": 5, "mean_ms": null})
+                   "FAILED": 4, "CANCELLED": 5, "MEMOIZED": 6, "mean_ms": null})
         );
         assert_eq!(serde_json::from_value::<FunctionSummary>(v).unwrap(), s);
         let o = ObjectEntry {

@@ -408,6 +408,11 @@ impl ObjectStore {
         &self.stats
     }
 
+    /// The shared memory counters, for blobs made outside the store.
+    pub fn stats_arc(&self) -> Arc<StoreStats> {
+        self.stats.clone()
+    }
+
     /// Number of objects in the table.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -497,6 +502,16 @@ impl ObjectStore {
     /// caller. The id must be new.
     pub fn create_pending(&self, id: ObjectId) {
         self.entries.insert(id, Arc::new(Entry::new(1)));
+    }
+
+    /// Creates a new object (a task's return value, with an id that must be
+    /// new) already ready with `blob`, a value without references, held
+    /// once by the caller: a pending object resolved at once, in one step.
+    pub fn create_ready(&self, id: ObjectId, blob: Arc<Blob>) {
+        debug_assert!(blob.refs().is_empty());
+        let e = Entry::new(1);
+        let _ = e.state.set(Resolved::Ready(self.intern(blob)));
+        self.entries.insert(id, Arc::new(e));
     }
 
     /// Resolves a pending object and wakes its waiters. Returns false when

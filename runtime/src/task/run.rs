@@ -31,7 +31,7 @@
 //! panics, traps, limits) are retried only when `retry_exceptions` is set,
 //! within the same budget. Every attempt runs in a fresh instance.
 
-use crate::events::TaskKind;
+use crate::events::{MemoNote, TaskKind};
 use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
 use crate::exec::module::Module;
@@ -40,14 +40,17 @@ use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args};
 use crate::objects::blob::{Blob, Encoding};
+use crate::objects::held::HeldRefs;
 use crate::objects::lineage::Remake;
+use crate::objects::memo::MemoKey;
 use crate::objects::store::Resolved;
 use crate::output::{OutputSource, SourceKind};
+use crate::task::memo;
 use crate::task::table::{Queued, TaskHandle, Tasks};
 use futures_util::future::BoxFuture;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 use wasmtime::{ModuleExport, Store};
 use wray_abi::wire::ErrorRecord;
@@ -56,6 +59,38 @@ use wray_abi::{ErrorKind, ObjectId, TaskId, export};
 /// Submits a task of `module`; returns the ids of its return values, each
 /// held once on the caller's behalf.
 pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> Vec<ObjectId> {
+    // The module its `module` option names, if not the caller's.
+    let (module, unlinked) = match rt.env.links.callee(&module, &sub.options, sub.job) {
+        Ok(m) => (m, None),
+        Err(why) => (module, Some(why)),
+    };
+    let entry = match unlinked {
+        None => module.task_entry(&sub.function),
+        Some(_) => None,
+    };
+    // A memoized call: answered from the memo table if its arguments have
+    // values and its result is there (no task at all), else keyed when its
+    // arguments are ready.
+    let mut memo = None;
+    if let Some((function, _, pure)) = &entry
+        && rt.memo.is_some()
+        && sub.options.memo.unwrap_or(*pure)
+    {
+        let key = memo::key_now(
+            &rt.env.objects,
+            &module.id(),
+            function,
+            sub.num_returns,
+            &sub.args,
+        );
+        if let Some(key) = &key
+            && let Some(returns) =
+                memo::answer_at_submission(rt, key, sub.num_returns, function, sub.job, sub.parent)
+        {
+            return returns;
+        }
+        memo = Some(key);
+    }
     let (id, returns) = rt.env.new_call(sub.num_returns);
     rt.env.events.submitted(
         id,
@@ -71,17 +106,14 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
         fail_all(rt, &returns, rec);
         returns.clone()
     };
-    let module = match rt.env.links.callee(&module, &sub.options, sub.job) {
-        Ok(m) => m,
-        Err(why) => {
-            return refuse(ErrorRecord::new(
-                ErrorKind::InvalidModule,
-                &*sub.function,
-                why,
-            ));
-        }
-    };
-    let Some((function, export)) = module.task(&sub.function) else {
+    if let Some(why) = unlinked {
+        return refuse(ErrorRecord::new(
+            ErrorKind::InvalidModule,
+            &*sub.function,
+            why,
+        ));
+    }
+    let Some((function, export, _)) = entry else {
         return refuse(ErrorRecord::new(
             ErrorKind::InvalidModule,
             &*sub.function,
@@ -113,15 +145,11 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
         parent.children.push(id, &handle);
     }
     rt.table.insert(id, handle.clone());
-    let task = Arc::new(Task::new(
-        rt,
-        id,
-        module,
-        export,
-        returns.clone(),
-        handle,
-        sub,
-    ));
+    let mut task = Task::new(rt, id, module, export, returns.clone(), handle, sub);
+    if let Some(key) = memo {
+        task = task.memoized(key);
+    }
+    let task = Arc::new(task);
     // Tasks whose arguments have values join the CPU queue now, as data
     // (nothing is spawned until their slots are granted), so they start in
     // submission order; the others join when their arguments are ready.
@@ -173,7 +201,20 @@ impl Task {
             deterministic: AtomicBool::new(false),
             recomputing: tokio::sync::Mutex::new(()),
             tasks: Arc::downgrade(rt),
+            memo: None,
+            memo_hit: AtomicBool::new(false),
         }
+    }
+
+    /// Makes the task a memoized call, whose key is `key` if its
+    /// arguments had values at submission (and it was looked up then).
+    fn memoized(mut self, key: Option<MemoKey>) -> Task {
+        let cell = OnceLock::new();
+        if let Some(k) = key {
+            let _ = cell.set(k);
+        }
+        self.memo = Some(cell);
+        self
     }
 
     /// What the task needs to start: nested tasks may use the call slots
@@ -218,6 +259,11 @@ pub(crate) struct Task {
     /// Its layer, to run it again (weak: the store keeps finished tasks as
     /// lineage, and the layer keeps the store).
     tasks: Weak<Tasks>,
+    /// For a memoized call, its key once its arguments have values.
+    memo: Option<OnceLock<MemoKey>>,
+    /// Whether it was answered from the memo table once its arguments
+    /// were ready.
+    memo_hit: AtomicBool,
 }
 
 impl Remake for Task {
@@ -316,7 +362,14 @@ fn conclude(rt: &Arc<Tasks>, task: &Arc<Task>, outcome: Result<Finished, ErrorRe
     // Finished before its results are visible: whoever sees a result sees
     // the task done.
     rt.table.remove(&task.id);
-    rt.env.events.ended(task.id, outcome.as_ref().err());
+    let note = task.memo.as_ref().map(|key| match (&outcome, key.get()) {
+        (Ok(_), _) if task.memo_hit.load(Ordering::Relaxed) => MemoNote::Hit,
+        (Ok(finished), Some(key)) => memo::store(rt, key, finished),
+        _ => MemoNote::Failed,
+    });
+    rt.env
+        .events
+        .ended_noting(task.id, outcome.as_ref().err(), note);
     match outcome {
         Ok(Finished {
             values,
@@ -527,6 +580,23 @@ async fn run_attempts(
             &*task.sub.function,
             why,
         )));
+    }
+    // A memoized call whose arguments were not ready at submission is
+    // looked up now, before it takes a slot.
+    if let Some(cell) = &task.memo
+        && cell.get().is_none()
+    {
+        let function = &*task.sub.function;
+        let key = memo::key_of(&task.module.id(), function, task.sub.num_returns, &args);
+        let _ = cell.set(key);
+        if let Some(values) = memo::lookup(rt, &key, task.sub.num_returns) {
+            task.memo_hit.store(true, Ordering::Relaxed);
+            return Ok(Finished {
+                values: values.to_vec(),
+                held: HeldRefs::new(&rt.env.objects),
+                deterministic: true,
+            });
+        }
     }
     let mut attempt = 0u32;
     loop {

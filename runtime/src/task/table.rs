@@ -4,15 +4,18 @@
 
 use crate::exec::env::Env;
 use crate::exec::state::CancelToken;
+use crate::objects::memo::MemoTable;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use std::sync::{Arc, Mutex, Weak};
 use wray_abi::{ObjectId, TaskId};
 
-/// The task layer: the environment below it, and the unfinished tasks.
+/// The task layer: the environment below it, the unfinished tasks, and
+/// the memo table of pure calls' results (`None`: memoization is off).
 pub(crate) struct Tasks {
     pub env: Arc<Env>,
     pub table: TaskTable,
+    pub memo: Option<MemoTable>,
 }
 
 /// A task waiting as data for its first slots (see `run::submit_task`).

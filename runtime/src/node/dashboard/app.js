@@ -155,7 +155,7 @@
   // ------------------------------------------------------------- states --
 
   const STATE_TONE = {
-    FINISHED: 'ok', ALIVE: 'ok', SUCCEEDED: 'ok', MEMORY: 'ok',
+    FINISHED: 'ok', ALIVE: 'ok', SUCCEEDED: 'ok', MEMORY: 'ok', MEMOIZED: 'ok',
     RUNNING: 'run',
     PENDING: 'wait', STARTING: 'wait',
     FAILED: 'bad', DEAD: 'bad', LOST: 'bad',
@@ -166,7 +166,7 @@
   // A <td class="state"> holding exactly the state text.
   function stateCell(s) { return h('td', { class: `state ${toneClass(s)}` }, str(s)); }
 
-  const TASK_STATES = ['PENDING', 'RUNNING', 'FINISHED', 'FAILED', 'CANCELLED'];
+  const TASK_STATES = ['PENDING', 'RUNNING', 'FINISHED', 'FAILED', 'CANCELLED', 'MEMOIZED'];
   const ACTOR_STATES = ['STARTING', 'ALIVE', 'RESTARTING', 'DEAD'];
   const JOB_STATES = ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'STOPPED'];
 
@@ -889,10 +889,15 @@
         taskDuration(t),
         h('td', { class: 'mono' }, jobLink(t.job_id)),
         h('td', { class: 'num' }, t.worker == null ? dash : str(t.worker)),
-        h('td', { class: 'errcell' }, errorBlock(t.error)),
+        h('td', { class: 'errcell' }, errorBlock(t.error), memoNote(t.memo)),
       );
     },
   });
+  // What became of a memoized call's result: `memo: hit`, `memo: stored`,
+  // `memo: not stored: <why>`.
+  function memoNote(m) {
+    return m == null ? null : h('div', { class: 'muted memo' }, `memo: ${str(m)}`);
+  }
   // Completion lists for the filters: fetched once per visit, best effort.
   const tasksEnter = tasks.enter;
   tasks.enter = function (params) {

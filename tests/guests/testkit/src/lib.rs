@@ -49,6 +49,46 @@ fn make_ref(x: u64) -> ObjectRef<u64> {
     wray::put(&x)
 }
 
+// ---- memoized (pure) functions: docs/memo.md -------------------------------
+
+/// Pure: its result depends on its argument only.
+#[wray::remote(pure)]
+fn pure_square(x: u64) -> u64 {
+    x * x
+}
+
+/// Pure, with two arguments, one of which may be an object.
+#[wray::remote(pure)]
+fn pure_sum(v: Vec<u64>, k: u64) -> u64 {
+    v.iter().sum::<u64>() * k
+}
+
+/// Declared pure, but reads the clock: the runtime does not store it.
+#[wray::remote(pure)]
+fn pure_but_clock(x: u64) -> u64 {
+    let t = std::time::SystemTime::now();
+    x + u64::from(t.elapsed().is_err())
+}
+
+/// Declared pure, and fails: a failure is not stored.
+#[wray::remote(pure)]
+fn pure_fails(x: u64) -> Result<u64, String> {
+    Err(format!("no result for {x}"))
+}
+
+/// Declared pure, returning `kib` KiB of `fill` (for the memo's size).
+#[wray::remote(pure)]
+fn pure_bytes(kib: u32, fill: u8) -> Vec<u8> {
+    vec![fill; kib as usize * 1024]
+}
+
+/// Declared pure, returning a reference: not stored (it would outlive
+/// the object).
+#[wray::remote(pure)]
+fn pure_ref(x: u64) -> ObjectRef<u64> {
+    wray::put(&x)
+}
+
 /// Puts `n` objects and drops them all: the host releases them in batches,
 /// on the object store's reaper thread.
 #[wray::remote]
@@ -438,6 +478,27 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             println!("2 + 3 = {}", wray::get(&r).map_err(e)?);
         }
         "args" => println!("args: {}", rest.join(",")),
+        // Memoized calls from a guest: repeats within a run, a call turned
+        // off with `memo(false)`, an argument that is an object.
+        "memo" => {
+            let firsts: Vec<_> = (0..4u64).map(pure_square::remote).collect();
+            let firsts = wray::get(&firsts).map_err(e)?;
+            let again: Vec<_> = (0..4u64).map(pure_square::remote).collect();
+            check(
+                wray::get(&again).map_err(e)? == firsts,
+                "hits give the same values",
+            )?;
+            let off = pure_square::options().memo(false).remote(3u64);
+            check(wray::get(&off).map_err(e)? == 9, "an unmemoized call runs")?;
+            let v = wray::put(&vec![1u64, 2, 3]);
+            let a = wray::get(&pure_sum::remote(&v, 2u64)).map_err(e)?;
+            let b = wray::get(&pure_sum::remote(vec![1u64, 2, 3], 2u64)).map_err(e)?;
+            check(
+                a == 12 && b == 12,
+                "an object and an inline value of the same bytes",
+            )?;
+            println!("memo: ok");
+        }
         "fail" => return Err("the driver gives up".into()),
         "panic" => panic!("the driver panics"),
         "exit" => std::process::exit(7),
