@@ -1088,3 +1088,39 @@ fn the_same_value_put_from_any_language_is_one_object() {
     }
     // (A guest cannot pass other bytes off as a value: tests/all/abi.rs.)
 }
+
+#[test]
+fn a_guests_calls_are_checked_against_the_callees_manifest() {
+    let (rt, c) = load("c_math");
+    let rust = rt.load_file(guest("polyglot")).unwrap();
+    rt.link("c_math", &c);
+    let relay = |function: &str, args: Vec<Value>| {
+        let r = rt
+            .task(&rust, "relay")
+            .arg_value(&Value::Str("c_math".into()))
+            .arg_value(&Value::Str(function.into()))
+            .arg_value(&Value::List(args))
+            .submit()
+            .unwrap();
+        rt.get_value(&r)
+    };
+    assert_eq!(
+        relay("add", vec![Value::Int(1), Value::Int(2)]).unwrap(),
+        Value::Int(3)
+    );
+    for (args, says) in [
+        (
+            vec![Value::Str("x".into()), Value::Int(1)],
+            "argument `a` of `add(a: int, b: int) -> int` must be an int, not a str",
+        ),
+        (
+            vec![Value::Int(1)],
+            "`add(a: int, b: int) -> int` takes 2 arguments, not 1",
+        ),
+    ] {
+        match relay("add", args) {
+            Err(Error::Task(e)) => assert!(e.message().contains(says), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -279,15 +279,8 @@ impl<K> CallBuilder<'_, K> {
         let Some(sig) = sig else {
             return Ok(());
         };
-        if sig.params.len() != self.args.len() {
-            return Err(Error::InvalidArgument(format!(
-                "`{}` takes {} argument{}, not {}",
-                sig.describe(),
-                sig.params.len(),
-                if sig.params.len() == 1 { "" } else { "s" },
-                self.args.len()
-            )));
-        }
+        sig.check_arity(self.args.len())
+            .map_err(Error::InvalidArgument)?;
         if sig.encoding == "rkyv" && self.cbor_args {
             return Err(Error::InvalidArgument(format!(
                 "`{}` is a Rust guest's function: it takes rkyv values, which only Rust \
@@ -302,15 +295,7 @@ impl<K> CallBuilder<'_, K> {
             )));
         }
         for &(at, kind) in &self.kinds {
-            let (param, declared) = &sig.params[at];
-            if !wray_abi::value::fits(kind, declared) {
-                return Err(Error::InvalidArgument(format!(
-                    "argument `{param}` of `{}` must be {}, not {}",
-                    sig.describe(),
-                    article(declared),
-                    article(kind)
-                )));
-            }
+            sig.check_kind(at, kind).map_err(Error::InvalidArgument)?;
         }
         Ok(())
     }
@@ -480,14 +465,5 @@ impl ActorRef {
 impl fmt::Debug for ActorRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ActorRef<{}>({:?})", self.type_name, self.id)
-    }
-}
-
-/// `an int`, `a str`: a type named in a sentence.
-fn article(kind: &str) -> String {
-    match kind {
-        "int" | "any" => format!("an {kind}"),
-        "null" | "bytes" => kind.to_string(),
-        _ => format!("a {kind}"),
     }
 }

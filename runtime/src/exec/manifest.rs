@@ -3,6 +3,7 @@
 //! function; `docs/abi.md`, "Manifest"). A module without one is untyped:
 //! it runs, and its calls are not checked before they run.
 
+use crate::objects::arg::TaskArg;
 use crate::objects::blob::Encoding;
 use wray_abi::export::MANIFEST_SECTION;
 use wray_abi::value::Value;
@@ -37,6 +38,63 @@ impl Signature {
             .map(|(n, t)| format!("{n}: {t}"))
             .collect();
         format!("{}({}) -> {}", self.name, params.join(", "), self.returns)
+    }
+
+    /// Refuses a call with `n` arguments when the function takes another
+    /// number.
+    pub(crate) fn check_arity(&self, n: usize) -> Result<(), String> {
+        let want = self.params.len();
+        if want == n {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` takes {want} argument{}, not {n}",
+            self.describe(),
+            if want == 1 { "" } else { "s" },
+        ))
+    }
+
+    /// Refuses a cross-language value of kind `kind` (`int`, `str`, ...)
+    /// as argument `at`, when its parameter's declared type does not take
+    /// it.
+    pub(crate) fn check_kind(&self, at: usize, kind: &str) -> Result<(), String> {
+        let Some((param, declared)) = self.params.get(at) else {
+            return self.check_arity(at + 1);
+        };
+        if wray_abi::value::fits(kind, declared) {
+            return Ok(());
+        }
+        Err(format!(
+            "argument `{param}` of `{}` must be {}, not {}",
+            self.describe(),
+            article(declared),
+            article(kind)
+        ))
+    }
+
+    /// Checks a call a guest submitted, before it is queued: the arity,
+    /// and, for a function taking cross-language values, the kind of each
+    /// value passed inline (objects passed by reference are checked when
+    /// they are ready: [`check_encodings`](Self::check_encodings)).
+    pub(crate) fn check_call(&self, args: &[TaskArg]) -> Result<(), String> {
+        self.check_arity(args.len())?;
+        if self.value_encoding() != Encoding::Cbor {
+            return Ok(());
+        }
+        for (at, arg) in args.iter().enumerate() {
+            if let TaskArg::Value(blob) = arg
+                && let Some(bytes) = blob.loaded()
+            {
+                let value = Value::decode(&bytes).map_err(|e| {
+                    format!(
+                        "argument {at} of `{}` is not a cross-language value: {e}",
+                        self.describe()
+                    )
+                })?;
+                self.check_kind(at, value.kind())?;
+            }
+        }
+        Ok(())
     }
 
     /// How its values are encoded.
@@ -149,6 +207,15 @@ pub fn read(wasm: &[u8]) -> Result<Vec<Signature>, String> {
         }
     }
     Ok(out)
+}
+
+/// `an int`, `a str`: a type named in a sentence.
+fn article(kind: &str) -> String {
+    match kind {
+        "int" | "any" => format!("an {kind}"),
+        "null" | "bytes" => kind.to_string(),
+        _ => format!("a {kind}"),
+    }
 }
 
 /// The types a manifest may name (`docs/abi.md`, "Manifest").

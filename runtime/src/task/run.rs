@@ -126,6 +126,17 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
             ),
         ));
     };
+    // A guest's call is checked against the manifest as the host's are
+    // (`CallBuilder`): arity, and the kinds of cross-language values.
+    if let Some(sig) = module.task_signature(&function)
+        && let Err(why) = sig.check_call(&sub.args)
+    {
+        return refuse(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            &*function,
+            why,
+        ));
+    }
     let max_depth = rt.env.config.max_call_depth();
     if sub.depth > max_depth {
         return refuse(ErrorRecord::new(
