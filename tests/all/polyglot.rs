@@ -1124,3 +1124,44 @@ fn a_guests_calls_are_checked_against_the_callees_manifest() {
         }
     }
 }
+
+#[test]
+fn a_guests_actor_calls_are_checked_against_the_callees_manifest() {
+    let (rt, c) = load("c_math");
+    let kit = rt.load_file(guest("testkit")).unwrap();
+    rt.link("c_math", &c);
+    let s = |v: &str| Value::Str(v.into());
+    let drive = |args: Vec<Value>, method: &str, margs: Vec<Value>| {
+        let r = rt
+            .task(&kit, "cross_actor")
+            .arg_value(&s("c_math"))
+            .arg_value(&s("Counter"))
+            .arg_value(&Value::List(args))
+            .arg_value(&s(method))
+            .arg_value(&Value::List(margs))
+            .submit()
+            .unwrap();
+        rt.get_value(&r)
+    };
+    assert_eq!(
+        drive(vec![Value::Int(41)], "incr", vec![]).unwrap(),
+        Value::Int(42)
+    );
+    for (args, margs, says) in [
+        (
+            vec![s("x")],
+            vec![],
+            "argument `start` of `new(start: int) -> null` must be an int, not a str",
+        ),
+        (
+            vec![Value::Int(0)],
+            vec![Value::Int(1)],
+            "`incr() -> int` takes 0 arguments, not 1",
+        ),
+    ] {
+        match drive(args, "incr", margs) {
+            Err(Error::Task(e)) => assert!(e.to_string().contains(says), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -43,6 +43,17 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
             format!("{type_name}.new"),
             why,
         ))
+    } else if let Some(why) = module
+        .method(&type_name, export::ACTOR_CONSTRUCTOR)
+        .and_then(|m| m.signature.as_ref())
+        .and_then(|sig| sig.check_call(&c.sub.args).err())
+    {
+        name = None;
+        Some(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            format!("{type_name}.new"),
+            why,
+        ))
     } else if module.export(&constructor).is_none() {
         name = None;
         Some(ErrorRecord::new(
@@ -149,6 +160,17 @@ pub(crate) fn call(
         fail_all(rt, &returns, rec);
         return returns;
     };
+    // Checked against the manifest as a task call is (`submit_task`).
+    if let Some(sig) = &m.signature
+        && let Err(why) = sig.check_call(&sub.args)
+    {
+        fail_all(
+            rt,
+            &returns,
+            ErrorRecord::new(ErrorKind::InvalidArgument, &*m.label, why),
+        );
+        return returns;
+    }
     let handle = Arc::new(TaskHandle::new(true, sub.job));
     rt.tasks.table.insert(id, handle.clone());
     rt.env.events.submitted(

@@ -1112,6 +1112,33 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates an actor of `class`, of the module linked as `module`, with
+/// `args`, then calls its `method` with `margs`: a guest's own actor calls
+/// across modules, for the host to drive.
+#[wray::remote]
+fn cross_actor(
+    module: wray::Cbor<String>,
+    class: wray::Cbor<String>,
+    args: wray::Cbor<Vec<wray::Value>>,
+    method: wray::Cbor<String>,
+    margs: wray::Cbor<Vec<wray::Value>>,
+) -> Result<wray::Cbor<wray::Value>, String> {
+    let actor = (args.0)
+        .into_iter()
+        .fold(wray::cross::actor(&module.0, &class.0), |a, v| a.arg(v))
+        .remote();
+    (margs.0)
+        .into_iter()
+        .fold(
+            actor.method::<wray::Cbor<wray::Value>>(&method.0),
+            |c, v| c.arg(v),
+        )
+        .remote()
+        .get()
+        .map(wray::Cbor)
+        .map_err(|e| format!("{}; root cause: {}", e.message(), e.root_cause().message()))
+}
+
 #[wray::main]
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
