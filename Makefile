@@ -3,7 +3,7 @@
 #   make test   builds the guests and runs every test (installs Chromium for
 #               the dashboard's browser tests if it is missing)
 #
-# Other targets: setup (the wasm target and clang for C guests), browser
+# Other targets: setup (the wasm target; clang, Go, protoc and etcd), browser
 # (Chromium for the tests), guests, build, bench, lint, doc, clean.
 
 CARGO ?= cargo
@@ -18,11 +18,11 @@ C_FLAGS := --target=wasm32-wasi --sysroot=/usr -isystem /usr/include/wasm32-wasi
 	-L/usr/lib/wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -I$(C_SDK)/include
 C_GUEST_DIR := target/$(WASM_TARGET)/release
 
-.PHONY: all run test py-test go-test guests c-guests go-guests wray-tool build bench lint doc setup c-toolchain go-toolchain browser clean
+.PHONY: all run test py-test go-test guests c-guests go-guests wray-tool cluster-toolchain build bench lint doc setup c-toolchain go-toolchain browser clean
 
 all: build
 
-setup: c-toolchain go-toolchain
+setup: c-toolchain go-toolchain cluster-toolchain
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 # clang, lld and wasi-libc for C guests (Debian's packages; the last one is
@@ -34,6 +34,15 @@ c-toolchain:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
+
+# protoc, which building the etcd client needs, and etcd itself, which the
+# cluster's tests start (Debian's packages).
+cluster-toolchain:
+	@command -v protoc >/dev/null && command -v etcd >/dev/null || \
+	  { echo "installing protoc and etcd for the cluster"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      protobuf-compiler etcd-server >/dev/null; }
 
 # The dashboard's browser tests drive a headless Chromium: $WRAY_CHROMIUM,
 # else the first of these on PATH, else Debian's package, installed here.
@@ -59,7 +68,7 @@ go-toolchain:
 # `make build`, the debug one (which `cargo test` reuses) for `make test`.
 WRAY_TOOL ?= target/release/wray
 
-wray-tool:
+wray-tool: setup
 	$(CARGO) build $(if $(findstring release,$(WRAY_TOOL)),--release) -p wray-cli
 
 go-guests: go-toolchain wray-tool

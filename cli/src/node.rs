@@ -34,6 +34,14 @@ pub struct StartArgs {
     /// How many module uploads the node reads at once; others wait.
     #[arg(long, value_name = "N", default_value_t = 2)]
     max_uploads: usize,
+    /// Join the cluster whose etcd answers here (`http://host:2379`;
+    /// repeatable, or comma-separated, for several etcd members).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// With --etcd: seconds without renewing its lease after which the
+    /// cluster counts this node dead (it then stops itself).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "etcd")]
+    lease_ttl: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -71,6 +79,8 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             port: args.port,
             token,
             max_uploads: args.max_uploads,
+            etcd: args.etcd.clone(),
+            lease_ttl: args.lease_ttl,
         },
     )?;
     let url = node.url();
@@ -88,8 +98,27 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             token_file().display()
         );
     }
+    if !args.etcd.is_empty() {
+        eprintln!(
+            "joined the cluster at {} as node {}",
+            args.etcd.join(","),
+            node.node_id()
+        );
+    }
     eprintln!("stop it with `wray stop` (or Ctrl-C in its terminal)");
-    rt.block_on(crate::stop_signal())?;
+    // A node whose lease ran out is dead to the cluster: it stops.
+    let lost = rt.block_on(async {
+        tokio::select! {
+            s = crate::stop_signal() => s.map(|_| false),
+            () = node.membership_lost() => Ok(true),
+        }
+    })?;
+    if lost {
+        eprintln!("wray: this node lost its cluster membership (its lease ran out); stopping");
+        drop(node);
+        let _ = std::fs::remove_file(node_file());
+        return Ok(ExitCode::FAILURE);
+    }
     drop(node);
     let _ = std::fs::remove_file(node_file());
     let _ = std::fs::remove_file(token_file());

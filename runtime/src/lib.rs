@@ -24,6 +24,8 @@
 // point down; ARCHITECTURE.md tells what each holds).
 mod actor;
 mod api;
+#[cfg(feature = "node")]
+pub mod cluster;
 mod config;
 mod error;
 pub mod events;

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("actor", &["actor"]),
     ("job", &["job"]),
     ("api", &["api"]),
+    ("cluster", &["cluster"]),
     ("node", &["node"]),
 ];
 

@@ -8,6 +8,7 @@ mod abi;
 mod actors;
 mod browser;
 mod cli;
+mod cluster;
 mod common;
 mod dashboard;
 mod errors;

@@ -11,7 +11,7 @@ use super::types::{
     ObjectList, SlotUse, StateCounts, Status, StoreUse, TaskCounts, TaskEntry, TaskList,
     TaskSummary, TraceArgs, TraceEvent, UploadUse,
 };
-use crate::actor::registry::{Actor, Life};
+use crate::actor::registry::{Actor, Actors, Life};
 use crate::api::stats::MemoCounts;
 use crate::events::{STATES, TaskRecord, TaskState};
 use axum::body::Bytes;
@@ -593,20 +593,40 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
 }
 
 fn node_entry(st: &NodeState) -> NodeEntry {
+    node_record(&st.actors, &st.node_id, st.addr)
+}
+
+/// What a node says of itself (and registers in its cluster).
+pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::SocketAddr) -> NodeEntry {
+    let st = actors;
     NodeEntry {
-        node_id: st.actors.env.config.node_id.to_string(),
-        address: st.addr.to_string(),
+        node_id: node_id.to_string(),
+        address: addr.to_string(),
         state: "ALIVE".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
-        cpus: st.actors.env.config.num_cpus as u64,
+        cpus: st.env.config.num_cpus as u64,
         memory_bytes: total_memory(),
-        started_ms: st.actors.env.events.started_unix_ms(),
+        started_ms: st.env.events.started_unix_ms(),
     }
 }
 
+/// `GET /api/v0/nodes`: this node, or every live node of its cluster.
 pub(crate) async fn nodes(State(st): St) -> Response {
-    ok([node_entry(&st)])
+    let Some(m) = &st.membership else {
+        return ok([node_entry(&st)]);
+    };
+    match m.members().await {
+        Ok(members) => {
+            let mut nodes: Vec<NodeEntry> = members
+                .iter()
+                .filter_map(|(_, record)| serde_json::from_slice(record).ok())
+                .collect();
+            nodes.sort_by(|a, b| (a.started_ms, &a.node_id).cmp(&(b.started_ms, &b.node_id)));
+            ok(nodes)
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
 }
 
 pub(crate) async fn status(State(st): St) -> Response {

@@ -47,6 +47,11 @@ pub struct NodeOptions {
     /// wait their turn before a byte of their body is read, so memory
     /// holds at most this many bodies (of up to 256 MiB each).
     pub max_uploads: usize,
+    /// The etcd endpoints of the cluster to join (empty: a node alone).
+    pub etcd: Vec<String>,
+    /// Seconds without renewing its lease after which the cluster counts
+    /// this node dead (default 10).
+    pub lease_ttl: u64,
 }
 
 impl Default for NodeOptions {
@@ -56,6 +61,8 @@ impl Default for NodeOptions {
             port: 8265,
             token: None,
             max_uploads: 2,
+            etcd: Vec::new(),
+            lease_ttl: 10,
         }
     }
 }
@@ -102,7 +109,32 @@ impl Node {
             }
             hosts
         });
+        // In a cluster, a node is named at random (every node's runtime
+        // numbers its own objects from node 0 today); alone, by its runtime.
+        let node_id = if options.etcd.is_empty() {
+            rt.actors.env.config.node_id.to_string()
+        } else {
+            format!("{:016x}", rand::random::<u64>())
+        };
+        let membership: Option<Arc<dyn crate::cluster::Membership>> = if options.etcd.is_empty() {
+            None
+        } else {
+            let record = serde_json::to_vec(&api::node_record(&rt.actors, &node_id, addr))
+                .expect("a node record serializes");
+            let ttl = i64::try_from(options.lease_ttl.max(1)).unwrap_or(i64::MAX);
+            let joined = rt.block_on(crate::cluster::etcd::EtcdMembership::join(
+                &options.etcd,
+                &node_id,
+                record,
+                ttl,
+            ));
+            Some(Arc::new(
+                joined.map_err(|e| Error::Config(format!("{e:#}")))?,
+            ))
+        };
         let state = Arc::new(NodeState {
+            node_id,
+            membership,
             actors: rt.actors.clone(),
             handle: rt.handle().clone(),
             logs,
@@ -140,6 +172,21 @@ impl Node {
     /// The address the node listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Resolves when the node has lost its cluster membership (its lease
+    /// ran out: the other nodes count it dead, so it must stop); never
+    /// for a node alone.
+    pub async fn membership_lost(&self) {
+        match &self.state.membership {
+            Some(m) => m.lost().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The id this node is known by (in a cluster, the one it registered).
+    pub fn node_id(&self) -> &str {
+        &self.state.node_id
     }
 
     /// The dashboard's URL.

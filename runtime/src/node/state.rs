@@ -25,6 +25,10 @@ pub(crate) struct Uploads {
 
 /// What the handlers share.
 pub(crate) struct NodeState {
+    /// Its id: in a cluster, the one it is registered under.
+    pub node_id: String,
+    /// Its membership of a cluster, if it joined one.
+    pub membership: Option<Arc<dyn crate::cluster::Membership>>,
     pub actors: Arc<Actors>,
     pub handle: tokio::runtime::Handle,
     pub logs: Arc<LogStore>,

@@ -1,0 +1,201 @@
+//! [`Membership`] on etcd: a lease, a key under it, and a thread of its own
+//! that keeps the lease alive, so a busy node is not declared dead.
+
+use super::{BoxFuture, Member, Membership, NODES_PREFIX};
+use anyhow::{Context, anyhow};
+use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a call to etcd may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A node registered in etcd.
+pub struct EtcdMembership {
+    id: String,
+    client: Client,
+    lease: i64,
+    /// Set, and `lost_notify` notified, when the lease is gone.
+    lost: Arc<AtomicBool>,
+    lost_notify: Arc<Notify>,
+    /// Tells the keep-alive thread to revoke the lease and end.
+    stop: Arc<AtomicBool>,
+}
+
+impl EtcdMembership {
+    /// Joins the cluster whose etcd answers at `endpoints`: registers
+    /// `record` as node `id` under a lease of `ttl` seconds, kept alive
+    /// from a thread of its own.
+    pub async fn join(
+        endpoints: &[String],
+        id: &str,
+        record: Vec<u8>,
+        ttl: i64,
+    ) -> anyhow::Result<EtcdMembership> {
+        let options = || {
+            ConnectOptions::new()
+                .with_connect_timeout(CALL_TIMEOUT)
+                .with_timeout(CALL_TIMEOUT)
+        };
+        let unreachable = || format!("cannot reach etcd at {}", endpoints.join(","));
+        let mut client = Client::connect(endpoints, Some(options()))
+            .await
+            .with_context(unreachable)?;
+        // The connection is made on first use: here.
+        let lease = client
+            .lease_grant(ttl, None)
+            .await
+            .with_context(unreachable)?
+            .id();
+        let key = format!("{NODES_PREFIX}{id}");
+        client
+            .put(key, record, Some(PutOptions::new().with_lease(lease)))
+            .await
+            .context("etcd refused this node's key")?;
+        let (lost, lost_notify, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Notify::new()),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let keeper = Keeper {
+            endpoints: endpoints.to_vec(),
+            lease,
+            ttl,
+            lost: lost.clone(),
+            lost_notify: lost_notify.clone(),
+            stop: stop.clone(),
+        };
+        std::thread::Builder::new()
+            .name("wray-lease".into())
+            .spawn(move || keeper.run(options()))
+            .context("cannot start the lease thread")?;
+        Ok(EtcdMembership {
+            id: id.to_string(),
+            client,
+            lease,
+            lost,
+            lost_notify,
+            stop,
+        })
+    }
+
+    /// The lease this node's key is tied to.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+}
+
+impl Drop for EtcdMembership {
+    fn drop(&mut self) {
+        // The keeper revokes the lease: the node leaves at once rather than
+        // when the lease runs out.
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl Membership for EtcdMembership {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn members(&self) -> BoxFuture<'_, anyhow::Result<Vec<Member>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let r = client
+                .get(NODES_PREFIX, Some(GetOptions::new().with_prefix()))
+                .await
+                .context("cannot list the cluster's nodes in etcd")?;
+            r.kvs()
+                .iter()
+                .map(|kv| {
+                    let key = kv.key_str().map_err(|e| anyhow!("a node key: {e}"))?;
+                    let id = key.strip_prefix(NODES_PREFIX).unwrap_or(key).to_string();
+                    Ok((id, kv.value().to_vec()))
+                })
+                .collect()
+        })
+    }
+
+    fn lost(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            loop {
+                let notified = self.lost_notify.notified();
+                if self.lost.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        })
+    }
+}
+
+/// Keeps a lease alive, on its own thread and tokio runtime.
+struct Keeper {
+    endpoints: Vec<String>,
+    lease: i64,
+    ttl: i64,
+    lost: Arc<AtomicBool>,
+    lost_notify: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Keeper {
+    fn run(self, options: ConnectOptions) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(_) => return self.give_up(),
+        };
+        rt.block_on(async {
+            // Renew three times per time to live; a lease etcd no longer
+            // knows (it expired while this node could not reach etcd) ends
+            // the membership.
+            let period = Duration::from_millis((self.ttl.max(1) as u64 * 1000) / 3);
+            let deadline =
+                |since: tokio::time::Instant| since + Duration::from_secs(self.ttl.max(1) as u64);
+            let mut renewed = tokio::time::Instant::now();
+            let mut conn = None;
+            while !self.stop.load(Ordering::Acquire) {
+                if conn.is_none() {
+                    conn = Client::connect(&self.endpoints, Some(options.clone()))
+                        .await
+                        .ok();
+                }
+                if let Some(client) = conn.as_mut() {
+                    match renew(client, self.lease).await {
+                        Ok(ttl) if ttl > 0 => renewed = tokio::time::Instant::now(),
+                        Ok(_) => return self.give_up(),
+                        Err(_) => conn = None,
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline(renewed) {
+                    return self.give_up();
+                }
+                tokio::time::sleep(period).await;
+            }
+            if let Some(client) = conn.as_mut() {
+                let _ = client.lease_revoke(self.lease).await;
+            }
+        });
+    }
+
+    fn give_up(&self) {
+        self.lost.store(true, Ordering::Release);
+        self.lost_notify.notify_waiters();
+    }
+}
+
+/// One keep-alive round trip; the lease's remaining time to live (0: etcd
+/// no longer has it).
+async fn renew(client: &mut Client, lease: i64) -> anyhow::Result<i64> {
+    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+    keeper.keep_alive().await?;
+    match stream.message().await? {
+        Some(r) => Ok(r.ttl()),
+        None => Err(anyhow!("etcd closed the keep-alive stream")),
+    }
+}

@@ -1,0 +1,179 @@
+//! A cluster on this machine: etcd and node processes on 127.0.0.1, each
+//! on a free port, torn down at the end (as Ray's `cluster_utils`). Needs
+//! `etcd` (Debian's `etcd-server`, which `make setup` installs).
+
+use crate::common;
+use crate::node::get;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+
+/// A free port on 127.0.0.1 (the listener is closed, the port left free).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A single-member etcd, its data in a directory of its own.
+struct Etcd {
+    url: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+fn etcd() -> Etcd {
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let (client, peer) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{client}");
+    let child = Command::new("etcd")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd starts (install Debian's etcd-server: `make setup` does)");
+    let etcd = Etcd {
+        url: url.clone(),
+        _proc: Proc(child),
+        _dir: dir,
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
+    common::eventually("etcd answers", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    etcd
+}
+
+/// A `wray start` process in the cluster; its API's address, once it
+/// serves.
+struct ClusterNode {
+    proc: Proc,
+    addr: SocketAddr,
+    id: String,
+    stderr: BufReader<std::process::ChildStderr>,
+    _state: tempfile::TempDir,
+}
+
+fn start_node(etcd: &str, ttl: u64) -> ClusterNode {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["start", "--port", "0", "--num-cpus", "1", "--etcd", etcd])
+        .args(["--lease-ttl", &ttl.to_string()])
+        .env("WRAY_STATE_DIR", state.path())
+        .env("WRAY_CACHE_DIR", common::cache_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut addr, mut id) = (None, None);
+    let mut line = String::new();
+    while id.is_none() {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the node ended before joining: {line}"
+        );
+        if let Some(url) = line.trim().strip_prefix("dashboard and API: http://") {
+            addr = Some(url.parse().unwrap());
+        }
+        if let Some(rest) = line.trim().strip_prefix("joined the cluster at ") {
+            id = rest.split(" as node ").nth(1).map(str::to_string);
+        }
+    }
+    ClusterNode {
+        proc: Proc(child),
+        addr: addr.expect("the node printed its address"),
+        id: id.unwrap(),
+        stderr,
+        _state: state,
+    }
+}
+
+/// The ids of the nodes `via` lists.
+fn listed(via: SocketAddr) -> Vec<String> {
+    let r = get(via, "/api/v0/nodes");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn nodes_join_through_etcd_and_a_dead_or_hung_node_leaves() {
+    let etcd = etcd();
+    let mut nodes: Vec<ClusterNode> = (0..3).map(|_| start_node(&etcd.url, 3)).collect();
+    let mut all: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    all.sort();
+    // Every node lists every node.
+    for n in &nodes {
+        assert_eq!(listed(n.addr), all);
+    }
+    // A node killed outright leaves when its lease runs out.
+    let killed = nodes.pop().unwrap();
+    let killed_id = killed.id.clone();
+    drop(killed);
+    let a = nodes[0].addr;
+    common::eventually("the killed node leaves", || !listed(a).contains(&killed_id));
+    // A node that hangs (SIGSTOP) past its lease is dead to the others,
+    // and stops itself once it runs again.
+    let hung = nodes.pop().unwrap();
+    let pid = hung.proc.0.id() as i32;
+    // SAFETY: signalling a child process of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    common::eventually("the hung node leaves", || !listed(a).contains(&hung.id));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let mut hung = hung;
+    let status = hung.proc.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut hung.stderr, &mut rest).unwrap();
+    assert!(rest.contains("lost its cluster membership"), "{rest}");
+    assert_eq!(listed(a), vec![nodes[0].id.clone()]);
+}
+
+#[test]
+fn a_node_that_cannot_reach_etcd_does_not_start() {
+    let state = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["start", "--port", "0", "--etcd", &url])
+        .env("WRAY_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach etcd at {url}")),
+        "{stderr}"
+    );
+}
