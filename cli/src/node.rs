@@ -64,7 +64,18 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         LogStore::new(Arc::new(NullSink))
             .with_total_limit(usize::try_from(args.log_memory).unwrap_or(usize::MAX)),
     );
-    let rt = args.runtime.builder().output(logs.clone()).build()?;
+    // In a cluster, ids carry a node number the cluster hands out.
+    let mut builder = args.runtime.builder();
+    if !args.etcd.is_empty() {
+        let number = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(wray_runtime::cluster::etcd::allocate_node_number(
+                &args.etcd,
+            ))?;
+        builder = builder.node_id(number);
+    }
+    let rt = builder.output(logs.clone()).build()?;
     let token = (!args.host.is_loopback()).then(new_token);
     if let Some(t) = &token {
         write_private(&token_file(), t)?;

@@ -130,9 +130,21 @@ fn listed(via: SocketAddr) -> Vec<String> {
 #[test]
 fn nodes_join_through_etcd_and_a_dead_or_hung_node_leaves() {
     let etcd = etcd();
-    let mut nodes: Vec<ClusterNode> = (0..3).map(|_| start_node(&etcd.url, 3)).collect();
+    // Started at once: they race for node numbers.
+    let mut nodes: Vec<ClusterNode> = std::thread::scope(|s| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| start_node(&etcd.url, 3)))
+            .collect();
+        starting.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut all: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     all.sort();
+    // Each has a node number of its own (its ids carry it), from 1.
+    let mut numbers: Vec<u32> = all.iter().map(|id| id.parse().unwrap()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "{all:?}");
+    assert!(numbers[0] >= 1, "{all:?}");
     // Every node lists every node.
     for n in &nodes {
         assert_eq!(listed(n.addr), all);

@@ -132,6 +132,14 @@ impl Builder {
         self
     }
 
+    /// This node's number, carried by every task, actor and object id it
+    /// makes (default 0, a node alone; in a cluster, the one the cluster
+    /// hands out, so ids are unique across nodes).
+    pub fn node_id(mut self, number: u32) -> Self {
+        self.config.node_id = number;
+        self
+    }
+
     /// How many task and actor-call records the state API keeps (default
     /// 100,000); the oldest go first.
     pub fn history(mut self, records: usize) -> Self {

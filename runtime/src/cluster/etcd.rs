@@ -3,7 +3,7 @@
 
 use super::{BoxFuture, Member, Membership, NODES_PREFIX};
 use anyhow::{Context, anyhow};
-use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,6 +11,60 @@ use tokio::sync::Notify;
 
 /// How long a call to etcd may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The key holding the next node number to hand out.
+const NEXT_NODE_KEY: &str = "/wray/next-node";
+
+fn connect_options() -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(CALL_TIMEOUT)
+        .with_timeout(CALL_TIMEOUT)
+}
+
+/// A node number no other node of the cluster at `endpoints` was given,
+/// from 1 (0 is a node alone): the task, actor and object ids a node makes
+/// carry it, so they are unique across the cluster. Numbers are never
+/// reused; a compare-and-swap on one key hands them out.
+pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
+    let unreachable = || format!("cannot reach etcd at {}", endpoints.join(","));
+    let mut client = Client::connect(endpoints, Some(connect_options()))
+        .await
+        .with_context(unreachable)?;
+    loop {
+        let current = client
+            .get(NEXT_NODE_KEY, None)
+            .await
+            .with_context(unreachable)?;
+        let (number, guard) = match current.kvs().first() {
+            None => (
+                1u32,
+                Compare::create_revision(NEXT_NODE_KEY, CompareOp::Equal, 0),
+            ),
+            Some(kv) => {
+                let n: u32 = kv
+                    .value_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| anyhow!("etcd's {NEXT_NODE_KEY} is not a number"))?;
+                (
+                    n,
+                    Compare::mod_revision(NEXT_NODE_KEY, CompareOp::Equal, kv.mod_revision()),
+                )
+            }
+        };
+        let next = number
+            .checked_add(1)
+            .ok_or_else(|| anyhow!("the cluster has handed out every node number"))?;
+        let txn =
+            Txn::new()
+                .when([guard])
+                .and_then([TxnOp::put(NEXT_NODE_KEY, next.to_string(), None)]);
+        if client.txn(txn).await.with_context(unreachable)?.succeeded() {
+            return Ok(number);
+        }
+        // Another node took it first: read again.
+    }
+}
 
 /// A node registered in etcd.
 pub struct EtcdMembership {
@@ -34,11 +88,7 @@ impl EtcdMembership {
         record: Vec<u8>,
         ttl: i64,
     ) -> anyhow::Result<EtcdMembership> {
-        let options = || {
-            ConnectOptions::new()
-                .with_connect_timeout(CALL_TIMEOUT)
-                .with_timeout(CALL_TIMEOUT)
-        };
+        let options = connect_options;
         let unreachable = || format!("cannot reach etcd at {}", endpoints.join(","));
         let mut client = Client::connect(endpoints, Some(options()))
             .await

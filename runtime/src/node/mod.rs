@@ -48,6 +48,9 @@ pub struct NodeOptions {
     /// holds at most this many bodies (of up to 256 MiB each).
     pub max_uploads: usize,
     /// The etcd endpoints of the cluster to join (empty: a node alone).
+    /// The runtime must have been built with a node number the cluster
+    /// handed out (`cluster::etcd::allocate_node_number`,
+    /// `Builder::node_id`).
     pub etcd: Vec<String>,
     /// Seconds without renewing its lease after which the cluster counts
     /// this node dead (default 10).
@@ -109,13 +112,9 @@ impl Node {
             }
             hosts
         });
-        // In a cluster, a node is named at random (every node's runtime
-        // numbers its own objects from node 0 today); alone, by its runtime.
-        let node_id = if options.etcd.is_empty() {
-            rt.actors.env.config.node_id.to_string()
-        } else {
-            format!("{:016x}", rand::random::<u64>())
-        };
+        // The runtime's node number: 0 alone, the one the cluster handed
+        // out in one (`cluster::etcd::allocate_node_number`).
+        let node_id = rt.actors.env.config.node_id.to_string();
         let membership: Option<Arc<dyn crate::cluster::Membership>> = if options.etcd.is_empty() {
             None
         } else {
