@@ -343,6 +343,13 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("node_id", |n| n.node_id.cell()),
                     ("address", |n| n.address.cell()),
                     ("state", |n| n.state.cell()),
+                    ("head", |n| {
+                        if n.is_head {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        }
+                    }),
                     ("cpus", |n| n.cpus.cell()),
                     ("memory_bytes", |n| n.memory_bytes.cell()),
                 ],

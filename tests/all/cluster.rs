@@ -189,3 +189,36 @@ fn a_node_that_cannot_reach_etcd_does_not_start() {
         "{stderr}"
     );
 }
+
+/// The id of the head `via` lists, if any, and how many nodes claim it.
+fn head(via: SocketAddr) -> (Option<String>, usize) {
+    let nodes = get(via, "/api/v0/nodes").json();
+    let heads: Vec<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["is_head"] == true)
+        .map(|n| n["node_id"].as_str().unwrap().to_string())
+        .collect();
+    (heads.first().cloned(), heads.len())
+}
+
+#[test]
+fn one_node_is_head_and_a_standby_takes_over_when_it_dies() {
+    let etcd = etcd();
+    let mut nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, 3)).collect();
+    let mut elected = None;
+    common::eventually("a head is elected", || {
+        let (h, claims) = head(nodes[0].addr);
+        assert!(claims <= 1, "two heads");
+        elected = h;
+        elected.is_some()
+    });
+    let old = elected.unwrap();
+    let at = nodes.iter().position(|n| n.id == old).unwrap();
+    drop(nodes.remove(at));
+    let standby = &nodes[0];
+    common::eventually("the standby takes over", || {
+        head(standby.addr).0.as_deref() == Some(standby.id.as_str())
+    });
+}

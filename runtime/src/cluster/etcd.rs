@@ -1,7 +1,7 @@
 //! [`Membership`] on etcd: a lease, a key under it, and a thread of its own
 //! that keeps the lease alive, so a busy node is not declared dead.
 
-use super::{BoxFuture, Member, Membership, NODES_PREFIX};
+use super::{BoxFuture, HEAD_KEY, Member, Membership, NODES_PREFIX};
 use anyhow::{Context, anyhow};
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use std::sync::Arc;
@@ -111,6 +111,7 @@ impl EtcdMembership {
         );
         let keeper = Keeper {
             endpoints: endpoints.to_vec(),
+            id: id.to_string(),
             lease,
             ttl,
             lost: lost.clone(),
@@ -168,6 +169,20 @@ impl Membership for EtcdMembership {
         })
     }
 
+    fn head(&self) -> BoxFuture<'_, anyhow::Result<Option<String>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let r = client
+                .get(HEAD_KEY, None)
+                .await
+                .context("cannot read the cluster's head in etcd")?;
+            Ok(r.kvs()
+                .first()
+                .and_then(|kv| kv.value_str().ok())
+                .map(str::to_string))
+        })
+    }
+
     fn lost(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             loop {
@@ -184,6 +199,8 @@ impl Membership for EtcdMembership {
 /// Keeps a lease alive, on its own thread and tokio runtime.
 struct Keeper {
     endpoints: Vec<String>,
+    /// This node's id, which it writes to the head key when it wins.
+    id: String,
     lease: i64,
     ttl: i64,
     lost: Arc<AtomicBool>,
@@ -217,7 +234,16 @@ impl Keeper {
                 }
                 if let Some(client) = conn.as_mut() {
                     match renew(client, self.lease).await {
-                        Ok(ttl) if ttl > 0 => renewed = tokio::time::Instant::now(),
+                        Ok(ttl) if ttl > 0 => {
+                            renewed = tokio::time::Instant::now();
+                            // Stand for head: the key is created only if
+                            // absent, under this node's lease, so it goes
+                            // when its holder dies and the next round of a
+                            // standby takes it.
+                            if campaign(client, &self.id, self.lease).await.is_err() {
+                                conn = None;
+                            }
+                        }
                         Ok(_) => return self.give_up(),
                         Err(_) => conn = None,
                     }
@@ -237,6 +263,19 @@ impl Keeper {
         self.lost.store(true, Ordering::Release);
         self.lost_notify.notify_waiters();
     }
+}
+
+/// Takes the head key if nobody holds it.
+async fn campaign(client: &mut Client, id: &str, lease: i64) -> anyhow::Result<()> {
+    let txn = Txn::new()
+        .when([Compare::create_revision(HEAD_KEY, CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(
+            HEAD_KEY,
+            id,
+            Some(PutOptions::new().with_lease(lease)),
+        )]);
+    client.txn(txn).await?;
+    Ok(())
 }
 
 /// One keep-alive round trip; the lease's remaining time to live (0: etcd

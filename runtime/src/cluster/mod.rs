@@ -16,6 +16,8 @@ use std::pin::Pin;
 
 /// The prefix of every node's key.
 pub const NODES_PREFIX: &str = "/wray/nodes/";
+/// The key naming the head node, held under the head's lease.
+pub const HEAD_KEY: &str = "/wray/head";
 
 /// A future, boxed (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -30,6 +32,10 @@ pub trait Membership: Send + Sync {
 
     /// Every live node: its id and the record it registered.
     fn members(&self) -> BoxFuture<'_, anyhow::Result<Vec<Member>>>;
+
+    /// The id of the head node (the one that holds the head key), if one
+    /// is elected now.
+    fn head(&self) -> BoxFuture<'_, anyhow::Result<Option<String>>>;
 
     /// Resolves when this node has lost its membership (its lease expired:
     /// it was cut off, or stopped, for longer than the lease's time to

@@ -608,6 +608,7 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
         cpus: st.env.config.num_cpus as u64,
         memory_bytes: total_memory(),
         started_ms: st.env.events.started_unix_ms(),
+        is_head: true,
     }
 }
 
@@ -616,11 +617,15 @@ pub(crate) async fn nodes(State(st): St) -> Response {
     let Some(m) = &st.membership else {
         return ok([node_entry(&st)]);
     };
-    match m.members().await {
-        Ok(members) => {
+    match futures_util::future::try_join(m.members(), m.head()).await {
+        Ok((members, head)) => {
             let mut nodes: Vec<NodeEntry> = members
                 .iter()
-                .filter_map(|(_, record)| serde_json::from_slice(record).ok())
+                .filter_map(|(id, record)| {
+                    let mut n: NodeEntry = serde_json::from_slice(record).ok()?;
+                    n.is_head = head.as_deref() == Some(id.as_str());
+                    Some(n)
+                })
                 .collect();
             nodes.sort_by(|a, b| (a.started_ms, &a.node_id).cmp(&(b.started_ms, &b.node_id)));
             ok(nodes)

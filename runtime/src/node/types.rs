@@ -480,6 +480,9 @@ pub struct NodeEntry {
     pub memory_bytes: u64,
     /// When it started (milliseconds since the Unix epoch).
     pub started_ms: u64,
+    /// Whether it is its cluster's head (a node alone is its own).
+    #[serde(default)]
+    pub is_head: bool,
 }
 
 /// CPU slots in `GET /api/v0/status`.
