@@ -43,8 +43,9 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
             format!("{type_name}.new"),
             why,
         ))
-    } else if let Some(why) = module
-        .method(&type_name, export::ACTOR_CONSTRUCTOR)
+    } else if let Some(why) = (!c.sub.checked)
+        .then(|| module.method(&type_name, export::ACTOR_CONSTRUCTOR))
+        .flatten()
         .and_then(|m| m.signature.as_ref())
         .and_then(|sig| sig.check_call(&c.sub.args).err())
     {
@@ -161,7 +162,8 @@ pub(crate) fn call(
         return returns;
     };
     // Checked against the manifest as a task call is (`submit_task`).
-    if let Some(sig) = &m.signature
+    if !sub.checked
+        && let Some(sig) = &m.signature
         && let Err(why) = sig.check_call(&sub.args)
     {
         fail_all(

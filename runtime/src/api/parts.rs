@@ -8,25 +8,20 @@ use crate::api::object_ref::ObjectRef;
 use crate::error::{Error, Result, TaskError};
 use crate::objects::blob::{Bytes, Encoding};
 use crate::objects::read::read;
-use crate::objects::store::{ObjectStore, Resolved};
+use crate::objects::store::Resolved;
 use std::sync::Arc;
 use std::time::Duration;
 use wray_abi::ObjectId;
 use wray_abi::value::Value;
 
-/// The cross-language value of object `id`, whose bytes are `bytes`; why
-/// there is none: the object is recorded as an rkyv value, or its bytes
-/// are not a value.
+/// The cross-language value of object `id`, whose bytes are `bytes`
+/// encoded as `encoding` ([`Parts::read`]); why there is none: the object
+/// is recorded as an rkyv value, or its bytes are not a value.
 pub(crate) fn read_value(
-    objects: &ObjectStore,
     id: &ObjectId,
-    bytes: &[u8],
+    (bytes, encoding): &(Bytes, Encoding),
 ) -> std::result::Result<Value, String> {
-    let encoding = match objects.get(id).as_deref().and_then(|e| e.state()) {
-        Some(Resolved::Ready(blob)) => blob.encoding(),
-        _ => Encoding::Raw,
-    };
-    if encoding == Encoding::Rkyv {
+    if *encoding == Encoding::Rkyv {
         return Err(format!(
             "object {id} holds an rkyv value (written by Rust), which only Rust reads, not a \
              cross-language one; read its bytes instead"
@@ -57,6 +52,11 @@ impl Parts<'_> {
     /// The bytes of object `id`, once it is ready (waiting at most
     /// `timeout`); its error if it failed.
     pub async fn get_bytes(&self, id: ObjectId, timeout: Option<Duration>) -> Result<Bytes> {
+        Ok(self.read(id, timeout).await?.0)
+    }
+
+    /// [`get_bytes`](Self::get_bytes), with how the bytes are encoded.
+    pub async fn read(&self, id: ObjectId, timeout: Option<Duration>) -> Result<(Bytes, Encoding)> {
         let objects = &self.actors.env.objects;
         let entry = objects.get(&id).ok_or(Error::ObjectNotFound(id))?;
         let resolved = match timeout {
@@ -68,6 +68,7 @@ impl Parts<'_> {
         match resolved {
             Resolved::Ready(blob) => read(objects, &id, &entry, &blob)
                 .await
+                .map(|bytes| (bytes, blob.encoding()))
                 .map_err(|rec| Error::Task(TaskError::new(rec))),
             Resolved::Failed(rec) => Err(Error::Task(TaskError::new((*rec).clone()))),
         }

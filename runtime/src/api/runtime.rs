@@ -275,8 +275,8 @@ impl Runtime {
 
     /// [`get_value`](Self::get_value) waiting at most `timeout`.
     pub fn get_value_timeout(&self, r: &ObjectRef, timeout: Option<Duration>) -> Result<Value> {
-        let bytes = self.get_bytes_timeout(r, timeout)?;
-        read_value(&self.actors.env.objects, &r.id(), &bytes).map_err(|reason| Error::Decode {
+        let read = self.block_on(self.parts().read(r.id(), timeout))?;
+        read_value(&r.id(), &read).map_err(|reason| Error::Decode {
             type_name: "wray value (deterministic CBOR)",
             reason,
         })

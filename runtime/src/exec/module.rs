@@ -41,7 +41,7 @@ struct Inner {
     code: Code,
     /// The tasks (`wray:task/<name>`), by name, with the name shared, and
     /// whether the manifest declares each pure.
-    tasks: FxHashMap<Arc<str>, (ModuleExport, bool)>,
+    tasks: FxHashMap<Arc<str>, (ModuleExport, Option<Arc<Signature>>)>,
     /// The actor methods (`wray:actor/<Type>/<method>`), by type, then
     /// method: resolved once, so a call allocates no names.
     methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>>,
@@ -148,13 +148,16 @@ impl Module {
         self.task_entry(name).map(|(k, e, _)| (k, e))
     }
 
-    /// The task named `name`: its shared name, its export, and whether the
-    /// manifest declares it pure (memoized by default).
-    pub(crate) fn task_entry(&self, name: &str) -> Option<(Arc<str>, ModuleExport, bool)> {
+    /// The task named `name`: its shared name, its export, and what the
+    /// manifest declares of it (arity, types, encoding, purity).
+    pub(crate) fn task_entry(
+        &self,
+        name: &str,
+    ) -> Option<(Arc<str>, ModuleExport, Option<Arc<Signature>>)> {
         self.0
             .tasks
             .get_key_value(name)
-            .map(|(k, (e, pure))| (k.clone(), *e, *pure))
+            .map(|(k, (e, sig))| (k.clone(), *e, sig.clone()))
     }
 
     /// Method `method` of actor type `ty`.
@@ -191,7 +194,7 @@ impl Module {
 
     /// The declared signature of task `name`, if the manifest has one.
     pub fn task_signature(&self, name: &str) -> Option<&Signature> {
-        self.signature("task", None, name)
+        self.0.tasks.get(name)?.1.as_deref()
     }
 
     /// The declared signature of a `kind` (`task`, `actor`, `method`) named
@@ -628,13 +631,13 @@ fn validate(
         .iter()
         .filter_map(|(name, e)| {
             let name = name.strip_prefix(export::TASK_PREFIX)?;
-            let pure = signatures
+            let sig = signatures
                 .iter()
-                .any(|s| s.kind == "task" && s.name == name && s.pure);
-            Some((Arc::from(name), (*e, pure)))
+                .find(|s| s.kind == "task" && s.name == name)
+                .map(|s| Arc::new(s.clone()));
+            Some((Arc::from(name), (*e, sig)))
         })
         .collect();
-    let signatures = crate::exec::manifest::read(&bytes).map_err(invalid)?;
     let mut methods: FxHashMap<Box<str>, FxHashMap<Box<str>, Arc<Method>>> = FxHashMap::default();
     for full in exports.keys() {
         let Some((ty, method)) = full

@@ -76,11 +76,15 @@ pub(crate) struct Submission {
     pub depth: u32,
     /// The job the submitter belongs to (0: the host).
     pub job: u64,
+    /// Whether it was checked against the callee's manifest already (the
+    /// host's `CallBuilder` does, before it submits); a guest's calls are
+    /// checked when they are submitted.
+    pub checked: bool,
 }
 
 impl Submission {
     /// A submission from the host: one result, default depth, no parent,
-    /// no job.
+    /// no job, checked.
     pub fn host(function: Arc<str>, args: Vec<TaskArg>, held: HeldRefs, options: Options) -> Self {
         Submission {
             function,
@@ -91,6 +95,7 @@ impl Submission {
             parent: None,
             depth: 1,
             job: 0,
+            checked: true,
         }
     }
 }

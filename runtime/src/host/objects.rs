@@ -89,20 +89,12 @@ fn object_put(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
-    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT)?;
-    g.check(out_id, ObjectId::LEN as u64)?;
-    let Some(contained) = g.object_ids(refs, nrefs)? else {
-        return status(Status::TooLarge);
-    };
-    let bytes = g.bytes(data, len)?;
-    if bytes.len() > st.env.config.max_object_size {
-        return status(Status::TooLarge);
-    }
-    if !contained.iter().all(|id| st.refs.knows(id)) {
-        return status(Status::NotFound);
-    }
-    let blob = st.env.objects.blob(bytes, contained);
-    hand_over(&mut g, st, blob, out_id)
+    put(
+        &mut caller,
+        import::OBJECT_PUT,
+        false,
+        (data, len, refs, nrefs, out_id),
+    )
 }
 
 /// `object_put_value(data, len, refs, nrefs, out_id) -> status`: as
@@ -117,7 +109,23 @@ fn object_put_value(
     nrefs: u32,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
-    let (mut g, st) = Guest::of(&mut caller, import::OBJECT_PUT_VALUE)?;
+    put(
+        &mut caller,
+        import::OBJECT_PUT_VALUE,
+        true,
+        (data, len, refs, nrefs, out_id),
+    )
+}
+
+/// The body of `object_put` and, for a checked cross-language value
+/// (`value`), `object_put_value`.
+fn put(
+    caller: &mut Caller<'_, InstanceState>,
+    function: &'static str,
+    value: bool,
+    (data, len, refs, nrefs, out_id): (u32, u32, u32, u32, u32),
+) -> wasmtime::Result<i32> {
+    let (mut g, st) = Guest::of(caller, function)?;
     g.check(out_id, ObjectId::LEN as u64)?;
     let Some(contained) = g.object_ids(refs, nrefs)? else {
         return status(Status::TooLarge);
@@ -126,31 +134,36 @@ fn object_put_value(
     if bytes.len() > st.env.config.max_object_size {
         return status(Status::TooLarge);
     }
-    let Ok(value) = wray_abi::value::Value::decode(bytes) else {
-        return status(Status::InvalidArgument);
-    };
-    if !value.refs().iter().all(|id| contained.contains(id)) {
-        return status(Status::InvalidArgument);
+    if value {
+        let Ok(v) = wray_abi::value::Value::decode(bytes) else {
+            return status(Status::InvalidArgument);
+        };
+        if !v.refs().iter().all(|id| contained.contains(id)) {
+            return status(Status::InvalidArgument);
+        }
     }
     if !contained.iter().all(|id| st.refs.knows(id)) {
         return status(Status::NotFound);
     }
     let blob = st.env.objects.blob(bytes, contained);
-    let id = st.env.objects.put_cbor(blob);
-    st.refs.adopt(&st.env.objects, id);
-    g.write(out_id, &id.0)?;
-    status(Status::Ok)
+    hand_over(&mut g, st, blob, value, out_id)
 }
 
-/// Stores `blob` as an object the guest holds, and writes its id.
+/// Stores `blob` (a cross-language value if `value`) as an object the
+/// guest holds, and writes its id.
 fn hand_over(
     g: &mut Guest<'_>,
     st: &mut InstanceState,
     blob: Arc<Blob>,
+    value: bool,
     out_id: u32,
 ) -> wasmtime::Result<i32> {
     note_put(st, &blob);
-    let id = st.env.objects.put(blob);
+    let id = if value {
+        st.env.objects.put_cbor(blob)
+    } else {
+        st.env.objects.put(blob)
+    };
     st.refs.adopt(&st.env.objects, id);
     g.write(out_id, &id.0)?;
     status(Status::Ok)
@@ -230,7 +243,7 @@ fn object_put_end(
     let Some(blob) = filling.finish(contained) else {
         return status(Status::InvalidState);
     };
-    hand_over(&mut g, st, Arc::new(blob), out_id)
+    hand_over(&mut g, st, Arc::new(blob), false, out_id)
 }
 
 /// `object_get(id, timeout_ms, buf, cap, out_len) -> status` and, with

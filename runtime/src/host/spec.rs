@@ -63,5 +63,6 @@ pub(super) fn submission(
         parent: st.origin.task,
         depth: st.origin.depth + 1,
         job: st.origin.job,
+        checked: false,
     })
 }

@@ -762,34 +762,22 @@ pub(crate) async fn timeline(State(st): St) -> Response {
     let records = ev.records();
     let mut events: Vec<TraceEvent> = Vec::new();
     for r in records.iter() {
-        // A memo hit did not run: an instant on its row, when answered.
-        if r.state == TaskState::Memoized && r.started_us == 0 {
-            events.push(TraceEvent {
-                name: r.function.to_string(),
-                cat: "memo".into(),
-                ph: "i".into(),
-                ts: r.ended_us,
-                dur: 0,
-                pid: 0,
-                tid: r.worker,
-                args: TraceArgs {
-                    task_id: r.id.seq(),
-                    state: r.state,
-                    job: job_name(r.job),
-                },
-            });
+        let (cat, ph, ts, dur) = if r.state == TaskState::Memoized && r.started_us == 0 {
+            // A memo hit did not run: an instant on its row, when answered.
+            ("memo", "i", r.ended_us, 0)
+        } else if r.started_us == 0 {
             continue;
-        }
-        if r.started_us == 0 {
-            continue;
-        }
-        let end = if r.ended_us > 0 { r.ended_us } else { now };
+        } else {
+            let end = if r.ended_us > 0 { r.ended_us } else { now };
+            let cat = if r.actor.is_some() { "actor" } else { "task" };
+            (cat, "X", r.started_us, end.saturating_sub(r.started_us))
+        };
         events.push(TraceEvent {
             name: r.function.to_string(),
-            cat: if r.actor.is_some() { "actor" } else { "task" }.into(),
-            ph: "X".into(),
-            ts: r.started_us,
-            dur: end.saturating_sub(r.started_us),
+            cat: cat.into(),
+            ph: ph.into(),
+            ts,
+            dur,
             pid: 0,
             tid: r.worker,
             args: TraceArgs {

@@ -19,6 +19,7 @@ use crate::api::call::{ActorRef, CallBuilder, Method, NewActor, Task};
 use crate::api::object_ref::ObjectRef;
 use crate::api::parts::{Parts, read_value};
 use crate::error::Error;
+use crate::objects::blob::Encoding;
 use crate::objects::store::{Entry, resolved_enough};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -110,14 +111,14 @@ fn hold(st: &NodeState, r: ObjectRef) -> Result<(), Response> {
 }
 
 /// The answer for object `id` once read: its value, or why there is none.
-fn answer(st: &NodeState, id: ObjectId, read: Result<crate::Bytes, Error>, cbor: bool) -> Response {
+fn answer(id: ObjectId, read: Result<(crate::Bytes, Encoding), Error>, cbor: bool) -> Response {
     let object_id = id.to_string();
     match read {
-        Ok(bytes) => match read_value(&st.actors.env.objects, &id, &bytes) {
+        Ok(read) => match read_value(&id, &read) {
             Ok(_) if cbor => {
                 let mut r = (
                     [(header::CONTENT_TYPE, HeaderValue::from_static(CBOR))],
-                    bytes.to_vec(),
+                    read.0.to_vec(),
                 )
                     .into_response();
                 if let Ok(v) = HeaderValue::from_str(&object_id) {
@@ -248,14 +249,14 @@ async fn finish(
             Err(refused) => refused,
         };
     };
-    let read = parts(st).get_bytes(r.id(), Some(wait)).await;
+    let read = parts(st).read(r.id(), Some(wait)).await;
     if matches!(read, Err(Error::Timeout(_))) {
         // Not ready: held for a later GET.
         if let Err(refused) = hold(st, r.clone()) {
             return refused;
         }
     }
-    answer(st, r.id(), read, wants_cbor(headers))
+    answer(r.id(), read, wants_cbor(headers))
 }
 
 /// The JSON arguments of a call, as values.
@@ -398,9 +399,8 @@ pub(crate) async fn get_object(
         Err(r) => return r,
     };
     answer(
-        &st,
         id,
-        parts(&st).get_bytes(id, Some(timeout)).await,
+        parts(&st).read(id, Some(timeout)).await,
         wants_cbor(&headers),
     )
 }
@@ -516,8 +516,8 @@ pub(crate) async fn object_values(State(st): St, headers: HeaderMap, body: Bytes
             failure: None,
             pending: false,
         };
-        match p.get_bytes(id, Some(left)).await {
-            Ok(bytes) => match read_value(&st.actors.env.objects, &id, &bytes) {
+        match p.read(id, Some(left)).await {
+            Ok(read) => match read_value(&id, &read) {
                 Ok(value) => v.result = Some(value.to_json()),
                 Err(e) => v.failure = no_value("not a cross-language value", e),
             },

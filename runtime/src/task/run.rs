@@ -34,6 +34,7 @@
 use crate::events::{MemoNote, TaskKind};
 use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
+use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
 use crate::exec::request::{Policy, Submission};
 use crate::exec::slots::{Grant, Need};
@@ -72,9 +73,12 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
     // values and its result is there (no task at all), else keyed when its
     // arguments are ready.
     let mut memo = None;
-    if let Some((function, _, pure)) = &entry
+    if let Some((function, _, sig)) = &entry
         && rt.memo.is_some()
-        && sub.options.memo.unwrap_or(*pure)
+        && sub
+            .options
+            .memo
+            .unwrap_or(sig.as_ref().is_some_and(|s| s.pure))
     {
         let key = memo::key_now(
             &rt.env.objects,
@@ -113,7 +117,7 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
             why,
         ));
     }
-    let Some((function, export, _)) = entry else {
+    let Some((function, export, signature)) = entry else {
         return refuse(ErrorRecord::new(
             ErrorKind::InvalidModule,
             &*sub.function,
@@ -126,9 +130,10 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
             ),
         ));
     };
-    // A guest's call is checked against the manifest as the host's are
+    // A guest's call is checked against the manifest as the host's were
     // (`CallBuilder`): arity, and the kinds of cross-language values.
-    if let Some(sig) = module.task_signature(&function)
+    if !sub.checked
+        && let Some(sig) = &signature
         && let Err(why) = sig.check_call(&sub.args)
     {
         return refuse(ErrorRecord::new(
@@ -157,6 +162,7 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
     }
     rt.table.insert(id, handle.clone());
     let mut task = Task::new(rt, id, module, export, returns.clone(), handle, sub);
+    task.signature = signature;
     if let Some(key) = memo {
         task = task.memoized(key);
     }
@@ -212,6 +218,7 @@ impl Task {
             deterministic: AtomicBool::new(false),
             recomputing: tokio::sync::Mutex::new(()),
             tasks: Arc::downgrade(rt),
+            signature: None,
             memo: None,
             memo_hit: AtomicBool::new(false),
         }
@@ -270,6 +277,8 @@ pub(crate) struct Task {
     /// Its layer, to run it again (weak: the store keeps finished tasks as
     /// lineage, and the layer keeps the store).
     tasks: Weak<Tasks>,
+    /// What the module's manifest declares of the function.
+    signature: Option<Arc<Signature>>,
     /// For a memoized call, its key once its arguments have values.
     memo: Option<OnceLock<MemoKey>>,
     /// Whether it was answered from the memo table once its arguments
@@ -389,8 +398,8 @@ fn conclude(rt: &Arc<Tasks>, task: &Arc<Task>, outcome: Result<Finished, ErrorRe
         }) => {
             task.deterministic.store(deterministic, Ordering::Relaxed);
             let encoding = task
-                .module
-                .task_signature(&task.sub.function)
+                .signature
+                .as_ref()
                 .map_or(Encoding::Raw, |s| s.value_encoding());
             for (id, blob) in task.returns.iter().zip(values) {
                 blob.mark(encoding);
@@ -582,8 +591,7 @@ async fn run_attempts(
     };
     // An object of another encoding than the function's would be garbage
     // to it: refused, never retried.
-    if args.iter().any(|a| a.blob.encoding() != Encoding::Raw)
-        && let Some(sig) = task.module.task_signature(&task.sub.function)
+    if let Some(sig) = &task.signature
         && let Err(why) = sig.check_encodings(args.iter().map(|a| a.blob.encoding()))
     {
         return Err(with_id(ErrorRecord::new(
