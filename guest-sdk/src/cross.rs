@@ -113,34 +113,29 @@ impl IntoValue for f64 {
     }
 }
 
-impl FromValue for bool {
-    fn from_value(value: Value) -> std::result::Result<Self, String> {
-        match value {
-            Value::Bool(b) => Ok(b),
-            other => Err(format!("expected a bool, got {}", other.kind())),
+/// `FromValue` and `IntoValue` for types that are one variant of `Value`.
+macro_rules! variant_values {
+    ($($t:ty => $variant:ident, $kind:literal;)*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: Value) -> std::result::Result<Self, String> {
+                match value {
+                    Value::$variant(v) => Ok(v),
+                    other => Err(format!(concat!("expected ", $kind, ", got {}"), other.kind())),
+                }
+            }
         }
-    }
-}
 
-impl IntoValue for bool {
-    fn into_value(self) -> Value {
-        Value::Bool(self)
-    }
-}
-
-impl FromValue for String {
-    fn from_value(value: Value) -> std::result::Result<Self, String> {
-        match value {
-            Value::Str(s) => Ok(s),
-            other => Err(format!("expected a str, got {}", other.kind())),
+        impl IntoValue for $t {
+            fn into_value(self) -> Value {
+                Value::$variant(self)
+            }
         }
-    }
+    )*};
 }
 
-impl IntoValue for String {
-    fn into_value(self) -> Value {
-        Value::Str(self)
-    }
+variant_values! {
+    bool => Bool, "a bool";
+    String => Str, "a str";
 }
 
 impl IntoValue for &str {

@@ -11,6 +11,22 @@ use wray_runtime::{Error, ErrorKind, Module, Runtime, Value};
 /// and actor.
 const GUESTS: [&str; 2] = ["c_math", "go_math"];
 
+/// Asserts that a call was refused before it ran, saying `says`.
+fn refused<T: std::fmt::Debug>(r: wray_runtime::Result<T>, says: &str) {
+    match r {
+        Err(Error::InvalidArgument(e)) => assert!(e.contains(says), "{e}"),
+        other => panic!("not refused ({says}): {other:?}"),
+    }
+}
+
+/// Asserts that a call ran and failed, its error saying `says`.
+fn failed<T: std::fmt::Debug>(r: wray_runtime::Result<T>, says: &str) {
+    match r {
+        Err(Error::Task(e)) => assert!(e.to_string().contains(says), "{e}"),
+        other => panic!("did not fail ({says}): {other:?}"),
+    }
+}
+
 fn load(name: &str) -> (Runtime, Module) {
     let rt = common::runtime();
     let m = rt.load_file(guest(name)).unwrap();
@@ -100,19 +116,13 @@ fn failures_are_clear_errors(name: &str) {
         ),
     ];
     for (args, says) in &bad_calls {
-        let refused = args
-            .iter()
-            .fold(rt.task(&m, "add"), |b, v| b.arg_value(v))
-            .submit();
-        match refused {
-            Err(Error::InvalidArgument(e)) => assert!(e.contains(says), "{e}"),
-            other => panic!("{args:?}: {other:?}"),
-        }
+        let call = args.iter().fold(rt.task(&m, "add"), |b, v| b.arg_value(v));
+        refused(call.submit(), says);
     }
-    match rt.task(&m, "add").arg(&1u32).arg(&2u32).submit() {
-        Err(Error::InvalidArgument(e)) => assert!(e.contains("not rkyv ones"), "{e}"),
-        other => panic!("rkyv arguments: {other:?}"),
-    }
+    refused(
+        rt.task(&m, "add").arg(&1u32).arg(&2u32).submit(),
+        "not rkyv ones",
+    );
     // Without its manifest the module is untyped: the guest checks.
     let bytes = std::fs::read(guest(name)).unwrap();
     let untyped = rt
@@ -856,14 +866,12 @@ fn modules_linked_to_the_host_serve_its_calls_and_c_calls_rust_through_them() {
     assert_eq!(rt.get_value(&r).unwrap(), Value::Int(-8));
     // A value of the wrong kind is refused by the manifest, and one the
     // manifest cannot judge by the Rust function itself.
-    match rt
-        .task(&rust, "double")
-        .arg_value(&Value::Str("x".into()))
-        .submit()
-    {
-        Err(Error::InvalidArgument(e)) => assert!(e.contains("argument `x`"), "{e}"),
-        other => panic!("{other:?}"),
-    }
+    refused(
+        rt.task(&rust, "double")
+            .arg_value(&Value::Str("x".into()))
+            .submit(),
+        "argument `x`",
+    );
     let r = rt
         .task(&rust, "double")
         .arg_value(&Value::Int(1 << 63))
@@ -1092,11 +1100,11 @@ fn the_same_value_put_from_any_language_is_one_object() {
 #[test]
 fn a_guests_calls_are_checked_against_the_callees_manifest() {
     let (rt, c) = load("c_math");
-    let rust = rt.load_file(guest("polyglot")).unwrap();
+    let kit = rt.load_file(guest("testkit")).unwrap();
     rt.link("c_math", &c);
-    let relay = |function: &str, args: Vec<Value>| {
+    let call = |function: &str, args: Vec<Value>| {
         let r = rt
-            .task(&rust, "relay")
+            .task(&kit, "cross_call")
             .arg_value(&Value::Str("c_math".into()))
             .arg_value(&Value::Str(function.into()))
             .arg_value(&Value::List(args))
@@ -1105,7 +1113,7 @@ fn a_guests_calls_are_checked_against_the_callees_manifest() {
         rt.get_value(&r)
     };
     assert_eq!(
-        relay("add", vec![Value::Int(1), Value::Int(2)]).unwrap(),
+        call("add", vec![Value::Int(1), Value::Int(2)]).unwrap(),
         Value::Int(3)
     );
     for (args, says) in [
@@ -1118,10 +1126,7 @@ fn a_guests_calls_are_checked_against_the_callees_manifest() {
             "`add(a: int, b: int) -> int` takes 2 arguments, not 1",
         ),
     ] {
-        match relay("add", args) {
-            Err(Error::Task(e)) => assert!(e.message().contains(says), "{e}"),
-            other => panic!("{other:?}"),
-        }
+        failed(call("add", args), says);
     }
 }
 
@@ -1159,9 +1164,6 @@ fn a_guests_actor_calls_are_checked_against_the_callees_manifest() {
             "`incr() -> int` takes 0 arguments, not 1",
         ),
     ] {
-        match drive(args, "incr", margs) {
-            Err(Error::Task(e)) => assert!(e.to_string().contains(says), "{e}"),
-            other => panic!("{other:?}"),
-        }
+        failed(drive(args, "incr", margs), says);
     }
 }

@@ -18,25 +18,6 @@ fn double(x: Cbor<i64>) -> Cbor<i64> {
     Cbor(x.0 * 2)
 }
 
-/// Calls `function` of the module linked as `module` with `args`, and
-/// gives back its result, or its error's message as the task's error: a
-/// guest's own call across modules, for the host to drive.
-#[wray::remote]
-fn relay(
-    module: Cbor<String>,
-    function: Cbor<String>,
-    args: Cbor<Vec<Value>>,
-) -> Result<Cbor<Value>, String> {
-    let call = (args.0).into_iter().fold(
-        cross::function::<Cbor<Value>>(&module.0, &function.0),
-        |c, a| c.arg(a),
-    );
-    call.remote()
-        .get()
-        .map(Cbor)
-        .map_err(|e| e.message().to_string())
-}
-
 #[wray::main]
 fn main() -> wray::Result<()> {
     // This program's own module, by the name `wray run` links it under.

@@ -1112,6 +1112,31 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Calls `function` of the module linked as `module` with `args`: a
+/// guest's own call across modules, for the host to drive.
+#[wray::remote]
+fn cross_call(
+    module: wray::Cbor<String>,
+    function: wray::Cbor<String>,
+    args: wray::Cbor<Vec<wray::Value>>,
+) -> Result<wray::Cbor<wray::Value>, String> {
+    (args.0)
+        .into_iter()
+        .fold(
+            wray::cross::function::<wray::Cbor<wray::Value>>(&module.0, &function.0),
+            |c, a| c.arg(a),
+        )
+        .remote()
+        .get()
+        .map(wray::Cbor)
+        .map_err(|e| cross_error(&e))
+}
+
+/// A failed cross-module call as its callee's error, and the root cause.
+fn cross_error(e: &wray::Error) -> String {
+    format!("{}; root cause: {}", e.message(), e.root_cause().message())
+}
+
 /// Creates an actor of `class`, of the module linked as `module`, with
 /// `args`, then calls its `method` with `margs`: a guest's own actor calls
 /// across modules, for the host to drive.
@@ -1136,7 +1161,7 @@ fn cross_actor(
         .remote()
         .get()
         .map(wray::Cbor)
-        .map_err(|e| format!("{}; root cause: {}", e.message(), e.root_cause().message()))
+        .map_err(|e| cross_error(&e))
 }
 
 #[wray::main]
