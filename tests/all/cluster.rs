@@ -8,6 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 
+/// The nodes' lease, in seconds: how long a dead node lingers. A live
+/// node renews it three times per period from a thread of its own, so only
+/// a machine stalled that long would lose one.
+const LEASE_TTL: u64 = 5;
+
 /// A free port on 127.0.0.1 (the listener is closed, the port left free).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -133,7 +138,7 @@ fn nodes_join_through_etcd_and_a_dead_or_hung_node_leaves() {
     // Started at once: they race for node numbers.
     let mut nodes: Vec<ClusterNode> = std::thread::scope(|s| {
         let starting: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| start_node(&etcd.url, 3)))
+            .map(|_| s.spawn(|| start_node(&etcd.url, LEASE_TTL)))
             .collect();
         starting.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -206,7 +211,7 @@ fn head(via: SocketAddr) -> (Option<String>, usize) {
 #[test]
 fn one_node_is_head_and_a_standby_takes_over_when_it_dies() {
     let etcd = etcd();
-    let mut nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, 3)).collect();
+    let mut nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
     let mut elected = None;
     common::eventually("a head is elected", || {
         let (h, claims) = head(nodes[0].addr);

@@ -3,7 +3,10 @@
 
 use super::{BoxFuture, HEAD_KEY, Member, Membership, NODES_PREFIX};
 use anyhow::{Context, anyhow};
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper,
+    PutOptions, Txn, TxnOp,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,6 +17,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The key holding the next node number to hand out.
 const NEXT_NODE_KEY: &str = "/wray/next-node";
+
+/// The context of a failure to talk to etcd at all.
+fn unreachable(endpoints: &[String]) -> String {
+    format!("cannot reach etcd at {}", endpoints.join(","))
+}
 
 fn connect_options() -> ConnectOptions {
     ConnectOptions::new()
@@ -26,15 +34,14 @@ fn connect_options() -> ConnectOptions {
 /// carry it, so they are unique across the cluster. Numbers are never
 /// reused; a compare-and-swap on one key hands them out.
 pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
-    let unreachable = || format!("cannot reach etcd at {}", endpoints.join(","));
     let mut client = Client::connect(endpoints, Some(connect_options()))
         .await
-        .with_context(unreachable)?;
+        .with_context(|| unreachable(endpoints))?;
     loop {
         let current = client
             .get(NEXT_NODE_KEY, None)
             .await
-            .with_context(unreachable)?;
+            .with_context(|| unreachable(endpoints))?;
         let (number, guard) = match current.kvs().first() {
             None => (
                 1u32,
@@ -59,7 +66,12 @@ pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
             Txn::new()
                 .when([guard])
                 .and_then([TxnOp::put(NEXT_NODE_KEY, next.to_string(), None)]);
-        if client.txn(txn).await.with_context(unreachable)?.succeeded() {
+        if client
+            .txn(txn)
+            .await
+            .with_context(|| unreachable(endpoints))?
+            .succeeded()
+        {
             return Ok(number);
         }
         // Another node took it first: read again.
@@ -70,7 +82,6 @@ pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
 pub struct EtcdMembership {
     id: String,
     client: Client,
-    lease: i64,
     /// Set, and `lost_notify` notified, when the lease is gone.
     lost: Arc<AtomicBool>,
     lost_notify: Arc<Notify>,
@@ -88,16 +99,14 @@ impl EtcdMembership {
         record: Vec<u8>,
         ttl: i64,
     ) -> anyhow::Result<EtcdMembership> {
-        let options = connect_options;
-        let unreachable = || format!("cannot reach etcd at {}", endpoints.join(","));
-        let mut client = Client::connect(endpoints, Some(options()))
+        let mut client = Client::connect(endpoints, Some(connect_options()))
             .await
-            .with_context(unreachable)?;
+            .with_context(|| unreachable(endpoints))?;
         // The connection is made on first use: here.
         let lease = client
             .lease_grant(ttl, None)
             .await
-            .with_context(unreachable)?
+            .with_context(|| unreachable(endpoints))?
             .id();
         let key = format!("{NODES_PREFIX}{id}");
         client
@@ -120,21 +129,15 @@ impl EtcdMembership {
         };
         std::thread::Builder::new()
             .name("wray-lease".into())
-            .spawn(move || keeper.run(options()))
+            .spawn(move || keeper.run(connect_options()))
             .context("cannot start the lease thread")?;
         Ok(EtcdMembership {
             id: id.to_string(),
             client,
-            lease,
             lost,
             lost_notify,
             stop,
         })
-    }
-
-    /// The lease this node's key is tied to.
-    pub fn lease(&self) -> i64 {
-        self.lease
     }
 }
 
@@ -225,23 +228,28 @@ impl Keeper {
             let deadline =
                 |since: tokio::time::Instant| since + Duration::from_secs(self.ttl.max(1) as u64);
             let mut renewed = tokio::time::Instant::now();
-            let mut conn = None;
+            let mut conn: Option<Conn> = None;
+            // Once head, always head: the key lives as long as the lease.
+            let mut head = false;
             while !self.stop.load(Ordering::Acquire) {
                 if conn.is_none() {
-                    conn = Client::connect(&self.endpoints, Some(options.clone()))
+                    conn = Conn::open(&self.endpoints, options.clone(), self.lease)
                         .await
                         .ok();
                 }
-                if let Some(client) = conn.as_mut() {
-                    match renew(client, self.lease).await {
+                if let Some(c) = conn.as_mut() {
+                    match c.renew().await {
                         Ok(ttl) if ttl > 0 => {
                             renewed = tokio::time::Instant::now();
                             // Stand for head: the key is created only if
                             // absent, under this node's lease, so it goes
                             // when its holder dies and the next round of a
                             // standby takes it.
-                            if campaign(client, &self.id, self.lease).await.is_err() {
-                                conn = None;
+                            if !head {
+                                match campaign(&mut c.client, &self.id, self.lease).await {
+                                    Ok(won) => head = won,
+                                    Err(_) => conn = None,
+                                }
                             }
                         }
                         Ok(_) => return self.give_up(),
@@ -253,8 +261,8 @@ impl Keeper {
                 }
                 tokio::time::sleep(period).await;
             }
-            if let Some(client) = conn.as_mut() {
-                let _ = client.lease_revoke(self.lease).await;
+            if let Some(c) = conn.as_mut() {
+                let _ = c.client.lease_revoke(self.lease).await;
             }
         });
     }
@@ -265,8 +273,8 @@ impl Keeper {
     }
 }
 
-/// Takes the head key if nobody holds it.
-async fn campaign(client: &mut Client, id: &str, lease: i64) -> anyhow::Result<()> {
+/// Takes the head key if nobody holds it; whether this node now does.
+async fn campaign(client: &mut Client, id: &str, lease: i64) -> anyhow::Result<bool> {
     let txn = Txn::new()
         .when([Compare::create_revision(HEAD_KEY, CompareOp::Equal, 0)])
         .and_then([TxnOp::put(
@@ -274,17 +282,39 @@ async fn campaign(client: &mut Client, id: &str, lease: i64) -> anyhow::Result<(
             id,
             Some(PutOptions::new().with_lease(lease)),
         )]);
-    client.txn(txn).await?;
-    Ok(())
+    Ok(client.txn(txn).await?.succeeded())
 }
 
-/// One keep-alive round trip; the lease's remaining time to live (0: etcd
-/// no longer has it).
-async fn renew(client: &mut Client, lease: i64) -> anyhow::Result<i64> {
-    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
-    keeper.keep_alive().await?;
-    match stream.message().await? {
-        Some(r) => Ok(r.ttl()),
-        None => Err(anyhow!("etcd closed the keep-alive stream")),
+/// The keeper's connection: a client and one keep-alive stream, kept
+/// across renewals.
+struct Conn {
+    client: Client,
+    keeper: LeaseKeeper,
+    stream: LeaseKeepAliveStream,
+}
+
+impl Conn {
+    async fn open(
+        endpoints: &[String],
+        options: ConnectOptions,
+        lease: i64,
+    ) -> anyhow::Result<Conn> {
+        let mut client = Client::connect(endpoints, Some(options)).await?;
+        let (keeper, stream) = client.lease_keep_alive(lease).await?;
+        Ok(Conn {
+            client,
+            keeper,
+            stream,
+        })
+    }
+
+    /// One keep-alive round trip; the lease's remaining time to live (0:
+    /// etcd no longer has it).
+    async fn renew(&mut self) -> anyhow::Result<i64> {
+        self.keeper.keep_alive().await?;
+        match self.stream.message().await? {
+            Some(r) => Ok(r.ttl()),
+            None => Err(anyhow!("etcd closed the keep-alive stream")),
+        }
     }
 }
