@@ -179,6 +179,12 @@ pub struct Options {
     /// Whether a pure call's result may be answered from, and stored in,
     /// the runtime's memo table (`docs/memo.md`).
     pub memo: Option<bool>,
+    /// The cluster node the call must run on (its id; Ray's node
+    /// affinity). Unset: wherever the scheduler places it.
+    pub node: Option<String>,
+    /// Spread calls over the cluster's nodes in turn rather than keeping
+    /// them local while the local node has room (Ray's `SPREAD`).
+    pub spread: Option<bool>,
 }
 
 /// Option keys of the spec format.
@@ -193,9 +199,32 @@ mod key {
     pub const ALLOW_RECOMPUTE: u16 = 8;
     pub const MODULE: u16 = 9;
     pub const MEMO: u16 = 10;
+    pub const NODE: u16 = 11;
+    pub const SPREAD: u16 = 12;
 }
 
 impl Options {
+    /// The options alone, in the spec's format (how they travel between
+    /// nodes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Options encoded by [`to_bytes`](Self::to_bytes).
+    pub fn from_bytes(buf: &[u8]) -> Result<Options, DecodeError> {
+        let mut r = Reader { buf, pos: 0 };
+        let o = Options::decode(&mut r)?;
+        if r.pos != buf.len() {
+            return Err(DecodeError {
+                offset: r.pos,
+                what: "bytes after the options",
+            });
+        }
+        Ok(o)
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         let mut entries: Vec<(u16, Vec<u8>)> = Vec::new();
         if let Some(v) = self.max_retries {
@@ -228,6 +257,12 @@ impl Options {
         if let Some(v) = self.memo {
             entries.push((key::MEMO, alloc::vec![v as u8]));
         }
+        if let Some(v) = &self.node {
+            entries.push((key::NODE, v.as_bytes().to_vec()));
+        }
+        if let Some(v) = self.spread {
+            entries.push((key::SPREAD, alloc::vec![v as u8]));
+        }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
             out.put_u16(k);
@@ -258,7 +293,7 @@ impl Options {
             };
             match k {
                 key::MAX_RETRIES => o.max_retries = Some(i32v()?),
-                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE | key::MEMO => {
+                key::RETRY_EXCEPTIONS | key::ALLOW_RECOMPUTE | key::MEMO | key::SPREAD => {
                     let b = match v {
                         [0] => false,
                         [1] => true,
@@ -267,7 +302,8 @@ impl Options {
                     match k {
                         key::RETRY_EXCEPTIONS => o.retry_exceptions = Some(b),
                         key::ALLOW_RECOMPUTE => o.allow_recompute = Some(b),
-                        _ => o.memo = Some(b),
+                        key::MEMO => o.memo = Some(b),
+                        _ => o.spread = Some(b),
                     }
                 }
                 key::TIMEOUT_MS => o.timeout_ms = Some(u64v()?),
@@ -279,6 +315,10 @@ impl Options {
                 key::MODULE => {
                     let s = core::str::from_utf8(v).map_err(|_| bad("module is not UTF-8"))?;
                     o.module = Some(String::from(s));
+                }
+                key::NODE => {
+                    let s = core::str::from_utf8(v).map_err(|_| bad("node is not UTF-8"))?;
+                    o.node = Some(String::from(s));
                 }
                 key::MAX_RESTARTS => o.max_restarts = Some(i32v()?),
                 key::MAX_TASK_RETRIES => o.max_task_retries = Some(i32v()?),
@@ -779,6 +819,8 @@ mod tests {
                 allow_recompute: Some(true),
                 module: Some("c_math".into()),
                 memo: Some(false),
+                node: Some("3".into()),
+                spread: Some(true),
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",
@@ -809,6 +851,22 @@ mod tests {
         let mut bad = bytes.clone();
         bad[23] = 2;
         assert!(TaskSpec::decode(&bad).is_err(), "a flag is 0 or 1");
+    }
+
+    #[test]
+    fn options_travel_alone_and_refuse_trailing_bytes() {
+        let o = Options {
+            node: Some("2".into()),
+            spread: Some(false),
+            max_retries: Some(1),
+            ..Options::default()
+        };
+        let bytes = o.to_bytes();
+        assert_eq!(Options::from_bytes(&bytes).unwrap(), o);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Options::from_bytes(&longer).is_err());
+        assert!(Options::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

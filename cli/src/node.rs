@@ -42,6 +42,10 @@ pub struct StartArgs {
     /// cluster counts this node dead (it then stops itself).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "etcd")]
     lease_ttl: u64,
+    /// With --etcd: the port other nodes call this one at, on --host (0:
+    /// any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0, requires = "etcd")]
+    rpc_port: u16,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -92,6 +96,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             max_uploads: args.max_uploads,
             etcd: args.etcd.clone(),
             lease_ttl: args.lease_ttl,
+            rpc_port: args.rpc_port,
         },
     )?;
     let url = node.url();

@@ -71,6 +71,21 @@ pub trait RemoteOptions: Sized {
         self.options_mut().memo = Some(yes);
         self
     }
+
+    /// Run on the cluster node with this id (`wray list nodes` shows
+    /// them), as Ray's node affinity; the call fails if no live node has
+    /// it. On a node alone, its own id is `0`.
+    fn node(mut self, id: &str) -> Self {
+        self.options_mut().node = Some(id.into());
+        self
+    }
+
+    /// Spread calls over the cluster's nodes in turn, as Ray's `SPREAD`
+    /// strategy, rather than keeping them on this node while it has room.
+    fn spread(mut self) -> Self {
+        self.options_mut().spread = Some(true);
+        self
+    }
 }
 
 /// One argument of a remote call, ready to send.

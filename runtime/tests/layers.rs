@@ -221,6 +221,10 @@ fn path_at(
                 i += 1;
                 loop {
                     i = path_at(tokens, i, &mut path, out);
+                    // `a::{b as c}`: the new name is no path.
+                    if tokens.get(i).is_some_and(|t| t == "as") {
+                        i += 2;
+                    }
                     match tokens.get(i).map(String::as_str) {
                         Some(",") => i += 1,
                         Some("}") => return i + 1,
@@ -436,6 +440,18 @@ fn the_checker_sees_paths_groups_and_cycles() {
     let nested = paths("a::b; mod tests { use super::c::D; fn f() { e::F } } g::H");
     let depths: Vec<usize> = nested.iter().map(|(d, _)| *d).collect();
     assert_eq!(depths, [0, 1, 1, 0], "{nested:?}");
+    // A renamed import in a group ends neither the group nor a module.
+    let renamed = paths("mod m { use a::{B as C, d}; } e::F");
+    let found: Vec<(usize, Vec<String>)> = renamed;
+    let want = |d: usize, p: &[&str]| (d, p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        found,
+        [
+            want(1, &["a", "B"]),
+            want(1, &["a", "d"]),
+            want(0, &["e", "F"])
+        ]
+    );
     let m = |s: &str| vec![s.to_string()];
     let graph: BTreeMap<_, _> = [
         (m("a"), BTreeSet::from([m("b")])),

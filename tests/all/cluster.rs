@@ -3,7 +3,7 @@
 //! `etcd` (Debian's `etcd-server`, which `make setup` installs).
 
 use crate::common;
-use crate::node::get;
+use crate::node::{self, get};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -226,4 +226,70 @@ fn one_node_is_head_and_a_standby_takes_over_when_it_dies() {
     common::eventually("the standby takes over", || {
         head(standby.addr).0.as_deref() == Some(standby.id.as_str())
     });
+}
+
+/// The other nodes `via` places calls on, and its calls and loans out.
+fn cluster_view(via: SocketAddr) -> (Vec<String>, u64, u64) {
+    let s = get(via, "/api/v0/status").json();
+    let c = &s["cluster"];
+    let mut peers: Vec<String> = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    peers.sort();
+    (
+        peers,
+        c["calls_out"].as_u64().unwrap(),
+        c["lent"].as_u64().unwrap(),
+    )
+}
+
+/// How many calls of `function` node `via` ran (or placed), by state.
+fn ran(via: SocketAddr, function: &str) -> Vec<String> {
+    get(via, &format!("/api/v0/tasks?function={function}")).json()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
+    let etcd = etcd();
+    let nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    common::eventually("each node places calls on the other", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()] && cluster_view(b.addr).0 == vec![a.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["cluster", &b.id]);
+    let done = node::wait_job_end(a.addr, &job);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    assert!(
+        logs["logs"].as_str().unwrap().contains("cluster: ok"),
+        "{logs}"
+    );
+    // The pinned calls ran on the other node (and its nested ones there).
+    for f in ["add", "len", "bump_bytes"] {
+        assert_eq!(ran(b.addr, f), vec!["FINISHED"], "{f} on node {}", b.id);
+    }
+    assert_eq!(ran(b.addr, "fails"), vec!["FAILED"]);
+    assert!(
+        !ran(b.addr, "chain").is_empty(),
+        "the head of the chain ran there"
+    );
+    // Spread calls ran on both nodes: 12 in all, dealt in turn.
+    let (here, there) = (ran(a.addr, "double").len(), ran(b.addr, "double").len());
+    assert_eq!(here, 12, "the driver's node records every call it placed");
+    assert_eq!(there, 6, "half of them ran on the other node");
+    // Nothing is left in flight or lent, on either node.
+    for n in [a, b] {
+        common::eventually("calls and loans end", || {
+            let (_, out, lent) = cluster_view(n.addr);
+            out == 0 && lent == 0
+        });
+    }
 }

@@ -151,6 +151,16 @@ pub fn submit(addr: SocketAddr, module: &str, args: &[&str]) -> String {
     r.json()["job_id"].as_str().unwrap().to_string()
 }
 
+/// Waits for job `id` to end, however it ends; returns the job.
+pub fn wait_job_end(addr: SocketAddr, id: &str) -> Value {
+    let mut job = Value::Null;
+    common::eventually(&format!("{id} ends"), || {
+        job = get(addr, &format!("/api/jobs/{id}")).json();
+        job["status"] != "RUNNING" && job["status"] != "PENDING"
+    });
+    job
+}
+
 /// Waits for job `id` to reach `status`; returns the job.
 pub fn wait_job(addr: SocketAddr, id: &str, status: &str) -> Value {
     let mut job = Value::Null;

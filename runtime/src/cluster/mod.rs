@@ -10,6 +10,8 @@
 //! on etcd's v3 API, so another store could replace it.
 
 pub mod etcd;
+pub mod place;
+pub(crate) mod rpc;
 
 use std::future::Future;
 use std::pin::Pin;

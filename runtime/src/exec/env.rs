@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::exec::engine::Engines;
 use crate::exec::module::{Module, ModuleCache};
+use crate::exec::remote::{Place, Placement};
 use crate::exec::request::Submission;
 use crate::exec::slots::Slots;
 use crate::ids::IdGen;
@@ -48,6 +49,8 @@ pub(crate) struct Env {
     /// The modules each program calls by name.
     pub links: Links,
     upcalls: OnceLock<Weak<dyn Upcalls>>,
+    /// The cluster's placement, once this runtime's node joined one.
+    placement: OnceLock<Weak<dyn Placement>>,
 }
 
 impl Env {
@@ -74,6 +77,7 @@ impl Env {
             spawner,
             links: Links::default(),
             upcalls: OnceLock::new(),
+            placement: OnceLock::new(),
         }
     }
 
@@ -92,6 +96,28 @@ impl Env {
     pub fn set_upcalls(&self, up: Weak<dyn Upcalls>) {
         if self.upcalls.set(up).is_err() {
             unreachable!("upcalls are registered once, when the runtime is built");
+        }
+    }
+
+    /// Registers the cluster's placement (once, when the node joins a
+    /// cluster; weakly: the cluster layer owns it).
+    #[cfg(feature = "node")]
+    pub fn set_placement(&self, placement: Weak<dyn Placement>) -> bool {
+        self.placement.set(placement).is_ok()
+    }
+
+    /// Where a call with `options` runs: here, unless this node is in a
+    /// cluster whose placement says otherwise.
+    pub fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
+        if let Some(p) = self.placement.get().and_then(Weak::upgrade) {
+            return p.place(options, forwardable);
+        }
+        match &options.node {
+            Some(node) if *node != self.config.node_id.to_string() => Place::Nowhere(format!(
+                "the call must run on node {node}, but this node ({}) is in no cluster",
+                self.config.node_id
+            )),
+            _ => Place::Here,
         }
     }
 

@@ -8,6 +8,9 @@ pub(crate) mod invoke;
 pub(crate) mod manifest;
 pub(crate) mod mapping;
 pub(crate) mod module;
+// Filled in only by a node's cluster layer.
+#[cfg_attr(not(feature = "node"), allow(dead_code))]
+pub(crate) mod remote;
 pub(crate) mod request;
 pub(crate) mod slots;
 pub(crate) mod state;

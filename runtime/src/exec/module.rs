@@ -128,6 +128,12 @@ impl Code {
 }
 
 impl Module {
+    /// The module's bytes (what another node fetches to run it).
+    #[cfg(feature = "node")]
+    pub(crate) fn bytes(&self) -> &Arc<[u8]> {
+        &self.0.bytes
+    }
+
     /// The blake3 digest of the module's bytes.
     pub fn id(&self) -> ObjectId {
         self.0.id

@@ -593,7 +593,9 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
 }
 
 fn node_entry(st: &NodeState) -> NodeEntry {
-    node_record(&st.actors, &st.node_id, st.addr)
+    let mut entry = node_record(&st.actors, &st.node_id, st.addr);
+    entry.rpc_address = st.cluster.as_ref().map(|c| c.rpc_address().to_string());
+    entry
 }
 
 /// What a node says of itself (and registers in its cluster).
@@ -609,6 +611,7 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
         memory_bytes: total_memory(),
         started_ms: st.env.events.started_unix_ms(),
         is_head: true,
+        rpc_address: None,
     }
 }
 
@@ -687,6 +690,7 @@ pub(crate) async fn status(State(st): St) -> Response {
         logs: LogUse {
             bytes: st.logs.total_bytes() as u64,
         },
+        cluster: st.cluster.as_ref().map(|c| c.usage()),
     })
 }
 

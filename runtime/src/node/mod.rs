@@ -55,6 +55,9 @@ pub struct NodeOptions {
     /// Seconds without renewing its lease after which the cluster counts
     /// this node dead (default 10).
     pub lease_ttl: u64,
+    /// In a cluster, the port of the service other nodes call (0, the
+    /// default: any free port), on `host`.
+    pub rpc_port: u16,
 }
 
 impl Default for NodeOptions {
@@ -66,6 +69,7 @@ impl Default for NodeOptions {
             max_uploads: 2,
             etcd: Vec::new(),
             lease_ttl: 10,
+            rpc_port: 0,
         }
     }
 }
@@ -115,11 +119,24 @@ impl Node {
         // The runtime's node number: 0 alone, the one the cluster handed
         // out in one (`cluster::etcd::allocate_node_number`).
         let node_id = rt.actors.env.config.node_id.to_string();
-        let membership: Option<Arc<dyn crate::cluster::Membership>> = if options.etcd.is_empty() {
-            None
+        let (membership, cluster) = if options.etcd.is_empty() {
+            (None, None)
         } else {
-            let record = serde_json::to_vec(&api::node_record(&rt.actors, &node_id, addr))
-                .expect("a node record serializes");
+            // The service other nodes call, on a port of its own.
+            let rpc =
+                std::net::TcpListener::bind((options.host, options.rpc_port)).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot listen on {}:{} for other nodes: {e}",
+                        options.host, options.rpc_port
+                    ))
+                })?;
+            let rpc_address = rpc
+                .local_addr()
+                .map_err(|e| Error::Config(format!("cannot read the bound address: {e}")))?
+                .to_string();
+            let mut entry = api::node_record(&rt.actors, &node_id, addr);
+            entry.rpc_address = Some(rpc_address.clone());
+            let record = serde_json::to_vec(&entry).expect("a node record serializes");
             let ttl = i64::try_from(options.lease_ttl.max(1)).unwrap_or(i64::MAX);
             let joined = rt.block_on(crate::cluster::etcd::EtcdMembership::join(
                 &options.etcd,
@@ -127,13 +144,22 @@ impl Node {
                 record,
                 ttl,
             ));
-            Some(Arc::new(
-                joined.map_err(|e| Error::Config(format!("{e:#}")))?,
-            ))
+            let membership: Arc<dyn crate::cluster::Membership> =
+                Arc::new(joined.map_err(|e| Error::Config(format!("{e:#}")))?);
+            let cluster = crate::cluster::place::Cluster::start(
+                &rt.actors,
+                rt.handle(),
+                membership.clone(),
+                rpc,
+                rpc_address,
+            )
+            .map_err(|e| Error::Config(format!("cannot serve other nodes: {e}")))?;
+            (Some(membership), Some(cluster))
         };
         let state = Arc::new(NodeState {
             node_id,
             membership,
+            cluster,
             actors: rt.actors.clone(),
             handle: rt.handle().clone(),
             logs,

@@ -29,6 +29,8 @@ pub(crate) struct NodeState {
     pub node_id: String,
     /// Its membership of a cluster, if it joined one.
     pub membership: Option<Arc<dyn crate::cluster::Membership>>,
+    /// Its side of the cluster (the service other nodes call, placement).
+    pub cluster: Option<Arc<crate::cluster::place::Cluster>>,
     pub actors: Arc<Actors>,
     pub handle: tokio::runtime::Handle,
     pub logs: Arc<LogStore>,

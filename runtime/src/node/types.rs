@@ -483,6 +483,9 @@ pub struct NodeEntry {
     /// Whether it is its cluster's head (a node alone is its own).
     #[serde(default)]
     pub is_head: bool,
+    /// In a cluster, the address other nodes call it at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_address: Option<String>,
 }
 
 /// CPU slots in `GET /api/v0/status`.
@@ -615,7 +618,12 @@ pub struct Status {
     pub uploads: UploadUse,
     /// Kept logs.
     pub logs: LogUse,
+    /// In a cluster: this node's view of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterUse>,
 }
+
+pub use crate::cluster::place::ClusterUse;
 
 /// `GET /api/v0/config`: the node's runtime configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

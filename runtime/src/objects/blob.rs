@@ -64,7 +64,9 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    fn from_u8(v: u8) -> Encoding {
+    /// The encoding numbered `v` (as [`Encoding`]'s discriminants; an
+    /// unknown number is raw).
+    pub(crate) fn from_u8(v: u8) -> Encoding {
         match v {
             1 => Encoding::Rkyv,
             2 => Encoding::Cbor,

@@ -16,6 +16,11 @@ pub(crate) trait Remake: Send + Sync {
     /// Runs again to restore every lost result; fails if it cannot, or if
     /// it gives other bytes.
     fn remake(&self) -> BoxFuture<'_, Result<(), ErrorRecord>>;
+
+    /// Whether running it again gives the same bytes (it read no clock
+    /// and no random numbers).
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // asked by other nodes
+    fn repeatable(&self) -> bool;
 }
 
 /// What made an object: a finished task that can run again.

@@ -36,6 +36,7 @@ use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
 use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
+use crate::exec::remote::{Forward, Peer, Place};
 use crate::exec::request::{Policy, Submission};
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, InstanceState, Origin};
@@ -170,14 +171,29 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
     // Tasks whose arguments have values join the CPU queue now, as data
     // (nothing is spawned until their slots are granted), so they start in
     // submission order; the others join when their arguments are ready.
-    let ready = task.sub.args.iter().all(|a| match a {
-        TaskArg::Value(_) => true,
-        TaskArg::Ref(id) => rt
-            .env
-            .objects
-            .get(id)
-            .is_some_and(|e| matches!(e.state(), Some(Resolved::Ready(_)))),
-    });
+    // (And whether their values hold no references: only those travel to
+    // another node.)
+    let (mut ready, mut forwardable) = (true, true);
+    for a in &task.sub.args {
+        match a {
+            TaskArg::Value(blob) => forwardable &= blob.refs().is_empty(),
+            TaskArg::Ref(id) => match rt.env.objects.get(id).as_deref().and_then(|e| e.state()) {
+                Some(Resolved::Ready(blob)) => forwardable &= blob.refs().is_empty(),
+                _ => ready = false,
+            },
+        }
+    }
+    // In a cluster, a call may run on another node: placed now if its
+    // arguments are ready, else once they are.
+    if ready {
+        match rt.env.place(&task.sub.options, forwardable) {
+            Place::Here => {}
+            place => {
+                rt.env.spawner.spawn(run_placed(rt.clone(), task, place));
+                return returns;
+            }
+        }
+    }
     if ready {
         let (need, depth) = (task.need(), task.sub.depth);
         task.handle.queue(Arc::downgrade(&task) as Weak<dyn Queued>);
@@ -304,6 +320,10 @@ impl Remake for Task {
             recompute(&rt, self).await
         })
     }
+
+    fn repeatable(&self) -> bool {
+        self.deterministic.load(Ordering::Relaxed)
+    }
 }
 
 impl Queued for Task {
@@ -319,7 +339,7 @@ async fn run(rt: Arc<Tasks>, task: Arc<Task>, first: Option<Grant>) {
     let (mut task, mut first) = (task, first);
     loop {
         let mut next = None;
-        let outcome = run_attempts(&rt, &task, first, &mut next).await;
+        let outcome = run_attempts(&rt, &task, first, None, &mut next).await;
         conclude(&rt, &task, outcome);
         let Some(next) = next else { return };
         // A line of short tasks must not keep this worker from the rest
@@ -327,6 +347,15 @@ async fn run(rt: Arc<Tasks>, task: Arc<Task>, first: Option<Grant>) {
         tokio::task::consume_budget().await;
         (task, first) = (next.task, Some(next.grant));
     }
+}
+
+/// Runs a task placed at submission elsewhere than in this node's line
+/// (on another node, or nowhere).
+async fn run_placed(rt: Arc<Tasks>, task: Arc<Task>, place: Place) {
+    let mut next = None;
+    let outcome = run_attempts(&rt, &task, None, Some(place), &mut next).await;
+    conclude(&rt, &task, outcome);
+    spawn_next(&rt, next);
 }
 
 /// A task granted its slots when the store of another task's finished
@@ -558,10 +587,14 @@ fn recompute<'a>(rt: &'a Arc<Tasks>, task: &'a Task) -> BoxFuture<'a, Result<(),
 
 /// A task's attempts until one succeeds or no retry remains. `next`
 /// receives the task handed over as the last attempt's store was dropped.
+/// `first`: the slots of its first attempt, if it was granted them
+/// here; `placed`: where its first attempt runs, if it was placed
+/// already (else each attempt not granted slots is placed when it starts).
 async fn run_attempts(
     rt: &Arc<Tasks>,
     task: &Task,
     mut first: Option<Grant>,
+    mut placed: Option<Place>,
     next: &mut Option<Next>,
 ) -> Result<Finished, ErrorRecord> {
     let with_id = |mut rec: ErrorRecord| {
@@ -620,14 +653,31 @@ async fn run_attempts(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let (grant, values) = grant_with_args(rt, task, &args, first.take())
-            .await
-            .map_err(with_id)?;
-        // Boxed: the attempt's state (store, instantiation, fiber call) is
-        // large, and only running tasks need it; the spawned future of a
-        // queued task stays small.
-        rt.env.events.started(task.id);
-        let (outcome, handed) = Box::pin(execute(rt, task, values, grant)).await;
+        let place = match placed.take() {
+            Some(place) => place,
+            None if first.is_some() => Place::Here,
+            None => {
+                let forwardable = args.iter().all(|a| a.blob.refs().is_empty());
+                rt.env.place(&task.sub.options, forwardable)
+            }
+        };
+        let (outcome, handed) = match place {
+            Place::Here => {
+                let (grant, values) = grant_with_args(rt, task, &args, first.take())
+                    .await
+                    .map_err(with_id)?;
+                // Boxed: the attempt's state (store, instantiation, fiber
+                // call) is large, and only running tasks need it; the
+                // spawned future of a queued task stays small.
+                rt.env.events.started(task.id);
+                Box::pin(execute(rt, task, values, grant)).await
+            }
+            Place::There(peer) => (Box::pin(execute_there(rt, task, &args, peer)).await, None),
+            Place::Nowhere(why) => {
+                let rec = ErrorRecord::new(ErrorKind::InvalidArgument, &*task.sub.function, why);
+                return Err(with_id(rec));
+            }
+        };
         match outcome {
             Ok(finished) => {
                 *next = handed;
@@ -709,6 +759,65 @@ pub(crate) async fn execute(
     let result = call_export(&mut store, task.module.code(), &task.export).await;
     let outcome = finish_call(&mut store, result, function);
     (outcome, drop_catching_next(store))
+}
+
+/// One attempt on another node: the arguments' bytes (read back here if
+/// need be; no slot is held, the work runs there), the call, its results.
+async fn execute_there(
+    rt: &Arc<Tasks>,
+    task: &Task,
+    args: &[ReadyArg],
+    peer: Arc<dyn Peer>,
+) -> Result<Finished, ErrorRecord> {
+    let function = &*task.sub.function;
+    let mut values = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        values.push(a.load(&rt.env.objects, i, function).await?);
+    }
+    // One attempt there, under this attempt's policy; retries stay here.
+    let policy = &task.policy;
+    let options = wray_abi::wire::Options {
+        max_retries: Some(0),
+        retry_exceptions: Some(false),
+        timeout_ms: policy
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        memory_limit: Some(policy.memory_limit),
+        allow_recompute: Some(policy.allow_recompute),
+        memo: Some(false),
+        ..task.sub.options.clone()
+    };
+    let call = Forward {
+        module: task.module.clone(),
+        function: task.sub.function.clone(),
+        num_returns: task.sub.num_returns,
+        options,
+        args: values,
+        depth: task.sub.depth,
+        task: task.id,
+    };
+    rt.env.events.started(task.id);
+    let forwarded = tokio::select! {
+        r = peer.clone().run(call) => r?,
+        () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
+    };
+    if forwarded.values.len() != task.returns.len() {
+        return Err(ErrorRecord::new(
+            ErrorKind::WorkerFailure,
+            function,
+            format!(
+                "node {} answered with {} results for {} return values",
+                peer.id(),
+                forwarded.values.len(),
+                task.returns.len()
+            ),
+        ));
+    }
+    Ok(Finished {
+        values: forwarded.values,
+        held: HeldRefs::new(&rt.env.objects),
+        deterministic: forwarded.deterministic,
+    })
 }
 
 /// Starts a task handed over where it cannot run next.

@@ -499,6 +499,38 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
             println!("memo: ok");
         }
+        // Calls placed on another node of a cluster: `cluster <node id>`.
+        "cluster" => {
+            let other = rest.first().ok_or("usage: cluster <node id>")?;
+            let pinned = add::options().node(other).remote(2, 40);
+            check(wray::get(&pinned).map_err(e)? == 42, "a call pinned there")?;
+            let spread: Vec<_> = (0..12u32)
+                .map(|i| double::options().spread().remote(i))
+                .collect();
+            let doubled: Vec<u32> = (0..12).map(|i| i * 2).collect();
+            check(wray::get(&spread).map_err(e)? == doubled, "spread calls")?;
+            // A large argument, pulled by the other node; a large result,
+            // pulled back.
+            let big = wray::put(&vec![7u8; 6 << 20]);
+            let n = wray::get(&len::options().node(other).remote(&big)).map_err(e)?;
+            check(n == 6 << 20, "a large argument pulled there")?;
+            let bumped = wray::get(&bump_bytes::options().node(other).remote(&big)).map_err(e)?;
+            check(
+                bumped.len() == 6 << 20 && bumped.iter().all(|&b| b == 8),
+                "a large result pulled back",
+            )?;
+            let nested = chain::options().node(other).remote(5);
+            check(wray::get(&nested).map_err(e)? == 5, "nested calls there")?;
+            match wray::get(&fails::options().node(other).remote("far away".to_string())) {
+                Err(err) if err.to_string().contains("far away") => {}
+                got => return Err(format!("a failure there came back as {got:?}")),
+            }
+            match wray::get(&add::options().node("999").remote(1, 1)) {
+                Err(err) if err.to_string().contains("not in the cluster") => {}
+                got => return Err(format!("a call pinned to no node gave {got:?}")),
+            }
+            println!("cluster: ok");
+        }
         "fail" => return Err("the driver gives up".into()),
         "panic" => panic!("the driver panics"),
         "exit" => std::process::exit(7),

@@ -1,0 +1,372 @@
+//! Where calls run in a cluster: [`Cluster`] keeps the live nodes (from
+//! the membership, refreshed), places each call (the task layer's
+//! `Placement`) and runs calls on the others (`Peer`), over the cluster's
+//! RPC service.
+//!
+//! Placement, as Ray's default: a call stays on this node while it has a
+//! free CPU slot; past that it goes to the least-loaded node (calls in
+//! flight to it per CPU), if that one is less loaded than this node (calls
+//! running and waiting here per CPU). `node` pins a call to a node (Ray's
+//! node affinity); `spread` deals calls to every node in turn (Ray's
+//! `SPREAD`). Each node places the calls of its own drivers and tasks; a
+//! call sent to a node runs there.
+
+use super::Membership;
+use super::rpc::{Loans, Service, Shared};
+use crate::actor::registry::Actors;
+use crate::exec::remote::{Forward, Forwarded, Peer, Place, Placement};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot};
+use wray_abi::ErrorKind;
+use wray_abi::wire::ErrorRecord;
+
+use super::rpc::proto::{RunRequest, outcome};
+
+/// How often the live nodes are read again from the membership.
+const REFRESH: Duration = Duration::from_millis(250);
+/// How long a node that could not be reached gets no calls.
+const DOWN_FOR: Duration = Duration::from_secs(1);
+/// Calls in flight to one node, per CPU it has, past which it gets no more.
+const IN_FLIGHT_PER_CPU: usize = 4;
+
+/// What a node's record in the membership says that placement needs
+/// (the record holds more: `node::types::NodeEntry`).
+#[derive(Deserialize)]
+struct Record {
+    #[serde(default)]
+    rpc_address: Option<String>,
+    #[serde(default)]
+    cpus: u64,
+}
+
+/// A cluster node's view of the others, in `GET /api/v0/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterUse {
+    /// The other live nodes it places calls on, by id.
+    pub peers: Vec<String>,
+    /// Its calls running on other nodes now.
+    pub calls_out: u64,
+    /// Objects it lends other nodes now (arguments of its calls running
+    /// there, results they have not pulled yet).
+    pub lent: u64,
+}
+
+/// This node's side of a cluster: the RPC service it serves, the live
+/// other nodes, and the placement of calls. Dropping it stops the service
+/// and the refresh.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    peers: RwLock<Arc<Vec<Arc<RemoteNode>>>>,
+    /// The next turn of `spread` calls.
+    turn: AtomicUsize,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Cluster {
+    /// Serves this node's RPC service on `listener`, follows the live nodes
+    /// of `membership`, and places the calls of `actors`' runtime.
+    pub(crate) fn start(
+        actors: &Arc<Actors>,
+        handle: &tokio::runtime::Handle,
+        membership: Arc<dyn Membership>,
+        listener: std::net::TcpListener,
+        address: String,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let shared = Arc::new(Shared::new(
+            membership.id().to_string(),
+            address,
+            actors.clone(),
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cluster = Arc::new(Cluster {
+            shared: shared.clone(),
+            peers: RwLock::new(Arc::new(Vec::new())),
+            turn: AtomicUsize::new(0),
+            _stop: stop,
+        });
+        let _guard = handle.enter();
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = tonic::transport::Server::builder()
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .add_service(Service(shared).server())
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            });
+        handle.spawn(server);
+        handle.spawn(refresh(Arc::downgrade(&cluster), membership));
+        let placement: Weak<dyn Placement> =
+            Arc::downgrade(&(cluster.clone() as Arc<dyn Placement>));
+        actors.env.set_placement(placement);
+        Ok(cluster)
+    }
+
+    /// The address other nodes reach this node's RPC service at.
+    pub fn rpc_address(&self) -> &str {
+        &self.shared.address
+    }
+
+    /// Its view of the others now: the live nodes, its calls on them, the
+    /// objects it lends them.
+    pub fn usage(&self) -> ClusterUse {
+        let peers = self.snapshot();
+        ClusterUse {
+            peers: peers.iter().map(|p| p.id.clone()).collect(),
+            calls_out: peers
+                .iter()
+                .map(|p| p.in_flight.load(Ordering::Relaxed) as u64)
+                .sum(),
+            lent: self.shared.lent.len() as u64,
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<RemoteNode>>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes the live nodes `members` (other than this one): those that
+    /// left are told, so calls in flight to them fail now.
+    fn update(&self, members: Vec<(String, Record)>) {
+        let old = self.snapshot();
+        let mut next = Vec::with_capacity(members.len());
+        for (id, record) in members {
+            if id == self.shared.id {
+                continue;
+            }
+            let Some(address) = record.rpc_address else {
+                continue;
+            };
+            let kept = old
+                .iter()
+                .find(|p| p.id == id && p.address == address)
+                .cloned();
+            next.push(kept.unwrap_or_else(|| {
+                Arc::new(RemoteNode {
+                    id,
+                    address,
+                    cpus: record.cpus.max(1) as usize,
+                    in_flight: AtomicUsize::new(0),
+                    down_until: Mutex::new(None),
+                    gone: AtomicBool::new(false),
+                    left: Notify::new(),
+                    shared: self.shared.clone(),
+                })
+            }));
+        }
+        for p in old.iter() {
+            if !next.iter().any(|n| Arc::ptr_eq(n, p)) {
+                p.gone.store(true, Ordering::SeqCst);
+                p.left.notify_waiters();
+            }
+        }
+        *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Calls in flight to others fail rather than wait on a node that
+        // is going away.
+        for p in self.snapshot().iter() {
+            p.gone.store(true, Ordering::SeqCst);
+            p.left.notify_waiters();
+        }
+    }
+}
+
+/// Reads the live nodes every [`REFRESH`], while the cluster side lives.
+async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
+    loop {
+        if let Ok(members) = membership.members().await {
+            let Some(c) = cluster.upgrade() else { return };
+            let members = members
+                .into_iter()
+                .filter_map(|(id, record)| Some((id, serde_json::from_slice(&record).ok()?)))
+                .collect();
+            c.update(members);
+        } else if cluster.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+}
+
+impl Placement for Cluster {
+    fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
+        let peers = self.snapshot();
+        if let Some(node) = &options.node {
+            if *node == self.shared.id {
+                return Place::Here;
+            }
+            return match peers.iter().find(|p| p.id == *node) {
+                Some(p) if forwardable => Place::There(p.clone()),
+                Some(_) => Place::Nowhere(format!(
+                    "the call must run on node {node}, but an argument holds references to \
+                     objects, which cannot leave this node yet"
+                )),
+                None => Place::Nowhere(format!(
+                    "the call must run on node {node}, which is not in the cluster"
+                )),
+            };
+        }
+        if !forwardable || peers.is_empty() {
+            return Place::Here;
+        }
+        let now = Instant::now();
+        let up: Vec<&Arc<RemoteNode>> = peers.iter().filter(|p| p.up(now)).collect();
+        if options.spread == Some(true) {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % (up.len() + 1);
+            return match turn {
+                0 => Place::Here,
+                i => Place::There(up[i - 1].clone()),
+            };
+        }
+        let slots = &self.shared.actors.env.slots;
+        let (cpu_free, _, waiting) = slots.free();
+        if cpu_free > 0 {
+            return Place::Here;
+        }
+        let cpus = self.shared.actors.env.config.num_cpus.max(1);
+        let here = (cpus + waiting) as f64 / cpus as f64;
+        let best = up
+            .into_iter()
+            .filter(|p| p.in_flight.load(Ordering::Relaxed) < p.cpus * IN_FLIGHT_PER_CPU)
+            .min_by(|a, b| a.load().total_cmp(&b.load()));
+        match best {
+            Some(p) if p.load() < here => Place::There(p.clone()),
+            _ => Place::Here,
+        }
+    }
+}
+
+/// Another live node.
+struct RemoteNode {
+    id: String,
+    address: String,
+    cpus: usize,
+    /// Calls placed on it that have not ended.
+    in_flight: AtomicUsize,
+    /// Until when it gets no calls (it could not be reached).
+    down_until: Mutex<Option<Instant>>,
+    /// Whether it left the cluster; `left` wakes the calls in flight.
+    gone: AtomicBool,
+    left: Notify,
+    shared: Arc<Shared>,
+}
+
+impl RemoteNode {
+    fn up(&self, now: Instant) -> bool {
+        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        !self.gone.load(Ordering::Relaxed) && down.is_none_or(|t| t <= now)
+    }
+
+    /// Calls in flight per CPU.
+    fn load(&self) -> f64 {
+        self.in_flight.load(Ordering::Relaxed) as f64 / self.cpus as f64
+    }
+
+    /// Resolves once the node has left the cluster.
+    async fn gone(&self) {
+        loop {
+            let notified = self.left.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.gone.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Counts a call in flight to a node while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Peer for RemoteNode {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
+        Box::pin(async move {
+            let node = &*self;
+            let s = &*node.shared;
+            let failure = |why: String| {
+                ErrorRecord::new(
+                    ErrorKind::WorkerFailure,
+                    &*call.function,
+                    format!("node {} failed: {why}", node.id),
+                )
+            };
+            node.in_flight.fetch_add(1, Ordering::Relaxed);
+            let _in_flight = InFlight(&node.in_flight);
+            let mut loans: Option<Loans<'_>> = None;
+            let mut inline = 0;
+            let args = call
+                .args
+                .iter()
+                .map(|a| s.send(&a.blob, &a.bytes, &mut inline, &mut loans))
+                .collect();
+            let request = RunRequest {
+                module: bytes::Bytes::copy_from_slice(&call.module.id().0),
+                module_name: call.module.name().to_string(),
+                origin: s.address.clone(),
+                function: call.function.to_string(),
+                num_returns: call.num_returns,
+                options: call.options.to_bytes().into(),
+                args,
+                depth: call.depth,
+                task: bytes::Bytes::copy_from_slice(&call.task.0),
+            };
+            let mut client = s.client(&node.address).map_err(failure)?;
+            let reply = tokio::select! {
+                r = client.run(request) => r,
+                () = node.gone() => return Err(failure("it left the cluster".into())),
+            };
+            drop(loans);
+            let reply = match reply {
+                Ok(r) => r.into_inner(),
+                Err(status) => {
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                    ) {
+                        *node.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Instant::now() + DOWN_FOR);
+                    }
+                    return Err(failure(status.message().to_string()));
+                }
+            };
+            let mut values = Vec::with_capacity(reply.results.len());
+            for result in reply.results {
+                match result.what {
+                    Some(outcome::What::Value(v)) => {
+                        values.push(s.receive(v, true).await.map_err(failure)?);
+                    }
+                    Some(outcome::What::Error(bytes)) => {
+                        return Err(ErrorRecord::decode(&bytes)
+                            .unwrap_or_else(|e| failure(format!("an unreadable error: {e}"))));
+                    }
+                    None => return Err(failure("an empty result".into())),
+                }
+            }
+            Ok(Forwarded {
+                values,
+                deterministic: reply.deterministic,
+            })
+        })
+    }
+}

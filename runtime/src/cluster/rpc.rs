@@ -1,0 +1,567 @@
+//! What nodes say to each other, over gRPC (`proto/wray.proto`): a call
+//! placed on another node (`Run`), a module's bytes once per node
+//! (`Module`), an object's bytes in chunks (`Pull`).
+//!
+//! Values up to [`INLINE_MAX`] travel inside the call that carries them;
+//! larger ones are *lent* by the node that holds them ([`Lent`], named by
+//! digest) and pulled from it directly, in chunks, checked against their
+//! digest on arrival. Nothing goes through the head or etcd.
+
+use crate::actor::registry::Actors;
+use crate::exec::module::Module;
+use crate::exec::request::{MAX_RETURNS, Submission};
+use crate::objects::arg::TaskArg;
+use crate::objects::blob::{Blob, Encoding};
+use crate::objects::held::HeldRefs;
+use crate::objects::read::read;
+use crate::objects::store::Resolved;
+use dashmap::DashMap;
+use futures_util::Stream;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+use wray_abi::ObjectId;
+use wray_abi::wire::Options;
+
+/// The code `tonic-prost-build` generates from `proto/wray.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub(crate) mod proto {
+    tonic::include_proto!("wray.cluster.v1");
+}
+
+use proto::node_client::NodeClient;
+use proto::node_server::{Node as NodeRpc, NodeServer};
+use proto::{
+    Chunk, ModuleReply, ModuleRequest, Outcome, PullRequest, Remote, RunReply, RunRequest, Value,
+    outcome, value,
+};
+
+/// Values up to this size travel inline, inside the message that carries
+/// them.
+pub(crate) const INLINE_MAX: usize = 1 << 20;
+/// Inline values of one message together stay under this; further ones
+/// are lent.
+pub(crate) const INLINE_TOTAL: usize = 8 << 20;
+/// The size of a pulled object's chunks.
+const CHUNK: usize = 4 << 20;
+/// The largest message either side accepts.
+const MAX_MESSAGE: usize = 16 << 20;
+/// How long a result kept for a pull waits for it.
+const PARKED_FOR: Duration = Duration::from_secs(60);
+
+/// Objects this node lets others pull, by digest: the large arguments of
+/// calls it placed elsewhere (while those run) and the large results of
+/// calls it ran for others (until pulled, or [`PARKED_FOR`]).
+#[derive(Default)]
+pub(crate) struct Lent(Mutex<HashMap<[u8; 32], Loan>>);
+
+struct Loan {
+    blob: Arc<Blob>,
+    /// Calls in flight that lent it.
+    holds: usize,
+    /// For a parked result: when it is dropped unpulled.
+    expires: Option<Instant>,
+}
+
+impl Lent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Loan>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lends `blob` for one call in flight (see [`unlend`](Self::unlend)).
+    pub fn lend(&self, blob: &Arc<Blob>) -> [u8; 32] {
+        let digest = blob.digest().0;
+        self.lock()
+            .entry(digest)
+            .or_insert_with(|| Loan {
+                blob: blob.clone(),
+                holds: 0,
+                expires: None,
+            })
+            .holds += 1;
+        digest
+    }
+
+    /// Ends one call's loan of each of `digests`.
+    pub fn unlend(&self, digests: &[[u8; 32]]) {
+        let mut map = self.lock();
+        for d in digests {
+            if let Some(loan) = map.get_mut(d) {
+                loan.holds = loan.holds.saturating_sub(1);
+                if loan.holds == 0 && loan.expires.is_none() {
+                    map.remove(d);
+                }
+            }
+        }
+    }
+
+    /// Keeps a result for one pull; drops the expired ones.
+    pub fn park(&self, blob: &Arc<Blob>) -> [u8; 32] {
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, l| l.holds > 0 || l.expires.is_none_or(|e| e > now));
+        let digest = blob.digest().0;
+        let loan = map.entry(digest).or_insert_with(|| Loan {
+            blob: blob.clone(),
+            holds: 0,
+            expires: None,
+        });
+        loan.expires = Some(now + PARKED_FOR);
+        digest
+    }
+
+    /// The blob lent under `digest`; a parked one is let go when
+    /// `release` (its one pull).
+    fn take(&self, digest: &[u8; 32], release: bool) -> Option<Arc<Blob>> {
+        let mut map = self.lock();
+        let loan = map.get_mut(digest)?;
+        let blob = loan.blob.clone();
+        if release && loan.expires.is_some() {
+            loan.expires = None;
+            if loan.holds == 0 {
+                map.remove(digest);
+            }
+        }
+        Some(blob)
+    }
+
+    /// How many objects are lent now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Ends a call's loans when it ends, however it ends.
+pub(crate) struct Loans<'a> {
+    lent: &'a Lent,
+    digests: Vec<[u8; 32]>,
+}
+
+impl Drop for Loans<'_> {
+    fn drop(&mut self) {
+        self.lent.unlend(&self.digests);
+    }
+}
+
+/// What a node's cluster side shares: its identity, the runtime, the
+/// objects it lends and its connections to the others.
+pub(crate) struct Shared {
+    /// This node's id.
+    pub id: String,
+    /// The address other nodes reach this one's RPC service at.
+    pub address: String,
+    pub actors: Arc<Actors>,
+    pub lent: Lent,
+    channels: DashMap<String, Channel>,
+    /// Modules being fetched, one fetch per digest.
+    fetching: DashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Shared {
+    pub fn new(id: String, address: String, actors: Arc<Actors>) -> Shared {
+        Shared {
+            id,
+            address,
+            actors,
+            lent: Lent::default(),
+            channels: DashMap::new(),
+            fetching: DashMap::new(),
+        }
+    }
+
+    /// A client of the node at `address` (one connection per node, made
+    /// on first use and kept).
+    pub fn client(&self, address: &str) -> Result<NodeClient<Channel>, String> {
+        let channel = match self.channels.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let endpoint = Endpoint::from_shared(format!("http://{address}"))
+                    .map_err(|e| format!("bad node address {address}: {e}"))?
+                    .tcp_nodelay(true)
+                    .connect_timeout(Duration::from_secs(5))
+                    .initial_stream_window_size(Some(8 << 20))
+                    .initial_connection_window_size(Some(16 << 20));
+                let c = endpoint.connect_lazy();
+                self.channels.insert(address.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(NodeClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// A value to send: inline if small (and `inline` has room), else lent
+    /// (recorded in `loans`) for the receiver to pull.
+    pub fn send<'a>(
+        &'a self,
+        blob: &Arc<Blob>,
+        bytes: &crate::objects::blob::Bytes,
+        inline: &mut usize,
+        loans: &mut Option<Loans<'a>>,
+    ) -> Value {
+        let encoding = blob.encoding() as u32;
+        if bytes.len() <= INLINE_MAX && *inline + bytes.len() <= INLINE_TOTAL {
+            *inline += bytes.len();
+            return Value {
+                r#where: Some(value::Where::Inline(shared_bytes(bytes.clone()))),
+                encoding,
+            };
+        }
+        let digest = self.lent.lend(blob);
+        loans
+            .get_or_insert_with(|| Loans {
+                lent: &self.lent,
+                digests: Vec::new(),
+            })
+            .digests
+            .push(digest);
+        Value {
+            r#where: Some(value::Where::Remote(Remote {
+                digest: bytes::Bytes::copy_from_slice(&digest),
+                len: bytes.len() as u64,
+                holder: self.address.clone(),
+            })),
+            encoding,
+        }
+    }
+
+    /// A received value, its bytes here: copied from the message, or
+    /// pulled from the node that lends it (`release`: a result parked for
+    /// this one pull).
+    pub async fn receive(&self, v: Value, release: bool) -> Result<Arc<Blob>, String> {
+        let objects = &self.actors.env.objects;
+        let encoding = Encoding::from_u8(u8::try_from(v.encoding).unwrap_or(0));
+        let blob = match v.r#where {
+            Some(value::Where::Inline(bytes)) => {
+                objects
+                    .admit(bytes.len())
+                    .await
+                    .map_err(|e| format!("no room for a value: {e}"))?;
+                objects.blob(&bytes, Vec::new())
+            }
+            Some(value::Where::Remote(r)) => self.pull(&r, release).await?,
+            None => return Err("a value with no bytes".into()),
+        };
+        blob.mark(encoding);
+        Ok(blob)
+    }
+
+    /// Pulls the object `r` names from its holder, in chunks, and checks
+    /// it against its digest.
+    async fn pull(&self, r: &Remote, release: bool) -> Result<Arc<Blob>, String> {
+        let digest: [u8; 32] = r.digest[..]
+            .try_into()
+            .map_err(|_| "a digest is not 32 bytes".to_string())?;
+        let len = usize::try_from(r.len).map_err(|_| "an object too large".to_string())?;
+        let objects = &self.actors.env.objects;
+        let max = self.actors.env.config.max_object_size;
+        if len > max {
+            return Err(format!(
+                "object of {len} bytes exceeds the limit of {max} bytes"
+            ));
+        }
+        objects
+            .admit(len)
+            .await
+            .map_err(|e| format!("no room for an object of {len} bytes: {e}"))?;
+        let from = |e: Status| format!("pulling from {}: {}", r.holder, e.message());
+        let mut stream = self
+            .client(&r.holder)?
+            .pull(PullRequest {
+                digest: r.digest.clone(),
+                release,
+            })
+            .await
+            .map_err(from)?
+            .into_inner();
+        let mut filling = objects.filling(len, None);
+        while let Some(chunk) = stream.message().await.map_err(from)? {
+            if !filling.append(&chunk.data) {
+                return Err(format!("{} sent more than {len} bytes", r.holder));
+            }
+        }
+        let blob = filling
+            .finish(Vec::new())
+            .ok_or_else(|| format!("{} sent fewer than {len} bytes", r.holder))?;
+        if blob.digest().0 != digest {
+            return Err(format!(
+                "the bytes pulled from {} do not match their digest",
+                r.holder
+            ));
+        }
+        Ok(Arc::new(blob))
+    }
+
+    /// The module with digest `id`: loaded here, or fetched from `origin`
+    /// (once, however many calls ask at once) and compiled.
+    async fn module(&self, id: ObjectId, name: &str, origin: &str) -> Result<Module, String> {
+        let env = &self.actors.env;
+        if let Some(m) = env.modules.get(&id) {
+            return Ok(m);
+        }
+        let turn = self.fetching.entry(id).or_default().clone();
+        let _one_fetch = turn.lock().await;
+        if let Some(m) = env.modules.get(&id) {
+            return Ok(m);
+        }
+        let reply = self
+            .client(origin)?
+            .module(ModuleRequest {
+                digest: bytes::Bytes::copy_from_slice(&id.0),
+            })
+            .await
+            .map_err(|e| format!("fetching module {name} from {origin}: {}", e.message()))?
+            .into_inner();
+        if blake3::hash(&reply.wasm).as_bytes() != &id.0 {
+            return Err(format!(
+                "module {name} from {origin} does not match its digest"
+            ));
+        }
+        let actors = self.actors.clone();
+        let name = name.to_string();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let env = &actors.env;
+            env.modules.load(&env.engines.tasks, &name, &reply.wasm)
+        })
+        .await
+        .map_err(|e| format!("compiling a module: {e}"))?
+        .map_err(|e| e.to_string());
+        self.fetching.remove(&id);
+        loaded
+    }
+}
+
+/// Bytes pinned in the object store, as `bytes::Bytes` (no copy).
+fn shared_bytes(b: crate::objects::blob::Bytes) -> bytes::Bytes {
+    struct Pinned(crate::objects::blob::Bytes);
+    impl AsRef<[u8]> for Pinned {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    bytes::Bytes::from_owner(Pinned(b))
+}
+
+/// The RPC service a node serves to the others.
+pub(crate) struct Service(pub Arc<Shared>);
+
+impl Service {
+    /// The service, ready to add to a server.
+    pub fn server(self) -> NodeServer<Service> {
+        NodeServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+}
+
+fn id_of(bytes: &[u8], what: &str) -> Result<ObjectId, Status> {
+    let b: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Status::invalid_argument(format!("{what} is not 32 bytes")))?;
+    Ok(ObjectId(b))
+}
+
+#[tonic::async_trait]
+impl NodeRpc for Service {
+    async fn run(&self, request: Request<RunRequest>) -> Result<Response<RunReply>, Status> {
+        let s = &self.0;
+        let req = request.into_inner();
+        let id = id_of(&req.module, "a module digest")?;
+        let module = s
+            .module(id, &req.module_name, &req.origin)
+            .await
+            .map_err(Status::unavailable)?;
+        let mut options = Options::from_bytes(&req.options)
+            .map_err(|e| Status::invalid_argument(format!("bad options: {e}")))?;
+        // Placed already: it runs here.
+        options.node = Some(s.id.clone());
+        options.spread = None;
+        if req.num_returns > MAX_RETURNS {
+            return Err(Status::invalid_argument("too many return values"));
+        }
+        let mut args = Vec::with_capacity(req.args.len());
+        for v in req.args {
+            args.push(TaskArg::Value(
+                s.receive(v, false).await.map_err(Status::unavailable)?,
+            ));
+        }
+        let objects = &s.actors.env.objects;
+        let sub = Submission {
+            function: req.function.into(),
+            args,
+            _held: HeldRefs::new(objects),
+            num_returns: req.num_returns,
+            options,
+            parent: None,
+            depth: req.depth.max(1),
+            job: 0,
+            // Checked by the node that placed it.
+            checked: true,
+        };
+        let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
+        let reply = reply_with(s, &ids).await;
+        objects.release_all(&ids);
+        Ok(Response::new(reply))
+    }
+
+    async fn module(
+        &self,
+        request: Request<ModuleRequest>,
+    ) -> Result<Response<ModuleReply>, Status> {
+        let id = id_of(&request.get_ref().digest, "a module digest")?;
+        let module = self
+            .0
+            .actors
+            .env
+            .modules
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("no module {id} here")))?;
+        Ok(Response::new(ModuleReply {
+            name: module.name().to_string(),
+            wasm: bytes::Bytes::from_owner(module.bytes().clone()),
+        }))
+    }
+
+    type PullStream = Pin<Box<dyn Stream<Item = Result<Chunk, Status>> + Send>>;
+
+    async fn pull(
+        &self,
+        request: Request<PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let req = request.into_inner();
+        let digest: [u8; 32] = req.digest[..]
+            .try_into()
+            .map_err(|_| Status::invalid_argument("a digest is not 32 bytes"))?;
+        let blob = self
+            .0
+            .lent
+            .take(&digest, req.release)
+            .ok_or_else(|| Status::not_found("no such object is lent here"))?;
+        let bytes = blob
+            .load()
+            .await
+            .map_err(|e| Status::data_loss(e.to_string()))?;
+        let all = shared_bytes(bytes);
+        let len = all.len();
+        let encoding = blob.encoding() as u32;
+        let chunks = (0..len.div_ceil(CHUNK).max(1)).map(move |i| {
+            let (start, end) = (i * CHUNK, ((i + 1) * CHUNK).min(len));
+            let first = i == 0;
+            Ok(Chunk {
+                data: all.slice(start..end),
+                len: if first { len as u64 } else { 0 },
+                digest: if first {
+                    bytes::Bytes::copy_from_slice(&digest)
+                } else {
+                    bytes::Bytes::new()
+                },
+                encoding,
+            })
+        });
+        Ok(Response::new(Box::pin(futures_util::stream::iter(chunks))))
+    }
+}
+
+/// The reply to a call this node ran: each result inline, or parked for
+/// the caller to pull; or the call's error.
+async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
+    let objects = &s.actors.env.objects;
+    let mut results = Vec::with_capacity(ids.len());
+    let mut deterministic = true;
+    let mut inline = 0usize;
+    let error = |rec: &wray_abi::wire::ErrorRecord| Outcome {
+        what: Some(outcome::What::Error(rec.encode().into())),
+    };
+    for id in ids {
+        let Some(entry) = objects.get(id) else {
+            let rec = wray_abi::wire::ErrorRecord::new(
+                wray_abi::ErrorKind::ObjectLost,
+                "",
+                "the result went missing",
+            );
+            results.push(error(&rec));
+            continue;
+        };
+        let outcome = match entry.resolved().await {
+            Resolved::Failed(rec) => error(&rec),
+            Resolved::Ready(blob) => {
+                deterministic &= entry.lineage().is_none_or(|l| l.repeatable());
+                match read(objects, id, &entry, &blob).await {
+                    Err(rec) => error(&rec),
+                    Ok(_) if !blob.refs().is_empty() => error(&wray_abi::wire::ErrorRecord::new(
+                        wray_abi::ErrorKind::InvalidArgument,
+                        "",
+                        "the result holds references to objects, which cannot leave the node \
+                         that made them yet; run the task on its caller's node",
+                    )),
+                    Ok(bytes) => {
+                        let v = if bytes.len() <= INLINE_MAX && inline + bytes.len() <= INLINE_TOTAL
+                        {
+                            inline += bytes.len();
+                            value::Where::Inline(shared_bytes(bytes))
+                        } else {
+                            let digest = s.lent.park(&blob);
+                            value::Where::Remote(Remote {
+                                digest: bytes::Bytes::copy_from_slice(&digest),
+                                len: bytes.len() as u64,
+                                holder: s.address.clone(),
+                            })
+                        };
+                        Outcome {
+                            what: Some(outcome::What::Value(Value {
+                                r#where: Some(v),
+                                encoding: blob.encoding() as u32,
+                            })),
+                        }
+                    }
+                }
+            }
+        };
+        results.push(outcome);
+    }
+    RunReply {
+        results,
+        deterministic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::store::{ObjectStore, StoreLimits};
+
+    fn blob(store: &ObjectStore, fill: u8) -> Arc<Blob> {
+        store.blob(&[fill; 100], Vec::new())
+    }
+
+    #[test]
+    fn a_loan_lasts_while_a_call_holds_it_and_a_parked_result_for_one_pull() {
+        let store = ObjectStore::new(StoreLimits::unlimited());
+        let lent = Lent::default();
+        let (a, b) = (blob(&store, 1), blob(&store, 2));
+        // Two calls lend the same argument: it stays until both end.
+        let da = lent.lend(&a);
+        assert_eq!(lent.lend(&a), da);
+        lent.unlend(&[da]);
+        assert!(lent.take(&da, false).is_some());
+        lent.unlend(&[da]);
+        assert!(lent.take(&da, false).is_none());
+        assert_eq!(lent.len(), 0);
+        // A parked result goes with its pull (that says so).
+        let db = lent.park(&b);
+        assert!(lent.take(&db, false).is_some(), "a pull that keeps it");
+        assert!(lent.take(&db, true).is_some());
+        assert!(lent.take(&db, true).is_none(), "gone after its pull");
+        // Parked while lent: it stays until the loan ends too.
+        let da = lent.lend(&a);
+        lent.park(&a);
+        assert!(lent.take(&da, true).is_some());
+        assert!(lent.take(&da, false).is_some(), "still lent");
+        lent.unlend(&[da]);
+        assert_eq!(lent.len(), 0);
+    }
+}
