@@ -5,7 +5,7 @@
 //! driver runs from the host, so every figure includes the real submit,
 //! schedule, instantiate, call and notify path.
 
-use wray::{ActorHandle, ObjectRef, View};
+use wray::{ActorHandle, ObjectRef, RemoteOptions, View};
 
 /// A task that does nothing.
 #[wray::remote]
@@ -209,6 +209,73 @@ fn actors_create(n: u32) {
     wray::get(&refs).expect("every actor answers");
 }
 
+// ---- a cluster (`wray bench --cluster N`) ---------------------------------
+// These print their own timings (`<figure>_us=<microseconds>`): the driver
+// runs on a node, not in the process that measures.
+
+/// A view's length: the bytes are mapped, not read.
+#[wray::remote]
+fn view_len(v: View<Vec<u8>>) -> u64 {
+    v.as_slice().len() as u64
+}
+
+fn print_elapsed(figure: &str, since: std::time::Instant) {
+    println!("{figure}_us={}", since.elapsed().as_micros());
+}
+
+/// `n` no-op tasks submitted at once, placed as the scheduler likes (or
+/// spread over every node), all got.
+fn cluster_tasks(n: u32, spread: bool) {
+    let start = std::time::Instant::now();
+    let refs: Vec<_> = (0..n)
+        .map(|_| match spread {
+            true => noop::options().spread().remote(),
+            false => noop::remote(),
+        })
+        .collect();
+    wray::get(&refs).expect("noops succeed");
+    print_elapsed(if spread { "spread" } else { "tasks" }, start);
+}
+
+/// `n` no-op tasks on node `other`, one after another: the median round
+/// trip.
+fn remote_task(n: u32, other: &str) {
+    let mut took: Vec<u128> = (0..n)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            wray::get(&noop::options().node(other).remote()).expect("a noop there");
+            start.elapsed().as_micros()
+        })
+        .collect();
+    took.sort_unstable();
+    println!("p50_us={}", took[took.len() / 2]);
+}
+
+/// An object of `mb` megabytes made on node `here`, then read (mapped)
+/// by a task on node `other`, which pulls it: twice, the second timed.
+fn pull(mb: u32, here: &str, other: &str) {
+    let big = large_result::options().node(here).remote(mb, 1);
+    wray::wait(std::slice::from_ref(&big), 1, None).expect("the object is made");
+    let mut figure = 0;
+    for _ in 0..2 {
+        let start = std::time::Instant::now();
+        let n = wray::get(&view_len::options().node(other).remote(&big)).expect("a pull");
+        assert_eq!(n, u64::from(mb) * 1_000_000);
+        figure = start.elapsed().as_micros();
+    }
+    println!("pull_us={figure}");
+}
+
+/// `n` tasks of `ms` milliseconds each, spread over every node, all got.
+fn spread_job(n: u32, ms: u64) {
+    let start = std::time::Instant::now();
+    let refs: Vec<_> = (0..n)
+        .map(|_| spin::options().spread().remote(ms * 1000))
+        .collect();
+    wray::get(&refs).expect("every task succeeds");
+    print_elapsed("job", start);
+}
+
 #[wray::main]
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -239,7 +306,19 @@ fn main() -> Result<(), String> {
         "actor_calls_n_n" => actor_calls_n_n(n, mb as u32),
         "actors_create" => actors_create(n),
         "memo_hits" => memo_hits(n),
+        "cluster_tasks" => cluster_tasks(n, false),
+        "cluster_spread" => cluster_tasks(n, true),
+        "remote_task" => remote_task(n, arg(rest, 0)?),
+        "pull" => pull(n, arg(rest, 0)?, arg(rest, 1)?),
+        "spread_job" => spread_job(n, mb as u64),
         other => return Err(format!("unknown benchmark `{other}`")),
     }
     Ok(())
+}
+
+/// The driver's argument `i` after the count.
+fn arg(rest: &[String], i: usize) -> Result<&str, String> {
+    rest.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("argument {} is missing", i + 3))
 }

@@ -77,6 +77,11 @@ pub struct BenchArgs {
     /// CPU slots of the runtime under test (default: every core).
     #[arg(long, value_name = "N")]
     num_cpus: Option<usize>,
+    /// Measure a cluster instead: N node processes on this machine, and
+    /// an etcd of their own (`etcd` must be installed), started and
+    /// stopped by the bench.
+    #[arg(long, value_name = "N")]
+    cluster: Option<usize>,
 }
 
 /// What one benchmark measures and how its figure is computed.
@@ -344,6 +349,16 @@ fn suite(quick: bool) -> Vec<Bench> {
 pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
+    }
+    if let Some(n) = args.cluster {
+        return crate::cluster_bench::main(crate::cluster_bench::Options {
+            nodes: n,
+            runs: args.runs,
+            quick: args.quick,
+            json: args.json,
+            module: &args.module,
+            num_cpus: args.num_cpus,
+        });
     }
     // Room for the 10,000 actors of actors_create, and the driver.
     let mut builder = Runtime::builder()
@@ -795,7 +810,7 @@ fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[0], mid, v[v.len() - 1])
 }
 
-fn round(v: f64) -> f64 {
+pub(crate) fn round(v: f64) -> f64 {
     if v.abs() >= 100.0 {
         v.round()
     } else {
@@ -803,7 +818,7 @@ fn round(v: f64) -> f64 {
     }
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v.abs() >= 1000.0 {
         let s = format!("{:.0}", v);
         let mut out = String::new();

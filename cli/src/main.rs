@@ -7,6 +7,7 @@
 mod bench;
 mod call;
 mod client;
+mod cluster_bench;
 mod inspect;
 mod manifest;
 mod node;
