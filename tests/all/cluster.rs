@@ -293,3 +293,61 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
         });
     }
 }
+
+/// Starts `survive 30 300` on `nodes[0]` (30 calls of 300 ms spread over
+/// the nodes), does `harm` to the last node once it runs one of them, and
+/// checks that the job still gets every result right, that calls were
+/// retried, and that nothing stays in flight or lent.
+fn a_job_survives(harm: impl FnOnce(&mut ClusterNode)) {
+    let etcd = etcd();
+    let mut nodes: Vec<ClusterNode> = (0..3).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    for n in &nodes {
+        common::eventually("the nodes see each other", || {
+            cluster_view(n.addr).0.len() == 2
+        });
+    }
+    let a = nodes[0].addr;
+    let job = node::submit(a, "testkit", &["survive", "30", "300"]);
+    let victim = nodes.last_mut().unwrap();
+    common::eventually("the victim runs a call", || {
+        ran(victim.addr, "busy").iter().any(|s| s == "RUNNING")
+    });
+    harm(victim);
+    let done = node::wait_job_end(a, &job);
+    let logs = get(a, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    assert!(
+        logs["logs"].as_str().unwrap().contains("survive: 30 ok"),
+        "{logs}"
+    );
+    let tasks = get(a, "/api/v0/tasks?function=busy").json()["tasks"].clone();
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 30);
+    assert!(tasks.iter().all(|t| t["state"] == "FINISHED"), "{tasks:?}");
+    assert!(
+        tasks.iter().any(|t| t["attempts"].as_u64().unwrap() > 1),
+        "the calls on the lost node were retried"
+    );
+    common::eventually("calls and loans end", || {
+        let (peers, out, lent) = cluster_view(a);
+        peers.len() == 1 && out == 0 && lent == 0
+    });
+}
+
+#[test]
+fn a_job_gets_every_result_when_a_node_is_killed_under_it() {
+    a_job_survives(|victim| {
+        victim.proc.0.kill().unwrap();
+        victim.proc.0.wait().unwrap();
+    });
+}
+
+#[test]
+fn a_job_gets_every_result_when_a_node_hangs_under_it() {
+    a_job_survives(|victim| {
+        let pid = victim.proc.0.id() as i32;
+        // SAFETY: signalling a child process of this test (it is killed
+        // when the harness drops it).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    });
+}

@@ -531,6 +531,22 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             }
             println!("cluster: ok");
         }
+        // `survive <n> <ms>`: n busy calls of ms each, spread over the
+        // cluster, every result checked (a node may die meanwhile).
+        "survive" => {
+            let num = |i: usize| -> Result<u64, String> {
+                rest.get(i)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| "usage: survive <n> <ms>".to_string())
+            };
+            let (n, ms) = (num(0)?, num(1)?);
+            let calls: Vec<_> = (0..n)
+                .map(|_| busy::options().spread().remote(ms))
+                .collect();
+            let results = wray::get(&calls).map_err(e)?;
+            check(results.iter().all(|&r| r == ms), "every result is right")?;
+            println!("survive: {n} ok");
+        }
         "fail" => return Err("the driver gives up".into()),
         "panic" => panic!("the driver panics"),
         "exit" => std::process::exit(7),
