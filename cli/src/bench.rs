@@ -358,6 +358,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             json: args.json,
             module: &args.module,
             num_cpus: args.num_cpus,
+            only: &args.only,
         });
     }
     // Room for the 10,000 actors of actors_create, and the driver.

@@ -234,6 +234,8 @@ pub struct Options<'a> {
     pub module: &'a Path,
     /// CPU slots of each node (default: every core).
     pub num_cpus: Option<usize>,
+    /// Only the figures whose key contains one of these (all if empty).
+    pub only: &'a [String],
 }
 
 /// The cluster figures, printed as a table (and JSON on the last line).
@@ -245,7 +247,9 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
         json,
         module,
         num_cpus,
+        only,
     } = o;
+    let want = |key: &str| only.is_empty() || only.iter().any(|o| key.contains(o.as_str()));
     if n < 2 {
         bail!("--cluster needs at least 2 nodes");
     }
@@ -277,148 +281,160 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
     let first = cluster.nodes[0].id.clone();
     // Warm every node's module cache.
     job(&cluster.nodes[0], module, &["cluster_spread", "64"])?;
-    let writes_before = etcd_writes(&cluster.etcd_url)?;
-    let t = median(runs, || {
-        printed(
-            &job(&cluster.nodes[0], module, &["cluster_tasks", tasks])?,
-            "tasks",
-        )
-    })?;
-    let ops: f64 = tasks.parse()?;
-    figures.push((
-        "cluster_tasks_per_s",
-        ops / t,
-        "tasks/s",
-        "no-op tasks from one driver, placed local first",
-    ));
-    let t = median(runs, || {
-        printed(
-            &job(&cluster.nodes[0], module, &["cluster_spread", tasks])?,
-            "spread",
-        )
-    })?;
-    figures.push((
-        "cluster_spread_tasks_per_s",
-        ops / t,
-        "tasks/s",
-        "no-op tasks from one driver, spread over every node",
-    ));
-    let writes = etcd_writes(&cluster.etcd_url)? - writes_before;
-    figures.push((
-        "etcd_writes_per_task",
-        writes / (ops * 2.0 * runs as f64),
-        "writes",
-        "etcd puts and deletes per task, over both",
-    ));
-    let t = median(runs, || {
-        printed(
-            &job(&cluster.nodes[0], module, &["remote_task", "200", &other])?,
-            "p50",
-        )
-    })?;
-    figures.push((
-        "remote_task_p50_ms",
-        t * 1e3,
-        "ms",
-        "a no-op pinned to another node, sync round trip",
-    ));
-    let t = median(runs, || {
-        printed(
-            &job(
-                &cluster.nodes[0],
-                module,
-                &["pull", pulls_mb, &first, &other],
-            )?,
-            "pull",
-        )
-    })?;
-    let mb: f64 = pulls_mb.parse()?;
-    figures.push((
-        "object_pull_gb_per_s",
-        mb * 1e6 / t / 1e9,
-        "GB/s",
-        "an object made on one node, mapped by a task on another",
-    ));
+    if want("tasks") || want("etcd") {
+        let writes_before = etcd_writes(&cluster.etcd_url)?;
+        let t = median(runs, || {
+            printed(
+                &job(&cluster.nodes[0], module, &["cluster_tasks", tasks])?,
+                "tasks",
+            )
+        })?;
+        let ops: f64 = tasks.parse()?;
+        figures.push((
+            "cluster_tasks_per_s",
+            ops / t,
+            "tasks/s",
+            "no-op tasks from one driver, placed local first",
+        ));
+        let t = median(runs, || {
+            printed(
+                &job(&cluster.nodes[0], module, &["cluster_spread", tasks])?,
+                "spread",
+            )
+        })?;
+        figures.push((
+            "cluster_spread_tasks_per_s",
+            ops / t,
+            "tasks/s",
+            "no-op tasks from one driver, spread over every node",
+        ));
+        let writes = etcd_writes(&cluster.etcd_url)? - writes_before;
+        figures.push((
+            "etcd_writes_per_task",
+            writes / (ops * 2.0 * runs as f64),
+            "writes",
+            "etcd puts and deletes per task, over both",
+        ));
+    }
+    if want("remote_task") {
+        let t = median(runs, || {
+            printed(
+                &job(&cluster.nodes[0], module, &["remote_task", "200", &other])?,
+                "p50",
+            )
+        })?;
+        figures.push((
+            "remote_task_p50_ms",
+            t * 1e3,
+            "ms",
+            "a no-op pinned to another node, sync round trip",
+        ));
+    }
+    if want("pull") {
+        let t = median(runs, || {
+            printed(
+                &job(
+                    &cluster.nodes[0],
+                    module,
+                    &["pull", pulls_mb, &first, &other],
+                )?,
+                "pull",
+            )
+        })?;
+        let mb: f64 = pulls_mb.parse()?;
+        figures.push((
+            "object_pull_gb_per_s",
+            mb * 1e6 / t / 1e9,
+            "GB/s",
+            "an object made on one node, mapped by a task on another",
+        ));
+    }
     // A job of tasks spread over every node, without and with the loss of
     // one node partway.
-    let base = median(runs, || {
-        printed(
-            &job(
-                &cluster.nodes[0],
-                module,
-                &["spread_job", job_tasks, job_ms],
-            )?,
-            "job",
-        )
-    })?;
-    let lossy = {
-        let args: Vec<String> = ["spread_job", job_tasks, job_ms]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let id = crate::state::submit(&cluster.nodes[0].client, module, None, &[], &args)?;
-        std::thread::sleep(Duration::from_secs_f64(base / 4.0));
-        drop(cluster.nodes.pop());
-        let node = &cluster.nodes[0];
-        loop {
-            let j: Value = node.client.get(&format!("/api/jobs/{id}"))?;
-            match j["status"].as_str() {
-                Some("PENDING" | "RUNNING") => std::thread::sleep(Duration::from_millis(5)),
-                Some("SUCCEEDED") => break,
-                other => bail!("the job that lost a node ended {other:?}"),
+    if want("loss") {
+        let base = median(runs, || {
+            printed(
+                &job(
+                    &cluster.nodes[0],
+                    module,
+                    &["spread_job", job_tasks, job_ms],
+                )?,
+                "job",
+            )
+        })?;
+        let lossy = {
+            let args: Vec<String> = ["spread_job", job_tasks, job_ms]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let id = crate::state::submit(&cluster.nodes[0].client, module, None, &[], &args)?;
+            std::thread::sleep(Duration::from_secs_f64(base / 4.0));
+            drop(cluster.nodes.pop());
+            let node = &cluster.nodes[0];
+            loop {
+                let j: Value = node.client.get(&format!("/api/jobs/{id}"))?;
+                match j["status"].as_str() {
+                    Some("PENDING" | "RUNNING") => std::thread::sleep(Duration::from_millis(5)),
+                    Some("SUCCEEDED") => break,
+                    other => bail!("the job that lost a node ended {other:?}"),
+                }
             }
-        }
-        let logs: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
-        printed(logs["logs"].as_str().unwrap_or_default(), "job")?
-    };
-    figures.push((
-        "job_with_node_loss_extra_s",
-        lossy - base,
-        "s",
-        "a spread job losing one node partway, against without",
-    ));
+            let logs: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
+            printed(logs["logs"].as_str().unwrap_or_default(), "job")?
+        };
+        figures.push((
+            "job_with_node_loss_extra_s",
+            lossy - base,
+            "s",
+            "a spread job losing one node partway, against without",
+        ));
+    }
     // A node killed: how long until the others stop placing calls on it.
-    let victim = cluster.nodes.pop().expect("at least 2 nodes");
-    let victim_id = victim.id.clone();
-    drop(victim);
-    let detect = until(
-        "the killed node is dropped",
-        Duration::from_secs(60),
-        || peers(&cluster.nodes[0].client).is_ok_and(|p| !p.contains(&victim_id)),
-    )?;
-    figures.push((
-        "node_death_detect_s",
-        detect.as_secs_f64(),
-        "s",
-        "a node killed (SIGKILL) until another drops it",
-    ));
+    if want("death") {
+        let victim = cluster.nodes.pop().expect("at least 2 nodes");
+        let victim_id = victim.id.clone();
+        drop(victim);
+        let detect = until(
+            "the killed node is dropped",
+            Duration::from_secs(60),
+            || peers(&cluster.nodes[0].client).is_ok_and(|p| !p.contains(&victim_id)),
+        )?;
+        figures.push((
+            "node_death_detect_s",
+            detect.as_secs_f64(),
+            "s",
+            "a node killed (SIGKILL) until another drops it",
+        ));
+    }
     // The head killed: how long until a standby takes over (a fresh node
     // joins first if only one would be left).
-    if cluster.nodes.len() < 2 {
-        let node = cluster.start_node(num_cpus)?;
-        cluster.nodes.push(node);
+    if want("failover") {
+        if cluster.nodes.len() < 2 {
+            let node = cluster.start_node(num_cpus)?;
+            cluster.nodes.push(node);
+        }
+        until("a head is elected", Duration::from_secs(30), || {
+            head(&cluster.nodes[0].client).is_some()
+        })?;
+        let old = head(&cluster.nodes[0].client).expect("checked");
+        let at = cluster
+            .nodes
+            .iter()
+            .position(|n| n.id == old)
+            .ok_or_else(|| anyhow!("the head is not a node of the bench"))?;
+        let mut dead = cluster.nodes.remove(at);
+        let _ = dead.proc.0.kill();
+        let _ = dead.proc.0.wait();
+        let failover = until("a standby takes over", Duration::from_secs(60), || {
+            head(&cluster.nodes[0].client).is_some_and(|h| h != old)
+        })?;
+        figures.push((
+            "head_failover_s",
+            failover.as_secs_f64(),
+            "s",
+            "the head killed until a standby holds the head key",
+        ));
     }
-    until("a head is elected", Duration::from_secs(30), || {
-        head(&cluster.nodes[0].client).is_some()
-    })?;
-    let old = head(&cluster.nodes[0].client).expect("checked");
-    let at = cluster
-        .nodes
-        .iter()
-        .position(|n| n.id == old)
-        .ok_or_else(|| anyhow!("the head is not a node of the bench"))?;
-    let mut dead = cluster.nodes.remove(at);
-    let _ = dead.proc.0.kill();
-    let _ = dead.proc.0.wait();
-    let failover = until("a standby takes over", Duration::from_secs(60), || {
-        head(&cluster.nodes[0].client).is_some_and(|h| h != old)
-    })?;
-    figures.push((
-        "head_failover_s",
-        failover.as_secs_f64(),
-        "s",
-        "the head killed until a standby holds the head key",
-    ));
     println!("{:<28} {:>12} {:<8}  what", "benchmark", "median", "unit");
     for (key, v, unit, what) in &figures {
         println!(

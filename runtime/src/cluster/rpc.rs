@@ -47,6 +47,9 @@ pub(crate) const INLINE_MAX: usize = 1 << 20;
 pub(crate) const INLINE_TOTAL: usize = 8 << 20;
 /// The size of a pulled object's chunks.
 const CHUNK: usize = 4 << 20;
+/// Chunks of a pull received but not yet copied, at most: what bounds the
+/// bytes in flight of one pull (with HTTP/2's windows).
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// The largest message either side accepts.
 const MAX_MESSAGE: usize = 16 << 20;
 /// How long a result kept for a pull waits for it.
@@ -278,15 +281,28 @@ impl Shared {
             .await
             .map_err(from)?
             .into_inner();
-        let mut filling = objects.filling(len, None);
+        // Chunks are copied (and hashed) on a thread of their own while the
+        // next ones arrive; at most CHUNKS_IN_FLIGHT wait between the two.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(CHUNKS_IN_FLIGHT);
+        let mut filling = objects.filling(len, None).hashing();
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(data) = rx.blocking_recv() {
+                if !filling.append(&data) {
+                    return None;
+                }
+            }
+            filling.finish(Vec::new())
+        });
         while let Some(chunk) = stream.message().await.map_err(from)? {
-            if !filling.append(&chunk.data) {
-                return Err(format!("{} sent more than {len} bytes", r.holder));
+            if tx.send(chunk.data).await.is_err() {
+                break; // The writer stopped: too many bytes.
             }
         }
-        let blob = filling
-            .finish(Vec::new())
-            .ok_or_else(|| format!("{} sent fewer than {len} bytes", r.holder))?;
+        drop(tx);
+        let blob = writer
+            .await
+            .map_err(|e| format!("copying a pulled object: {e}"))?
+            .ok_or_else(|| format!("{} did not send exactly {len} bytes", r.holder))?;
         if blob.digest().0 != digest {
             return Err(format!(
                 "the bytes pulled from {} do not match their digest",

@@ -457,9 +457,23 @@ pub(crate) struct Filling {
     written: usize,
     like: Option<(Bytes, ObjectId)>,
     stats: Arc<StoreStats>,
+    /// The digest of the bytes so far, when it is computed as they come
+    /// (see [`hashing`](Self::hashing)).
+    hasher: Option<Box<blake3::Hasher>>,
 }
 
 impl Filling {
+    /// Digests the bytes as they are appended, while they are in cache,
+    /// rather than in a pass of its own at the end: for bytes that arrive
+    /// in pieces over time (a pull from another node). Not with `like`.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub fn hashing(mut self) -> Filling {
+        if self.like.is_none() && self.written == 0 {
+            self.hasher = Some(Box::new(blake3::Hasher::new()));
+        }
+        self
+    }
+
     /// Starts a blob of exactly `len` bytes, counted in `stats`, that may
     /// turn out to equal `like` (bytes and their digest).
     pub fn new(len: usize, like: Option<(Bytes, ObjectId)>, stats: &Arc<StoreStats>) -> Filling {
@@ -471,6 +485,7 @@ impl Filling {
             written: 0,
             like,
             stats: stats.clone(),
+            hasher: None,
         }
     }
 
@@ -497,6 +512,13 @@ impl Filling {
         // this Filling owns.
         copy(unsafe { self.buf.room(at, bytes.len()) }, bytes);
         self.written += bytes.len();
+        if let Some(h) = &mut self.hasher {
+            if bytes.len() >= PARALLEL_HASH_MIN {
+                h.update_rayon(bytes);
+            } else {
+                h.update(bytes);
+            }
+        }
         true
     }
 
@@ -514,6 +536,10 @@ impl Filling {
             return Some(Blob::with_digest(like.0, digest.0, refs, &self.stats));
         }
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
+        if let Some(h) = self.hasher.take() {
+            let digest = *h.finalize().as_bytes();
+            return Some(Blob::with_digest(Arc::new(buf), digest, refs, &self.stats));
+        }
         Some(Blob::new(buf, refs, &self.stats))
     }
 }
@@ -967,6 +993,19 @@ mod tests {
         assert_eq!(bytes(&stats), 10, "counted once");
         drop(blob);
         assert_eq!(bytes(&stats), 0);
+    }
+
+    #[test]
+    fn a_filling_that_hashes_as_it_goes_gives_the_same_digest() {
+        let stats = Arc::new(StoreStats::default());
+        // Pieces below and above the size hashed in parallel.
+        let data: Vec<u8> = (0..(3 << 20) + 77).map(|i: u32| (i % 251) as u8).collect();
+        let mut f = Filling::new(data.len(), None, &stats).hashing();
+        let (small, large) = data.split_at(1000);
+        assert!(f.append(small) && f.append(large));
+        let blob = f.finish(vec![]).unwrap();
+        assert_eq!(blob.digest().0, *blake3::hash(&data).as_bytes());
+        assert_eq!(&*blob.loaded().unwrap(), &data[..]);
     }
 
     #[test]
