@@ -97,6 +97,9 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             etcd: args.etcd.clone(),
             lease_ttl: args.lease_ttl,
             rpc_port: args.rpc_port,
+            cluster_token: std::env::var("WRAY_CLUSTER_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
         },
     )?;
     let url = node.url();

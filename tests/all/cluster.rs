@@ -82,10 +82,16 @@ struct ClusterNode {
 }
 
 fn start_node(etcd: &str, ttl: u64) -> ClusterNode {
+    start_node_with(etcd, ttl, "")
+}
+
+/// A node whose calls to other nodes carry `token` (none if empty).
+fn start_node_with(etcd: &str, ttl: u64, token: &str) -> ClusterNode {
     let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
         .args(["start", "--port", "0", "--num-cpus", "1", "--etcd", etcd])
         .args(["--lease-ttl", &ttl.to_string()])
+        .env("WRAY_CLUSTER_TOKEN", token)
         .env("WRAY_STATE_DIR", state.path())
         .env("WRAY_CACHE_DIR", common::cache_dir())
         .stdout(Stdio::null())
@@ -350,4 +356,41 @@ fn a_job_gets_every_result_when_a_node_hangs_under_it() {
         // when the harness drops it).
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     });
+}
+
+#[test]
+fn nodes_serve_only_nodes_with_their_cluster_token() {
+    let etcd = etcd();
+    let a = start_node_with(&etcd.url, LEASE_TTL, "one secret");
+    let b = start_node_with(&etcd.url, LEASE_TTL, "another");
+    common::eventually("the nodes see each other", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["cluster", &b.id]);
+    let done = node::wait_job_end(a.addr, &job);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "FAILED", "{logs}");
+    let said = format!("{done} {logs}");
+    assert!(said.contains("cluster token"), "{said}");
+    assert!(
+        ran(b.addr, "add").is_empty(),
+        "nothing ran on the other node"
+    );
+}
+
+#[test]
+fn a_cluster_node_on_a_network_address_needs_a_cluster_token() {
+    let state = tempfile::tempdir().unwrap();
+    let etcd = etcd();
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args([
+            "start", "--host", "0.0.0.0", "--port", "0", "--etcd", &etcd.url,
+        ])
+        .env("WRAY_STATE_DIR", state.path())
+        .env_remove("WRAY_CLUSTER_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs a cluster token"), "{stderr}");
 }

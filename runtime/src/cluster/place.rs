@@ -68,19 +68,22 @@ pub struct Cluster {
 
 impl Cluster {
     /// Serves this node's RPC service on `listener`, follows the live nodes
-    /// of `membership`, and places the calls of `actors`' runtime.
+    /// of `membership`, and places the calls of `actors`' runtime. With
+    /// `token`, it serves only requests that present it, and presents it.
     pub(crate) fn start(
         actors: &Arc<Actors>,
         handle: &tokio::runtime::Handle,
         membership: Arc<dyn Membership>,
         listener: std::net::TcpListener,
         address: String,
-    ) -> std::io::Result<Arc<Cluster>> {
+        token: Option<&str>,
+    ) -> Result<Arc<Cluster>, String> {
         let shared = Arc::new(Shared::new(
             membership.id().to_string(),
             address,
             actors.clone(),
-        ));
+            token,
+        )?);
         let (stop, stopped) = oneshot::channel::<()>();
         let cluster = Arc::new(Cluster {
             shared: shared.clone(),
@@ -89,8 +92,9 @@ impl Cluster {
             _stop: stop,
         });
         let _guard = handle.enter();
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let serve = |e: std::io::Error| format!("cannot serve other nodes: {e}");
+        listener.set_nonblocking(true).map_err(serve)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(serve)?;
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
@@ -333,7 +337,7 @@ impl Peer for RemoteNode {
             };
             let mut client = s.client(&node.address).map_err(failure)?;
             let reply = tokio::select! {
-                r = client.run(request) => r,
+                r = client.run(s.request(request)) => r,
                 () = node.gone() => return Err(failure("it left the cluster".into())),
             };
             drop(loans);

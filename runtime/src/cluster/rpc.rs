@@ -161,17 +161,64 @@ pub(crate) struct Shared {
     channels: DashMap<String, Channel>,
     /// Modules being fetched, one fetch per digest.
     fetching: DashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>,
+    /// The secret every node of the cluster presents (none: nodes on
+    /// loopback only).
+    token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
+/// The metadata key carrying the cluster token.
+const TOKEN_KEY: &str = "x-wray-cluster-token";
+
 impl Shared {
-    pub fn new(id: String, address: String, actors: Arc<Actors>) -> Shared {
-        Shared {
+    pub fn new(
+        id: String,
+        address: String,
+        actors: Arc<Actors>,
+        token: Option<&str>,
+    ) -> Result<Shared, String> {
+        let token = token
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| "the cluster token must be printable ASCII".to_string())
+            })
+            .transpose()?;
+        Ok(Shared {
+            token,
             id,
             address,
             actors,
             lent: Lent::default(),
             channels: DashMap::new(),
             fetching: DashMap::new(),
+        })
+    }
+
+    /// A request to another node, with the cluster token.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        if let Some(t) = &self.token {
+            r.metadata_mut().insert(TOKEN_KEY, t.clone());
+        }
+        r
+    }
+
+    /// Refuses a request without this cluster's token.
+    fn check<T>(&self, r: &Request<T>) -> Result<(), Status> {
+        let Some(want) = &self.token else {
+            return Ok(());
+        };
+        let got = r.metadata().get(TOKEN_KEY).map(|v| v.as_bytes());
+        let same = got.is_some_and(|g| {
+            let w = want.as_bytes();
+            // Compared in time independent of where they differ.
+            g.len() == w.len() && g.iter().zip(w).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if same {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(
+                "this node serves only nodes of its cluster (a wrong or missing cluster token)",
+            ))
         }
     }
 
@@ -274,10 +321,10 @@ impl Shared {
         let from = |e: Status| format!("pulling from {}: {}", r.holder, e.message());
         let mut stream = self
             .client(&r.holder)?
-            .pull(PullRequest {
+            .pull(self.request(PullRequest {
                 digest: r.digest.clone(),
                 release,
-            })
+            }))
             .await
             .map_err(from)?
             .into_inner();
@@ -326,9 +373,9 @@ impl Shared {
         }
         let reply = self
             .client(origin)?
-            .module(ModuleRequest {
+            .module(self.request(ModuleRequest {
                 digest: bytes::Bytes::copy_from_slice(&id.0),
-            })
+            }))
             .await
             .map_err(|e| format!("fetching module {name} from {origin}: {}", e.message()))?
             .into_inner();
@@ -385,6 +432,7 @@ fn id_of(bytes: &[u8], what: &str) -> Result<ObjectId, Status> {
 impl NodeRpc for Service {
     async fn run(&self, request: Request<RunRequest>) -> Result<Response<RunReply>, Status> {
         let s = &self.0;
+        s.check(&request)?;
         let req = request.into_inner();
         let id = id_of(&req.module, "a module digest")?;
         let module = s
@@ -428,6 +476,7 @@ impl NodeRpc for Service {
         &self,
         request: Request<ModuleRequest>,
     ) -> Result<Response<ModuleReply>, Status> {
+        self.0.check(&request)?;
         let id = id_of(&request.get_ref().digest, "a module digest")?;
         let module = self
             .0
@@ -448,6 +497,7 @@ impl NodeRpc for Service {
         &self,
         request: Request<PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
+        self.0.check(&request)?;
         let req = request.into_inner();
         let digest: [u8; 32] = req.digest[..]
             .try_into()

@@ -58,6 +58,9 @@ pub struct NodeOptions {
     /// In a cluster, the port of the service other nodes call (0, the
     /// default: any free port), on `host`.
     pub rpc_port: u16,
+    /// In a cluster, the secret its nodes share, which every call between
+    /// nodes carries (required when `host` is not a loopback address).
+    pub cluster_token: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -70,6 +73,7 @@ impl Default for NodeOptions {
             etcd: Vec::new(),
             lease_ttl: 10,
             rpc_port: 0,
+            cluster_token: None,
         }
     }
 }
@@ -122,6 +126,13 @@ impl Node {
         let (membership, cluster) = if options.etcd.is_empty() {
             (None, None)
         } else {
+            if !options.host.is_loopback() && options.cluster_token.is_none() {
+                return Err(Error::Config(format!(
+                    "a cluster node listening on {} needs a cluster token, the same on every \
+                     node: set WRAY_CLUSTER_TOKEN",
+                    options.host
+                )));
+            }
             // The service other nodes call, on a port of its own.
             let rpc =
                 std::net::TcpListener::bind((options.host, options.rpc_port)).map_err(|e| {
@@ -152,8 +163,9 @@ impl Node {
                 membership.clone(),
                 rpc,
                 rpc_address,
+                options.cluster_token.as_deref(),
             )
-            .map_err(|e| Error::Config(format!("cannot serve other nodes: {e}")))?;
+            .map_err(Error::Config)?;
             (Some(membership), Some(cluster))
         };
         let state = Arc::new(NodeState {
