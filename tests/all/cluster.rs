@@ -270,7 +270,7 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
     common::eventually("each node places calls on the other", || {
         cluster_view(a.addr).0 == vec![b.id.clone()] && cluster_view(b.addr).0 == vec![a.id.clone()]
     });
-    let job = node::submit(a.addr, "testkit", &["cluster", &b.id]);
+    let job = node::submit(a.addr, "testkit", &["cluster", &b.id, &a.id]);
     let done = node::wait_job_end(a.addr, &job);
     let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
     assert_eq!(done["status"], "SUCCEEDED", "{logs}");
@@ -393,4 +393,10 @@ fn a_cluster_node_on_a_network_address_needs_a_cluster_token() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs a cluster token"), "{stderr}");
+}
+
+#[test]
+fn a_node_alone_runs_what_is_pinned_to_it_and_refuses_other_nodes() {
+    let (rt, m) = common::testkit();
+    common::scenario(&rt, &m, &["pinned_alone"]);
 }

@@ -9,6 +9,7 @@
 use crate::actor::registry::{Actor, Actors, Creation, Kill, Life, MethodCall, Mutable};
 use crate::actor::run::{die, fail_all, fail_call, run};
 use crate::events::TaskKind;
+use crate::exec::remote::Place;
 use crate::exec::request::Submission;
 use crate::exec::state::CancelToken;
 use crate::task::table::TaskHandle;
@@ -21,6 +22,27 @@ use wray_abi::{ActorId, ErrorKind, ObjectId, export};
 /// Creates an actor; returns its id at once. A name already taken, or a
 /// module without the actor type, gives an actor that is dead from the
 /// start (its calls fail saying why).
+/// Why an actor cannot be made where its `node` option says: that node
+/// is not this one (actors stay on the node that creates them, for now;
+/// `spread` does not move them).
+fn elsewhere(rt: &Actors, options: &wray_abi::wire::Options) -> Option<String> {
+    options.node.as_ref()?;
+    let pinned = wray_abi::wire::Options {
+        node: options.node.clone(),
+        ..Default::default()
+    };
+    match rt.env.place(&pinned, true) {
+        Place::Here => None,
+        Place::Nowhere(why) => Some(why),
+        Place::There(peer) => Some(format!(
+            "actors run on the node that creates them (this one, {}); placing one on node {} \
+             is not supported yet",
+            rt.env.config.node_id,
+            peer.id()
+        )),
+    }
+}
+
 pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     let id = rt.env.ids.next_actor();
     let type_name: Arc<str> = c.type_name.into();
@@ -49,6 +71,13 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         .and_then(|m| m.signature.as_ref())
         .and_then(|sig| sig.check_call(&c.sub.args).err())
     {
+        name = None;
+        Some(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            format!("{type_name}.new"),
+            why,
+        ))
+    } else if let Some(why) = elsewhere(rt, options) {
         name = None;
         Some(ErrorRecord::new(
             ErrorKind::InvalidArgument,

@@ -499,7 +499,8 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
             println!("memo: ok");
         }
-        // Calls placed on another node of a cluster: `cluster <node id>`.
+        // Calls placed on another node of a cluster: `cluster <node id>
+        // [this node's id]`.
         "cluster" => {
             let other = rest.first().ok_or("usage: cluster <node id>")?;
             let pinned = add::options().node(other).remote(2, 40);
@@ -529,6 +530,20 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 Err(err) if err.to_string().contains("not in the cluster") => {}
                 got => return Err(format!("a call pinned to no node gave {got:?}")),
             }
+            // Actors stay on the node that creates them, for now: pinning
+            // one elsewhere is refused, saying so.
+            let far = Counter::options().node(other).remote(1u64);
+            match wray::get(&far.value()) {
+                Err(err) if err.to_string().contains("not supported yet") => {}
+                got => return Err(format!("an actor pinned elsewhere gave {got:?}")),
+            }
+            if let Some(me) = rest.get(1) {
+                let here = Counter::options().node(me).remote(1u64);
+                check(
+                    wray::get(&here.value()).map_err(e)? == 1,
+                    "an actor pinned here",
+                )?;
+            }
             println!("cluster: ok");
         }
         // `survive <n> <ms>`: n busy calls of ms each, spread over the
@@ -546,6 +561,26 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             let results = wray::get(&calls).map_err(e)?;
             check(results.iter().all(|&r| r == ms), "every result is right")?;
             println!("survive: {n} ok");
+        }
+        // A node alone runs what is pinned to it (`0`), and refuses what
+        // is pinned to another node.
+        "pinned_alone" => {
+            check(
+                wray::get(&add::options().node("0").remote(1, 2)).map_err(e)? == 3,
+                "a call pinned to this node",
+            )?;
+            let far = wray::get(&add::options().node("7").remote(1, 1));
+            check(
+                far.is_err_and(|err| err.to_string().contains("in no cluster")),
+                "a call pinned to another node is refused",
+            )?;
+            let actor = Counter::options().node("7").remote(1u64);
+            check(
+                wray::get(&actor.value())
+                    .is_err_and(|err| err.to_string().contains("in no cluster")),
+                "an actor pinned to another node is refused",
+            )?;
+            println!("pinned alone: ok");
         }
         "fail" => return Err("the driver gives up".into()),
         "panic" => panic!("the driver panics"),
