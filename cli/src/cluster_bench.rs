@@ -7,10 +7,10 @@
 //! against what the surviving nodes report.
 
 use crate::client::Client;
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -38,14 +38,9 @@ struct Node {
 
 /// The cluster under test.
 struct Cluster {
-    etcd_url: String,
+    etcd: crate::etcd::Etcd,
     nodes: Vec<Node>,
-    _etcd: Proc,
     _etcd_dir: tempfile::TempDir,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Polls `cond` every 10 ms until it holds; fails past `limit`.
@@ -63,30 +58,10 @@ fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> anyhow:
 impl Cluster {
     fn start(n: usize, num_cpus: Option<usize>) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
-        let (client, peer) = (free_port()?, free_port()?);
-        let url = format!("http://127.0.0.1:{client}");
-        let etcd = Command::new("etcd")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start etcd (install Debian's etcd-server: `make setup` does)")?;
-        let etcd = Proc(etcd);
-        until("etcd answers", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
-        })?;
+        let etcd = crate::etcd::Etcd::start(IpAddr::from([127, 0, 0, 1]), 0, dir.path(), None)?;
         let mut cluster = Cluster {
-            etcd_url: url,
+            etcd,
             nodes: Vec::new(),
-            _etcd: etcd,
             _etcd_dir: dir,
         };
         for _ in 0..n {
@@ -105,7 +80,7 @@ impl Cluster {
     fn start_node(&self, num_cpus: Option<usize>) -> anyhow::Result<Node> {
         let state = tempfile::tempdir()?;
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["start", "--port", "0", "--etcd", &self.etcd_url])
+        cmd.args(["start", "--port", "0", "--etcd", &self.etcd.url])
             .args(["--lease-ttl", &LEASE_TTL.to_string()])
             .env("WRAY_STATE_DIR", state.path())
             .stdout(Stdio::null())
@@ -282,7 +257,7 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
     // Warm every node's module cache.
     job(&cluster.nodes[0], module, &["cluster_spread", "64"])?;
     if want("tasks") || want("etcd") {
-        let writes_before = etcd_writes(&cluster.etcd_url)?;
+        let writes_before = etcd_writes(&cluster.etcd.url)?;
         let t = median(runs, || {
             printed(
                 &job(&cluster.nodes[0], module, &["cluster_tasks", tasks])?,
@@ -308,7 +283,7 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
             "tasks/s",
             "no-op tasks from one driver, spread over every node",
         ));
-        let writes = etcd_writes(&cluster.etcd_url)? - writes_before;
+        let writes = etcd_writes(&cluster.etcd.url)? - writes_before;
         figures.push((
             "etcd_writes_per_task",
             writes / (ops * 2.0 * runs as f64),

@@ -8,6 +8,7 @@ mod bench;
 mod call;
 mod client;
 mod cluster_bench;
+mod etcd;
 mod inspect;
 mod manifest;
 mod node;

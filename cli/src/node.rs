@@ -38,19 +38,27 @@ pub struct StartArgs {
     /// repeatable, or comma-separated, for several etcd members).
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     etcd: Vec<String>,
+    /// Start a cluster to try: run a one-member etcd too (its data in the
+    /// state directory), and join it. Other nodes join with `--etcd` and
+    /// the URL this prints. For a trial: that etcd has no authentication.
+    #[arg(long, conflicts_with = "etcd")]
+    head: bool,
+    /// With --head: the port of its etcd (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 2379, requires = "head")]
+    etcd_port: u16,
     /// With --etcd: seconds without renewing its lease after which the
     /// cluster counts this node dead (it then stops itself).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "etcd")]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     lease_ttl: u64,
     /// With --etcd: the port other nodes call this one at, on --host (0:
     /// any free port).
-    #[arg(long, value_name = "PORT", default_value_t = 0, requires = "etcd")]
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
     rpc_port: u16,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
 
-pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
     if args.detach {
         return detach();
     }
@@ -64,6 +72,27 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    // A trial cluster's etcd: this node's child, stopped with it.
+    let _etcd = if args.head {
+        let data = dir.join("etcd");
+        let etcd = crate::etcd::Etcd::start(
+            args.host,
+            args.etcd_port,
+            &data,
+            Some(&dir.join("etcd.log")),
+        )?;
+        eprintln!(
+            "etcd started for this cluster at {} (data in {}); other nodes join with `wray start \
+             --etcd {}`",
+            etcd.url,
+            data.display(),
+            etcd.url
+        );
+        args.etcd = vec![etcd.url.clone()];
+        Some(etcd)
+    } else {
+        None
+    };
     let logs = Arc::new(
         LogStore::new(Arc::new(NullSink))
             .with_total_limit(usize::try_from(args.log_memory).unwrap_or(usize::MAX)),

@@ -400,3 +400,45 @@ fn a_node_alone_runs_what_is_pinned_to_it_and_refuses_other_nodes() {
     let (rt, m) = common::testkit();
     common::scenario(&rt, &m, &["pinned_alone"]);
 }
+
+#[test]
+fn a_head_started_with_its_own_etcd_takes_other_nodes_in() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["start", "--head", "--etcd-port", "0", "--port", "0"])
+        .args(["--lease-ttl", &LEASE_TTL.to_string()])
+        .env("WRAY_STATE_DIR", state.path())
+        .env("WRAY_CACHE_DIR", common::cache_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let head = Proc(child);
+    let (mut url, mut addr, mut joined) = (None, None, false);
+    let mut line = String::new();
+    while !joined {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the head ended: {line}"
+        );
+        if let Some(rest) = line.split("join with `wray start --etcd ").nth(1) {
+            url = rest.split('`').next().map(str::to_string);
+        }
+        if let Some(u) = line.trim().strip_prefix("dashboard and API: http://") {
+            addr = Some(u.parse::<SocketAddr>().unwrap());
+        }
+        joined = line.starts_with("joined the cluster at ");
+    }
+    let (url, addr) = (url.expect("it printed etcd's URL"), addr.unwrap());
+    let other = start_node(&url, LEASE_TTL);
+    common::eventually("the head lists both nodes", || listed(addr).len() == 2);
+    assert_eq!(listed(other.addr).len(), 2);
+    // Its etcd stops with it.
+    drop(head);
+    let etcd_addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    common::eventually("the head's etcd stops", || {
+        std::net::TcpStream::connect(etcd_addr).is_err()
+    });
+}
