@@ -227,11 +227,18 @@ fn one_node_is_head_and_a_standby_takes_over_when_it_dies() {
     });
     let old = elected.unwrap();
     let at = nodes.iter().position(|n| n.id == old).unwrap();
+    // Only the head is ready as the head (a readiness probe's answer).
+    for n in &nodes {
+        let r = get(n.addr, "/api/v0/head");
+        let want = if n.id == old { 200 } else { 503 };
+        assert_eq!(r.status, want, "{} {}", n.id, r.body);
+    }
     drop(nodes.remove(at));
     let standby = &nodes[0];
     common::eventually("the standby takes over", || {
         head(standby.addr).0.as_deref() == Some(standby.id.as_str())
     });
+    assert_eq!(get(standby.addr, "/api/v0/head").status, 200);
 }
 
 /// The other nodes `via` places calls on, and its calls and loans out.

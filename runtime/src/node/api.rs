@@ -615,6 +615,26 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
     }
 }
 
+/// `GET /api/v0/head`: 200 with this node's entry while it is its
+/// cluster's head (a node alone always is), 503 otherwise: a readiness
+/// probe that routes the head's traffic to whichever node leads.
+pub(crate) async fn head(State(st): St) -> Response {
+    let Some(m) = &st.membership else {
+        return ok(node_entry(&st));
+    };
+    match m.head().await {
+        Ok(Some(h)) if h == st.node_id => ok(node_entry(&st)),
+        Ok(h) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            match h {
+                Some(h) => format!("node {h} is the head, not this one ({})", st.node_id),
+                None => "no node is the head now".to_string(),
+            },
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
 /// `GET /api/v0/nodes`: this node, or every live node of its cluster.
 pub(crate) async fn nodes(State(st): St) -> Response {
     let Some(m) = &st.membership else {

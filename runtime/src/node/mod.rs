@@ -289,6 +289,7 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v0/actors/{id}/kill", post(api::kill_actor))
         .route("/api/v0/objects", get(api::objects))
         .route("/api/v0/nodes", get(api::nodes))
+        .route("/api/v0/head", get(api::head))
         .route("/api/v0/status", get(api::status))
         .route("/api/v0/logs", get(api::logs))
         .route("/api/v0/config", get(api::config))
