@@ -460,6 +460,22 @@ pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
         "jobs:          {}",
         states(JobStatus::ALL.map(|s| (s.as_str(), v.jobs.get(s))))
     );
+    if let Some(cl) = &v.cluster {
+        let nodes: Vec<NodeEntry> = c.get("/api/v0/nodes")?;
+        let head = nodes.iter().find(|n| n.is_head).map(|n| n.node_id.as_str());
+        println!(
+            "cluster:       {} nodes, head {}; {} calls out on {}, {} objects lent",
+            nodes.len(),
+            head.map_or("none".into(), |h| Value::from(h).to_string()),
+            cl.calls_out,
+            if cl.peers.is_empty() {
+                "no other node".to_string()
+            } else {
+                cl.peers.join(", ")
+            },
+            cl.lent
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -298,6 +298,14 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
     let (here, there) = (ran(a.addr, "double").len(), ran(b.addr, "double").len());
     assert_eq!(here, 12, "the driver's node records every call it placed");
     assert_eq!(there, 6, "half of them ran on the other node");
+    // `wray status` shows the cluster.
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["status", "--address", &a.addr.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cluster:       2 nodes, head"), "{text}");
+    assert!(text.contains(&format!("on {}", b.id)), "{text}");
     // Nothing is left in flight or lent, on either node.
     for n in [a, b] {
         common::eventually("calls and loans end", || {
