@@ -143,21 +143,30 @@ fn head(c: &Client) -> Option<String> {
 /// Runs the bench guest's driver with `args` as a job on `node`; what it
 /// printed, once it succeeded.
 fn job(node: &Node, module: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let id = submit(node, module, args)?;
+    finished(node, &id)
+}
+
+/// Starts the bench guest's driver with `args` as a job on `node`.
+fn submit(node: &Node, module: &Path, args: &[&str]) -> anyhow::Result<String> {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let id = crate::state::submit(&node.client, module, None, &[], &args)?;
+    crate::state::submit(&node.client, module, None, &[], &args)
+}
+
+/// What job `id` on `node` printed, once it succeeded.
+fn finished(node: &Node, id: &str) -> anyhow::Result<String> {
+    let logs = || -> anyhow::Result<String> {
+        let l: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
+        Ok(l["logs"].as_str().unwrap_or_default().to_string())
+    };
     loop {
         let j: Value = node.client.get(&format!("/api/jobs/{id}"))?;
         match j["status"].as_str() {
             Some("PENDING" | "RUNNING") => std::thread::sleep(Duration::from_millis(5)),
-            Some("SUCCEEDED") => break,
-            other => {
-                let logs: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
-                bail!("the bench job {args:?} ended {other:?}: {}", logs["logs"]);
-            }
+            Some("SUCCEEDED") => return logs(),
+            other => bail!("the bench job {id} ended {other:?}: {}", logs()?),
         }
     }
-    let logs: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
-    Ok(logs["logs"].as_str().unwrap_or_default().to_string())
 }
 
 /// The microseconds a job printed as `<figure>_us=`, in seconds.
@@ -338,24 +347,14 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
             )
         })?;
         let lossy = {
-            let args: Vec<String> = ["spread_job", job_tasks, job_ms]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            let id = crate::state::submit(&cluster.nodes[0].client, module, None, &[], &args)?;
+            let id = submit(
+                &cluster.nodes[0],
+                module,
+                &["spread_job", job_tasks, job_ms],
+            )?;
             std::thread::sleep(Duration::from_secs_f64(base / 4.0));
             drop(cluster.nodes.pop());
-            let node = &cluster.nodes[0];
-            loop {
-                let j: Value = node.client.get(&format!("/api/jobs/{id}"))?;
-                match j["status"].as_str() {
-                    Some("PENDING" | "RUNNING") => std::thread::sleep(Duration::from_millis(5)),
-                    Some("SUCCEEDED") => break,
-                    other => bail!("the job that lost a node ended {other:?}"),
-                }
-            }
-            let logs: Value = node.client.get(&format!("/api/jobs/{id}/logs"))?;
-            printed(logs["logs"].as_str().unwrap_or_default(), "job")?
+            printed(&finished(&cluster.nodes[0], &id)?, "job")?
         };
         figures.push((
             "job_with_node_loss_extra_s",

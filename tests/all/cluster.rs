@@ -78,6 +78,8 @@ struct ClusterNode {
     addr: SocketAddr,
     id: String,
     stderr: BufReader<std::process::ChildStderr>,
+    /// What it printed until it joined.
+    said: Vec<String>,
     _state: tempfile::TempDir,
 }
 
@@ -87,9 +89,16 @@ fn start_node(etcd: &str, ttl: u64) -> ClusterNode {
 
 /// A node whose calls to other nodes carry `token` (none if empty).
 fn start_node_with(etcd: &str, ttl: u64, token: &str) -> ClusterNode {
+    spawn_node(&["--etcd", etcd], ttl, token)
+}
+
+/// `wray start` with `args` (how it joins a cluster), a state directory of
+/// its own and one CPU slot, once it joined.
+fn spawn_node(args: &[&str], ttl: u64, token: &str) -> ClusterNode {
     let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
-        .args(["start", "--port", "0", "--num-cpus", "1", "--etcd", etcd])
+        .args(["start", "--port", "0", "--num-cpus", "1"])
+        .args(args)
         .args(["--lease-ttl", &ttl.to_string()])
         .env("WRAY_CLUSTER_TOKEN", token)
         .env("WRAY_STATE_DIR", state.path())
@@ -99,7 +108,7 @@ fn start_node_with(etcd: &str, ttl: u64, token: &str) -> ClusterNode {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut addr, mut id) = (None, None);
+    let (mut addr, mut id, mut said) = (None, None, Vec::new());
     let mut line = String::new();
     while id.is_none() {
         line.clear();
@@ -113,12 +122,14 @@ fn start_node_with(etcd: &str, ttl: u64, token: &str) -> ClusterNode {
         if let Some(rest) = line.trim().strip_prefix("joined the cluster at ") {
             id = rest.split(" as node ").nth(1).map(str::to_string);
         }
+        said.push(line.clone());
     }
     ClusterNode {
         proc: Proc(child),
         addr: addr.expect("the node printed its address"),
         id: id.unwrap(),
         stderr,
+        said,
         _state: state,
     }
 }
@@ -418,35 +429,15 @@ fn a_node_alone_runs_what_is_pinned_to_it_and_refuses_other_nodes() {
 
 #[test]
 fn a_head_started_with_its_own_etcd_takes_other_nodes_in() {
-    let state = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
-        .args(["start", "--head", "--etcd-port", "0", "--port", "0"])
-        .args(["--lease-ttl", &LEASE_TTL.to_string()])
-        .env("WRAY_STATE_DIR", state.path())
-        .env("WRAY_CACHE_DIR", common::cache_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let head = Proc(child);
-    let (mut url, mut addr, mut joined) = (None, None, false);
-    let mut line = String::new();
-    while !joined {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the head ended: {line}"
-        );
-        if let Some(rest) = line.split("join with `wray start --etcd ").nth(1) {
-            url = rest.split('`').next().map(str::to_string);
-        }
-        if let Some(u) = line.trim().strip_prefix("dashboard and API: http://") {
-            addr = Some(u.parse::<SocketAddr>().unwrap());
-        }
-        joined = line.starts_with("joined the cluster at ");
-    }
-    let (url, addr) = (url.expect("it printed etcd's URL"), addr.unwrap());
+    let head = spawn_node(&["--head", "--etcd-port", "0"], LEASE_TTL, "");
+    let url = head
+        .said
+        .iter()
+        .find_map(|l| l.split("join with `wray start --etcd ").nth(1))
+        .and_then(|rest| rest.split('`').next())
+        .expect("it printed etcd's URL")
+        .to_string();
+    let addr = head.addr;
     let other = start_node(&url, LEASE_TTL);
     common::eventually("the head lists both nodes", || listed(addr).len() == 2);
     assert_eq!(listed(other.addr).len(), 2);
