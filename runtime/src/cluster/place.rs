@@ -185,11 +185,13 @@ impl Drop for Cluster {
     }
 }
 
-/// Reads the live nodes every [`REFRESH`], while the cluster side lives.
+/// Reads the live nodes every [`REFRESH`] (and drops results parked too
+/// long), while the cluster side lives.
 async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
     loop {
         if let Ok(members) = membership.members().await {
             let Some(c) = cluster.upgrade() else { return };
+            c.shared.lent.sweep();
             let members = members
                 .into_iter()
                 .filter_map(|(id, record)| Some((id, serde_json::from_slice(&record).ok()?)))

@@ -101,18 +101,27 @@ impl Lent {
         }
     }
 
-    /// Keeps a result for one pull; drops the expired ones.
-    pub fn park(&self, blob: &Arc<Blob>) -> [u8; 32] {
+    /// Drops the parked results nobody pulled in time.
+    pub fn sweep(&self) {
         let now = Instant::now();
+        self.lock()
+            .retain(|_, l| l.holds > 0 || l.expires.is_none_or(|e| e > now));
+    }
+
+    /// Keeps a result for one pull (see [`sweep`](Self::sweep)).
+    pub fn park(&self, blob: &Arc<Blob>) -> [u8; 32] {
+        self.park_until(blob, Instant::now() + PARKED_FOR)
+    }
+
+    fn park_until(&self, blob: &Arc<Blob>, until: Instant) -> [u8; 32] {
         let mut map = self.lock();
-        map.retain(|_, l| l.holds > 0 || l.expires.is_none_or(|e| e > now));
         let digest = blob.digest().0;
         let loan = map.entry(digest).or_insert_with(|| Loan {
             blob: blob.clone(),
             holds: 0,
             expires: None,
         });
-        loan.expires = Some(now + PARKED_FOR);
+        loan.expires = Some(until);
         digest
     }
 
@@ -629,5 +638,14 @@ mod tests {
         assert!(lent.take(&da, false).is_some(), "still lent");
         lent.unlend(&[da]);
         assert_eq!(lent.len(), 0);
+        // A result nobody pulled in time is swept; one still lent stays.
+        let past = Instant::now() - Duration::from_secs(1);
+        lent.park_until(&b, past);
+        let da = lent.lend(&a);
+        lent.park_until(&a, past);
+        lent.sweep();
+        assert!(lent.take(&db, false).is_none(), "expired");
+        assert!(lent.take(&da, false).is_some(), "still lent");
+        lent.unlend(&[da]);
     }
 }
