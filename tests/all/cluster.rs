@@ -448,3 +448,37 @@ fn a_head_started_with_its_own_etcd_takes_other_nodes_in() {
         std::net::TcpStream::connect(etcd_addr).is_err()
     });
 }
+
+#[test]
+fn a_call_of_a_linked_module_runs_on_another_node() {
+    let etcd = etcd();
+    let nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let c_math = format!("c_math={}", common::guest("c_math").display());
+    let testkit = common::guest("testkit").display().to_string();
+    let address = format!("http://{}", a.addr);
+    let out = common::wray(&[
+        "job",
+        "submit",
+        "--address",
+        &address,
+        "--follow",
+        "--module",
+        &c_math,
+        &testkit,
+        "--",
+        "cluster_cross",
+        &b.id,
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("cluster cross: ok"), "{stdout}");
+    assert_eq!(
+        ran(b.addr, "add"),
+        vec!["FINISHED"],
+        "the C module's add ran there"
+    );
+}

@@ -785,6 +785,8 @@ async fn execute_there(
         memory_limit: Some(policy.memory_limit),
         allow_recompute: Some(policy.allow_recompute),
         memo: Some(false),
+        // The module travels by digest: the callee is resolved already.
+        module: None,
         ..task.sub.options.clone()
     };
     let call = Forward {

@@ -562,6 +562,21 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(results.iter().all(|&r| r == ms), "every result is right")?;
             println!("survive: {n} ok");
         }
+        // A call of a linked C module pinned to another node:
+        // `cluster_cross <node id>` (link `c_math`).
+        "cluster_cross" => {
+            let other = rest.first().ok_or("usage: cluster_cross <node id>")?;
+            let sum = wray::cross::function::<wray::Cbor<i64>>("c_math", "add")
+                .node(other)
+                .arg(2i64)
+                .arg(40i64)
+                .remote();
+            check(
+                wray::get(&sum).map_err(e)? == 42,
+                "a linked module's call there",
+            )?;
+            println!("cluster cross: ok");
+        }
         // A node alone runs what is pinned to it (`0`), and refuses what
         // is pinned to another node.
         "pinned_alone" => {
