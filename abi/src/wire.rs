@@ -185,6 +185,11 @@ pub struct Options {
     /// Spread calls over the cluster's nodes in turn rather than keeping
     /// them local while the local node has room (Ray's `SPREAD`).
     pub spread: Option<bool>,
+    /// Custom resources the call needs while it runs (an actor: while it
+    /// lives), by name, in thousandths of a unit (`("gpu", 1000)` is one
+    /// GPU): it runs only on a node that has them, once they are free
+    /// there (Ray's `resources`). Empty: none.
+    pub resources: Vec<(String, u64)>,
 }
 
 /// Option keys of the spec format.
@@ -201,6 +206,7 @@ mod key {
     pub const MEMO: u16 = 10;
     pub const NODE: u16 = 11;
     pub const SPREAD: u16 = 12;
+    pub const RESOURCES: u16 = 13;
 }
 
 impl Options {
@@ -263,6 +269,15 @@ impl Options {
         if let Some(v) = self.spread {
             entries.push((key::SPREAD, alloc::vec![v as u8]));
         }
+        if !self.resources.is_empty() {
+            let mut v = Vec::new();
+            v.put_u32(self.resources.len() as u32);
+            for (name, amount) in &self.resources {
+                v.put_blob(name.as_bytes());
+                v.extend_from_slice(&amount.to_le_bytes());
+            }
+            entries.push((key::RESOURCES, v));
+        }
         out.put_u32(entries.len() as u32);
         for (k, v) in entries {
             out.put_u16(k);
@@ -322,6 +337,20 @@ impl Options {
                 }
                 key::MAX_RESTARTS => o.max_restarts = Some(i32v()?),
                 key::MAX_TASK_RETRIES => o.max_task_retries = Some(i32v()?),
+                key::RESOURCES => {
+                    let mut r = Reader { buf: v, pos: 0 };
+                    let n = r.u32("resource count")?;
+                    for _ in 0..n {
+                        let name = r.blob("resource name")?;
+                        let name = core::str::from_utf8(name)
+                            .map_err(|_| bad("a resource name is not UTF-8"))?;
+                        let amount = u64::from_le_bytes(r.array("resource amount")?);
+                        o.resources.push((String::from(name), amount));
+                    }
+                    if r.pos != v.len() {
+                        return Err(bad("bytes after the resources"));
+                    }
+                }
                 _ => return Err(bad("unknown option key")),
             }
         }
@@ -821,6 +850,7 @@ mod tests {
                 memo: Some(false),
                 node: Some("3".into()),
                 spread: Some(true),
+                resources: vec![("gpu".into(), 500), ("disk".into(), 2000)],
             },
             args: vec![Arg::Value {
                 bytes: b"xyz",
@@ -859,10 +889,14 @@ mod tests {
             node: Some("2".into()),
             spread: Some(false),
             max_retries: Some(1),
+            resources: vec![("gpu".into(), 1000)],
             ..Options::default()
         };
         let bytes = o.to_bytes();
         assert_eq!(Options::from_bytes(&bytes).unwrap(), o);
+        for cut in 0..bytes.len() {
+            assert!(Options::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(Options::from_bytes(&longer).is_err());

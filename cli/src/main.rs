@@ -147,6 +147,18 @@ pub struct RuntimeArgs {
     /// 256MiB); the least recently used go first.
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     memo_size: Option<u64>,
+    /// Custom resources this node has, as JSON: `'{"gpu": 1}'` (Ray's
+    /// `--resources`). Calls and actors that ask for them
+    /// (`.resource("gpu", 1.0)`) run only where and while they are free.
+    #[arg(long, value_name = "JSON", value_parser = parse_resources)]
+    resources: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// `--resources`: a JSON object of names to amounts.
+fn parse_resources(s: &str) -> Result<std::collections::BTreeMap<String, f64>, String> {
+    serde_json::from_str(s).map_err(|e| {
+        format!("expected a JSON object of names to amounts, like '{{\"gpu\": 1}}': {e}")
+    })
 }
 
 impl RuntimeArgs {
@@ -194,6 +206,9 @@ impl RuntimeArgs {
         }
         if let Some(n) = self.memo_size {
             b = b.memo_size(n);
+        }
+        if let Some(r) = &self.resources {
+            b = b.resources(r.clone());
         }
         b
     }

@@ -352,6 +352,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     }),
                     ("cpus", |n| n.cpus.cell()),
                     ("memory_bytes", |n| n.memory_bytes.cell()),
+                    ("resources", |n| {
+                        let r: Vec<String> = n
+                            .resources
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect();
+                        r.join(",")
+                    }),
                 ],
             );
             (v.len(), None)
@@ -460,6 +468,14 @@ pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
         "jobs:          {}",
         states(JobStatus::ALL.map(|s| (s.as_str(), v.jobs.get(s))))
     );
+    if !v.resources.is_empty() {
+        let r: Vec<String> = v
+            .resources
+            .iter()
+            .map(|(name, u)| format!("{name} {} of {} free", u.available, u.total))
+            .collect();
+        println!("resources:     {}", r.join(", "));
+    }
     if let Some(cl) = &v.cluster {
         let nodes: Vec<NodeEntry> = c.get("/api/v0/nodes")?;
         let head = nodes.iter().find(|n| n.is_head).map(|n| n.node_id.as_str());

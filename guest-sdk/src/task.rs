@@ -86,6 +86,26 @@ pub trait RemoteOptions: Sized {
         self.options_mut().spread = Some(true);
         self
     }
+
+    /// Needs `amount` of the custom resource `name` while it runs (an
+    /// actor: while it lives), as Ray's `resources={"gpu": 1}`: it runs
+    /// only on a node started with that resource (`wray start --resources
+    /// '{"gpu": 1}'`), once that much of it is free there. Amounts count
+    /// in thousandths; a call asking for more than any node has fails.
+    /// Called again for the same name, the last amount counts.
+    fn resource(mut self, name: &str, amount: f64) -> Self {
+        // Rounded to thousandths; not a positive finite number: 0, which
+        // the host refuses with a clear error.
+        let milli = if amount.is_finite() && amount > 0.0 {
+            (amount * 1000.0).round() as u64
+        } else {
+            0
+        };
+        let resources = &mut self.options_mut().resources;
+        resources.retain(|(n, _)| n != name);
+        resources.push((name.into(), milli));
+        self
+    }
 }
 
 /// One argument of a remote call, ready to send.

@@ -1,5 +1,6 @@
 //! Runtime configuration, set through [`Builder`](crate::Builder).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +58,9 @@ pub(crate) struct Config {
     /// Bytes of results the memo table keeps (on disk; in memory, at most
     /// a quarter of the object store's memory too).
     pub memo_size: u64,
+    /// Custom resources this node has, in thousandths by name
+    /// (`exec::resources`).
+    pub resources: BTreeMap<String, u64>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             memo: true,
             memo_dir: None,
             memo_size: 256 << 20,
+            resources: BTreeMap::new(),
         }
     }
 }

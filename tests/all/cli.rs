@@ -228,3 +228,30 @@ fn bench_quick_prints_a_table_and_json() {
         "every row's two runs: {stdout}"
     );
 }
+
+#[test]
+fn custom_resources_limit_what_runs_at_once_and_bad_ones_are_refused() {
+    let kit = guest("testkit");
+    let kit = kit.to_str().unwrap();
+    let out = wray(&[
+        "run",
+        "--resources",
+        r#"{"gpu": 1}"#,
+        kit,
+        "--",
+        "resources",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("resources: ok"), "{stdout}");
+    for (bad, why) in [
+        ("gpu=1", "expected a JSON object of names to amounts"),
+        (r#"{"gpu": -1}"#, "is not an amount between 0 and"),
+        (r#"{"CPU": 4}"#, "`CPU` is not a custom resource"),
+    ] {
+        let out = wray(&["run", "--resources", bad, kit, "--", "hello"]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{bad} was taken");
+        assert!(stderr.contains(why), "{bad}: {stderr}");
+    }
+}

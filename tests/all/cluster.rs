@@ -92,6 +92,11 @@ fn start_node_with(etcd: &str, ttl: u64, token: &str) -> ClusterNode {
     spawn_node(&["--etcd", etcd], ttl, token)
 }
 
+/// A node whose record says it has custom `resources` (JSON).
+fn start_node_having(etcd: &str, ttl: u64, resources: &str) -> ClusterNode {
+    spawn_node(&["--etcd", etcd, "--resources", resources], ttl, "")
+}
+
 /// `wray start` with `args` (how it joins a cluster), a state directory of
 /// its own and one CPU slot, once it joined.
 fn spawn_node(args: &[&str], ttl: u64, token: &str) -> ClusterNode {
@@ -481,4 +486,40 @@ fn a_call_of_a_linked_module_runs_on_another_node() {
         vec!["FINISHED"],
         "the C module's add ran there"
     );
+}
+
+#[test]
+fn calls_needing_a_resource_run_on_the_node_that_has_it() {
+    let etcd = etcd();
+    let a = start_node(&etcd.url, LEASE_TTL);
+    let b = start_node_having(&etcd.url, LEASE_TTL, r#"{"gpu": 2}"#);
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["cluster_resources"]);
+    let done = node::wait_job_end(a.addr, &job);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    assert!(
+        logs["logs"]
+            .as_str()
+            .unwrap()
+            .contains("cluster resources: ok"),
+        "{logs}"
+    );
+    assert_eq!(
+        ran(b.addr, "add"),
+        vec!["FINISHED"; 4],
+        "every GPU call ran on b"
+    );
+    // b lists its GPUs, free again; `wray list nodes` shows them.
+    let status = get(b.addr, "/api/v0/status").json();
+    assert_eq!(status["resources"]["gpu"]["total"], 2.0, "{status}");
+    common::eventually("b's GPUs are free again", || {
+        get(b.addr, "/api/v0/status").json()["resources"]["gpu"]["available"] == 2.0
+    });
+    let out = common::wray(&["list", "nodes", "--address", &a.addr.to_string()]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("gpu=2"), "{stdout}");
 }

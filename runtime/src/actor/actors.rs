@@ -22,10 +22,16 @@ use wray_abi::{ActorId, ErrorKind, ObjectId, export};
 /// Creates an actor; returns its id at once. A name already taken, or a
 /// module without the actor type, gives an actor that is dead from the
 /// start (its calls fail saying why).
-/// Why an actor cannot be made where its `node` option says: that node
-/// is not this one (actors stay on the node that creates them, for now;
-/// `spread` does not move them).
+/// Why an actor cannot be made where its options say: its `node` is not
+/// this one, or this node has not the resources it asks for (actors stay
+/// on the node that creates them, for now; `spread` does not move them).
 fn elsewhere(rt: &Actors, options: &wray_abi::wire::Options) -> Option<String> {
+    if let Err(why) = rt.env.resources.check(&options.resources) {
+        return Some(format!(
+            "{why} (actors run on the node that creates them; placing one on another node is \
+             not supported yet)"
+        ));
+    }
     options.node.as_ref()?;
     let pinned = wray_abi::wire::Options {
         node: options.node.clone(),
@@ -131,6 +137,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
             .timeout_ms
             .map(std::time::Duration::from_millis)
             .or(rt.env.config.task_timeout),
+        resources: options.resources.clone(),
         mailbox: tx,
         mutable: Mutex::new(Mutable {
             life: Life::Starting,

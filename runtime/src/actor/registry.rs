@@ -76,6 +76,8 @@ pub(crate) struct Actor {
     pub(super) memory_limit: u64,
     /// Wall-clock limit of each call (its own, or the runtime's default).
     pub(super) call_timeout: Option<std::time::Duration>,
+    /// Custom resources each of its instances holds while it lives.
+    pub(super) resources: Vec<(String, u64)>,
     pub(super) mailbox: mpsc::UnboundedSender<MethodCall>,
     pub(super) mutable: Mutex<Mutable>,
     /// Calls completed, for statistics.

@@ -25,6 +25,7 @@ use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{call_export, finish_call};
 use crate::exec::module::Method;
 use crate::exec::request::Submission;
+use crate::exec::resources::Held;
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, CancelToken, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, TaskArg};
@@ -112,6 +113,8 @@ pub(super) fn die<L>(
 /// A live instance of the actor.
 struct Incarnation {
     store: Store<InstanceState>,
+    /// The custom resources it holds while it lives.
+    resources: Option<Held>,
 }
 
 impl Incarnation {
@@ -120,6 +123,7 @@ impl Incarnation {
     /// waits for its death finds them back; its memory goes when it is
     /// dropped.
     fn retire(&mut self) {
+        self.resources = None;
         self.store.data_mut().retire();
     }
 }
@@ -452,7 +456,11 @@ async fn construct(
         .actor_code(&rt.env.engines, &rt.env.modules)
         .map_err(worker_failure)?;
     let cancel = a.lock().cancel.clone();
-    // An actor slot, then a CPU slot, then the instance.
+    // Its resources, an actor slot, then a CPU slot, then the instance.
+    let resources = match a.resources.is_empty() {
+        true => None,
+        false => Some(rt.env.resources.acquire(&a.resources).await),
+    };
     let actor_slot = rt
         .slots
         .clone()
@@ -503,7 +511,7 @@ async fn construct(
     let result = call_export(&mut store, code, &export).await;
     finish_call(&mut store, result, &label)?;
     store.data_mut().slot = None;
-    Ok(Incarnation { store })
+    Ok(Incarnation { store, resources })
 }
 
 enum CallOutcome {

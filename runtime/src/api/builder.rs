@@ -15,6 +15,7 @@ use crate::objects::spill_dir::SpillDir;
 use crate::objects::store::{ObjectStore, StoreLimits};
 use crate::output::{OutputSink, TerminalSink};
 use crate::task::table::{TaskTable, Tasks};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -26,6 +27,7 @@ impl Runtime {
         Builder {
             config: Config::default(),
             sink: Arc::new(TerminalSink),
+            resources: BTreeMap::new(),
         }
     }
 }
@@ -40,6 +42,8 @@ impl Runtime {
 pub struct Builder {
     config: Config,
     sink: Arc<dyn OutputSink>,
+    /// Custom resources, in units as given (checked by `build`).
+    resources: BTreeMap<String, f64>,
 }
 
 impl Builder {
@@ -140,6 +144,16 @@ impl Builder {
         self
     }
 
+    /// Custom resources this node has, by name, in units (Ray's
+    /// `resources={"gpu": 1}`; fractions to a thousandth): calls and actors
+    /// that ask for them (`.resource("gpu", 1.0)`) run here only while
+    /// that much is free, and fail if it never could be. `CPU` and
+    /// `memory` are not custom resources.
+    pub fn resources(mut self, units: impl IntoIterator<Item = (String, f64)>) -> Self {
+        self.resources = units.into_iter().collect();
+        self
+    }
+
     /// How many task and actor-call records the state API keeps (default
     /// 100,000); the oldest go first.
     pub fn history(mut self, records: usize) -> Self {
@@ -199,7 +213,9 @@ impl Builder {
 
     /// Builds the runtime.
     pub fn build(self) -> Result<Runtime> {
-        let config = self.config;
+        let mut config = self.config;
+        config.resources =
+            crate::exec::resources::from_units(self.resources).map_err(Error::Config)?;
         if config.num_cpus == 0 {
             return Err(Error::Config("num_cpus must be at least 1".into()));
         }

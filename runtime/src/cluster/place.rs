@@ -15,8 +15,10 @@ use super::Membership;
 use super::rpc::{Loans, Service, Shared};
 use crate::actor::registry::Actors;
 use crate::exec::remote::{Forward, Forwarded, Peer, Place, Placement};
+use crate::exec::resources;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -41,6 +43,8 @@ struct Record {
     rpc_address: Option<String>,
     #[serde(default)]
     cpus: u64,
+    #[serde(default)]
+    resources: BTreeMap<String, f64>,
 }
 
 /// A cluster node's view of the others, in `GET /api/v0/status`.
@@ -156,6 +160,8 @@ impl Cluster {
                     id,
                     address,
                     cpus: record.cpus.max(1) as usize,
+                    // A node that says something unreadable has none.
+                    resources: resources::from_units(record.resources).unwrap_or_default(),
                     in_flight: AtomicUsize::new(0),
                     down_until: Mutex::new(None),
                     gone: AtomicBool::new(false),
@@ -207,11 +213,20 @@ async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
 impl Placement for Cluster {
     fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
         let peers = self.snapshot();
+        let request = &options.resources;
+        let here = &self.shared.actors.env.resources;
         if let Some(node) = &options.node {
             if *node == self.shared.id {
-                return Place::Here;
+                return match here.check(request) {
+                    Ok(()) => Place::Here,
+                    Err(why) => Place::Nowhere(why),
+                };
             }
             return match peers.iter().find(|p| p.id == *node) {
+                Some(p) if !p.fits(request) => Place::Nowhere(format!(
+                    "the call must run on node {node}, which has not the resources it needs ({})",
+                    describe(request)
+                )),
                 Some(p) if forwardable => Place::There(p.clone()),
                 Some(_) => Place::Nowhere(format!(
                     "the call must run on node {node}, but an argument holds references to \
@@ -221,6 +236,9 @@ impl Placement for Cluster {
                     "the call must run on node {node}, which is not in the cluster"
                 )),
             };
+        }
+        if !request.is_empty() {
+            return self.place_needing(request, &peers, options.spread == Some(true), forwardable);
         }
         if !forwardable || peers.is_empty() {
             return Place::Here;
@@ -252,11 +270,92 @@ impl Placement for Cluster {
     }
 }
 
+impl Cluster {
+    /// Places a call that needs custom resources: on a node that has
+    /// them (this one first while they are free here), else the least
+    /// loaded that has them; with `spread`, on those nodes in turn.
+    fn place_needing(
+        &self,
+        request: &[(String, u64)],
+        peers: &[Arc<RemoteNode>],
+        spread: bool,
+        forwardable: bool,
+    ) -> Place {
+        let here = &self.shared.actors.env.resources;
+        if let Err(why) = resources::check_request(request) {
+            return Place::Nowhere(why);
+        }
+        let here_fits = here.check(request).is_ok();
+        let now = Instant::now();
+        let able: Vec<&Arc<RemoteNode>> = match forwardable {
+            true => peers.iter().filter(|p| p.fits(request)).collect(),
+            false => Vec::new(),
+        };
+        if !here_fits && able.is_empty() {
+            let why = match forwardable || !peers.iter().any(|p| p.fits(request)) {
+                true => format!("no node of the cluster has {}", describe(request)),
+                false => format!(
+                    "only other nodes have {}, and an argument holds references to objects, \
+                     which cannot leave this node yet",
+                    describe(request)
+                ),
+            };
+            return Place::Nowhere(why);
+        }
+        // Nodes that could not be reached lately are tried only when no
+        // other has the resources (their failure is retried).
+        let up: Vec<&Arc<RemoteNode>> = match able.iter().any(|p| p.up(now)) {
+            true => able.into_iter().filter(|p| p.up(now)).collect(),
+            false => able,
+        };
+        if spread {
+            let n = up.len() + usize::from(here_fits);
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % n.max(1);
+            return match (here_fits, turn) {
+                (true, 0) => Place::Here,
+                (true, i) => Place::There(up[i - 1].clone()),
+                (false, i) => Place::There(up[i].clone()),
+            };
+        }
+        if here_fits && here.free_now(request) {
+            return Place::Here;
+        }
+        let best = up.into_iter().min_by(|a, b| a.load().total_cmp(&b.load()));
+        match best {
+            // Here has them, but not free: another node that has them
+            // gets the call if it is less loaded than this one.
+            Some(p) if here_fits => {
+                let cpus = self.shared.actors.env.config.num_cpus.max(1);
+                let (_, _, waiting) = self.shared.actors.env.slots.free();
+                let load = (cpus + waiting) as f64 / cpus as f64;
+                match p.load() < load {
+                    true => Place::There(p.clone()),
+                    false => Place::Here,
+                }
+            }
+            Some(p) => Place::There(p.clone()),
+            None => Place::Here,
+        }
+    }
+}
+
+/// A resource request for messages: "1 of resource `gpu` and 0.5 of
+/// resource `disk`".
+fn describe(request: &[(String, u64)]) -> String {
+    let parts: Vec<String> = request
+        .iter()
+        .map(|(name, amount)| format!("{} of resource `{name}`", resources::units(*amount)))
+        .collect();
+    parts.join(" and ")
+}
+
 /// Another live node.
 struct RemoteNode {
     id: String,
     address: String,
     cpus: usize,
+    /// Its custom resources, in thousandths.
+    resources: BTreeMap<String, u64>,
     /// Calls placed on it that have not ended.
     in_flight: AtomicUsize,
     /// Until when it gets no calls (it could not be reached).
@@ -271,6 +370,13 @@ impl RemoteNode {
     fn up(&self, now: Instant) -> bool {
         let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         !self.gone.load(Ordering::Relaxed) && down.is_none_or(|t| t <= now)
+    }
+
+    /// Whether it has `request` (not necessarily free now).
+    fn fits(&self, request: &[(String, u64)]) -> bool {
+        request
+            .iter()
+            .all(|(name, amount)| self.resources.get(name).is_some_and(|t| t >= amount))
     }
 
     /// Calls in flight per CPU.

@@ -19,6 +19,7 @@ use crate::exec::engine::Engines;
 use crate::exec::module::{Module, ModuleCache};
 use crate::exec::remote::{Place, Placement};
 use crate::exec::request::Submission;
+use crate::exec::resources::Resources;
 use crate::exec::slots::Slots;
 use crate::ids::IdGen;
 use crate::objects::store::ObjectStore;
@@ -48,6 +49,8 @@ pub(crate) struct Env {
     pub spawner: tokio::runtime::Handle,
     /// The modules each program calls by name.
     pub links: Links,
+    /// Custom resources, held by the calls and actors that ask for them.
+    pub resources: Resources,
     upcalls: OnceLock<Weak<dyn Upcalls>>,
     /// The cluster's placement, once this runtime's node joined one.
     placement: OnceLock<Weak<dyn Placement>>,
@@ -66,6 +69,7 @@ impl Env {
         spawner: tokio::runtime::Handle,
     ) -> Env {
         Env {
+            resources: Resources::new(&config.resources),
             ids: IdGen::new(config.node_id),
             events: Events::new(config.history),
             config,
@@ -117,7 +121,10 @@ impl Env {
                 "the call must run on node {node}, but this node ({}) is in no cluster",
                 self.config.node_id
             )),
-            _ => Place::Here,
+            _ => match self.resources.check(&options.resources) {
+                Ok(()) => Place::Here,
+                Err(why) => Place::Nowhere(why),
+            },
         }
     }
 

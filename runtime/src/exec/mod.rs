@@ -12,5 +12,6 @@ pub(crate) mod module;
 #[cfg_attr(not(feature = "node"), allow(dead_code))]
 pub(crate) mod remote;
 pub(crate) mod request;
+pub(crate) mod resources;
 pub(crate) mod slots;
 pub(crate) mod state;

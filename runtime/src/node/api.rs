@@ -8,12 +8,13 @@ use super::types::{
     ActorCounts, ActorEntry, ActorKilled, ActorList, ActorStatus, ApiError, Config, CpuUse,
     ErrorInfo, FunctionSummary, JobCounts, JobDeleted, JobDetail, JobLogs, JobRequest, JobStatus,
     JobStopped, JobSubmitted, LogList, LogUse, MemoryUse, ModuleUploaded, NodeEntry, ObjectEntry,
-    ObjectList, SlotUse, StateCounts, Status, StoreUse, TaskCounts, TaskEntry, TaskList,
-    TaskSummary, TraceArgs, TraceEvent, UploadUse,
+    ObjectList, ResourceUse, SlotUse, StateCounts, Status, StoreUse, TaskCounts, TaskEntry,
+    TaskList, TaskSummary, TraceArgs, TraceEvent, UploadUse,
 };
 use crate::actor::registry::{Actor, Actors, Life};
 use crate::api::stats::MemoCounts;
 use crate::events::{STATES, TaskRecord, TaskState};
+use crate::exec::resources::as_units;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -612,6 +613,13 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
         started_ms: st.env.events.started_unix_ms(),
         is_head: true,
         rpc_address: None,
+        resources: st
+            .env
+            .resources
+            .usage()
+            .into_iter()
+            .map(|(name, (total, _))| (name, as_units(total)))
+            .collect(),
     }
 }
 
@@ -711,6 +719,16 @@ pub(crate) async fn status(State(st): St) -> Response {
             bytes: st.logs.total_bytes() as u64,
         },
         cluster: st.cluster.as_ref().map(|c| c.usage()),
+        resources: s
+            .env
+            .resources
+            .usage()
+            .into_iter()
+            .map(|(name, (total, free))| {
+                let (total, available) = (as_units(total), as_units(free));
+                (name, ResourceUse { total, available })
+            })
+            .collect(),
     })
 }
 

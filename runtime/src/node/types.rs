@@ -9,6 +9,7 @@
 //! task ids as numbers.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub use crate::events::{STATES, TaskKind, TaskState};
 
@@ -486,6 +487,18 @@ pub struct NodeEntry {
     /// In a cluster, the address other nodes call it at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_address: Option<String>,
+    /// Its custom resources (`wray start --resources`), in units by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, f64>,
+}
+
+/// A custom resource in `GET /api/v0/status`, in units.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUse {
+    /// What the node has.
+    pub total: f64,
+    /// Free now (not held by a call or an actor).
+    pub available: f64,
 }
 
 /// CPU slots in `GET /api/v0/status`.
@@ -621,6 +634,9 @@ pub struct Status {
     /// In a cluster: this node's view of the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterUse>,
+    /// Custom resources by name: what the node has and what is free.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ResourceUse>,
 }
 
 pub use crate::cluster::place::ClusterUse;

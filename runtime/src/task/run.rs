@@ -38,6 +38,7 @@ use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
 use crate::exec::remote::{Forward, Peer, Place};
 use crate::exec::request::{Policy, Submission};
+use crate::exec::resources::Held;
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, InstanceState, Origin};
 use crate::objects::arg::{ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args};
@@ -194,7 +195,9 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
             }
         }
     }
-    if ready {
+    // A call that needs custom resources waits for them before its
+    // slots, in a future of its own (never holding slots while it waits).
+    if ready && task.sub.options.resources.is_empty() {
         let (need, depth) = (task.need(), task.sub.depth);
         task.handle.queue(Arc::downgrade(&task) as Weak<dyn Queued>);
         let rt2 = rt.clone();
@@ -448,6 +451,23 @@ fn conclude(rt: &Arc<Tasks>, task: &Arc<Task>, outcome: Result<Finished, ErrorRe
     }
 }
 
+/// The custom resources `task` needs (none, at once, for most tasks),
+/// once they are free; fails if the task is cancelled while it waits.
+async fn resources_for(rt: &Tasks, task: &Task) -> Result<Option<Held>, ErrorRecord> {
+    let request = &task.sub.options.resources;
+    if request.is_empty() {
+        return Ok(None);
+    }
+    // Boxed, as every wait off the common path.
+    Box::pin(async {
+        tokio::select! {
+            held = rt.env.resources.acquire(request) => Ok(Some(held)),
+            () = task.handle.cancel.cancelled() => Err(task.cancelled()),
+        }
+    })
+    .await
+}
+
 /// `granted`, or the slots of `task` once its turn comes; fails if the
 /// task is cancelled while it waits.
 async fn slots_for(
@@ -562,6 +582,7 @@ fn recompute<'a>(rt: &'a Arc<Tasks>, task: &'a Task) -> BoxFuture<'a, Result<(),
             ));
         }
         let args = resolve_args(&rt.env.objects, &task.sub.args, function).await?;
+        let _resources = resources_for(rt, task).await?;
         let grant = rt
             .env
             .slots
@@ -663,6 +684,7 @@ async fn run_attempts(
         };
         let (outcome, handed) = match place {
             Place::Here => {
+                let _resources = resources_for(rt, task).await.map_err(with_id)?;
                 let (grant, values) = grant_with_args(rt, task, &args, first.take())
                     .await
                     .map_err(with_id)?;

@@ -389,6 +389,15 @@ fn until_open(gate: &ActorHandle<Gate>) -> wray::Result<()> {
     Ok(())
 }
 
+/// Opens `started`, then returns `v` once `release` is open: a call that
+/// holds what it was granted (a slot, resources) until told.
+#[wray::remote]
+fn hold(started: ActorHandle<Gate>, release: ActorHandle<Gate>, v: u64) -> wray::Result<u64> {
+    wray::get(&started.open())?;
+    until_open(&release)?;
+    Ok(v)
+}
+
 /// Returns `v` once `gate` is open.
 #[wray::remote]
 fn gated(gate: ActorHandle<Gate>, v: u64) -> wray::Result<u64> {
@@ -561,6 +570,100 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             let results = wray::get(&calls).map_err(e)?;
             check(results.iter().all(|&r| r == ms), "every result is right")?;
             println!("survive: {n} ok");
+        }
+        // Custom resources on a node alone started with `--resources
+        // '{"gpu": 1}'`: a call waits while another holds them, an actor
+        // holds them while it lives, requests no node can grant fail.
+        "resources" => {
+            let not_ready = |r: &wray::ObjectRef<i32>, what: &str| -> Result<(), String> {
+                // It cannot finish while the resource is held; a runtime
+                // that did not hold it back would finish it well within.
+                let (ready, _) =
+                    wray::wait(std::slice::from_ref(r), 1, Some(Duration::from_millis(300)))
+                        .map_err(e)?;
+                check(ready.is_empty(), what)
+            };
+            let (started, release) = (Gate::remote(), Gate::remote());
+            let holder = hold::options()
+                .resource("gpu", 1.0)
+                .remote(&started, &release, 7u64);
+            until_open(&started).map_err(e)?;
+            let waiter = add::options().resource("gpu", 0.5).remote(1, 2);
+            not_ready(&waiter, "a call waits while another holds the GPU")?;
+            wray::get(&release.open()).map_err(e)?;
+            check(wray::get(&holder).map_err(e)? == 7, "the holder ends")?;
+            check(wray::get(&waiter).map_err(e)? == 3, "then the waiter runs")?;
+            // Half a GPU each: two at once.
+            let halves: Vec<_> = (0..4)
+                .map(|i| add::options().resource("gpu", 0.5).remote(i, i))
+                .collect();
+            check(
+                wray::get(&halves).map_err(e)? == vec![0, 2, 4, 6],
+                "half-GPU calls",
+            )?;
+            // An actor holds its GPU while it lives; killed, it gives it back.
+            let actor = Counter::options().resource("gpu", 1.0).remote(5u64);
+            check(
+                wray::get(&actor.value()).map_err(e)? == 5,
+                "an actor with the GPU",
+            )?;
+            let waiter = add::options().resource("gpu", 1.0).remote(2, 2);
+            not_ready(&waiter, "a call waits while an actor holds the GPU")?;
+            wray::kill(&actor);
+            check(
+                wray::get(&waiter).map_err(e)? == 4,
+                "the actor's GPU goes back when it dies",
+            )?;
+            // What no node could grant fails, saying why.
+            let refused = |r: wray::Result<i32>, needle: &str, what: &str| match r {
+                Err(err) if err.to_string().contains(needle) => Ok(()),
+                got => Err(format!("{what}: {got:?}")),
+            };
+            refused(
+                wray::get(&add::options().resource("gpu", 2.0).remote(1, 1)),
+                "needs 2 of resource `gpu`, and this node has 1",
+                "more GPUs than the node has",
+            )?;
+            refused(
+                wray::get(&add::options().resource("tpu", 1.0).remote(1, 1)),
+                "resource `tpu`, and this node has 0",
+                "a resource the node has not",
+            )?;
+            refused(
+                wray::get(&add::options().resource("gpu", -1.0).remote(1, 1)),
+                "must be positive",
+                "a negative amount",
+            )?;
+            let big = Counter::options().resource("gpu", 3.0).remote(1u64);
+            match wray::get(&big.value()) {
+                Err(err) if err.to_string().contains("needs 3 of resource `gpu`") => {}
+                got => return Err(format!("an actor needing 3 GPUs gave {got:?}")),
+            }
+            println!("resources: ok");
+        }
+        // Calls needing a resource only another node has run there:
+        // `cluster_resources` on a node without `gpu`, another with it.
+        "cluster_resources" => {
+            let calls: Vec<_> = (0..4)
+                .map(|i| add::options().resource("gpu", 1.0).remote(i, 1))
+                .collect();
+            check(
+                wray::get(&calls).map_err(e)? == vec![1, 2, 3, 4],
+                "calls needing a GPU",
+            )?;
+            match wray::get(&add::options().resource("tpu", 1.0).remote(1, 1)) {
+                Err(err)
+                    if err
+                        .to_string()
+                        .contains("no node of the cluster has 1 of resource `tpu`") => {}
+                got => return Err(format!("a resource no node has gave {got:?}")),
+            }
+            let actor = Counter::options().resource("gpu", 1.0).remote(1u64);
+            match wray::get(&actor.value()) {
+                Err(err) if err.to_string().contains("not supported yet") => {}
+                got => return Err(format!("an actor needing another node's GPU gave {got:?}")),
+            }
+            println!("cluster resources: ok");
         }
         // A call of a linked C module pinned to another node:
         // `cluster_cross <node id>` (link `c_math`).
