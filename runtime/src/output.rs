@@ -61,17 +61,23 @@ impl OutputSource {
 }
 
 impl fmt::Display for OutputSource {
-    /// `say_hello task=12`, `Counter actor=3`, or the driver's name. A name
-    /// comes from the guest's export names: control characters in it are
-    /// shown escaped (`\n`, `\u{1b}`), so it can neither start a line of
-    /// its own (forging another task's prefix) nor drive the terminal.
+    /// `say_hello task=12`, `Counter actor=3`, or the driver's name; in a
+    /// cluster, with the node that ran it: `say_hello task=12 node=2`. A
+    /// name comes from the guest's export names: control characters in it
+    /// are shown escaped (`\n`, `\u{1b}`), so it can neither start a line
+    /// of its own (forging another task's prefix) nor drive the terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = Printable(&self.name);
-        match self.kind {
-            SourceKind::Driver => write!(f, "{name}"),
-            SourceKind::Task(t) => write!(f, "{name} task={}", t.seq()),
-            SourceKind::Actor(a) => write!(f, "{name} actor={}", a.seq()),
+        let (what, seq, node) = match self.kind {
+            SourceKind::Driver => return write!(f, "{name}"),
+            SourceKind::Task(t) => ("task", t.seq(), t.node()),
+            SourceKind::Actor(a) => ("actor", a.seq(), a.node()),
+        };
+        write!(f, "{name} {what}={seq}")?;
+        if node != 0 {
+            write!(f, " node={node}")?;
         }
+        Ok(())
     }
 }
 

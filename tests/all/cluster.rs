@@ -481,10 +481,19 @@ fn a_call_of_a_linked_module_runs_on_another_node() {
     let (stdout, stderr) = common::text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("cluster cross: ok"), "{stdout}");
-    assert_eq!(
-        ran(b.addr, "add"),
-        vec!["FINISHED"],
-        "the C module's add ran there"
+    // The C module's add ran there: called from here, and from a task
+    // that ran there (the job's links travelled with it).
+    assert_eq!(ran(b.addr, "add"), vec!["FINISHED"; 2]);
+    assert_eq!(ran(b.addr, "add_via_c"), vec!["FINISHED"]);
+    // What that task printed there is in the job's output here, naming
+    // the node it ran on.
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("c_math says 2 + 40 = 42"))
+        .unwrap_or_else(|| panic!("the line printed there: {stdout}"));
+    assert!(
+        line.starts_with("(add_via_c task=") && line.contains(&format!(" node={})", b.id)),
+        "{line}"
     );
 }
 

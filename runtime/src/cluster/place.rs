@@ -26,7 +26,8 @@ use tokio::sync::{Notify, oneshot};
 use wray_abi::ErrorKind;
 use wray_abi::wire::ErrorRecord;
 
-use super::rpc::proto::{RunRequest, outcome};
+use super::rpc::proto::{Link, Output, RunRequest, outcome};
+use crate::output::{OutputSource, SourceKind, Stream};
 
 /// How often the live nodes are read again from the membership.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -339,6 +340,25 @@ impl Cluster {
     }
 }
 
+/// A piece of output another node sent back, with its writer (the job
+/// is the caller's to fill in); `None` if its writer's id is unreadable.
+fn written(o: Output) -> Option<(OutputSource, Stream, bytes::Bytes)> {
+    let kind = match o.actor {
+        false => SourceKind::Task(wray_abi::TaskId::from_slice(&o.id)?),
+        true => SourceKind::Actor(wray_abi::ActorId::from_slice(&o.id)?),
+    };
+    let stream = match o.stderr {
+        true => Stream::Stderr,
+        false => Stream::Stdout,
+    };
+    let source = OutputSource {
+        name: o.name.into(),
+        kind,
+        job: 0,
+    };
+    Some((source, stream, o.text))
+}
+
 /// A resource request for messages: "1 of resource `gpu` and 0.5 of
 /// resource `disk`".
 fn describe(request: &[(String, u64)]) -> String {
@@ -442,6 +462,14 @@ impl Peer for RemoteNode {
                 args,
                 depth: call.depth,
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
+                links: call
+                    .links
+                    .iter()
+                    .map(|(name, m)| Link {
+                        name: name.clone(),
+                        module: bytes::Bytes::copy_from_slice(&m.id().0),
+                    })
+                    .collect(),
             };
             let mut client = s.client(&node.address).map_err(failure)?;
             let reply = tokio::select! {
@@ -478,6 +506,7 @@ impl Peer for RemoteNode {
             Ok(Forwarded {
                 values,
                 deterministic: reply.deterministic,
+                output: reply.output.into_iter().filter_map(written).collect(),
             })
         })
     }

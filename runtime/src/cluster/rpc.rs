@@ -8,6 +8,7 @@
 //! digest on arrival. Nothing goes through the head or etcd.
 
 use crate::actor::registry::Actors;
+use crate::exec::env::FORWARDED_JOB;
 use crate::exec::module::Module;
 use crate::exec::request::{MAX_RETURNS, Submission};
 use crate::objects::arg::TaskArg;
@@ -15,10 +16,12 @@ use crate::objects::blob::{Blob, Encoding};
 use crate::objects::held::HeldRefs;
 use crate::objects::read::read;
 use crate::objects::store::Resolved;
+use crate::output::{self, OutputSink, OutputSource, SourceKind};
 use dashmap::DashMap;
 use futures_util::Stream;
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
@@ -35,8 +38,8 @@ pub(crate) mod proto {
 use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
-    Chunk, ModuleReply, ModuleRequest, Outcome, PullRequest, Remote, RunReply, RunRequest, Value,
-    outcome, value,
+    Chunk, ModuleReply, ModuleRequest, Outcome, Output, PullRequest, Remote, RunReply, RunRequest,
+    Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -173,6 +176,28 @@ pub(crate) struct Shared {
     /// The secret every node of the cluster presents (none: nodes on
     /// loopback only).
     token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Counts the jobs of calls placed here.
+    forwarded: AtomicU64,
+}
+
+/// The job of a call another node placed here, while it runs: when it
+/// ends, its output stops being collected, and the actors it left and
+/// its links go (as a driver's when it ends).
+struct ForwardedJob<'a> {
+    s: &'a Shared,
+    job: u64,
+}
+
+impl Drop for ForwardedJob<'_> {
+    fn drop(&mut self) {
+        let (actors, job) = (self.s.actors.clone(), self.job);
+        actors.env.diverted.remove(&job);
+        let tokio = actors.env.spawner.clone();
+        tokio.spawn(async move {
+            crate::actor::actors::end_job(&actors, job).await;
+            actors.env.links.end_job(job);
+        });
+    }
 }
 
 /// The metadata key carrying the cluster token.
@@ -199,7 +224,15 @@ impl Shared {
             lent: Lent::default(),
             channels: DashMap::new(),
             fetching: DashMap::new(),
+            forwarded: AtomicU64::new(1),
         })
+    }
+
+    /// A job of its own for a call node `caller` placed here (see
+    /// [`FORWARDED_JOB`]).
+    fn forwarded_job(&self, caller: u32) -> u64 {
+        let n = self.forwarded.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
+        FORWARDED_JOB | (u64::from(caller & 0x7fff_ffff) << 32) | n
     }
 
     /// A request to another node, with the cluster token.
@@ -450,6 +483,27 @@ impl NodeRpc for Service {
             .map_err(Status::unavailable)?;
         let mut options = Options::from_bytes(&req.options)
             .map_err(|e| Status::invalid_argument(format!("bad options: {e}")))?;
+        // It runs under a job of its own here, standing for its program's:
+        // the modules that program links, its output sent back.
+        let caller = wray_abi::TaskId::from_slice(&req.task)
+            .ok_or_else(|| Status::invalid_argument("a task id is 16 bytes"))?;
+        let job = s.forwarded_job(caller.node());
+        let env = &s.actors.env;
+        let _job = ForwardedJob { s, job };
+        for link in &req.links {
+            let id = id_of(&link.module, "a module digest")?;
+            let linked = s
+                .module(id, &link.name, &req.origin)
+                .await
+                .map_err(Status::unavailable)?;
+            env.links.link(job, &link.name, linked);
+        }
+        let collect = Arc::new(Collect {
+            next: env.sink.clone(),
+            node: s.id.clone(),
+            kept: Mutex::new((Vec::new(), 0)),
+        });
+        env.diverted.insert(job, collect.clone());
         // Placed already: it runs here.
         options.node = Some(s.id.clone());
         options.spread = None;
@@ -471,13 +525,14 @@ impl NodeRpc for Service {
             options,
             parent: None,
             depth: req.depth.max(1),
-            job: 0,
+            job,
             // Checked by the node that placed it.
             checked: true,
         };
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
-        let reply = reply_with(s, &ids).await;
+        let mut reply = reply_with(s, &ids).await;
         objects.release_all(&ids);
+        reply.output = collect.take();
         Ok(Response::new(reply))
     }
 
@@ -601,6 +656,58 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
     RunReply {
         results,
         deterministic,
+        output: Vec::new(),
+    }
+}
+
+/// How much output of a call placed here travels back with its results.
+const OUTPUT_BACK: usize = 1 << 20;
+
+/// The output of a call another node placed here (and of what it started
+/// here): kept to travel back with its results, and in this node's own
+/// logs as the host's work.
+struct Collect {
+    next: Arc<dyn OutputSink>,
+    node: String,
+    kept: Mutex<(Vec<Output>, usize)>,
+}
+
+impl Collect {
+    /// What was kept, taken.
+    fn take(&self) -> Vec<Output> {
+        std::mem::take(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+}
+
+impl OutputSink for Collect {
+    fn write(&self, source: &OutputSource, stream: output::Stream, bytes: &[u8]) {
+        let local = OutputSource {
+            job: 0,
+            ..source.clone()
+        };
+        self.next.write(&local, stream, bytes);
+        let (id, actor) = match source.kind {
+            SourceKind::Task(t) => (t.0, false),
+            SourceKind::Actor(a) => (a.0, true),
+            SourceKind::Driver => return,
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let (out, size) = &mut *kept;
+        if *size > OUTPUT_BACK {
+            return;
+        }
+        *size += bytes.len();
+        let text = match *size > OUTPUT_BACK {
+            false => bytes::Bytes::copy_from_slice(bytes),
+            true => format!("[output past 1 MiB: see node {}'s logs]\n", self.node).into(),
+        };
+        out.push(Output {
+            name: source.name.to_string(),
+            id: bytes::Bytes::copy_from_slice(&id),
+            actor,
+            stderr: stream == output::Stream::Stderr,
+            text,
+        });
     }
 }
 

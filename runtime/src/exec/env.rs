@@ -30,6 +30,11 @@ use std::sync::{Arc, OnceLock, Weak};
 use wray_abi::wire::Options;
 use wray_abi::{ActorId, ObjectId, TaskId};
 
+/// The bit that marks the job of a call another node placed here (the
+/// job of that node's program, seen from this one): the rest holds that
+/// node's number (bits 32..63) and a count.
+pub(crate) const FORWARDED_JOB: u64 = 1 << 63;
+
 /// The handles every layer from execution up shares. Thread-safe; lives in
 /// one `Arc`.
 pub(crate) struct Env {
@@ -51,6 +56,10 @@ pub(crate) struct Env {
     pub links: Links,
     /// Custom resources, held by the calls and actors that ask for them.
     pub resources: Resources,
+    /// Where the output of the calls of some jobs goes instead of `sink`:
+    /// a call another node placed here runs under a job of its own
+    /// ([`FORWARDED_JOB`]), whose output travels back with its results.
+    pub diverted: DashMap<u64, Arc<dyn OutputSink>>,
     upcalls: OnceLock<Weak<dyn Upcalls>>,
     /// The cluster's placement, once this runtime's node joined one.
     placement: OnceLock<Weak<dyn Placement>>,
@@ -80,6 +89,7 @@ impl Env {
             sink,
             spawner,
             links: Links::default(),
+            diverted: DashMap::new(),
             upcalls: OnceLock::new(),
             placement: OnceLock::new(),
         }
@@ -94,6 +104,16 @@ impl Env {
             self.objects.create_pending(*r);
         }
         (id, returns)
+    }
+
+    /// Where the output of an instance working for `job` goes.
+    pub fn sink_for(&self, job: u64) -> Arc<dyn OutputSink> {
+        if job & FORWARDED_JOB != 0
+            && let Some(s) = self.diverted.get(&job)
+        {
+            return s.clone();
+        }
+        self.sink.clone()
     }
 
     /// Registers the layer that serves [`Upcalls`] (once).
@@ -149,6 +169,21 @@ impl Links {
     /// of that name).
     pub fn link(&self, job: u64, name: &str, module: Module) {
         self.0.entry(job).or_default().insert(name.into(), module);
+    }
+
+    /// `job`'s table with the host's (job 0's) under it: every module its
+    /// calls may name.
+    pub fn table(&self, job: u64) -> Vec<(String, Module)> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let mut all: HashMap<String, Module> = HashMap::new();
+        for j in [0, job] {
+            if let Some(t) = self.0.get(&j) {
+                all.extend(t.iter().map(|(n, m)| (n.clone(), m.clone())));
+            }
+        }
+        all.into_iter().collect()
     }
 
     /// Forgets `job`'s table (when the job ends).

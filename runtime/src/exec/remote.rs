@@ -8,6 +8,8 @@
 use crate::exec::module::Module;
 use crate::objects::arg::ArgValue;
 use crate::objects::blob::Blob;
+use crate::output::{OutputSource, Stream};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use wray_abi::TaskId;
@@ -54,6 +56,8 @@ pub(crate) struct Forward {
     pub args: Vec<ArgValue>,
     pub depth: u32,
     pub task: TaskId,
+    /// The modules its program calls by name, which it may call there.
+    pub links: Vec<(String, Module)>,
 }
 
 /// A forwarded call's results, with their bytes here.
@@ -62,4 +66,8 @@ pub(crate) struct Forwarded {
     pub values: Vec<Arc<Blob>>,
     /// Whether the attempt read no clock and no random numbers.
     pub deterministic: bool,
+    /// What it (and what it started there) wrote, in order: each piece
+    /// with its writer (a task or actor of that node), for this node's
+    /// sink.
+    pub output: Vec<(OutputSource, Stream, Bytes)>,
 }

@@ -373,7 +373,7 @@ impl InstanceState {
         if self.wasi.is_none() {
             let capture = Capture::new(
                 self.source.clone(),
-                self.env.sink.clone(),
+                self.env.sink_for(self.source.job),
                 self.env.config.output_limit,
             );
             let mut b = wasmtime_wasi::WasiCtxBuilder::new();

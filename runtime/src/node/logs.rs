@@ -15,6 +15,7 @@
 
 use super::types::{LogLine, LogStream};
 use crate::events::unix_ms;
+use crate::exec::env::FORWARDED_JOB;
 use crate::output::{OutputSink, OutputSource, SourceKind, Stream};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -206,10 +207,14 @@ impl LogStore {
     }
 }
 
-/// How the APIs name job `job`.
+/// How the APIs name job `job`: `host`, `job-3`, or `node-2` for the
+/// calls a program on node 2 placed here.
 pub(crate) fn job_name(job: u64) -> String {
     if job == 0 {
         "host".into()
+    } else if job & FORWARDED_JOB != 0 {
+        // A call another node placed here: its program's job is there.
+        format!("node-{}", (job & !FORWARDED_JOB) >> 32)
     } else {
         format!("job-{job}")
     }

@@ -819,12 +819,20 @@ async fn execute_there(
         args: values,
         depth: task.sub.depth,
         task: task.id,
+        links: rt.env.links.table(task.sub.job),
     };
     rt.env.events.started(task.id);
     let forwarded = tokio::select! {
         r = peer.clone().run(call) => r?,
         () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
     };
+    // What it wrote there goes to this job's output (or further back, if
+    // this node runs the task for another), naming its writer and so its
+    // node.
+    for (mut source, stream, text) in forwarded.output {
+        source.job = task.sub.job;
+        rt.env.sink_for(task.sub.job).write(&source, stream, &text);
+    }
     if forwarded.values.len() != task.returns.len() {
         return Err(ErrorRecord::new(
             ErrorKind::WorkerFailure,

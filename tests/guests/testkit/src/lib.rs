@@ -287,6 +287,18 @@ fn giant(mb: u32) -> Vec<u8> {
     vec![3u8; mb as usize * (1 << 20)]
 }
 
+/// `a + b`, by the linked C module `c_math`, saying so on stdout.
+#[wray::remote]
+fn add_via_c(a: i64, b: i64) -> wray::Result<i64> {
+    let sum = wray::cross::function::<wray::Cbor<i64>>("c_math", "add")
+        .arg(a)
+        .arg(b)
+        .remote();
+    let sum = wray::get(&sum)?;
+    println!("c_math says {a} + {b} = {sum}");
+    Ok(sum)
+}
+
 /// Prints to both streams, then fails if asked.
 #[wray::remote]
 fn chatty(lines: u32, fail: bool) -> Result<u32, String> {
@@ -677,6 +689,13 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(
                 wray::get(&sum).map_err(e)? == 42,
                 "a linked module's call there",
+            )?;
+            // A task there that calls the linked module by name itself,
+            // and prints: its program's links and output travel with it.
+            let via = add_via_c::options().node(other).remote(2, 40);
+            check(
+                wray::get(&via).map_err(e)? == 42,
+                "a task there calls a linked module",
             )?;
             println!("cluster cross: ok");
         }
