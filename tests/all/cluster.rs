@@ -310,6 +310,29 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
         !ran(b.addr, "chain").is_empty(),
         "the head of the chain ran there"
     );
+    // The actors pinned there live there, under a job standing for the
+    // program on a: the killed one dead after its restart, the named one
+    // alive (its name registered on a, whose driver ended: it lives on).
+    let actors = get(b.addr, "/api/v0/actors").json();
+    let counters: Vec<(String, String, u64)> = actors["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["class"] == "Counter")
+        .map(|x| {
+            let s = |k: &str| x[k].as_str().unwrap().to_string();
+            (s("state"), s("job_id"), x["restarts"].as_u64().unwrap())
+        })
+        .collect();
+    let job_there = format!("node-{}", a.id);
+    assert!(
+        counters.contains(&("DEAD".into(), job_there.clone(), 1)),
+        "{actors}"
+    );
+    assert!(
+        counters.contains(&("ALIVE".into(), job_there, 0)),
+        "{actors}"
+    );
     // Spread calls ran on both nodes: 12 in all, dealt in turn.
     let (here, there) = (ran(a.addr, "double").len(), ran(b.addr, "double").len());
     assert_eq!(here, 12, "the driver's node records every call it placed");
@@ -329,6 +352,47 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
             out == 0 && lent == 0
         });
     }
+}
+
+#[test]
+fn an_actor_whose_node_dies_restarts_on_another() {
+    let etcd = etcd();
+    let a = start_node(&etcd.url, LEASE_TTL);
+    let gpus: Vec<ClusterNode> = (0..2)
+        .map(|_| start_node_having(&etcd.url, LEASE_TTL, r#"{"gpu": 1}"#))
+        .collect();
+    common::eventually("a places calls on both", || {
+        cluster_view(a.addr).0.len() == 2
+    });
+    let job = node::submit(a.addr, "testkit", &["actor_survive", "30", "200"]);
+    let alive_on = |n: &ClusterNode| {
+        get(n.addr, "/api/v0/actors?state=ALIVE").json()["actors"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    };
+    let mut host = None;
+    common::eventually("the actor lives on a GPU node", || {
+        host = gpus.iter().position(alive_on);
+        host.is_some()
+    });
+    let (mut gpus, host) = (gpus, host.unwrap());
+    let mut victim = gpus.remove(host);
+    victim.proc.0.kill().unwrap();
+    let done = node::wait_job_end(a.addr, &job);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    assert!(
+        logs["logs"]
+            .as_str()
+            .unwrap()
+            .contains("actor survive: 30 ok"),
+        "{logs}"
+    );
+    // It restarted once, on the other GPU node.
+    let actors = get(a.addr, "/api/v0/actors").json();
+    assert_eq!(actors["actors"][0]["restarts"], 1, "{actors}");
+    let there = get(gpus[0].addr, "/api/v0/actors").json();
+    assert_eq!(there["actors"].as_array().unwrap().len(), 1, "{there}");
 }
 
 /// Starts `survive 30 300` on `nodes[0]` (30 calls of 300 ms spread over
@@ -520,6 +584,12 @@ fn calls_needing_a_resource_run_on_the_node_that_has_it() {
         ran(b.addr, "add"),
         vec!["FINISHED"; 4],
         "every GPU call ran on b"
+    );
+    let actors = get(b.addr, "/api/v0/actors").json();
+    assert_eq!(
+        actors["actors"].as_array().unwrap().len(),
+        1,
+        "the actor needing a GPU lives on b: {actors}"
     );
     // b lists its GPUs, free again; `wray list nodes` shows them.
     let status = get(b.addr, "/api/v0/status").json();

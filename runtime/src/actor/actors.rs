@@ -7,6 +7,7 @@
 //! to no job.
 
 use crate::actor::registry::{Actor, Actors, Creation, Kill, Life, MethodCall, Mutable};
+use crate::actor::remote::run_remote;
 use crate::actor::run::{die, fail_all, fail_call, run};
 use crate::events::TaskKind;
 use crate::exec::remote::Place;
@@ -22,30 +23,17 @@ use wray_abi::{ActorId, ErrorKind, ObjectId, export};
 /// Creates an actor; returns its id at once. A name already taken, or a
 /// module without the actor type, gives an actor that is dead from the
 /// start (its calls fail saying why).
-/// Why an actor cannot be made where its options say: its `node` is not
-/// this one, or this node has not the resources it asks for (actors stay
-/// on the node that creates them, for now; `spread` does not move them).
-fn elsewhere(rt: &Actors, options: &wray_abi::wire::Options) -> Option<String> {
-    if let Err(why) = rt.env.resources.check(&options.resources) {
-        return Some(format!(
-            "{why} (actors run on the node that creates them; placing one on another node is \
-             not supported yet)"
-        ));
-    }
-    options.node.as_ref()?;
-    let pinned = wray_abi::wire::Options {
-        node: options.node.clone(),
-        ..Default::default()
-    };
-    match rt.env.place(&pinned, true) {
-        Place::Here => None,
-        Place::Nowhere(why) => Some(why),
-        Place::There(peer) => Some(format!(
-            "actors run on the node that creates them (this one, {}); placing one on node {} \
-             is not supported yet",
-            rt.env.config.node_id,
-            peer.id()
-        )),
+/// Where an actor with `options` lives: on the node that creates it,
+/// unless its options ask for another (`node`), for resources only
+/// another has, or to be spread over the cluster; nowhere if no node can
+/// take it (why).
+fn placement(rt: &Actors, options: &wray_abi::wire::Options) -> Place {
+    let elsewhere = options.node.is_some()
+        || options.spread == Some(true)
+        || rt.env.resources.check(&options.resources).is_err();
+    match elsewhere {
+        false => Place::Here,
+        true => rt.env.place(options, true),
     }
 }
 
@@ -60,6 +48,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         export::ACTOR_CONSTRUCTOR
     );
     let mut name = options.name.clone();
+    let place = placement(rt, options);
     let (module, unlinked) = match rt.env.links.callee(&c.module, options, c.job) {
         Ok(m) => (m, None),
         Err(why) => (c.module.clone(), Some(why)),
@@ -83,12 +72,12 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
             format!("{type_name}.new"),
             why,
         ))
-    } else if let Some(why) = elsewhere(rt, options) {
+    } else if let Place::Nowhere(why) = &place {
         name = None;
         Some(ErrorRecord::new(
             ErrorKind::InvalidArgument,
             format!("{type_name}.new"),
-            why,
+            why.clone(),
         ))
     } else if module.export(&constructor).is_none() {
         name = None;
@@ -155,7 +144,12 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         None => {
             let rt = rt.clone();
             let spawner = rt.env.spawner.clone();
-            spawner.spawn(async move { run(rt, actor, c.sub, rx).await });
+            match place {
+                Place::There(peer) => {
+                    spawner.spawn(async move { run_remote(rt, actor, c.sub, rx, peer).await })
+                }
+                _ => spawner.spawn(async move { run(rt, actor, c.sub, rx).await }),
+            };
         }
     }
     id

@@ -401,8 +401,8 @@ async fn restart_or_die(
 }
 
 /// Resolves reference arguments, in order.
-async fn resolve_args(
-    rt: &Arc<Actors>,
+pub(super) async fn resolve_args(
+    rt: &Actors,
     args: &[TaskArg],
     function: &str,
     task: Option<TaskId>,

@@ -14,7 +14,7 @@
 use super::Membership;
 use super::rpc::{Loans, Service, Shared};
 use crate::actor::registry::Actors;
-use crate::exec::remote::{Forward, Forwarded, Peer, Place, Placement};
+use crate::exec::remote::{Forward, ForwardActor, Forwarded, Peer, Place, Placement};
 use crate::exec::resources;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -23,10 +23,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
-use wray_abi::ErrorKind;
 use wray_abi::wire::ErrorRecord;
+use wray_abi::{ActorId, ErrorKind};
 
-use super::rpc::proto::{Link, Output, RunRequest, outcome};
+use super::rpc::proto::{
+    ActorCallRequest, ActorCreateRequest, ActorKillRequest, Link, Output, RunReply, RunRequest,
+    outcome,
+};
 use crate::output::{OutputSource, SourceKind, Stream};
 
 /// How often the live nodes are read again from the membership.
@@ -427,6 +430,93 @@ impl Drop for InFlight<'_> {
     }
 }
 
+impl RemoteNode {
+    /// A failure of this node (unreachable, gone), for a call of `what`:
+    /// retried elsewhere.
+    fn failure(&self, what: &str, why: &str) -> ErrorRecord {
+        ErrorRecord::new(
+            ErrorKind::WorkerFailure,
+            what,
+            format!("node {} failed: {why}", self.id),
+        )
+    }
+
+    /// Awaits `rpc`, a request to this node for a call of `what`, unless
+    /// the node leaves the cluster first; a node that cannot be reached
+    /// gets no calls for a while.
+    async fn ask<T>(
+        &self,
+        what: &str,
+        rpc: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ErrorRecord> {
+        let reply = tokio::select! {
+            r = rpc => r,
+            () = self.gone() => return Err(self.failure(what, "it left the cluster")),
+        };
+        reply.map(tonic::Response::into_inner).map_err(|status| {
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) {
+                *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + DOWN_FOR);
+            }
+            self.failure(what, status.message())
+        })
+    }
+
+    /// A call's results from its reply, their bytes here.
+    async fn results(&self, what: &str, reply: RunReply) -> Result<Forwarded, ErrorRecord> {
+        let s = &*self.shared;
+        let mut values = Vec::with_capacity(reply.results.len());
+        for result in reply.results {
+            match result.what {
+                Some(outcome::What::Value(v)) => {
+                    values.push(
+                        s.receive(v, true)
+                            .await
+                            .map_err(|e| self.failure(what, &e))?,
+                    );
+                }
+                Some(outcome::What::Error(bytes)) => {
+                    return Err(ErrorRecord::decode(&bytes).unwrap_or_else(|e| {
+                        self.failure(what, &format!("an unreadable error: {e}"))
+                    }));
+                }
+                None => return Err(self.failure(what, "an empty result")),
+            }
+        }
+        Ok(Forwarded {
+            values,
+            deterministic: reply.deterministic,
+            output: reply.output.into_iter().filter_map(written).collect(),
+        })
+    }
+}
+
+/// Values to send, inline or lent (the loans last while `loans` lives).
+fn send_all<'a>(
+    s: &'a Shared,
+    args: &[crate::objects::arg::ArgValue],
+    loans: &mut Option<Loans<'a>>,
+) -> Vec<super::rpc::proto::Value> {
+    let mut inline = 0;
+    args.iter()
+        .map(|a| s.send(&a.blob, &a.bytes, &mut inline, loans))
+        .collect()
+}
+
+/// Links as they travel: each module by digest.
+fn links(links: &[(String, crate::exec::module::Module)]) -> Vec<Link> {
+    links
+        .iter()
+        .map(|(name, m)| Link {
+            name: name.clone(),
+            module: bytes::Bytes::copy_from_slice(&m.id().0),
+        })
+        .collect()
+}
+
 impl Peer for RemoteNode {
     fn id(&self) -> &str {
         &self.id
@@ -434,24 +524,11 @@ impl Peer for RemoteNode {
 
     fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         Box::pin(async move {
-            let node = &*self;
+            let (node, what) = (&*self, &*call.function);
             let s = &*node.shared;
-            let failure = |why: String| {
-                ErrorRecord::new(
-                    ErrorKind::WorkerFailure,
-                    &*call.function,
-                    format!("node {} failed: {why}", node.id),
-                )
-            };
             node.in_flight.fetch_add(1, Ordering::Relaxed);
             let _in_flight = InFlight(&node.in_flight);
             let mut loans: Option<Loans<'_>> = None;
-            let mut inline = 0;
-            let args = call
-                .args
-                .iter()
-                .map(|a| s.send(&a.blob, &a.bytes, &mut inline, &mut loans))
-                .collect();
             let request = RunRequest {
                 module: bytes::Bytes::copy_from_slice(&call.module.id().0),
                 module_name: call.module.name().to_string(),
@@ -459,55 +536,96 @@ impl Peer for RemoteNode {
                 function: call.function.to_string(),
                 num_returns: call.num_returns,
                 options: call.options.to_bytes().into(),
-                args,
+                args: send_all(s, &call.args, &mut loans),
                 depth: call.depth,
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
-                links: call
-                    .links
-                    .iter()
-                    .map(|(name, m)| Link {
-                        name: name.clone(),
-                        module: bytes::Bytes::copy_from_slice(&m.id().0),
-                    })
-                    .collect(),
+                links: links(&call.links),
             };
-            let mut client = s.client(&node.address).map_err(failure)?;
-            let reply = tokio::select! {
-                r = client.run(s.request(request)) => r,
-                () = node.gone() => return Err(failure("it left the cluster".into())),
-            };
+            let mut client = s
+                .client(&node.address)
+                .map_err(|e| node.failure(what, &e))?;
+            let reply = node.ask(what, client.run(s.request(request))).await;
             drop(loans);
-            let reply = match reply {
-                Ok(r) => r.into_inner(),
-                Err(status) => {
-                    if matches!(
-                        status.code(),
-                        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-                    ) {
-                        *node.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(Instant::now() + DOWN_FOR);
-                    }
-                    return Err(failure(status.message().to_string()));
-                }
+            node.results(what, reply?).await
+        })
+    }
+
+    fn create_actor(
+        self: Arc<Self>,
+        actor: ForwardActor,
+    ) -> BoxFuture<'static, Result<ActorId, ErrorRecord>> {
+        Box::pin(async move {
+            let node = &*self;
+            let what = format!("{}.new", actor.type_name);
+            let s = &*node.shared;
+            let mut loans: Option<Loans<'_>> = None;
+            let request = ActorCreateRequest {
+                module: bytes::Bytes::copy_from_slice(&actor.module.id().0),
+                module_name: actor.module.name().to_string(),
+                origin: s.address.clone(),
+                type_name: actor.type_name.to_string(),
+                options: actor.options.to_bytes().into(),
+                args: send_all(s, &actor.args, &mut loans),
+                depth: actor.depth,
+                actor: bytes::Bytes::copy_from_slice(&actor.actor.0),
+                links: links(&actor.links),
             };
-            let mut values = Vec::with_capacity(reply.results.len());
-            for result in reply.results {
-                match result.what {
-                    Some(outcome::What::Value(v)) => {
-                        values.push(s.receive(v, true).await.map_err(failure)?);
-                    }
-                    Some(outcome::What::Error(bytes)) => {
-                        return Err(ErrorRecord::decode(&bytes)
-                            .unwrap_or_else(|e| failure(format!("an unreadable error: {e}"))));
-                    }
-                    None => return Err(failure("an empty result".into())),
-                }
-            }
-            Ok(Forwarded {
-                values,
-                deterministic: reply.deterministic,
-                output: reply.output.into_iter().filter_map(written).collect(),
-            })
+            let mut client = s
+                .client(&node.address)
+                .map_err(|e| node.failure(&what, &e))?;
+            // The constructor's large arguments stay lent until the actor
+            // is made there, which pulls them first.
+            let reply = node
+                .ask(&what, client.actor_create(s.request(request)))
+                .await?;
+            drop(loans);
+            ActorId::from_slice(&reply.actor)
+                .ok_or_else(|| node.failure(&what, "it answered with no actor id"))
+        })
+    }
+
+    fn call_actor(
+        self: Arc<Self>,
+        actor: ActorId,
+        call: Forward,
+    ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
+        Box::pin(async move {
+            let (node, what) = (&*self, &*call.function);
+            let s = &*node.shared;
+            node.in_flight.fetch_add(1, Ordering::Relaxed);
+            let _in_flight = InFlight(&node.in_flight);
+            let mut loans: Option<Loans<'_>> = None;
+            let request = ActorCallRequest {
+                actor: bytes::Bytes::copy_from_slice(&actor.0),
+                method: call.function.to_string(),
+                num_returns: call.num_returns,
+                args: send_all(s, &call.args, &mut loans),
+                depth: call.depth,
+                task: bytes::Bytes::copy_from_slice(&call.task.0),
+            };
+            let mut client = s
+                .client(&node.address)
+                .map_err(|e| node.failure(what, &e))?;
+            let reply = node.ask(what, client.actor_call(s.request(request))).await;
+            drop(loans);
+            node.results(what, reply?).await
+        })
+    }
+
+    fn kill_actor(self: Arc<Self>, actor: ActorId, allow_restart: bool) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let node = &*self;
+            let s = &*node.shared;
+            let Ok(mut client) = s.client(&node.address) else {
+                return;
+            };
+            let request = ActorKillRequest {
+                actor: bytes::Bytes::copy_from_slice(&actor.0),
+                allow_restart,
+            };
+            let _ = node
+                .ask("kill", client.actor_kill(s.request(request)))
+                .await;
         })
     }
 }

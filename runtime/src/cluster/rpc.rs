@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
-use wray_abi::ObjectId;
 use wray_abi::wire::Options;
+use wray_abi::{ActorId, ObjectId};
 
 /// The code `tonic-prost-build` generates from `proto/wray.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -38,8 +38,9 @@ pub(crate) mod proto {
 use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
-    Chunk, ModuleReply, ModuleRequest, Outcome, Output, PullRequest, Remote, RunReply, RunRequest,
-    Value, outcome, value,
+    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest,
+    Chunk, Link, ModuleReply, ModuleRequest, Outcome, Output, PullRequest, Remote, RunReply,
+    RunRequest, Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -178,6 +179,8 @@ pub(crate) struct Shared {
     token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     /// Counts the jobs of calls placed here.
     forwarded: AtomicU64,
+    /// The actors other nodes placed here, by their id here.
+    hosted: DashMap<ActorId, Hosted>,
 }
 
 /// The job of a call another node placed here, while it runs: when it
@@ -190,14 +193,27 @@ struct ForwardedJob<'a> {
 
 impl Drop for ForwardedJob<'_> {
     fn drop(&mut self) {
-        let (actors, job) = (self.s.actors.clone(), self.job);
-        actors.env.diverted.remove(&job);
-        let tokio = actors.env.spawner.clone();
-        tokio.spawn(async move {
-            crate::actor::actors::end_job(&actors, job).await;
-            actors.env.links.end_job(job);
-        });
+        end_forwarded_job(&self.s.actors, self.job);
     }
+}
+
+/// Ends the job of a call or actor another node placed here: its output
+/// is no longer collected, and its actors and links go.
+fn end_forwarded_job(actors: &Arc<Actors>, job: u64) {
+    actors.env.diverted.remove(&job);
+    let actors = actors.clone();
+    let tokio = actors.env.spawner.clone();
+    tokio.spawn(async move {
+        crate::actor::actors::end_job(&actors, job).await;
+        actors.env.links.end_job(job);
+    });
+}
+
+/// An actor another node placed here: the job it runs under, and its
+/// output, sent back with its calls' results.
+struct Hosted {
+    job: u64,
+    collect: Arc<Collect>,
 }
 
 /// The metadata key carrying the cluster token.
@@ -225,7 +241,90 @@ impl Shared {
             channels: DashMap::new(),
             fetching: DashMap::new(),
             forwarded: AtomicU64::new(1),
+            hosted: DashMap::new(),
         })
+    }
+
+    /// Options of a call or actor another node placed here, which runs
+    /// here.
+    fn options_here(&self, bytes: &[u8]) -> Result<Options, Status> {
+        let mut options = Options::from_bytes(bytes)
+            .map_err(|e| Status::invalid_argument(format!("bad options: {e}")))?;
+        options.node = Some(self.id.clone());
+        options.spread = None;
+        Ok(options)
+    }
+
+    /// Sets up `job`, standing here for the program of a call or actor
+    /// another node placed here: the modules that program links (fetched
+    /// from `origin`), and its output collected to be sent back.
+    async fn enter_job(
+        &self,
+        job: u64,
+        links: &[Link],
+        origin: &str,
+    ) -> Result<Arc<Collect>, Status> {
+        let env = &self.actors.env;
+        for link in links {
+            let id = id_of(&link.module, "a module digest")?;
+            let linked = self
+                .module(id, &link.name, origin)
+                .await
+                .map_err(Status::unavailable)?;
+            env.links.link(job, &link.name, linked);
+        }
+        let collect = Arc::new(Collect {
+            next: env.sink.clone(),
+            node: self.id.clone(),
+            kept: Mutex::new((Vec::new(), 0)),
+        });
+        env.diverted.insert(job, collect.clone());
+        Ok(collect)
+    }
+
+    /// The submission of a call (or an actor) another node placed here,
+    /// for `job`.
+    fn placed(
+        &self,
+        function: Arc<str>,
+        args: Vec<TaskArg>,
+        num_returns: u32,
+        options: Options,
+        depth: u32,
+        job: u64,
+    ) -> Submission {
+        Submission {
+            function,
+            args,
+            _held: HeldRefs::new(&self.actors.env.objects),
+            num_returns,
+            options,
+            parent: None,
+            depth: depth.max(1),
+            job,
+            // Checked by the node that placed it.
+            checked: true,
+        }
+    }
+
+    /// The reply to a call placed here: results `ids` (released once
+    /// read), and the output `collect` kept meanwhile.
+    async fn answer(&self, ids: &[ObjectId], collect: &Collect) -> RunReply {
+        let mut reply = reply_with(self, ids).await;
+        self.actors.env.objects.release_all(ids);
+        reply.output = collect.take();
+        reply
+    }
+
+    /// Arguments sent by another node, their bytes here.
+    async fn receive_args(&self, values: Vec<Value>) -> Result<Vec<TaskArg>, Status> {
+        let mut args = Vec::with_capacity(values.len());
+        for v in values {
+            args.push(TaskArg::Value(
+                self.receive(v, false).await.map_err(Status::unavailable)?,
+            ));
+        }
+        Ok(args)
     }
 
     /// A job of its own for a call node `caller` placed here (see
@@ -481,59 +580,116 @@ impl NodeRpc for Service {
             .module(id, &req.module_name, &req.origin)
             .await
             .map_err(Status::unavailable)?;
-        let mut options = Options::from_bytes(&req.options)
-            .map_err(|e| Status::invalid_argument(format!("bad options: {e}")))?;
-        // It runs under a job of its own here, standing for its program's:
-        // the modules that program links, its output sent back.
+        let options = s.options_here(&req.options)?;
         let caller = wray_abi::TaskId::from_slice(&req.task)
             .ok_or_else(|| Status::invalid_argument("a task id is 16 bytes"))?;
+        // It runs under a job of its own here, standing for its program's.
         let job = s.forwarded_job(caller.node());
-        let env = &s.actors.env;
         let _job = ForwardedJob { s, job };
-        for link in &req.links {
-            let id = id_of(&link.module, "a module digest")?;
-            let linked = s
-                .module(id, &link.name, &req.origin)
-                .await
-                .map_err(Status::unavailable)?;
-            env.links.link(job, &link.name, linked);
-        }
-        let collect = Arc::new(Collect {
-            next: env.sink.clone(),
-            node: s.id.clone(),
-            kept: Mutex::new((Vec::new(), 0)),
-        });
-        env.diverted.insert(job, collect.clone());
-        // Placed already: it runs here.
-        options.node = Some(s.id.clone());
-        options.spread = None;
+        let collect = s.enter_job(job, &req.links, &req.origin).await?;
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
-        let mut args = Vec::with_capacity(req.args.len());
-        for v in req.args {
-            args.push(TaskArg::Value(
-                s.receive(v, false).await.map_err(Status::unavailable)?,
-            ));
-        }
-        let objects = &s.actors.env.objects;
-        let sub = Submission {
-            function: req.function.into(),
+        let args = s.receive_args(req.args).await?;
+        let sub = s.placed(
+            req.function.into(),
             args,
-            _held: HeldRefs::new(objects),
-            num_returns: req.num_returns,
+            req.num_returns,
             options,
-            parent: None,
-            depth: req.depth.max(1),
+            req.depth,
             job,
-            // Checked by the node that placed it.
-            checked: true,
-        };
+        );
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
-        let mut reply = reply_with(s, &ids).await;
-        objects.release_all(&ids);
-        reply.output = collect.take();
-        Ok(Response::new(reply))
+        Ok(Response::new(s.answer(&ids, &collect).await))
+    }
+
+    async fn actor_create(
+        &self,
+        request: Request<ActorCreateRequest>,
+    ) -> Result<Response<ActorCreateReply>, Status> {
+        let s = &self.0;
+        s.check(&request)?;
+        let req = request.into_inner();
+        let id = id_of(&req.module, "a module digest")?;
+        let module = s
+            .module(id, &req.module_name, &req.origin)
+            .await
+            .map_err(Status::unavailable)?;
+        let mut options = s.options_here(&req.options)?;
+        // Its name is registered on the node that placed it.
+        options.name = None;
+        let caller = ActorId::from_slice(&req.actor)
+            .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
+        // It lives under a job of its own here, until it is killed.
+        let job = s.forwarded_job(caller.node());
+        let collect = match s.enter_job(job, &req.links, &req.origin).await {
+            Ok(c) => c,
+            Err(status) => {
+                end_forwarded_job(&s.actors, job);
+                return Err(status);
+            }
+        };
+        let args = match s.receive_args(req.args).await {
+            Ok(a) => a,
+            Err(status) => {
+                end_forwarded_job(&s.actors, job);
+                return Err(status);
+            }
+        };
+        let function = format!("{}.new", req.type_name).into();
+        let sub = s.placed(function, args, 1, options, req.depth, job);
+        let creation = crate::actor::registry::Creation {
+            module,
+            type_name: req.type_name,
+            sub,
+            job,
+        };
+        let actor = crate::actor::actors::create(&s.actors, creation);
+        s.hosted.insert(actor, Hosted { job, collect });
+        Ok(Response::new(ActorCreateReply {
+            actor: bytes::Bytes::copy_from_slice(&actor.0),
+        }))
+    }
+
+    async fn actor_call(
+        &self,
+        request: Request<ActorCallRequest>,
+    ) -> Result<Response<RunReply>, Status> {
+        let s = &self.0;
+        s.check(&request)?;
+        let req = request.into_inner();
+        let actor = ActorId::from_slice(&req.actor)
+            .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
+        let (job, collect) = match s.hosted.get(&actor) {
+            Some(h) => (h.job, h.collect.clone()),
+            None => return Err(Status::not_found(format!("no actor {actor:?} placed here"))),
+        };
+        if req.num_returns > MAX_RETURNS {
+            return Err(Status::invalid_argument("too many return values"));
+        }
+        let args = s.receive_args(req.args).await?;
+        let (method, n) = (req.method.as_str(), req.num_returns);
+        let sub = s.placed(method.into(), args, n, Options::default(), req.depth, job);
+        let ids = crate::actor::actors::call(&s.actors, actor, method, sub);
+        Ok(Response::new(s.answer(&ids, &collect).await))
+    }
+
+    async fn actor_kill(
+        &self,
+        request: Request<ActorKillRequest>,
+    ) -> Result<Response<ActorKillReply>, Status> {
+        let s = &self.0;
+        s.check(&request)?;
+        let req = request.into_inner();
+        let actor = ActorId::from_slice(&req.actor)
+            .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
+        crate::actor::actors::kill(&s.actors, &actor, req.allow_restart);
+        if !req.allow_restart
+            && let Some((_, hosted)) = s.hosted.remove(&actor)
+        {
+            end_forwarded_job(&s.actors, hosted.job);
+        }
+        Ok(Response::new(ActorKillReply {}))
     }
 
     async fn module(
@@ -673,9 +829,11 @@ struct Collect {
 }
 
 impl Collect {
-    /// What was kept, taken.
+    /// What was kept, taken (and the count of bytes started again).
     fn take(&self) -> Vec<Output> {
-        std::mem::take(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()).0)
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.1 = 0;
+        std::mem::take(&mut kept.0)
     }
 }
 

@@ -12,8 +12,8 @@ use crate::output::{OutputSource, Stream};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
-use wray_abi::TaskId;
 use wray_abi::wire::{ErrorRecord, Options};
+use wray_abi::{ActorId, TaskId};
 
 /// Where a call runs.
 pub(crate) enum Place {
@@ -43,6 +43,40 @@ pub(crate) trait Peer: Send + Sync {
     /// The node's own failure (unreachable, gone) is a
     /// [`wray_abi::ErrorKind::WorkerFailure`], which retries.
     fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
+
+    /// Creates an actor there; its id there. The constructor runs on
+    /// after the reply: its failure shows in the actor's calls.
+    fn create_actor(
+        self: Arc<Self>,
+        actor: ForwardActor,
+    ) -> BoxFuture<'static, Result<ActorId, ErrorRecord>>;
+
+    /// Calls a method of actor `actor` (its id there); its results, or
+    /// why it failed (the node's own failure is a `WorkerFailure`).
+    fn call_actor(
+        self: Arc<Self>,
+        actor: ActorId,
+        call: Forward,
+    ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
+
+    /// Kills actor `actor` there (restarting it there if `allow_restart`
+    /// and it has restarts left); best effort.
+    fn kill_actor(self: Arc<Self>, actor: ActorId, allow_restart: bool) -> BoxFuture<'static, ()>;
+}
+
+/// An actor's creation, handed to another node.
+pub(crate) struct ForwardActor {
+    pub module: Module,
+    pub type_name: Arc<str>,
+    /// Its options (its name stays with the node that placed it).
+    pub options: Options,
+    /// The constructor's arguments.
+    pub args: Vec<ArgValue>,
+    pub depth: u32,
+    /// Its id on the node that placed it.
+    pub actor: ActorId,
+    /// The modules its program calls by name.
+    pub links: Vec<(String, Module)>,
 }
 
 /// One attempt of a call, handed to another node.

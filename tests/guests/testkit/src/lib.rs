@@ -551,13 +551,43 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 Err(err) if err.to_string().contains("not in the cluster") => {}
                 got => return Err(format!("a call pinned to no node gave {got:?}")),
             }
-            // Actors stay on the node that creates them, for now: pinning
-            // one elsewhere is refused, saying so.
-            let far = Counter::options().node(other).remote(1u64);
-            match wray::get(&far.value()) {
-                Err(err) if err.to_string().contains("not supported yet") => {}
-                got => return Err(format!("an actor pinned elsewhere gave {got:?}")),
+            // An actor pinned there: its state lives there, its calls
+            // arrive in order, its errors and traps come back, it
+            // restarts there after a trap, and a kill ends it.
+            let far = Counter::options().node(other).max_restarts(1).remote(10u64);
+            check(wray::get(&far.incr(5)).map_err(e)? == 15, "an actor there")?;
+            let pushed: Vec<_> = (0..50u64).map(|i| far.push(i)).collect();
+            check(
+                wray::get(&pushed).map_err(e)? == (0..50).collect::<Vec<u64>>(),
+                "calls of an actor there arrive in order",
+            )?;
+            match wray::get(&far.fail()) {
+                Err(err) if err.to_string().contains("method failed") => {}
+                got => return Err(format!("a failing method there gave {got:?}")),
             }
+            check(
+                wray::get(&far.crash()).is_err(),
+                "a trap there fails the call",
+            )?;
+            check(
+                wray::get(&far.value()).map_err(e)? == 10,
+                "restarted there after the trap",
+            )?;
+            wray::kill(&far);
+            match wray::get(&far.value()) {
+                Err(err) if err.to_string().contains("killed") => {}
+                got => return Err(format!("a killed actor there gave {got:?}")),
+            }
+            let named = Counter::options()
+                .node(other)
+                .name("far-counter")
+                .remote(1u64);
+            wray::get(&named.incr(1)).map_err(e)?;
+            let found = wray::get_actor::<Counter>("far-counter").map_err(e)?;
+            check(
+                wray::get(&found.value()).map_err(e)? == 2,
+                "a named actor there, found by name here",
+            )?;
             if let Some(me) = rest.get(1) {
                 let here = Counter::options().node(me).remote(1u64);
                 check(
@@ -671,11 +701,31 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 got => return Err(format!("a resource no node has gave {got:?}")),
             }
             let actor = Counter::options().resource("gpu", 1.0).remote(1u64);
-            match wray::get(&actor.value()) {
-                Err(err) if err.to_string().contains("not supported yet") => {}
-                got => return Err(format!("an actor needing another node's GPU gave {got:?}")),
-            }
+            check(
+                wray::get(&actor.incr(1)).map_err(e)? == 2,
+                "an actor needing a GPU, on the node that has one",
+            )?;
             println!("cluster resources: ok");
+        }
+        // `actor_survive <n> <ms>`: an actor needing a GPU (on another
+        // node) makes n busy calls of ms each, every result checked (its
+        // node may die meanwhile: it restarts on another).
+        "actor_survive" => {
+            let num = |i: usize| -> Result<u64, String> {
+                rest.get(i)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| "usage: actor_survive <n> <ms>".to_string())
+            };
+            let (n, ms) = (num(0)?, num(1)?);
+            let actor = Counter::options()
+                .resource("gpu", 1.0)
+                .max_restarts(1)
+                .max_task_retries(1)
+                .remote(0u64);
+            for _ in 0..n {
+                check(wray::get(&actor.busy(ms)).map_err(e)? == ms, "a busy call")?;
+            }
+            println!("actor survive: {n} ok");
         }
         // A call of a linked C module pinned to another node:
         // `cluster_cross <node id>` (link `c_math`).

@@ -1,0 +1,351 @@
+//! An actor placed on another node of the cluster ([`run_remote`]).
+//!
+//! This node keeps the actor's record (its id, name, job, life, mailbox:
+//! everything the rest of the runtime sees) and runs a loop that creates
+//! the actor there and forwards its calls, one at a time in the order they
+//! came (an actor serves one call at a time anyway; waiting for each reply
+//! keeps the order without sequence numbers, at one round trip per call).
+//! The other node runs the instance, its restarts after traps and its
+//! calls' retries; what it prints comes back with each call's results.
+//!
+//! When that node is lost (unreachable, or gone from the cluster), the
+//! actor is restarted on another node while `max_restarts` allows, its
+//! constructor run again with its original arguments, and the call in
+//! flight is sent again while its `max_task_retries` allow. Placed back on
+//! this node, it continues as a local actor ([`run`](super::run::run)).
+//! A kill reaches the other node; when the loop ends, the actor there is
+//! killed too.
+
+use crate::actor::registry::{Actor, Actors, Kill, Life, MethodCall, may_restart};
+use crate::actor::run::{die, end_call, fail_all, fail_call, resolve_args, run};
+use crate::exec::remote::{Forward, ForwardActor, Peer, Place};
+use crate::exec::request::Submission;
+use crate::objects::arg::ArgValue;
+use crate::objects::blob::Encoding;
+use crate::objects::held::HeldRefs;
+use crate::objects::store::Resolved;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use wray_abi::wire::ErrorRecord;
+use wray_abi::{ActorId, ErrorKind};
+
+/// The actor's loop when it lives on `peer`: create it there, forward its
+/// calls, restart it elsewhere if that node is lost, die.
+pub(super) async fn run_remote(
+    rt: Arc<Actors>,
+    a: Arc<Actor>,
+    mut ctor: Submission,
+    mut rx: mpsc::UnboundedReceiver<MethodCall>,
+    peer: Arc<dyn Peer>,
+) {
+    let label = format!("{}.new", a.type_name);
+    let ctor_args = match resolve_args(&rt, &ctor.args, &label, None).await {
+        Ok(args) => args,
+        Err(rec) => {
+            let held = std::mem::replace(&mut ctor._held, HeldRefs::new(&rt.env.objects));
+            return die(&rt, &a, Arc::new(rec), rx, held);
+        }
+    };
+    let mut peer = peer;
+    let mut there = match create_there(&rt, &a, &ctor, &ctor_args, &peer).await {
+        Ok(id) => id,
+        Err(rec) => return die(&rt, &a, Arc::new(rec), rx, ctor),
+    };
+    a.lock().life = Life::Alive;
+    let mut retry: Option<MethodCall> = None;
+    loop {
+        let next = match retry.take() {
+            Some(c) => Some(c),
+            None => {
+                let cancel = {
+                    let m = a.lock();
+                    m.kill.is_none().then(|| m.cancel.clone())
+                };
+                match cancel {
+                    None => None,
+                    Some(cancel) => tokio::select! {
+                        c = rx.recv() => c,
+                        () = cancel.cancelled() => None,
+                    },
+                }
+            }
+        };
+        let kill = a.lock().kill.take();
+        if let Some(kill) = kill {
+            let restarts = a.restarts();
+            if may_restart(kill, restarts, a.max_restarts) {
+                // Restarted there, by the node that runs it.
+                peer.clone().kill_actor(there, true).await;
+                let mut m = a.lock();
+                m.restarts += 1;
+                m.cancel = Arc::new(crate::exec::state::CancelToken::default());
+                retry = next;
+                continue;
+            }
+            peer.clone().kill_actor(there, false).await;
+            let why = match kill {
+                Kill::NoRestart => format!("actor {:?} was killed", a.id),
+                Kill::AllowRestart => {
+                    format!("actor {:?} was killed and has no restarts left", a.id)
+                }
+            };
+            let rec = Arc::new(ErrorRecord::new(
+                ErrorKind::ActorDied,
+                a.type_name.to_string(),
+                why,
+            ));
+            a.lock().life = Life::Dead(rec.clone());
+            if let Some(c) = next {
+                fail_call(&rt, &a, c, Some(rec.clone()));
+            }
+            return die(&rt, &a, rec, rx, ctor);
+        }
+        let Some(mut call) = next else { continue };
+        if call.handle.cancel.is_cancelled() {
+            let mut rec = ErrorRecord::new(
+                ErrorKind::Cancelled,
+                &*call.method.label,
+                "the call was cancelled before it ran",
+            );
+            rec.task = call.id;
+            end_call(&rt, call.id, Some(&rec));
+            fail_all(&rt, &call.returns, rec);
+            continue;
+        }
+        let outcome = forward_call(&rt, &a, &call, there, &peer).await;
+        match outcome {
+            Ok(()) => {}
+            Err(rec) if rec.kind == ErrorKind::WorkerFailure && !killed(&a) => {
+                // Its node is lost: restart it elsewhere, if allowed.
+                let restarts = a.restarts();
+                if !may_restart(Kill::AllowRestart, restarts, a.max_restarts) {
+                    let cause = Arc::new(lost(&a, rec, "it has no restarts left"));
+                    a.lock().life = Life::Dead(cause.clone());
+                    fail_call(&rt, &a, call, Some(cause.clone()));
+                    return die(&rt, &a, cause, rx, ctor);
+                }
+                {
+                    let mut m = a.lock();
+                    m.restarts += 1;
+                    m.life = Life::Starting;
+                }
+                let requeue = if call.retries_left != 0 {
+                    call.retries_left -= 1;
+                    rt.env.events.retrying(call.id);
+                    Some(call)
+                } else {
+                    let mut r = rec.clone();
+                    r.task = call.id;
+                    end_call(&rt, call.id, Some(&r));
+                    fail_all(&rt, &call.returns, r);
+                    None
+                };
+                match restart_place(&rt, &a, &ctor, &peer) {
+                    Place::There(p) => match create_there(&rt, &a, &ctor, &ctor_args, &p).await {
+                        Ok(id) => {
+                            (peer, there) = (p, id);
+                            a.lock().life = Life::Alive;
+                            retry = requeue;
+                        }
+                        Err(why) => {
+                            let cause = Arc::new(lost(&a, why, "it could not be made again"));
+                            a.lock().life = Life::Dead(cause.clone());
+                            if let Some(c) = requeue {
+                                fail_call(&rt, &a, c, Some(cause.clone()));
+                            }
+                            return die(&rt, &a, cause, rx, ctor);
+                        }
+                    },
+                    Place::Here => {
+                        // Back on this node: a local actor from now on,
+                        // its retried call first in line.
+                        drop(ctor_args);
+                        if let Some(c) = requeue
+                            && let Err(mpsc::error::SendError(c)) = a.mailbox.send(c)
+                        {
+                            fail_call(&rt, &a, c, None);
+                        }
+                        return run(rt, a, ctor, rx).await;
+                    }
+                    Place::Nowhere(why) => {
+                        let cause = Arc::new(lost(&a, rec, &why));
+                        a.lock().life = Life::Dead(cause.clone());
+                        if let Some(c) = requeue {
+                            fail_call(&rt, &a, c, Some(cause.clone()));
+                        }
+                        return die(&rt, &a, cause, rx, ctor);
+                    }
+                }
+            }
+            Err(mut rec) => {
+                let dead = rec.kind == ErrorKind::ActorDied;
+                if killed(&a) {
+                    rec = ErrorRecord::new(
+                        ErrorKind::ActorDied,
+                        &*call.method.label,
+                        format!("actor {:?} was killed while running the call", a.id),
+                    );
+                }
+                rec.task = call.id;
+                end_call(&rt, call.id, Some(&rec));
+                fail_all(&rt, &call.returns, rec.clone());
+                if dead && !killed(&a) {
+                    // Dead for good there (its constructor failed, or its
+                    // restarts ran out): so it is here.
+                    let cause = Arc::new(rec);
+                    a.lock().life = Life::Dead(cause.clone());
+                    peer.clone().kill_actor(there, false).await;
+                    return die(&rt, &a, cause, rx, ctor);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a kill is pending.
+fn killed(a: &Actor) -> bool {
+    a.lock().kill.is_some()
+}
+
+/// The death of an actor whose node was lost (`rec`), and why it was not
+/// restarted.
+fn lost(a: &Actor, rec: ErrorRecord, why: &str) -> ErrorRecord {
+    ErrorRecord::new(
+        ErrorKind::ActorDied,
+        a.type_name.to_string(),
+        format!("actor {:?} lost its node, and {why}", a.id),
+    )
+    .caused_by(Arc::new(rec))
+}
+
+/// Where the actor restarts once `lost` is gone: as it was first placed
+/// (its node, its resources, spread), among the nodes left.
+fn restart_place(rt: &Actors, a: &Actor, ctor: &Submission, lost: &Arc<dyn Peer>) -> Place {
+    let options = &ctor.options;
+    match rt.env.place(options, true) {
+        Place::There(p) if p.id() == lost.id() => Place::Nowhere(format!(
+            "node {} is still listed, but cannot be reached",
+            lost.id()
+        )),
+        Place::Here if options.node.is_none() && rt.env.resources.check(&a.resources).is_ok() => {
+            Place::Here
+        }
+        Place::Here => Place::Nowhere("no other node can take it".into()),
+        place => place,
+    }
+}
+
+/// Creates the actor on `peer`; its id there.
+async fn create_there(
+    rt: &Actors,
+    a: &Actor,
+    ctor: &Submission,
+    args: &[ArgValue],
+    peer: &Arc<dyn Peer>,
+) -> Result<ActorId, ErrorRecord> {
+    let label = format!("{}.new", a.type_name);
+    if args.iter().any(|v| !v.blob.refs().is_empty()) {
+        return Err(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            label,
+            "a constructor argument holds references to objects, which cannot leave this node \
+             yet: create the actor on this node",
+        ));
+    }
+    let options = wray_abi::wire::Options {
+        name: None,
+        spread: None,
+        node: Some(peer.id().to_string()),
+        module: None,
+        ..ctor.options.clone()
+    };
+    peer.clone()
+        .create_actor(ForwardActor {
+            module: a.module.clone(),
+            type_name: a.type_name.clone(),
+            options,
+            args: args.to_vec(),
+            depth: ctor.depth,
+            actor: a.id,
+            links: rt.env.links.table(a.job),
+        })
+        .await
+}
+
+/// Sends `call` to the actor on `peer` and stores its results here; the
+/// error if it failed (not yet recorded).
+async fn forward_call(
+    rt: &Actors,
+    a: &Actor,
+    call: &MethodCall,
+    there: ActorId,
+    peer: &Arc<dyn Peer>,
+) -> Result<(), ErrorRecord> {
+    let label = &*call.method.label;
+    let args = resolve_args_of(rt, call).await?;
+    if args.iter().any(|v| !v.blob.refs().is_empty()) {
+        return Err(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            label,
+            "an argument holds references to objects, which cannot reach an actor on another \
+             node yet",
+        ));
+    }
+    rt.env.events.started(call.id);
+    let forward = Forward {
+        module: a.module.clone(),
+        // `Type.method`: the method's name.
+        function: match call.method.label.split_once('.') {
+            Some((_, method)) => method.into(),
+            None => call.method.label.clone(),
+        },
+        num_returns: call.returns.len() as u32,
+        options: wray_abi::wire::Options::default(),
+        args,
+        depth: call.depth,
+        task: call.id,
+        links: Vec::new(),
+    };
+    let cancel = a.lock().cancel.clone();
+    let forwarded = tokio::select! {
+        r = peer.clone().call_actor(there, forward) => r?,
+        () = cancel.cancelled() => {
+            // Killed meanwhile: the loop handles the kill next.
+            return Err(ErrorRecord::new(ErrorKind::ActorDied, label, "killed"));
+        }
+    };
+    for (mut source, stream, text) in forwarded.output {
+        source.job = a.job;
+        rt.env.sink_for(a.job).write(&source, stream, &text);
+    }
+    if forwarded.values.len() != call.returns.len() {
+        return Err(ErrorRecord::new(
+            ErrorKind::WorkerFailure,
+            label,
+            format!(
+                "node {} answered with {} results for {} return values",
+                peer.id(),
+                forwarded.values.len(),
+                call.returns.len()
+            ),
+        ));
+    }
+    a.calls.fetch_add(1, Ordering::Relaxed);
+    end_call(rt, call.id, None);
+    let encoding = call
+        .method
+        .signature
+        .as_ref()
+        .map_or(Encoding::Raw, |s| s.value_encoding());
+    for (id, blob) in call.returns.iter().zip(forwarded.values) {
+        blob.mark(encoding);
+        rt.env.objects.resolve(*id, Resolved::Ready(blob));
+    }
+    Ok(())
+}
+
+/// A call's arguments, resolved, with its id on any error.
+async fn resolve_args_of(rt: &Actors, call: &MethodCall) -> Result<Vec<ArgValue>, ErrorRecord> {
+    resolve_args(rt, &call.args, &call.method.label, Some(call.id)).await
+}
