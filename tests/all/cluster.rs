@@ -395,6 +395,34 @@ fn an_actor_whose_node_dies_restarts_on_another() {
     assert_eq!(there["actors"].as_array().unwrap().len(), 1, "{there}");
 }
 
+#[test]
+fn a_cancelled_call_stops_there_and_actors_of_a_dead_node_end() {
+    let etcd = etcd();
+    let mut a = start_node(&etcd.url, LEASE_TTL);
+    let b = start_node(&etcd.url, LEASE_TTL);
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["cluster_orphans", &b.id]);
+    let done = node::wait_job_end(a.addr, &job);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    // The two-minute call was cancelled there too (or never started).
+    common::eventually("the cancelled call stops there", || {
+        ran(b.addr, "busy").iter().all(|s| s == "CANCELLED")
+    });
+    let alive = |n: SocketAddr| {
+        get(n, "/api/v0/actors?state=ALIVE").json()["actors"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(alive(b.addr), 1, "the named actor lives there");
+    // Its node gone, nobody can call it: it ends.
+    a.proc.0.kill().unwrap();
+    common::eventually("the actor of the dead node ends", || alive(b.addr) == 0);
+}
+
 /// Starts `survive 30 300` on `nodes[0]` (30 calls of 300 ms spread over
 /// the nodes), does `harm` to the last node once it runs one of them, and
 /// checks that the job still gets every result right, that calls were

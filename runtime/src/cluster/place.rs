@@ -178,6 +178,7 @@ impl Cluster {
             if !next.iter().any(|n| Arc::ptr_eq(n, p)) {
                 p.gone.store(true, Ordering::SeqCst);
                 p.left.notify_waiters();
+                self.shared.forget_node(&p.id);
             }
         }
         *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);

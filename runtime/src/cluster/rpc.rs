@@ -197,6 +197,22 @@ impl Drop for ForwardedJob<'_> {
     }
 }
 
+/// The results of a call placed here while its reply is being made: if
+/// the request is dropped meanwhile, the task making them (and what it
+/// started) is cancelled and they are released.
+struct CancelOnDrop<'a>(&'a Shared, Option<Vec<ObjectId>>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(ids) = self.1.take() {
+            if let Some(id) = ids.first() {
+                crate::task::table::cancel(&self.0.actors.tasks, id, true);
+            }
+            self.0.actors.env.objects.release_all(&ids);
+        }
+    }
+}
+
 /// Ends the job of a call or actor another node placed here: its output
 /// is no longer collected, and its actors and links go.
 fn end_forwarded_job(actors: &Arc<Actors>, job: u64) {
@@ -325,6 +341,24 @@ impl Shared {
             ));
         }
         Ok(args)
+    }
+
+    /// Kills the actors node `node` placed here: it left the cluster, so
+    /// nobody can call them any more.
+    pub fn forget_node(&self, node: &str) {
+        let Ok(n) = node.parse::<u64>() else { return };
+        let orphans: Vec<ActorId> = self
+            .hosted
+            .iter()
+            .filter(|h| (h.job & !FORWARDED_JOB) >> 32 == n)
+            .map(|h| *h.key())
+            .collect();
+        for id in orphans {
+            crate::actor::actors::kill(&self.actors, &id, false);
+            if let Some((_, hosted)) = self.hosted.remove(&id) {
+                end_forwarded_job(&self.actors, hosted.job);
+            }
+        }
     }
 
     /// A job of its own for a call node `caller` placed here (see
@@ -600,7 +634,12 @@ impl NodeRpc for Service {
             job,
         );
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
-        Ok(Response::new(s.answer(&ids, &collect).await))
+        // A caller that gives up (the call cancelled there, or that node
+        // gone) drops this request: the task and what it started stop.
+        let mut stop = CancelOnDrop(s, Some(ids.clone()));
+        let reply = s.answer(&ids, &collect).await;
+        stop.1 = None;
+        Ok(Response::new(reply))
     }
 
     async fn actor_create(

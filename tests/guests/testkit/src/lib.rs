@@ -707,6 +707,26 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
             println!("cluster resources: ok");
         }
+        // `cluster_orphans <node id>`: a call there cancelled from here;
+        // a named actor left there, for the test to kill this node under.
+        "cluster_orphans" => {
+            let other = rest.first().ok_or("usage: cluster_orphans <node id>")?;
+            let long = busy::options().node(other).remote(120_000u64);
+            wray::wait(
+                std::slice::from_ref(&long),
+                1,
+                Some(Duration::from_millis(500)),
+            )
+            .map_err(e)?;
+            wray::cancel(&long);
+            check(wray::get(&long).is_err(), "a cancelled call there fails")?;
+            let left = Counter::options()
+                .node(other)
+                .name("left-there")
+                .remote(1u64);
+            check(wray::get(&left.incr(1)).map_err(e)? == 2, "an actor there")?;
+            println!("cluster orphans: ok");
+        }
         // `actor_survive <n> <ms>`: an actor needing a GPU (on another
         // node) makes n busy calls of ms each, every result checked (its
         // node may die meanwhile: it restarts on another).
