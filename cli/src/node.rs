@@ -18,7 +18,8 @@ use wray_runtime::node::{LogStore, Node, NodeOptions, new_token};
 #[derive(Args)]
 pub struct StartArgs {
     /// The address to listen on. Anything but a loopback address requires
-    /// the token the node writes to its state directory (mode 0600).
+    /// a token of its clients: `$WRAY_TOKEN` if set, else a fresh one the
+    /// node writes to its state directory (mode 0600).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// The port of the dashboard and the API (0: any free port).
@@ -54,6 +55,11 @@ pub struct StartArgs {
     /// any free port).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     rpc_port: u16,
+    /// With --etcd and a wildcard --host (`0.0.0.0`): the address other
+    /// nodes reach this one at (default: that of the interface this
+    /// machine reaches etcd through). Ray's `--node-ip-address`.
+    #[arg(long, value_name = "ADDR")]
+    node_ip: Option<std::net::IpAddr>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -109,7 +115,15 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
         builder = builder.node_id(number);
     }
     let rt = builder.output(logs.clone()).build()?;
-    let token = (!args.host.is_loopback()).then(new_token);
+    // Off loopback, clients present a token: `$WRAY_TOKEN` if set (so a
+    // deployment can hand the same one to the node and its clients),
+    // else a fresh one.
+    let token = (!args.host.is_loopback()).then(|| {
+        std::env::var("WRAY_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(new_token)
+    });
     if let Some(t) = &token {
         write_private(&token_file(), t)?;
     } else {
@@ -126,6 +140,7 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
             etcd: args.etcd.clone(),
             lease_ttl: args.lease_ttl,
             rpc_port: args.rpc_port,
+            node_ip: args.node_ip,
             cluster_token: std::env::var("WRAY_CLUSTER_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),

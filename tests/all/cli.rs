@@ -255,3 +255,24 @@ fn custom_resources_limit_what_runs_at_once_and_bad_ones_are_refused() {
         assert!(stderr.contains(why), "{bad}: {stderr}");
     }
 }
+
+#[test]
+fn the_kubernetes_manifests_use_only_flags_wray_start_has() {
+    let (help, _) = text(&wray(&["start", "--help"]));
+    let manifest =
+        std::fs::read_to_string(crate::common::root().join("deploy/kubernetes/wray.yaml"))
+            .expect("deploy/kubernetes/wray.yaml");
+    let flags: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- --"))
+        .map(|f| f.split('=').next().unwrap())
+        .collect();
+    assert!(flags.len() >= 5, "{flags:?}");
+    for f in flags {
+        assert!(
+            help.contains(&format!("--{f}")),
+            "`wray start` has no --{f}"
+        );
+    }
+    assert!(manifest.contains("path: /api/v0/head"), "the head's probe");
+}

@@ -630,3 +630,42 @@ fn calls_needing_a_resource_run_on_the_node_that_has_it() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("gpu=2"), "{stdout}");
 }
+
+#[test]
+fn a_node_on_a_wildcard_address_names_a_reachable_one_and_answers_probes() {
+    let etcd = etcd();
+    let a = spawn_node(
+        &["--etcd", &etcd.url, "--host", "0.0.0.0"],
+        LEASE_TTL,
+        "secret",
+    );
+    let b = start_node_with(&etcd.url, LEASE_TTL, "secret");
+    // Its record names the interface the others reach it on, not 0.0.0.0.
+    let nodes = get(b.addr, "/api/v0/nodes").json();
+    let record = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == a.id.as_str())
+        .unwrap_or_else(|| panic!("a is listed: {nodes}"))
+        .clone();
+    for key in ["rpc_address", "address"] {
+        let at = record[key].as_str().unwrap();
+        assert!(at.starts_with("127.0.0.1:"), "{key}: {record}");
+    }
+    // And calls reach it there.
+    common::eventually("b places calls on a", || {
+        cluster_view(b.addr).0 == vec![a.id.clone()]
+    });
+    let job = node::submit(b.addr, "testkit", &["cluster", &a.id, &b.id]);
+    let done = node::wait_job_end(b.addr, &job);
+    let logs = get(b.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    // Its API wants its token, but a readiness probe needs none to learn
+    // whether it leads (and learns nothing else).
+    let probe = get(a.addr, "/api/v0/head");
+    assert!(probe.status == 200 || probe.status == 503, "{}", probe.body);
+    let head = probe.json();
+    assert_eq!(head, serde_json::json!({ "head": probe.status == 200 }));
+    assert_eq!(get(a.addr, "/api/v0/nodes").status, 401);
+}

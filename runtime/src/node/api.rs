@@ -643,6 +643,20 @@ pub(crate) async fn head(State(st): St) -> Response {
     }
 }
 
+/// `GET /api/v0/head` without the node's token: `{"head": true}` (200)
+/// on the head, `{"head": false}` (503) elsewhere.
+pub(crate) async fn head_probe(st: &NodeState) -> Response {
+    let head = match &st.membership {
+        None => true,
+        Some(m) => matches!(m.head().await, Ok(Some(h)) if h == st.node_id),
+    };
+    let status = match head {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, axum::Json(serde_json::json!({ "head": head }))).into_response()
+}
+
 /// `GET /api/v0/nodes`: this node, or every live node of its cluster.
 pub(crate) async fn nodes(State(st): St) -> Response {
     let Some(m) = &st.membership else {

@@ -61,6 +61,10 @@ pub struct NodeOptions {
     /// In a cluster, the secret its nodes share, which every call between
     /// nodes carries (required when `host` is not a loopback address).
     pub cluster_token: Option<String>,
+    /// In a cluster, the address other nodes reach this one at, when
+    /// `host` is a wildcard (`0.0.0.0`); `None`: the address of the
+    /// interface this machine reaches etcd through.
+    pub node_ip: Option<IpAddr>,
 }
 
 impl Default for NodeOptions {
@@ -74,8 +78,21 @@ impl Default for NodeOptions {
             lease_ttl: 10,
             rpc_port: 0,
             cluster_token: None,
+            node_ip: None,
         }
     }
+}
+
+/// The address of the interface this machine reaches the first of
+/// `endpoints` (`http://host:port` URLs) through: what a route lookup
+/// gives (no packet is sent).
+fn route_to(endpoints: &[String]) -> Option<IpAddr> {
+    let url = endpoints.first()?;
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    socket.connect(authority).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 /// A running node's server. Dropping it stops the server (not the
@@ -143,9 +160,22 @@ impl Node {
                 })?;
             let rpc_address = rpc
                 .local_addr()
-                .map_err(|e| Error::Config(format!("cannot read the bound address: {e}")))?
-                .to_string();
-            let mut entry = api::node_record(&rt.actors, &node_id, addr);
+                .map_err(|e| Error::Config(format!("cannot read the bound address: {e}")))?;
+            // Bound to a wildcard, a node names itself to the others by
+            // an address they can reach.
+            let public = match (options.host.is_unspecified(), options.node_ip) {
+                (false, _) => options.host,
+                (true, Some(ip)) => ip,
+                (true, None) => route_to(&options.etcd).ok_or_else(|| {
+                    Error::Config(
+                        "cannot tell the address other nodes reach this one at: pass --node-ip"
+                            .into(),
+                    )
+                })?,
+            };
+            let rpc_address = SocketAddr::new(public, rpc_address.port()).to_string();
+            let mut entry =
+                api::node_record(&rt.actors, &node_id, SocketAddr::new(public, addr.port()));
             entry.rpc_address = Some(rpc_address.clone());
             let record = serde_json::to_vec(&entry).expect("a node record serializes");
             let ttl = i64::try_from(options.lease_ttl.max(1)).unwrap_or(i64::MAX);
@@ -352,6 +382,11 @@ async fn guard(State(st): State<Arc<NodeState>>, req: Request, next: Next) -> Re
             .or_else(|| cookie(headers, "wray_token"))
             .or(from_query.as_deref());
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+            // Whether this node leads its cluster, and nothing more, for
+            // probes that hold no token (Kubernetes' readiness probe).
+            if req.uri().path() == "/api/v0/head" && req.method() == Method::GET {
+                return api::head_probe(&st).await;
+            }
             return api::error(StatusCode::UNAUTHORIZED, "a valid token is required");
         }
         if from_query.is_some() {
