@@ -138,7 +138,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         buried: AtomicBool::new(false),
         died: tokio::sync::Notify::new(),
     });
-    rt.registry.table.insert(id, actor.clone());
+    rt.registry.insert(&actor);
     match early_death {
         Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {

@@ -7,7 +7,7 @@
 //! States: starting -> alive -> (restarting -> alive)* -> dead; a kill for
 //! good is never weakened by a later one allowing restarts ([`may_restart`]).
 
-use crate::exec::env::Env;
+use crate::exec::env::{Env, FORWARDED_JOB};
 use crate::exec::module::{Method, Module};
 use crate::exec::request::Submission;
 use crate::exec::state::CancelToken;
@@ -148,9 +148,38 @@ pub(crate) struct Registry {
     pub(super) names: DashMap<String, ActorId>,
     /// The most recently dead actors, for their causes and listings.
     pub(super) graveyard: Mutex<VecDeque<Arc<Actor>>>,
+    /// Live actors of each job standing for a program on another node
+    /// (`FORWARDED_JOB`), so that ending such a job, once per call placed
+    /// here, looks for actors only when it has some.
+    forwarded: DashMap<u64, usize>,
 }
 
 impl Registry {
+    /// Enters a new actor.
+    pub(super) fn insert(&self, a: &Arc<Actor>) {
+        if a.job & FORWARDED_JOB != 0 {
+            *self.forwarded.entry(a.job).or_default() += 1;
+        }
+        self.table.insert(a.id, a.clone());
+    }
+
+    /// Takes a dead actor out of the table.
+    pub(super) fn remove(&self, a: &Actor) {
+        if self.table.remove(&a.id).is_some() && a.job & FORWARDED_JOB != 0 {
+            self.forwarded.remove_if_mut(&a.job, |_, n| {
+                *n -= 1;
+                *n == 0
+            });
+        }
+    }
+
+    /// Whether job `job` (one standing for a program on another node) has
+    /// live actors.
+    #[cfg(feature = "node")] // read by the cluster only
+    pub fn has_forwarded_actors(&self, job: u64) -> bool {
+        self.forwarded.contains_key(&job)
+    }
+
     /// The actor `id`, if it is not gone.
     pub fn get(&self, id: &ActorId) -> Option<Arc<Actor>> {
         self.table.get(id).map(|a| a.clone())

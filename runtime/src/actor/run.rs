@@ -86,7 +86,7 @@ pub(super) fn die<L>(
     a.lock().life = Life::Dead(cause.clone());
     // Gone from the tables first: whoever sees a call fail sees the actor
     // (and its name) gone.
-    rt.registry.table.remove(&a.id);
+    rt.registry.remove(a);
     if let Some(name) = &a.name {
         rt.registry.names.remove_if(name, |_, owner| *owner == a.id);
     }

@@ -217,12 +217,12 @@ impl Drop for CancelOnDrop<'_> {
 /// is no longer collected, and its actors and links go.
 fn end_forwarded_job(actors: &Arc<Actors>, job: u64) {
     actors.env.diverted.remove(&job);
-    let actors = actors.clone();
-    let tokio = actors.env.spawner.clone();
-    tokio.spawn(async move {
-        crate::actor::actors::end_job(&actors, job).await;
-        actors.env.links.end_job(job);
-    });
+    actors.env.links.end_job(job);
+    if actors.registry.has_forwarded_actors(job) {
+        let actors = actors.clone();
+        let tokio = actors.env.spawner.clone();
+        tokio.spawn(async move { crate::actor::actors::end_job(&actors, job).await });
+    }
 }
 
 /// An actor another node placed here: the job it runs under, and its
