@@ -302,7 +302,7 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
         "{logs}"
     );
     // The pinned calls ran on the other node (and its nested ones there).
-    for f in ["add", "len", "bump_bytes"] {
+    for f in ["add", "len", "bump_bytes", "push_all"] {
         assert_eq!(ran(b.addr, f), vec!["FINISHED"], "{f} on node {}", b.id);
     }
     assert_eq!(ran(b.addr, "fails"), vec!["FAILED"]);

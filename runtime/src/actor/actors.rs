@@ -165,6 +165,12 @@ pub(crate) fn call(
 ) -> Vec<ObjectId> {
     let (id, returns) = rt.env.new_call(sub.num_returns);
     let Some(a) = rt.registry.get(&actor) else {
+        // An actor of another node (its handle came with a task placed
+        // here): the call goes there.
+        if let Some(peer) = rt.env.peer(actor.node()) {
+            crate::actor::remote::call_foreign(rt, peer, actor, method, id, &returns, sub);
+            return returns;
+        }
         let cause = rt.registry.cause_of(&actor);
         let mut rec = ErrorRecord::new(
             ErrorKind::ActorDied,

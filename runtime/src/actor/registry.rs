@@ -152,6 +152,20 @@ pub(crate) struct Registry {
     /// (`FORWARDED_JOB`), so that ending such a job, once per call placed
     /// here, looks for actors only when it has some.
     forwarded: DashMap<u64, usize>,
+    /// Actors of other nodes this node's calls reach (an `ActorHandle`
+    /// that came with a task placed here): each one's line of calls, sent
+    /// there one at a time in order.
+    pub(super) foreign: DashMap<ActorId, mpsc::UnboundedSender<ForeignCall>>,
+}
+
+/// A call of an actor of another node, waiting in its line.
+pub(crate) struct ForeignCall {
+    pub(super) id: TaskId,
+    pub(super) method: Arc<str>,
+    pub(super) args: Vec<TaskArg>,
+    pub(super) _held: HeldRefs,
+    pub(super) returns: Vec<ObjectId>,
+    pub(super) depth: u32,
 }
 
 impl Registry {

@@ -16,9 +16,10 @@
 //! A kill reaches the other node; when the loop ends, the actor there is
 //! killed too.
 
-use crate::actor::registry::{Actor, Actors, Kill, Life, MethodCall, may_restart};
+use crate::actor::registry::{Actor, Actors, ForeignCall, Kill, Life, MethodCall, may_restart};
 use crate::actor::run::{die, end_call, fail_all, fail_call, resolve_args, run};
-use crate::exec::remote::{Forward, ForwardActor, Peer, Place};
+use crate::events::TaskKind;
+use crate::exec::remote::{ForwardActor, ForwardMethod, Peer, Place};
 use crate::exec::request::Submission;
 use crate::objects::arg::ArgValue;
 use crate::objects::blob::Encoding;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use wray_abi::wire::ErrorRecord;
-use wray_abi::{ActorId, ErrorKind};
+use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId};
 
 /// The actor's loop when it lives on `peer`: create it there, forward its
 /// calls, restart it elsewhere if that node is lost, die.
@@ -293,19 +294,16 @@ async fn forward_call(
         ));
     }
     rt.env.events.started(call.id);
-    let forward = Forward {
-        module: a.module.clone(),
+    let forward = ForwardMethod {
         // `Type.method`: the method's name.
-        function: match call.method.label.split_once('.') {
+        method: match call.method.label.split_once('.') {
             Some((_, method)) => method.into(),
             None => call.method.label.clone(),
         },
         num_returns: call.returns.len() as u32,
-        options: wray_abi::wire::Options::default(),
         args,
         depth: call.depth,
         task: call.id,
-        links: Vec::new(),
     };
     let cancel = a.lock().cancel.clone();
     let forwarded = tokio::select! {
@@ -348,4 +346,121 @@ async fn forward_call(
 /// A call's arguments, resolved, with its id on any error.
 async fn resolve_args_of(rt: &Actors, call: &MethodCall) -> Result<Vec<ArgValue>, ErrorRecord> {
     resolve_args(rt, &call.args, &call.method.label, Some(call.id)).await
+}
+
+/// Sends a call of `actor`, an actor of node `peer` whose handle reached
+/// this node, into that actor's line here (made on first use), which
+/// sends its calls there one at a time, in order.
+pub(crate) fn call_foreign(
+    rt: &Arc<Actors>,
+    peer: Arc<dyn Peer>,
+    actor: ActorId,
+    method: &str,
+    id: TaskId,
+    returns: &[ObjectId],
+    sub: Submission,
+) {
+    let label: Arc<str> = format!("?.{method}").into();
+    rt.env.events.submitted(
+        id,
+        label,
+        TaskKind::ActorMethod,
+        sub.job,
+        sub.parent,
+        Some(actor),
+    );
+    let call = ForeignCall {
+        id,
+        method: method.into(),
+        args: sub.args,
+        _held: sub._held,
+        returns: returns.to_vec(),
+        depth: sub.depth,
+    };
+    let line = rt.registry.foreign.entry(actor).or_insert_with(|| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rt = rt.clone();
+        let spawner = rt.env.spawner.clone();
+        spawner.spawn(foreign_line(rt, actor, peer, rx));
+        tx
+    });
+    if let Err(mpsc::error::SendError(call)) = line.send(call) {
+        let rec = ErrorRecord::new(ErrorKind::ActorDied, call.method.as_ref(), "its line ended");
+        rt.env.events.ended(call.id, Some(&rec));
+        fail_all(rt, &call.returns, rec);
+    }
+}
+
+/// The line of calls of a foreign actor: each sent to `peer` once the one
+/// before it ended. It ends, with its entry, once the actor is dead.
+async fn foreign_line(
+    rt: Arc<Actors>,
+    actor: ActorId,
+    peer: Arc<dyn Peer>,
+    mut rx: mpsc::UnboundedReceiver<ForeignCall>,
+) {
+    while let Some(call) = rx.recv().await {
+        let label = format!("?.{}", call.method);
+        let outcome = async {
+            let args = resolve_args(&rt, &call.args, &label, Some(call.id)).await?;
+            if args.iter().any(|v| !v.blob.refs().is_empty()) {
+                return Err(ErrorRecord::new(
+                    ErrorKind::InvalidArgument,
+                    &*label,
+                    "an argument holds references to objects, which cannot reach an actor on \
+                     another node yet",
+                ));
+            }
+            rt.env.events.started(call.id);
+            let forward = ForwardMethod {
+                method: call.method.clone(),
+                num_returns: call.returns.len() as u32,
+                args,
+                depth: call.depth,
+                task: call.id,
+            };
+            let forwarded = peer.clone().call_actor(actor, forward).await?;
+            if forwarded.values.len() != call.returns.len() {
+                return Err(ErrorRecord::new(
+                    ErrorKind::WorkerFailure,
+                    &*label,
+                    format!(
+                        "node {} answered with the wrong number of results",
+                        peer.id()
+                    ),
+                ));
+            }
+            Ok(forwarded.values)
+        }
+        .await;
+        match outcome {
+            Ok(values) => {
+                rt.env.events.ended(call.id, None);
+                for (id, blob) in call.returns.iter().zip(values) {
+                    rt.env.objects.resolve(*id, Resolved::Ready(blob));
+                }
+            }
+            Err(mut rec) => {
+                rec.task = call.id;
+                rt.env.events.ended(call.id, Some(&rec));
+                let dead = rec.kind == ErrorKind::ActorDied;
+                fail_all(&rt, &call.returns, rec);
+                if dead {
+                    break;
+                }
+            }
+        }
+    }
+    // Calls that came meanwhile go to a new line.
+    rt.registry.foreign.remove(&actor);
+    rx.close();
+    while let Ok(call) = rx.try_recv() {
+        let rec = ErrorRecord::new(
+            ErrorKind::ActorDied,
+            format!("?.{}", call.method),
+            format!("actor {actor:?} is dead"),
+        );
+        rt.env.events.ended(call.id, Some(&rec));
+        fail_all(&rt, &call.returns, rec);
+    }
 }

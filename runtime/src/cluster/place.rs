@@ -14,7 +14,9 @@
 use super::Membership;
 use super::rpc::{Loans, Service, Shared};
 use crate::actor::registry::Actors;
-use crate::exec::remote::{Forward, ForwardActor, Forwarded, Peer, Place, Placement};
+use crate::exec::remote::{
+    Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
+};
 use crate::exec::resources;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -216,6 +218,12 @@ async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
 }
 
 impl Placement for Cluster {
+    fn peer(&self, node: &str) -> Option<Arc<dyn Peer>> {
+        let peers = self.snapshot();
+        let p = peers.iter().find(|p| p.id == node)?;
+        Some(p.clone() as Arc<dyn Peer>)
+    }
+
     fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
         let peers = self.snapshot();
         let request = &options.resources;
@@ -588,17 +596,17 @@ impl Peer for RemoteNode {
     fn call_actor(
         self: Arc<Self>,
         actor: ActorId,
-        call: Forward,
+        call: ForwardMethod,
     ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         Box::pin(async move {
-            let (node, what) = (&*self, &*call.function);
+            let (node, what) = (&*self, &*call.method);
             let s = &*node.shared;
             node.in_flight.fetch_add(1, Ordering::Relaxed);
             let _in_flight = InFlight(&node.in_flight);
             let mut loans: Option<Loans<'_>> = None;
             let request = ActorCallRequest {
                 actor: bytes::Bytes::copy_from_slice(&actor.0),
-                method: call.function.to_string(),
+                method: call.method.to_string(),
                 num_returns: call.num_returns,
                 args: send_all(s, &call.args, &mut loans),
                 depth: call.depth,

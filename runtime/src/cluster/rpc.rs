@@ -324,11 +324,11 @@ impl Shared {
     }
 
     /// The reply to a call placed here: results `ids` (released once
-    /// read), and the output `collect` kept meanwhile.
-    async fn answer(&self, ids: &[ObjectId], collect: &Collect) -> RunReply {
+    /// read), and the output `collect` kept meanwhile, if any.
+    async fn answer(&self, ids: &[ObjectId], collect: Option<&Collect>) -> RunReply {
         let mut reply = reply_with(self, ids).await;
         self.actors.env.objects.release_all(ids);
-        reply.output = collect.take();
+        reply.output = collect.map(Collect::take).unwrap_or_default();
         reply
     }
 
@@ -637,7 +637,7 @@ impl NodeRpc for Service {
         // A caller that gives up (the call cancelled there, or that node
         // gone) drops this request: the task and what it started stop.
         let mut stop = CancelOnDrop(s, Some(ids.clone()));
-        let reply = s.answer(&ids, &collect).await;
+        let reply = s.answer(&ids, Some(&collect)).await;
         stop.1 = None;
         Ok(Response::new(reply))
     }
@@ -699,9 +699,12 @@ impl NodeRpc for Service {
         let req = request.into_inner();
         let actor = ActorId::from_slice(&req.actor)
             .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
+        // An actor placed here (its output goes back), or one of this
+        // node's own whose handle travelled (its output stays with its
+        // job here); a dead one fails the call.
         let (job, collect) = match s.hosted.get(&actor) {
-            Some(h) => (h.job, h.collect.clone()),
-            None => return Err(Status::not_found(format!("no actor {actor:?} placed here"))),
+            Some(h) => (h.job, Some(h.collect.clone())),
+            None => (s.actors.registry.get(&actor).map_or(0, |a| a.job), None),
         };
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
@@ -710,7 +713,7 @@ impl NodeRpc for Service {
         let (method, n) = (req.method.as_str(), req.num_returns);
         let sub = s.placed(method.into(), args, n, Options::default(), req.depth, job);
         let ids = crate::actor::actors::call(&s.actors, actor, method, sub);
-        Ok(Response::new(s.answer(&ids, &collect).await))
+        Ok(Response::new(s.answer(&ids, collect.as_deref()).await))
     }
 
     async fn actor_kill(

@@ -130,6 +130,15 @@ impl Env {
         self.placement.set(placement).is_ok()
     }
 
+    /// Live node number `node` of this node's cluster, if another.
+    pub fn peer(&self, node: u32) -> Option<Arc<dyn crate::exec::remote::Peer>> {
+        if node == self.config.node_id {
+            return None;
+        }
+        let placement = self.placement.get()?.upgrade()?;
+        placement.peer(&node.to_string())
+    }
+
     /// Where a call with `options` runs: here, unless this node is in a
     /// cluster whose placement says otherwise.
     pub fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {

@@ -32,6 +32,9 @@ pub(crate) trait Placement: Send + Sync {
     /// can travel (values holding references to objects of this node do
     /// not, yet).
     fn place(&self, options: &Options, forwardable: bool) -> Place;
+
+    /// Live node `node`, if it is another node of the cluster.
+    fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;
 }
 
 /// Another node, to run calls on.
@@ -56,12 +59,23 @@ pub(crate) trait Peer: Send + Sync {
     fn call_actor(
         self: Arc<Self>,
         actor: ActorId,
-        call: Forward,
+        call: ForwardMethod,
     ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
 
     /// Kills actor `actor` there (restarting it there if `allow_restart`
     /// and it has restarts left); best effort.
     fn kill_actor(self: Arc<Self>, actor: ActorId, allow_restart: bool) -> BoxFuture<'static, ()>;
+}
+
+/// A call of an actor's method, handed to the node the actor is on.
+pub(crate) struct ForwardMethod {
+    /// The method's name.
+    pub method: Arc<str>,
+    pub num_returns: u32,
+    pub args: Vec<ArgValue>,
+    pub depth: u32,
+    /// Its id on this node.
+    pub task: TaskId,
 }
 
 /// An actor's creation, handed to another node.

@@ -287,6 +287,14 @@ fn giant(mb: u32) -> Vec<u8> {
     vec![3u8; mb as usize * (1 << 20)]
 }
 
+/// Pushes `0..n` to `counter` in order (its `push` refuses any other
+/// order); the last number.
+#[wray::remote]
+fn push_all(counter: ActorHandle<Counter>, n: u64) -> wray::Result<u64> {
+    let pushed: Vec<_> = (0..n).map(|i| counter.push(i)).collect();
+    Ok(wray::get(&pushed)?.last().copied().unwrap_or(0))
+}
+
 /// `a + b`, by the linked C module `c_math`, saying so on stdout.
 #[wray::remote]
 fn add_via_c(a: i64, b: i64) -> wray::Result<i64> {
@@ -540,6 +548,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(
                 bumped.len() == 6 << 20 && bumped.iter().all(|&b| b == 8),
                 "a large result pulled back",
+            )?;
+            // A task there calls an actor here through its handle, its
+            // calls in order.
+            let here = Counter::remote(0u64);
+            let last = push_all::options().node(other).remote(&here, 20u64);
+            check(
+                wray::get(&last).map_err(e)? == 19,
+                "a task there calls an actor here, in order",
             )?;
             let nested = chain::options().node(other).remote(5);
             check(wray::get(&nested).map_err(e)? == 5, "nested calls there")?;
