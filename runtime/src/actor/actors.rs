@@ -33,7 +33,7 @@ fn placement(rt: &Actors, options: &wray_abi::wire::Options) -> Place {
         || rt.env.resources.check(&options.resources).is_err();
     match elsewhere {
         false => Place::Here,
-        true => rt.env.place(options, true),
+        true => rt.env.place(options, true, 0),
     }
 }
 

@@ -224,7 +224,7 @@ fn lost(a: &Actor, rec: ErrorRecord, why: &str) -> ErrorRecord {
 /// (its node, its resources, spread), among the nodes left.
 fn restart_place(rt: &Actors, a: &Actor, ctor: &Submission, lost: &Arc<dyn Peer>) -> Place {
     let options = &ctor.options;
-    match rt.env.place(options, true) {
+    match rt.env.place(options, true, 0) {
         Place::There(p) if p.id() == lost.id() => Place::Nowhere(format!(
             "node {} is still listed, but cannot be reached",
             lost.id()

@@ -38,6 +38,9 @@ use crate::output::{OutputSource, SourceKind, Stream};
 const REFRESH: Duration = Duration::from_millis(250);
 /// How long a node that could not be reached gets no calls.
 const DOWN_FOR: Duration = Duration::from_secs(1);
+/// Arguments this large together keep a call on the node that holds them
+/// (unless it is pinned or spread): past what rides inline in a call.
+const LOCAL_ARGS: usize = super::rpc::INLINE_MAX;
 /// Calls in flight to one node, per CPU it has, past which it gets no more.
 const IN_FLIGHT_PER_CPU: usize = 4;
 
@@ -224,7 +227,7 @@ impl Placement for Cluster {
         Some(p.clone() as Arc<dyn Peer>)
     }
 
-    fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
+    fn place(&self, options: &wray_abi::wire::Options, forwardable: bool, bytes: usize) -> Place {
         let peers = self.snapshot();
         let request = &options.resources;
         let here = &self.shared.actors.env.resources;
@@ -258,6 +261,13 @@ impl Placement for Cluster {
         }
         let now = Instant::now();
         let up: Vec<&Arc<RemoteNode>> = peers.iter().filter(|p| p.up(now)).collect();
+        // Locality: the arguments are here (a node pulls the results of
+        // its calls at once), so a call with large ones waits here for a
+        // slot rather than move them (Ray prefers the node holding the
+        // most argument bytes).
+        if bytes >= LOCAL_ARGS && options.spread != Some(true) {
+            return Place::Here;
+        }
         if options.spread == Some(true) {
             let turn = self.turn.fetch_add(1, Ordering::Relaxed) % (up.len() + 1);
             return match turn {

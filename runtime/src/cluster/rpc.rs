@@ -172,6 +172,8 @@ pub(crate) struct Shared {
     pub actors: Arc<Actors>,
     pub lent: Lent,
     channels: DashMap<String, Channel>,
+    /// Objects being pulled, one pull per digest.
+    pulling: Pulling,
     /// Modules being fetched, one fetch per digest.
     fetching: DashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>,
     /// The secret every node of the cluster presents (none: nodes on
@@ -194,6 +196,24 @@ struct ForwardedJob<'a> {
 impl Drop for ForwardedJob<'_> {
     fn drop(&mut self) {
         end_forwarded_job(&self.s.actors, self.job);
+    }
+}
+
+/// The pulls in progress, by digest: a turn each.
+type Pulling = DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>;
+
+/// The turn of the one pull of a digest; its entry goes with the last.
+struct OnePull<'a> {
+    pulls: &'a Pulling,
+    digest: [u8; 32],
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for OnePull<'_> {
+    fn drop(&mut self) {
+        // Only the map and this turn hold it: nobody waits.
+        self.pulls
+            .remove_if(&self.digest, |_, turn| Arc::strong_count(turn) <= 2);
     }
 }
 
@@ -256,6 +276,7 @@ impl Shared {
             lent: Lent::default(),
             channels: DashMap::new(),
             fetching: DashMap::new(),
+            pulling: DashMap::new(),
             forwarded: AtomicU64::new(1),
             hosted: DashMap::new(),
         })
@@ -483,6 +504,32 @@ impl Shared {
             .map_err(|_| "a digest is not 32 bytes".to_string())?;
         let len = usize::try_from(r.len).map_err(|_| "an object too large".to_string())?;
         let objects = &self.actors.env.objects;
+        // Bytes this node holds already (the same large argument sent to
+        // many calls here at once) are pulled once. (A result parked for
+        // this pull is pulled, which lets its holder drop it.)
+        let held = || {
+            objects
+                .with_digest(&ObjectId(digest))
+                .filter(|b| b.len() == len)
+        };
+        let _one_pull = match release {
+            true => None,
+            false => {
+                if let Some(b) = held() {
+                    return Ok(b);
+                }
+                let turn = self.pulling.entry(digest).or_default().clone();
+                let guard = turn.lock_owned().await;
+                if let Some(b) = held() {
+                    return Ok(b);
+                }
+                Some(OnePull {
+                    pulls: &self.pulling,
+                    digest,
+                    _turn: guard,
+                })
+            }
+        };
         let max = self.actors.env.config.max_object_size;
         if len > max {
             return Err(format!(
@@ -531,7 +578,7 @@ impl Shared {
                 r.holder
             ));
         }
-        Ok(Arc::new(blob))
+        Ok(objects.intern(Arc::new(blob)))
     }
 
     /// The module with digest `id`: loaded here, or fetched from `origin`

@@ -141,9 +141,14 @@ impl Env {
 
     /// Where a call with `options` runs: here, unless this node is in a
     /// cluster whose placement says otherwise.
-    pub fn place(&self, options: &wray_abi::wire::Options, forwardable: bool) -> Place {
+    pub fn place(
+        &self,
+        options: &wray_abi::wire::Options,
+        forwardable: bool,
+        bytes: usize,
+    ) -> Place {
         if let Some(p) = self.placement.get().and_then(Weak::upgrade) {
-            return p.place(options, forwardable);
+            return p.place(options, forwardable, bytes);
         }
         match &options.node {
             Some(node) if *node != self.config.node_id.to_string() => Place::Nowhere(format!(

@@ -30,8 +30,9 @@ pub(crate) trait Placement: Send + Sync {
     /// Where a call with `options` runs, decided now (from this node's
     /// load and the other nodes'). `forwardable`: whether its arguments
     /// can travel (values holding references to objects of this node do
-    /// not, yet).
-    fn place(&self, options: &Options, forwardable: bool) -> Place;
+    /// not, yet); `bytes`: their size together (large ones keep a call
+    /// where they are).
+    fn place(&self, options: &Options, forwardable: bool, bytes: usize) -> Place;
 
     /// Live node `node`, if it is another node of the cluster.
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;

@@ -429,9 +429,17 @@ impl ObjectStore {
         Filling::new(len, like, &self.stats)
     }
 
+    /// The stored blob whose bytes have `digest`, if one is held (large
+    /// blobs only) and not lost.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // the cluster's
+    pub fn with_digest(&self, digest: &ObjectId) -> Option<Arc<Blob>> {
+        let blob = self.blobs.get(digest)?.upgrade()?;
+        (!blob.is_lost()).then_some(blob)
+    }
+
     /// Returns the stored blob with the same bytes, if there is one, or
     /// indexes this one. Only large blobs are indexed.
-    fn intern(&self, blob: Arc<Blob>) -> Arc<Blob> {
+    pub fn intern(&self, blob: Arc<Blob>) -> Arc<Blob> {
         if blob.len() < DEDUPE_MIN {
             return blob;
         }

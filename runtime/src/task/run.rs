@@ -174,20 +174,25 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
     // submission order; the others join when their arguments are ready.
     // (And whether their values hold no references: only those travel to
     // another node.)
-    let (mut ready, mut forwardable) = (true, true);
+    let (mut ready, mut forwardable, mut bytes) = (true, true, 0);
     for a in &task.sub.args {
-        match a {
-            TaskArg::Value(blob) => forwardable &= blob.refs().is_empty(),
+        let (plain, len) = match a {
+            TaskArg::Value(blob) => (blob.refs().is_empty(), blob.len()),
             TaskArg::Ref(id) => match rt.env.objects.get(id).as_deref().and_then(|e| e.state()) {
-                Some(Resolved::Ready(blob)) => forwardable &= blob.refs().is_empty(),
-                _ => ready = false,
+                Some(Resolved::Ready(blob)) => (blob.refs().is_empty(), blob.len()),
+                _ => {
+                    ready = false;
+                    continue;
+                }
             },
-        }
+        };
+        forwardable &= plain;
+        bytes += len;
     }
     // In a cluster, a call may run on another node: placed now if its
     // arguments are ready, else once they are.
     if ready {
-        match rt.env.place(&task.sub.options, forwardable) {
+        match rt.env.place(&task.sub.options, forwardable, bytes) {
             Place::Here => {}
             place => {
                 rt.env.spawner.spawn(run_placed(rt.clone(), task, place));
@@ -679,7 +684,8 @@ async fn run_attempts(
             None if first.is_some() => Place::Here,
             None => {
                 let forwardable = args.iter().all(|a| a.blob.refs().is_empty());
-                rt.env.place(&task.sub.options, forwardable)
+                let bytes = args.iter().map(|a| a.blob.len()).sum();
+                rt.env.place(&task.sub.options, forwardable, bytes)
             }
         };
         let (outcome, handed) = match place {

@@ -557,6 +557,13 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::get(&last).map_err(e)? == 19,
                 "a task there calls an actor here, in order",
             )?;
+            // Calls of a large object stay where it is (the test checks
+            // that none ran there).
+            let local: Vec<_> = (0..8).map(|_| len::remote(&big)).collect();
+            check(
+                wray::get(&local).map_err(e)?.iter().all(|&n| n == 6 << 20),
+                "calls with a large argument",
+            )?;
             let nested = chain::options().node(other).remote(5);
             check(wray::get(&nested).map_err(e)? == 5, "nested calls there")?;
             match wray::get(&fails::options().node(other).remote("far away".to_string())) {
