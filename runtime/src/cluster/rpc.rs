@@ -187,15 +187,25 @@ pub(crate) struct Shared {
 
 /// The job of a call another node placed here, while it runs: when it
 /// ends, its output stops being collected, and the actors it left and
-/// its links go (as a driver's when it ends).
+/// its links go (as a driver's when it ends). An actor's job is kept
+/// once the actor is made: it ends when the actor is killed.
 struct ForwardedJob<'a> {
     s: &'a Shared,
-    job: u64,
+    job: Option<u64>,
+}
+
+impl ForwardedJob<'_> {
+    /// Keeps the job past this guard; its number.
+    fn keep(mut self) -> u64 {
+        self.job.take().expect("kept once")
+    }
 }
 
 impl Drop for ForwardedJob<'_> {
     fn drop(&mut self) {
-        end_forwarded_job(&self.s.actors, self.job);
+        if let Some(job) = self.job {
+            end_forwarded_job(&self.s.actors, job);
+        }
     }
 }
 
@@ -217,18 +227,35 @@ impl Drop for OnePull<'_> {
     }
 }
 
-/// The results of a call placed here while its reply is being made: if
-/// the request is dropped meanwhile, the task making them (and what it
-/// started) is cancelled and they are released.
-struct CancelOnDrop<'a>(&'a Shared, Option<Vec<ObjectId>>);
+/// The results of a call placed here until its reply is made: if the
+/// request is dropped first (its caller gave up: the call cancelled
+/// there, or that node gone), the call making them (and what it
+/// started) is cancelled, and they are released.
+struct Answer<'a> {
+    s: &'a Shared,
+    ids: Vec<ObjectId>,
+    answered: bool,
+}
 
-impl Drop for CancelOnDrop<'_> {
+impl Answer<'_> {
+    /// The reply: the results (released once read), and the output
+    /// `collect` kept meanwhile, if any.
+    async fn reply(mut self, collect: Option<&Collect>) -> RunReply {
+        let mut reply = reply_with(self.s, &self.ids).await;
+        self.answered = true;
+        self.s.actors.env.objects.release_all(&self.ids);
+        reply.output = collect.map(Collect::take).unwrap_or_default();
+        reply
+    }
+}
+
+impl Drop for Answer<'_> {
     fn drop(&mut self) {
-        if let Some(ids) = self.1.take() {
-            if let Some(id) = ids.first() {
-                crate::task::table::cancel(&self.0.actors.tasks, id, true);
+        if !self.answered {
+            if let Some(id) = self.ids.first() {
+                crate::task::table::cancel(&self.s.actors.tasks, id, true);
             }
-            self.0.actors.env.objects.release_all(&ids);
+            self.s.actors.env.objects.release_all(&self.ids);
         }
     }
 }
@@ -344,13 +371,13 @@ impl Shared {
         }
     }
 
-    /// The reply to a call placed here: results `ids` (released once
-    /// read), and the output `collect` kept meanwhile, if any.
-    async fn answer(&self, ids: &[ObjectId], collect: Option<&Collect>) -> RunReply {
-        let mut reply = reply_with(self, ids).await;
-        self.actors.env.objects.release_all(ids);
-        reply.output = collect.map(Collect::take).unwrap_or_default();
-        reply
+    /// The results `ids` of a call placed here, to answer with.
+    fn answer(&self, ids: Vec<ObjectId>) -> Answer<'_> {
+        Answer {
+            s: self,
+            ids,
+            answered: false,
+        }
     }
 
     /// Arguments sent by another node, their bytes here.
@@ -666,7 +693,7 @@ impl NodeRpc for Service {
             .ok_or_else(|| Status::invalid_argument("a task id is 16 bytes"))?;
         // It runs under a job of its own here, standing for its program's.
         let job = s.forwarded_job(caller.node());
-        let _job = ForwardedJob { s, job };
+        let _job = ForwardedJob { s, job: Some(job) };
         let collect = s.enter_job(job, &req.links, &req.origin).await?;
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
@@ -681,12 +708,7 @@ impl NodeRpc for Service {
             job,
         );
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
-        // A caller that gives up (the call cancelled there, or that node
-        // gone) drops this request: the task and what it started stop.
-        let mut stop = CancelOnDrop(s, Some(ids.clone()));
-        let reply = s.answer(&ids, Some(&collect)).await;
-        stop.1 = None;
-        Ok(Response::new(reply))
+        Ok(Response::new(s.answer(ids).reply(Some(&collect)).await))
     }
 
     async fn actor_create(
@@ -708,20 +730,10 @@ impl NodeRpc for Service {
             .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
         // It lives under a job of its own here, until it is killed.
         let job = s.forwarded_job(caller.node());
-        let collect = match s.enter_job(job, &req.links, &req.origin).await {
-            Ok(c) => c,
-            Err(status) => {
-                end_forwarded_job(&s.actors, job);
-                return Err(status);
-            }
-        };
-        let args = match s.receive_args(req.args).await {
-            Ok(a) => a,
-            Err(status) => {
-                end_forwarded_job(&s.actors, job);
-                return Err(status);
-            }
-        };
+        let guard = ForwardedJob { s, job: Some(job) };
+        let collect = s.enter_job(job, &req.links, &req.origin).await?;
+        let args = s.receive_args(req.args).await?;
+        guard.keep();
         let function = format!("{}.new", req.type_name).into();
         let sub = s.placed(function, args, 1, options, req.depth, job);
         let creation = crate::actor::registry::Creation {
@@ -760,7 +772,7 @@ impl NodeRpc for Service {
         let (method, n) = (req.method.as_str(), req.num_returns);
         let sub = s.placed(method.into(), args, n, Options::default(), req.depth, job);
         let ids = crate::actor::actors::call(&s.actors, actor, method, sub);
-        Ok(Response::new(s.answer(&ids, collect.as_deref()).await))
+        Ok(Response::new(s.answer(ids).reply(collect.as_deref()).await))
     }
 
     async fn actor_kill(
