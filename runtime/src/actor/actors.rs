@@ -7,7 +7,7 @@
 //! to no job.
 
 use crate::actor::registry::{Actor, Actors, Creation, Kill, Life, MethodCall, Mutable};
-use crate::actor::remote::run_remote;
+use crate::actor::remote::{placement, run_remote};
 use crate::actor::run::{die, fail_all, fail_call, run};
 use crate::events::TaskKind;
 use crate::exec::remote::Place;
@@ -23,20 +23,6 @@ use wray_abi::{ActorId, ErrorKind, ObjectId, export};
 /// Creates an actor; returns its id at once. A name already taken, or a
 /// module without the actor type, gives an actor that is dead from the
 /// start (its calls fail saying why).
-/// Where an actor with `options` lives: on the node that creates it,
-/// unless its options ask for another (`node`), for resources only
-/// another has, or to be spread over the cluster; nowhere if no node can
-/// take it (why).
-fn placement(rt: &Actors, options: &wray_abi::wire::Options) -> Place {
-    let elsewhere = options.node.is_some()
-        || options.spread == Some(true)
-        || rt.env.resources.check(&options.resources).is_err();
-    match elsewhere {
-        false => Place::Here,
-        true => rt.env.place(options, true, 0),
-    }
-}
-
 pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     let id = rt.env.ids.next_actor();
     let type_name: Arc<str> = c.type_name.into();

@@ -161,11 +161,15 @@ pub(crate) struct Registry {
 /// A call of an actor of another node, waiting in its line.
 pub(crate) struct ForeignCall {
     pub(super) id: TaskId,
+    /// The method's name, and how records and errors name the call.
     pub(super) method: Arc<str>,
+    pub(super) label: Arc<str>,
     pub(super) args: Vec<TaskArg>,
     pub(super) _held: HeldRefs,
     pub(super) returns: Vec<ObjectId>,
     pub(super) depth: u32,
+    /// The job of its caller, whose output gets the actor's.
+    pub(super) job: u64,
 }
 
 impl Registry {

@@ -1,4 +1,7 @@
-//! An actor placed on another node of the cluster ([`run_remote`]).
+//! Actors and other nodes: where an actor lives ([`placement`]), the
+//! loop of one placed on another node ([`run_remote`]), and calls of
+//! another node's actors whose handles reached this one
+//! ([`call_foreign`]).
 //!
 //! This node keeps the actor's record (its id, name, job, life, mailbox:
 //! everything the rest of the runtime sees) and runs a loop that creates
@@ -17,11 +20,13 @@
 //! killed too.
 
 use crate::actor::registry::{Actor, Actors, ForeignCall, Kill, Life, MethodCall, may_restart};
-use crate::actor::run::{die, end_call, fail_all, fail_call, resolve_args, run};
+use crate::actor::run::{
+    die, end_call, fail_all, fail_call, fail_cancelled, next_call, resolve_args, run,
+};
 use crate::events::TaskKind;
-use crate::exec::remote::{ForwardActor, ForwardMethod, Peer, Place};
+use crate::exec::remote::{ForwardActor, ForwardMethod, Forwarded, Peer, Place};
 use crate::exec::request::Submission;
-use crate::objects::arg::ArgValue;
+use crate::objects::arg::{ArgValue, TaskArg};
 use crate::objects::blob::Encoding;
 use crate::objects::held::HeldRefs;
 use crate::objects::store::Resolved;
@@ -31,6 +36,20 @@ use tokio::sync::mpsc;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ActorId, ErrorKind, ObjectId, TaskId};
 
+/// Where an actor with `options` lives: on the node that creates it,
+/// unless its options ask for another (`node`), for resources only
+/// another has, or to be spread over the cluster; nowhere if no node can
+/// take it (why).
+pub(super) fn placement(rt: &Actors, options: &wray_abi::wire::Options) -> Place {
+    let elsewhere = options.node.is_some()
+        || options.spread == Some(true)
+        || rt.env.resources.check(&options.resources).is_err();
+    match elsewhere {
+        false => Place::Here,
+        true => rt.env.place(options, true, 0),
+    }
+}
+
 /// The actor's loop when it lives on `peer`: create it there, forward its
 /// calls, restart it elsewhere if that node is lost, die.
 pub(super) async fn run_remote(
@@ -38,7 +57,7 @@ pub(super) async fn run_remote(
     a: Arc<Actor>,
     mut ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
-    peer: Arc<dyn Peer>,
+    mut peer: Arc<dyn Peer>,
 ) {
     let label = format!("{}.new", a.type_name);
     let ctor_args = match resolve_args(&rt, &ctor.args, &label, None).await {
@@ -48,7 +67,6 @@ pub(super) async fn run_remote(
             return die(&rt, &a, Arc::new(rec), rx, held);
         }
     };
-    let mut peer = peer;
     let mut there = match create_there(&rt, &a, &ctor, &ctor_args, &peer).await {
         Ok(id) => id,
         Err(rec) => return die(&rt, &a, Arc::new(rec), rx, ctor),
@@ -58,24 +76,11 @@ pub(super) async fn run_remote(
     loop {
         let next = match retry.take() {
             Some(c) => Some(c),
-            None => {
-                let cancel = {
-                    let m = a.lock();
-                    m.kill.is_none().then(|| m.cancel.clone())
-                };
-                match cancel {
-                    None => None,
-                    Some(cancel) => tokio::select! {
-                        c = rx.recv() => c,
-                        () = cancel.cancelled() => None,
-                    },
-                }
-            }
+            None => next_call(&a, &mut rx).await,
         };
         let kill = a.lock().kill.take();
         if let Some(kill) = kill {
-            let restarts = a.restarts();
-            if may_restart(kill, restarts, a.max_restarts) {
+            if may_restart(kill, a.restarts(), a.max_restarts) {
                 // Restarted there, by the node that runs it.
                 peer.clone().kill_actor(there, true).await;
                 let mut m = a.lock();
@@ -91,117 +96,110 @@ pub(super) async fn run_remote(
                     format!("actor {:?} was killed and has no restarts left", a.id)
                 }
             };
-            let rec = Arc::new(ErrorRecord::new(
-                ErrorKind::ActorDied,
-                a.type_name.to_string(),
-                why,
-            ));
-            a.lock().life = Life::Dead(rec.clone());
-            if let Some(c) = next {
-                fail_call(&rt, &a, c, Some(rec.clone()));
-            }
-            return die(&rt, &a, rec, rx, ctor);
+            let rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
+            return end(&rt, &a, rec, next, rx, ctor);
         }
         let Some(mut call) = next else { continue };
         if call.handle.cancel.is_cancelled() {
+            fail_cancelled(&rt, call);
+            continue;
+        }
+        let rec = match forward_call(&rt, &a, &call, there, &peer).await {
+            Ok(()) => continue,
+            Err(rec) => rec,
+        };
+        if killed(&a) {
+            // The loop takes the kill next.
             let mut rec = ErrorRecord::new(
-                ErrorKind::Cancelled,
+                ErrorKind::ActorDied,
                 &*call.method.label,
-                "the call was cancelled before it ran",
+                format!("actor {:?} was killed while running the call", a.id),
             );
             rec.task = call.id;
             end_call(&rt, call.id, Some(&rec));
             fail_all(&rt, &call.returns, rec);
             continue;
         }
-        let outcome = forward_call(&rt, &a, &call, there, &peer).await;
-        match outcome {
-            Ok(()) => {}
-            Err(rec) if rec.kind == ErrorKind::WorkerFailure && !killed(&a) => {
-                // Its node is lost: restart it elsewhere, if allowed.
-                let restarts = a.restarts();
-                if !may_restart(Kill::AllowRestart, restarts, a.max_restarts) {
-                    let cause = Arc::new(lost(&a, rec, "it has no restarts left"));
-                    a.lock().life = Life::Dead(cause.clone());
-                    fail_call(&rt, &a, call, Some(cause.clone()));
-                    return die(&rt, &a, cause, rx, ctor);
-                }
-                {
-                    let mut m = a.lock();
-                    m.restarts += 1;
-                    m.life = Life::Starting;
-                }
-                let requeue = if call.retries_left != 0 {
-                    call.retries_left -= 1;
-                    rt.env.events.retrying(call.id);
-                    Some(call)
-                } else {
-                    let mut r = rec.clone();
-                    r.task = call.id;
-                    end_call(&rt, call.id, Some(&r));
-                    fail_all(&rt, &call.returns, r);
-                    None
-                };
-                match restart_place(&rt, &a, &ctor, &peer) {
-                    Place::There(p) => match create_there(&rt, &a, &ctor, &ctor_args, &p).await {
-                        Ok(id) => {
-                            (peer, there) = (p, id);
-                            a.lock().life = Life::Alive;
-                            retry = requeue;
-                        }
-                        Err(why) => {
-                            let cause = Arc::new(lost(&a, why, "it could not be made again"));
-                            a.lock().life = Life::Dead(cause.clone());
-                            if let Some(c) = requeue {
-                                fail_call(&rt, &a, c, Some(cause.clone()));
-                            }
-                            return die(&rt, &a, cause, rx, ctor);
-                        }
-                    },
-                    Place::Here => {
-                        // Back on this node: a local actor from now on,
-                        // its retried call first in line.
-                        drop(ctor_args);
-                        if let Some(c) = requeue
-                            && let Err(mpsc::error::SendError(c)) = a.mailbox.send(c)
-                        {
-                            fail_call(&rt, &a, c, None);
-                        }
-                        return run(rt, a, ctor, rx).await;
-                    }
-                    Place::Nowhere(why) => {
-                        let cause = Arc::new(lost(&a, rec, &why));
-                        a.lock().life = Life::Dead(cause.clone());
-                        if let Some(c) = requeue {
-                            fail_call(&rt, &a, c, Some(cause.clone()));
-                        }
-                        return die(&rt, &a, cause, rx, ctor);
-                    }
-                }
+        if rec.kind != ErrorKind::WorkerFailure {
+            let mut failed = rec.clone();
+            failed.task = call.id;
+            end_call(&rt, call.id, Some(&failed));
+            fail_all(&rt, &call.returns, failed);
+            if rec.kind == ErrorKind::ActorDied {
+                // Dead for good there (its constructor failed, or its
+                // restarts ran out): so it is here.
+                peer.clone().kill_actor(there, false).await;
+                return end(&rt, &a, rec, None, rx, ctor);
             }
-            Err(mut rec) => {
-                let dead = rec.kind == ErrorKind::ActorDied;
-                if killed(&a) {
-                    rec = ErrorRecord::new(
-                        ErrorKind::ActorDied,
-                        &*call.method.label,
-                        format!("actor {:?} was killed while running the call", a.id),
-                    );
+            continue;
+        }
+        // Its node is lost: restart it elsewhere, if allowed.
+        if !may_restart(Kill::AllowRestart, a.restarts(), a.max_restarts) {
+            let cause = lost(&a, rec, "it has no restarts left");
+            return end(&rt, &a, cause, Some(call), rx, ctor);
+        }
+        {
+            let mut m = a.lock();
+            m.restarts += 1;
+            m.life = Life::Starting;
+        }
+        let requeue = if call.retries_left != 0 {
+            call.retries_left -= 1;
+            rt.env.events.retrying(call.id);
+            Some(call)
+        } else {
+            let mut failed = rec.clone();
+            failed.task = call.id;
+            end_call(&rt, call.id, Some(&failed));
+            fail_all(&rt, &call.returns, failed);
+            None
+        };
+        match restart_place(&rt, &ctor, &peer) {
+            Place::There(p) => match create_there(&rt, &a, &ctor, &ctor_args, &p).await {
+                Ok(id) => {
+                    (peer, there) = (p, id);
+                    a.lock().life = Life::Alive;
+                    retry = requeue;
                 }
-                rec.task = call.id;
-                end_call(&rt, call.id, Some(&rec));
-                fail_all(&rt, &call.returns, rec.clone());
-                if dead && !killed(&a) {
-                    // Dead for good there (its constructor failed, or its
-                    // restarts ran out): so it is here.
-                    let cause = Arc::new(rec);
-                    a.lock().life = Life::Dead(cause.clone());
-                    peer.clone().kill_actor(there, false).await;
-                    return die(&rt, &a, cause, rx, ctor);
+                Err(why) => {
+                    let cause = lost(&a, why, "it could not be made again");
+                    return end(&rt, &a, cause, requeue, rx, ctor);
                 }
+            },
+            Place::Here => {
+                // Back on this node: a local actor from now on, its
+                // retried call first in line.
+                drop(ctor_args);
+                if let Some(c) = requeue
+                    && let Err(mpsc::error::SendError(c)) = a.mailbox.send(c)
+                {
+                    fail_call(&rt, &a, c, None);
+                }
+                return run(rt, a, ctor, rx).await;
+            }
+            Place::Nowhere(why) => {
+                let cause = lost(&a, rec, &why);
+                return end(&rt, &a, cause, requeue, rx, ctor);
             }
         }
     }
+}
+
+/// Ends the actor of `cause`, failing `pending` (a call taken from its
+/// mailbox) and then the rest of its mailbox.
+fn end(
+    rt: &Actors,
+    a: &Arc<Actor>,
+    cause: ErrorRecord,
+    pending: Option<MethodCall>,
+    rx: mpsc::UnboundedReceiver<MethodCall>,
+    ctor: Submission,
+) {
+    let cause = Arc::new(cause);
+    if let Some(c) = pending {
+        fail_call(rt, a, c, Some(cause.clone()));
+    }
+    die(rt, a, cause, rx, ctor);
 }
 
 /// Whether a kill is pending.
@@ -220,19 +218,14 @@ fn lost(a: &Actor, rec: ErrorRecord, why: &str) -> ErrorRecord {
     .caused_by(Arc::new(rec))
 }
 
-/// Where the actor restarts once `lost` is gone: as it was first placed
+/// Where the actor restarts once `lost` is gone: placed as it was first
 /// (its node, its resources, spread), among the nodes left.
-fn restart_place(rt: &Actors, a: &Actor, ctor: &Submission, lost: &Arc<dyn Peer>) -> Place {
-    let options = &ctor.options;
-    match rt.env.place(options, true, 0) {
+fn restart_place(rt: &Actors, ctor: &Submission, lost: &Arc<dyn Peer>) -> Place {
+    match placement(rt, &ctor.options) {
         Place::There(p) if p.id() == lost.id() => Place::Nowhere(format!(
             "node {} is still listed, but cannot be reached",
             lost.id()
         )),
-        Place::Here if options.node.is_none() && rt.env.resources.check(&a.resources).is_ok() => {
-            Place::Here
-        }
-        Place::Here => Place::Nowhere("no other node can take it".into()),
         place => place,
     }
 }
@@ -245,11 +238,10 @@ async fn create_there(
     args: &[ArgValue],
     peer: &Arc<dyn Peer>,
 ) -> Result<ActorId, ErrorRecord> {
-    let label = format!("{}.new", a.type_name);
     if args.iter().any(|v| !v.blob.refs().is_empty()) {
         return Err(ErrorRecord::new(
             ErrorKind::InvalidArgument,
-            label,
+            format!("{}.new", a.type_name),
             "a constructor argument holds references to objects, which cannot leave this node \
              yet: create the actor on this node",
         ));
@@ -274,6 +266,41 @@ async fn create_there(
         .await
 }
 
+/// One call of `actor` on `peer` (`label` names it in errors): its
+/// arguments resolved here and sent, its results (their bytes here), or
+/// the error.
+#[allow(clippy::too_many_arguments)] // a call's parts, from two callers
+async fn send_call(
+    rt: &Actors,
+    peer: &Arc<dyn Peer>,
+    actor: ActorId,
+    method: Arc<str>,
+    label: &str,
+    id: TaskId,
+    args: &[TaskArg],
+    num_returns: u32,
+    depth: u32,
+) -> Result<Forwarded, ErrorRecord> {
+    let args = resolve_args(rt, args, label, Some(id)).await?;
+    if args.iter().any(|v| !v.blob.refs().is_empty()) {
+        return Err(ErrorRecord::new(
+            ErrorKind::InvalidArgument,
+            label,
+            "an argument holds references to objects, which cannot reach an actor on another \
+             node yet",
+        ));
+    }
+    rt.env.events.started(id);
+    let forward = ForwardMethod {
+        method,
+        num_returns,
+        args,
+        depth,
+        task: id,
+    };
+    peer.clone().call_actor(actor, forward).await
+}
+
 /// Sends `call` to the actor on `peer` and stores its results here; the
 /// error if it failed (not yet recorded).
 async fn forward_call(
@@ -284,51 +311,24 @@ async fn forward_call(
     peer: &Arc<dyn Peer>,
 ) -> Result<(), ErrorRecord> {
     let label = &*call.method.label;
-    let args = resolve_args_of(rt, call).await?;
-    if args.iter().any(|v| !v.blob.refs().is_empty()) {
-        return Err(ErrorRecord::new(
-            ErrorKind::InvalidArgument,
-            label,
-            "an argument holds references to objects, which cannot reach an actor on another \
-             node yet",
-        ));
-    }
-    rt.env.events.started(call.id);
-    let forward = ForwardMethod {
-        // `Type.method`: the method's name.
-        method: match call.method.label.split_once('.') {
-            Some((_, method)) => method.into(),
-            None => call.method.label.clone(),
-        },
-        num_returns: call.returns.len() as u32,
-        args,
-        depth: call.depth,
-        task: call.id,
+    // `Type.method`: the method's name.
+    let method = match label.split_once('.') {
+        Some((_, method)) => method.into(),
+        None => call.method.label.clone(),
     };
+    let n = call.returns.len() as u32;
+    let sent = send_call(
+        rt, peer, there, method, label, call.id, &call.args, n, call.depth,
+    );
     let cancel = a.lock().cancel.clone();
     let forwarded = tokio::select! {
-        r = peer.clone().call_actor(there, forward) => r?,
+        r = sent => r?,
         () = cancel.cancelled() => {
             // Killed meanwhile: the loop handles the kill next.
             return Err(ErrorRecord::new(ErrorKind::ActorDied, label, "killed"));
         }
     };
-    for (mut source, stream, text) in forwarded.output {
-        source.job = a.job;
-        rt.env.sink_for(a.job).write(&source, stream, &text);
-    }
-    if forwarded.values.len() != call.returns.len() {
-        return Err(ErrorRecord::new(
-            ErrorKind::WorkerFailure,
-            label,
-            format!(
-                "node {} answered with {} results for {} return values",
-                peer.id(),
-                forwarded.values.len(),
-                call.returns.len()
-            ),
-        ));
-    }
+    rt.env.show_output(forwarded.output, a.job);
     a.calls.fetch_add(1, Ordering::Relaxed);
     end_call(rt, call.id, None);
     let encoding = call
@@ -341,11 +341,6 @@ async fn forward_call(
         rt.env.objects.resolve(*id, Resolved::Ready(blob));
     }
     Ok(())
-}
-
-/// A call's arguments, resolved, with its id on any error.
-async fn resolve_args_of(rt: &Actors, call: &MethodCall) -> Result<Vec<ArgValue>, ErrorRecord> {
-    resolve_args(rt, &call.args, &call.method.label, Some(call.id)).await
 }
 
 /// Sends a call of `actor`, an actor of node `peer` whose handle reached
@@ -363,7 +358,7 @@ pub(crate) fn call_foreign(
     let label: Arc<str> = format!("?.{method}").into();
     rt.env.events.submitted(
         id,
-        label,
+        label.clone(),
         TaskKind::ActorMethod,
         sub.job,
         sub.parent,
@@ -372,10 +367,12 @@ pub(crate) fn call_foreign(
     let call = ForeignCall {
         id,
         method: method.into(),
+        label,
         args: sub.args,
         _held: sub._held,
         returns: returns.to_vec(),
         depth: sub.depth,
+        job: sub.job,
     };
     let line = rt.registry.foreign.entry(actor).or_insert_with(|| {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -385,7 +382,7 @@ pub(crate) fn call_foreign(
         tx
     });
     if let Err(mpsc::error::SendError(call)) = line.send(call) {
-        let rec = ErrorRecord::new(ErrorKind::ActorDied, call.method.as_ref(), "its line ended");
+        let rec = ErrorRecord::new(ErrorKind::ActorDied, &*call.label, "its line ended");
         rt.env.events.ended(call.id, Some(&rec));
         fail_all(rt, &call.returns, rec);
     }
@@ -400,43 +397,16 @@ async fn foreign_line(
     mut rx: mpsc::UnboundedReceiver<ForeignCall>,
 ) {
     while let Some(call) = rx.recv().await {
-        let label = format!("?.{}", call.method);
-        let outcome = async {
-            let args = resolve_args(&rt, &call.args, &label, Some(call.id)).await?;
-            if args.iter().any(|v| !v.blob.refs().is_empty()) {
-                return Err(ErrorRecord::new(
-                    ErrorKind::InvalidArgument,
-                    &*label,
-                    "an argument holds references to objects, which cannot reach an actor on \
-                     another node yet",
-                ));
-            }
-            rt.env.events.started(call.id);
-            let forward = ForwardMethod {
-                method: call.method.clone(),
-                num_returns: call.returns.len() as u32,
-                args,
-                depth: call.depth,
-                task: call.id,
-            };
-            let forwarded = peer.clone().call_actor(actor, forward).await?;
-            if forwarded.values.len() != call.returns.len() {
-                return Err(ErrorRecord::new(
-                    ErrorKind::WorkerFailure,
-                    &*label,
-                    format!(
-                        "node {} answered with the wrong number of results",
-                        peer.id()
-                    ),
-                ));
-            }
-            Ok(forwarded.values)
-        }
-        .await;
-        match outcome {
-            Ok(values) => {
+        let (n, label) = (call.returns.len() as u32, &*call.label);
+        let method = call.method.clone();
+        let sent = send_call(
+            &rt, &peer, actor, method, label, call.id, &call.args, n, call.depth,
+        );
+        match sent.await {
+            Ok(forwarded) => {
+                rt.env.show_output(forwarded.output, call.job);
                 rt.env.events.ended(call.id, None);
-                for (id, blob) in call.returns.iter().zip(values) {
+                for (id, blob) in call.returns.iter().zip(forwarded.values) {
                     rt.env.objects.resolve(*id, Resolved::Ready(blob));
                 }
             }
@@ -457,7 +427,7 @@ async fn foreign_line(
     while let Ok(call) = rx.try_recv() {
         let rec = ErrorRecord::new(
             ErrorKind::ActorDied,
-            format!("?.{}", call.method),
+            &*call.label,
             format!("actor {actor:?} is dead"),
         );
         rt.env.events.ended(call.id, Some(&rec));

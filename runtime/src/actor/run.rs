@@ -44,6 +44,7 @@ use wasmtime::Store;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, ObjectId, TaskId, export};
 
+/// Fails every return value of a call with `rec`.
 pub(super) fn fail_all(rt: &Actors, returns: &[ObjectId], rec: ErrorRecord) {
     let rec = Arc::new(rec);
     for r in returns {
@@ -51,7 +52,34 @@ pub(super) fn fail_all(rt: &Actors, returns: &[ObjectId], rec: ErrorRecord) {
     }
 }
 
-/// Fails a call because its actor died (of `cause`, when known).
+/// The next call in `a`'s mailbox, once one comes; `None` at once if a
+/// kill is pending, or when one comes.
+pub(super) async fn next_call(
+    a: &Actor,
+    rx: &mut mpsc::UnboundedReceiver<MethodCall>,
+) -> Option<MethodCall> {
+    let cancel = {
+        let m = a.lock();
+        m.kill.is_none().then(|| m.cancel.clone())
+    }?;
+    tokio::select! {
+        c = rx.recv() => c,
+        () = cancel.cancelled() => None,
+    }
+}
+
+/// Fails a call cancelled before it ran.
+pub(super) fn fail_cancelled(rt: &Actors, call: MethodCall) {
+    let mut rec = ErrorRecord::new(
+        ErrorKind::Cancelled,
+        &*call.method.label,
+        "the call was cancelled before it ran",
+    );
+    rec.task = call.id;
+    end_call(rt, call.id, Some(&rec));
+    fail_all(rt, &call.returns, rec);
+}
+
 /// Call `id` ended, with `error` if it failed: out of the task table, into
 /// the record.
 pub(super) fn end_call(rt: &Actors, id: TaskId, error: Option<&ErrorRecord>) {
@@ -59,6 +87,7 @@ pub(super) fn end_call(rt: &Actors, id: TaskId, error: Option<&ErrorRecord>) {
     rt.env.events.ended(id, error);
 }
 
+/// Fails a call because its actor died (of `cause`, when known).
 pub(super) fn fail_call(rt: &Actors, a: &Actor, call: MethodCall, cause: Option<Arc<ErrorRecord>>) {
     let mut rec = ErrorRecord::new(
         ErrorKind::ActorDied,
@@ -174,18 +203,7 @@ pub(super) async fn run(
                     // Idle: give the slots back before waiting.
                     grant = None;
                     burst = 0;
-                    let cancel = {
-                        let m = a.lock();
-                        m.kill.is_none().then(|| m.cancel.clone())
-                    };
-                    match cancel {
-                        // A kill is pending: handle it now.
-                        None => None,
-                        Some(cancel) => tokio::select! {
-                            c = rx.recv() => c,
-                            () = cancel.cancelled() => None,
-                        },
-                    }
+                    next_call(&a, &mut rx).await
                 }
             },
         };
@@ -213,14 +231,7 @@ pub(super) async fn run(
         }
         let Some(call) = next else { continue };
         if call.handle.cancel.is_cancelled() {
-            let mut rec = ErrorRecord::new(
-                ErrorKind::Cancelled,
-                &*call.method.label,
-                "the call was cancelled before it ran",
-            );
-            rec.task = call.id;
-            end_call(&rt, call.id, Some(&rec));
-            fail_all(&rt, &call.returns, rec);
+            fail_cancelled(&rt, call);
             continue;
         }
         let label = call.method.label.clone();

@@ -28,11 +28,14 @@ use tokio::sync::{Notify, oneshot};
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ActorId, ErrorKind};
 
+use super::rpc::proto::node_client::NodeClient;
 use super::rpc::proto::{
     ActorCallRequest, ActorCreateRequest, ActorKillRequest, Link, Output, RunReply, RunRequest,
-    outcome,
+    Value, outcome,
 };
+use crate::objects::arg::ArgValue;
 use crate::output::{OutputSource, SourceKind, Stream};
+use tonic::transport::Channel;
 
 /// How often the live nodes are read again from the membership.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -256,40 +259,23 @@ impl Placement for Cluster {
         if !request.is_empty() {
             return self.place_needing(request, &peers, options.spread == Some(true), forwardable);
         }
-        if !forwardable || peers.is_empty() {
-            return Place::Here;
-        }
-        let now = Instant::now();
-        let up: Vec<&Arc<RemoteNode>> = peers.iter().filter(|p| p.up(now)).collect();
         // Locality: the arguments are here (a node pulls the results of
         // its calls at once), so a call with large ones waits here for a
         // slot rather than move them (Ray prefers the node holding the
         // most argument bytes).
-        if bytes >= LOCAL_ARGS && options.spread != Some(true) {
+        let spread = options.spread == Some(true);
+        if !forwardable || peers.is_empty() || (bytes >= LOCAL_ARGS && !spread) {
             return Place::Here;
         }
-        if options.spread == Some(true) {
-            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % (up.len() + 1);
-            return match turn {
-                0 => Place::Here,
-                i => Place::There(up[i - 1].clone()),
-            };
+        let now = Instant::now();
+        let up: Vec<&Arc<RemoteNode>> = peers.iter().filter(|p| p.up(now)).collect();
+        if spread {
+            return self.deal(true, &up);
         }
-        let slots = &self.shared.actors.env.slots;
-        let (cpu_free, _, waiting) = slots.free();
-        if cpu_free > 0 {
+        if self.shared.actors.env.slots.free().0 > 0 {
             return Place::Here;
         }
-        let cpus = self.shared.actors.env.config.num_cpus.max(1);
-        let here = (cpus + waiting) as f64 / cpus as f64;
-        let best = up
-            .into_iter()
-            .filter(|p| p.in_flight.load(Ordering::Relaxed) < p.cpus * IN_FLIGHT_PER_CPU)
-            .min_by(|a, b| a.load().total_cmp(&b.load()));
-        match best {
-            Some(p) if p.load() < here => Place::There(p.clone()),
-            _ => Place::Here,
-        }
+        self.least_loaded(true, &up)
     }
 }
 
@@ -332,33 +318,52 @@ impl Cluster {
             false => able,
         };
         if spread {
-            let n = up.len() + usize::from(here_fits);
-            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % n.max(1);
-            return match (here_fits, turn) {
-                (true, 0) => Place::Here,
-                (true, i) => Place::There(up[i - 1].clone()),
-                (false, i) => Place::There(up[i].clone()),
-            };
+            return self.deal(here_fits, &up);
         }
         if here_fits && here.free_now(request) {
             return Place::Here;
         }
-        let best = up.into_iter().min_by(|a, b| a.load().total_cmp(&b.load()));
-        match best {
-            // Here has them, but not free: another node that has them
-            // gets the call if it is less loaded than this one.
-            Some(p) if here_fits => {
-                let cpus = self.shared.actors.env.config.num_cpus.max(1);
-                let (_, _, waiting) = self.shared.actors.env.slots.free();
-                let load = (cpus + waiting) as f64 / cpus as f64;
-                match p.load() < load {
-                    true => Place::There(p.clone()),
-                    false => Place::Here,
-                }
-            }
-            Some(p) => Place::There(p.clone()),
+        self.least_loaded(here_fits, &up)
+    }
+
+    /// The next of this node (if `here`) and `nodes`, in turn (`spread`).
+    fn deal(&self, here: bool, nodes: &[&Arc<RemoteNode>]) -> Place {
+        let n = nodes.len() + usize::from(here);
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        let other = match here {
+            true => turn.checked_sub(1),
+            false => Some(turn),
+        };
+        match other.and_then(|i| nodes.get(i)) {
+            Some(p) => Place::There((*p).clone()),
             None => Place::Here,
         }
+    }
+
+    /// The least loaded of `nodes` (calls in flight there per CPU; those
+    /// at their cap only if this node may not take the call), if it is
+    /// less loaded than this node (calls running and waiting here per
+    /// CPU); else this node.
+    fn least_loaded(&self, here: bool, nodes: &[&Arc<RemoteNode>]) -> Place {
+        let by_load = |a: &&&Arc<RemoteNode>, b: &&&Arc<RemoteNode>| a.load().total_cmp(&b.load());
+        let open = nodes.iter().filter(|p| !p.full()).min_by(by_load);
+        let best = match (open, here) {
+            (Some(p), _) => Some(p),
+            (None, true) => None,
+            (None, false) => nodes.iter().min_by(by_load),
+        };
+        let Some(p) = best else {
+            return Place::Here;
+        };
+        if here {
+            let env = &self.shared.actors.env;
+            let cpus = env.config.num_cpus.max(1);
+            let waiting = env.slots.free().2;
+            if p.load() >= (cpus + waiting) as f64 / cpus as f64 {
+                return Place::Here;
+            }
+        }
+        Place::There((*p).clone())
     }
 }
 
@@ -421,6 +426,11 @@ impl RemoteNode {
             .all(|(name, amount)| self.resources.get(name).is_some_and(|t| t >= amount))
     }
 
+    /// Whether it has as many calls in flight as it gets.
+    fn full(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) >= self.cpus * IN_FLIGHT_PER_CPU
+    }
+
     /// Calls in flight per CPU.
     fn load(&self) -> f64 {
         self.in_flight.load(Ordering::Relaxed) as f64 / self.cpus as f64
@@ -466,7 +476,7 @@ impl RemoteNode {
     async fn ask<T>(
         &self,
         what: &str,
-        rpc: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        rpc: impl Future<Output = RpcResult<T>>,
     ) -> Result<T, ErrorRecord> {
         let reply = tokio::select! {
             r = rpc => r,
@@ -484,9 +494,48 @@ impl RemoteNode {
         })
     }
 
-    /// A call's results from its reply, their bytes here.
-    async fn results(&self, what: &str, reply: RunReply) -> Result<Forwarded, ErrorRecord> {
+    /// Sends a call of `what` with `args` (`request` builds the message
+    /// around them, `rpc` sends it) and waits for its `num_returns`
+    /// results, their bytes here. Large arguments stay lent until the
+    /// reply comes.
+    async fn exchange<R>(
+        &self,
+        what: &str,
+        num_returns: u32,
+        args: &[ArgValue],
+        request: impl FnOnce(Vec<Value>) -> R,
+        rpc: impl AsyncFnOnce(NodeClient<Channel>, tonic::Request<R>) -> RpcResult<RunReply>,
+    ) -> Result<Forwarded, ErrorRecord> {
         let s = &*self.shared;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        let mut loans: Option<Loans<'_>> = None;
+        let message = request(send_all(s, args, &mut loans));
+        let client = s
+            .client(&self.address)
+            .map_err(|e| self.failure(what, &e))?;
+        let reply = self.ask(what, rpc(client, s.request(message))).await;
+        drop(loans);
+        self.results(what, num_returns, reply?).await
+    }
+
+    /// A call's `num_returns` results from its reply, their bytes here.
+    async fn results(
+        &self,
+        what: &str,
+        num_returns: u32,
+        reply: RunReply,
+    ) -> Result<Forwarded, ErrorRecord> {
+        let s = &*self.shared;
+        if reply.results.len() != num_returns as usize {
+            return Err(self.failure(
+                what,
+                &format!(
+                    "it answered with {} results for {num_returns} return values",
+                    reply.results.len()
+                ),
+            ));
+        }
         let mut values = Vec::with_capacity(reply.results.len());
         for result in reply.results {
             match result.what {
@@ -513,12 +562,11 @@ impl RemoteNode {
     }
 }
 
+/// What a call to another node answers.
+type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
+
 /// Values to send, inline or lent (the loans last while `loans` lives).
-fn send_all<'a>(
-    s: &'a Shared,
-    args: &[crate::objects::arg::ArgValue],
-    loans: &mut Option<Loans<'a>>,
-) -> Vec<super::rpc::proto::Value> {
+fn send_all<'a>(s: &'a Shared, args: &[ArgValue], loans: &mut Option<Loans<'a>>) -> Vec<Value> {
     let mut inline = 0;
     args.iter()
         .map(|a| s.send(&a.blob, &a.bytes, &mut inline, loans))
@@ -543,29 +591,21 @@ impl Peer for RemoteNode {
 
     fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         Box::pin(async move {
-            let (node, what) = (&*self, &*call.function);
-            let s = &*node.shared;
-            node.in_flight.fetch_add(1, Ordering::Relaxed);
-            let _in_flight = InFlight(&node.in_flight);
-            let mut loans: Option<Loans<'_>> = None;
-            let request = RunRequest {
+            let origin = self.shared.address.clone();
+            let request = |args| RunRequest {
                 module: bytes::Bytes::copy_from_slice(&call.module.id().0),
                 module_name: call.module.name().to_string(),
-                origin: s.address.clone(),
+                origin,
                 function: call.function.to_string(),
                 num_returns: call.num_returns,
                 options: call.options.to_bytes().into(),
-                args: send_all(s, &call.args, &mut loans),
+                args,
                 depth: call.depth,
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
                 links: links(&call.links),
             };
-            let mut client = s
-                .client(&node.address)
-                .map_err(|e| node.failure(what, &e))?;
-            let reply = node.ask(what, client.run(s.request(request))).await;
-            drop(loans);
-            node.results(what, reply?).await
+            let rpc = async |mut c: NodeClient<Channel>, r| c.run(r).await;
+            (self.exchange(&call.function, call.num_returns, &call.args, request, rpc)).await
         })
     }
 
@@ -609,25 +649,16 @@ impl Peer for RemoteNode {
         call: ForwardMethod,
     ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         Box::pin(async move {
-            let (node, what) = (&*self, &*call.method);
-            let s = &*node.shared;
-            node.in_flight.fetch_add(1, Ordering::Relaxed);
-            let _in_flight = InFlight(&node.in_flight);
-            let mut loans: Option<Loans<'_>> = None;
-            let request = ActorCallRequest {
+            let request = |args| ActorCallRequest {
                 actor: bytes::Bytes::copy_from_slice(&actor.0),
                 method: call.method.to_string(),
                 num_returns: call.num_returns,
-                args: send_all(s, &call.args, &mut loans),
+                args,
                 depth: call.depth,
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
             };
-            let mut client = s
-                .client(&node.address)
-                .map_err(|e| node.failure(what, &e))?;
-            let reply = node.ask(what, client.actor_call(s.request(request))).await;
-            drop(loans);
-            node.results(what, reply?).await
+            let rpc = async |mut c: NodeClient<Channel>, r| c.actor_call(r).await;
+            (self.exchange(&call.method, call.num_returns, &call.args, request, rpc)).await
         })
     }
 

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::exec::engine::Engines;
 use crate::exec::module::{Module, ModuleCache};
-use crate::exec::remote::{Place, Placement};
+use crate::exec::remote::{Place, Placement, Written};
 use crate::exec::request::Submission;
 use crate::exec::resources::Resources;
 use crate::exec::slots::Slots;
@@ -114,6 +114,20 @@ impl Env {
             return s.clone();
         }
         self.sink.clone()
+    }
+
+    /// Writes what a call wrote on another node into `job`'s output here
+    /// (or further back, if this node runs the call for another), each
+    /// piece naming its writer and so its node.
+    pub fn show_output(&self, output: Vec<Written>, job: u64) {
+        if output.is_empty() {
+            return;
+        }
+        let sink = self.sink_for(job);
+        for (mut source, stream, text) in output {
+            source.job = job;
+            sink.write(&source, stream, &text);
+        }
     }
 
     /// Registers the layer that serves [`Upcalls`] (once).

@@ -43,7 +43,8 @@ pub(crate) trait Peer: Send + Sync {
     /// Its node id.
     fn id(&self) -> &str;
 
-    /// Runs `call` there (one attempt); its results, or why it failed.
+    /// Runs `call` there (one attempt); its results (as many as it has
+    /// return values), or why it failed.
     /// The node's own failure (unreachable, gone) is a
     /// [`wray_abi::ErrorKind::WorkerFailure`], which retries.
     fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
@@ -118,5 +119,8 @@ pub(crate) struct Forwarded {
     /// What it (and what it started there) wrote, in order: each piece
     /// with its writer (a task or actor of that node), for this node's
     /// sink.
-    pub output: Vec<(OutputSource, Stream, Bytes)>,
+    pub output: Vec<Written>,
 }
+
+/// A piece of output written on another node, with its writer.
+pub(crate) type Written = (OutputSource, Stream, Bytes);

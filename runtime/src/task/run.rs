@@ -829,28 +829,10 @@ async fn execute_there(
     };
     rt.env.events.started(task.id);
     let forwarded = tokio::select! {
-        r = peer.clone().run(call) => r?,
+        r = peer.run(call) => r?,
         () = task.handle.cancel.cancelled() => return Err(task.cancelled()),
     };
-    // What it wrote there goes to this job's output (or further back, if
-    // this node runs the task for another), naming its writer and so its
-    // node.
-    for (mut source, stream, text) in forwarded.output {
-        source.job = task.sub.job;
-        rt.env.sink_for(task.sub.job).write(&source, stream, &text);
-    }
-    if forwarded.values.len() != task.returns.len() {
-        return Err(ErrorRecord::new(
-            ErrorKind::WorkerFailure,
-            function,
-            format!(
-                "node {} answered with {} results for {} return values",
-                peer.id(),
-                forwarded.values.len(),
-                task.returns.len()
-            ),
-        ));
-    }
+    rt.env.show_output(forwarded.output, task.sub.job);
     Ok(Finished {
         values: forwarded.values,
         held: HeldRefs::new(&rt.env.objects),
