@@ -34,7 +34,7 @@ pub(crate) struct Held(#[allow(dead_code)] Vec<OwnedSemaphorePermit>);
 
 impl Resources {
     /// A node with `totals` (thousandths by name; each at most
-    /// [`MAX_MILLI`], which [`parse`] checks).
+    /// [`MAX_MILLI`], which [`from_units`] checks).
     pub fn new(totals: &BTreeMap<String, u64>) -> Resources {
         let pools = totals
             .iter()

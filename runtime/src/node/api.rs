@@ -627,34 +627,38 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
 /// cluster's head (a node alone always is), 503 otherwise: a readiness
 /// probe that routes the head's traffic to whichever node leads.
 pub(crate) async fn head(State(st): St) -> Response {
-    let Some(m) = &st.membership else {
-        return ok(node_entry(&st));
-    };
-    match m.head().await {
-        Ok(Some(h)) if h == st.node_id => ok(node_entry(&st)),
-        Ok(h) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            match h {
-                Some(h) => format!("node {h} is the head, not this one ({})", st.node_id),
-                None => "no node is the head now".to_string(),
-            },
-        ),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    match leads(&st).await {
+        Ok(()) => ok(node_entry(&st)),
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 
 /// `GET /api/v0/head` without the node's token: `{"head": true}` (200)
 /// on the head, `{"head": false}` (503) elsewhere.
 pub(crate) async fn head_probe(st: &NodeState) -> Response {
-    let head = match &st.membership {
-        None => true,
-        Some(m) => matches!(m.head().await, Ok(Some(h)) if h == st.node_id),
-    };
+    let head = leads(st).await.is_ok();
     let status = match head {
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, axum::Json(serde_json::json!({ "head": head }))).into_response()
+}
+
+/// Whether this node is its cluster's head now (a node alone is); if
+/// not, why.
+async fn leads(st: &NodeState) -> Result<(), String> {
+    let Some(m) = &st.membership else {
+        return Ok(());
+    };
+    match m.head().await {
+        Ok(Some(h)) if h == st.node_id => Ok(()),
+        Ok(Some(h)) => Err(format!(
+            "node {h} is the head, not this one ({})",
+            st.node_id
+        )),
+        Ok(None) => Err("no node is the head now".to_string()),
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
 
 /// `GET /api/v0/nodes`: this node, or every live node of its cluster.
