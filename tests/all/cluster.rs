@@ -85,19 +85,14 @@ fn try_etcd() -> Option<Etcd> {
         .expect("etcd starts (install Debian's etcd-server: `make setup` does)");
     let mut proc = Proc(child);
     let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
+    // Whether the etcd answering there is this one (nobody answering yet:
+    // not yet).
     let ours = || {
-        let r = node::post(addr, "/v3/cluster/member/list", &serde_json::json!({}));
-        r.status == 200 && r.body.contains(&format!("\"name\":\"{name}\""))
+        std::net::TcpStream::connect(addr).is_ok() && {
+            let r = node::post(addr, "/v3/cluster/member/list", &serde_json::json!({}));
+            r.status == 200 && r.body.contains(&format!("\"name\":\"{name}\""))
+        }
     };
-    loop {
-        if proc.0.try_wait().unwrap().is_some() {
-            return None;
-        }
-        if std::net::TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
     let mut answered = false;
     common::eventually("etcd answers as itself, or ends", || {
         answered = ours();
@@ -314,6 +309,15 @@ fn cluster_view(via: SocketAddr) -> (Vec<String>, u64, u64) {
     )
 }
 
+/// Waits for job `job` on node `via` to end; checks that it succeeded,
+/// printing `said`.
+fn succeeded(via: SocketAddr, job: &str, said: &str) {
+    let done = node::wait_job_end(via, job);
+    let logs = get(via, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{done} {logs}");
+    assert!(logs["logs"].as_str().unwrap().contains(said), "{logs}");
+}
+
 /// How many calls of `function` node `via` ran (or placed), by state.
 fn ran(via: SocketAddr, function: &str) -> Vec<String> {
     get(via, &format!("/api/v0/tasks?function={function}")).json()["tasks"]
@@ -333,13 +337,7 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
         cluster_view(a.addr).0 == vec![b.id.clone()] && cluster_view(b.addr).0 == vec![a.id.clone()]
     });
     let job = node::submit(a.addr, "testkit", &["cluster", &b.id, &a.id]);
-    let done = node::wait_job_end(a.addr, &job);
-    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
-    assert!(
-        logs["logs"].as_str().unwrap().contains("cluster: ok"),
-        "{logs}"
-    );
+    succeeded(a.addr, &job, "cluster: ok");
     // The pinned calls ran on the other node (and its nested ones there);
     // the unpinned calls of a large object stayed with it.
     for f in ["add", "len", "bump_bytes", "push_all"] {
@@ -418,16 +416,7 @@ fn an_actor_whose_node_dies_restarts_on_another() {
     let (mut gpus, host) = (gpus, host.unwrap());
     let mut victim = gpus.remove(host);
     victim.proc.0.kill().unwrap();
-    let done = node::wait_job_end(a.addr, &job);
-    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
-    assert!(
-        logs["logs"]
-            .as_str()
-            .unwrap()
-            .contains("actor survive: 30 ok"),
-        "{logs}"
-    );
+    succeeded(a.addr, &job, "actor survive: 30 ok");
     // It restarted once, on the other GPU node.
     let actors = get(a.addr, "/api/v0/actors").json();
     assert_eq!(actors["actors"][0]["restarts"], 1, "{actors}");
@@ -444,9 +433,7 @@ fn a_cancelled_call_stops_there_and_actors_of_a_dead_node_end() {
         cluster_view(a.addr).0 == vec![b.id.clone()]
     });
     let job = node::submit(a.addr, "testkit", &["cluster_orphans", &b.id]);
-    let done = node::wait_job_end(a.addr, &job);
-    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
+    succeeded(a.addr, &job, "cluster orphans: ok");
     // The two-minute call was cancelled there too (or never started).
     common::eventually("the cancelled call stops there", || {
         ran(b.addr, "busy").iter().all(|s| s == "CANCELLED")
@@ -482,13 +469,7 @@ fn a_job_survives(harm: impl FnOnce(&mut ClusterNode)) {
         ran(victim.addr, "busy").iter().any(|s| s == "RUNNING")
     });
     harm(victim);
-    let done = node::wait_job_end(a, &job);
-    let logs = get(a, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
-    assert!(
-        logs["logs"].as_str().unwrap().contains("survive: 30 ok"),
-        "{logs}"
-    );
+    succeeded(a, &job, "survive: 30 ok");
     let tasks = get(a, "/api/v0/tasks?function=busy").json()["tasks"].clone();
     let tasks = tasks.as_array().unwrap();
     assert_eq!(tasks.len(), 30);
@@ -638,16 +619,7 @@ fn calls_needing_a_resource_run_on_the_node_that_has_it() {
         cluster_view(a.addr).0 == vec![b.id.clone()]
     });
     let job = node::submit(a.addr, "testkit", &["cluster_resources"]);
-    let done = node::wait_job_end(a.addr, &job);
-    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{logs}");
-    assert!(
-        logs["logs"]
-            .as_str()
-            .unwrap()
-            .contains("cluster resources: ok"),
-        "{logs}"
-    );
+    succeeded(a.addr, &job, "cluster resources: ok");
     assert_eq!(
         ran(b.addr, "add"),
         vec!["FINISHED"; 4],
@@ -698,9 +670,7 @@ fn a_node_on_a_wildcard_address_names_a_reachable_one_and_answers_probes() {
         cluster_view(b.addr).0 == vec![a.id.clone()]
     });
     let job = node::submit(b.addr, "testkit", &["cluster", &a.id, &b.id]);
-    let done = node::wait_job_end(b.addr, &job);
-    let logs = get(b.addr, &format!("/api/jobs/{job}/logs")).json();
-    assert_eq!(done["status"], "SUCCEEDED", "{done} {logs}");
+    succeeded(b.addr, &job, "cluster: ok");
     // Its API wants its token, but a readiness probe needs none to learn
     // whether it leads (and learns nothing else).
     let probe = get(a.addr, "/api/v0/head");

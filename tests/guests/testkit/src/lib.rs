@@ -498,6 +498,14 @@ fn check(cond: bool, what: &str) -> Result<(), String> {
     }
 }
 
+/// The `<n> <ms>` arguments of scenario `name`.
+fn count_and_ms(rest: &[String], name: &str) -> Result<(u64, u64), String> {
+    let num = |i: usize| rest.get(i).and_then(|s: &String| s.parse().ok());
+    num(0)
+        .zip(num(1))
+        .ok_or_else(|| format!("usage: {name} <n> <ms>"))
+}
+
 fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
     let e = |e: wray::Error| e.to_string();
     match name {
@@ -623,12 +631,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         // `survive <n> <ms>`: n busy calls of ms each, spread over the
         // cluster, every result checked (a node may die meanwhile).
         "survive" => {
-            let num = |i: usize| -> Result<u64, String> {
-                rest.get(i)
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| "usage: survive <n> <ms>".to_string())
-            };
-            let (n, ms) = (num(0)?, num(1)?);
+            let (n, ms) = count_and_ms(rest, "survive")?;
             let calls: Vec<_> = (0..n)
                 .map(|_| busy::options().spread().remote(ms))
                 .collect();
@@ -754,12 +757,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         // node) makes n busy calls of ms each, every result checked (its
         // node may die meanwhile: it restarts on another).
         "actor_survive" => {
-            let num = |i: usize| -> Result<u64, String> {
-                rest.get(i)
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| "usage: actor_survive <n> <ms>".to_string())
-            };
-            let (n, ms) = (num(0)?, num(1)?);
+            let (n, ms) = count_and_ms(rest, "actor_survive")?;
             let actor = Counter::options()
                 .resource("gpu", 1.0)
                 .max_restarts(1)
