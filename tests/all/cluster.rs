@@ -383,13 +383,17 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cluster:       2 nodes, head"), "{text}");
     assert!(text.contains(&format!("on {}", b.id)), "{text}");
-    // Nothing is left in flight or lent, on either node.
+    // Nothing is left in flight or lent, on either node, and the other
+    // node holds no object for calls (not even one killed mid-call).
     for n in [a, b] {
         common::eventually("calls and loans end", || {
             let (_, out, lent) = cluster_view(n.addr);
             out == 0 && lent == 0
         });
     }
+    common::eventually("the other node holds no object", || {
+        get(b.addr, "/api/v0/status").json()["object_store"]["objects"] == 0
+    });
 }
 
 #[test]

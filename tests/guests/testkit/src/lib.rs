@@ -609,6 +609,17 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 Err(err) if err.to_string().contains("killed") => {}
                 got => return Err(format!("a killed actor there gave {got:?}")),
             }
+            // Killed in the middle of a call there (which calls back an
+            // actor here to say it runs): the call fails here, and the
+            // node there lets go of it (the test checks).
+            let (spinner, started) = (Counter::options().node(other).remote(0u64), Gate::remote());
+            let spinning = spinner.spin_opening(&started);
+            until_open(&started).map_err(e)?;
+            wray::kill(&spinner);
+            match wray::get(&spinning) {
+                Err(err) if err.to_string().contains("killed") => {}
+                got => return Err(format!("a call killed there gave {got:?}")),
+            }
             let named = Counter::options()
                 .node(other)
                 .name("far-counter")
