@@ -168,8 +168,8 @@ impl<T: Actor, D: Fallible + ?Sized> Deserialize<ActorHandle<T>, D> for [u8; 16]
 pub trait ActorOptions: RemoteOptions {
     /// Registers the actor under `name`, for [`get_actor`]. A named actor
     /// outlives the driver that created it (until killed). A name already
-    /// taken makes the new actor dead from the start: its calls fail saying
-    /// so.
+    /// taken (on any node of a cluster) makes the new actor dead from the
+    /// start: its calls fail saying so.
     fn name(mut self, name: impl Into<String>) -> Self {
         self.options_mut().name = Some(name.into());
         self
@@ -203,8 +203,8 @@ pub fn create<T: Actor>(options: &Options, args: Vec<Arg>) -> ActorHandle<T> {
     ActorHandle::from_id(ActorId(id))
 }
 
-/// Finds the actor registered under `name`. Fails when there is none, or
-/// when it is not a `T`.
+/// Finds the actor registered under `name` (made on any node, in a
+/// cluster). Fails when there is none, or when it is not a `T`.
 pub fn get_actor<T: Actor>(name: &str) -> Result<ActorHandle<T>> {
     let mut id = [0u8; 16];
     let (status, ty) = read_buffer(|ptr, cap, len| {

@@ -128,14 +128,30 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     match early_death {
         Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {
+            // In a cluster, a name is the cluster's: claimed there before
+            // the actor starts (its calls wait in the mailbox meanwhile).
+            let claim = actor.name.as_ref().and_then(|n| {
+                let cluster = rt.env.cluster()?;
+                Some(cluster.claim_name(n, id, &actor.type_name))
+            });
             let rt = rt.clone();
             let spawner = rt.env.spawner.clone();
-            match place {
-                Place::There(peer) => {
-                    spawner.spawn(async move { run_remote(rt, actor, c.sub, rx, peer).await })
+            spawner.spawn(async move {
+                if let Some(claim) = claim
+                    && let Err(why) = claim.await
+                {
+                    let rec = ErrorRecord::new(
+                        ErrorKind::ActorDied,
+                        format!("{}.new", actor.type_name),
+                        why,
+                    );
+                    return die(&rt, &actor, Arc::new(rec), rx, c.sub);
                 }
-                _ => spawner.spawn(async move { run(rt, actor, c.sub, rx).await }),
-            };
+                match place {
+                    Place::There(peer) => run_remote(rt, actor, c.sub, rx, peer).await,
+                    _ => run(rt, actor, c.sub, rx).await,
+                }
+            });
         }
     }
     id

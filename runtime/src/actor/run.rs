@@ -116,8 +116,15 @@ pub(super) fn die<L>(
     // Gone from the tables first: whoever sees a call fail sees the actor
     // (and its name) gone.
     rt.registry.remove(a);
-    if let Some(name) = &a.name {
-        rt.registry.names.remove_if(name, |_, owner| *owner == a.id);
+    if let Some(name) = &a.name
+        && rt
+            .registry
+            .names
+            .remove_if(name, |_, owner| *owner == a.id)
+            .is_some()
+        && let Some(cluster) = rt.env.cluster()
+    {
+        cluster.release_name(name, a.id, &a.type_name);
     }
     {
         let mut g = rt

@@ -82,6 +82,8 @@ pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
 pub struct EtcdMembership {
     id: String,
     client: Client,
+    /// The lease its keys live under.
+    lease: i64,
     /// Set, and `lost_notify` notified, when the lease is gone.
     lost: Arc<AtomicBool>,
     lost_notify: Arc<Notify>,
@@ -134,6 +136,7 @@ impl EtcdMembership {
         Ok(EtcdMembership {
             id: id.to_string(),
             client,
+            lease,
             lost,
             lost_notify,
             stop,
@@ -183,6 +186,59 @@ impl Membership for EtcdMembership {
                 .first()
                 .and_then(|kv| kv.value_str().ok())
                 .map(str::to_string))
+        })
+    }
+
+    fn claim(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>> {
+        let mut client = self.client.clone();
+        let lease = self.lease;
+        Box::pin(async move {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.as_str(),
+                    value,
+                    Some(PutOptions::new().with_lease(lease)),
+                )])
+                .or_else([TxnOp::get(key.as_str(), None)]);
+            let r = client
+                .txn(txn)
+                .await
+                .with_context(|| format!("cannot claim {key} in etcd"))?;
+            if r.succeeded() {
+                return Ok(None);
+            }
+            // Taken: the holder's value (or, if it went meanwhile, empty).
+            let holder = r.op_responses().into_iter().find_map(|op| match op {
+                etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                _ => None,
+            });
+            Ok(Some(holder.unwrap_or_default()))
+        })
+    }
+
+    fn read(&self, key: String) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let r = client
+                .get(key.as_str(), None)
+                .await
+                .with_context(|| format!("cannot read {key} in etcd"))?;
+            Ok(r.kvs().first().map(|kv| kv.value().to_vec()))
+        })
+    }
+
+    fn release(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let txn = Txn::new()
+                .when([Compare::value(key.as_str(), CompareOp::Equal, value)])
+                .and_then([TxnOp::delete(key.as_str(), None)]);
+            client
+                .txn(txn)
+                .await
+                .with_context(|| format!("cannot release {key} in etcd"))?;
+            Ok(())
         })
     }
 

@@ -10,6 +10,7 @@
 //! on etcd's v3 API, so another store could replace it.
 
 pub mod etcd;
+mod names;
 pub mod place;
 pub(crate) mod rpc;
 
@@ -20,6 +21,9 @@ use std::pin::Pin;
 pub const NODES_PREFIX: &str = "/wray/nodes/";
 /// The key naming the head node, held under the head's lease.
 pub const HEAD_KEY: &str = "/wray/head";
+/// The prefix of named actors' keys (`/wray/names/<name>`), each held
+/// under the lease of the node that made the actor.
+pub const NAMES_PREFIX: &str = "/wray/names/";
 
 /// A future, boxed (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,6 +42,17 @@ pub trait Membership: Send + Sync {
     /// The id of the head node (the one that holds the head key), if one
     /// is elected now.
     fn head(&self) -> BoxFuture<'_, anyhow::Result<Option<String>>>;
+
+    /// Claims `key` of the cluster's metadata for this node, holding
+    /// `value`, if no node holds it: `None` once claimed, else the
+    /// holder's value. A claimed key goes with this node's membership.
+    fn claim(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>>;
+
+    /// The value of `key` of the cluster's metadata, if a node holds it.
+    fn read(&self, key: String) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>>;
+
+    /// Gives up `key` if it still holds `value` (this node's claim).
+    fn release(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>>;
 
     /// Resolves when this node has lost its membership (its lease expired:
     /// it was cut off, or stopped, for longer than the lease's time to

@@ -76,6 +76,8 @@ pub struct ClusterUse {
 /// and the refresh.
 pub struct Cluster {
     shared: Arc<Shared>,
+    /// The membership, whose metadata holds the actors' names.
+    membership: Arc<dyn Membership>,
     peers: RwLock<Arc<Vec<Arc<RemoteNode>>>>,
     /// The next turn of `spread` calls.
     turn: AtomicUsize,
@@ -103,6 +105,7 @@ impl Cluster {
         let (stop, stopped) = oneshot::channel::<()>();
         let cluster = Arc::new(Cluster {
             shared: shared.clone(),
+            membership: membership.clone(),
             peers: RwLock::new(Arc::new(Vec::new())),
             turn: AtomicUsize::new(0),
             _stop: stop,
@@ -224,6 +227,39 @@ async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
 }
 
 impl Placement for Cluster {
+    fn claim_name(
+        &self,
+        name: &str,
+        actor: ActorId,
+        type_name: &str,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        let (m, actors) = (self.membership.clone(), self.shared.actors.clone());
+        let (name, type_name) = (name.to_string(), type_name.to_string());
+        let node = actors.env.config.node_id;
+        Box::pin(async move {
+            let alive = |id: &ActorId| actors.registry.get(id).is_some();
+            super::names::claim(&*m, node, &name, actor, &type_name, alive).await
+        })
+    }
+
+    fn find_name(&self, name: &str) -> BoxFuture<'static, Option<(ActorId, Arc<str>)>> {
+        let (m, name) = (self.membership.clone(), name.to_string());
+        Box::pin(async move { super::names::find(&*m, &name).await })
+    }
+
+    fn release_name(&self, name: &str, actor: ActorId, type_name: &str) {
+        let (m, name, type_name) = (
+            self.membership.clone(),
+            name.to_string(),
+            type_name.to_string(),
+        );
+        self.shared
+            .actors
+            .env
+            .spawner
+            .spawn(async move { super::names::release(&*m, &name, actor, &type_name).await });
+    }
+
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>> {
         let peers = self.snapshot();
         let p = peers.iter().find(|p| p.id == node)?;

@@ -144,6 +144,11 @@ impl Env {
         self.placement.set(placement).is_ok()
     }
 
+    /// The cluster's placement, if this node is in one.
+    pub fn cluster(&self) -> Option<Arc<dyn Placement>> {
+        self.placement.get()?.upgrade()
+    }
+
     /// Live node number `node` of this node's cluster, if another.
     pub fn peer(&self, node: u32) -> Option<Arc<dyn crate::exec::remote::Peer>> {
         if node == self.config.node_id {

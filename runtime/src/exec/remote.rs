@@ -36,6 +36,24 @@ pub(crate) trait Placement: Send + Sync {
 
     /// Live node `node`, if it is another node of the cluster.
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;
+
+    /// Claims `name` across the cluster for `actor`, of type `type_name`,
+    /// made here (its name already claimed on this node); why not, if an
+    /// actor of another node holds it or the cluster could not be asked.
+    fn claim_name(
+        &self,
+        name: &str,
+        actor: ActorId,
+        type_name: &str,
+    ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// The actor holding `name` across the cluster (its id and type), if
+    /// one does.
+    fn find_name(&self, name: &str) -> BoxFuture<'static, Option<(ActorId, Arc<str>)>>;
+
+    /// Gives up `name`, which `actor` (of type `type_name`, dead now)
+    /// held; in the background.
+    fn release_name(&self, name: &str, actor: ActorId, type_name: &str);
 }
 
 /// Another node, to run calls on.

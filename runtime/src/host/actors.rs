@@ -1,7 +1,7 @@
 //! `actor_create`, `actor_lookup`, `actor_kill`, `actor_self`, and actor
 //! method calls through `task_submit`.
 
-use super::wait::status;
+use super::wait::{Waited, status, wait_released};
 use crate::exec::guest::Guest;
 use crate::exec::request::max_spec_len;
 use crate::exec::state::InstanceState;
@@ -21,7 +21,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         (spec, len, out),
         len
     )?;
-    linker.func_wrap(HOST_MODULE, import::ACTOR_LOOKUP, actor_lookup)?;
+    linker.func_wrap_async(
+        HOST_MODULE,
+        import::ACTOR_LOOKUP,
+        |caller, (name, len, out_actor, out_type, type_cap, out_type_len)| {
+            Box::new(actor_lookup(
+                caller,
+                name,
+                len,
+                out_actor,
+                out_type,
+                type_cap,
+                out_type_len,
+            ))
+        },
+    )?;
     linker.func_wrap(HOST_MODULE, import::ACTOR_KILL, actor_kill)?;
     linker.func_wrap(HOST_MODULE, import::ACTOR_SELF, actor_self)?;
     Ok(())
@@ -66,7 +80,10 @@ fn actor_create(
 }
 
 /// `actor_lookup(name, len, out_actor, out_type, type_cap, out_type_len) -> status`
-fn actor_lookup(
+///
+/// Looks in this node's registry, then (in a cluster) in the cluster's
+/// names, with the caller's CPU slot released while it asks.
+async fn actor_lookup(
     mut caller: Caller<'_, InstanceState>,
     name: u32,
     len: u32,
@@ -75,19 +92,34 @@ fn actor_lookup(
     type_cap: u32,
     out_type_len: u32,
 ) -> wasmtime::Result<i32> {
-    let (mut g, st) = Guest::of(&mut caller, import::ACTOR_LOOKUP)?;
-    g.check(out_actor, ActorId::LEN as u64)?;
-    g.check(out_type, u64::from(type_cap))?;
-    g.check(out_type_len, 4)?;
-    if len > MAX_NAME {
-        return status(Status::TooLarge);
-    }
-    let Ok(name) = std::str::from_utf8(g.bytes(name, len)?) else {
-        return status(Status::InvalidArgument);
+    let (name, local, cluster) = {
+        let (g, st) = Guest::of(&mut caller, import::ACTOR_LOOKUP)?;
+        g.check(out_actor, ActorId::LEN as u64)?;
+        g.check(out_type, u64::from(type_cap))?;
+        g.check(out_type_len, 4)?;
+        if len > MAX_NAME {
+            return status(Status::TooLarge);
+        }
+        let Ok(name) = std::str::from_utf8(g.bytes(name, len)?) else {
+            return status(Status::InvalidArgument);
+        };
+        let local = st.env.upcalls().and_then(|up| up.lookup_actor(name));
+        (name.to_string(), local, st.env.cluster())
     };
-    let Some((id, type_name)) = st.env.upcalls().and_then(|up| up.lookup_actor(name)) else {
+    let found = match (local, cluster) {
+        (Some(found), _) => Some(found),
+        (None, Some(cluster)) => {
+            match wait_released(&mut caller, None, cluster.find_name(&name)).await? {
+                Waited::Done(found) => found,
+                Waited::TimedOut => None,
+            }
+        }
+        (None, None) => None,
+    };
+    let Some((id, type_name)) = found else {
         return status(Status::NotFound);
     };
+    let (mut g, _) = Guest::of(&mut caller, import::ACTOR_LOOKUP)?;
     let written = g.write_sized(out_type, type_cap, out_type_len, type_name.as_bytes())?;
     if written == Status::Ok {
         g.write(out_actor, &id.0)?;

@@ -295,6 +295,23 @@ fn push_all(counter: ActorHandle<Counter>, n: u64) -> wray::Result<u64> {
     Ok(wray::get(&pushed)?.last().copied().unwrap_or(0))
 }
 
+/// Finds the counter named `name` (made on any node) and adds `by`.
+#[wray::remote]
+fn incr_named(name: String, by: u64) -> wray::Result<u64> {
+    let counter = wray::get_actor::<Counter>(&name)?;
+    wray::get(&counter.incr(by))
+}
+
+/// Makes a counter named `name`: "made", or why its first call failed.
+#[wray::remote]
+fn name_counter(name: String) -> String {
+    let counter = Counter::options().name(name).remote(0u64);
+    match wray::get(&counter.value()) {
+        Ok(_) => "made".to_string(),
+        Err(err) => err.to_string(),
+    }
+}
+
 /// `a + b`, by the linked C module `c_math`, saying so on stdout.
 #[wray::remote]
 fn add_via_c(a: i64, b: i64) -> wray::Result<i64> {
@@ -629,6 +646,40 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(
                 wray::get(&found.value()).map_err(e)? == 2,
                 "a named actor there, found by name here",
+            )?;
+            // A name is the cluster's: a task there finds an actor named
+            // here, and cannot take its name; the name is free again once
+            // the actor is killed.
+            let mine = Counter::options().name("near-counter").remote(5u64);
+            let by_name = incr_named::options()
+                .node(other)
+                .remote("near-counter".to_string(), 2u64);
+            check(
+                wray::get(&by_name).map_err(e)? == 7,
+                "a task there finds a named actor here",
+            )?;
+            let again = name_counter::options()
+                .node(other)
+                .remote("near-counter".to_string());
+            let why = wray::get(&again).map_err(e)?;
+            check(
+                why.contains("already taken"),
+                &format!("a name taken here, claimed there: {why}"),
+            )?;
+            wray::kill(&mine);
+            let mut freed = String::new();
+            for _ in 0..100 {
+                let again = name_counter::options()
+                    .node(other)
+                    .remote("near-counter".to_string());
+                freed = wray::get(&again).map_err(e)?;
+                if freed == "made" {
+                    break;
+                }
+            }
+            check(
+                freed == "made",
+                &format!("a freed name, claimed there: {freed}"),
             )?;
             if let Some(me) = rest.get(1) {
                 let here = Counter::options().node(me).remote(1u64);
