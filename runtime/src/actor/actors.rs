@@ -14,6 +14,7 @@ use crate::exec::remote::Place;
 use crate::exec::request::Submission;
 use crate::exec::state::CancelToken;
 use crate::task::table::TaskHandle;
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -95,12 +96,26 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     } else {
         None
     };
+    // In a cluster, a name is the cluster's: claimed there before the
+    // actor starts (its calls wait in the mailbox meanwhile).
+    let claim = match (&name, &early_death, rt.env.cluster()) {
+        (Some(n), None, Some(cluster)) => Some(cluster.claim_name(n, id, &type_name)),
+        _ => None,
+    };
+    let (settled, settled_rx) = match claim {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let actor = Arc::new(Actor {
         id,
         type_name,
         module,
         name,
+        claim: settled_rx,
         job: c.job,
         max_restarts: options.max_restarts.unwrap_or(0),
         max_task_retries: options.max_task_retries.unwrap_or(0),
@@ -128,25 +143,26 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
     match early_death {
         Some(rec) => die(rt, &actor, Arc::new(rec), rx, c.sub),
         None => {
-            // In a cluster, a name is the cluster's: claimed there before
-            // the actor starts (its calls wait in the mailbox meanwhile).
-            let claim = actor.name.as_ref().and_then(|n| {
-                let cluster = rt.env.cluster()?;
-                Some(cluster.claim_name(n, id, &actor.type_name))
-            });
             let rt = rt.clone();
             let spawner = rt.env.spawner.clone();
             spawner.spawn(async move {
-                if let Some(claim) = claim
-                    && let Err(why) = claim.await
-                {
+                let claimed = match claim {
+                    Some(claim) => claim.await,
+                    None => Ok(()),
+                };
+                // Its creator goes on once the claim's outcome is in place.
+                let settle = settled.map(Settle);
+                if let Err(why) = claimed {
                     let rec = ErrorRecord::new(
                         ErrorKind::ActorDied,
                         format!("{}.new", actor.type_name),
                         why,
                     );
-                    return die(&rt, &actor, Arc::new(rec), rx, c.sub);
+                    die(&rt, &actor, Arc::new(rec), rx, c.sub);
+                    drop(settle);
+                    return;
                 }
+                drop(settle);
                 match place {
                     Place::There(peer) => run_remote(rt, actor, c.sub, rx, peer).await,
                     _ => run(rt, actor, c.sub, rx).await,
@@ -155,6 +171,27 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         }
     }
     id
+}
+
+/// Tells an actor's creator its name is settled, when dropped (also if
+/// the actor's start is dropped unfinished).
+struct Settle(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Resolves once actor `id`'s name is claimed across the cluster, or not
+/// (then the actor is dead: its calls say why); `None` if there is no
+/// claim to wait for.
+pub(crate) fn name_settled(rt: &Actors, id: &ActorId) -> Option<BoxFuture<'static, ()>> {
+    let mut settled = rt.registry.get(id)?.claim.clone()?;
+    Some(Box::pin(async move {
+        // An error: the actor's start is gone, which settles it too.
+        let _ = settled.wait_for(|done| *done).await;
+    }))
 }
 
 /// Submits a call of `method` on `actor`; returns the ids of its return
@@ -169,8 +206,8 @@ pub(crate) fn call(
     let Some(a) = rt.registry.get(&actor) else {
         // An actor of another node (its handle came with a task placed
         // here): the call goes there.
-        if let Some(peer) = rt.env.peer(actor.node()) {
-            crate::actor::remote::call_foreign(rt, peer, actor, method, id, &returns, sub);
+        if actor.node() != rt.env.config.node_id && rt.env.cluster().is_some() {
+            crate::actor::remote::call_foreign(rt, actor, method, id, &returns, sub);
             return returns;
         }
         let cause = rt.registry.cause_of(&actor);

@@ -63,12 +63,19 @@ pub(super) struct Mutable {
     pub(super) restarts: u32,
 }
 
+/// Whether a claim of a name across the cluster has settled (claimed or
+/// refused), for the actor's creator to wait on.
+pub(crate) type NameClaim = tokio::sync::watch::Receiver<bool>;
+
 /// One actor, as the rest of the runtime sees it.
 pub(crate) struct Actor {
     pub id: ActorId,
     pub type_name: Arc<str>,
     pub module: Module,
     pub name: Option<String>,
+    /// In a cluster, the claim of its name across the cluster, which its
+    /// creator awaits (so that once created, it is found from any node).
+    pub(super) claim: Option<NameClaim>,
     /// The job that created it (0: the host).
     pub job: u64,
     pub(super) max_restarts: i32,

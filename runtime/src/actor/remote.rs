@@ -343,12 +343,11 @@ async fn forward_call(
     Ok(())
 }
 
-/// Sends a call of `actor`, an actor of node `peer` whose handle reached
+/// Sends a call of `actor`, an actor of another node whose handle reached
 /// this node, into that actor's line here (made on first use), which
 /// sends its calls there one at a time, in order.
 pub(crate) fn call_foreign(
     rt: &Arc<Actors>,
-    peer: Arc<dyn Peer>,
     actor: ActorId,
     method: &str,
     id: TaskId,
@@ -378,7 +377,7 @@ pub(crate) fn call_foreign(
         let (tx, rx) = mpsc::unbounded_channel();
         let rt = rt.clone();
         let spawner = rt.env.spawner.clone();
-        spawner.spawn(foreign_line(rt, actor, peer, rx));
+        spawner.spawn(foreign_line(rt, actor, rx));
         tx
     });
     if let Err(mpsc::error::SendError(call)) = line.send(call) {
@@ -388,19 +387,30 @@ pub(crate) fn call_foreign(
     }
 }
 
-/// The line of calls of a foreign actor: each sent to `peer` once the one
-/// before it ended. It ends, with its entry, once the actor is dead.
+/// The line of calls of a foreign actor: each sent to the actor's node
+/// once the one before it ended. It ends, with its entry, once the actor
+/// is dead, or at once if its node is not in the cluster (a node that
+/// joined since this one last read the live nodes is found).
 async fn foreign_line(
     rt: Arc<Actors>,
     actor: ActorId,
-    peer: Arc<dyn Peer>,
     mut rx: mpsc::UnboundedReceiver<ForeignCall>,
 ) {
-    while let Some(call) = rx.recv().await {
+    let peer = rt.env.find_peer(actor.node()).await;
+    let why = match &peer {
+        Some(_) => format!("actor {actor:?} is dead"),
+        None => format!(
+            "actor {actor:?} is dead: its node ({}) is not in the cluster",
+            actor.node()
+        ),
+    };
+    while let Some(peer) = &peer
+        && let Some(call) = rx.recv().await
+    {
         let (n, label) = (call.returns.len() as u32, &*call.label);
         let method = call.method.clone();
         let sent = send_call(
-            &rt, &peer, actor, method, label, call.id, &call.args, n, call.depth,
+            &rt, peer, actor, method, label, call.id, &call.args, n, call.depth,
         );
         match sent.await {
             Ok(forwarded) => {
@@ -425,11 +435,7 @@ async fn foreign_line(
     rt.registry.foreign.remove(&actor);
     rx.close();
     while let Ok(call) = rx.try_recv() {
-        let rec = ErrorRecord::new(
-            ErrorKind::ActorDied,
-            &*call.label,
-            format!("actor {actor:?} is dead"),
-        );
+        let rec = ErrorRecord::new(ErrorKind::ActorDied, &*call.label, why.clone());
         rt.env.events.ended(call.id, Some(&rec));
         fail_all(&rt, &call.returns, rec);
     }

@@ -113,19 +113,8 @@ pub(super) fn die<L>(
     leftovers: L,
 ) {
     a.lock().life = Life::Dead(cause.clone());
-    // Gone from the tables first: whoever sees a call fail sees the actor
-    // (and its name) gone.
-    rt.registry.remove(a);
-    if let Some(name) = &a.name
-        && rt
-            .registry
-            .names
-            .remove_if(name, |_, owner| *owner == a.id)
-            .is_some()
-        && let Some(cluster) = rt.env.cluster()
-    {
-        cluster.release_name(name, a.id, &a.type_name);
-    }
+    // In the graveyard before it leaves the table, so a call that misses
+    // it in the table finds its cause there.
     {
         let mut g = rt
             .registry
@@ -136,6 +125,19 @@ pub(super) fn die<L>(
             g.pop_front();
         }
         g.push_back(a.clone());
+    }
+    // Gone from the tables before its calls fail: whoever sees a call
+    // fail sees the actor (and its name) gone.
+    rt.registry.remove(a);
+    if let Some(name) = &a.name
+        && rt
+            .registry
+            .names
+            .remove_if(name, |_, owner| *owner == a.id)
+            .is_some()
+        && let Some(cluster) = rt.env.cluster()
+    {
+        cluster.release_name(name, a.id, &a.type_name);
     }
     rx.close();
     while let Ok(call) = rx.try_recv() {

@@ -37,6 +37,10 @@ impl Upcalls for Actors {
         )
     }
 
+    fn actor_named(&self, id: &ActorId) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        actors::name_settled(self, id)
+    }
+
     fn lookup_actor(&self, name: &str) -> Option<(ActorId, Arc<str>)> {
         let a = self.registry.lookup(name)?;
         Some((a.id, a.type_name.clone()))

@@ -377,12 +377,24 @@ impl CallBuilder<'_, NewActor> {
     /// Creates the actor; returns its handle at once (after waiting for
     /// room in the object store, if an argument needs it).
     pub fn create(self) -> Result<ActorRef> {
-        self.admitted()?.create_now()
+        let rt = self.rt;
+        let actor = self.admitted()?.create_now()?;
+        // In a cluster, its name is the cluster's once this returns.
+        if let Some(named) = actors::name_settled(rt.actors, &actor.id()) {
+            rt.block_on(named);
+        }
+        Ok(actor)
     }
 
     /// [`create`](Self::create), for async callers (on any tokio runtime).
     pub async fn create_async(self) -> Result<ActorRef> {
-        self.admitted_async().await?.create_now()
+        let actors = self.rt.actors.clone();
+        let actor = self.admitted_async().await?.create_now()?;
+        // In a cluster, its name is the cluster's once this returns.
+        if let Some(named) = actors::name_settled(&actors, &actor.id()) {
+            named.await;
+        }
+        Ok(actor)
     }
 
     fn create_now(self) -> Result<ActorRef> {

@@ -209,16 +209,20 @@ impl Drop for Cluster {
 
 /// Reads the live nodes every [`REFRESH`] (and drops results parked too
 /// long), while the cluster side lives.
+/// The members whose records are readable, with them.
+fn records(members: Vec<super::Member>) -> Vec<(String, Record)> {
+    members
+        .into_iter()
+        .filter_map(|(id, record)| Some((id, serde_json::from_slice(&record).ok()?)))
+        .collect()
+}
+
 async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
     loop {
         if let Ok(members) = membership.members().await {
             let Some(c) = cluster.upgrade() else { return };
             c.shared.lent.sweep();
-            let members = members
-                .into_iter()
-                .filter_map(|(id, record)| Some((id, serde_json::from_slice(&record).ok()?)))
-                .collect();
-            c.update(members);
+            c.update(records(members));
         } else if cluster.strong_count() == 0 {
             return;
         }
@@ -264,6 +268,17 @@ impl Placement for Cluster {
         let peers = self.snapshot();
         let p = peers.iter().find(|p| p.id == node)?;
         Some(p.clone() as Arc<dyn Peer>)
+    }
+
+    fn find_peer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Option<Arc<dyn Peer>>> {
+        Box::pin(async move {
+            if let Some(p) = self.peer(node) {
+                return Some(p);
+            }
+            let members = self.membership.members().await.ok()?;
+            self.update(records(members));
+            self.peer(node)
+        })
     }
 
     fn place(&self, options: &wray_abi::wire::Options, forwardable: bool, bytes: usize) -> Place {

@@ -149,13 +149,13 @@ impl Env {
         self.placement.get()?.upgrade()
     }
 
-    /// Live node number `node` of this node's cluster, if another.
-    pub fn peer(&self, node: u32) -> Option<Arc<dyn crate::exec::remote::Peer>> {
+    /// Live node number `node` of this node's cluster, if another: read
+    /// from the cluster's live nodes again if it is not among them yet.
+    pub async fn find_peer(&self, node: u32) -> Option<Arc<dyn crate::exec::remote::Peer>> {
         if node == self.config.node_id {
             return None;
         }
-        let placement = self.placement.get()?.upgrade()?;
-        placement.peer(&node.to_string())
+        self.cluster()?.find_peer(&node.to_string()).await
     }
 
     /// Where a call with `options` runs: here, unless this node is in a
@@ -263,6 +263,11 @@ pub(crate) trait Upcalls: Send + Sync {
     /// Creates an actor of `type_name` in `module`; its id at once.
     fn create_actor(self: Arc<Self>, module: Module, type_name: String, sub: Submission)
     -> ActorId;
+
+    /// Resolves once the name of actor `id`, just created, is settled
+    /// across the cluster (claimed, or refused); `None` if there is
+    /// nothing to wait for.
+    fn actor_named(&self, id: &ActorId) -> Option<futures_util::future::BoxFuture<'static, ()>>;
 
     /// The actor registered under `name`: its id and type.
     fn lookup_actor(&self, name: &str) -> Option<(ActorId, Arc<str>)>;

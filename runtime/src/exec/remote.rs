@@ -37,6 +37,10 @@ pub(crate) trait Placement: Send + Sync {
     /// Live node `node`, if it is another node of the cluster.
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;
 
+    /// [`peer`](Self::peer), reading the live nodes again first if `node`
+    /// is not among them (it joined since they were last read).
+    fn find_peer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Option<Arc<dyn Peer>>>;
+
     /// Claims `name` across the cluster for `actor`, of type `type_name`,
     /// made here (its name already claimed on this node); why not, if an
     /// actor of another node holds it or the cluster could not be asked.

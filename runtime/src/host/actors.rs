@@ -14,12 +14,23 @@ use wray_abi::{ActorId, HOST_MODULE, Status, import, kill_flags};
 const MAX_NAME: u32 = 1024;
 
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    super::wait::admitting!(
-        linker,
+    linker.func_wrap_async(
+        HOST_MODULE,
         import::ACTOR_CREATE,
-        actor_create,
-        (spec, len, out),
-        len
+        |mut caller: Caller<'_, InstanceState>, (spec, len, out): (u32, u32, u32)| {
+            Box::new(async move {
+                if !super::wait::admitted(&mut caller, len).await? {
+                    return status(Status::StoreFull);
+                }
+                let (code, named) = actor_create(&mut caller, spec, len, out)?;
+                // In a cluster, a named actor is found from any node once
+                // its creation returns.
+                if let Some(named) = named {
+                    wait_released(&mut caller, None, named).await?;
+                }
+                status(code)
+            })
+        },
     )?;
     linker.func_wrap_async(
         HOST_MODULE,
@@ -41,21 +52,26 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     Ok(())
 }
 
-/// `actor_create(spec, len, out_actor) -> status`
+/// What [`actor_create`] leaves to wait for: a name's claim across the
+/// cluster.
+type Named = Option<futures_util::future::BoxFuture<'static, ()>>;
+
+/// `actor_create(spec, len, out_actor) -> status`, and what to wait for
+/// before returning.
 fn actor_create(
-    mut caller: Caller<'_, InstanceState>,
+    caller: &mut Caller<'_, InstanceState>,
     spec: u32,
     len: u32,
     out: u32,
-) -> wasmtime::Result<i32> {
-    let (mut g, st) = Guest::of(&mut caller, import::ACTOR_CREATE)?;
+) -> wasmtime::Result<(Status, Named)> {
+    let (mut g, st) = Guest::of(caller, import::ACTOR_CREATE)?;
     g.check(out, ActorId::LEN as u64)?;
     let bytes = g.bytes(spec, len)?;
     if bytes.len() > max_spec_len(&st.env.config) {
-        return status(Status::TooLarge);
+        return Ok((Status::TooLarge, None));
     }
     let Ok(spec) = TaskSpec::decode(bytes) else {
-        return status(Status::InvalidArgument);
+        return Ok((Status::InvalidArgument, None));
     };
     if spec.kind != SpecKind::ActorCreate
         || spec
@@ -64,19 +80,19 @@ fn actor_create(
             .as_ref()
             .is_some_and(|n| n.len() > MAX_NAME as usize)
     {
-        return status(Status::InvalidArgument);
+        return Ok((Status::InvalidArgument, None));
     }
     let type_name = spec.function.to_string();
     let sub = match super::spec::submission(&spec, st) {
         Ok(s) => s,
-        Err(code) => return status(code),
+        Err(code) => return Ok((code, None)),
     };
     let Some(up) = st.env.upcalls() else {
-        return status(Status::InvalidState);
+        return Ok((Status::InvalidState, None));
     };
-    let id = up.create_actor(st.module.clone(), type_name, sub);
+    let id = up.clone().create_actor(st.module.clone(), type_name, sub);
     g.write(out, &id.0)?;
-    status(Status::Ok)
+    Ok((Status::Ok, up.actor_named(&id)))
 }
 
 /// `actor_lookup(name, len, out_actor, out_type, type_cap, out_type_len) -> status`
