@@ -12,6 +12,7 @@
 pub mod etcd;
 mod names;
 pub mod place;
+mod pull;
 pub(crate) mod rpc;
 
 use std::future::Future;

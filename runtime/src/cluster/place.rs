@@ -114,8 +114,8 @@ impl Cluster {
         let serve = |e: std::io::Error| format!("cannot serve other nodes: {e}");
         listener.set_nonblocking(true).map_err(serve)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(serve)?;
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Pulls are served beside the gRPC service, on its port.
+        let incoming = super::pull::incoming(listener, shared.clone());
         let server = tonic::transport::Server::builder()
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(16 << 20))

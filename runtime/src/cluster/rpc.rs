@@ -1,10 +1,11 @@
 //! What nodes say to each other, over gRPC (`proto/wray.proto`): a call
 //! placed on another node (`Run`), a module's bytes once per node
-//! (`Module`), an object's bytes in chunks (`Pull`).
+//! (`Module`); an object's bytes go on a connection of their own
+//! (`pull.rs`).
 //!
 //! Values up to [`INLINE_MAX`] travel inside the call that carries them;
 //! larger ones are *lent* by the node that holds them ([`Lent`], named by
-//! digest) and pulled from it directly, in chunks, checked against their
+//! digest) and pulled from it directly, checked against their
 //! digest on arrival. Nothing goes through the head or etcd.
 
 use crate::actor::registry::Actors;
@@ -18,9 +19,7 @@ use crate::objects::read::read;
 use crate::objects::store::Resolved;
 use crate::output::{self, OutputSink, OutputSource, SourceKind};
 use dashmap::DashMap;
-use futures_util::Stream;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,9 +37,9 @@ pub(crate) mod proto {
 use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
-    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest,
-    Chunk, Link, ModuleReply, ModuleRequest, Outcome, Output, PullRequest, Remote, RunReply,
-    RunRequest, Value, outcome, value,
+    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest, Link,
+    ModuleReply, ModuleRequest, Outcome, Output, Remote, RunReply, RunRequest, Value, outcome,
+    value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -49,11 +48,6 @@ pub(crate) const INLINE_MAX: usize = 1 << 20;
 /// Inline values of one message together stay under this; further ones
 /// are lent.
 pub(crate) const INLINE_TOTAL: usize = 8 << 20;
-/// The size of a pulled object's chunks.
-const CHUNK: usize = 4 << 20;
-/// Chunks of a pull received but not yet copied, at most: what bounds the
-/// bytes in flight of one pull (with HTTP/2's windows).
-const CHUNKS_IN_FLIGHT: usize = 4;
 /// The largest message either side accepts.
 const MAX_MESSAGE: usize = 16 << 20;
 /// How long a result kept for a pull waits for it.
@@ -425,18 +419,27 @@ impl Shared {
         r
     }
 
-    /// Refuses a request without this cluster's token.
-    fn check<T>(&self, r: &Request<T>) -> Result<(), Status> {
+    /// The cluster token this node presents, if it has one.
+    pub(super) fn token(&self) -> Option<&[u8]> {
+        self.token.as_ref().map(|t| t.as_bytes())
+    }
+
+    /// Whether `got` is this cluster's token (anything is, without one).
+    fn token_ok(&self, got: Option<&[u8]>) -> bool {
         let Some(want) = &self.token else {
-            return Ok(());
+            return true;
         };
-        let got = r.metadata().get(TOKEN_KEY).map(|v| v.as_bytes());
-        let same = got.is_some_and(|g| {
+        got.is_some_and(|g| {
             let w = want.as_bytes();
             // Compared in time independent of where they differ.
             g.len() == w.len() && g.iter().zip(w).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if same {
+        })
+    }
+
+    /// Refuses a request without this cluster's token.
+    fn check<T>(&self, r: &Request<T>) -> Result<(), Status> {
+        let got = r.metadata().get(TOKEN_KEY).map(|v| v.as_bytes());
+        if self.token_ok(got) {
             Ok(())
         } else {
             Err(Status::unauthenticated(
@@ -523,7 +526,7 @@ impl Shared {
         Ok(blob)
     }
 
-    /// Pulls the object `r` names from its holder, in chunks, and checks
+    /// Pulls the object `r` names from its holder and checks
     /// it against its digest.
     async fn pull(&self, r: &Remote, release: bool) -> Result<Arc<Blob>, String> {
         let digest: [u8; 32] = r.digest[..]
@@ -567,38 +570,18 @@ impl Shared {
             .admit(len)
             .await
             .map_err(|e| format!("no room for an object of {len} bytes: {e}"))?;
-        let from = |e: Status| format!("pulling from {}: {}", r.holder, e.message());
-        let mut stream = self
-            .client(&r.holder)?
-            .pull(self.request(PullRequest {
-                digest: r.digest.clone(),
-                release,
-            }))
-            .await
-            .map_err(from)?
-            .into_inner();
-        // Chunks are copied (and hashed) on a thread of their own while the
-        // next ones arrive; at most CHUNKS_IN_FLIGHT wait between the two.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(CHUNKS_IN_FLIGHT);
-        let mut filling = objects.filling(len, None).hashing();
-        let writer = tokio::task::spawn_blocking(move || {
-            while let Some(data) = rx.blocking_recv() {
-                if !filling.append(&data) {
-                    return None;
-                }
-            }
-            filling.finish(Vec::new())
-        });
-        while let Some(chunk) = stream.message().await.map_err(from)? {
-            if tx.send(chunk.data).await.is_err() {
-                break; // The writer stopped: too many bytes.
-            }
-        }
-        drop(tx);
-        let blob = writer
-            .await
-            .map_err(|e| format!("copying a pulled object: {e}"))?
-            .ok_or_else(|| format!("{} did not send exactly {len} bytes", r.holder))?;
+        // The bytes go from the socket straight into the object's memory
+        // (on a thread: the reads block), then are digested on every core.
+        let mut filling = objects.filling(len, None);
+        let (holder, token) = (r.holder.clone(), self.token().map(<[u8]>::to_vec));
+        let blob = tokio::task::spawn_blocking(move || {
+            super::pull::pull_into(&holder, token.as_deref(), &digest, release, &mut filling)?;
+            filling
+                .finish(Vec::new())
+                .ok_or_else(|| "a pull ended short".to_string())
+        })
+        .await
+        .map_err(|e| format!("pulling an object: {e}"))??;
         if blob.digest().0 != digest {
             return Err(format!(
                 "the bytes pulled from {} do not match their digest",
@@ -656,6 +639,16 @@ fn shared_bytes(b: crate::objects::blob::Bytes) -> bytes::Bytes {
         }
     }
     bytes::Bytes::from_owner(Pinned(b))
+}
+
+impl super::pull::Lender for Shared {
+    fn token_ok(&self, got: Option<&[u8]>) -> bool {
+        Shared::token_ok(self, got)
+    }
+
+    fn lent(&self, digest: &[u8; 32], release: bool) -> Option<Arc<Blob>> {
+        self.lent.take(digest, release)
+    }
 }
 
 /// The RPC service a node serves to the others.
@@ -810,46 +803,6 @@ impl NodeRpc for Service {
             name: module.name().to_string(),
             wasm: bytes::Bytes::from_owner(module.bytes().clone()),
         }))
-    }
-
-    type PullStream = Pin<Box<dyn Stream<Item = Result<Chunk, Status>> + Send>>;
-
-    async fn pull(
-        &self,
-        request: Request<PullRequest>,
-    ) -> Result<Response<Self::PullStream>, Status> {
-        self.0.check(&request)?;
-        let req = request.into_inner();
-        let digest: [u8; 32] = req.digest[..]
-            .try_into()
-            .map_err(|_| Status::invalid_argument("a digest is not 32 bytes"))?;
-        let blob = self
-            .0
-            .lent
-            .take(&digest, req.release)
-            .ok_or_else(|| Status::not_found("no such object is lent here"))?;
-        let bytes = blob
-            .load()
-            .await
-            .map_err(|e| Status::data_loss(e.to_string()))?;
-        let all = shared_bytes(bytes);
-        let len = all.len();
-        let encoding = blob.encoding() as u32;
-        let chunks = (0..len.div_ceil(CHUNK).max(1)).map(move |i| {
-            let (start, end) = (i * CHUNK, ((i + 1) * CHUNK).min(len));
-            let first = i == 0;
-            Ok(Chunk {
-                data: all.slice(start..end),
-                len: if first { len as u64 } else { 0 },
-                digest: if first {
-                    bytes::Bytes::copy_from_slice(&digest)
-                } else {
-                    bytes::Bytes::new()
-                },
-                encoding,
-            })
-        });
-        Ok(Response::new(Box::pin(futures_util::stream::iter(chunks))))
     }
 }
 

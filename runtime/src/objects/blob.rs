@@ -13,10 +13,15 @@
 //! Every live blob is counted in [`StoreStats`], so the object store knows
 //! its memory use without walking its tables.
 //!
-//! Freed shared buffers are kept in a small process-wide cache
-//! ([`SHARED_CACHE_BYTES`] at most) and reused: writing into pages that are
-//! already there runs at memory speed, while a fresh buffer first has the
-//! kernel zero every page. Large copies and digests run on several threads.
+//! Freed shared buffers are kept in a process-wide cache and reused (up to
+//! a quarter of the largest object store's memory, at least
+//! [`SHARED_CACHE_MIN`]; emptied when a store must spill): writing into
+//! pages that are already there runs at memory speed, while a fresh
+//! buffer first has the kernel find and zero every page, about 0.75 s per
+//! GiB on this project's 2-core machine, which made that, not the
+//! network, the limit of a large pull from another node. (Ray's object
+//! store keeps its memory mapped for the same reason.) Large copies and
+//! digests run on several threads.
 
 use rayon::prelude::*;
 use std::alloc::{self, Layout};
@@ -25,7 +30,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wray_abi::{ObjectId, VALUE_ALIGN};
 
@@ -42,8 +47,11 @@ pub(crate) const SPILL_MIN: usize = 4 << 10;
 pub(crate) const MAP_MIN: usize = 256 << 10;
 /// The host's page size, which mappings are made of.
 pub(crate) const PAGE: usize = 4096;
-/// Most bytes of freed shared buffers kept for reuse.
-const SHARED_CACHE_BYTES: usize = 512 << 20;
+/// Bytes of freed shared buffers kept for reuse, at least.
+const SHARED_CACHE_MIN: usize = 512 << 20;
+/// Bytes of freed shared buffers kept for reuse, at most: the largest
+/// store's memory / 4, or [`SHARED_CACHE_MIN`] ([`keep_freed`]).
+static SHARED_CACHE_LIMIT: AtomicUsize = AtomicUsize::new(SHARED_CACHE_MIN);
 /// Blobs at least this large are copied and hashed on several threads.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
 
@@ -285,7 +293,7 @@ impl Drop for AlignedBuf {
             Backing::Shared(fd) => {
                 let mut cache = SHARED_CACHE.lock().unwrap_or_else(|e| e.into_inner());
                 let cached: usize = cache.iter().map(|b| b.2).sum();
-                if cached + self.cap <= SHARED_CACHE_BYTES {
+                if cached + self.cap <= SHARED_CACHE_LIMIT.load(Ordering::Relaxed) {
                     cache.push(FreeBuf(fd, self.ptr, self.cap));
                     return;
                 }
@@ -299,6 +307,24 @@ impl Drop for AlignedBuf {
                 unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
             }
         }
+    }
+}
+
+/// Lets the cache of freed shared buffers keep up to a quarter of a
+/// store's `memory` (the largest store's, if several).
+pub(crate) fn keep_freed(memory: u64) {
+    let quarter = usize::try_from(memory / 4).unwrap_or(usize::MAX);
+    SHARED_CACHE_LIMIT.fetch_max(quarter, Ordering::Relaxed);
+}
+
+/// Gives the freed shared buffers kept for reuse back to the system (a
+/// store is short of memory).
+pub(crate) fn release_freed() {
+    let freed = std::mem::take(&mut *SHARED_CACHE.lock().unwrap_or_else(|e| e.into_inner()));
+    for FreeBuf(_fd, ptr, cap) in freed {
+        // SAFETY: a cached mapping of `cap` bytes nobody refers to; its
+        // memfd closes with `_fd`, after.
+        unsafe { libc::munmap(ptr.as_ptr().cast(), cap) };
     }
 }
 
@@ -457,23 +483,9 @@ pub(crate) struct Filling {
     written: usize,
     like: Option<(Bytes, ObjectId)>,
     stats: Arc<StoreStats>,
-    /// The digest of the bytes so far, when it is computed as they come
-    /// (see [`hashing`](Self::hashing)).
-    hasher: Option<Box<blake3::Hasher>>,
 }
 
 impl Filling {
-    /// Digests the bytes as they are appended, while they are in cache,
-    /// rather than in a pass of its own at the end: for bytes that arrive
-    /// in pieces over time (a pull from another node). Not with `like`.
-    #[cfg_attr(not(feature = "node"), allow(dead_code))]
-    pub fn hashing(mut self) -> Filling {
-        if self.like.is_none() && self.written == 0 {
-            self.hasher = Some(Box::new(blake3::Hasher::new()));
-        }
-        self
-    }
-
     /// Starts a blob of exactly `len` bytes, counted in `stats`, that may
     /// turn out to equal `like` (bytes and their digest).
     pub fn new(len: usize, like: Option<(Bytes, ObjectId)>, stats: &Arc<StoreStats>) -> Filling {
@@ -485,7 +497,6 @@ impl Filling {
             written: 0,
             like,
             stats: stats.clone(),
-            hasher: None,
         }
     }
 
@@ -512,14 +523,32 @@ impl Filling {
         // this Filling owns.
         copy(unsafe { self.buf.room(at, bytes.len()) }, bytes);
         self.written += bytes.len();
-        if let Some(h) = &mut self.hasher {
-            if bytes.len() >= PARALLEL_HASH_MIN {
-                h.update_rayon(bytes);
-            } else {
-                h.update(bytes);
-            }
-        }
         true
+    }
+
+    /// Its length: every byte it must be given.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes every byte not written yet by `fill`, which is given them to
+    /// fill in full (a read straight from a socket: no copy in between).
+    /// Its error leaves the filling unfinished.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub fn fill_with<E>(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<(), E> {
+        let at = self.written;
+        if let Some((like, _)) = self.like.take() {
+            let mut buf = AlignedBuf::uninit(self.len);
+            // SAFETY: `at` is at most the length; `like` is another buffer.
+            copy(unsafe { buf.room(0, at) }, &like[..at]);
+            self.buf = buf;
+        }
+        // SAFETY: `at..len` is within the buffer, which this Filling owns.
+        let room = unsafe { self.buf.room(at, self.len - at) };
+        fill(room)?;
+        self.written = self.len;
+        Ok(())
     }
 
     /// The blob, once every byte is written (`None` before).
@@ -536,10 +565,6 @@ impl Filling {
             return Some(Blob::with_digest(like.0, digest.0, refs, &self.stats));
         }
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
-        if let Some(h) = self.hasher.take() {
-            let digest = *h.finalize().as_bytes();
-            return Some(Blob::with_digest(Arc::new(buf), digest, refs, &self.stats));
-        }
         Some(Blob::new(buf, refs, &self.stats))
     }
 }
@@ -996,16 +1021,33 @@ mod tests {
     }
 
     #[test]
-    fn a_filling_that_hashes_as_it_goes_gives_the_same_digest() {
+    fn a_filling_filled_in_place_after_a_piece_holds_both() {
         let stats = Arc::new(StoreStats::default());
-        // Pieces below and above the size hashed in parallel.
         let data: Vec<u8> = (0..(3 << 20) + 77).map(|i: u32| (i % 251) as u8).collect();
-        let mut f = Filling::new(data.len(), None, &stats).hashing();
-        let (small, large) = data.split_at(1000);
-        assert!(f.append(small) && f.append(large));
-        let blob = f.finish(vec![]).unwrap();
+        let (first, rest) = data.split_at(1000);
+        let mut f = Filling::new(data.len(), None, &stats);
+        assert!(f.append(first));
+        // A fill that fails leaves it unfinished.
+        let failed: Result<(), ()> = f.fill_with(|_| Err(()));
+        assert!(failed.is_err());
+        let mut f2 = Filling::new(data.len(), None, &stats);
+        assert!(f2.append(first));
+        f2.fill_with(|room| {
+            assert_eq!(room.len(), rest.len(), "the room is what is missing");
+            room.copy_from_slice(rest);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(f.finish(vec![]).is_none(), "a failed fill is not finished");
+        let blob = f2.finish(vec![]).unwrap();
         assert_eq!(blob.digest().0, *blake3::hash(&data).as_bytes());
         assert_eq!(&*blob.loaded().unwrap(), &data[..]);
+        drop(blob);
+        assert_eq!(
+            stats.bytes.load(Ordering::Relaxed),
+            0,
+            "nothing left counted"
+        );
     }
 
     #[test]

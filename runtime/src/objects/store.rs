@@ -225,6 +225,7 @@ fn reap(store: &Weak<ObjectStore>, batches: &std::sync::mpsc::Receiver<Vec<Objec
 
 impl ObjectStore {
     pub fn new(limits: StoreLimits) -> ObjectStore {
+        crate::objects::blob::keep_freed(limits.memory);
         ObjectStore {
             entries: DashMap::with_hasher(FxBuildHasher),
             blobs: DashMap::with_hasher(FxBuildHasher),
@@ -337,6 +338,8 @@ impl ObjectStore {
     /// cap (so the next puts find room at once), or lower if one of them
     /// needs more. Blocks on file I/O.
     pub fn spill_round(&self) -> u64 {
+        // Freed memory kept for reuse goes first.
+        crate::objects::blob::release_freed();
         let need = self.room_wanted.swap(0, Ordering::Relaxed);
         let cap = self.limits.memory;
         self.spill_to((cap / 10 * 8).min(cap.saturating_sub(need)))
