@@ -350,7 +350,16 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                             String::new()
                         }
                     }),
-                    ("cpus", |n| n.cpus.cell()),
+                    // In use / total, when the node told its load.
+                    ("cpus", |n| match &n.load {
+                        Some(l) => format!("{}/{}", l.cpus_in_use, n.cpus),
+                        None => n.cpus.cell(),
+                    }),
+                    ("running", |n| n.load.as_ref().map(|l| l.running).cell()),
+                    ("pending", |n| n.load.as_ref().map(|l| l.pending).cell()),
+                    ("store_bytes", |n| {
+                        n.load.as_ref().map(|l| l.object_store_bytes).cell()
+                    }),
                     ("memory_bytes", |n| n.memory_bytes.cell()),
                     ("resources", |n| {
                         let r: Vec<String> = n
@@ -490,6 +499,23 @@ pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
                 cl.peers.join(", ")
             },
             cl.lent
+        );
+        // The whole cluster's load, from the nodes that told theirs.
+        let told: Vec<_> = nodes
+            .iter()
+            .filter_map(|n| Some((n, n.load.as_ref()?)))
+            .collect();
+        let sum = |f: fn(&wray_runtime::cluster::place::NodeLoad) -> u64| -> u64 {
+            told.iter().map(|(_, l)| f(l)).sum()
+        };
+        println!(
+            "cluster load:  {} of {} CPUs in use, {} calls running, {} waiting ({} of {} nodes told)",
+            sum(|l| l.cpus_in_use),
+            told.iter().map(|(n, _)| n.cpus).sum::<u64>(),
+            sum(|l| l.running),
+            sum(|l| l.pending),
+            told.len(),
+            nodes.len()
         );
     }
     Ok(ExitCode::SUCCESS)

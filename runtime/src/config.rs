@@ -107,6 +107,15 @@ fn default_object_store_memory() -> u64 {
     total_memory().map_or(4 << 30, |bytes| bytes * 3 / 10)
 }
 
+/// Resident memory of this process (0 where `/proc` does not tell it).
+#[cfg_attr(not(feature = "node"), allow(dead_code))]
+pub(crate) fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// The machine's memory in bytes, where `/proc/meminfo` tells it.
 pub(crate) fn total_memory() -> Option<u64> {
     let m = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -449,6 +449,18 @@ fn a_cancelled_call_stops_there_and_actors_of_a_dead_node_end() {
             .len()
     };
     assert_eq!(alive(b.addr), 1, "the named actor lives there");
+    // a lists every node with the load it told when asked, b's over RPC
+    // (nothing runs now; the memory is that node's own process's).
+    let nodes = get(a.addr, "/api/v0/nodes").json();
+    let mut rss = Vec::new();
+    for n in nodes.as_array().unwrap() {
+        let load = &n["load"];
+        assert!(load.is_object(), "every node told its load: {nodes}");
+        assert_eq!(load["cpus_in_use"], 0, "{nodes}");
+        assert_eq!(load["running"], 0, "{nodes}");
+        rss.push(load["rss_bytes"].as_u64().unwrap());
+    }
+    assert!(rss.len() == 2 && rss.iter().all(|&r| r > 0), "{nodes}");
     // Its node gone, nobody can call it: it ends.
     a.proc.0.kill().unwrap();
     common::eventually("the actor of the dead node ends", || alive(b.addr) == 0);

@@ -60,6 +60,14 @@ fn every_page_loads_jobs_appear_live_and_delete_and_kill_work() {
         .eval("document.querySelector('#ov-cpu') !== null")
         .unwrap();
     assert_eq!(rate, true, "the overview shows the CPUs");
+    page.goto(&format!("{url}/#/")).unwrap();
+    loaded(&page, "overview");
+    page.wait_for(
+        "document.querySelectorAll('#ov-nodes tr').length === 1 \
+         && /\\d \\/ \\d/.test(document.querySelector('#ov-nodes tr td:nth-child(3)').textContent)",
+        WAIT,
+    )
+    .expect("the overview lists this node with its CPUs in use");
 
     // A job submitted while the jobs page is open appears without a reload,
     // and its page shows its tasks.

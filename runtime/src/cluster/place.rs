@@ -71,6 +71,42 @@ pub struct ClusterUse {
     pub lent: u64,
 }
 
+/// A node's load, as `GET /api/v0/nodes` shows it (asked of each node
+/// when listed, over the `Load` call).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    /// CPU slots in use.
+    pub cpus_in_use: u64,
+    /// Calls running there now (any caller's).
+    pub running: u64,
+    /// Calls waiting to run there.
+    pub pending: u64,
+    /// Bytes of objects in its store.
+    pub object_store_bytes: u64,
+    /// Its process's resident memory.
+    pub rss_bytes: u64,
+}
+
+impl From<super::rpc::proto::NodeLoad> for NodeLoad {
+    fn from(l: super::rpc::proto::NodeLoad) -> NodeLoad {
+        NodeLoad {
+            cpus_in_use: l.cpus_in_use.into(),
+            running: l.running,
+            pending: l.pending,
+            object_store_bytes: l.object_store_bytes,
+            rss_bytes: l.rss_bytes,
+        }
+    }
+}
+
+/// This node's load now.
+pub(crate) fn load_here(actors: &Actors) -> NodeLoad {
+    super::rpc::load_here(actors).into()
+}
+
+/// How long asking a node its load may take before it is shown unknown.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// This node's side of a cluster: the RPC service it serves, the live
 /// other nodes, and the placement of calls. Dropping it stops the service
 /// and the refresh.
@@ -148,6 +184,23 @@ impl Cluster {
                 .sum(),
             lent: self.shared.lent.len() as u64,
         }
+    }
+
+    /// The load of every other live node, by id, asked of each at once
+    /// (a node that does not answer within a second is left out).
+    pub async fn loads(&self) -> BTreeMap<String, NodeLoad> {
+        let peers = self.snapshot();
+        let asks = peers.iter().map(|p| async move {
+            let mut client = self.shared.client(&p.address).ok()?;
+            let ask = client.load(self.shared.request(super::rpc::proto::LoadRequest {}));
+            let load = tokio::time::timeout(LOAD_TIMEOUT, ask).await.ok()?.ok()?;
+            Some((p.id.clone(), NodeLoad::from(load.into_inner())))
+        });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<RemoteNode>>> {

@@ -38,8 +38,8 @@ use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
     ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest, Link,
-    ModuleReply, ModuleRequest, Outcome, Output, Remote, RunReply, RunRequest, Value, outcome,
-    value,
+    LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output, Remote, RunReply,
+    RunRequest, Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -786,6 +786,11 @@ impl NodeRpc for Service {
         Ok(Response::new(ActorKillReply {}))
     }
 
+    async fn load(&self, request: Request<LoadRequest>) -> Result<Response<NodeLoad>, Status> {
+        self.0.check(&request)?;
+        Ok(Response::new(load_here(&self.0.actors)))
+    }
+
     async fn module(
         &self,
         request: Request<ModuleRequest>,
@@ -803,6 +808,20 @@ impl NodeRpc for Service {
             name: module.name().to_string(),
             wasm: bytes::Bytes::from_owner(module.bytes().clone()),
         }))
+    }
+}
+
+/// This node's load now.
+pub(crate) fn load_here(actors: &Actors) -> NodeLoad {
+    let env = &actors.env;
+    let counts = env.events.counts();
+    let free_cpus = env.slots.free().0;
+    NodeLoad {
+        cpus_in_use: env.config.num_cpus.saturating_sub(free_cpus) as u32,
+        pending: counts[0],
+        running: counts[1],
+        object_store_bytes: env.objects.stats().bytes.load(Ordering::Relaxed),
+        rss_bytes: crate::config::rss_bytes(),
     }
 }
 

@@ -613,6 +613,7 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
         started_ms: st.env.events.started_unix_ms(),
         is_head: true,
         rpc_address: None,
+        load: None,
         resources: st
             .env
             .resources
@@ -661,25 +662,32 @@ async fn leads(st: &NodeState) -> Result<(), String> {
     }
 }
 
-/// `GET /api/v0/nodes`: this node, or every live node of its cluster.
+/// `GET /api/v0/nodes`: this node, or every live node of its cluster,
+/// each with its load now.
 pub(crate) async fn nodes(State(st): St) -> Response {
-    let Some(m) = &st.membership else {
-        return ok([node_entry(&st)]);
+    let here = crate::cluster::place::load_here(&st.actors);
+    let (Some(m), Some(cluster)) = (&st.membership, &st.cluster) else {
+        let mut entry = node_entry(&st);
+        entry.load = Some(here);
+        return ok([entry]);
     };
-    match futures_util::future::try_join(m.members(), m.head()).await {
-        Ok((members, head)) => {
+    let listed = futures_util::future::try_join(m.members(), m.head());
+    match futures_util::future::join(listed, cluster.loads()).await {
+        (Ok((members, head)), mut loads) => {
+            loads.insert(st.node_id.clone(), here);
             let mut nodes: Vec<NodeEntry> = members
                 .iter()
                 .filter_map(|(id, record)| {
                     let mut n: NodeEntry = serde_json::from_slice(record).ok()?;
                     n.is_head = head.as_deref() == Some(id.as_str());
+                    n.load = loads.remove(id);
                     Some(n)
                 })
                 .collect();
             nodes.sort_by(|a, b| (a.started_ms, &a.node_id).cmp(&(b.started_ms, &b.node_id)));
             ok(nodes)
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        (Err(e), _) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
 }
 
@@ -710,7 +718,7 @@ pub(crate) async fn status(State(st): St) -> Response {
             in_use: (s.env.config.num_cpus - free.0) as u64,
         },
         memory: MemoryUse {
-            rss_bytes: rss_bytes(),
+            rss_bytes: crate::config::rss_bytes(),
             total_bytes: total_memory(),
         },
         object_store: StoreUse {
@@ -911,7 +919,7 @@ pub(crate) async fn metrics(State(st): St) -> Response {
             (
                 "wray_resident_memory_bytes",
                 "Resident memory of the node process.",
-                rss_bytes(),
+                crate::config::rss_bytes(),
             ),
         ],
         latency: s.env.events.latency(),
@@ -922,14 +930,6 @@ pub(crate) async fn metrics(State(st): St) -> Response {
         scrape.encode(),
     )
         .into_response()
-}
-
-/// Resident memory of this process.
-pub(crate) fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
 }
 
 fn total_memory() -> u64 {

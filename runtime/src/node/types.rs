@@ -490,6 +490,10 @@ pub struct NodeEntry {
     /// Its custom resources (`wray start --resources`), in units by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, f64>,
+    /// What it is busy with now (in `GET /api/v0/nodes`; absent for a
+    /// node that did not answer in time, and in its cluster record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::cluster::place::NodeLoad>,
 }
 
 /// A custom resource in `GET /api/v0/status`, in units.

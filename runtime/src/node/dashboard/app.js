@@ -531,8 +531,33 @@
       countsList(byId('ov-actors'), s.actors, ACTOR_STATES, 'actors');
       countsList(byId('ov-jobs'), s.jobs, JOB_STATES, null);
       drawChart();
+
+      // Every node of the cluster (this one alone otherwise), each with
+      // the load it told when asked.
+      const { data: nodes } = await getJSON('api/v0/nodes', signal);
+      renderNodes(Array.isArray(nodes) ? nodes : []);
     },
   };
+
+  function renderNodes(nodes) {
+    const rows = nodes.map((n) => {
+      const l = n.load || {};
+      const told = !!n.load;
+      const res = Object.entries(n.resources || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+      const id = h('td', {}, str(n.node_id), n.is_head ? h('span', { class: 'muted', title: 'the head node' }, ' (head)') : null);
+      return h('tr', { data: { nodeId: str(n.node_id) }, title: told ? null : 'did not tell its load in time' },
+        id,
+        h('td', {}, str(n.rpc_address || n.address)),
+        h('td', { class: 'num' }, told ? `${fmtInt(l.cpus_in_use)} / ${fmtInt(n.cpus)}` : dash),
+        h('td', { class: 'num' }, told ? fmtInt(l.running) : dash),
+        h('td', { class: 'num' }, told ? fmtInt(l.pending) : dash),
+        h('td', { class: 'num' }, told ? fmtBytes(l.object_store_bytes) : dash),
+        h('td', { class: 'num' }, told ? fmtBytes(l.rss_bytes) : dash),
+        h('td', {}, res || dash));
+    });
+    byId('ov-nodes').replaceChildren(frag(rows));
+    setText('ov-nodes-count', `${fmtInt(nodes.length)} ${nodes.length === 1 ? 'node' : 'nodes'}`);
+  }
 
   // ---------------------------------------------------- generic list page --
 
