@@ -4,9 +4,10 @@
 //! RPC service.
 //!
 //! Placement, as Ray's default: a call stays on this node while it has a
-//! free CPU slot; past that it goes to the least-loaded node (calls in
-//! flight to it per CPU), if that one is less loaded than this node (calls
-//! running and waiting here per CPU). `node` pins a call to a node (Ray's
+//! free CPU slot; past that it goes to the least-loaded node (the calls
+//! this node has in flight there, or those it said it runs for every
+//! caller on its last reply if more, per CPU), if that one is less loaded
+//! than this node (calls running and waiting here per CPU). `node` pins a call to a node (Ray's
 //! node affinity); `spread` deals calls to every node in turn (Ray's
 //! `SPREAD`). Each node places the calls of its own drivers and tasks; a
 //! call sent to a node runs there.
@@ -21,7 +22,7 @@ use crate::exec::resources;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
@@ -44,6 +45,8 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Arguments this large together keep a call on the node that holds them
 /// (unless it is pinned or spread): past what rides inline in a call.
 const LOCAL_ARGS: usize = super::rpc::INLINE_MAX;
+/// How long a node's report of its load (on its replies) counts.
+const REPORT_FRESH_MS: u64 = 1000;
 /// Calls in flight to one node, per CPU it has, past which it gets no more.
 const IN_FLIGHT_PER_CPU: usize = 4;
 
@@ -231,6 +234,9 @@ impl Cluster {
                     // A node that says something unreadable has none.
                     resources: resources::from_units(record.resources).unwrap_or_default(),
                     in_flight: AtomicUsize::new(0),
+                    reported: AtomicUsize::new(0),
+                    reported_at: AtomicU64::new(0),
+                    since: Instant::now(),
                     down_until: Mutex::new(None),
                     gone: AtomicBool::new(false),
                     left: Notify::new(),
@@ -444,7 +450,7 @@ impl Cluster {
         }
     }
 
-    /// The least loaded of `nodes` (calls in flight there per CPU; those
+    /// The least loaded of `nodes` (see [`per_cpu`]; those
     /// at their cap only if this node may not take the call), if it is
     /// less loaded than this node (calls running and waiting here per
     /// CPU); else this node.
@@ -509,6 +515,11 @@ struct RemoteNode {
     resources: BTreeMap<String, u64>,
     /// Calls placed on it that have not ended.
     in_flight: AtomicUsize,
+    /// Its calls running and waiting (every caller's), as its last reply
+    /// said, and when (milliseconds since `since`).
+    reported: AtomicUsize,
+    reported_at: AtomicU64,
+    since: Instant,
     /// Until when it gets no calls (it could not be reached).
     down_until: Mutex<Option<Instant>>,
     /// Whether it left the cluster; `left` wakes the calls in flight.
@@ -537,7 +548,17 @@ impl RemoteNode {
 
     /// Calls in flight per CPU.
     fn load(&self) -> f64 {
-        self.in_flight.load(Ordering::Relaxed) as f64 / self.cpus as f64
+        // Its own count of calls it placed there, or what the node said it
+        // runs for every caller, if it said so lately: other nodes place
+        // calls there too.
+        let now = self.since.elapsed().as_millis() as u64;
+        let age = now.saturating_sub(self.reported_at.load(Ordering::Relaxed));
+        per_cpu(
+            self.in_flight.load(Ordering::Relaxed),
+            self.reported.load(Ordering::Relaxed),
+            age,
+            self.cpus,
+        )
     }
 
     /// Resolves once the node has left the cluster.
@@ -640,6 +661,9 @@ impl RemoteNode {
                 ),
             ));
         }
+        self.reported.store(reply.busy as usize, Ordering::Relaxed);
+        let now = self.since.elapsed().as_millis() as u64;
+        self.reported_at.store(now.max(1), Ordering::Relaxed);
         let mut values = Vec::with_capacity(reply.results.len());
         for result in reply.results {
             match result.what {
@@ -781,5 +805,27 @@ impl Peer for RemoteNode {
                 .ask("kill", client.actor_kill(s.request(request)))
                 .await;
         })
+    }
+}
+
+/// A node's load per CPU: the calls this node placed there (`own`), or
+/// the calls it said it runs for every caller (`said`, `age` ms ago), if
+/// it said so lately and that is more.
+fn per_cpu(own: usize, said: usize, age: u64, cpus: usize) -> f64 {
+    let said = if age <= REPORT_FRESH_MS { said } else { 0 };
+    own.max(said) as f64 / cpus.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_busy_with_others_calls_counts_as_loaded_while_its_report_is_fresh() {
+        assert_eq!(per_cpu(2, 0, 0, 2), 1.0, "its own calls there");
+        assert_eq!(per_cpu(2, 8, 10, 2), 4.0, "the node runs others' calls too");
+        assert_eq!(per_cpu(2, 8, REPORT_FRESH_MS + 1, 2), 1.0, "an old report");
+        assert_eq!(per_cpu(6, 1, 0, 2), 3.0, "calls not started there yet");
+        assert_eq!(per_cpu(1, 0, 0, 0), 1.0, "no CPUs said: one");
     }
 }

@@ -882,10 +882,12 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
         };
         results.push(outcome);
     }
+    let counts = s.actors.env.events.counts();
     RunReply {
         results,
         deterministic,
         output: Vec::new(),
+        busy: counts[0] + counts[1],
     }
 }
 
