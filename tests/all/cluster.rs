@@ -40,20 +40,25 @@ struct Etcd {
 }
 
 fn etcd() -> Etcd {
+    etcd_at("127.0.0.1")
+}
+
+/// An etcd serving on `host`.
+fn etcd_at(host: &str) -> Etcd {
     // A port found free may be taken by another test's etcd before this
     // one binds it: then this one exits, and the one answering there is
     // not ours (its member name says so). Try other ports.
     for _ in 0..10 {
-        if let Some(etcd) = try_etcd() {
+        if let Some(etcd) = try_etcd(host) {
             return etcd;
         }
     }
     panic!("no etcd of this test's own started");
 }
 
-/// An etcd on ports found free, once it answers as itself; `None` if
-/// another one answers there.
-fn try_etcd() -> Option<Etcd> {
+/// An etcd on `host`, on ports found free, once it answers as itself;
+/// `None` if another one answers there.
+fn try_etcd(host: &str) -> Option<Etcd> {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
@@ -64,8 +69,8 @@ fn try_etcd() -> Option<Etcd> {
         .to_string_lossy()
         .to_string();
     let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
+    let url = format!("http://{host}:{client}");
+    let peer_url = format!("http://{host}:{peer}");
     let child = Command::new("etcd")
         .arg("--data-dir")
         .arg(dir.path())
@@ -84,7 +89,7 @@ fn try_etcd() -> Option<Etcd> {
         .spawn()
         .expect("etcd starts (install Debian's etcd-server: `make setup` does)");
     let mut proc = Proc(child);
-    let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
+    let addr: SocketAddr = format!("{host}:{client}").parse().unwrap();
     // Whether the etcd answering there is this one (nobody answering yet:
     // not yet).
     let ours = || {
@@ -134,8 +139,32 @@ fn start_node_having(etcd: &str, ttl: u64, resources: &str) -> ClusterNode {
 /// `wray start` with `args` (how it joins a cluster), a state directory of
 /// its own and one CPU slot, once it joined.
 fn spawn_node(args: &[&str], ttl: u64, token: &str) -> ClusterNode {
+    spawn_node_in(None, false, args, ttl, token)
+}
+
+/// [`spawn_node`], in network namespace `netns` if one is named; its API
+/// wants [`API_TOKEN`] if `api_token`.
+fn spawn_node_in(
+    netns: Option<&str>,
+    api_token: bool,
+    args: &[&str],
+    ttl: u64,
+    token: &str,
+) -> ClusterNode {
     let state = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wray"))
+    let wray = env!("CARGO_BIN_EXE_wray");
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, wray]);
+            c
+        }
+        None => Command::new(wray),
+    };
+    if api_token {
+        command.env("WRAY_TOKEN", API_TOKEN);
+    }
+    let mut child = command
         .args(["start", "--port", "0", "--num-cpus", "1"])
         .args(args)
         .args(["--lease-ttl", &ttl.to_string()])
@@ -694,4 +723,177 @@ fn a_node_on_a_wildcard_address_names_a_reachable_one_and_answers_probes() {
     let head = probe.json();
     assert_eq!(head, serde_json::json!({ "head": probe.status == 200 }));
     assert_eq!(get(a.addr, "/api/v0/nodes").status, 401);
+}
+
+/// The API token of the nodes of the partition test (open to a network).
+const API_TOKEN: &str = "partition-test-token";
+/// The header that presents it.
+const BEARER: (&str, &str) = ("Authorization", "Bearer partition-test-token");
+
+/// A network namespace joined to this one by a veth pair: this side
+/// `host_ip`, the other `ns_ip`. Deleted when dropped.
+struct Netns {
+    name: String,
+    host_if: String,
+    ns_if: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+/// Runs `ip` with `args`; whether it succeeded.
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    /// A namespace of this test process's own, or `None` where it cannot
+    /// be made (not root, no `ip netns`).
+    fn new() -> Option<Netns> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let pid = std::process::id();
+        let subnet = pid % 250 + 1;
+        let net = Netns {
+            name: format!("wray-part-{pid}"),
+            host_if: format!("wrp{}a", pid % 100_000),
+            ns_if: format!("wrp{}b", pid % 100_000),
+            host_ip: format!("10.231.{subnet}.1"),
+            ns_ip: format!("10.231.{subnet}.2"),
+        };
+        let ns = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &net.name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        let made = ip(&["netns", "add", &net.name])
+            && ip(&[
+                "link",
+                "add",
+                &net.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &net.ns_if,
+            ])
+            && ip(&["link", "set", &net.ns_if, "netns", &net.name])
+            && ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", net.host_ip),
+                "dev",
+                &net.host_if,
+            ])
+            && ip(&["link", "set", &net.host_if, "up"])
+            && ns(&[
+                "addr",
+                "add",
+                &format!("{}/30", net.ns_ip),
+                "dev",
+                &net.ns_if,
+            ])
+            && ns(&["link", "set", &net.ns_if, "up"])
+            && ns(&["link", "set", "lo", "up"]);
+        made.then_some(net) // (if not, dropping `net` cleans up)
+    }
+
+    /// Cuts the namespace off: its end of the link goes down.
+    fn cut(&self) {
+        let down = ip(&[
+            "netns",
+            "exec",
+            &self.name,
+            "ip",
+            "link",
+            "set",
+            &self.ns_if,
+            "down",
+        ]);
+        assert!(down, "the link goes down");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A node cut off by a network partition (its namespace's link down) is
+/// dropped by the others within its lease, stops itself, and a job that
+/// had calls on it still gets every result right. Needs root (`ip
+/// netns`); skipped with a message otherwise.
+#[test]
+fn a_partitioned_node_is_dropped_and_stops_itself_and_its_calls_run_elsewhere() {
+    let Some(net) = Netns::new() else {
+        eprintln!("skipped: a network partition needs root and `ip netns`");
+        return;
+    };
+    let etcd = etcd_at(&net.host_ip);
+    let on = |netns: Option<&str>, ip: &str| {
+        let args = ["--etcd", &etcd.url, "--host", ip];
+        spawn_node_in(netns, true, &args, LEASE_TTL, "secret")
+    };
+    let a = on(None, &net.host_ip);
+    let b = on(None, &net.host_ip);
+    let mut cut = on(Some(&net.name), &net.ns_ip);
+    let get = |via: SocketAddr, path: &str| node::get_as(via, path, &[BEARER]);
+    let peers = |via: SocketAddr| get(via, "/api/v0/status").json()["cluster"]["peers"].clone();
+    common::eventually("a places calls on both others", || {
+        peers(a.addr).as_array().unwrap().len() == 2
+    });
+    // Every call takes 300 ms; once the far node runs one, cut it off.
+    let job = node::submit_as(a.addr, "testkit", &["survive", "30", "300"], &[BEARER]);
+    common::eventually("the far node runs a call", || {
+        let tasks = get(cut.addr, "/api/v0/tasks?function=busy").json();
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["state"] == "RUNNING")
+    });
+    net.cut();
+    let done = node::wait_job_end_as(a.addr, &job, &[BEARER]);
+    let logs = get(a.addr, &format!("/api/jobs/{job}/logs")).json();
+    assert_eq!(done["status"], "SUCCEEDED", "{done} {logs}");
+    assert!(
+        logs["logs"].as_str().unwrap().contains("survive: 30 ok"),
+        "{logs}"
+    );
+    let tasks = get(a.addr, "/api/v0/tasks?function=busy").json()["tasks"].clone();
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 30);
+    assert!(tasks.iter().all(|t| t["state"] == "FINISHED"), "{tasks:?}");
+    assert!(
+        tasks.iter().any(|t| t["attempts"].as_u64().unwrap() > 1),
+        "the calls on the cut-off node were retried"
+    );
+    // The others drop it; it learns it lost its membership and stops.
+    for n in [a.addr, b.addr] {
+        common::eventually("the cut-off node is dropped", || {
+            peers(n).as_array().unwrap().len() == 1
+        });
+    }
+    let mut status = None;
+    common::eventually("the cut-off node stops itself", || {
+        status = cut.proc.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(1));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut cut.stderr, &mut rest).unwrap();
+    assert!(rest.contains("lost its cluster membership"), "{rest}");
+    // Nothing stays in flight or lent.
+    common::eventually("calls and loans end", || {
+        let c = get(a.addr, "/api/v0/status").json()["cluster"].clone();
+        c["calls_out"] == 0 && c["lent"] == 0
+    });
 }

@@ -123,7 +123,12 @@ pub fn http(
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
-    http(addr, "GET", path, &[], b"")
+    get_as(addr, path, &[])
+}
+
+/// `GET path` with `headers` (a token, say).
+pub fn get_as(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    http(addr, "GET", path, headers, b"")
 }
 
 pub fn post(addr: SocketAddr, path: &str, body: &Value) -> Resp {
@@ -138,13 +143,25 @@ pub fn post(addr: SocketAddr, path: &str, body: &Value) -> Resp {
 
 /// Submits `module`'s bytes as a job with `args`; returns its id.
 pub fn submit(addr: SocketAddr, module: &str, args: &[&str]) -> String {
+    submit_as(addr, module, args, &[])
+}
+
+/// [`submit`], with `headers` (a token, say).
+pub fn submit_as(
+    addr: SocketAddr,
+    module: &str,
+    args: &[&str],
+    headers: &[(&str, &str)],
+) -> String {
     let bytes = std::fs::read(guest(module)).unwrap();
     let query: String = args.iter().map(|a| format!("&arg={a}")).collect();
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", "application/wasm"));
     let r = http(
         addr,
         "POST",
         &format!("/api/jobs/?name={module}{query}"),
-        &[("Content-Type", "application/wasm")],
+        &headers,
         &bytes,
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -153,9 +170,14 @@ pub fn submit(addr: SocketAddr, module: &str, args: &[&str]) -> String {
 
 /// Waits for job `id` to end, however it ends; returns the job.
 pub fn wait_job_end(addr: SocketAddr, id: &str) -> Value {
+    wait_job_end_as(addr, id, &[])
+}
+
+/// [`wait_job_end`], with `headers` (a token, say).
+pub fn wait_job_end_as(addr: SocketAddr, id: &str, headers: &[(&str, &str)]) -> Value {
     let mut job = Value::Null;
     common::eventually(&format!("{id} ends"), || {
-        job = get(addr, &format!("/api/jobs/{id}")).json();
+        job = get_as(addr, &format!("/api/jobs/{id}"), headers).json();
         job["status"] != "RUNNING" && job["status"] != "PENDING"
     });
     job

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::timeout_at;
 
 /// How long a call to etcd may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -288,28 +289,31 @@ impl Keeper {
             // Once head, always head: the key lives as long as the lease.
             let mut head = false;
             while !self.stop.load(Ordering::Acquire) {
+                // No step may outlast the lease: cut off by a partition, a
+                // connection hangs (no reset comes) rather than fail.
+                let until = deadline(renewed);
                 if conn.is_none() {
-                    conn = Conn::open(&self.endpoints, options.clone(), self.lease)
-                        .await
-                        .ok();
+                    let open = Conn::open(&self.endpoints, options.clone(), self.lease);
+                    conn = timeout_at(until, open).await.ok().and_then(Result::ok);
                 }
                 if let Some(c) = conn.as_mut() {
-                    match c.renew().await {
-                        Ok(ttl) if ttl > 0 => {
+                    match timeout_at(until, c.renew()).await {
+                        Ok(Ok(ttl)) if ttl > 0 => {
                             renewed = tokio::time::Instant::now();
                             // Stand for head: the key is created only if
                             // absent, under this node's lease, so it goes
                             // when its holder dies and the next round of a
                             // standby takes it.
                             if !head {
-                                match campaign(&mut c.client, &self.id, self.lease).await {
-                                    Ok(won) => head = won,
-                                    Err(_) => conn = None,
+                                let stand = campaign(&mut c.client, &self.id, self.lease);
+                                match timeout_at(until, stand).await {
+                                    Ok(Ok(won)) => head = won,
+                                    _ => conn = None,
                                 }
                             }
                         }
-                        Ok(_) => return self.give_up(),
-                        Err(_) => conn = None,
+                        Ok(Ok(_)) => return self.give_up(),
+                        Ok(Err(_)) | Err(_) => conn = None,
                     }
                 }
                 if tokio::time::Instant::now() >= deadline(renewed) {
