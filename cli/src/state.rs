@@ -295,6 +295,8 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("duration_ms", |t| t.duration_ms.cell()),
                     ("job_id", |t| t.job_id.cell()),
                     ("parent_id", |t| t.parent_id.cell()),
+                    // Another node of the cluster it ran on (blank: here).
+                    ("node", |t| t.node_id.cell()),
                     ("memo", |t| t.memo.cell()),
                 ],
             );

@@ -159,6 +159,9 @@ pub struct TaskRecord {
     pub ended_us: u64,
     /// The worker thread that ran its last attempt (from 0).
     pub worker: u32,
+    /// The other node of the cluster its last attempt was placed on, if
+    /// any (`None`: this node).
+    pub node: Option<u32>,
     /// Why it failed.
     pub error: Option<Arc<ErrorRecord>>,
     /// For a memoized call: answered from the memo table, stored, or why not.
@@ -409,6 +412,7 @@ impl Events {
             started_us: 0,
             ended_us: if memoized { now } else { 0 },
             worker: 0,
+            node: None,
             error: None,
             memo: memoized.then_some(MemoNote::Hit),
         };
@@ -451,6 +455,15 @@ impl Events {
         r.worker = worker;
         g.counts[from as usize] -= 1;
         g.counts[TaskState::Running as usize] += 1;
+    }
+
+    /// The attempt of `id` starting now runs on node `node` of the
+    /// cluster (`None`: here).
+    pub fn placed(&self, id: TaskId, node: Option<u32>) {
+        let mut g = self.lock();
+        if let Some(r) = g.get_mut(id) {
+            r.node = node;
+        }
     }
 
     /// An attempt that failed will be tried again.

@@ -373,6 +373,20 @@ fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
         assert_eq!(ran(b.addr, f), vec!["FINISHED"], "{f} on node {}", b.id);
     }
     assert_eq!(ran(b.addr, "fails"), vec!["FAILED"]);
+    // a's own listing says which node each of its calls ran on.
+    let ran_on = |f: &str| -> Vec<Option<String>> {
+        get(a.addr, &format!("/api/v0/tasks?function={f}")).json()["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["node_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(ran_on("bump_bytes"), vec![Some(b.id.clone())]);
+    let len = ran_on("len");
+    assert_eq!(len.len(), 9, "{len:?}");
+    assert_eq!(len.iter().filter(|n| n.is_some()).count(), 1, "{len:?}");
+    assert!(len.contains(&Some(b.id.clone())), "{len:?}");
     assert!(
         !ran(b.addr, "chain").is_empty(),
         "the head of the chain ran there"

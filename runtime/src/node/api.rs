@@ -398,6 +398,7 @@ fn task_entry(st: &NodeState, r: &TaskRecord) -> TaskEntry {
         ended_ms: (r.ended_us > 0).then(|| ev.unix_ms(r.ended_us)),
         duration_ms,
         worker: r.worker,
+        node_id: r.node.map(|n| n.to_string()),
         error: r.error.as_deref().map(error_info),
         memo: r.memo.map(|m| m.as_str().to_string()),
     }

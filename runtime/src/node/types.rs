@@ -261,6 +261,10 @@ pub struct TaskEntry {
     pub duration_ms: Option<f64>,
     /// The worker thread of its last attempt.
     pub worker: u32,
+    /// The other node of the cluster its last attempt ran on (absent:
+    /// the node listing it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
     /// Why it failed.
     pub error: Option<ErrorInfo>,
     /// For a memoized call: `hit` (answered from the memo table), `stored`,

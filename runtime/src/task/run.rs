@@ -697,6 +697,10 @@ async fn run_attempts(
                 // Boxed: the attempt's state (store, instantiation, fiber
                 // call) is large, and only running tasks need it; the
                 // spawned future of a queued task stays small.
+                if attempt > 1 {
+                    // An earlier attempt may have run on another node.
+                    rt.env.events.placed(task.id, None);
+                }
                 rt.env.events.started(task.id);
                 Box::pin(execute(rt, task, values, grant)).await
             }
@@ -798,6 +802,7 @@ async fn execute_there(
     peer: Arc<dyn Peer>,
 ) -> Result<Finished, ErrorRecord> {
     let function = &*task.sub.function;
+    rt.env.events.placed(task.id, peer.id().parse().ok());
     let mut values = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
         values.push(a.load(&rt.env.objects, i, function).await?);
