@@ -4,7 +4,8 @@
 //!
 //! A pull sends one short request and reads the bytes straight from the
 //! socket into the object's memory, which the kernel fills in one copy,
-//! then digests them (on every core) against the digest that names them.
+//! digesting each piece on another thread while the next arrives, and
+//! the caller checks the digest against the one that names them.
 //! gRPC added three copies of every byte (protobuf framing on both sides,
 //! HTTP/2's buffers) and held a pull to about 0.9 GB/s on loopback here;
 //! this path reaches the kernel's socket speed (`docs/cluster.md`).
@@ -155,14 +156,16 @@ async fn serve(shared: &Arc<dyn Lender>, mut stream: TcpStream) {
 }
 
 /// Pulls the object `digest` from `holder` into `filling` (which has its
-/// length), blocking: the bytes go straight from the socket into it.
+/// length), blocking: the bytes go straight from the socket into it, and
+/// are digested on another thread as they arrive. The digest of the bytes
+/// that came (the caller checks it is `digest`).
 pub(super) fn pull_into(
     holder: &str,
     token: Option<&[u8]>,
     digest: &[u8; 32],
     release: bool,
     filling: &mut Filling,
-) -> Result<(), String> {
+) -> Result<[u8; 32], String> {
     let failed = |e: std::io::Error| format!("pulling from {holder}: {e}");
     let addr = holder
         .to_socket_addrs()
@@ -202,7 +205,36 @@ pub(super) fn pull_into(
             filling.len()
         ));
     }
-    filling.fill_with(|room| s.read_exact(room)).map_err(failed)
+    filling
+        .fill_with(|room| read_digesting(&mut s, room))
+        .map_err(failed)
+}
+
+/// How much of a pull is read before it is handed to the digest.
+const PIECE: usize = 4 << 20;
+
+/// Fills `room` from `from`, digesting each piece on a thread of its own
+/// while the next arrives; the digest of it all.
+fn read_digesting(from: &mut impl Read, room: &mut [u8]) -> std::io::Result<[u8; 32]> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<&[u8]>(4);
+    std::thread::scope(|scope| {
+        let digest = scope.spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for piece in rx {
+                hasher.update(piece);
+            }
+            *hasher.finalize().as_bytes()
+        });
+        for piece in room.chunks_mut(PIECE) {
+            from.read_exact(piece)?;
+            let piece: &[u8] = piece;
+            if tx.send(piece).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        Ok(digest.join().expect("digesting does not panic"))
+    })
 }
 
 #[cfg(test)]
@@ -232,7 +264,8 @@ mod tests {
             .build()
             .unwrap();
         let stats = Arc::new(StoreStats::default());
-        let data: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 253) as u8).collect();
+        // Three pieces, the last short.
+        let data: Vec<u8> = (0..(9 << 20) + 5).map(|i: u32| (i % 253) as u8).collect();
         let blob = Arc::new(Blob::copy_from(&data, vec![], &stats));
         let digest = blob.digest().0;
         let lender: Arc<dyn Lender> = Arc::new(OneBlob(blob, b"secret"));
@@ -244,9 +277,10 @@ mod tests {
         let pull = |token: &[u8], digest: [u8; 32], len: usize| {
             let mut filling = Filling::new(len, None, &stats);
             pull_into(&addr, Some(token), &digest, false, &mut filling)
-                .map(|()| filling.finish(vec![]).expect("filled"))
+                .map(|d| (d, filling.finish(vec![]).expect("filled")))
         };
-        let got = pull(b"secret", digest, data.len()).expect("a pull");
+        let (digested, got) = pull(b"secret", digest, data.len()).expect("a pull");
+        assert_eq!(digested, digest, "digested as it came");
         assert_eq!(got.digest().0, digest);
         assert_eq!(&*got.loaded().unwrap(), &data[..]);
         let err = pull(b"wrong", digest, data.len()).unwrap_err();

@@ -575,9 +575,10 @@ impl Shared {
         let mut filling = objects.filling(len, None);
         let (holder, token) = (r.holder.clone(), self.token().map(<[u8]>::to_vec));
         let blob = tokio::task::spawn_blocking(move || {
-            super::pull::pull_into(&holder, token.as_deref(), &digest, release, &mut filling)?;
+            let digested =
+                super::pull::pull_into(&holder, token.as_deref(), &digest, release, &mut filling)?;
             filling
-                .finish(Vec::new())
+                .finish_digested(Vec::new(), digested)
                 .ok_or_else(|| "a pull ended short".to_string())
         })
         .await

@@ -536,7 +536,10 @@ impl Filling {
     /// fill in full (a read straight from a socket: no copy in between).
     /// Its error leaves the filling unfinished.
     #[cfg_attr(not(feature = "node"), allow(dead_code))]
-    pub fn fill_with<E>(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<(), E> {
+    pub fn fill_with<T, E>(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<T, E>,
+    ) -> Result<T, E> {
         let at = self.written;
         if let Some((like, _)) = self.like.take() {
             let mut buf = AlignedBuf::uninit(self.len);
@@ -546,9 +549,9 @@ impl Filling {
         }
         // SAFETY: `at..len` is within the buffer, which this Filling owns.
         let room = unsafe { self.buf.room(at, self.len - at) };
-        fill(room)?;
+        let done = fill(room)?;
         self.written = self.len;
-        Ok(())
+        Ok(done)
     }
 
     /// The blob, once every byte is written (`None` before).
@@ -566,6 +569,23 @@ impl Filling {
         }
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
         Some(Blob::new(buf, refs, &self.stats))
+    }
+
+    /// [`finish`](Self::finish), with the digest of its bytes computed by
+    /// the caller as they were written (by [`fill_with`](Self::fill_with),
+    /// from the very bytes it wrote, after any piece appended before:
+    /// none, for a pull).
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub fn finish_digested(mut self, refs: Vec<ObjectId>, digest: [u8; 32]) -> Option<Blob> {
+        if self.written < self.len || self.like.is_some() {
+            return None;
+        }
+        self.stats
+            .bytes
+            .fetch_sub(self.len as u64, Ordering::Relaxed);
+        self.len = 0;
+        let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
+        Some(Blob::with_digest(Arc::new(buf), digest, refs, &self.stats))
     }
 }
 
