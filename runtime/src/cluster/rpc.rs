@@ -571,7 +571,7 @@ impl Shared {
             .await
             .map_err(|e| format!("no room for an object of {len} bytes: {e}"))?;
         // The bytes go from the socket straight into the object's memory
-        // (on a thread: the reads block), then are digested on every core.
+        // (on a thread: the reads block), digested as they come.
         let mut filling = objects.filling(len, None);
         let (holder, token) = (r.holder.clone(), self.token().map(<[u8]>::to_vec));
         let blob = tokio::task::spawn_blocking(move || {
