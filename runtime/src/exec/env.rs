@@ -166,7 +166,7 @@ impl Env {
         forwardable: bool,
         bytes: usize,
     ) -> Place {
-        if let Some(p) = self.placement.get().and_then(Weak::upgrade) {
+        if let Some(p) = self.cluster() {
             return p.place(options, forwardable, bytes);
         }
         match &options.node {

@@ -512,18 +512,26 @@ impl Filling {
                 self.written += bytes.len();
                 return true;
             }
-            // Different after all: copy what matched, and go on copying.
-            let mut buf = AlignedBuf::uninit(self.len);
-            // SAFETY: `at` is at most the length; `like` is another buffer.
-            copy(unsafe { buf.room(0, at) }, &like[..at]);
-            self.buf = buf;
-            self.like = None;
+            // Different after all: go on copying.
+            self.unlike();
         }
         // SAFETY: in bounds (checked above); `bytes` cannot overlap a buffer
         // this Filling owns.
         copy(unsafe { self.buf.room(at, bytes.len()) }, bytes);
         self.written += bytes.len();
         true
+    }
+
+    /// Stops following `like`, if it did: copies the bytes that matched
+    /// so far into a buffer of its own.
+    fn unlike(&mut self) {
+        if let Some((like, _)) = self.like.take() {
+            let at = self.written;
+            let mut buf = AlignedBuf::uninit(self.len);
+            // SAFETY: `at` is at most the length; `like` is another buffer.
+            copy(unsafe { buf.room(0, at) }, &like[..at]);
+            self.buf = buf;
+        }
     }
 
     /// Its length: every byte it must be given.
@@ -541,12 +549,7 @@ impl Filling {
         fill: impl FnOnce(&mut [u8]) -> Result<T, E>,
     ) -> Result<T, E> {
         let at = self.written;
-        if let Some((like, _)) = self.like.take() {
-            let mut buf = AlignedBuf::uninit(self.len);
-            // SAFETY: `at` is at most the length; `like` is another buffer.
-            copy(unsafe { buf.room(0, at) }, &like[..at]);
-            self.buf = buf;
-        }
+        self.unlike();
         // SAFETY: `at..len` is within the buffer, which this Filling owns.
         let room = unsafe { self.buf.room(at, self.len - at) };
         let done = fill(room)?;
@@ -555,7 +558,20 @@ impl Filling {
     }
 
     /// The blob, once every byte is written (`None` before).
-    pub fn finish(mut self, refs: Vec<ObjectId>) -> Option<Blob> {
+    pub fn finish(self, refs: Vec<ObjectId>) -> Option<Blob> {
+        self.finish_with(refs, None)
+    }
+
+    /// [`finish`](Self::finish), with the digest of its bytes computed by
+    /// the caller as they were written (by [`fill_with`](Self::fill_with),
+    /// from the very bytes it wrote, after any piece appended before:
+    /// none, for a pull).
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
+    pub fn finish_digested(self, refs: Vec<ObjectId>, digest: [u8; 32]) -> Option<Blob> {
+        self.finish_with(refs, Some(digest))
+    }
+
+    fn finish_with(mut self, refs: Vec<ObjectId>, digest: Option<[u8; 32]>) -> Option<Blob> {
         if self.written < self.len {
             return None;
         }
@@ -568,24 +584,10 @@ impl Filling {
             return Some(Blob::with_digest(like.0, digest.0, refs, &self.stats));
         }
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
-        Some(Blob::new(buf, refs, &self.stats))
-    }
-
-    /// [`finish`](Self::finish), with the digest of its bytes computed by
-    /// the caller as they were written (by [`fill_with`](Self::fill_with),
-    /// from the very bytes it wrote, after any piece appended before:
-    /// none, for a pull).
-    #[cfg_attr(not(feature = "node"), allow(dead_code))]
-    pub fn finish_digested(mut self, refs: Vec<ObjectId>, digest: [u8; 32]) -> Option<Blob> {
-        if self.written < self.len || self.like.is_some() {
-            return None;
-        }
-        self.stats
-            .bytes
-            .fetch_sub(self.len as u64, Ordering::Relaxed);
-        self.len = 0;
-        let buf = std::mem::replace(&mut self.buf, AlignedBuf::uninit(0));
-        Some(Blob::with_digest(Arc::new(buf), digest, refs, &self.stats))
+        Some(match digest {
+            Some(d) => Blob::with_digest(Arc::new(buf), d, refs, &self.stats),
+            None => Blob::new(buf, refs, &self.stats),
+        })
     }
 }
 
