@@ -325,16 +325,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         }
         Kind::Jobs => {
             let v: Vec<JobInfo> = c.get_query(path, &query)?;
-            table(
-                &v,
-                &[
-                    ("job_id", |j| j.job_id.cell()),
-                    ("name", |j| j.name.cell()),
-                    ("status", |j| j.status.cell()),
-                    ("start_time_ms", |j| j.start_time_ms.cell()),
-                    ("exit_code", |j| j.exit_code.cell()),
-                ],
-            );
+            table(&v, JOB_COLUMNS);
             (v.len(), None)
         }
         Kind::Nodes => {
@@ -586,6 +577,7 @@ const JOB_COLUMNS: &[Column<JobInfo>] = &[
     ("start_time_ms", |j| j.start_time_ms.cell()),
     ("end_time_ms", |j| j.end_time_ms.cell()),
     ("exit_code", |j| j.exit_code.cell()),
+    ("node", |j| j.node_id.cell()),
 ];
 
 /// The columns of `wray list objects` and `wray memory`.

@@ -320,6 +320,98 @@ fn one_node_is_head_and_a_standby_takes_over_when_it_dies() {
     assert_eq!(get(standby.addr, "/api/v0/head").status, 200);
 }
 
+/// The jobs node `via` lists: (job id, node, status), newest first.
+fn jobs(via: SocketAddr) -> Vec<(String, String, String)> {
+    let listed = get(via, "/api/jobs/");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let field = |j: &serde_json::Value, k: &str| j[k].as_str().unwrap().to_string();
+    listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (field(j, "job_id"), field(j, "node_id"), field(j, "status")))
+        .collect()
+}
+
+/// Node `via`'s answer to `method path`.
+fn ask(via: SocketAddr, method: &str, path: &str) -> node::Resp {
+    node::http(via, method, path, &[], b"")
+}
+
+#[test]
+fn every_node_lists_the_clusters_jobs_and_answers_for_a_job_on_another() {
+    let etcd = etcd();
+    let mut nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let (a_id, b_id) = (nodes[0].id.clone(), nodes[1].id.clone());
+    // Job numbers are the cluster's: a job on each node, each its own.
+    let on_a = node::submit(a, "testkit", &["hello"]);
+    let on_b = node::submit(b, "testkit", &["hello"]);
+    assert_ne!(on_a, on_b);
+    succeeded(a, &on_a, "driver says hi");
+    succeeded(b, &on_b, "driver says hi");
+    // Each node lists both (newest first), its node named, as written.
+    for via in [a, b] {
+        common::eventually("both jobs are listed as ended", || {
+            jobs(via)
+                == vec![
+                    (on_b.clone(), b_id.clone(), "SUCCEEDED".to_string()),
+                    (on_a.clone(), a_id.clone(), "SUCCEEDED".to_string()),
+                ]
+        });
+    }
+    // A's answers for b's job are b's: its details and its logs.
+    let detail = get(a, &format!("/api/jobs/{on_b}")).json();
+    assert_eq!(detail["node_id"], b_id.as_str(), "{detail}");
+    assert_eq!(detail["tasks"]["FINISHED"], 1, "{detail}");
+    let logs = |via| get(via, &format!("/api/jobs/{on_b}/logs?offset=7")).json();
+    assert_eq!(logs(a), logs(b));
+    assert!(logs(a)["logs"].as_str().unwrap().contains("2 + 3 = 5"));
+    // A job on b stopped and deleted through a.
+    let forever = node::submit(b, "testkit", &["forever"]);
+    common::eventually("it runs", || {
+        jobs(a).contains(&(forever.clone(), b_id.clone(), "RUNNING".into()))
+    });
+    let r = ask(a, "DELETE", &format!("/api/jobs/{forever}"));
+    assert_eq!(r.status, 400, "a running job is not deleted: {}", r.body);
+    let r = ask(a, "POST", &format!("/api/jobs/{forever}/stop"));
+    assert_eq!((r.status, r.json()["stopped"].clone()), (200, true.into()));
+    assert_eq!(node::wait_job_end(b, &forever)["status"], "STOPPED");
+    assert_eq!(
+        ask(a, "DELETE", &format!("/api/jobs/{forever}")).status,
+        200
+    );
+    for via in [a, b] {
+        assert!(!jobs(via).iter().any(|j| j.0 == forever), "deleted");
+        assert_eq!(get(via, &format!("/api/jobs/{forever}")).status, 404);
+    }
+    // A job whose node dies: the head marks it failed; what b alone knew
+    // (its logs) went with b; its record can be deleted.
+    let lost = node::submit(b, "testkit", &["forever"]);
+    common::eventually("it runs", || {
+        jobs(a).contains(&(lost.clone(), b_id.clone(), "RUNNING".into()))
+    });
+    let b_node = nodes.remove(1);
+    drop(b_node);
+    common::eventually("the head marks it failed", || {
+        jobs(a).contains(&(lost.clone(), b_id.clone(), "FAILED".into()))
+    });
+    let detail = get(a, &format!("/api/jobs/{lost}")).json();
+    assert!(
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("left the cluster"),
+        "{detail}"
+    );
+    assert_eq!(get(a, &format!("/api/jobs/{lost}/logs")).status, 410);
+    assert_eq!(ask(a, "DELETE", &format!("/api/jobs/{lost}")).status, 200);
+    assert_eq!(get(a, &format!("/api/jobs/{lost}")).status, 404);
+    // The jobs of the living are untouched.
+    assert!(jobs(a).contains(&(on_b, b_id, "SUCCEEDED".into())));
+}
+
 /// The other nodes `via` places calls on, and its calls and loans out.
 fn cluster_view(via: SocketAddr) -> (Vec<String>, u64, u64) {
     let s = get(via, "/api/v0/status").json();

@@ -118,7 +118,8 @@ impl Runtime {
         args: &[String],
         links: &[(String, Module)],
     ) -> Job {
-        start_job(&self.actors, self.handle(), module, args, links)
+        let id = self.actors.env.ids.next_job();
+        start_job(&self.actors, self.handle(), id, module, args, links)
     }
 
     /// Links `module` under `name` for every program on this runtime and

@@ -38,44 +38,41 @@ pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
     let mut client = Client::connect(endpoints, Some(connect_options()))
         .await
         .with_context(|| unreachable(endpoints))?;
+    let n = take_number(&mut client, NEXT_NODE_KEY)
+        .await
+        .with_context(|| unreachable(endpoints))?;
+    u32::try_from(n).map_err(|_| anyhow!("the cluster has handed out every node number"))
+}
+
+/// Takes the next number (from 1) of the counter `key`, by
+/// compare-and-swap: racing callers each get one of their own.
+async fn take_number(client: &mut Client, key: &str) -> anyhow::Result<u64> {
     loop {
-        let current = client
-            .get(NEXT_NODE_KEY, None)
-            .await
-            .with_context(|| unreachable(endpoints))?;
+        let current = client.get(key, None).await?;
         let (number, guard) = match current.kvs().first() {
-            None => (
-                1u32,
-                Compare::create_revision(NEXT_NODE_KEY, CompareOp::Equal, 0),
-            ),
+            None => (1u64, Compare::create_revision(key, CompareOp::Equal, 0)),
             Some(kv) => {
-                let n: u32 = kv
+                let n: u64 = kv
                     .value_str()
                     .ok()
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| anyhow!("etcd's {NEXT_NODE_KEY} is not a number"))?;
+                    .ok_or_else(|| anyhow!("etcd's {key} is not a number"))?;
                 (
                     n,
-                    Compare::mod_revision(NEXT_NODE_KEY, CompareOp::Equal, kv.mod_revision()),
+                    Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision()),
                 )
             }
         };
         let next = number
             .checked_add(1)
-            .ok_or_else(|| anyhow!("the cluster has handed out every node number"))?;
-        let txn =
-            Txn::new()
-                .when([guard])
-                .and_then([TxnOp::put(NEXT_NODE_KEY, next.to_string(), None)]);
-        if client
-            .txn(txn)
-            .await
-            .with_context(|| unreachable(endpoints))?
-            .succeeded()
-        {
+            .ok_or_else(|| anyhow!("etcd's {key} has run out of numbers"))?;
+        let txn = Txn::new()
+            .when([guard])
+            .and_then([TxnOp::put(key, next.to_string(), None)]);
+        if client.txn(txn).await?.succeeded() {
             return Ok(number);
         }
-        // Another node took it first: read again.
+        // Another caller took it first: read again.
     }
 }
 
@@ -87,6 +84,8 @@ pub struct EtcdMembership {
     lease: i64,
     /// Set, and `lost_notify` notified, when the lease is gone.
     lost: Arc<AtomicBool>,
+    /// Set while this node holds the head key.
+    head: Arc<AtomicBool>,
     lost_notify: Arc<Notify>,
     /// Tells the keep-alive thread to revoke the lease and end.
     stop: Arc<AtomicBool>,
@@ -116,9 +115,10 @@ impl EtcdMembership {
             .put(key, record, Some(PutOptions::new().with_lease(lease)))
             .await
             .context("etcd refused this node's key")?;
-        let (lost, lost_notify, stop) = (
+        let (lost, lost_notify, stop, head) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(Notify::new()),
+            Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
         let keeper = Keeper {
@@ -129,6 +129,7 @@ impl EtcdMembership {
             lost: lost.clone(),
             lost_notify: lost_notify.clone(),
             stop: stop.clone(),
+            head: head.clone(),
         };
         std::thread::Builder::new()
             .name("wray-lease".into())
@@ -139,6 +140,7 @@ impl EtcdMembership {
             client,
             lease,
             lost,
+            head,
             lost_notify,
             stop,
         })
@@ -159,20 +161,10 @@ impl Membership for EtcdMembership {
     }
 
     fn members(&self) -> BoxFuture<'_, anyhow::Result<Vec<Member>>> {
-        let mut client = self.client.clone();
         Box::pin(async move {
-            let r = client
-                .get(NODES_PREFIX, Some(GetOptions::new().with_prefix()))
+            self.list(NODES_PREFIX.to_string())
                 .await
-                .context("cannot list the cluster's nodes in etcd")?;
-            r.kvs()
-                .iter()
-                .map(|kv| {
-                    let key = kv.key_str().map_err(|e| anyhow!("a node key: {e}"))?;
-                    let id = key.strip_prefix(NODES_PREFIX).unwrap_or(key).to_string();
-                    Ok((id, kv.value().to_vec()))
-                })
-                .collect()
+                .context("cannot list the cluster's nodes in etcd")
         })
     }
 
@@ -243,6 +235,80 @@ impl Membership for EtcdMembership {
         })
     }
 
+    fn count(&self, key: String) -> BoxFuture<'_, anyhow::Result<u64>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            take_number(&mut client, &key)
+                .await
+                .with_context(|| format!("cannot count {key} in etcd"))
+        })
+    }
+
+    fn put(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .put(key.as_str(), value, None)
+                .await
+                .with_context(|| format!("cannot write {key} in etcd"))?;
+            Ok(())
+        })
+    }
+
+    fn replace(
+        &self,
+        key: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    ) -> BoxFuture<'_, anyhow::Result<bool>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let txn = Txn::new()
+                .when([Compare::value(key.as_str(), CompareOp::Equal, old)])
+                .and_then([TxnOp::put(key.as_str(), new, None)]);
+            Ok(client
+                .txn(txn)
+                .await
+                .with_context(|| format!("cannot write {key} in etcd"))?
+                .succeeded())
+        })
+    }
+
+    fn delete(&self, key: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            client
+                .delete(key.as_str(), None)
+                .await
+                .with_context(|| format!("cannot delete {key} in etcd"))?;
+            Ok(())
+        })
+    }
+
+    fn list(&self, prefix: String) -> BoxFuture<'_, anyhow::Result<Vec<Member>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let r = client
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                .await
+                .with_context(|| format!("cannot list {prefix} in etcd"))?;
+            r.kvs()
+                .iter()
+                .map(|kv| {
+                    let key = kv
+                        .key_str()
+                        .map_err(|e| anyhow!("a key under {prefix}: {e}"))?;
+                    let key = key.strip_prefix(prefix.as_str()).unwrap_or(key).to_string();
+                    Ok((key, kv.value().to_vec()))
+                })
+                .collect()
+        })
+    }
+
+    fn leads(&self) -> bool {
+        self.head.load(Ordering::Acquire) && !self.lost.load(Ordering::Acquire)
+    }
+
     fn lost(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             loop {
@@ -266,6 +332,8 @@ struct Keeper {
     lost: Arc<AtomicBool>,
     lost_notify: Arc<Notify>,
     stop: Arc<AtomicBool>,
+    /// Set once this node holds the head key.
+    head: Arc<AtomicBool>,
 }
 
 impl Keeper {
@@ -307,7 +375,10 @@ impl Keeper {
                             if !head {
                                 let stand = campaign(&mut c.client, &self.id, self.lease);
                                 match timeout_at(until, stand).await {
-                                    Ok(Ok(won)) => head = won,
+                                    Ok(Ok(won)) => {
+                                        head = won;
+                                        self.head.store(won, Ordering::Release);
+                                    }
                                     _ => conn = None,
                                 }
                             }
@@ -328,6 +399,7 @@ impl Keeper {
     }
 
     fn give_up(&self) {
+        self.head.store(false, Ordering::Release);
         self.lost.store(true, Ordering::Release);
         self.lost_notify.notify_waiters();
     }

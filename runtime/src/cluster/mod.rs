@@ -26,11 +26,64 @@ pub const HEAD_KEY: &str = "/wray/head";
 /// under the lease of the node that made the actor.
 pub const NAMES_PREFIX: &str = "/wray/names/";
 
+/// The prefix of jobs' records (`/wray/jobs/<n>`), which outlive the
+/// node that ran them: the cluster's job history.
+pub const JOBS_PREFIX: &str = "/wray/jobs/";
+/// The key counting the cluster's jobs: each takes the next number.
+pub const NEXT_JOB_KEY: &str = "/wray/next-job";
+
 /// A future, boxed (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A live member: its id and the record it registered.
+/// A key of the cluster's metadata and its value; a live member: its id
+/// and the record it registered.
 pub type Member = (String, Vec<u8>);
+
+/// A request about a job, answered by the node that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOp {
+    /// The job and its calls by state.
+    Get,
+    /// Its log from a byte offset.
+    Logs {
+        /// The byte to read from.
+        offset: u64,
+    },
+    /// Stop it.
+    Stop,
+    /// Forget it, once ended.
+    Delete,
+}
+
+impl JobOp {
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobOp::Get => "get",
+            JobOp::Logs { .. } => "logs",
+            JobOp::Stop => "stop",
+            JobOp::Delete => "delete",
+        }
+    }
+
+    /// The op named `name` (with `offset` for logs).
+    pub fn parse(name: &str, offset: u64) -> Option<JobOp> {
+        Some(match name {
+            "get" => JobOp::Get,
+            "logs" => JobOp::Logs { offset },
+            "stop" => JobOp::Stop,
+            "delete" => JobOp::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// What answers other nodes' requests about this node's jobs: the node's
+/// HTTP API, a layer above this one.
+pub trait JobDesk: Send + Sync {
+    /// The HTTP status and JSON body of `op` on job `job` here.
+    fn answer(&self, job: u64, op: JobOp) -> BoxFuture<'static, (u16, Vec<u8>)>;
+}
 
 /// A node's membership of a cluster.
 pub trait Membership: Send + Sync {
@@ -54,6 +107,32 @@ pub trait Membership: Send + Sync {
 
     /// Gives up `key` if it still holds `value` (this node's claim).
     fn release(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Takes the next number (from 1) of the counter `key`: no two
+    /// callers anywhere get the same one.
+    fn count(&self, key: String) -> BoxFuture<'_, anyhow::Result<u64>>;
+
+    /// Writes `key` of the cluster's metadata: it outlives this node's
+    /// membership.
+    fn put(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Writes `new` to `key` if it still holds `old`; whether it did.
+    fn replace(
+        &self,
+        key: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    ) -> BoxFuture<'_, anyhow::Result<bool>>;
+
+    /// Removes `key` of the cluster's metadata.
+    fn delete(&self, key: String) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Every key under `prefix` (without it) and its value, by key.
+    fn list(&self, prefix: String) -> BoxFuture<'_, anyhow::Result<Vec<Member>>>;
+
+    /// Whether this node is the cluster's head now, as far as it knows
+    /// (it won the head key and has not lost its membership).
+    fn leads(&self) -> bool;
 
     /// Resolves when this node has lost its membership (its lease expired:
     /// it was cut off, or stopped, for longer than the lease's time to

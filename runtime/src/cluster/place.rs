@@ -47,6 +47,8 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 const LOCAL_ARGS: usize = super::rpc::INLINE_MAX;
 /// How long a node's report of its load (on its replies) counts.
 const REPORT_FRESH_MS: u64 = 1000;
+/// How long a request about a job on another node may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls in flight to one node, per CPU it has, past which it gets no more.
 const IN_FLIGHT_PER_CPU: usize = 4;
 
@@ -120,6 +122,9 @@ pub struct Cluster {
     peers: RwLock<Arc<Vec<Arc<RemoteNode>>>>,
     /// The next turn of `spread` calls.
     turn: AtomicUsize,
+    /// The ids of the other live nodes, as last read (changes wake
+    /// whoever follows them).
+    members: tokio::sync::watch::Sender<Vec<String>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -147,6 +152,7 @@ impl Cluster {
             membership: membership.clone(),
             peers: RwLock::new(Arc::new(Vec::new())),
             turn: AtomicUsize::new(0),
+            members: tokio::sync::watch::Sender::new(Vec::new()),
             _stop: stop,
         });
         let _guard = handle.enter();
@@ -206,6 +212,54 @@ impl Cluster {
             .collect()
     }
 
+    /// Follows the ids of the other live nodes: the receiver sees each
+    /// change.
+    pub fn watch_members(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.members.subscribe()
+    }
+
+    /// Sets what answers other nodes' requests about this node's jobs.
+    pub fn set_job_desk(&self, desk: Weak<dyn super::JobDesk>) {
+        let _ = self.shared.job_desk.set(desk);
+    }
+
+    /// Asks node `node` about its job `job`: the HTTP status and JSON
+    /// body its API gives.
+    pub async fn ask_job(
+        &self,
+        node: &str,
+        job: u64,
+        op: super::JobOp,
+    ) -> Result<(u16, Vec<u8>), String> {
+        // Read the members again for a node that joined since.
+        let _ = self.find_peer(node).await;
+        let peer = self
+            .remote(node)
+            .ok_or_else(|| format!("node {node} is not in the cluster"))?;
+        let mut client = self.shared.client(&peer.address)?;
+        let offset = match op {
+            super::JobOp::Logs { offset } => offset,
+            _ => 0,
+        };
+        let ask = client.job(self.shared.request(super::rpc::proto::JobRequest {
+            op: op.name().into(),
+            job,
+            offset,
+        }));
+        let reply = tokio::time::timeout(JOB_TIMEOUT, ask)
+            .await
+            .map_err(|_| format!("node {node} did not answer within {JOB_TIMEOUT:?}"))?
+            .map_err(|e| format!("node {node}: {}", e.message()))?
+            .into_inner();
+        let status = u16::try_from(reply.status).unwrap_or(502);
+        Ok((status, reply.body.to_vec()))
+    }
+
+    /// Live node `node`, as last read.
+    fn remote(&self, node: &str) -> Option<Arc<RemoteNode>> {
+        self.snapshot().iter().find(|p| p.id == node).cloned()
+    }
+
     fn snapshot(&self) -> Arc<Vec<Arc<RemoteNode>>> {
         self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -251,7 +305,13 @@ impl Cluster {
                 self.shared.forget_node(&p.id);
             }
         }
+        let ids: Vec<String> = next.iter().map(|p| p.id.clone()).collect();
         *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        self.members.send_if_modified(|old| {
+            let changed = *old != ids;
+            *old = ids;
+            changed
+        });
     }
 }
 
@@ -324,9 +384,7 @@ impl Placement for Cluster {
     }
 
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>> {
-        let peers = self.snapshot();
-        let p = peers.iter().find(|p| p.id == node)?;
-        Some(p.clone() as Arc<dyn Peer>)
+        Some(self.remote(node)? as Arc<dyn Peer>)
     }
 
     fn find_peer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Option<Arc<dyn Peer>>> {

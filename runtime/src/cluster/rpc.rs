@@ -37,9 +37,9 @@ pub(crate) mod proto {
 use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
-    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest, Link,
-    LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output, Remote, RunReply,
-    RunRequest, Value, outcome, value,
+    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest,
+    JobReply, JobRequest, Link, LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output,
+    Remote, RunReply, RunRequest, Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -177,6 +177,9 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     /// The actors other nodes placed here, by their id here.
     hosted: DashMap<ActorId, Hosted>,
+    /// What answers other nodes about this node's jobs, once the node
+    /// set it.
+    pub job_desk: std::sync::OnceLock<std::sync::Weak<dyn super::JobDesk>>,
 }
 
 /// The job of a call another node placed here, while it runs: when it
@@ -300,6 +303,7 @@ impl Shared {
             pulling: DashMap::new(),
             forwarded: AtomicU64::new(1),
             hosted: DashMap::new(),
+            job_desk: std::sync::OnceLock::new(),
         })
     }
 
@@ -790,6 +794,20 @@ impl NodeRpc for Service {
     async fn load(&self, request: Request<LoadRequest>) -> Result<Response<NodeLoad>, Status> {
         self.0.check(&request)?;
         Ok(Response::new(load_here(&self.0.actors)))
+    }
+
+    async fn job(&self, request: Request<JobRequest>) -> Result<Response<JobReply>, Status> {
+        self.0.check(&request)?;
+        let req = request.into_inner();
+        let op = super::JobOp::parse(&req.op, req.offset)
+            .ok_or_else(|| Status::invalid_argument(format!("no job request `{}`", req.op)))?;
+        let desk = self.0.job_desk.get().and_then(std::sync::Weak::upgrade);
+        let desk = desk.ok_or_else(|| Status::unavailable("this node serves no jobs"))?;
+        let (status, body) = desk.answer(req.job, op).await;
+        Ok(Response::new(JobReply {
+            status: status.into(),
+            body: body.into(),
+        }))
     }
 
     async fn module(

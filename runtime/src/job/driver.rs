@@ -17,9 +17,41 @@ use crate::exec::state::{CancelToken, InstanceState, Origin};
 use crate::output::{OutputSource, SourceKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
 use wasmtime::Store;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, export};
+
+/// Whether a job's driver has started, and a way to wait for it.
+#[derive(Default)]
+pub(crate) struct Started {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Started {
+    /// Marks the driver started.
+    pub fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the driver has started.
+    pub fn get(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the driver has started.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// Runs the driver of `module` with WASI arguments `args` (the program name
 /// first), setting `started` once it holds its call slot. Returns the exit
@@ -30,7 +62,7 @@ pub(crate) async fn run(
     args: Vec<String>,
     job: u64,
     cancel: Arc<CancelToken>,
-    started: &AtomicBool,
+    started: &Started,
 ) -> Result<i32, ErrorRecord> {
     let outcome = run_job(rt, module, args, job, cancel, started).await;
     // The job's unnamed actors end with their driver. Its last releases
@@ -48,7 +80,7 @@ async fn run_job(
     args: Vec<String>,
     job: u64,
     cancel: Arc<CancelToken>,
-    started: &AtomicBool,
+    started: &Started,
 ) -> Result<i32, ErrorRecord> {
     let name = module.name().to_string();
     let source = OutputSource {
@@ -68,7 +100,7 @@ async fn run_job(
             ));
         }
     };
-    started.store(true, Ordering::Release);
+    started.set();
     let mut store = instance::new_store(
         &rt.env,
         &rt.env.engines.tasks.engine,

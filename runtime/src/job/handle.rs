@@ -3,14 +3,16 @@
 use crate::actor::registry::Actors;
 use crate::error::{Error, Result, TaskError};
 use crate::exec::module::Module;
+use crate::job::driver::Started;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Starts `module`'s driver as a new job on `handle`'s threads.
+/// Starts `module`'s driver as job `id` (see `IdGen::next_job`; in a
+/// cluster, the cluster's count) on `handle`'s threads.
 pub(crate) fn start_job(
     shared: &Arc<Actors>,
     handle: &tokio::runtime::Handle,
+    id: u64,
     module: &Module,
     args: &[String],
     links: &[(String, Module)],
@@ -18,14 +20,13 @@ pub(crate) fn start_job(
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(module.name().to_string());
     argv.extend(args.iter().cloned());
-    let id = shared.env.ids.next_job();
     // The program calls its own module by name too.
     shared.env.links.link(id, module.name(), module.clone());
     for (name, linked) in links {
         shared.env.links.link(id, name, linked.clone());
     }
     let cancel = Arc::new(crate::exec::state::CancelToken::default());
-    let started = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(Started::default());
     let (s, m, token, run) = (
         shared.clone(),
         module.clone(),
@@ -57,7 +58,7 @@ pub struct Job {
 pub struct JobControl {
     id: u64,
     cancel: Arc<crate::exec::state::CancelToken>,
-    started: Arc<AtomicBool>,
+    started: Arc<Started>,
     shared: Arc<Actors>,
 }
 
@@ -71,7 +72,13 @@ impl JobControl {
     /// slot (every one is taken by running calls), as a pending Ray job
     /// waits for resources.
     pub fn started(&self) -> bool {
-        self.started.load(Ordering::Acquire)
+        self.started.get()
+    }
+
+    /// Resolves once the driver has started (never, if it is stopped
+    /// before).
+    pub async fn wait_started(&self) {
+        self.started.wait().await
     }
 
     /// Stops the job: interrupts its driver and cancels its unfinished

@@ -1,5 +1,6 @@
 //! The handlers of the node's HTTP API (`docs/http-api.md`).
 
+use super::cluster_jobs::Elsewhere;
 use super::jobs::{DeleteRefused, parse_job_id};
 use super::logs::job_name;
 use super::metrics::{self, Scrape};
@@ -13,6 +14,7 @@ use super::types::{
 };
 use crate::actor::registry::{Actor, Actors, Life};
 use crate::api::stats::MemoCounts;
+use crate::cluster::JobOp;
 use crate::events::{STATES, TaskRecord, TaskState};
 use crate::exec::resources::as_units;
 use axum::body::Bytes;
@@ -223,7 +225,10 @@ pub(crate) async fn submit_job(
             ),
         );
     }
-    let info = start_job(&st, &module, name, args, &links);
+    let info = match start_job(&st, &module, name, args, &links).await {
+        Ok(info) => info,
+        Err(r) => return r,
+    };
     ok(JobSubmitted {
         job_id: info.job_id,
         submission_id: info.submission_id,
@@ -260,97 +265,207 @@ fn linked_modules(
         .collect()
 }
 
-/// Starts `module`'s driver as a job on the node and records it.
-pub(crate) fn start_job(
+/// Starts `module`'s driver as a job on the node and records it (in a
+/// cluster, under the cluster's next job number, its record written
+/// before this returns).
+pub(crate) async fn start_job(
     st: &Arc<NodeState>,
     module: &crate::Module,
     name: Option<String>,
     args: Vec<String>,
     links: &[(String, crate::Module)],
-) -> super::types::JobInfo {
-    let job = crate::job::handle::start_job(&st.actors, &st.handle, module, &args, links);
-    let info = st.jobs.add(job.control(), module, name, args);
-    let id = job.id();
+) -> Result<super::types::JobInfo, Response> {
+    let id = match &st.cluster_jobs {
+        Some(cj) => cj.next_job().await.map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot number the job: {e:#}"),
+            )
+        })?,
+        None => st.actors.env.ids.next_job(),
+    };
+    let job = crate::job::handle::start_job(&st.actors, &st.handle, id, module, &args, links);
+    let control = job.control();
+    let info = st
+        .jobs
+        .add(control.clone(), module, name, args, &st.node_id);
     let node = st.clone();
     st.handle.spawn(async move {
-        let outcome = job.wait().await;
+        let wait = job.wait();
+        tokio::pin!(wait);
+        let outcome = tokio::select! {
+            outcome = &mut wait => outcome,
+            () = control.wait_started() => {
+                node.publish_job(id);
+                wait.await
+            }
+        };
         node.jobs.finish(id, &outcome);
         node.logs.job_ended(id);
+        node.publish_job(id);
     });
-    info
+    if let Some(cj) = &st.cluster_jobs {
+        cj.publish_now(id).await;
+    }
+    Ok(info)
 }
 
 fn job_id(id: &str) -> Result<u64, Response> {
     parse_job_id(id).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
 }
 
+/// `GET /api/jobs/`: this node's jobs, or in a cluster every node's.
 pub(crate) async fn list_jobs(State(st): St) -> Response {
-    ok(st.jobs.list())
+    match &st.cluster_jobs {
+        None => ok(st.jobs.list()),
+        Some(cj) => match cj.list(&st.jobs).await {
+            Ok(jobs) => ok(jobs),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        },
+    }
+}
+
+/// Request `op` about job `n` (named `id`) answered here, if it is this
+/// node's job.
+fn job_here(st: &NodeState, id: &str, n: u64, op: JobOp) -> Option<Response> {
+    let info = st.jobs.get(n)?;
+    Some(match op {
+        JobOp::Get => {
+            let mut counts = [0u64; STATES];
+            for r in st.actors.env.events.records().iter().filter(|r| r.job == n) {
+                counts[r.state as usize] += 1;
+            }
+            ok(JobDetail {
+                info,
+                tasks: StateCounts::from_array(counts),
+            })
+        }
+        JobOp::Logs { offset } => {
+            let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+            let (logs, next) = st.logs.job_log(n, offset);
+            ok(JobLogs {
+                logs,
+                offset: next as u64,
+                done: info.status.ended(),
+            })
+        }
+        JobOp::Stop => {
+            let stopped = st.jobs.stop(n);
+            st.publish_job(n);
+            ok(JobStopped { stopped })
+        }
+        JobOp::Delete => match st.jobs.delete(n) {
+            Ok(()) => {
+                st.logs.forget_job(n);
+                st.publish_job(n);
+                ok(JobDeleted { deleted: true })
+            }
+            Err(DeleteRefused::Unknown) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+            Err(DeleteRefused::NotEnded) => not_ended(id),
+        },
+    })
+}
+
+fn not_ended(id: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("job {id} has not ended: stop it, and delete it once it has"),
+    )
+}
+
+/// Request `op` about job `id`: answered here if it is this node's job,
+/// else (in a cluster) by its node, or by its record if its node left.
+async fn job_request(st: &NodeState, id: &str, op: JobOp) -> Response {
+    let n = match job_id(id) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if let Some(r) = job_here(st, id, n, op) {
+        return r;
+    }
+    let Some(cj) = &st.cluster_jobs else {
+        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
+    };
+    let info = match cj.elsewhere(id, n, op).await {
+        Elsewhere::Answered(status, body) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut r = (status, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
+        Elsewhere::Failed(status, why) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return error(status, why);
+        }
+        Elsewhere::Orphan(info) => info,
+    };
+    // Its node left the cluster, and what it knew of the job with it.
+    match op {
+        JobOp::Get => ok(JobDetail {
+            info,
+            tasks: StateCounts::from_array([0; STATES]),
+        }),
+        JobOp::Logs { .. } => error(
+            StatusCode::GONE,
+            format!(
+                "job {id}'s logs were on node {}, which left the cluster",
+                info.node_id
+            ),
+        ),
+        JobOp::Stop => ok(JobStopped { stopped: false }),
+        JobOp::Delete if !info.status.ended() => not_ended(id),
+        JobOp::Delete => match cj.forget(n).await {
+            Ok(()) => ok(JobDeleted { deleted: true }),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        },
+    }
 }
 
 pub(crate) async fn job(State(st): St, Path(id): Path<String>) -> Response {
-    let n = match job_id(&id) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let Some(info) = st.jobs.get(n) else {
-        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
-    };
-    let mut counts = [0u64; STATES];
-    for r in st.actors.env.events.records().iter().filter(|r| r.job == n) {
-        counts[r.state as usize] += 1;
-    }
-    ok(JobDetail {
-        info,
-        tasks: StateCounts::from_array(counts),
-    })
+    job_request(&st, &id, JobOp::Get).await
 }
 
 pub(crate) async fn job_logs(State(st): St, Path(id): Path<String>, Query(q): Params) -> Response {
-    let n = match job_id(&id) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let Some(info) = st.jobs.get(n) else {
-        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
-    };
     let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let (logs, next) = st.logs.job_log(n, offset);
-    ok(JobLogs {
-        logs,
-        offset: next as u64,
-        done: info.status.ended(),
-    })
+    job_request(&st, &id, JobOp::Logs { offset }).await
 }
 
 pub(crate) async fn stop_job(State(st): St, Path(id): Path<String>) -> Response {
-    let n = match job_id(&id) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    if st.jobs.get(n).is_none() {
-        return error(StatusCode::NOT_FOUND, format!("no job {id}"));
-    }
-    ok(JobStopped {
-        stopped: st.jobs.stop(n),
-    })
+    job_request(&st, &id, JobOp::Stop).await
 }
 
 pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Response {
-    let n = match job_id(&id) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    match st.jobs.delete(n) {
-        Ok(()) => {
-            st.logs.forget_job(n);
-            ok(JobDeleted { deleted: true })
+    job_request(&st, &id, JobOp::Delete).await
+}
+
+impl crate::cluster::JobDesk for NodeState {
+    fn answer(
+        &self,
+        job: u64,
+        op: JobOp,
+    ) -> futures_util::future::BoxFuture<'static, (u16, Vec<u8>)> {
+        let id = job_name(job);
+        let r = job_here(self, &id, job, op)
+            .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")));
+        Box::pin(async move {
+            let status = r.status().as_u16();
+            match axum::body::to_bytes(r.into_body(), usize::MAX).await {
+                Ok(body) => (status, body.to_vec()),
+                Err(e) => (500, format!("{{\"error\":\"{e}\"}}").into_bytes()),
+            }
+        })
+    }
+}
+
+impl NodeState {
+    /// Writes job `job`'s record to the cluster's, if in one.
+    pub(crate) fn publish_job(&self, job: u64) {
+        if let Some(cj) = &self.cluster_jobs {
+            cj.publish(job);
         }
-        Err(DeleteRefused::Unknown) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
-        Err(DeleteRefused::NotEnded) => error(
-            StatusCode::BAD_REQUEST,
-            format!("job {id} has not ended: stop it, and delete it once it has"),
-        ),
     }
 }
 
@@ -706,8 +821,13 @@ pub(crate) async fn status(State(st): St) -> Response {
         r.2
     };
     let actors = actor_counts(s);
+    // The jobs page's: in a cluster, every node's.
+    let listed = match &st.cluster_jobs {
+        Some(cj) => cj.list(&st.jobs).await.ok(),
+        None => None,
+    };
     let mut jobs = JobCounts::default();
-    for j in st.jobs.list() {
+    for j in listed.unwrap_or_else(|| st.jobs.list()) {
         jobs.add(j.status);
     }
     let stats = s.env.objects.stats();

@@ -54,6 +54,7 @@ impl Jobs {
         module: &Module,
         name: Option<String>,
         args: Vec<String>,
+        node_id: &str,
     ) -> JobInfo {
         let id = job.id();
         let info = JobInfo {
@@ -67,6 +68,7 @@ impl Jobs {
             end_time_ms: None,
             exit_code: None,
             message: None,
+            node_id: node_id.to_string(),
         };
         let entry = Entry {
             id,

@@ -9,6 +9,7 @@
 
 mod api;
 mod calls;
+mod cluster_jobs;
 mod jobs;
 mod logs;
 mod metrics;
@@ -198,6 +199,16 @@ impl Node {
             .map_err(Error::Config)?;
             (Some(membership), Some(cluster))
         };
+        let jobs = Arc::new(jobs::Jobs::default());
+        let cluster_jobs = match (&membership, &cluster) {
+            (Some(m), Some(c)) => Some(cluster_jobs::ClusterJobs::start(
+                m.clone(),
+                c.clone(),
+                jobs.clone(),
+                rt.handle(),
+            )),
+            _ => None,
+        };
         let state = Arc::new(NodeState {
             node_id,
             membership,
@@ -205,7 +216,8 @@ impl Node {
             actors: rt.actors.clone(),
             handle: rt.handle().clone(),
             logs,
-            jobs: jobs::Jobs::default(),
+            jobs,
+            cluster_jobs,
             addr,
             token: options.token,
             hosts,
@@ -217,6 +229,11 @@ impl Node {
             },
             held: Default::default(),
         });
+        if let Some(cluster) = &state.cluster {
+            let desk = Arc::downgrade(&state);
+            let desk: std::sync::Weak<dyn crate::cluster::JobDesk> = desk;
+            cluster.set_job_desk(desk);
+        }
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let _guard = rt.handle().enter();

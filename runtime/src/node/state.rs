@@ -34,7 +34,9 @@ pub(crate) struct NodeState {
     pub actors: Arc<Actors>,
     pub handle: tokio::runtime::Handle,
     pub logs: Arc<LogStore>,
-    pub jobs: jobs::Jobs,
+    pub jobs: Arc<jobs::Jobs>,
+    /// In a cluster, the records of every node's jobs.
+    pub cluster_jobs: Option<crate::node::cluster_jobs::ClusterJobs>,
     pub addr: SocketAddr,
     pub(super) token: Option<String>,
     /// `Host` header values that name this node; `None` when it listens on

@@ -91,6 +91,9 @@ pub struct JobInfo {
     pub exit_code: Option<i32>,
     /// Why it failed (the error and its causes) or was stopped.
     pub message: Option<String>,
+    /// The node its driver runs on.
+    #[serde(default)]
+    pub node_id: String,
 }
 
 /// `GET /api/jobs/{id}`: the job and its calls by state.
@@ -631,7 +634,7 @@ pub struct Status {
     pub tasks: TaskCounts,
     /// Actors by state.
     pub actors: ActorCounts,
-    /// Jobs by status.
+    /// Jobs by status (in a cluster, every node's).
     pub jobs: JobCounts,
     /// Free slots.
     pub slots: SlotUse,

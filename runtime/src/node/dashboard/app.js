@@ -647,7 +647,7 @@
     endpoint: 'api/v0/jobs',
     key: 'jobs',
     filters: [],
-    cols: 8,
+    cols: 9,
     emptyText: 'No jobs yet. Submit one with POST /api/jobs/.',
     row(j) {
       const id = str(j.job_id);
@@ -655,6 +655,7 @@
         h('td', { class: 'mono' }, jobLink(id)),
         h('td', null, str(j.name)),
         stateCell(j.status),
+        h('td', { class: 'mono' }, j.node_id == null ? dash : str(j.node_id)),
         h('td', { title: isoTitle(j.start_time_ms) }, fmtTime(j.start_time_ms)),
         jobDuration(j),
         h('td', { class: 'num' }, j.exit_code == null ? dash : str(j.exit_code)),
