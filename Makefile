@@ -35,14 +35,15 @@ c-toolchain:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
 
-# protoc, which building the etcd client needs, and etcd itself, which the
-# cluster's tests start (Debian's packages).
+# protoc, which building the etcd client needs, etcd itself, which the
+# cluster's tests start, and openssl, with which they make TLS certificates
+# (Debian's packages).
 cluster-toolchain:
-	@command -v protoc >/dev/null && command -v etcd >/dev/null || \
-	  { echo "installing protoc and etcd for the cluster"; \
+	@command -v protoc >/dev/null && command -v etcd >/dev/null && command -v openssl >/dev/null || \
+	  { echo "installing protoc, etcd and openssl for the cluster"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      protobuf-compiler etcd-server >/dev/null; }
+	      protobuf-compiler etcd-server openssl >/dev/null; }
 
 # The dashboard's browser tests drive a headless Chromium: $WRAY_CHROMIUM,
 # else the first of these on PATH, else Debian's package, installed here.

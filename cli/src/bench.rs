@@ -82,6 +82,11 @@ pub struct BenchArgs {
     /// stopped by the bench.
     #[arg(long, value_name = "N")]
     cluster: Option<usize>,
+    /// With --cluster: the nodes talk over TLS, with the `node.crt`,
+    /// `node.key` and `ca.crt` in this directory (docs/cluster.md says how
+    /// to make them).
+    #[arg(long, value_name = "DIR", requires = "cluster")]
+    tls: Option<PathBuf>,
 }
 
 /// What one benchmark measures and how its figure is computed.
@@ -359,6 +364,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             module: &args.module,
             num_cpus: args.num_cpus,
             only: &args.only,
+            tls: args.tls.as_deref(),
         });
     }
     // Room for the 10,000 actors of actors_create, and the driver.

@@ -40,6 +40,8 @@ struct Node {
 struct Cluster {
     etcd: crate::etcd::Etcd,
     nodes: Vec<Node>,
+    /// The directory of the nodes' TLS files, if they use TLS.
+    tls: Option<std::path::PathBuf>,
     _etcd_dir: tempfile::TempDir,
 }
 
@@ -56,12 +58,13 @@ fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> anyhow:
 }
 
 impl Cluster {
-    fn start(n: usize, num_cpus: Option<usize>) -> anyhow::Result<Cluster> {
+    fn start(n: usize, num_cpus: Option<usize>, tls: Option<&Path>) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
         let etcd = crate::etcd::Etcd::start(IpAddr::from([127, 0, 0, 1]), 0, dir.path(), None)?;
         let mut cluster = Cluster {
             etcd,
             nodes: Vec::new(),
+            tls: tls.map(Path::to_path_buf),
             _etcd_dir: dir,
         };
         for _ in 0..n {
@@ -87,6 +90,11 @@ impl Cluster {
             .stderr(Stdio::piped());
         if let Some(n) = num_cpus {
             cmd.args(["--num-cpus", &n.to_string()]);
+        }
+        if let Some(dir) = &self.tls {
+            cmd.arg("--tls-cert").arg(dir.join("node.crt"));
+            cmd.arg("--tls-key").arg(dir.join("node.key"));
+            cmd.arg("--tls-ca").arg(dir.join("ca.crt"));
         }
         let mut child = cmd.spawn()?;
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
@@ -220,6 +228,9 @@ pub struct Options<'a> {
     pub num_cpus: Option<usize>,
     /// Only the figures whose key contains one of these (all if empty).
     pub only: &'a [String],
+    /// TLS between the nodes: the directory of their certificate, key and
+    /// CA.
+    pub tls: Option<&'a Path>,
 }
 
 /// The cluster figures, printed as a table (and JSON on the last line).
@@ -232,6 +243,7 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
         module,
         num_cpus,
         only,
+        tls,
     } = o;
     let want = |key: &str| only.is_empty() || only.iter().any(|o| key.contains(o.as_str()));
     if n < 2 {
@@ -250,9 +262,14 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
         ("10000", "1024", "100", "100")
     };
     println!(
-        "wray {} bench: a cluster of {n} node processes on this machine ({} cores), lease {LEASE_TTL} s, median of {runs} runs{}",
+        "wray {} bench: a cluster of {n} node processes on this machine ({} cores){}, lease {LEASE_TTL} s, median of {runs} runs{}",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if tls.is_some() {
+            ", TLS between nodes"
+        } else {
+            ""
+        },
         if quick {
             " (quick: not a measurement)"
         } else {
@@ -260,7 +277,7 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
         }
     );
     let mut figures: Vec<(&str, f64, &str, &str)> = Vec::new();
-    let mut cluster = Cluster::start(n, num_cpus)?;
+    let mut cluster = Cluster::start(n, num_cpus, tls)?;
     let other = cluster.nodes[1].id.clone();
     let first = cluster.nodes[0].id.clone();
     // Warm every node's module cache.

@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wray_runtime::NullSink;
+use wray_runtime::cluster::tls::TlsFiles;
 use wray_runtime::node::types::NodeEntry;
 use wray_runtime::node::{LogStore, Node, NodeOptions, new_token};
 
@@ -60,6 +61,18 @@ pub struct StartArgs {
     /// machine reaches etcd through). Ray's `--node-ip-address`.
     #[arg(long, value_name = "ADDR")]
     node_ip: Option<std::net::IpAddr>,
+    /// With --etcd: talk to other nodes over mutual TLS, with this node's
+    /// certificate (PEM, signed by the cluster's CA, naming `wray-node`);
+    /// needs --tls-key and --tls-ca. See docs/cluster.md.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// With --tls-cert: this node's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// With --tls-cert: the cluster's CA certificate (PEM): only nodes
+    /// with a certificate it signed are served or called.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -144,6 +157,14 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
             cluster_token: std::env::var("WRAY_CLUSTER_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
+            cluster_tls: match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+                (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    ca: ca.clone(),
+                }),
+                _ => None,
+            },
         },
     )?;
     let url = node.url();

@@ -453,7 +453,13 @@ fn ran(via: SocketAddr, function: &str) -> Vec<String> {
 fn calls_run_on_the_node_they_are_placed_on_with_large_values_pulled_across() {
     let etcd = etcd();
     let nodes: Vec<ClusterNode> = (0..2).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
-    let (a, b) = (&nodes[0], &nodes[1]);
+    runs_the_cluster_scenario(&nodes[0], &nodes[1]);
+}
+
+/// Runs the `cluster` scenario on `a` with `b`: calls and actors placed
+/// on b, large values pulled both ways, named actors found across; checks
+/// where everything ran and that nothing is left in flight or lent.
+fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
     common::eventually("each node places calls on the other", || {
         cluster_view(a.addr).0 == vec![b.id.clone()] && cluster_view(b.addr).0 == vec![a.id.clone()]
     });
@@ -668,6 +674,135 @@ fn a_job_gets_every_result_when_a_node_hangs_under_it() {
     });
 }
 
+/// A cluster's CA and a node certificate it signed (naming `wray-node`),
+/// made with `openssl`.
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (Debian's `openssl`; `make setup` installs it)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.crt"],
+            ]
+            .concat()
+            .iter()
+            .copied()
+            .chain(["-days", "2", "-subj", "/CN=wray test CA"])
+            .collect::<Vec<_>>(),
+        );
+        openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &["-keyout", "node.key", "-out", "node.csr"],
+            ]
+            .concat()
+            .iter()
+            .copied()
+            .chain(["-subj", "/CN=wray-node"])
+            .collect::<Vec<_>>(),
+        );
+        std::fs::write(
+            dir.path().join("ext"),
+            "subjectAltName=DNS:wray-node\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        Certs { dir }
+    }
+
+    /// `wray start`'s TLS flags for a node with this certificate.
+    fn flags(&self) -> Vec<String> {
+        let f = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
+        [
+            "--tls-cert",
+            &f("node.crt"),
+            "--tls-key",
+            &f("node.key"),
+            "--tls-ca",
+            &f("ca.crt"),
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+}
+
+/// A node joining through `etcd` that talks to the others over TLS.
+fn start_tls_node(etcd: &str, certs: &Certs) -> ClusterNode {
+    let mut args = vec!["--etcd".to_string(), etcd.to_string()];
+    args.extend(certs.flags());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_node(&args, LEASE_TTL, "")
+}
+
+#[test]
+fn nodes_over_tls_run_everything_and_refuse_a_node_of_another_ca() {
+    let etcd = etcd();
+    let (ours, theirs) = (Certs::new(), Certs::new());
+    let a = start_tls_node(&etcd.url, &ours);
+    let b = start_tls_node(&etcd.url, &ours);
+    runs_the_cluster_scenario(&a, &b);
+    // A node whose certificate another CA signed is in the member list
+    // (etcd lets it in) but neither served nor served by the others.
+    let c = start_tls_node(&etcd.url, &theirs);
+    common::eventually("a sees c", || cluster_view(a.addr).0.contains(&c.id));
+    let before = ran(a.addr, "add").len();
+    let job = node::submit(c.addr, "testkit", &["cluster", &a.id]);
+    let done = node::wait_job_end(c.addr, &job);
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["message"].as_str().unwrap().contains("certificate"),
+        "{done}"
+    );
+    assert_eq!(ran(a.addr, "add").len(), before, "nothing of c's ran on a");
+    // Nor is a node without TLS.
+    let d = start_node(&etcd.url, LEASE_TTL);
+    let job = node::submit(d.addr, "testkit", &["cluster", &a.id]);
+    let done = node::wait_job_end(d.addr, &job);
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(ran(a.addr, "add").len(), before, "nothing of d's ran on a");
+}
+
 #[test]
 fn nodes_serve_only_nodes_with_their_cluster_token() {
     let etcd = etcd();
@@ -703,6 +838,33 @@ fn a_cluster_node_on_a_network_address_needs_a_cluster_token() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs a cluster token"), "{stderr}");
+}
+
+#[test]
+fn a_node_with_unusable_tls_files_does_not_start_and_says_why() {
+    let etcd = etcd();
+    let certs = Certs::new();
+    let file = |name: &str| certs.dir.path().join(name).to_string_lossy().into_owned();
+    let start = |cert: &str, key: &str, ca: &str| {
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+            .args(["start", "--port", "0", "--etcd", &etcd.url])
+            .args(["--tls-cert", cert, "--tls-key", key, "--tls-ca", ca])
+            .env("WRAY_STATE_DIR", state.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let (cert, key, ca) = (file("node.crt"), file("node.key"), file("ca.crt"));
+    let said = start(&file("missing.crt"), &key, &ca);
+    assert!(said.contains("cannot read the node certificate"), "{said}");
+    let said = start(&key, &key, &ca);
+    assert!(said.contains("holds no PEM certificate"), "{said}");
+    let said = start(&cert, &file("ca.key"), &ca);
+    assert!(said.contains("the node certificate and key"), "{said}");
+    let said = start(&cert, &key, &file("node.key"));
+    assert!(said.contains("CA certificate"), "{said}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod names;
 pub mod place;
 mod pull;
 pub(crate) mod rpc;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -131,7 +131,9 @@ pub struct Cluster {
 impl Cluster {
     /// Serves this node's RPC service on `listener`, follows the live nodes
     /// of `membership`, and places the calls of `actors`' runtime. With
-    /// `token`, it serves only requests that present it, and presents it.
+    /// `token`, it serves only requests that present it, and presents it;
+    /// with `tls`, only peers with a certificate of the cluster's CA, and
+    /// talks to them over TLS.
     pub(crate) fn start(
         actors: &Arc<Actors>,
         handle: &tokio::runtime::Handle,
@@ -139,12 +141,14 @@ impl Cluster {
         listener: std::net::TcpListener,
         address: String,
         token: Option<&str>,
+        tls: Option<Arc<super::tls::Tls>>,
     ) -> Result<Arc<Cluster>, String> {
         let shared = Arc::new(Shared::new(
             membership.id().to_string(),
             address,
             actors.clone(),
             token,
+            tls.clone(),
         )?);
         let (stop, stopped) = oneshot::channel::<()>();
         let cluster = Arc::new(Cluster {
@@ -160,7 +164,7 @@ impl Cluster {
         listener.set_nonblocking(true).map_err(serve)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(serve)?;
         // Pulls are served beside the gRPC service, on its port.
-        let incoming = super::pull::incoming(listener, shared.clone());
+        let incoming = super::pull::incoming(listener, shared.clone(), tls);
         let server = tonic::transport::Server::builder()
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(16 << 20))

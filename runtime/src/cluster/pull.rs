@@ -11,19 +11,24 @@
 //! this path reaches the kernel's socket speed (`docs/cluster.md`).
 //!
 //! A connection whose first 8 bytes are [`MAGIC`] is a pull; anything
-//! else (an HTTP/2 preface) goes to the gRPC server ([`incoming`]). The
+//! else (an HTTP/2 preface) goes to the gRPC server ([`incoming`]). Over
+//! TLS (`tls.rs`), the protocol the client asked for tells them apart,
+//! and the bytes below travel inside it. The
 //! request: `MAGIC`, the token's length (u16, little-endian) and the
 //! cluster token, the 32-byte digest, and 1 to release a result parked
 //! for this pull (0 otherwise). The reply: 0, the length (u64), the
 //! bytes; or 1, a message's length (u32) and the message (why not).
 
+use super::tls::{PULL_ALPN, Tls};
 use crate::objects::blob::{Blob, Filling};
 use futures_util::Stream;
 use std::io::{Read, Write};
 use std::net::{TcpStream as StdStream, ToSocketAddrs};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The first bytes of a pull's connection.
@@ -48,13 +53,87 @@ pub(super) trait Lender: Send + Sync + 'static {
     fn lent(&self, digest: &[u8; 32], release: bool) -> Option<Arc<Blob>>;
 }
 
+/// A connection from another node for the gRPC server: plain, or TLS.
+pub(super) enum Conn {
+    /// Without TLS.
+    Plain(TcpStream),
+    /// Over TLS, handshake done.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) {}
+}
+
 /// The connections `listener` accepts that are not pulls, for the gRPC
-/// server; pulls are served here, each on a task of its own.
+/// server; pulls are served here, each on a task of its own. With `tls`,
+/// every connection must complete its handshake first.
 pub(super) fn incoming(
     listener: TcpListener,
     shared: Arc<dyn Lender>,
-) -> impl Stream<Item = std::io::Result<TcpStream>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<TcpStream>>(64);
+    tls: Option<Arc<Tls>>,
+) -> impl Stream<Item = std::io::Result<Conn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Conn>>(64);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -71,18 +150,34 @@ pub(super) fn incoming(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (tx, shared) = (tx.clone(), shared.clone());
+            let (tx, shared, tls) = (tx.clone(), shared.clone(), tls.clone());
             tokio::spawn(async move {
-                let mut first = [0u8; MAGIC.len()];
-                let said = tokio::time::timeout(SNIFF_FOR, peek_exact(&stream, &mut first)).await;
-                match said {
-                    Ok(Ok(())) if &first == MAGIC => serve(&shared, stream).await,
-                    Ok(Ok(())) => {
-                        let _ = tx.send(Ok(stream)).await;
+                let conn = match tls {
+                    Some(tls) => {
+                        // A peer without a certificate of the cluster's
+                        // CA fails here.
+                        let handshake = tls.acceptor().accept(stream);
+                        let Ok(Ok(s)) = tokio::time::timeout(SNIFF_FOR, handshake).await else {
+                            return;
+                        };
+                        if s.get_ref().1.alpn_protocol() == Some(PULL_ALPN) {
+                            return serve(&shared, s).await;
+                        }
+                        Conn::Tls(Box::new(s))
                     }
-                    // Silent, or gone: dropped.
-                    _ => {}
-                }
+                    None => {
+                        let mut first = [0u8; MAGIC.len()];
+                        let said =
+                            tokio::time::timeout(SNIFF_FOR, peek_exact(&stream, &mut first)).await;
+                        match said {
+                            Ok(Ok(())) if &first == MAGIC => return serve(&shared, stream).await,
+                            Ok(Ok(())) => Conn::Plain(stream),
+                            // Silent, or gone: dropped.
+                            _ => return,
+                        }
+                    }
+                };
+                let _ = tx.send(Ok(conn)).await;
             });
         }
     });
@@ -108,7 +203,7 @@ async fn peek_exact(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// Serves one pull: reads the request, writes the reply.
-async fn serve(shared: &Arc<dyn Lender>, mut stream: TcpStream) {
+async fn serve(shared: &Arc<dyn Lender>, mut stream: impl AsyncRead + AsyncWrite + Unpin) {
     let reply = async {
         let mut head = [0u8; MAGIC.len() + 2];
         stream.read_exact(&mut head).await.ok()?;
@@ -161,6 +256,7 @@ async fn serve(shared: &Arc<dyn Lender>, mut stream: TcpStream) {
 /// that came (the caller checks it is `digest`).
 pub(super) fn pull_into(
     holder: &str,
+    tls: Option<&Tls>,
     token: Option<&[u8]>,
     digest: &[u8; 32],
     release: bool,
@@ -172,10 +268,29 @@ pub(super) fn pull_into(
         .map_err(failed)?
         .next()
         .ok_or_else(|| format!("pulling from {holder}: the address names no host"))?;
-    let mut s = StdStream::connect_timeout(&addr, CONNECT_FOR).map_err(failed)?;
+    let s = StdStream::connect_timeout(&addr, CONNECT_FOR).map_err(failed)?;
     s.set_nodelay(true).map_err(failed)?;
     s.set_read_timeout(Some(STALL)).map_err(failed)?;
     s.set_write_timeout(Some(STALL)).map_err(failed)?;
+    match tls {
+        Some(tls) => {
+            let s = tls.pull_client(s).map_err(failed)?;
+            exchange(s, holder, token, digest, release, filling)
+        }
+        None => exchange(s, holder, token, digest, release, filling),
+    }
+}
+
+/// A pull's request and reply on connection `s` to `holder`.
+fn exchange(
+    mut s: impl Read + Write,
+    holder: &str,
+    token: Option<&[u8]>,
+    digest: &[u8; 32],
+    release: bool,
+    filling: &mut Filling,
+) -> Result<[u8; 32], String> {
+    let failed = |e: std::io::Error| format!("pulling from {holder}: {e}");
     let token = token.unwrap_or_default();
     let mut request = Vec::with_capacity(MAGIC.len() + 2 + token.len() + 33);
     request.extend_from_slice(MAGIC);
@@ -272,11 +387,11 @@ mod tests {
         let (addr, mut others) = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap().to_string();
-            (addr, Box::pin(incoming(listener, lender)))
+            (addr, Box::pin(incoming(listener, lender, None)))
         });
         let pull = |token: &[u8], digest: [u8; 32], len: usize| {
             let mut filling = Filling::new(len, None, &stats);
-            pull_into(&addr, Some(token), &digest, false, &mut filling)
+            pull_into(&addr, None, Some(token), &digest, false, &mut filling)
                 .map(|d| (d, filling.finish(vec![]).expect("filled")))
         };
         let (digested, got) = pull(b"secret", digest, data.len()).expect("a pull");
@@ -293,7 +408,9 @@ mod tests {
         // unread.
         let mut other = StdStream::connect(&addr).unwrap();
         other.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
-        let passed = rt.block_on(others.next()).unwrap().unwrap();
+        let Conn::Plain(passed) = rt.block_on(others.next()).unwrap().unwrap() else {
+            panic!("a plain connection")
+        };
         let mut first = [0u8; 16];
         rt.block_on(peek_exact(&passed, &mut first)).unwrap();
         assert_eq!(&first, b"PRI * HTTP/2.0\r\n");

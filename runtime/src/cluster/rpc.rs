@@ -177,6 +177,8 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     /// The actors other nodes placed here, by their id here.
     hosted: DashMap<ActorId, Hosted>,
+    /// TLS to and from other nodes, if the cluster uses it.
+    pub tls: Option<Arc<super::tls::Tls>>,
     /// What answers other nodes about this node's jobs, once the node
     /// set it.
     pub job_desk: std::sync::OnceLock<std::sync::Weak<dyn super::JobDesk>>,
@@ -285,6 +287,7 @@ impl Shared {
         address: String,
         actors: Arc<Actors>,
         token: Option<&str>,
+        tls: Option<Arc<super::tls::Tls>>,
     ) -> Result<Shared, String> {
         let token = token
             .map(|t| {
@@ -294,6 +297,7 @@ impl Shared {
             .transpose()?;
         Ok(Shared {
             token,
+            tls,
             id,
             address,
             actors,
@@ -464,7 +468,12 @@ impl Shared {
                     .connect_timeout(Duration::from_secs(5))
                     .initial_stream_window_size(Some(8 << 20))
                     .initial_connection_window_size(Some(16 << 20));
-                let c = endpoint.connect_lazy();
+                let c = match &self.tls {
+                    Some(tls) => {
+                        endpoint.connect_with_connector_lazy(super::tls::GrpcConnector(tls.clone()))
+                    }
+                    None => endpoint.connect_lazy(),
+                };
                 self.channels.insert(address.to_string(), c.clone());
                 c
             }
@@ -578,9 +587,11 @@ impl Shared {
         // (on a thread: the reads block), digested as they come.
         let mut filling = objects.filling(len, None);
         let (holder, token) = (r.holder.clone(), self.token().map(<[u8]>::to_vec));
+        let tls = self.tls.clone();
         let blob = tokio::task::spawn_blocking(move || {
+            let (tls, token) = (tls.as_deref(), token.as_deref());
             let digested =
-                super::pull::pull_into(&holder, token.as_deref(), &digest, release, &mut filling)?;
+                super::pull::pull_into(&holder, tls, token, &digest, release, &mut filling)?;
             filling
                 .finish_digested(Vec::new(), digested)
                 .ok_or_else(|| "a pull ended short".to_string())

@@ -60,8 +60,12 @@ pub struct NodeOptions {
     /// default: any free port), on `host`.
     pub rpc_port: u16,
     /// In a cluster, the secret its nodes share, which every call between
-    /// nodes carries (required when `host` is not a loopback address).
+    /// nodes carries (this, or `cluster_tls`, is required when `host` is
+    /// not a loopback address).
     pub cluster_token: Option<String>,
+    /// In a cluster, TLS between its nodes: this node's certificate and
+    /// key, and the cluster's CA (`cluster::tls`).
+    pub cluster_tls: Option<crate::cluster::tls::TlsFiles>,
     /// In a cluster, the address other nodes reach this one at, when
     /// `host` is a wildcard (`0.0.0.0`); `None`: the address of the
     /// interface this machine reaches etcd through.
@@ -79,6 +83,7 @@ impl Default for NodeOptions {
             lease_ttl: 10,
             rpc_port: 0,
             cluster_token: None,
+            cluster_tls: None,
             node_ip: None,
         }
     }
@@ -144,13 +149,23 @@ impl Node {
         let (membership, cluster) = if options.etcd.is_empty() {
             (None, None)
         } else {
-            if !options.host.is_loopback() && options.cluster_token.is_none() {
+            if !options.host.is_loopback()
+                && options.cluster_token.is_none()
+                && options.cluster_tls.is_none()
+            {
                 return Err(Error::Config(format!(
                     "a cluster node listening on {} needs a cluster token, the same on every \
-                     node: set WRAY_CLUSTER_TOKEN",
+                     node (set WRAY_CLUSTER_TOKEN), or TLS between nodes (--tls-cert, \
+                     --tls-key, --tls-ca)",
                     options.host
                 )));
             }
+            let tls = match &options.cluster_tls {
+                Some(files) => Some(Arc::new(
+                    crate::cluster::tls::Tls::load(files).map_err(Error::Config)?,
+                )),
+                None => None,
+            };
             // The service other nodes call, on a port of its own.
             let rpc =
                 std::net::TcpListener::bind((options.host, options.rpc_port)).map_err(|e| {
@@ -195,6 +210,7 @@ impl Node {
                 rpc,
                 rpc_address,
                 options.cluster_token.as_deref(),
+                tls,
             )
             .map_err(Error::Config)?;
             (Some(membership), Some(cluster))
