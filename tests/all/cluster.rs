@@ -467,7 +467,7 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
     succeeded(a.addr, &job, "cluster: ok");
     // The pinned calls ran on the other node (and its nested ones there);
     // the unpinned calls of a large object stayed with it.
-    for f in ["add", "len", "bump_bytes", "push_all"] {
+    for f in ["add", "bump_bytes", "push_all"] {
         assert_eq!(ran(b.addr, f), vec!["FINISHED"], "{f} on node {}", b.id);
     }
     assert_eq!(ran(b.addr, "fails"), vec!["FAILED"]);
@@ -481,10 +481,18 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
             .collect()
     };
     assert_eq!(ran_on("bump_bytes"), vec![Some(b.id.clone())]);
+    // The calls of the large object ran here or on b, which took it for
+    // the pinned call and kept it: b pulled it once, whatever ran there.
     let len = ran_on("len");
     assert_eq!(len.len(), 9, "{len:?}");
-    assert_eq!(len.iter().filter(|n| n.is_some()).count(), 1, "{len:?}");
-    assert!(len.contains(&Some(b.id.clone())), "{len:?}");
+    assert!(
+        len.iter().all(|n| n.is_none() || *n == Some(b.id.clone())),
+        "{len:?}"
+    );
+    let there = len.iter().filter(|n| n.is_some()).count();
+    assert!(there >= 1, "{len:?}");
+    assert_eq!(ran(b.addr, "len").len(), there);
+    assert_eq!(copies_on(b.addr).0, 1, "b pulled the large object once");
     assert!(
         !ran(b.addr, "chain").is_empty(),
         "the head of the chain ran there"
@@ -672,6 +680,35 @@ fn a_job_gets_every_result_when_a_node_hangs_under_it() {
         // when the harness drops it).
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     });
+}
+
+/// What node `via` pulled, served and keeps: (pulled, served, copies).
+fn copies_on(via: SocketAddr) -> (u64, u64, u64) {
+    let c = get(via, "/api/v0/status").json()["cluster"].clone();
+    let n = |k: &str| c[k].as_u64().unwrap();
+    (n("pulled"), n("served"), n("copies"))
+}
+
+#[test]
+fn a_large_object_is_pulled_once_per_node_then_from_a_node_that_has_it() {
+    let etcd = etcd();
+    let nodes: Vec<ClusterNode> = (0..3).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    for n in &nodes {
+        common::eventually("the nodes see each other", || {
+            cluster_view(n.addr).0.len() == 2
+        });
+    }
+    // Five calls on b, one after another, then three on c, each taking
+    // the same 6 MiB object made on a.
+    let job = node::submit(a.addr, "testkit", &["copies", &b.id, "5", &c.id, "3"]);
+    succeeded(a.addr, &job, "copies: ok");
+    // b pulled it once, from a, and kept it; c pulled it once, from b.
+    assert_eq!(copies_on(b.addr), (1, 1, 1), "b");
+    assert_eq!(copies_on(c.addr), (1, 0, 1), "c");
+    assert_eq!(copies_on(a.addr).1, 1, "a served b's pull only");
+    assert_eq!(ran(b.addr, "len").len(), 5);
+    assert_eq!(ran(c.addr, "len").len(), 3);
 }
 
 /// A cluster's CA and a node certificate it signed (naming `wray-node`),

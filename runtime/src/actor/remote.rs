@@ -46,7 +46,7 @@ pub(super) fn placement(rt: &Actors, options: &wray_abi::wire::Options) -> Place
         || rt.env.resources.check(&options.resources).is_err();
     match elsewhere {
         false => Place::Here,
-        true => rt.env.place(options, true, 0),
+        true => rt.env.place(options, true, &Default::default()),
     }
 }
 

@@ -9,6 +9,7 @@
 //! [`Membership`] is the small seam the node sees; [`etcd`] implements it
 //! on etcd's v3 API, so another store could replace it.
 
+mod copies;
 pub mod etcd;
 mod names;
 pub mod place;
@@ -83,7 +84,7 @@ impl JobOp {
 /// HTTP API, a layer above this one.
 pub trait JobDesk: Send + Sync {
     /// The HTTP status and JSON body of `op` on job `job` here.
-    fn answer(&self, job: u64, op: JobOp) -> BoxFuture<'static, (u16, Vec<u8>)>;
+    fn answer(&self, job: u64, op: JobOp) -> BoxFuture<'_, (u16, Vec<u8>)>;
 }
 
 /// A node's membership of a cluster.

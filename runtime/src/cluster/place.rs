@@ -16,7 +16,7 @@ use super::Membership;
 use super::rpc::{Loans, Service, Shared};
 use crate::actor::registry::Actors;
 use crate::exec::remote::{
-    Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
+    ArgBytes, Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
 };
 use crate::exec::resources;
 use futures_util::future::BoxFuture;
@@ -42,8 +42,8 @@ use tonic::transport::Channel;
 const REFRESH: Duration = Duration::from_millis(250);
 /// How long a node that could not be reached gets no calls.
 const DOWN_FOR: Duration = Duration::from_secs(1);
-/// Arguments this large together keep a call on the node that holds them
-/// (unless it is pinned or spread): past what rides inline in a call.
+/// Arguments this large together are placed by locality (`Cluster::near`):
+/// past what rides inline in a call.
 const LOCAL_ARGS: usize = super::rpc::INLINE_MAX;
 /// How long a node's report of its load (on its replies) counts.
 const REPORT_FRESH_MS: u64 = 1000;
@@ -74,6 +74,19 @@ pub struct ClusterUse {
     /// Objects it lends other nodes now (arguments of its calls running
     /// there, results they have not pulled yet).
     pub lent: u64,
+    /// Objects it pulled from other nodes so far.
+    #[serde(default)]
+    pub pulled: u64,
+    /// Pulls it served other nodes so far.
+    #[serde(default)]
+    pub served: u64,
+    /// Copies of large objects it pulled, kept for reuse (memory pressure
+    /// drops them first).
+    #[serde(default)]
+    pub copies: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub copy_bytes: u64,
 }
 
 /// A node's load, as `GET /api/v0/nodes` shows it (asked of each node
@@ -174,6 +187,13 @@ impl Cluster {
             });
         handle.spawn(server);
         handle.spawn(refresh(Arc::downgrade(&cluster), membership));
+        // Copies of others' objects go first when memory is short.
+        let kept = Arc::downgrade(&cluster.shared);
+        actors.env.objects.on_pressure(move || {
+            if let Some(s) = kept.upgrade() {
+                s.copies.clear();
+            }
+        });
         let placement: Weak<dyn Placement> =
             Arc::downgrade(&(cluster.clone() as Arc<dyn Placement>));
         actors.env.set_placement(placement);
@@ -189,6 +209,7 @@ impl Cluster {
     /// objects it lends them.
     pub fn usage(&self) -> ClusterUse {
         let peers = self.snapshot();
+        let (copies, copy_bytes) = self.shared.copies.usage();
         ClusterUse {
             peers: peers.iter().map(|p| p.id.clone()).collect(),
             calls_out: peers
@@ -196,6 +217,10 @@ impl Cluster {
                 .map(|p| p.in_flight.load(Ordering::Relaxed) as u64)
                 .sum(),
             lent: self.shared.lent.len() as u64,
+            pulled: self.shared.pulled.load(Ordering::Relaxed),
+            served: self.shared.served.load(Ordering::Relaxed),
+            copies,
+            copy_bytes,
         }
     }
 
@@ -307,6 +332,7 @@ impl Cluster {
                 p.gone.store(true, Ordering::SeqCst);
                 p.left.notify_waiters();
                 self.shared.forget_node(&p.id);
+                self.shared.holders.forget(&p.address);
             }
         }
         let ids: Vec<String> = next.iter().map(|p| p.id.clone()).collect();
@@ -402,7 +428,12 @@ impl Placement for Cluster {
         })
     }
 
-    fn place(&self, options: &wray_abi::wire::Options, forwardable: bool, bytes: usize) -> Place {
+    fn place(
+        &self,
+        options: &wray_abi::wire::Options,
+        forwardable: bool,
+        args: &ArgBytes,
+    ) -> Place {
         let peers = self.snapshot();
         let request = &options.resources;
         let here = &self.shared.actors.env.resources;
@@ -431,12 +462,8 @@ impl Placement for Cluster {
         if !request.is_empty() {
             return self.place_needing(request, &peers, options.spread == Some(true), forwardable);
         }
-        // Locality: the arguments are here (a node pulls the results of
-        // its calls at once), so a call with large ones waits here for a
-        // slot rather than move them (Ray prefers the node holding the
-        // most argument bytes).
         let spread = options.spread == Some(true);
-        if !forwardable || peers.is_empty() || (bytes >= LOCAL_ARGS && !spread) {
+        if !forwardable || peers.is_empty() {
             return Place::Here;
         }
         let now = Instant::now();
@@ -447,11 +474,38 @@ impl Placement for Cluster {
         if self.shared.actors.env.slots.free().0 > 0 {
             return Place::Here;
         }
+        if args.total >= LOCAL_ARGS {
+            return self.near(args, &up);
+        }
         self.least_loaded(true, &up)
     }
 }
 
 impl Cluster {
+    /// Places a call with large arguments while this node has no free
+    /// slot, by locality (as Ray's scheduler prefers the nodes holding
+    /// the most argument bytes, and spills over to others): on the least
+    /// loaded node that took them all before (which may keep copies), if
+    /// less loaded than this one; else on an idle node, which pulls them
+    /// once and keeps them for the next; else here, where they are.
+    fn near(&self, args: &ArgBytes, up: &[&Arc<RemoteNode>]) -> Place {
+        let holders = &self.shared.holders;
+        let holding: Vec<&Arc<RemoteNode>> = up
+            .iter()
+            .filter(|p| args.large.iter().all(|d| holders.has(d, &p.address)))
+            .copied()
+            .collect();
+        if let Place::There(p) = self.least_loaded(true, &holding) {
+            return Place::There(p);
+        }
+        let idle: Vec<&Arc<RemoteNode>> = up
+            .iter()
+            .filter(|p| p.load() == 0.0 && !p.full())
+            .copied()
+            .collect();
+        self.least_loaded(true, &idle)
+    }
+
     /// Places a call that needs custom resources: on a node that has
     /// them (this one first while they are free here), else the least
     /// loaded that has them; with `spread`, on those nodes in turn.
@@ -697,11 +751,17 @@ impl RemoteNode {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
         let mut loans: Option<Loans<'_>> = None;
-        let message = request(send_all(s, args, &mut loans));
+        let message = request(send_all(s, args, &self.address, &mut loans));
         let client = s
             .client(&self.address)
             .map_err(|e| self.failure(what, &e))?;
         let reply = self.ask(what, rpc(client, s.request(message))).await;
+        if let (Ok(_), Some(loans)) = (&reply, &loans) {
+            // It took the large arguments, and may keep them.
+            for digest in loans.digests() {
+                s.holders.add(*digest, &self.address);
+            }
+        }
         drop(loans);
         self.results(what, num_returns, reply?).await
     }
@@ -756,10 +816,15 @@ impl RemoteNode {
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
 
 /// Values to send, inline or lent (the loans last while `loans` lives).
-fn send_all<'a>(s: &'a Shared, args: &[ArgValue], loans: &mut Option<Loans<'a>>) -> Vec<Value> {
+fn send_all<'a>(
+    s: &'a Shared,
+    args: &[ArgValue],
+    to: &str,
+    loans: &mut Option<Loans<'a>>,
+) -> Vec<Value> {
     let mut inline = 0;
     args.iter()
-        .map(|a| s.send(&a.blob, &a.bytes, &mut inline, loans))
+        .map(|a| s.send(&a.blob, &a.bytes, to, &mut inline, loans))
         .collect()
 }
 
@@ -814,7 +879,7 @@ impl Peer for RemoteNode {
                 origin: s.address.clone(),
                 type_name: actor.type_name.to_string(),
                 options: actor.options.to_bytes().into(),
-                args: send_all(s, &actor.args, &mut loans),
+                args: send_all(s, &actor.args, &self.address, &mut loans),
                 depth: actor.depth,
                 actor: bytes::Bytes::copy_from_slice(&actor.actor.0),
                 links: links(&actor.links),

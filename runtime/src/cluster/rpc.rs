@@ -150,6 +150,13 @@ pub(crate) struct Loans<'a> {
     digests: Vec<[u8; 32]>,
 }
 
+impl Loans<'_> {
+    /// The objects lent.
+    pub fn digests(&self) -> &[[u8; 32]] {
+        &self.digests
+    }
+}
+
 impl Drop for Loans<'_> {
     fn drop(&mut self) {
         self.lent.unlend(&self.digests);
@@ -177,6 +184,14 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     /// The actors other nodes placed here, by their id here.
     hosted: DashMap<ActorId, Hosted>,
+    /// The large objects this node pulled, kept for reuse.
+    pub copies: super::copies::Copies,
+    /// Which nodes took the objects this node lent.
+    pub holders: super::copies::Holders,
+    /// Objects this node pulled.
+    pub pulled: AtomicU64,
+    /// Pulls it served.
+    pub served: AtomicU64,
     /// TLS to and from other nodes, if the cluster uses it.
     pub tls: Option<Arc<super::tls::Tls>>,
     /// What answers other nodes about this node's jobs, once the node
@@ -295,9 +310,16 @@ impl Shared {
                     .map_err(|_| "the cluster token must be printable ASCII".to_string())
             })
             .transpose()?;
+        // Copies of others' objects may take a quarter of the store
+        // (memory pressure drops them first).
+        let copies = super::copies::Copies::new(actors.env.objects.memory_limit() / 4);
         Ok(Shared {
             token,
             tls,
+            copies,
+            holders: Default::default(),
+            pulled: AtomicU64::new(0),
+            served: AtomicU64::new(0),
             id,
             address,
             actors,
@@ -485,10 +507,12 @@ impl Shared {
 
     /// A value to send: inline if small (and `inline` has room), else lent
     /// (recorded in `loans`) for the receiver to pull.
+    /// `to` is the node it goes to (it is not named as a copy).
     pub fn send<'a>(
         &'a self,
         blob: &Arc<Blob>,
         bytes: &crate::objects::blob::Bytes,
+        to: &str,
         inline: &mut usize,
         loans: &mut Option<Loans<'a>>,
     ) -> Value {
@@ -513,6 +537,7 @@ impl Shared {
                 digest: bytes::Bytes::copy_from_slice(&digest),
                 len: bytes.len() as u64,
                 holder: self.address.clone(),
+                copies: self.holders.of(&digest, to),
             })),
             encoding,
         }
@@ -548,11 +573,13 @@ impl Shared {
         let len = usize::try_from(r.len).map_err(|_| "an object too large".to_string())?;
         let objects = &self.actors.env.objects;
         // Bytes this node holds already (the same large argument sent to
-        // many calls here at once) are pulled once. (A result parked for
-        // this pull is pulled, which lets its holder drop it.)
+        // many calls here at once, or kept from an earlier call) are not
+        // pulled again. (A result parked for this pull is pulled, which
+        // lets its holder drop it.)
         let held = || {
-            objects
-                .with_digest(&ObjectId(digest))
+            self.copies
+                .get(&digest)
+                .or_else(|| objects.with_digest(&ObjectId(digest)))
                 .filter(|b| b.len() == len)
         };
         let _one_pull = match release {
@@ -583,10 +610,57 @@ impl Shared {
             .admit(len)
             .await
             .map_err(|e| format!("no room for an object of {len} bytes: {e}"))?;
-        // The bytes go from the socket straight into the object's memory
-        // (on a thread: the reads block), digested as they come.
-        let mut filling = objects.filling(len, None);
-        let (holder, token) = (r.holder.clone(), self.token().map(<[u8]>::to_vec));
+        // From a node that took a copy before, if one still serves it (a
+        // large object sent to many nodes spreads from node to node; one
+        // picked by this node's address, so they spread over the copies),
+        // else from its holder.
+        let mut sources: Vec<&str> = r
+            .copies
+            .iter()
+            .map(String::as_str)
+            .filter(|c| *c != self.address)
+            .collect();
+        if !sources.is_empty() {
+            let start = self.address.bytes().map(usize::from).sum::<usize>() % sources.len();
+            sources.rotate_left(start);
+        }
+        sources.push(&r.holder);
+        let last = sources.len() - 1;
+        let mut blob = None;
+        for (i, from) in sources.into_iter().enumerate() {
+            match self.pull_from(from, digest, len, release).await {
+                Ok(b) => {
+                    blob = Some(b);
+                    break;
+                }
+                // Its copy is gone (memory was short there), or the node is.
+                Err(_) if i < last => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let blob = objects.intern(Arc::new(blob.expect("pulled, or returned")));
+        self.pulled.fetch_add(1, Ordering::Relaxed);
+        if !release {
+            // An argument: kept for the next call here that takes it, and
+            // for other nodes to pull from here.
+            self.copies.keep(&blob);
+        }
+        Ok(blob)
+    }
+
+    /// Pulls the object `digest` (of `len` bytes) from `from` and checks
+    /// it against its digest. The bytes go from the socket straight into
+    /// the object's memory (on a thread: the reads block), digested as
+    /// they come.
+    async fn pull_from(
+        &self,
+        from: &str,
+        digest: [u8; 32],
+        len: usize,
+        release: bool,
+    ) -> Result<Blob, String> {
+        let mut filling = self.actors.env.objects.filling(len, None);
+        let (holder, token) = (from.to_string(), self.token().map(<[u8]>::to_vec));
         let tls = self.tls.clone();
         let blob = tokio::task::spawn_blocking(move || {
             let (tls, token) = (tls.as_deref(), token.as_deref());
@@ -600,11 +674,10 @@ impl Shared {
         .map_err(|e| format!("pulling an object: {e}"))??;
         if blob.digest().0 != digest {
             return Err(format!(
-                "the bytes pulled from {} do not match their digest",
-                r.holder
+                "the bytes pulled from {from} do not match their digest"
             ));
         }
-        Ok(objects.intern(Arc::new(blob)))
+        Ok(blob)
     }
 
     /// The module with digest `id`: loaded here, or fetched from `origin`
@@ -663,7 +736,12 @@ impl super::pull::Lender for Shared {
     }
 
     fn lent(&self, digest: &[u8; 32], release: bool) -> Option<Arc<Blob>> {
-        self.lent.take(digest, release)
+        let blob = self
+            .lent
+            .take(digest, release)
+            .or_else(|| self.copies.get(digest))?;
+        self.served.fetch_add(1, Ordering::Relaxed);
+        Some(blob)
     }
 }
 
@@ -898,6 +976,7 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
                                 digest: bytes::Bytes::copy_from_slice(&digest),
                                 len: bytes.len() as u64,
                                 holder: s.address.clone(),
+                                copies: Vec::new(),
                             })
                         };
                         Outcome {

@@ -164,10 +164,10 @@ impl Env {
         &self,
         options: &wray_abi::wire::Options,
         forwardable: bool,
-        bytes: usize,
+        args: &crate::exec::remote::ArgBytes,
     ) -> Place {
         if let Some(p) = self.cluster() {
-            return p.place(options, forwardable, bytes);
+            return p.place(options, forwardable, args);
         }
         match &options.node {
             Some(node) if *node != self.config.node_id.to_string() => Place::Nowhere(format!(

@@ -15,6 +15,29 @@ use std::sync::Arc;
 use wray_abi::wire::{ErrorRecord, Options};
 use wray_abi::{ActorId, TaskId};
 
+/// What placement weighs of a call's arguments: their bytes together,
+/// and the digests of those too large to travel inside the call.
+#[derive(Debug, Default)]
+pub(crate) struct ArgBytes {
+    /// Bytes of every argument.
+    pub total: usize,
+    /// The digests of the arguments of [`LARGE_ARG`] bytes or more.
+    pub large: Vec<[u8; 32]>,
+}
+
+/// An argument this large travels by pull, not inside its call.
+pub(crate) const LARGE_ARG: usize = 1 << 20;
+
+impl ArgBytes {
+    /// Counts argument `blob`.
+    pub fn add(&mut self, blob: &Blob) {
+        self.total += blob.len();
+        if blob.len() > LARGE_ARG {
+            self.large.push(blob.digest().0);
+        }
+    }
+}
+
 /// Where a call runs.
 pub(crate) enum Place {
     /// On this node.
@@ -30,9 +53,9 @@ pub(crate) trait Placement: Send + Sync {
     /// Where a call with `options` runs, decided now (from this node's
     /// load and the other nodes'). `forwardable`: whether its arguments
     /// can travel (values holding references to objects of this node do
-    /// not, yet); `bytes`: their size together (large ones keep a call
-    /// where they are).
-    fn place(&self, options: &Options, forwardable: bool, bytes: usize) -> Place;
+    /// not, yet); `args`: their size, and which are large (those keep a
+    /// call near the nodes that hold them).
+    fn place(&self, options: &Options, forwardable: bool, args: &ArgBytes) -> Place;
 
     /// Live node `node`, if it is another node of the cluster.
     fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;

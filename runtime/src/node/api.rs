@@ -327,7 +327,7 @@ pub(crate) async fn list_jobs(State(st): St) -> Response {
 
 /// Request `op` about job `n` (named `id`) answered here, if it is this
 /// node's job.
-fn job_here(st: &NodeState, id: &str, n: u64, op: JobOp) -> Option<Response> {
+async fn job_here(st: &NodeState, id: &str, n: u64, op: JobOp) -> Option<Response> {
     let info = st.jobs.get(n)?;
     Some(match op {
         JobOp::Get => {
@@ -351,13 +351,13 @@ fn job_here(st: &NodeState, id: &str, n: u64, op: JobOp) -> Option<Response> {
         }
         JobOp::Stop => {
             let stopped = st.jobs.stop(n);
-            st.publish_job(n);
+            st.record_job(n).await;
             ok(JobStopped { stopped })
         }
         JobOp::Delete => match st.jobs.delete(n) {
             Ok(()) => {
                 st.logs.forget_job(n);
-                st.publish_job(n);
+                st.record_job(n).await;
                 ok(JobDeleted { deleted: true })
             }
             Err(DeleteRefused::Unknown) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
@@ -380,7 +380,7 @@ async fn job_request(st: &NodeState, id: &str, op: JobOp) -> Response {
         Ok(n) => n,
         Err(r) => return r,
     };
-    if let Some(r) = job_here(st, id, n, op) {
+    if let Some(r) = job_here(st, id, n, op).await {
         return r;
     }
     let Some(cj) = &st.cluster_jobs else {
@@ -442,15 +442,12 @@ pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Respons
 }
 
 impl crate::cluster::JobDesk for NodeState {
-    fn answer(
-        &self,
-        job: u64,
-        op: JobOp,
-    ) -> futures_util::future::BoxFuture<'static, (u16, Vec<u8>)> {
-        let id = job_name(job);
-        let r = job_here(self, &id, job, op)
-            .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")));
+    fn answer(&self, job: u64, op: JobOp) -> futures_util::future::BoxFuture<'_, (u16, Vec<u8>)> {
         Box::pin(async move {
+            let id = job_name(job);
+            let r = job_here(self, &id, job, op)
+                .await
+                .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")));
             let status = r.status().as_u16();
             match axum::body::to_bytes(r.into_body(), usize::MAX).await {
                 Ok(body) => (status, body.to_vec()),
@@ -465,6 +462,14 @@ impl NodeState {
     pub(crate) fn publish_job(&self, job: u64) {
         if let Some(cj) = &self.cluster_jobs {
             cj.publish(job);
+        }
+    }
+
+    /// [`publish_job`](Self::publish_job), resolving once written (what a
+    /// user changed shows in every node's list when they are answered).
+    async fn record_job(&self, job: u64) {
+        if let Some(cj) = &self.cluster_jobs {
+            cj.publish_now(job).await;
         }
     }
 }

@@ -210,6 +210,9 @@ pub(crate) struct ObjectStore {
     /// Where `release_later` sends its batches (`None` if the thread could
     /// not start); the thread ends with the store.
     reaper: OnceLock<Option<std::sync::mpsc::Sender<Vec<ObjectId>>>>,
+    /// Drops what is kept only in case it is wanted again (a cluster
+    /// node's copies of other nodes' objects) when memory is short.
+    relief: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// The reaper thread: releases each batch it is sent, in order, until the
@@ -241,7 +244,27 @@ impl ObjectStore {
             reaper: OnceLock::new(),
             reaped_lock: Mutex::new(()),
             reaped_cv: std::sync::Condvar::new(),
+            relief: OnceLock::new(),
         }
+    }
+
+    /// Sets what drops memory kept only for reuse when memory is short
+    /// (before anything is spilled); once.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // the cluster's
+    pub fn on_pressure(&self, relieve: impl Fn() + Send + Sync + 'static) {
+        let _ = self.relief.set(Box::new(relieve));
+    }
+
+    fn relieve(&self) {
+        if let Some(relieve) = self.relief.get() {
+            relieve();
+        }
+    }
+
+    /// The memory the store may use, in bytes.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // the cluster's
+    pub fn memory_limit(&self) -> u64 {
+        self.limits.memory
     }
 
     /// Whether `len` more bytes fit in memory now.
@@ -268,7 +291,9 @@ impl ObjectStore {
             )));
         }
         let deadline = tokio::time::Instant::now() + self.limits.wait;
-        // Objects already released may still be being freed.
+        // Copies kept for reuse go first; objects already released may
+        // still be being freed.
+        self.relieve();
         let _ = tokio::time::timeout_at(deadline, self.reaped()).await;
         if self.fits(len as usize) {
             return Ok(());
@@ -338,8 +363,9 @@ impl ObjectStore {
     /// cap (so the next puts find room at once), or lower if one of them
     /// needs more. Blocks on file I/O.
     pub fn spill_round(&self) -> u64 {
-        // Freed memory kept for reuse goes first.
+        // Freed memory, and copies, kept for reuse go first.
         crate::objects::blob::release_freed();
+        self.relieve();
         let need = self.room_wanted.swap(0, Ordering::Relaxed);
         let cap = self.limits.memory;
         self.spill_to((cap / 10 * 8).min(cap.saturating_sub(need)))
@@ -768,6 +794,27 @@ mod tests {
         }
         s.release(&prev);
         assert_eq!(s.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_kept_for_reuse_goes_before_a_caller_is_refused_room() {
+        let s = ObjectStore::new(StoreLimits {
+            memory: 1000,
+            spill_dir: None,
+            wait: Duration::ZERO,
+        });
+        // A copy kept for reuse fills most of the memory.
+        let kept = Arc::new(Mutex::new(Some(s.blob(&[1; 800], vec![]))));
+        let relieved = kept.clone();
+        s.on_pressure(move || {
+            relieved.lock().unwrap().take();
+        });
+        assert!(s.admit(100).await.is_ok(), "room without relief");
+        assert!(kept.lock().unwrap().is_some(), "kept while there is room");
+        assert!(s.admit(500).await.is_ok(), "room once the copy went");
+        assert!(kept.lock().unwrap().is_none());
+        assert_eq!(s.stats().bytes.load(Ordering::Relaxed), 0);
+        assert!(s.admit(2000).await.is_err(), "larger than the store");
     }
 
     #[tokio::test]

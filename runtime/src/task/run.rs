@@ -36,7 +36,7 @@ use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
 use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
-use crate::exec::remote::{Forward, Peer, Place};
+use crate::exec::remote::{ArgBytes, Forward, Peer, Place};
 use crate::exec::request::{Policy, Submission};
 use crate::exec::resources::Held;
 use crate::exec::slots::{Grant, Need};
@@ -174,25 +174,30 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
     // submission order; the others join when their arguments are ready.
     // (And whether their values hold no references: only those travel to
     // another node.)
-    let (mut ready, mut forwardable, mut bytes) = (true, true, 0);
+    let (mut ready, mut forwardable) = (true, true);
+    let mut bytes = ArgBytes::default();
     for a in &task.sub.args {
-        let (plain, len) = match a {
-            TaskArg::Value(blob) => (blob.refs().is_empty(), blob.len()),
-            TaskArg::Ref(id) => match rt.env.objects.get(id).as_deref().and_then(|e| e.state()) {
-                Some(Resolved::Ready(blob)) => (blob.refs().is_empty(), blob.len()),
-                _ => {
-                    ready = false;
-                    continue;
+        let entry;
+        let blob = match a {
+            TaskArg::Value(blob) => blob,
+            TaskArg::Ref(id) => {
+                entry = rt.env.objects.get(id);
+                match entry.as_deref().and_then(|e| e.state()) {
+                    Some(Resolved::Ready(blob)) => blob,
+                    _ => {
+                        ready = false;
+                        continue;
+                    }
                 }
-            },
+            }
         };
-        forwardable &= plain;
-        bytes += len;
+        forwardable &= blob.refs().is_empty();
+        bytes.add(blob);
     }
     // In a cluster, a call may run on another node: placed now if its
     // arguments are ready, else once they are.
     if ready {
-        match rt.env.place(&task.sub.options, forwardable, bytes) {
+        match rt.env.place(&task.sub.options, forwardable, &bytes) {
             Place::Here => {}
             place => {
                 rt.env.spawner.spawn(run_placed(rt.clone(), task, place));
@@ -684,8 +689,9 @@ async fn run_attempts(
             None if first.is_some() => Place::Here,
             None => {
                 let forwardable = args.iter().all(|a| a.blob.refs().is_empty());
-                let bytes = args.iter().map(|a| a.blob.len()).sum();
-                rt.env.place(&task.sub.options, forwardable, bytes)
+                let mut bytes = ArgBytes::default();
+                args.iter().for_each(|a| bytes.add(&a.blob));
+                rt.env.place(&task.sub.options, forwardable, &bytes)
             }
         };
         let (outcome, handed) = match place {

@@ -555,6 +555,21 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         }
         // Calls placed on another node of a cluster: `cluster <node id>
         // [this node's id]`.
+        "copies" => {
+            // A large object sent to calls on other nodes, one call at a
+            // time: `copies <node> <times> [<node> <times>]...`.
+            let big = wray::put(&vec![3u8; 6 << 20]);
+            for pair in rest.chunks(2) {
+                let [node, times] = pair else {
+                    return Err("usage: copies <node> <times>...".into());
+                };
+                for _ in 0..times.parse::<u32>().map_err(|e| e.to_string())? {
+                    let n = wray::get(&len::options().node(node).remote(&big)).map_err(e)?;
+                    check(n == 6 << 20, "the object there")?;
+                }
+            }
+            println!("copies: ok");
+        }
         "cluster" => {
             let other = rest.first().ok_or("usage: cluster <node id>")?;
             let pinned = add::options().node(other).remote(2, 40);
@@ -582,8 +597,8 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::get(&last).map_err(e)? == 19,
                 "a task there calls an actor here, in order",
             )?;
-            // Calls of a large object stay where it is (the test checks
-            // that none ran there).
+            // Calls of a large object run where it is: here, or on the
+            // node that took it before and kept a copy (the test checks).
             let local: Vec<_> = (0..8).map(|_| len::remote(&big)).collect();
             check(
                 wray::get(&local).map_err(e)?.iter().all(|&n| n == 6 << 20),
