@@ -314,6 +314,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("restarts", |a| a.restarts.cell()),
                     ("calls", |a| a.calls.cell()),
                     ("job_id", |a| a.job_id.cell()),
+                    ("node", |a| a.node_id.cell()),
                 ],
             );
             (v.actors.len(), Some(v.total))

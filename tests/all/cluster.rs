@@ -497,29 +497,61 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         !ran(b.addr, "chain").is_empty(),
         "the head of the chain ran there"
     );
-    // The actors pinned there live there, under a job standing for the
-    // program on a: the killed one dead after its restart, the named one
-    // alive (its name registered on a, whose driver ended: it lives on).
-    let actors = get(b.addr, "/api/v0/actors").json();
-    let counters: Vec<(String, String, u64)> = actors["actors"]
-        .as_array()
-        .unwrap()
+    // The actors pinned there live there, and every node lists every
+    // node's actors, naming where each lives: the killed one of a's dead
+    // after its restart there, the named one alive (its name registered
+    // on a, whose driver ended: it lives on). Each node names its own
+    // actors by number, the others' as `<node>:<number>`.
+    let counters = |via: &ClusterNode| -> Vec<(String, String, u64)> {
+        let mut c: Vec<_> = actors_on(via.addr)
+            .into_iter()
+            .filter(|x| x["class"] == "Counter" && x["node_id"] == b.id.as_str())
+            .map(|x| {
+                let s = |k: &str| x[k].as_str().unwrap().to_string();
+                let id = s("actor_id");
+                let id = match id.contains(':') {
+                    true => id,
+                    false => format!("{}:{id}", via.id),
+                };
+                (id, s("state"), x["restarts"].as_u64().unwrap())
+            })
+            .collect();
+        c.sort();
+        c
+    };
+    let on_a = counters(a);
+    let of_a = |c: &&(String, String, u64)| c.0.starts_with(&format!("{}:", a.id));
+    let states: Vec<(&str, u64)> = on_a
         .iter()
-        .filter(|x| x["class"] == "Counter")
-        .map(|x| {
-            let s = |k: &str| x[k].as_str().unwrap().to_string();
-            (s("state"), s("job_id"), x["restarts"].as_u64().unwrap())
-        })
+        .filter(of_a)
+        .map(|c| (c.1.as_str(), c.2))
         .collect();
-    let job_there = format!("node-{}", a.id);
-    assert!(
-        counters.contains(&("DEAD".into(), job_there.clone(), 1)),
-        "{actors}"
+    assert!(states.contains(&("DEAD", 1)), "{on_a:?}");
+    assert!(states.contains(&("ALIVE", 0)), "{on_a:?}");
+    assert_eq!(counters(b), on_a, "both nodes list the same actors");
+    // a's live actor there, killed through b by the name b gives it.
+    let (alive, _, _) = on_a
+        .iter()
+        .filter(of_a)
+        .find(|c| c.1 == "ALIVE")
+        .unwrap()
+        .clone();
+    let killed = node::http(
+        b.addr,
+        "POST",
+        &format!("/api/v0/actors/{alive}/kill"),
+        &[],
+        b"",
     );
-    assert!(
-        counters.contains(&("ALIVE".into(), job_there, 0)),
-        "{actors}"
-    );
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert_eq!(killed.json()["killed"], true);
+    common::eventually("it is dead everywhere", || {
+        [a, b]
+            .iter()
+            .all(|n| counters(n).iter().any(|c| c.0 == alive && c.1 == "DEAD"))
+    });
+    let none = node::http(b.addr, "POST", "/api/v0/actors/999:1/kill", &[], b"");
+    assert_eq!(none.status, 404, "{}", none.body);
     // Spread calls ran on both nodes: 12 in all, dealt in turn.
     let (here, there) = (ran(a.addr, "double").len(), ran(b.addr, "double").len());
     assert_eq!(here, 12, "the driver's node records every call it placed");
@@ -557,9 +589,9 @@ fn an_actor_whose_node_dies_restarts_on_another() {
     });
     let job = node::submit(a.addr, "testkit", &["actor_survive", "30", "200"]);
     let alive_on = |n: &ClusterNode| {
-        get(n.addr, "/api/v0/actors?state=ALIVE").json()["actors"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
+        actors_on(a.addr)
+            .iter()
+            .any(|x| x["state"] == "ALIVE" && x["node_id"] == n.id.as_str())
     };
     let mut host = None;
     common::eventually("the actor lives on a GPU node", || {
@@ -571,10 +603,16 @@ fn an_actor_whose_node_dies_restarts_on_another() {
     victim.proc.0.kill().unwrap();
     succeeded(a.addr, &job, "actor survive: 30 ok");
     // It restarted once, on the other GPU node.
-    let actors = get(a.addr, "/api/v0/actors").json();
-    assert_eq!(actors["actors"][0]["restarts"], 1, "{actors}");
-    let there = get(gpus[0].addr, "/api/v0/actors").json();
-    assert_eq!(there["actors"].as_array().unwrap().len(), 1, "{there}");
+    let actors = actors_on(a.addr);
+    assert_eq!(actors.len(), 1, "{actors:?}");
+    assert_eq!(actors[0]["restarts"], 1, "{actors:?}");
+    assert_eq!(actors[0]["node_id"], gpus[0].id.as_str(), "{actors:?}");
+}
+
+/// The actors node `via` lists (every node's, in a cluster).
+fn actors_on(via: SocketAddr) -> Vec<serde_json::Value> {
+    let listed = get(via, "/api/v0/actors").json();
+    listed["actors"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -990,11 +1028,14 @@ fn calls_needing_a_resource_run_on_the_node_that_has_it() {
         vec!["FINISHED"; 4],
         "every GPU call ran on b"
     );
-    let actors = get(b.addr, "/api/v0/actors").json();
+    let actors = actors_on(a.addr);
     assert_eq!(
-        actors["actors"].as_array().unwrap().len(),
+        actors
+            .iter()
+            .filter(|x| x["node_id"] == b.id.as_str())
+            .count(),
         1,
-        "the actor needing a GPU lives on b: {actors}"
+        "the actor needing a GPU lives on b: {actors:?}"
     );
     // b lists its GPUs, free again; `wray list nodes` shows them.
     let status = get(b.addr, "/api/v0/status").json();

@@ -134,6 +134,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
             kill: None,
             cancel: Arc::new(CancelToken::default()),
             restarts: 0,
+            node: None,
         }),
         calls: AtomicU64::new(0),
         buried: AtomicBool::new(false),

@@ -61,6 +61,9 @@ pub(super) struct Mutable {
     /// Interrupts the current instance.
     pub(super) cancel: Arc<CancelToken>,
     pub(super) restarts: u32,
+    /// In a cluster, the node it lives on, if another (its creator keeps
+    /// this record and forwards its calls there).
+    pub(super) node: Option<Arc<str>>,
 }
 
 /// Whether a claim of a name across the cluster has settled (claimed or
@@ -111,6 +114,12 @@ impl Actor {
     /// How many times it has restarted.
     pub fn restarts(&self) -> u32 {
         self.lock().restarts
+    }
+
+    /// The other node it lives on, if it lives on another.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // the state API's
+    pub fn node(&self) -> Option<Arc<str>> {
+        self.lock().node.clone()
     }
 
     /// Completes once the actor is dead and gone (see `buried`).

@@ -71,7 +71,13 @@ pub(super) async fn run_remote(
         Ok(id) => id,
         Err(rec) => return die(&rt, &a, Arc::new(rec), rx, ctor),
     };
-    a.lock().life = Life::Alive;
+    // Its restarts before it lived there (those there, its host counts).
+    let mut before = {
+        let mut m = a.lock();
+        m.life = Life::Alive;
+        m.node = Some(peer.id().into());
+        m.restarts
+    };
     let mut retry: Option<MethodCall> = None;
     loop {
         let next = match retry.take() {
@@ -104,7 +110,7 @@ pub(super) async fn run_remote(
             fail_cancelled(&rt, call);
             continue;
         }
-        let rec = match forward_call(&rt, &a, &call, there, &peer).await {
+        let rec = match forward_call(&rt, &a, &call, there, &peer, before).await {
             Ok(()) => continue,
             Err(rec) => rec,
         };
@@ -158,7 +164,10 @@ pub(super) async fn run_remote(
             Place::There(p) => match create_there(&rt, &a, &ctor, &ctor_args, &p).await {
                 Ok(id) => {
                     (peer, there) = (p, id);
-                    a.lock().life = Life::Alive;
+                    let mut m = a.lock();
+                    m.life = Life::Alive;
+                    m.node = Some(peer.id().into());
+                    before = m.restarts;
                     retry = requeue;
                 }
                 Err(why) => {
@@ -170,6 +179,7 @@ pub(super) async fn run_remote(
                 // Back on this node: a local actor from now on, its
                 // retried call first in line.
                 drop(ctor_args);
+                a.lock().node = None;
                 if let Some(c) = requeue
                     && let Err(mpsc::error::SendError(c)) = a.mailbox.send(c)
                 {
@@ -309,6 +319,7 @@ async fn forward_call(
     call: &MethodCall,
     there: ActorId,
     peer: &Arc<dyn Peer>,
+    before: u32,
 ) -> Result<(), ErrorRecord> {
     let label = &*call.method.label;
     // `Type.method`: the method's name.
@@ -330,6 +341,11 @@ async fn forward_call(
     };
     rt.env.show_output(forwarded.output, a.job);
     a.calls.fetch_add(1, Ordering::Relaxed);
+    {
+        // Restarts there after a trap (a kill's restart counts here too).
+        let mut m = a.lock();
+        m.restarts = m.restarts.max(before + forwarded.restarts);
+    }
     end_call(rt, call.id, None);
     let encoding = call
         .method

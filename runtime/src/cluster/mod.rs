@@ -80,11 +80,36 @@ impl JobOp {
     }
 }
 
-/// What answers other nodes' requests about this node's jobs: the node's
-/// HTTP API, a layer above this one.
-pub trait JobDesk: Send + Sync {
-    /// The HTTP status and JSON body of `op` on job `job` here.
-    fn answer(&self, job: u64, op: JobOp) -> BoxFuture<'_, (u16, Vec<u8>)>;
+/// A request of another node's HTTP API that this node answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// About job `job`, which this node runs.
+    Job {
+        /// The job's number.
+        job: u64,
+        /// What is asked.
+        op: JobOp,
+    },
+    /// The actors this node made that match `query` (the state API's
+    /// query string).
+    Actors {
+        /// `state=ALIVE&class=Counter`, say.
+        query: String,
+    },
+    /// Kill actor number `actor` this node made.
+    Kill {
+        /// Its number on this node.
+        actor: u64,
+        /// Whether it may restart.
+        allow_restart: bool,
+    },
+}
+
+/// What answers other nodes' requests ([`Ask`]): the node's HTTP API, a
+/// layer above this one.
+pub trait Desk: Send + Sync {
+    /// The HTTP status and JSON body of `ask`, answered here.
+    fn answer(&self, ask: Ask) -> BoxFuture<'_, (u16, Vec<u8>)>;
 }
 
 /// A node's membership of a cluster.

@@ -47,8 +47,8 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 const LOCAL_ARGS: usize = super::rpc::INLINE_MAX;
 /// How long a node's report of its load (on its replies) counts.
 const REPORT_FRESH_MS: u64 = 1000;
-/// How long a request about a job on another node may take.
-const JOB_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request of another node's API may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls in flight to one node, per CPU it has, past which it gets no more.
 const IN_FLIGHT_PER_CPU: usize = 4;
 
@@ -247,41 +247,57 @@ impl Cluster {
         self.members.subscribe()
     }
 
-    /// Sets what answers other nodes' requests about this node's jobs.
-    pub fn set_job_desk(&self, desk: Weak<dyn super::JobDesk>) {
-        let _ = self.shared.job_desk.set(desk);
+    /// Sets what answers other nodes' requests of this node's API.
+    pub fn set_desk(&self, desk: Weak<dyn super::Desk>) {
+        let _ = self.shared.desk.set(desk);
     }
 
-    /// Asks node `node` about its job `job`: the HTTP status and JSON
-    /// body its API gives.
-    pub async fn ask_job(
-        &self,
-        node: &str,
-        job: u64,
-        op: super::JobOp,
-    ) -> Result<(u16, Vec<u8>), String> {
+    /// Asks node `node`'s API `ask`: the HTTP status and JSON body it
+    /// gives.
+    pub async fn ask(&self, node: &str, ask: &super::Ask) -> Result<(u16, Vec<u8>), String> {
         // Read the members again for a node that joined since.
         let _ = self.find_peer(node).await;
         let peer = self
             .remote(node)
             .ok_or_else(|| format!("node {node} is not in the cluster"))?;
-        let mut client = self.shared.client(&peer.address)?;
-        let offset = match op {
-            super::JobOp::Logs { offset } => offset,
-            _ => 0,
-        };
-        let ask = client.job(self.shared.request(super::rpc::proto::JobRequest {
-            op: op.name().into(),
-            job,
-            offset,
-        }));
-        let reply = tokio::time::timeout(JOB_TIMEOUT, ask)
+        self.ask_peer(&peer, ask).await
+    }
+
+    /// Asks every other live node `ask` at once: each one's answer, by
+    /// id (a node that does not answer within a second is left out).
+    pub async fn ask_all(&self, ask: &super::Ask) -> BTreeMap<String, (u16, Vec<u8>)> {
+        let peers = self.snapshot();
+        let asks = peers.iter().map(|p| async move {
+            let answer = tokio::time::timeout(LOAD_TIMEOUT, self.ask_peer(p, ask));
+            Some((p.id.clone(), answer.await.ok()?.ok()?))
+        });
+        futures_util::future::join_all(asks)
             .await
-            .map_err(|_| format!("node {node} did not answer within {JOB_TIMEOUT:?}"))?
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn ask_peer(
+        &self,
+        peer: &RemoteNode,
+        ask: &super::Ask,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let node = &peer.id;
+        let mut client = self.shared.client(&peer.address)?;
+        let asked = client.ask(self.shared.request(super::rpc::ask_request(ask)));
+        let reply = tokio::time::timeout(ASK_TIMEOUT, asked)
+            .await
+            .map_err(|_| format!("node {node} did not answer within {ASK_TIMEOUT:?}"))?
             .map_err(|e| format!("node {node}: {}", e.message()))?
             .into_inner();
         let status = u16::try_from(reply.status).unwrap_or(502);
         Ok((status, reply.body.to_vec()))
+    }
+
+    /// Whether actor `actor` lives here for another node (which lists it).
+    pub fn hosts(&self, actor: &ActorId) -> bool {
+        self.shared.hosts(actor)
     }
 
     /// Live node `node`, as last read.
@@ -371,6 +387,7 @@ async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
         if let Ok(members) = membership.members().await {
             let Some(c) = cluster.upgrade() else { return };
             c.shared.lent.sweep();
+            c.shared.prune_placed();
             c.update(records(members));
         } else if cluster.strong_count() == 0 {
             return;
@@ -808,6 +825,7 @@ impl RemoteNode {
             values,
             deterministic: reply.deterministic,
             output: reply.output.into_iter().filter_map(written).collect(),
+            restarts: reply.restarts,
         })
     }
 }

@@ -38,7 +38,7 @@ use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
     ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest,
-    JobReply, JobRequest, Link, LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output,
+    AskReply, AskRequest, Link, LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output,
     Remote, RunReply, RunRequest, Value, outcome, value,
 };
 
@@ -184,6 +184,9 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     /// The actors other nodes placed here, by their id here.
     hosted: DashMap<ActorId, Hosted>,
+    /// Every actor other nodes placed here that this node still knows of
+    /// (alive, or in its graveyard): those nodes list them.
+    placed_here: DashMap<ActorId, ()>,
     /// The large objects this node pulled, kept for reuse.
     pub copies: super::copies::Copies,
     /// Which nodes took the objects this node lent.
@@ -194,9 +197,9 @@ pub(crate) struct Shared {
     pub served: AtomicU64,
     /// TLS to and from other nodes, if the cluster uses it.
     pub tls: Option<Arc<super::tls::Tls>>,
-    /// What answers other nodes about this node's jobs, once the node
-    /// set it.
-    pub job_desk: std::sync::OnceLock<std::sync::Weak<dyn super::JobDesk>>,
+    /// What answers other nodes' requests of this node's API, once the
+    /// node set it.
+    pub desk: std::sync::OnceLock<std::sync::Weak<dyn super::Desk>>,
 }
 
 /// The job of a call another node placed here, while it runs: when it
@@ -329,7 +332,8 @@ impl Shared {
             pulling: DashMap::new(),
             forwarded: AtomicU64::new(1),
             hosted: DashMap::new(),
-            job_desk: std::sync::OnceLock::new(),
+            placed_here: DashMap::new(),
+            desk: std::sync::OnceLock::new(),
         })
     }
 
@@ -431,6 +435,18 @@ impl Shared {
                 end_forwarded_job(&self.actors, hosted.job);
             }
         }
+    }
+
+    /// Whether actor `actor` lives (or lived) here for another node.
+    pub fn hosts(&self, actor: &ActorId) -> bool {
+        self.placed_here.contains_key(actor)
+    }
+
+    /// Forgets the actors placed here that this node no longer knows of.
+    pub fn prune_placed(&self) {
+        let registry = &self.actors.registry;
+        self.placed_here
+            .retain(|id, ()| registry.get(id).is_some() || registry.cause_of(id).is_some());
     }
 
     /// A job of its own for a call node `caller` placed here (see
@@ -757,6 +773,50 @@ impl Service {
     }
 }
 
+/// A request as it travels.
+pub(super) fn ask_request(ask: &super::Ask) -> AskRequest {
+    use proto::ask_request::What;
+    let what = match ask {
+        super::Ask::Job { job, op } => What::Job(proto::JobAsk {
+            op: op.name().into(),
+            job: *job,
+            offset: match op {
+                super::JobOp::Logs { offset } => *offset,
+                _ => 0,
+            },
+        }),
+        super::Ask::Actors { query } => What::Actors(proto::ActorsAsk {
+            query: query.clone(),
+        }),
+        super::Ask::Kill {
+            actor,
+            allow_restart,
+        } => What::Kill(proto::KillAsk {
+            actor: *actor,
+            allow_restart: *allow_restart,
+        }),
+    };
+    AskRequest { what: Some(what) }
+}
+
+/// A request as it arrived.
+fn ask_from(r: AskRequest) -> Result<super::Ask, Status> {
+    use proto::ask_request::What;
+    Ok(match r.what {
+        Some(What::Job(j)) => super::Ask::Job {
+            job: j.job,
+            op: super::JobOp::parse(&j.op, j.offset)
+                .ok_or_else(|| Status::invalid_argument(format!("no job request `{}`", j.op)))?,
+        },
+        Some(What::Actors(a)) => super::Ask::Actors { query: a.query },
+        Some(What::Kill(k)) => super::Ask::Kill {
+            actor: k.actor,
+            allow_restart: k.allow_restart,
+        },
+        None => return Err(Status::invalid_argument("an empty request")),
+    })
+}
+
 fn id_of(bytes: &[u8], what: &str) -> Result<ObjectId, Status> {
     let b: [u8; 32] = bytes
         .try_into()
@@ -831,6 +891,7 @@ impl NodeRpc for Service {
         };
         let actor = crate::actor::actors::create(&s.actors, creation);
         s.hosted.insert(actor, Hosted { job, collect });
+        s.placed_here.insert(actor, ());
         Ok(Response::new(ActorCreateReply {
             actor: bytes::Bytes::copy_from_slice(&actor.0),
         }))
@@ -859,7 +920,9 @@ impl NodeRpc for Service {
         let (method, n) = (req.method.as_str(), req.num_returns);
         let sub = s.placed(method.into(), args, n, Options::default(), req.depth, job);
         let ids = crate::actor::actors::call(&s.actors, actor, method, sub);
-        Ok(Response::new(s.answer(ids).reply(collect.as_deref()).await))
+        let mut reply = s.answer(ids).reply(collect.as_deref()).await;
+        reply.restarts = s.actors.registry.get(&actor).map_or(0, |a| a.restarts());
+        Ok(Response::new(reply))
     }
 
     async fn actor_kill(
@@ -885,15 +948,13 @@ impl NodeRpc for Service {
         Ok(Response::new(load_here(&self.0.actors)))
     }
 
-    async fn job(&self, request: Request<JobRequest>) -> Result<Response<JobReply>, Status> {
+    async fn ask(&self, request: Request<AskRequest>) -> Result<Response<AskReply>, Status> {
         self.0.check(&request)?;
-        let req = request.into_inner();
-        let op = super::JobOp::parse(&req.op, req.offset)
-            .ok_or_else(|| Status::invalid_argument(format!("no job request `{}`", req.op)))?;
-        let desk = self.0.job_desk.get().and_then(std::sync::Weak::upgrade);
-        let desk = desk.ok_or_else(|| Status::unavailable("this node serves no jobs"))?;
-        let (status, body) = desk.answer(req.job, op).await;
-        Ok(Response::new(JobReply {
+        let ask = ask_from(request.into_inner())?;
+        let desk = self.0.desk.get().and_then(std::sync::Weak::upgrade);
+        let desk = desk.ok_or_else(|| Status::unavailable("this node answers no requests"))?;
+        let (status, body) = desk.answer(ask).await;
+        Ok(Response::new(AskReply {
             status: status.into(),
             body: body.into(),
         }))
@@ -997,6 +1058,7 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
         deterministic,
         output: Vec::new(),
         busy: counts[0] + counts[1],
+        restarts: 0,
     }
 }
 

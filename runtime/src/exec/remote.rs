@@ -165,6 +165,8 @@ pub(crate) struct Forwarded {
     /// with its writer (a task or actor of that node), for this node's
     /// sink.
     pub output: Vec<Written>,
+    /// For a call of an actor: how many times it restarted there.
+    pub restarts: u32,
 }
 
 /// A piece of output written on another node, with its writer.

@@ -14,11 +14,11 @@ use super::types::{
 };
 use crate::actor::registry::{Actor, Actors, Life};
 use crate::api::stats::MemoCounts;
-use crate::cluster::JobOp;
+use crate::cluster::{Ask, JobOp};
 use crate::events::{STATES, TaskRecord, TaskState};
 use crate::exec::resources::as_units;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -387,15 +387,7 @@ async fn job_request(st: &NodeState, id: &str, op: JobOp) -> Response {
         return error(StatusCode::NOT_FOUND, format!("no job {id}"));
     };
     let info = match cj.elsewhere(id, n, op).await {
-        Elsewhere::Answered(status, body) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let mut r = (status, body).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return r;
-        }
+        Elsewhere::Answered(status, body) => return relayed(status, body),
         Elsewhere::Failed(status, why) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             return error(status, why);
@@ -441,13 +433,29 @@ pub(crate) async fn delete_job(State(st): St, Path(id): Path<String>) -> Respons
     job_request(&st, &id, JobOp::Delete).await
 }
 
-impl crate::cluster::JobDesk for NodeState {
-    fn answer(&self, job: u64, op: JobOp) -> futures_util::future::BoxFuture<'_, (u16, Vec<u8>)> {
+impl crate::cluster::Desk for NodeState {
+    fn answer(&self, ask: Ask) -> futures_util::future::BoxFuture<'_, (u16, Vec<u8>)> {
         Box::pin(async move {
-            let id = job_name(job);
-            let r = job_here(self, &id, job, op)
-                .await
-                .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")));
+            let r = match ask {
+                Ask::Job { job, op } => {
+                    let id = job_name(job);
+                    job_here(self, &id, job, op)
+                        .await
+                        .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
+                }
+                Ask::Actors { query } => {
+                    let q = axum::http::Uri::try_from(format!("/?{query}"))
+                        .ok()
+                        .and_then(|uri| Query::<HashMap<String, String>>::try_from_uri(&uri).ok())
+                        .map(|q| q.0)
+                        .unwrap_or_default();
+                    ok(actors_here(self, &q))
+                }
+                Ask::Kill {
+                    actor,
+                    allow_restart,
+                } => kill_here(self, actor, allow_restart),
+            };
             let status = r.status().as_u16();
             match axum::body::to_bytes(r.into_body(), usize::MAX).await {
                 Ok(body) => (status, body.to_vec()),
@@ -455,6 +463,17 @@ impl crate::cluster::JobDesk for NodeState {
             }
         })
     }
+}
+
+/// An answer another node gave, as this node's.
+fn relayed(status: u16, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 impl NodeState {
@@ -610,7 +629,7 @@ fn actor_state(a: &Actor) -> ActorStatus {
     }
 }
 
-fn actor_entry(a: &Actor) -> ActorEntry {
+fn actor_entry(st: &NodeState, a: &Actor) -> ActorEntry {
     let cause = match a.life() {
         Life::Dead(c) => Some(error_info(&c)),
         _ => None,
@@ -624,15 +643,21 @@ fn actor_entry(a: &Actor) -> ActorEntry {
         restarts: a.restarts(),
         calls: a.calls.load(Ordering::Relaxed),
         death_cause: cause,
+        node_id: a
+            .node()
+            .map_or_else(|| st.node_id.clone(), |n| n.to_string()),
     }
 }
 
-pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
-    let (offset, limit) = page(&q);
+/// The actors this node lists that match `q`, newest first: those it
+/// made, wherever they live (not those it hosts for another node, which
+/// lists them).
+fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
     let job = q
         .get("job")
         .or_else(|| q.get("job_id"))
         .and_then(|j| parse_job_id(j));
+    let hosted = |a: &Actor| st.cluster.as_ref().is_some_and(|c| c.hosts(&a.id));
     let want = |a: &Actor| {
         q.get("state")
             .is_none_or(|s| actor_state(a).as_str().eq_ignore_ascii_case(s))
@@ -640,6 +665,7 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
             && q.get("class").is_none_or(|c| *a.type_name == **c)
             && q.get("name")
                 .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
+            && !hosted(a)
     };
     let mut all: Vec<Arc<Actor>> = Vec::new();
     st.actors.registry.for_each(|a| all.push(a.clone()));
@@ -647,37 +673,87 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
     // Newest first; an actor may be in both lists while it dies.
     all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
     all.dedup_by_key(|a| a.id);
-    let matching: Vec<&Arc<Actor>> = all.iter().filter(|a| want(a)).collect();
-    let actors = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|a| actor_entry(a))
-        .collect();
+    all.iter()
+        .filter(|a| want(a))
+        .map(|a| actor_entry(st, a))
+        .filter(|e| q.get("node").is_none_or(|n| e.node_id == *n))
+        .collect()
+}
+
+/// `GET /api/v0/actors`: this node's actors, or in a cluster every
+/// node's (each other node asked at once; one that does not answer
+/// within a second is left out). Another node's actor is named
+/// `<node>:<number>`.
+pub(crate) async fn actors(State(st): St, Query(q): Params, RawQuery(query): RawQuery) -> Response {
+    let (offset, limit) = page(&q);
+    let mut all = actors_here(&st, &q);
+    if let Some(cluster) = &st.cluster {
+        // The others page nothing: the whole list is paged here.
+        let query = query.unwrap_or_default();
+        let answers = cluster.ask_all(&Ask::Actors { query }).await;
+        for (node, (status, body)) in answers {
+            let Ok(entries) = serde_json::from_slice::<Vec<ActorEntry>>(&body) else {
+                continue;
+            };
+            if status != 200 {
+                continue;
+            }
+            all.extend(entries.into_iter().map(|mut e| {
+                e.actor_id = format!("{node}:{}", e.actor_id);
+                e
+            }));
+        }
+    }
+    let total = all.len() as u64;
     ok(ActorList {
-        total: matching.len() as u64,
-        actors,
+        total,
+        actors: all.into_iter().skip(offset).take(limit).collect(),
     })
 }
 
+/// Kills actor number `seq` of this node.
+fn kill_here(st: &NodeState, seq: u64, allow_restart: bool) -> Response {
+    let actor = ActorId::new(st.actors.env.config.node_id, seq);
+    let known =
+        st.actors.registry.get(&actor).is_some() || st.actors.registry.cause_of(&actor).is_some();
+    if !known {
+        return error(StatusCode::NOT_FOUND, format!("no actor {seq}"));
+    }
+    ok(ActorKilled {
+        killed: crate::actor::actors::kill(&st.actors, &actor, allow_restart),
+    })
+}
+
+/// `POST /api/v0/actors/{id}/kill`: an actor of this node (`16`), or of
+/// another node of its cluster (`2:16`, asked of that node).
 pub(crate) async fn kill_actor(
     State(st): St,
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Response {
-    let Ok(seq) = id.parse::<u64>() else {
+    let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
+    let (node, seq) = match id.split_once(':') {
+        Some((node, seq)) => (Some(node), seq),
+        None => (None, id.as_str()),
+    };
+    let Ok(seq) = seq.parse::<u64>() else {
         return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
     };
-    let actor = ActorId::new(st.actors.env.config.node_id, seq);
-    let known =
-        st.actors.registry.get(&actor).is_some() || st.actors.registry.cause_of(&actor).is_some();
-    if !known {
-        return error(StatusCode::NOT_FOUND, format!("no actor {id}"));
+    match (node, &st.cluster) {
+        (None, _) => kill_here(&st, seq, allow_restart),
+        (Some(n), _) if n == st.node_id => kill_here(&st, seq, allow_restart),
+        (Some(n), Some(cluster)) => {
+            let ask = Ask::Kill {
+                actor: seq,
+                allow_restart,
+            };
+            match cluster.ask(n, &ask).await {
+                Ok((status, body)) => relayed(status, body),
+                Err(e) => error(StatusCode::NOT_FOUND, format!("no actor {id}: {e}")),
+            }
+        }
+        (Some(_), None) => error(StatusCode::NOT_FOUND, format!("no actor {id}")),
     }
-    let allow_restart = q.get("no_restart").is_some_and(|v| v == "false");
-    ok(ActorKilled {
-        killed: crate::actor::actors::kill(&st.actors, &actor, allow_restart),
-    })
 }
 
 pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {

@@ -6,12 +6,12 @@
 //!
 //! The records outlive their node: the head marks the unfinished jobs of
 //! a node that left the cluster failed. A job's details, logs, stop and
-//! delete are answered by its node, over the cluster's `Job` call.
+//! delete are answered by its node, over the cluster's `Ask` call.
 
 use super::jobs::Jobs;
 use super::types::{JobInfo, JobStatus};
 use crate::cluster::place::Cluster;
-use crate::cluster::{JOBS_PREFIX, JobOp, Membership, NEXT_JOB_KEY};
+use crate::cluster::{Ask, JOBS_PREFIX, JobOp, Membership, NEXT_JOB_KEY};
 use crate::events::unix_ms;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -204,7 +204,11 @@ impl ClusterJobs {
         if !live {
             return Elsewhere::Orphan(info);
         }
-        match self.cluster.ask_job(&info.node_id, n, op).await {
+        match self
+            .cluster
+            .ask(&info.node_id, &Ask::Job { job: n, op })
+            .await
+        {
             Ok((status, body)) => Elsewhere::Answered(status, body),
             Err(e) => Elsewhere::Failed(502, e),
         }

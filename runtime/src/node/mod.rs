@@ -247,8 +247,8 @@ impl Node {
         });
         if let Some(cluster) = &state.cluster {
             let desk = Arc::downgrade(&state);
-            let desk: std::sync::Weak<dyn crate::cluster::JobDesk> = desk;
-            cluster.set_job_desk(desk);
+            let desk: std::sync::Weak<dyn crate::cluster::Desk> = desk;
+            cluster.set_desk(desk);
         }
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();

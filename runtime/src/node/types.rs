@@ -361,6 +361,9 @@ pub struct ActorEntry {
     pub calls: u64,
     /// Why it died.
     pub death_cause: Option<ErrorInfo>,
+    /// The node it lives on.
+    #[serde(default)]
+    pub node_id: String,
 }
 
 /// `GET /api/v0/actors`.

@@ -970,7 +970,7 @@
     endpoint: 'api/v0/actors',
     key: 'actors',
     filters: ['state', 'job', 'class', 'name'],
-    cols: 10,
+    cols: 11,
     emptyText: 'No actors match.',
     row(a) {
       const id = str(a.actor_id);
@@ -980,6 +980,7 @@
         h('td', null, a.name == null ? '' : str(a.name)),
         h('td', { class: 'mono' }, jobLink(a.job_id)),
         stateCell(a.state),
+        h('td', { class: 'mono' }, a.node_id == null ? dash : str(a.node_id)),
         numCell(a.restarts),
         h('td', { class: 'num' }, h('a', { href: hashFor('tasks', { actor: id }), title: 'Calls of this actor' }, fmtInt(a.calls))),
         h('td', { class: 'errcell' }, a.death_cause == null ? '' : (typeof a.death_cause === 'object' ? errorBlock(a.death_cause) : str(a.death_cause))),
