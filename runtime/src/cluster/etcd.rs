@@ -5,7 +5,7 @@ use super::{BoxFuture, HEAD_KEY, Member, Membership, NODES_PREFIX};
 use anyhow::{Context, anyhow};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper,
-    PutOptions, Txn, TxnOp,
+    PutOptions, Txn, TxnOp, WatchOptions,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,6 +89,34 @@ pub struct EtcdMembership {
     lost_notify: Arc<Notify>,
     /// Tells the keep-alive thread to revoke the lease and end.
     stop: Arc<AtomicBool>,
+    /// Counts changes of the member list (see `watch_members`).
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// The task watching the member list.
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// Counts the changes etcd reports under the nodes' prefix, for as long as
+/// the membership lives; after a broken watch it counts one (the list may
+/// have changed meanwhile) and watches again.
+async fn watch_members(mut client: Client, changes: tokio::sync::watch::Sender<u64>) {
+    let bump = || changes.send_modify(|n| *n += 1);
+    loop {
+        let watching = client
+            .watch(NODES_PREFIX, Some(WatchOptions::new().with_prefix()))
+            .await;
+        if let Ok(mut stream) = watching {
+            while let Ok(Some(r)) = stream.message().await {
+                if !r.events().is_empty() || r.canceled() {
+                    bump();
+                }
+                if r.canceled() {
+                    break;
+                }
+            }
+        }
+        bump();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl EtcdMembership {
@@ -135,7 +163,11 @@ impl EtcdMembership {
             .name("wray-lease".into())
             .spawn(move || keeper.run(connect_options()))
             .context("cannot start the lease thread")?;
+        let (count, changes) = tokio::sync::watch::channel(0u64);
+        let watcher = tokio::spawn(watch_members(client.clone(), count));
         Ok(EtcdMembership {
+            changes,
+            watcher,
             id: id.to_string(),
             client,
             lease,
@@ -152,6 +184,7 @@ impl Drop for EtcdMembership {
         // The keeper revokes the lease: the node leaves at once rather than
         // when the lease runs out.
         self.stop.store(true, Ordering::Release);
+        self.watcher.abort();
     }
 }
 
@@ -303,6 +336,10 @@ impl Membership for EtcdMembership {
                 })
                 .collect()
         })
+    }
+
+    fn member_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
     }
 
     fn leads(&self) -> bool {

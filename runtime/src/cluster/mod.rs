@@ -157,6 +157,11 @@ pub trait Membership: Send + Sync {
     /// Every key under `prefix` (without it) and its value, by key.
     fn list(&self, prefix: String) -> BoxFuture<'_, anyhow::Result<Vec<Member>>>;
 
+    /// Follows changes of the member list: the value changes (a count)
+    /// whenever a node may have joined or left, so a reader that marks it
+    /// seen before reading the members misses none.
+    fn member_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
     /// Whether this node is the cluster's head now, as far as it knows
     /// (it won the head key and has not lost its membership).
     fn leads(&self) -> bool;

@@ -38,8 +38,11 @@ use crate::objects::arg::ArgValue;
 use crate::output::{OutputSource, SourceKind, Stream};
 use tonic::transport::Channel;
 
-/// How often the live nodes are read again from the membership.
+/// How often parked results and forgotten actors are swept.
 const REFRESH: Duration = Duration::from_millis(250);
+/// How often the live nodes are read again without a change reported
+/// (the membership's watch reports each change at once).
+const REREAD: Duration = Duration::from_secs(5);
 /// How long a node that could not be reached gets no calls.
 const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Arguments this large together are placed by locality (`Cluster::near`):
@@ -372,8 +375,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Reads the live nodes every [`REFRESH`] (and drops results parked too
-/// long), while the cluster side lives.
 /// The members whose records are readable, with them.
 fn records(members: Vec<super::Member>) -> Vec<(String, Record)> {
     members
@@ -382,17 +383,32 @@ fn records(members: Vec<super::Member>) -> Vec<(String, Record)> {
         .collect()
 }
 
+/// Reads the live nodes when the membership reports a change (and every
+/// [`REREAD`] anyway), and every [`REFRESH`] drops results parked too long
+/// and forgets actors gone, while the cluster side lives.
 async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
+    let mut changes = membership.member_changes();
+    let mut read_at = Instant::now();
+    let mut read = true;
     loop {
-        if let Ok(members) = membership.members().await {
+        if read {
+            changes.borrow_and_update();
+            read_at = Instant::now();
+            if let Ok(members) = membership.members().await {
+                let Some(c) = cluster.upgrade() else { return };
+                c.update(records(members));
+            }
+        }
+        {
             let Some(c) = cluster.upgrade() else { return };
             c.shared.lent.sweep();
             c.shared.prune_placed();
-            c.update(records(members));
-        } else if cluster.strong_count() == 0 {
-            return;
         }
-        tokio::time::sleep(REFRESH).await;
+        // Read again when the list changed, and every so often anyway.
+        read = tokio::select! {
+            Ok(()) = changes.changed() => true,
+            () = tokio::time::sleep(REFRESH) => read_at.elapsed() >= REREAD,
+        };
     }
 }
 
