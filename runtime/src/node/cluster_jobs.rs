@@ -129,20 +129,31 @@ async fn write(
 }
 
 /// On the head: marks failed the unfinished jobs of nodes that left,
-/// whenever the members change (and every [`SWEEP_EVERY`], for a node
-/// that became head after they did).
+/// whenever the members change, and when this node becomes head (looked
+/// at every [`SWEEP_EVERY`]: it may become head after they changed). A
+/// sweep that failed is tried again on the next look.
 async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receiver<Vec<String>>) {
+    let mut due = true;
+    let mut led = false;
     loop {
         {
             let Some(m) = m.upgrade() else { return };
-            if m.leads()
-                && let Err(e) = mark_orphans(&*m).await
-            {
-                eprintln!("wray: cannot check the cluster's jobs: {e:#}");
+            let leads = m.leads();
+            if leads && (due || !led) {
+                due = match mark_orphans(&*m).await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        eprintln!("wray: cannot check the cluster's jobs: {e:#}");
+                        true
+                    }
+                };
             }
+            led = leads;
         }
-        if let Ok(Err(_)) = tokio::time::timeout(SWEEP_EVERY, members.changed()).await {
-            return; // The cluster side is gone.
+        match tokio::time::timeout(SWEEP_EVERY, members.changed()).await {
+            Ok(Ok(())) => due = true,
+            Ok(Err(_)) => return, // The cluster side is gone.
+            Err(_) => {}
         }
     }
 }
