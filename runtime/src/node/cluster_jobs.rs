@@ -18,8 +18,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How often the head looks for jobs whose node left, besides when the
-/// members change.
+/// How often a node looks whether it has just become head (and then
+/// looks for jobs whose node left).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 type Publish = (u64, Option<oneshot::Sender<()>>);
