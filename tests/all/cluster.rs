@@ -875,7 +875,16 @@ fn nodes_over_tls_run_everything_and_refuse_a_node_of_another_ca() {
     let job = node::submit(d.addr, "testkit", &["cluster", &a.id]);
     let done = node::wait_job_end(d.addr, &job);
     assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["message"].as_str().unwrap().contains("--tls-cert"),
+        "says what is likely wrong: {done}"
+    );
     assert_eq!(ran(a.addr, "add").len(), before, "nothing of d's ran on a");
+    // And the other way: a node with TLS calling one without fails.
+    let on_d = ran(d.addr, "add").len();
+    let job = node::submit(a.addr, "testkit", &["cluster", &d.id]);
+    assert_eq!(node::wait_job_end(a.addr, &job)["status"], "FAILED");
+    assert_eq!(ran(d.addr, "add").len(), on_d, "nothing of a's ran on d");
 }
 
 #[test]

@@ -119,10 +119,17 @@ impl AsyncWrite for Conn {
     }
 }
 
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = ();
+/// What the gRPC service learns of a connection: whether it came over
+/// TLS (a node that talks TLS refuses calls that did not).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OverTls(pub bool);
 
-    fn connect_info(&self) {}
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = OverTls;
+
+    fn connect_info(&self) -> OverTls {
+        OverTls(matches!(self, Conn::Tls(_)))
+    }
 }
 
 /// The connections `listener` accepts that are not pulls, for the gRPC
@@ -153,6 +160,9 @@ pub(super) fn incoming(
             let (tx, shared, tls) = (tx.clone(), shared.clone(), tls.clone());
             tokio::spawn(async move {
                 let conn = match tls {
+                    // A node without TLS calling: its calls are refused,
+                    // saying why (a pull's connection is dropped).
+                    Some(_) if plain(&stream).await => Conn::Plain(stream),
                     Some(tls) => {
                         // A peer without a certificate of the cluster's
                         // CA fails here.
@@ -185,6 +195,14 @@ pub(super) fn incoming(
         let next = rx.recv().await?;
         Some((next, rx))
     })
+}
+
+/// Whether the peer's first byte says it is not starting TLS (a TLS
+/// handshake record starts with 22), leaving it unread.
+async fn plain(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(SNIFF_FOR, peek_exact(stream, &mut first)).await;
+    matches!(peeked, Ok(Ok(()))) && first[0] != 22
 }
 
 /// Fills `buf` with the first bytes the peer sent, leaving them unread.

@@ -482,8 +482,19 @@ impl Shared {
         })
     }
 
-    /// Refuses a request without this cluster's token.
+    /// Refuses a request without this cluster's token, or, if this node
+    /// talks TLS, one that did not come over TLS.
     fn check<T>(&self, r: &Request<T>) -> Result<(), Status> {
+        let over_tls = r
+            .extensions()
+            .get::<super::pull::OverTls>()
+            .is_some_and(|t| t.0);
+        if self.tls.is_some() && !over_tls {
+            return Err(Status::unauthenticated(
+                "this node talks to other nodes over TLS only: every node of a cluster needs \
+                 the same --tls-cert/--tls-key/--tls-ca",
+            ));
+        }
         let got = r.metadata().get(TOKEN_KEY).map(|v| v.as_bytes());
         if self.token_ok(got) {
             Ok(())
