@@ -203,6 +203,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Whether it talks to the other nodes over TLS.
+    pub fn tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
     /// The address other nodes reach this node's RPC service at.
     pub fn rpc_address(&self) -> &str {
         &self.shared.address

@@ -793,6 +793,7 @@ pub(crate) async fn objects(State(st): St, Query(q): Params) -> Response {
 fn node_entry(st: &NodeState) -> NodeEntry {
     let mut entry = node_record(&st.actors, &st.node_id, st.addr);
     entry.rpc_address = st.cluster.as_ref().map(|c| c.rpc_address().to_string());
+    entry.tls = st.cluster.as_ref().is_some_and(|c| c.tls());
     entry
 }
 
@@ -811,6 +812,7 @@ pub(crate) fn node_record(actors: &Actors, node_id: &str, addr: std::net::Socket
         is_head: true,
         rpc_address: None,
         load: None,
+        tls: false,
         resources: st
             .env
             .resources

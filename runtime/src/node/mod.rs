@@ -193,6 +193,7 @@ impl Node {
             let mut entry =
                 api::node_record(&rt.actors, &node_id, SocketAddr::new(public, addr.port()));
             entry.rpc_address = Some(rpc_address.clone());
+            entry.tls = tls.is_some();
             let record = serde_json::to_vec(&entry).expect("a node record serializes");
             let ttl = i64::try_from(options.lease_ttl.max(1)).unwrap_or(i64::MAX);
             let joined = rt.block_on(crate::cluster::etcd::EtcdMembership::join(
@@ -201,8 +202,30 @@ impl Node {
                 record,
                 ttl,
             ));
-            let membership: Arc<dyn crate::cluster::Membership> =
-                Arc::new(joined.map_err(|e| Error::Config(format!("{e:#}")))?);
+            let joined = joined.map_err(|e| Error::Config(format!("{e:#}")))?;
+            // Nodes with TLS and nodes without cannot reach each other:
+            // refuse to join a cluster of the other kind (and leave it at
+            // once).
+            use crate::cluster::Membership as _;
+            let members = rt
+                .block_on(joined.members())
+                .map_err(|e| Error::Config(format!("{e:#}")))?;
+            let other = members.iter().find_map(|(id, record)| {
+                let n: types::NodeEntry = serde_json::from_slice(record).ok()?;
+                (*id != node_id && n.tls != tls.is_some()).then(|| id.clone())
+            });
+            if let Some(other) = other {
+                rt.block_on(joined.leave());
+                let (this, that) = match tls.is_some() {
+                    true => ("talks TLS to other nodes", "does not"),
+                    false => ("does not talk TLS to other nodes", "does"),
+                };
+                return Err(Error::Config(format!(
+                    "this node {this} and node {other} of the cluster {that}: every node of a \
+                     cluster needs the same --tls-cert/--tls-key/--tls-ca, or none"
+                )));
+            }
+            let membership: Arc<dyn crate::cluster::Membership> = Arc::new(joined);
             let cluster = crate::cluster::place::Cluster::start(
                 &rt.actors,
                 rt.handle(),

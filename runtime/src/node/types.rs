@@ -504,6 +504,9 @@ pub struct NodeEntry {
     /// node that did not answer in time, and in its cluster record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::cluster::place::NodeLoad>,
+    /// In a cluster, whether it talks to the other nodes over TLS.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// A custom resource in `GET /api/v0/status`, in units.
