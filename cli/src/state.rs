@@ -100,6 +100,8 @@ pub fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         } => {
             let id = submit(&c, &module, name, &links, &args)?;
             if follow {
+                // Its id, for `wray job logs|status|stop` later.
+                eprintln!("submitted {id}");
                 return follow_job(&c, &id);
             }
             println!("{id}");

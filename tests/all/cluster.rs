@@ -1005,6 +1005,7 @@ fn a_call_of_a_linked_module_runs_on_another_node() {
     let (stdout, stderr) = common::text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("cluster cross: ok"), "{stdout}");
+    assert!(stderr.contains("submitted job-"), "names the job: {stderr}");
     // The C module's add ran there: called from here, and from a task
     // that ran there (the job's links travelled with it).
     assert_eq!(ran(b.addr, "add"), vec!["FINISHED"; 2]);
