@@ -286,29 +286,14 @@ pub(super) fn pull_into(
         .map_err(failed)?
         .next()
         .ok_or_else(|| format!("pulling from {holder}: the address names no host"))?;
-    let s = StdStream::connect_timeout(&addr, CONNECT_FOR).map_err(failed)?;
-    s.set_nodelay(true).map_err(failed)?;
-    s.set_read_timeout(Some(STALL)).map_err(failed)?;
-    s.set_write_timeout(Some(STALL)).map_err(failed)?;
-    match tls {
-        Some(tls) => {
-            let s = tls.pull_client(s).map_err(failed)?;
-            exchange(s, holder, token, digest, release, filling)
-        }
-        None => exchange(s, holder, token, digest, release, filling),
-    }
-}
-
-/// A pull's request and reply on connection `s` to `holder`.
-fn exchange(
-    mut s: impl Read + Write,
-    holder: &str,
-    token: Option<&[u8]>,
-    digest: &[u8; 32],
-    release: bool,
-    filling: &mut Filling,
-) -> Result<[u8; 32], String> {
-    let failed = |e: std::io::Error| format!("pulling from {holder}: {e}");
+    let tcp = StdStream::connect_timeout(&addr, CONNECT_FOR).map_err(failed)?;
+    tcp.set_nodelay(true).map_err(failed)?;
+    tcp.set_read_timeout(Some(STALL)).map_err(failed)?;
+    tcp.set_write_timeout(Some(STALL)).map_err(failed)?;
+    let mut s: Box<dyn ReadWrite> = match tls {
+        Some(tls) => Box::new(tls.pull_client(tcp).map_err(failed)?),
+        None => Box::new(tcp),
+    };
     let token = token.unwrap_or_default();
     let mut request = Vec::with_capacity(MAGIC.len() + 2 + token.len() + 33);
     request.extend_from_slice(MAGIC);
@@ -342,6 +327,11 @@ fn exchange(
         .fill_with(|room| read_digesting(&mut s, room))
         .map_err(failed)
 }
+
+/// A pull's connection: plain, or TLS.
+trait ReadWrite: Read + Write {}
+
+impl<T: Read + Write> ReadWrite for T {}
 
 /// How much of a pull is read before it is handed to the digest.
 const PIECE: usize = 4 << 20;
