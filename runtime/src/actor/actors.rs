@@ -117,6 +117,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
         name,
         claim: settled_rx,
         job: c.job,
+        placed_for: c.placed_for,
         max_restarts: options.max_restarts.unwrap_or(0),
         max_task_retries: options.max_task_retries.unwrap_or(0),
         memory_limit: options

@@ -81,6 +81,10 @@ pub(crate) struct Actor {
     pub(super) claim: Option<NameClaim>,
     /// The job that created it (0: the host).
     pub job: u64,
+    /// In a cluster, the actor of another node this one lives here for:
+    /// that node made it, keeps its record and lists it.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // the state API's
+    pub placed_for: Option<ActorId>,
     pub(super) max_restarts: i32,
     pub(super) max_task_retries: i32,
     pub(super) memory_limit: u64,
@@ -269,6 +273,9 @@ pub(crate) struct Creation {
     pub type_name: String,
     pub sub: Submission,
     pub job: u64,
+    /// In a cluster, the actor of another node this one lives here for
+    /// (that node keeps its record; see [`Actor::placed_for`]).
+    pub placed_for: Option<ActorId>,
 }
 
 /// Why the actor died, if it is dead.

@@ -33,6 +33,7 @@ impl Upcalls for Actors {
                 type_name,
                 sub,
                 job,
+                placed_for: None,
             },
         )
     }

@@ -409,6 +409,7 @@ impl CallBuilder<'_, NewActor> {
                 type_name: type_name.clone(),
                 job: 0,
                 sub,
+                placed_for: None,
             },
         );
         Ok(ActorRef::new(id, type_name.into(), new.module))

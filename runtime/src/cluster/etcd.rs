@@ -402,7 +402,6 @@ impl Keeper {
             let mut renewed = tokio::time::Instant::now();
             let mut conn: Option<Conn> = None;
             // Once head, always head: the key lives as long as the lease.
-            let mut head = false;
             while !self.stop.load(Ordering::Acquire) {
                 // No step may outlast the lease: cut off by a partition, a
                 // connection hangs (no reset comes) rather than fail.
@@ -419,13 +418,10 @@ impl Keeper {
                             // absent, under this node's lease, so it goes
                             // when its holder dies and the next round of a
                             // standby takes it.
-                            if !head {
+                            if !self.head.load(Ordering::Acquire) {
                                 let stand = campaign(&mut c.client, &self.id, self.lease);
                                 match timeout_at(until, stand).await {
-                                    Ok(Ok(won)) => {
-                                        head = won;
-                                        self.head.store(won, Ordering::Release);
-                                    }
+                                    Ok(Ok(won)) => self.head.store(won, Ordering::Release),
                                     _ => conn = None,
                                 }
                             }

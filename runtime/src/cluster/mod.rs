@@ -91,10 +91,10 @@ pub enum Ask {
         op: JobOp,
     },
     /// The actors this node made that match `query` (the state API's
-    /// query string).
+    /// query parameters).
     Actors {
-        /// `state=ALIVE&class=Counter`, say.
-        query: String,
+        /// `state` → `ALIVE`, `class` → `Counter`, say.
+        query: std::collections::HashMap<String, String>,
     },
     /// Kill actor number `actor` this node made.
     Kill {

@@ -38,7 +38,7 @@ use crate::objects::arg::ArgValue;
 use crate::output::{OutputSource, SourceKind, Stream};
 use tonic::transport::Channel;
 
-/// How often parked results and forgotten actors are swept.
+/// How often parked results are swept.
 const REFRESH: Duration = Duration::from_millis(250);
 /// How often the live nodes are read again without a change reported
 /// (the membership's watch reports each change at once).
@@ -138,9 +138,6 @@ pub struct Cluster {
     peers: RwLock<Arc<Vec<Arc<RemoteNode>>>>,
     /// The next turn of `spread` calls.
     turn: AtomicUsize,
-    /// The ids of the other live nodes, as last read (changes wake
-    /// whoever follows them).
-    members: tokio::sync::watch::Sender<Vec<String>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -172,7 +169,6 @@ impl Cluster {
             membership: membership.clone(),
             peers: RwLock::new(Arc::new(Vec::new())),
             turn: AtomicUsize::new(0),
-            members: tokio::sync::watch::Sender::new(Vec::new()),
             _stop: stop,
         });
         let _guard = handle.enter();
@@ -235,24 +231,43 @@ impl Cluster {
     /// The load of every other live node, by id, asked of each at once
     /// (a node that does not answer within a second is left out).
     pub async fn loads(&self) -> BTreeMap<String, NodeLoad> {
-        let peers = self.snapshot();
-        let asks = peers.iter().map(|p| async move {
-            let mut client = self.shared.client(&p.address).ok()?;
+        self.each_peer(LOAD_TIMEOUT, |p| async move {
+            let mut client = self.shared.client(&p.address)?;
             let ask = client.load(self.shared.request(super::rpc::proto::LoadRequest {}));
-            let load = tokio::time::timeout(LOAD_TIMEOUT, ask).await.ok()?.ok()?;
-            Some((p.id.clone(), NodeLoad::from(load.into_inner())))
+            let load = ask.await.map_err(|e| e.message().to_string())?;
+            Ok(NodeLoad::from(load.into_inner()))
+        })
+        .await
+        .into_iter()
+        .filter_map(|(id, load)| Some((id, load.ok()?)))
+        .collect()
+    }
+
+    /// `f` of every other live node at once, by id: its answer, or why
+    /// there is none (it failed, or took longer than `limit`).
+    async fn each_peer<'a, T, F, Fut>(
+        &'a self,
+        limit: Duration,
+        f: F,
+    ) -> BTreeMap<String, Result<T, String>>
+    where
+        F: Fn(Arc<RemoteNode>) -> Fut,
+        Fut: Future<Output = Result<T, String>> + 'a,
+    {
+        let peers = self.snapshot();
+        let asks = peers.iter().map(|p| {
+            let asked = tokio::time::timeout(limit, f(p.clone()));
+            async move {
+                let answer = asked
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {limit:?}")));
+                (p.id.clone(), answer)
+            }
         });
         futures_util::future::join_all(asks)
             .await
             .into_iter()
-            .flatten()
             .collect()
-    }
-
-    /// Follows the ids of the other live nodes: the receiver sees each
-    /// change.
-    pub fn watch_members(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
-        self.members.subscribe()
     }
 
     /// Sets what answers other nodes' requests of this node's API.
@@ -260,30 +275,31 @@ impl Cluster {
         let _ = self.shared.desk.set(desk);
     }
 
+    /// Whether node `node` is a live member (read again if this node has
+    /// not seen it join).
+    pub async fn is_live(&self, node: &str) -> bool {
+        self.live(node).await.is_some()
+    }
+
     /// Asks node `node`'s API `ask`: the HTTP status and JSON body it
     /// gives.
     pub async fn ask(&self, node: &str, ask: &super::Ask) -> Result<(u16, Vec<u8>), String> {
-        // Read the members again for a node that joined since.
-        let _ = self.find_peer(node).await;
         let peer = self
-            .remote(node)
+            .live(node)
+            .await
             .ok_or_else(|| format!("node {node} is not in the cluster"))?;
-        self.ask_peer(&peer, ask).await
+        let answer = tokio::time::timeout(ASK_TIMEOUT, self.ask_peer(&peer, ask)).await;
+        answer.map_err(|_| format!("node {node} did not answer within {ASK_TIMEOUT:?}"))?
     }
 
-    /// Asks every other live node `ask` at once: each one's answer, by
-    /// id (a node that does not answer within a second is left out).
-    pub async fn ask_all(&self, ask: &super::Ask) -> BTreeMap<String, (u16, Vec<u8>)> {
-        let peers = self.snapshot();
-        let asks = peers.iter().map(|p| async move {
-            let answer = tokio::time::timeout(LOAD_TIMEOUT, self.ask_peer(p, ask));
-            Some((p.id.clone(), answer.await.ok()?.ok()?))
-        });
-        futures_util::future::join_all(asks)
+    /// Asks every other live node `ask` at once: each one's answer, or
+    /// why there is none, by id.
+    pub async fn ask_all(
+        &self,
+        ask: &super::Ask,
+    ) -> BTreeMap<String, Result<(u16, Vec<u8>), String>> {
+        self.each_peer(ASK_TIMEOUT, |p| async move { self.ask_peer(&p, ask).await })
             .await
-            .into_iter()
-            .flatten()
-            .collect()
     }
 
     async fn ask_peer(
@@ -291,26 +307,30 @@ impl Cluster {
         peer: &RemoteNode,
         ask: &super::Ask,
     ) -> Result<(u16, Vec<u8>), String> {
-        let node = &peer.id;
         let mut client = self.shared.client(&peer.address)?;
-        let asked = client.ask(self.shared.request(super::rpc::ask_request(ask)));
-        let reply = tokio::time::timeout(ASK_TIMEOUT, asked)
+        let reply = client
+            .ask(self.shared.request(super::rpc::ask_request(ask)))
             .await
-            .map_err(|_| format!("node {node} did not answer within {ASK_TIMEOUT:?}"))?
-            .map_err(|e| format!("node {node}: {}", e.message()))?
+            .map_err(|e| format!("node {}: {}", peer.id, e.message()))?
             .into_inner();
         let status = u16::try_from(reply.status).unwrap_or(502);
         Ok((status, reply.body.to_vec()))
     }
 
-    /// Whether actor `actor` lives here for another node (which lists it).
-    pub fn hosts(&self, actor: &ActorId) -> bool {
-        self.shared.hosts(actor)
-    }
-
     /// Live node `node`, as last read.
     fn remote(&self, node: &str) -> Option<Arc<RemoteNode>> {
         self.snapshot().iter().find(|p| p.id == node).cloned()
+    }
+
+    /// Live node `node`: as last read, or after reading the members again
+    /// (it may have joined since).
+    async fn live(&self, node: &str) -> Option<Arc<RemoteNode>> {
+        if let Some(p) = self.remote(node) {
+            return Some(p);
+        }
+        let members = self.membership.members().await.ok()?;
+        self.update(records(members));
+        self.remote(node)
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<RemoteNode>>> {
@@ -359,13 +379,7 @@ impl Cluster {
                 self.shared.holders.forget(&p.address);
             }
         }
-        let ids: Vec<String> = next.iter().map(|p| p.id.clone()).collect();
         *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-        self.members.send_if_modified(|old| {
-            let changed = *old != ids;
-            *old = ids;
-            changed
-        });
     }
 }
 
@@ -389,8 +403,8 @@ fn records(members: Vec<super::Member>) -> Vec<(String, Record)> {
 }
 
 /// Reads the live nodes when the membership reports a change (and every
-/// [`REREAD`] anyway), and every [`REFRESH`] drops results parked too long
-/// and forgets actors gone, while the cluster side lives.
+/// [`REREAD`] anyway), and every [`REFRESH`] drops results parked too long,
+/// while the cluster side lives.
 async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
     let mut changes = membership.member_changes();
     let mut read_at = Instant::now();
@@ -407,7 +421,6 @@ async fn refresh(cluster: Weak<Cluster>, membership: Arc<dyn Membership>) {
         {
             let Some(c) = cluster.upgrade() else { return };
             c.shared.lent.sweep();
-            c.shared.prune_placed();
         }
         // Read again when the list changed, and every so often anyway.
         read = tokio::select! {
@@ -451,19 +464,8 @@ impl Placement for Cluster {
             .spawn(async move { super::names::release(&*m, &name, actor, &type_name).await });
     }
 
-    fn peer(&self, node: &str) -> Option<Arc<dyn Peer>> {
-        Some(self.remote(node)? as Arc<dyn Peer>)
-    }
-
     fn find_peer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Option<Arc<dyn Peer>>> {
-        Box::pin(async move {
-            if let Some(p) = self.peer(node) {
-                return Some(p);
-            }
-            let members = self.membership.members().await.ok()?;
-            self.update(records(members));
-            self.peer(node)
-        })
+        Box::pin(async move { Some(self.live(node).await? as Arc<dyn Peer>) })
     }
 
     fn place(

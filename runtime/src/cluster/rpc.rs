@@ -184,9 +184,6 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     /// The actors other nodes placed here, by their id here.
     hosted: DashMap<ActorId, Hosted>,
-    /// Every actor other nodes placed here that this node still knows of
-    /// (alive, or in its graveyard): those nodes list them.
-    placed_here: DashMap<ActorId, ()>,
     /// The large objects this node pulled, kept for reuse.
     pub copies: super::copies::Copies,
     /// Which nodes took the objects this node lent.
@@ -332,7 +329,6 @@ impl Shared {
             pulling: DashMap::new(),
             forwarded: AtomicU64::new(1),
             hosted: DashMap::new(),
-            placed_here: DashMap::new(),
             desk: std::sync::OnceLock::new(),
         })
     }
@@ -435,18 +431,6 @@ impl Shared {
                 end_forwarded_job(&self.actors, hosted.job);
             }
         }
-    }
-
-    /// Whether actor `actor` lives (or lived) here for another node.
-    pub fn hosts(&self, actor: &ActorId) -> bool {
-        self.placed_here.contains_key(actor)
-    }
-
-    /// Forgets the actors placed here that this node no longer knows of.
-    pub fn prune_placed(&self) {
-        let registry = &self.actors.registry;
-        self.placed_here
-            .retain(|id, ()| registry.get(id).is_some() || registry.cause_of(id).is_some());
     }
 
     /// A job of its own for a call node `caller` placed here (see
@@ -641,31 +625,30 @@ impl Shared {
         // large object sent to many nodes spreads from node to node; one
         // picked by this node's address, so they spread over the copies),
         // else from its holder.
-        let mut sources: Vec<&str> = r
+        let mut copies: Vec<&str> = r
             .copies
             .iter()
             .map(String::as_str)
             .filter(|c| *c != self.address)
             .collect();
-        if !sources.is_empty() {
-            let start = self.address.bytes().map(usize::from).sum::<usize>() % sources.len();
-            sources.rotate_left(start);
+        if !copies.is_empty() {
+            let start = self.address.bytes().map(usize::from).sum::<usize>() % copies.len();
+            copies.rotate_left(start);
         }
-        sources.push(&r.holder);
-        let last = sources.len() - 1;
-        let mut blob = None;
-        for (i, from) in sources.into_iter().enumerate() {
-            match self.pull_from(from, digest, len, release).await {
-                Ok(b) => {
-                    blob = Some(b);
-                    break;
-                }
-                // Its copy is gone (memory was short there), or the node is.
-                Err(_) if i < last => continue,
-                Err(e) => return Err(e),
+        let mut pulled = None;
+        for from in copies {
+            // A copy that is gone (memory was short there), or whose node
+            // is: the next.
+            if let Ok(b) = self.pull_from(from, digest, len, release).await {
+                pulled = Some(b);
+                break;
             }
         }
-        let blob = objects.intern(Arc::new(blob.expect("pulled, or returned")));
+        let blob = match pulled {
+            Some(b) => b,
+            None => self.pull_from(&r.holder, digest, len, release).await?,
+        };
+        let blob = objects.intern(Arc::new(blob));
         self.pulled.fetch_add(1, Ordering::Relaxed);
         if !release {
             // An argument: kept for the next call here that takes it, and
@@ -797,7 +780,7 @@ pub(super) fn ask_request(ask: &super::Ask) -> AskRequest {
             },
         }),
         super::Ask::Actors { query } => What::Actors(proto::ActorsAsk {
-            query: query.clone(),
+            query: query.clone().into_iter().collect(),
         }),
         super::Ask::Kill {
             actor,
@@ -819,7 +802,9 @@ fn ask_from(r: AskRequest) -> Result<super::Ask, Status> {
             op: super::JobOp::parse(&j.op, j.offset)
                 .ok_or_else(|| Status::invalid_argument(format!("no job request `{}`", j.op)))?,
         },
-        Some(What::Actors(a)) => super::Ask::Actors { query: a.query },
+        Some(What::Actors(a)) => super::Ask::Actors {
+            query: a.query.into_iter().collect(),
+        },
         Some(What::Kill(k)) => super::Ask::Kill {
             actor: k.actor,
             allow_restart: k.allow_restart,
@@ -899,10 +884,10 @@ impl NodeRpc for Service {
             type_name: req.type_name,
             sub,
             job,
+            placed_for: Some(caller),
         };
         let actor = crate::actor::actors::create(&s.actors, creation);
         s.hosted.insert(actor, Hosted { job, collect });
-        s.placed_here.insert(actor, ());
         Ok(Response::new(ActorCreateReply {
             actor: bytes::Bytes::copy_from_slice(&actor.0),
         }))

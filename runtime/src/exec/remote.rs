@@ -57,11 +57,9 @@ pub(crate) trait Placement: Send + Sync {
     /// call near the nodes that hold them).
     fn place(&self, options: &Options, forwardable: bool, args: &ArgBytes) -> Place;
 
-    /// Live node `node`, if it is another node of the cluster.
-    fn peer(&self, node: &str) -> Option<Arc<dyn Peer>>;
-
-    /// [`peer`](Self::peer), reading the live nodes again first if `node`
-    /// is not among them (it joined since they were last read).
+    /// Live node `node`, if it is another node of the cluster, reading
+    /// the live nodes again first if it is not among them (it joined
+    /// since they were last read).
     fn find_peer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Option<Arc<dyn Peer>>>;
 
     /// Claims `name` across the cluster for `actor`, of type `type_name`,

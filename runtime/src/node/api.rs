@@ -18,11 +18,11 @@ use crate::cluster::{Ask, JobOp};
 use crate::events::{STATES, TaskRecord, TaskState};
 use crate::exec::resources::as_units;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -314,14 +314,19 @@ fn job_id(id: &str) -> Result<u64, Response> {
     parse_job_id(id).ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
 }
 
+/// This node's jobs, or in a cluster every node's, newest first.
+async fn all_jobs(st: &NodeState) -> anyhow::Result<Vec<super::types::JobInfo>> {
+    match &st.cluster_jobs {
+        None => Ok(st.jobs.list()),
+        Some(cj) => cj.list(&st.jobs).await,
+    }
+}
+
 /// `GET /api/jobs/`: this node's jobs, or in a cluster every node's.
 pub(crate) async fn list_jobs(State(st): St) -> Response {
-    match &st.cluster_jobs {
-        None => ok(st.jobs.list()),
-        Some(cj) => match cj.list(&st.jobs).await {
-            Ok(jobs) => ok(jobs),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
-        },
+    match all_jobs(&st).await {
+        Ok(jobs) => ok(jobs),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
 }
 
@@ -443,14 +448,7 @@ impl crate::cluster::Desk for NodeState {
                         .await
                         .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
                 }
-                Ask::Actors { query } => {
-                    let q = axum::http::Uri::try_from(format!("/?{query}"))
-                        .ok()
-                        .and_then(|uri| Query::<HashMap<String, String>>::try_from_uri(&uri).ok())
-                        .map(|q| q.0)
-                        .unwrap_or_default();
-                    ok(actors_here(self, &q))
-                }
+                Ask::Actors { query } => ok(actors_here(self, &query)),
                 Ask::Kill {
                     actor,
                     allow_restart,
@@ -657,7 +655,6 @@ fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
         .get("job")
         .or_else(|| q.get("job_id"))
         .and_then(|j| parse_job_id(j));
-    let hosted = |a: &Actor| st.cluster.as_ref().is_some_and(|c| c.hosts(&a.id));
     let want = |a: &Actor| {
         q.get("state")
             .is_none_or(|s| actor_state(a).as_str().eq_ignore_ascii_case(s))
@@ -665,7 +662,7 @@ fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
             && q.get("class").is_none_or(|c| *a.type_name == **c)
             && q.get("name")
                 .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
-            && !hosted(a)
+            && a.placed_for.is_none()
     };
     let mut all: Vec<Arc<Actor>> = Vec::new();
     st.actors.registry.for_each(|a| all.push(a.clone()));
@@ -681,33 +678,36 @@ fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
 }
 
 /// `GET /api/v0/actors`: this node's actors, or in a cluster every
-/// node's (each other node asked at once; one that does not answer
-/// within a second is left out). Another node's actor is named
+/// node's (each other node asked at once; those that do not answer are
+/// named in `unanswered`). Another node's actor is named
 /// `<node>:<number>`.
-pub(crate) async fn actors(State(st): St, Query(q): Params, RawQuery(query): RawQuery) -> Response {
+pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
     let (offset, limit) = page(&q);
     let mut all = actors_here(&st, &q);
+    let mut unanswered = BTreeMap::new();
     if let Some(cluster) = &st.cluster {
         // The others page nothing: the whole list is paged here.
-        let query = query.unwrap_or_default();
-        let answers = cluster.ask_all(&Ask::Actors { query }).await;
-        for (node, (status, body)) in answers {
-            let Ok(entries) = serde_json::from_slice::<Vec<ActorEntry>>(&body) else {
-                continue;
-            };
-            if status != 200 {
-                continue;
+        let answers = cluster.ask_all(&Ask::Actors { query: q.clone() }).await;
+        for (node, answer) in answers {
+            let entries = answer.and_then(|(status, body)| match status {
+                200 => serde_json::from_slice::<Vec<ActorEntry>>(&body).map_err(|e| e.to_string()),
+                _ => Err(String::from_utf8_lossy(&body).into_owned()),
+            });
+            match entries {
+                Ok(entries) => all.extend(entries.into_iter().map(|mut e| {
+                    e.actor_id = format!("{node}:{}", e.actor_id);
+                    e
+                })),
+                Err(why) => {
+                    unanswered.insert(node, why);
+                }
             }
-            all.extend(entries.into_iter().map(|mut e| {
-                e.actor_id = format!("{node}:{}", e.actor_id);
-                e
-            }));
         }
     }
-    let total = all.len() as u64;
     ok(ActorList {
-        total,
+        total: all.len() as u64,
         actors: all.into_iter().skip(offset).take(limit).collect(),
+        unanswered,
     })
 }
 
@@ -904,13 +904,10 @@ pub(crate) async fn status(State(st): St) -> Response {
         r.2
     };
     let actors = actor_counts(s);
-    // The jobs page's: in a cluster, every node's.
-    let listed = match &st.cluster_jobs {
-        Some(cj) => cj.list(&st.jobs).await.ok(),
-        None => None,
-    };
+    // The jobs page's: in a cluster, every node's (this node's if etcd
+    // cannot be read).
     let mut jobs = JobCounts::default();
-    for j in listed.unwrap_or_else(|| st.jobs.list()) {
+    for j in all_jobs(&st).await.unwrap_or_else(|_| st.jobs.list()) {
         jobs.add(j.status);
     }
     let stats = s.env.objects.stats();

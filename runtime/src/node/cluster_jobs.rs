@@ -47,7 +47,10 @@ impl ClusterJobs {
     ) -> ClusterJobs {
         let (publish, queue) = mpsc::unbounded_channel();
         handle.spawn(write(queue, membership.clone(), jobs));
-        handle.spawn(sweep(Arc::downgrade(&membership), cluster.watch_members()));
+        handle.spawn(sweep(
+            Arc::downgrade(&membership),
+            membership.member_changes(),
+        ));
         ClusterJobs {
             membership,
             cluster,
@@ -132,7 +135,7 @@ async fn write(
 /// whenever the members change, and when this node becomes head (looked
 /// at every [`SWEEP_EVERY`]: it may become head after they changed). A
 /// sweep that failed is tried again on the next look.
-async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receiver<Vec<String>>) {
+async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receiver<u64>) {
     let mut due = true;
     let mut led = false;
     loop {
@@ -152,7 +155,7 @@ async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receive
         }
         match tokio::time::timeout(SWEEP_EVERY, members.changed()).await {
             Ok(Ok(())) => due = true,
-            Ok(Err(_)) => return, // The cluster side is gone.
+            Ok(Err(_)) => return, // The membership is gone.
             Err(_) => {}
         }
     }
@@ -208,11 +211,7 @@ impl ClusterJobs {
             Ok(None) => return Elsewhere::Failed(404, format!("no job {id}")),
             Err(e) => return Elsewhere::Failed(503, format!("{e:#}")),
         };
-        let live = match self.membership.members().await {
-            Ok(members) => members.iter().any(|(node, _)| *node == info.node_id),
-            Err(e) => return Elsewhere::Failed(503, format!("{e:#}")),
-        };
-        if !live {
+        if !self.cluster.is_live(&info.node_id).await {
             return Elsewhere::Orphan(info);
         }
         match self

@@ -373,6 +373,10 @@ pub struct ActorList {
     pub total: u64,
     /// The page, newest first.
     pub actors: Vec<ActorEntry>,
+    /// In a cluster, the nodes that did not answer, and why: their actors
+    /// are missing from the list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unanswered: BTreeMap<String, String>,
 }
 
 /// Actors in each state.
