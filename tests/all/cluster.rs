@@ -861,6 +861,16 @@ fn nodes_over_tls_run_everything_and_refuse_a_node_of_another_ca() {
     // (etcd lets it in) but neither served nor served by the others.
     let c = start_tls_node(&etcd.url, &theirs);
     common::eventually("a sees c", || cluster_view(a.addr).0.contains(&c.id));
+    // Its actors cannot be asked for: the cluster's list says so.
+    let listed = get(a.addr, "/api/v0/actors").json();
+    let why = listed["unanswered"][c.id.as_str()]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("certificate"), "{listed}");
+    assert!(
+        listed["unanswered"].get(b.id.as_str()).is_none(),
+        "{listed}"
+    );
     let before = ran(a.addr, "add").len();
     let job = node::submit(c.addr, "testkit", &["cluster", &a.id]);
     let done = node::wait_job_end(c.addr, &job);
@@ -870,20 +880,32 @@ fn nodes_over_tls_run_everything_and_refuse_a_node_of_another_ca() {
         "{done}"
     );
     assert_eq!(ran(a.addr, "add").len(), before, "nothing of c's ran on a");
-    // A node without TLS does not join a cluster with it, and says why.
-    let state = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
-        .args(["start", "--port", "0", "--etcd", &etcd.url])
-        .env("WRAY_STATE_DIR", state.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    // A node without TLS does not join a cluster with it, says why, and
+    // is gone from the member list when it exits (it revoked its lease
+    // rather than let it run out).
+    let said = refused(&["--port", "0", "--etcd", &etcd.url]);
     assert!(
         said.contains("does not talk TLS") && said.contains("--tls-cert"),
         "{said}"
     );
-    common::eventually("it left at once", || cluster_view(a.addr).0.len() == 2);
+    let nodes = get(a.addr, "/api/v0/nodes").json();
+    assert_eq!(nodes.as_array().unwrap().len(), 3, "a, b and c: {nodes}");
+}
+
+/// `wray start` with `args` (and a state directory of its own), which
+/// must refuse to start: what it said.
+fn refused(args: &[&str]) -> String {
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .arg("start")
+        .args(args)
+        .env("WRAY_STATE_DIR", state.path())
+        .env_remove("WRAY_CLUSTER_TOKEN")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    said
 }
 
 #[test]
@@ -908,19 +930,9 @@ fn nodes_serve_only_nodes_with_their_cluster_token() {
 
 #[test]
 fn a_cluster_node_on_a_network_address_needs_a_cluster_token() {
-    let state = tempfile::tempdir().unwrap();
     let etcd = etcd();
-    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
-        .args([
-            "start", "--host", "0.0.0.0", "--port", "0", "--etcd", &etcd.url,
-        ])
-        .env("WRAY_STATE_DIR", state.path())
-        .env_remove("WRAY_CLUSTER_TOKEN")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("needs a cluster token"), "{stderr}");
+    let said = refused(&["--host", "0.0.0.0", "--port", "0", "--etcd", &etcd.url]);
+    assert!(said.contains("needs a cluster token"), "{said}");
 }
 
 #[test]
@@ -929,15 +941,18 @@ fn a_node_with_unusable_tls_files_does_not_start_and_says_why() {
     let certs = Certs::new();
     let file = |name: &str| certs.dir.path().join(name).to_string_lossy().into_owned();
     let start = |cert: &str, key: &str, ca: &str| {
-        let state = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_wray"))
-            .args(["start", "--port", "0", "--etcd", &etcd.url])
-            .args(["--tls-cert", cert, "--tls-key", key, "--tls-ca", ca])
-            .env("WRAY_STATE_DIR", state.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        refused(&[
+            "--port",
+            "0",
+            "--etcd",
+            &etcd.url,
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--tls-ca",
+            ca,
+        ])
     };
     let (cert, key, ca) = (file("node.crt"), file("node.key"), file("ca.crt"));
     let said = start(&file("missing.crt"), &key, &ca);
