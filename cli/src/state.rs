@@ -319,6 +319,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("node", |a| a.node_id.cell()),
                 ],
             );
+            for (node, why) in &v.unanswered {
+                match node.as_str() {
+                    "records" => eprintln!("note: the actors' records could not be read: {why}"),
+                    _ => eprintln!(
+                        "note: node {node} did not answer ({why}): its actors as last recorded"
+                    ),
+                }
+            }
             (v.actors.len(), Some(v.total))
         }
         Kind::Objects => {

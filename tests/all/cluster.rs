@@ -386,17 +386,50 @@ fn every_node_lists_the_clusters_jobs_and_answers_for_a_job_on_another() {
         assert!(!jobs(via).iter().any(|j| j.0 == forever), "deleted");
         assert_eq!(get(via, &format!("/api/jobs/{forever}")).status, 404);
     }
-    // A job whose node dies: the head marks it failed; what b alone knew
-    // (its logs) went with b; its record can be deleted.
-    let lost = node::submit(b, "testkit", &["forever"]);
+    // A job whose node dies: the head marks it failed, and its actor
+    // dead; what b alone knew (its logs) went with b; its record can be
+    // deleted.
+    let lost = node::submit(b, "testkit", &["forever", "actor"]);
     common::eventually("it runs", || {
         jobs(a).contains(&(lost.clone(), b_id.clone(), "RUNNING".into()))
     });
+    let counter = |via| {
+        let of_job = actors_on(via)
+            .into_iter()
+            .filter(|x| x["job_id"] == lost.as_str());
+        of_job
+            .map(|x| {
+                (
+                    x["actor_id"].as_str().unwrap().to_string(),
+                    x["state"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    common::eventually("b records its actor, which a lists", || {
+        get(b, "/api/v0/status").json()["cluster"]["actor_records"] == 1
+            && counter(b).iter().any(|(_, s)| s == "ALIVE")
+    });
+    let id = counter(b)[0].0.clone();
+    let id = format!("{b_id}:{id}");
+    assert_eq!(counter(a), vec![(id.clone(), "ALIVE".into())]);
     let b_node = nodes.remove(1);
     drop(b_node);
     common::eventually("the head marks it failed", || {
         jobs(a).contains(&(lost.clone(), b_id.clone(), "FAILED".into()))
     });
+    // Listed from its record, once b is no longer asked.
+    let mut listed = serde_json::Value::Null;
+    common::eventually("its actor is listed dead", || {
+        listed = get(a, &format!("/api/v0/actors?job={lost}&state=dead")).json();
+        listed.get("unanswered").is_none() && listed["total"] == 1
+    });
+    let actor = &listed["actors"][0];
+    assert_eq!(actor["actor_id"], id.as_str(), "{listed}");
+    assert_eq!(actor["node_id"], b_id.as_str(), "{listed}");
+    assert_eq!(actor["death_cause"]["kind"], "actor died", "{listed}");
+    let why = format!("its node {b_id} left the cluster");
+    assert_eq!(actor["death_cause"]["message"], why.as_str(), "{listed}");
     let detail = get(a, &format!("/api/jobs/{lost}")).json();
     assert!(
         detail["message"]

@@ -33,6 +33,9 @@ pub const NAMES_PREFIX: &str = "/wray/names/";
 pub const JOBS_PREFIX: &str = "/wray/jobs/";
 /// The key counting the cluster's jobs: each takes the next number.
 pub const NEXT_JOB_KEY: &str = "/wray/next-job";
+/// The prefix of actors' records (`/wray/actors/<node>:<number>`, kept
+/// by the node that made each), which outlive their node.
+pub const ACTORS_PREFIX: &str = "/wray/actors/";
 
 /// A future, boxed (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -90,6 +90,10 @@ pub struct ClusterUse {
     /// Their bytes.
     #[serde(default)]
     pub copy_bytes: u64,
+    /// The actors it made whose records in the cluster's metadata are
+    /// up to date (the node above fills this in).
+    #[serde(default)]
+    pub actor_records: u64,
 }
 
 /// A node's load, as `GET /api/v0/nodes` shows it (asked of each node
@@ -225,6 +229,7 @@ impl Cluster {
             served: self.shared.served.load(Ordering::Relaxed),
             copies,
             copy_bytes,
+            actor_records: 0,
         }
     }
 

@@ -14,6 +14,7 @@ use super::types::{
 };
 use crate::actor::registry::{Actor, Actors, Life};
 use crate::api::stats::MemoCounts;
+use crate::cluster::place::ClusterUse;
 use crate::cluster::{Ask, JobOp};
 use crate::events::{STATES, TaskRecord, TaskState};
 use crate::exec::resources::as_units;
@@ -359,7 +360,7 @@ async fn job_here(st: &NodeState, id: &str, n: u64, op: JobOp) -> Option<Respons
             st.record_job(n).await;
             ok(JobStopped { stopped })
         }
-        JobOp::Delete => match st.jobs.delete(n) {
+        JobOp::Delete => match st.jobs.delete_ended(n).await {
             Ok(()) => {
                 st.logs.forget_job(n);
                 st.record_job(n).await;
@@ -627,7 +628,7 @@ fn actor_state(a: &Actor) -> ActorStatus {
     }
 }
 
-fn actor_entry(st: &NodeState, a: &Actor) -> ActorEntry {
+fn actor_entry(node_id: &str, a: &Actor) -> ActorEntry {
     let cause = match a.life() {
         Life::Dead(c) => Some(error_info(&c)),
         _ => None,
@@ -643,64 +644,91 @@ fn actor_entry(st: &NodeState, a: &Actor) -> ActorEntry {
         death_cause: cause,
         node_id: a
             .node()
-            .map_or_else(|| st.node_id.clone(), |n| n.to_string()),
+            .map_or_else(|| node_id.to_string(), |n| n.to_string()),
     }
 }
 
-/// The actors this node lists that match `q`, newest first: those it
-/// made, wherever they live (not those it hosts for another node, which
-/// lists them).
-fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
-    let job = q
-        .get("job")
-        .or_else(|| q.get("job_id"))
-        .and_then(|j| parse_job_id(j));
-    let want = |a: &Actor| {
-        q.get("state")
-            .is_none_or(|s| actor_state(a).as_str().eq_ignore_ascii_case(s))
-            && job.is_none_or(|j| a.job == j)
-            && q.get("class").is_none_or(|c| *a.type_name == **c)
-            && q.get("name")
-                .is_none_or(|n| a.name.as_deref() == Some(n.as_str()))
-            && a.placed_for.is_none()
-    };
+/// The actors node `node_id` made, newest first, wherever they live (not
+/// those it hosts for another node, which lists them), with the recently
+/// dead.
+pub(super) fn made_here(actors: &Actors, node_id: &str) -> Vec<ActorEntry> {
     let mut all: Vec<Arc<Actor>> = Vec::new();
-    st.actors.registry.for_each(|a| all.push(a.clone()));
-    all.extend(st.actors.registry.dead());
+    actors.registry.for_each(|a| all.push(a.clone()));
+    all.extend(actors.registry.dead());
     // Newest first; an actor may be in both lists while it dies.
     all.sort_by_key(|a| std::cmp::Reverse(a.id.seq()));
     all.dedup_by_key(|a| a.id);
     all.iter()
-        .filter(|a| want(a))
-        .map(|a| actor_entry(st, a))
-        .filter(|e| q.get("node").is_none_or(|n| e.node_id == *n))
+        .filter(|a| a.placed_for.is_none())
+        .map(|a| actor_entry(node_id, a))
         .collect()
 }
 
+/// Whether an actor's entry matches the state API's query `q` (`state`,
+/// `job`, `class`, `name`, `node`).
+fn wanted(q: &HashMap<String, String>) -> impl Fn(&ActorEntry) -> bool {
+    let job = q.get("job").or_else(|| q.get("job_id")).cloned();
+    let job = job.map(|j| parse_job_id(&j).map(job_name).unwrap_or(j));
+    let q = q.clone();
+    move |e| {
+        let is = |k: &str, v: &str| q.get(k).is_none_or(|want| want == v);
+        q.get("state")
+            .is_none_or(|s| e.state.as_str().eq_ignore_ascii_case(s))
+            && job.as_ref().is_none_or(|j| *j == e.job_id)
+            && is("class", &e.class)
+            && q.get("name")
+                .is_none_or(|n| e.name.as_deref() == Some(n.as_str()))
+            && is("node", &e.node_id)
+    }
+}
+
+/// The actors this node made that match `q`, newest first.
+fn actors_here(st: &NodeState, q: &HashMap<String, String>) -> Vec<ActorEntry> {
+    let keep = wanted(q);
+    let mut all = made_here(&st.actors, &st.node_id);
+    all.retain(|e| keep(e));
+    all
+}
+
 /// `GET /api/v0/actors`: this node's actors, or in a cluster every
-/// node's (each other node asked at once; those that do not answer are
-/// named in `unanswered`). Another node's actor is named
+/// node's: each other node is asked at once (those that do not answer are
+/// named in `unanswered`), and the records of the nodes that did not
+/// answer, or left, fill in for them. Another node's actor is named
 /// `<node>:<number>`.
 pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
     let (offset, limit) = page(&q);
     let mut all = actors_here(&st, &q);
     let mut unanswered = BTreeMap::new();
-    if let Some(cluster) = &st.cluster {
+    if let (Some(cluster), Some(records)) = (&st.cluster, &st.cluster_actors) {
         // The others page nothing: the whole list is paged here.
         let answers = cluster.ask_all(&Ask::Actors { query: q.clone() }).await;
+        let mut answered = std::collections::BTreeSet::from([st.node_id.clone()]);
         for (node, answer) in answers {
             let entries = answer.and_then(|(status, body)| match status {
                 200 => serde_json::from_slice::<Vec<ActorEntry>>(&body).map_err(|e| e.to_string()),
                 _ => Err(String::from_utf8_lossy(&body).into_owned()),
             });
             match entries {
-                Ok(entries) => all.extend(entries.into_iter().map(|mut e| {
-                    e.actor_id = format!("{node}:{}", e.actor_id);
-                    e
-                })),
+                Ok(entries) => {
+                    all.extend(entries.into_iter().map(|mut e| {
+                        e.actor_id = format!("{node}:{}", e.actor_id);
+                        e
+                    }));
+                    answered.insert(node);
+                }
                 Err(why) => {
                     unanswered.insert(node, why);
                 }
+            }
+        }
+        match records.others(&answered).await {
+            Ok(mut entries) => {
+                let keep = wanted(&q);
+                entries.retain(|e| keep(e));
+                all.extend(entries);
+            }
+            Err(e) => {
+                unanswered.insert("records".to_string(), format!("{e:#}"));
             }
         }
     }
@@ -945,7 +973,10 @@ pub(crate) async fn status(State(st): St) -> Response {
         logs: LogUse {
             bytes: st.logs.total_bytes() as u64,
         },
-        cluster: st.cluster.as_ref().map(|c| c.usage()),
+        cluster: st.cluster.as_ref().map(|c| ClusterUse {
+            actor_records: st.cluster_actors.as_ref().map_or(0, |r| r.recorded()),
+            ..c.usage()
+        }),
         resources: s
             .env
             .resources

@@ -131,10 +131,11 @@ async fn write(
     }
 }
 
-/// On the head: marks failed the unfinished jobs of nodes that left,
-/// whenever the members change, and when this node becomes head (looked
-/// at every [`SWEEP_EVERY`]: it may become head after they changed). A
-/// sweep that failed is tried again on the next look.
+/// On the head: marks failed the unfinished jobs of nodes that left, and
+/// dead their actors (`cluster_actors`), whenever the members change,
+/// and when this node becomes head (looked at every [`SWEEP_EVERY`]: it
+/// may become head after they changed). A sweep that failed is tried
+/// again on the next look.
 async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receiver<u64>) {
     let mut due = true;
     let mut led = false;
@@ -146,7 +147,7 @@ async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receive
                 due = match mark_orphans(&*m).await {
                     Ok(()) => false,
                     Err(e) => {
-                        eprintln!("wray: cannot check the cluster's jobs: {e:#}");
+                        eprintln!("wray: cannot check the cluster's jobs and actors: {e:#}");
                         true
                     }
                 };
@@ -161,21 +162,16 @@ async fn sweep(m: Weak<dyn Membership>, mut members: tokio::sync::watch::Receive
     }
 }
 
-/// Marks failed every unfinished job whose node is not a member now.
+/// Marks failed every unfinished job whose node is not a member now, and
+/// dead every actor of such a node.
 async fn mark_orphans(m: &dyn Membership) -> anyhow::Result<()> {
+    let live = m.members().await?;
     let records = m.list(JOBS_PREFIX.to_string()).await?;
-    let mut live: Option<Vec<String>> = None;
     for (k, v) in records {
         let Ok(mut info) = serde_json::from_slice::<JobInfo>(&v) else {
             continue;
         };
-        if info.status.ended() {
-            continue;
-        }
-        if live.is_none() {
-            live = Some(m.members().await?.into_iter().map(|(id, _)| id).collect());
-        }
-        if live.as_ref().is_some_and(|l| l.contains(&info.node_id)) {
+        if info.status.ended() || live.iter().any(|(id, _)| *id == info.node_id) {
             continue;
         }
         info.status = JobStatus::Failed;
@@ -188,7 +184,7 @@ async fn mark_orphans(m: &dyn Membership) -> anyhow::Result<()> {
         // Unless its node wrote it meanwhile.
         m.replace(format!("{JOBS_PREFIX}{k}"), v, new).await?;
     }
-    Ok(())
+    super::cluster_actors::mark_orphans(m, &live).await
 }
 
 /// Where a request about a job of another node ends.

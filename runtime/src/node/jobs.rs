@@ -40,7 +40,12 @@ impl Entry {
 #[derive(Default)]
 pub(crate) struct Jobs {
     entries: Mutex<Vec<Entry>>,
+    /// Notified whenever a job's driver has unwound.
+    unwound: tokio::sync::Notify,
 }
+
+/// How long deleting a stopped job waits for its driver to unwind.
+const UNWIND: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Jobs {
     fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
@@ -87,6 +92,7 @@ impl Jobs {
             return;
         };
         e.job = None;
+        self.unwound.notify_waiters();
         e.info.end_time_ms = Some(unix_ms());
         if e.info.status == JobStatus::Stopped {
             return;
@@ -127,7 +133,7 @@ impl Jobs {
     }
 
     /// Forgets job `id` once it has ended and its driver has unwound.
-    pub fn delete(&self, id: u64) -> Result<(), DeleteRefused> {
+    fn delete(&self, id: u64) -> Result<(), DeleteRefused> {
         let mut g = self.lock();
         let Some(i) = g.iter().position(|e| e.id == id) else {
             return Err(DeleteRefused::Unknown);
@@ -137,6 +143,23 @@ impl Jobs {
         }
         g.remove(i);
         Ok(())
+    }
+
+    /// [`delete`](Self::delete), waiting up to [`UNWIND`] for the driver
+    /// of a stopped job to unwind (it was told to, and soon does).
+    pub async fn delete_ended(&self, id: u64) -> Result<(), DeleteRefused> {
+        let deadline = tokio::time::Instant::now() + UNWIND;
+        loop {
+            let mut unwound = std::pin::pin!(self.unwound.notified());
+            unwound.as_mut().enable();
+            match self.delete(id) {
+                Err(DeleteRefused::NotEnded) if self.get(id).is_some_and(|i| i.status.ended()) => {}
+                done => return done,
+            }
+            if tokio::time::timeout_at(deadline, unwound).await.is_err() {
+                return Err(DeleteRefused::NotEnded);
+            }
+        }
     }
 
     /// Job `id`.

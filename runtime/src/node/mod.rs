@@ -9,6 +9,7 @@
 
 mod api;
 mod calls;
+mod cluster_actors;
 mod cluster_jobs;
 mod jobs;
 mod logs;
@@ -248,6 +249,11 @@ impl Node {
             )),
             _ => None,
         };
+        let cluster_actors = membership.as_ref().map(|m| {
+            let (actors, id) = (Arc::downgrade(&rt.actors), node_id.clone());
+            let made = move || Some(api::made_here(&*actors.upgrade()?, &id));
+            cluster_actors::ClusterActors::start(m.clone(), made, node_id.clone(), rt.handle())
+        });
         let state = Arc::new(NodeState {
             node_id,
             membership,
@@ -257,6 +263,7 @@ impl Node {
             logs,
             jobs,
             cluster_jobs,
+            cluster_actors,
             addr,
             token: options.token,
             hosts,

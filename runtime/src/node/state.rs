@@ -37,6 +37,8 @@ pub(crate) struct NodeState {
     pub jobs: Arc<jobs::Jobs>,
     /// In a cluster, the records of every node's jobs.
     pub cluster_jobs: Option<crate::node::cluster_jobs::ClusterJobs>,
+    /// In a cluster, the records of the actors it made.
+    pub cluster_actors: Option<crate::node::cluster_actors::ClusterActors>,
     pub addr: SocketAddr,
     pub(super) token: Option<String>,
     /// `Host` header values that name this node; `None` when it listens on

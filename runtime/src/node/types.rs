@@ -374,7 +374,8 @@ pub struct ActorList {
     /// The page, newest first.
     pub actors: Vec<ActorEntry>,
     /// In a cluster, the nodes that did not answer, and why: their actors
-    /// are missing from the list.
+    /// are listed as their records last said (`records`: the records could
+    /// not be read).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unanswered: BTreeMap<String, String>,
 }

@@ -1444,7 +1444,16 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             wray::get(&refs).map_err(e)?;
         }
         "forever" => {
-            // Never ends on its own: for stopping jobs.
+            // Never ends on its own: for stopping jobs. `forever actor`
+            // makes an actor first, and keeps it.
+            let _actor = match rest.first().map(String::as_str) {
+                Some("actor") => {
+                    let c = Counter::remote(1u64);
+                    check(wray::get(&c.value()).map_err(e)? == 1, "the actor lives")?;
+                    Some(c)
+                }
+                _ => None,
+            };
             println!("running until stopped");
             let p = parent_of_forever::remote();
             wray::get(&p).map_err(e)?;
