@@ -477,9 +477,16 @@ pub fn status(args: JsonArgs) -> anyhow::Result<ExitCode> {
                 .map(|(n, s)| (s.as_str(), n))
         )
     );
+    // In a cluster, the lines above are this node's; jobs are the
+    // cluster's (every node lists every job).
     println!(
-        "jobs:          {}",
-        states(JobStatus::ALL.map(|s| (s.as_str(), v.jobs.get(s))))
+        "jobs:          {}{}",
+        states(JobStatus::ALL.map(|s| (s.as_str(), v.jobs.get(s)))),
+        if v.cluster.is_some() {
+            " (every node's)"
+        } else {
+            ""
+        }
     );
     if !v.resources.is_empty() {
         let r: Vec<String> = v
@@ -585,11 +592,45 @@ const JOB_COLUMNS: &[Column<JobInfo>] = &[
     ("job_id", |j| j.job_id.cell()),
     ("name", |j| j.name.cell()),
     ("status", |j| j.status.cell()),
-    ("start_time_ms", |j| j.start_time_ms.cell()),
-    ("end_time_ms", |j| j.end_time_ms.cell()),
+    ("started", |j| utc(j.start_time_ms)),
+    // Until now, for a job still running.
+    ("duration_s", |j| job_seconds(j).cell()),
     ("exit_code", |j| j.exit_code.cell()),
     ("node", |j| j.node_id.cell()),
 ];
+
+/// How long job `j` ran, or has run so far, in seconds.
+fn job_seconds(j: &JobInfo) -> f64 {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let end = j.end_time_ms.unwrap_or_else(now);
+    end.saturating_sub(j.start_time_ms) as f64 / 1000.0
+}
+
+/// Unix time `ms` as UTC, `2026-12-07 21:10:45` (days to a civil date
+/// as in Howard Hinnant's `civil_from_days`).
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
 
 /// The columns of `wray list objects` and `wray memory`.
 const OBJECT_COLUMNS: &[Column<ObjectEntry>] = &[
@@ -677,5 +718,18 @@ fn table<R>(rows: &[R], columns: &[Column<R>]) {
     line(columns.iter().map(|(c, _)| c.to_uppercase()).collect());
     for r in cells {
         line(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_825_599_000), "2000-02-29 11:59:59");
+        assert_eq!(utc(1_796_678_445_123), "2026-12-07 21:20:45");
+        assert_eq!(utc(4_107_542_400_000), "2100-03-01 00:00:00");
     }
 }

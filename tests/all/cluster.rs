@@ -596,6 +596,10 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cluster:       2 nodes, head"), "{text}");
+    assert!(
+        text.contains("(every node's)"),
+        "jobs are the cluster's: {text}"
+    );
     assert!(text.contains(&format!("on {}", b.id)), "{text}");
     // Nothing is left in flight or lent, on either node, and the other
     // node holds no object for calls (not even one killed mid-call).

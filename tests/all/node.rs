@@ -739,6 +739,18 @@ fn the_cli_starts_a_node_runs_jobs_on_it_lists_and_stops_it() {
             .collect()
     };
     assert_eq!(job_ids(), ["job-2", "job-1"]);
+    // The table says when each started, as a date, and for how long.
+    let table = run(&["job", "list"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[3..5], ["STARTED", "DURATION_S"], "{table}");
+    let year = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap();
+    assert!(year.starts_with("20") && year.len() == 10, "{table}");
     assert!(run(&["job", "delete", "job-1"]).contains("deleted job-1"));
     assert_eq!(job_ids(), ["job-2"]);
     let e = fails(&["job", "delete", "job-1"]);
