@@ -1084,6 +1084,63 @@ fn a_call_of_a_linked_module_runs_on_another_node() {
 }
 
 #[test]
+fn a_module_uploaded_to_one_node_runs_by_digest_on_any() {
+    let etcd = etcd();
+    let mut nodes: Vec<ClusterNode> = (0..3).map(|_| start_node(&etcd.url, LEASE_TTL)).collect();
+    for n in &nodes {
+        common::eventually("the nodes see each other", || {
+            cluster_view(n.addr).0.len() == 2
+        });
+    }
+    let (a, b, c) = (nodes[0].addr, nodes[1].addr, nodes[2].addr);
+    let upload = |name: &str| {
+        let bytes = std::fs::read(common::guest(name)).unwrap();
+        let r = node::http(a, "POST", "/api/modules", &[], &bytes);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["digest"].as_str().unwrap().to_string()
+    };
+    let (testkit, c_math) = (upload("testkit"), upload("c_math"));
+    // A job submitted to b by digest, linking another module: both
+    // uploaded to a only (as through a load balancer).
+    let body =
+        serde_json::json!({"module": testkit, "args": ["hello"], "links": {"c_math": c_math}});
+    let r = node::post(b, "/api/jobs/", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    succeeded(b, &job, "driver says hi");
+    assert_eq!(
+        get(b, &format!("/api/jobs/{job}")).json()["node_id"],
+        nodes[1].id.as_str()
+    );
+    // A call over HTTP on b of a module uploaded to a.
+    let add = |via, x: i64| {
+        let body = serde_json::json!({"module": c_math, "function": "add", "args": [x, 2]});
+        let r = node::post(via, "/api/tasks?wait=600", &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["result"].clone()
+    };
+    assert_eq!(add(b, 40), 42);
+    // With a gone, c gets the module from b, which took it.
+    drop(nodes.remove(0));
+    common::eventually("c sees a leave", || {
+        cluster_view(c).0 == vec![nodes[0].id.clone()]
+    });
+    assert_eq!(add(c, 1), 3);
+    // A digest no node has.
+    let r = node::post(
+        c,
+        "/api/jobs/",
+        &serde_json::json!({"module": "ab".repeat(32)}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.error().contains("on this node or its cluster"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
 fn calls_needing_a_resource_run_on_the_node_that_has_it() {
     let etcd = etcd();
     let a = start_node(&etcd.url, LEASE_TTL);

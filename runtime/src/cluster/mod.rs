@@ -11,6 +11,7 @@
 
 mod copies;
 pub mod etcd;
+mod modules;
 mod names;
 pub mod place;
 mod pull;
@@ -36,6 +37,9 @@ pub const NEXT_JOB_KEY: &str = "/wray/next-job";
 /// The prefix of actors' records (`/wray/actors/<node>:<number>`, kept
 /// by the node that made each), which outlive their node.
 pub const ACTORS_PREFIX: &str = "/wray/actors/";
+/// The prefix of the nodes holding each module
+/// (`/wray/modules/<digest>/<node>`, under each holder's lease).
+pub const MODULES_PREFIX: &str = "/wray/modules/";
 
 /// A future, boxed (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

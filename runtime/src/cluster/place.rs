@@ -136,12 +136,14 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// other nodes, and the placement of calls. Dropping it stops the service
 /// and the refresh.
 pub struct Cluster {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The membership, whose metadata holds the actors' names.
-    membership: Arc<dyn Membership>,
+    pub(super) membership: Arc<dyn Membership>,
     peers: RwLock<Arc<Vec<Arc<RemoteNode>>>>,
     /// The next turn of `spread` calls.
     turn: AtomicUsize,
+    /// The modules this node is recorded as holding.
+    pub(super) held_modules: dashmap::DashSet<wray_abi::ObjectId>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -173,6 +175,7 @@ impl Cluster {
             membership: membership.clone(),
             peers: RwLock::new(Arc::new(Vec::new())),
             turn: AtomicUsize::new(0),
+            held_modules: Default::default(),
             _stop: stop,
         });
         let _guard = handle.enter();
@@ -329,7 +332,7 @@ impl Cluster {
 
     /// Live node `node`: as last read, or after reading the members again
     /// (it may have joined since).
-    async fn live(&self, node: &str) -> Option<Arc<RemoteNode>> {
+    pub(super) async fn live(&self, node: &str) -> Option<Arc<RemoteNode>> {
         if let Some(p) = self.remote(node) {
             return Some(p);
         }
@@ -668,9 +671,9 @@ fn describe(request: &[(String, u64)]) -> String {
 }
 
 /// Another live node.
-struct RemoteNode {
+pub(super) struct RemoteNode {
     id: String,
-    address: String,
+    pub(super) address: String,
     cpus: usize,
     /// Its custom resources, in thousandths.
     resources: BTreeMap<String, u64>,

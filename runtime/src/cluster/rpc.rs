@@ -692,7 +692,12 @@ impl Shared {
 
     /// The module with digest `id`: loaded here, or fetched from `origin`
     /// (once, however many calls ask at once) and compiled.
-    async fn module(&self, id: ObjectId, name: &str, origin: &str) -> Result<Module, String> {
+    pub(super) async fn module(
+        &self,
+        id: ObjectId,
+        name: &str,
+        origin: &str,
+    ) -> Result<Module, String> {
         let env = &self.actors.env;
         if let Some(m) = env.modules.get(&id) {
             return Ok(m);

@@ -100,11 +100,12 @@ pub(crate) async fn style_css() -> Response {
 
 // ---- jobs -----------------------------------------------------------------------
 
-/// Compiles (or finds) a module from uploaded bytes, off the async threads.
+/// Compiles (or finds) a module from uploaded bytes, off the async
+/// threads; in a cluster, records that this node has it.
 async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::Module, Response> {
     let actors = st.actors.clone();
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
+    let module = tokio::task::spawn_blocking(move || {
         actors
             .env
             .modules
@@ -112,7 +113,11 @@ async fn load_module(st: &NodeState, name: &str, bytes: Bytes) -> Result<crate::
     })
     .await
     .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+    .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if let Some(cluster) = &st.cluster {
+        cluster.hold_module(&module).await;
+    }
+    Ok(module)
 }
 
 /// The request's media type, lower-cased, without parameters.
@@ -160,11 +165,15 @@ pub(crate) async fn submit_job(
             .map(|(_, v)| v.clone())
             .collect();
         let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone());
-        let pairs = q.iter().filter(|(k, _)| k == "link").map(|(_, v)| {
-            let (n, d) = v.split_once('=').unwrap_or((v, ""));
-            (n.to_string(), d.to_string())
-        });
-        let links = match linked_modules(&st, pairs) {
+        let pairs: Vec<(String, String)> = q
+            .iter()
+            .filter(|(k, _)| k == "link")
+            .map(|(_, v)| {
+                let (n, d) = v.split_once('=').unwrap_or((v, ""));
+                (n.to_string(), d.to_string())
+            })
+            .collect();
+        let links = match linked_modules(&st, pairs.into_iter()).await {
             Ok(l) => l,
             Err(r) => return r,
         };
@@ -199,19 +208,17 @@ pub(crate) async fn submit_job(
                 );
             }
         };
-        let Some(id) = ObjectId::parse(&req.module) else {
+        if ObjectId::parse(&req.module).is_none() {
             return error(
                 StatusCode::BAD_REQUEST,
                 "`module` must be a module's digest: 64 hex digits",
             );
+        }
+        let m = match find_module(&st, &req.module).await {
+            Ok(m) => m,
+            Err(r) => return r,
         };
-        let Some(m) = st.actors.env.modules.get(&id) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no module with that digest: upload it first (POST /api/modules)",
-            );
-        };
-        let links = match linked_modules(&st, req.links.into_iter()) {
+        let links = match linked_modules(&st, req.links.into_iter()).await {
             Ok(l) => l,
             Err(r) => return r,
         };
@@ -238,32 +245,60 @@ pub(crate) async fn submit_job(
 }
 
 /// The modules a job links, from (name, digest) pairs: each uploaded
-/// before (`POST /api/modules`).
-fn linked_modules(
+/// before (`POST /api/modules`), here or, in a cluster, to any node.
+async fn linked_modules(
     st: &NodeState,
     pairs: impl Iterator<Item = (String, String)>,
 ) -> Result<Vec<(String, crate::Module)>, Response> {
-    pairs
-        .map(|(name, digest)| {
-            if name.is_empty() {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "a linked module needs a name: link=NAME=DIGEST",
-                ));
+    let mut links = Vec::new();
+    for (name, digest) in pairs {
+        if name.is_empty() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "a linked module needs a name: link=NAME=DIGEST",
+            ));
+        }
+        let module = find_module(st, &digest).await.map_err(|r| {
+            let not_found = r.status() == StatusCode::NOT_FOUND;
+            if !not_found {
+                return r;
             }
-            let module = ObjectId::parse(&digest)
-                .and_then(|id| st.actors.env.modules.get(&id))
-                .ok_or_else(|| {
-                    error(
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "module `{name}`: no module with digest `{digest}` on this node: upload it first (POST /api/modules)"
-                        ),
-                    )
-                })?;
-            Ok((name, module))
-        })
-        .collect()
+            let whole = if st.cluster.is_some() { " or its cluster" } else { "" };
+            error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "module `{name}`: no module with digest `{digest}` on this node{whole}: upload it first (POST /api/modules)"
+                ),
+            )
+        })?;
+        links.push((name, module));
+    }
+    Ok(links)
+}
+
+/// The module whose digest is `digest`: loaded here or, in a cluster,
+/// fetched from a node it was uploaded to.
+pub(super) async fn find_module(st: &NodeState, digest: &str) -> Result<crate::Module, Response> {
+    let id = ObjectId::parse(digest);
+    if let Some(m) = id.and_then(|id| st.actors.env.modules.get(&id)) {
+        return Ok(m);
+    }
+    if let (Some(id), Some(cluster)) = (id, &st.cluster) {
+        match cluster.find_module(id).await {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {}
+            Err(e) => return Err(error(StatusCode::BAD_GATEWAY, e)),
+        }
+    }
+    let whole = if st.cluster.is_some() {
+        " or its cluster"
+    } else {
+        ""
+    };
+    Err(error(
+        StatusCode::NOT_FOUND,
+        format!("no module {digest} on this node{whole}: upload it first (POST /api/modules)"),
+    ))
 }
 
 /// Starts `module`'s driver as a job on the node and records it (in a

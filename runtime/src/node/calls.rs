@@ -9,7 +9,7 @@
 //! is held by the node until the client deletes it, at most [`MAX_HELD`]
 //! at once; a result returned in the answer (`?wait=`) is not held.
 
-use super::api::{error, error_info, media_type, ok};
+use super::api::{error, error_info, find_module, media_type, ok};
 use super::state::{MAX_HELD, NodeState};
 use super::types::{
     ActorCall, ActorCreated, CallFailed, ErrorInfo, MethodCall, ObjectAnswer, ObjectIds,
@@ -70,18 +70,6 @@ fn duration(key: &str, s: Option<f64>, text: &str) -> Result<Duration, Response>
             format!("`{key}` is a number of seconds from 0 to {MAX_WAIT_S}, not {text:?}"),
         )),
     }
-}
-
-/// The uploaded module whose digest is `digest`.
-fn module(st: &NodeState, digest: &str) -> Result<crate::Module, Response> {
-    ObjectId::parse(digest)
-        .and_then(|id| st.actors.env.modules.get(&id))
-        .ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("no module {digest} on this node: upload it (POST /api/modules)"),
-            )
-        })
 }
 
 /// The refusal for an error of the host API.
@@ -209,7 +197,7 @@ pub(crate) async fn post_task(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let m = match self::module(&st, &module) {
+    let m = match find_module(&st, &module).await {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -300,7 +288,7 @@ pub(crate) async fn post_actor(State(st): St, headers: HeaderMap, body: Bytes) -
         Ok(a) => a,
         Err(r) => return r,
     };
-    let m = match module(&st, &call.module) {
+    let m = match find_module(&st, &call.module).await {
         Ok(m) => m,
         Err(r) => return r,
     };
