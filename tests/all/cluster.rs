@@ -1140,6 +1140,43 @@ fn a_module_uploaded_to_one_node_runs_by_digest_on_any() {
     );
 }
 
+/// etcd's answer to `POST /v3/kv/<op>` with `body`, through its JSON
+/// gateway (keys and values in base64).
+fn etcd_kv(etcd: &Etcd, op: &str, body: serde_json::Value) -> serde_json::Value {
+    let addr: SocketAddr = etcd.url.trim_start_matches("http://").parse().unwrap();
+    let r = node::post(addr, &format!("/v3/kv/{op}"), &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn a_node_refuses_calls_meant_for_a_node_whose_address_it_took() {
+    use base64::prelude::{BASE64_STANDARD, Engine};
+    let etcd = etcd();
+    let (a, b) = (
+        start_node(&etcd.url, LEASE_TTL),
+        start_node(&etcd.url, LEASE_TTL),
+    );
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    // Node 99 as a's view will have it: at b's address (as when a node
+    // that left is replaced there before the others learn it left).
+    let key = |id: &str| BASE64_STANDARD.encode(format!("/wray/nodes/{id}"));
+    let got = etcd_kv(&etcd, "range", serde_json::json!({"key": key(&b.id)}));
+    let record = got["kvs"][0]["value"].as_str().unwrap().to_string();
+    etcd_kv(
+        &etcd,
+        "put",
+        serde_json::json!({"key": key("99"), "value": record}),
+    );
+    common::eventually("a sees node 99", || cluster_view(a.addr).0.len() == 2);
+    let job = node::submit(a.addr, "testkit", &["pinned_to", "99"]);
+    let why = format!("this is node {}, not node 99", b.id);
+    succeeded(a.addr, &job, &why);
+    assert!(ran(b.addr, "add").is_empty(), "b ran nothing meant for 99");
+}
+
 #[test]
 fn calls_needing_a_resource_run_on_the_node_that_has_it() {
     let etcd = etcd();

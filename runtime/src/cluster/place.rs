@@ -241,7 +241,10 @@ impl Cluster {
     pub async fn loads(&self) -> BTreeMap<String, NodeLoad> {
         self.each_peer(LOAD_TIMEOUT, |p| async move {
             let mut client = self.shared.client(&p.address)?;
-            let ask = client.load(self.shared.request(super::rpc::proto::LoadRequest {}));
+            let ask = client.load(
+                self.shared
+                    .request_to(&p.id, super::rpc::proto::LoadRequest {}),
+            );
             let load = ask.await.map_err(|e| e.message().to_string())?;
             Ok(NodeLoad::from(load.into_inner()))
         })
@@ -317,7 +320,10 @@ impl Cluster {
     ) -> Result<(u16, Vec<u8>), String> {
         let mut client = self.shared.client(&peer.address)?;
         let reply = client
-            .ask(self.shared.request(super::rpc::ask_request(ask)))
+            .ask(
+                self.shared
+                    .request_to(&peer.id, super::rpc::ask_request(ask)),
+            )
             .await
             .map_err(|e| format!("node {}: {}", peer.id, e.message()))?
             .into_inner();
@@ -774,7 +780,10 @@ impl RemoteNode {
         reply.map(tonic::Response::into_inner).map_err(|status| {
             if matches!(
                 status.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                tonic::Code::Unavailable
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+                    | tonic::Code::FailedPrecondition
             ) {
                 *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Instant::now() + DOWN_FOR);
@@ -803,7 +812,9 @@ impl RemoteNode {
         let client = s
             .client(&self.address)
             .map_err(|e| self.failure(what, &e))?;
-        let reply = self.ask(what, rpc(client, s.request(message))).await;
+        let reply = self
+            .ask(what, rpc(client, s.request_to(&self.id, message)))
+            .await;
         if let (Ok(_), Some(loans)) = (&reply, &loans) {
             // It took the large arguments, and may keep them.
             for digest in loans.digests() {
@@ -939,7 +950,7 @@ impl Peer for RemoteNode {
             // The constructor's large arguments stay lent until the actor
             // is made there, which pulls them first.
             let reply = node
-                .ask(&what, client.actor_create(s.request(request)))
+                .ask(&what, client.actor_create(s.request_to(&node.id, request)))
                 .await?;
             drop(loans);
             ActorId::from_slice(&reply.actor)
@@ -978,7 +989,7 @@ impl Peer for RemoteNode {
                 allow_restart,
             };
             let _ = node
-                .ask("kill", client.actor_kill(s.request(request)))
+                .ask("kill", client.actor_kill(s.request_to(&node.id, request)))
                 .await;
         })
     }

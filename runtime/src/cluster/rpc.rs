@@ -295,6 +295,10 @@ struct Hosted {
 
 /// The metadata key carrying the cluster token.
 const TOKEN_KEY: &str = "x-wray-cluster-token";
+/// The metadata naming the node a request is for: its id, which is its
+/// incarnation (ids are never reused), so a node that took the address
+/// of one that left refuses what was meant for that one.
+const TO_KEY: &str = "x-wray-to-node";
 
 impl Shared {
     pub fn new(
@@ -449,6 +453,16 @@ impl Shared {
         r
     }
 
+    /// [`request`](Self::request) for node `node` only: another node that
+    /// answers at its address refuses it.
+    pub fn request_to<T>(&self, node: &str, message: T) -> Request<T> {
+        let mut r = self.request(message);
+        if let Ok(v) = node.parse() {
+            r.metadata_mut().insert(TO_KEY, v);
+        }
+        r
+    }
+
     /// The cluster token this node presents, if it has one.
     pub(super) fn token(&self) -> Option<&[u8]> {
         self.token.as_ref().map(|t| t.as_bytes())
@@ -480,13 +494,12 @@ impl Shared {
             ));
         }
         let got = r.metadata().get(TOKEN_KEY).map(|v| v.as_bytes());
-        if self.token_ok(got) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(
+        if !self.token_ok(got) {
+            return Err(Status::unauthenticated(
                 "this node serves only nodes of its cluster (a wrong or missing cluster token)",
-            ))
+            ));
         }
+        addressed_to(r, &self.id)
     }
 
     /// A client of the node at `address` (one connection per node, made
@@ -731,6 +744,17 @@ impl Shared {
         .map_err(|e| e.to_string());
         self.fetching.remove(&id);
         loaded
+    }
+}
+
+/// Refuses request `r` if it is for another node than `me` (one that
+/// left, whose address this node took).
+fn addressed_to<T>(r: &Request<T>, me: &str) -> Result<(), Status> {
+    match r.metadata().get(TO_KEY).map(|v| v.to_str()) {
+        Some(Ok(to)) if to != me => Err(Status::failed_precondition(format!(
+            "this is node {me}, not node {to}: that node is gone and this one took its address"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -1123,6 +1147,21 @@ mod tests {
 
     fn blob(store: &ObjectStore, fill: u8) -> Arc<Blob> {
         store.blob(&[fill; 100], Vec::new())
+    }
+
+    #[test]
+    fn a_request_for_another_node_is_refused() {
+        let mut r = Request::new(());
+        assert!(addressed_to(&r, "7").is_ok(), "one for any node");
+        r.metadata_mut().insert(TO_KEY, "7".parse().unwrap());
+        assert!(addressed_to(&r, "7").is_ok());
+        let refused = addressed_to(&r, "9").unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("this is node 9, not node 7"),
+            "{}",
+            refused.message()
+        );
     }
 
     #[test]

@@ -889,6 +889,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             )?;
             println!("pinned alone: ok");
         }
+        "pinned_to" => {
+            // A call pinned to node `rest[0]`, not retried: what it gave.
+            let node = rest.first().ok_or("which node?")?;
+            match wray::get(&add::options().node(node).max_retries(0).remote(1, 2)) {
+                Ok(n) => println!("pinned to {node}: ran, {n}"),
+                Err(err) => println!("pinned to {node}: {err}"),
+            }
+        }
         "fail" => return Err("the driver gives up".into()),
         "panic" => panic!("the driver panics"),
         "exit" => std::process::exit(7),
