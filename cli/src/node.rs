@@ -73,6 +73,17 @@ pub struct StartArgs {
     /// with a certificate it signed are served or called.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_ca: Option<std::path::PathBuf>,
+    /// With --etcd of `https://` URLs: the CA certificate (PEM) that
+    /// signed etcd's certificate.
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    etcd_ca: Option<std::path::PathBuf>,
+    /// With --etcd-ca: this node's client certificate for etcd (PEM), if
+    /// etcd requires one (`--client-cert-auth`); needs --etcd-key.
+    #[arg(long, value_name = "FILE", requires_all = ["etcd_ca", "etcd_key"])]
+    etcd_cert: Option<std::path::PathBuf>,
+    /// With --etcd-cert: its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -116,6 +127,13 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
         LogStore::new(Arc::new(NullSink))
             .with_total_limit(usize::try_from(args.log_memory).unwrap_or(usize::MAX)),
     );
+    let etcd_tls = match &args.etcd_ca {
+        Some(ca) => {
+            let identity = args.etcd_cert.as_deref().zip(args.etcd_key.as_deref());
+            Some(wray_runtime::cluster::etcd::EtcdTls::read(ca, identity)?)
+        }
+        None => None,
+    };
     // In a cluster, ids carry a node number the cluster hands out.
     let mut builder = args.runtime.builder();
     if !args.etcd.is_empty() {
@@ -124,6 +142,7 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
             .build()?
             .block_on(wray_runtime::cluster::etcd::allocate_node_number(
                 &args.etcd,
+                etcd_tls.as_ref(),
             ))?;
         builder = builder.node_id(number);
     }
@@ -165,6 +184,7 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
                 }),
                 _ => None,
             },
+            etcd_tls,
         },
     )?;
     let url = node.url();

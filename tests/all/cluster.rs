@@ -34,7 +34,10 @@ impl Drop for Proc {
 
 /// A single-member etcd, its data in a directory of its own.
 struct Etcd {
+    /// Where nodes reach it.
     url: String,
+    /// Where it answers without TLS (for the test's own requests).
+    plain: SocketAddr,
     _proc: Proc,
     _dir: tempfile::TempDir,
 }
@@ -45,11 +48,18 @@ fn etcd() -> Etcd {
 
 /// An etcd serving on `host`.
 fn etcd_at(host: &str) -> Etcd {
+    etcd_of(host, None)
+}
+
+/// An etcd serving on `host`, to nodes over TLS with `certs` (its
+/// certificate signed by their CA; a client certificate required) if
+/// given.
+fn etcd_of(host: &str, certs: Option<&Certs>) -> Etcd {
     // A port found free may be taken by another test's etcd before this
     // one binds it: then this one exits, and the one answering there is
     // not ours (its member name says so). Try other ports.
     for _ in 0..10 {
-        if let Some(etcd) = try_etcd(host) {
+        if let Some(etcd) = try_etcd(host, certs) {
             return etcd;
         }
     }
@@ -58,7 +68,7 @@ fn etcd_at(host: &str) -> Etcd {
 
 /// An etcd on `host`, on ports found free, once it answers as itself;
 /// `None` if another one answers there.
-fn try_etcd(host: &str) -> Option<Etcd> {
+fn try_etcd(host: &str, certs: Option<&Certs>) -> Option<Etcd> {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
@@ -69,15 +79,30 @@ fn try_etcd(host: &str) -> Option<Etcd> {
         .to_string_lossy()
         .to_string();
     let (client, peer) = (free_port(), free_port());
-    let url = format!("http://{host}:{client}");
+    let plain_url = format!("http://{host}:{client}");
     let peer_url = format!("http://{host}:{peer}");
-    let child = Command::new("etcd")
+    let mut etcd = Command::new("etcd");
+    // With TLS: nodes on another port, over TLS; the test's own requests
+    // on `client`, plain.
+    let (url, listen) = match certs {
+        Some(certs) => {
+            let tls = format!("https://{host}:{}", free_port());
+            let f = |name: &str| certs.dir.path().join(name);
+            etcd.arg("--cert-file").arg(f("etcd.crt"));
+            etcd.arg("--key-file").arg(f("etcd.key"));
+            etcd.arg("--trusted-ca-file").arg(f("ca.crt"));
+            etcd.arg("--client-cert-auth");
+            (tls.clone(), format!("{tls},{plain_url}"))
+        }
+        None => (plain_url.clone(), plain_url),
+    };
+    let child = etcd
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--name", &name])
         .args([
             "--listen-client-urls",
-            &url,
+            &listen,
             "--advertise-client-urls",
             &url,
         ])
@@ -105,6 +130,7 @@ fn try_etcd(host: &str) -> Option<Etcd> {
     });
     answered.then_some(Etcd {
         url,
+        plain: addr,
         _proc: proc,
         _dir: dir,
     })
@@ -835,56 +861,75 @@ impl Certs {
             .chain(["-days", "2", "-subj", "/CN=wray test CA"])
             .collect::<Vec<_>>(),
         );
-        openssl(
-            &[
-                &["req"],
-                &ec[..],
-                &["-keyout", "node.key", "-out", "node.csr"],
-            ]
-            .concat()
-            .iter()
-            .copied()
-            .chain(["-subj", "/CN=wray-node"])
-            .collect::<Vec<_>>(),
-        );
-        std::fs::write(
-            dir.path().join("ext"),
+        // A key and a certificate the CA signed: `<name>.key`, `<name>.crt`.
+        let signed = |name: &str, subject: &str, ext: &str| {
+            let (key, csr, crt) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+            );
+            let req = [&["req"], &ec[..], &["-keyout", &key, "-out", &csr]].concat();
+            openssl(&[&req[..], &["-subj", subject]].concat());
+            let ext_file = format!("{name}.ext");
+            std::fs::write(dir.path().join(&ext_file), ext).unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
+            ]);
+        };
+        signed(
+            "node",
+            "/CN=wray-node",
             "subjectAltName=DNS:wray-node\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "node.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "node.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ]);
+        );
+        // etcd's own, for its TLS clients (named by its address).
+        signed(
+            "etcd",
+            "/CN=etcd",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
         Certs { dir }
+    }
+
+    /// `wray start`'s flags to reach an etcd that has this CA's
+    /// certificate, with this node certificate as its client's.
+    fn etcd_flags(&self) -> Vec<String> {
+        self.files([
+            ("--etcd-ca", "ca.crt"),
+            ("--etcd-cert", "node.crt"),
+            ("--etcd-key", "node.key"),
+        ])
     }
 
     /// `wray start`'s TLS flags for a node with this certificate.
     fn flags(&self) -> Vec<String> {
-        let f = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
-        [
-            "--tls-cert",
-            &f("node.crt"),
-            "--tls-key",
-            &f("node.key"),
-            "--tls-ca",
-            &f("ca.crt"),
-        ]
-        .map(str::to_string)
-        .to_vec()
+        self.files([
+            ("--tls-cert", "node.crt"),
+            ("--tls-key", "node.key"),
+            ("--tls-ca", "ca.crt"),
+        ])
+    }
+
+    /// Each flag, then the path of its file.
+    fn files(&self, flags: [(&str, &str); 3]) -> Vec<String> {
+        let path = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
+        flags
+            .iter()
+            .flat_map(|(flag, name)| [flag.to_string(), path(name)])
+            .collect()
     }
 }
 
@@ -894,6 +939,45 @@ fn start_tls_node(etcd: &str, certs: &Certs) -> ClusterNode {
     args.extend(certs.flags());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn_node(&args, LEASE_TTL, "")
+}
+
+#[test]
+fn nodes_reach_an_etcd_over_tls_and_a_node_without_its_ca_does_not_start() {
+    let certs = Certs::new();
+    let etcd = etcd_of("127.0.0.1", Some(&certs));
+    let mut args = vec!["--etcd".to_string(), etcd.url.clone()];
+    args.extend(certs.etcd_flags());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = spawn_node(&args, LEASE_TTL, "");
+    let b = spawn_node(&args, LEASE_TTL, "");
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["cluster", &b.id, &a.id]);
+    succeeded(a.addr, &job, "cluster: ok");
+    // Through etcd: b lists a's job.
+    assert!(
+        jobs(b.addr).iter().any(|j| j.0 == job),
+        "{:?}",
+        jobs(b.addr)
+    );
+    // Without etcd's CA, or without a client certificate, or over plain
+    // HTTP: no node number, no start.
+    let no_ca = refused(&["--etcd", &etcd.url]);
+    assert!(no_ca.contains("needs --etcd-ca"), "{no_ca}");
+    let ca = args[3];
+    let no_cert = refused(&["--etcd", &etcd.url, "--etcd-ca", ca]);
+    assert!(
+        no_cert.contains("give --etcd-cert and --etcd-key"),
+        "{no_cert}"
+    );
+    let other = Certs::new();
+    let mut wrong = vec!["--etcd".to_string(), etcd.url.clone()];
+    wrong.extend(other.etcd_flags());
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    let said = refused(&wrong);
+    assert!(said.contains("cannot reach etcd"), "{said}");
+    assert_eq!(listed(a.addr).len(), 2, "none of them joined");
 }
 
 #[test]
@@ -1143,8 +1227,7 @@ fn a_module_uploaded_to_one_node_runs_by_digest_on_any() {
 /// etcd's answer to `POST /v3/kv/<op>` with `body`, through its JSON
 /// gateway (keys and values in base64).
 fn etcd_kv(etcd: &Etcd, op: &str, body: serde_json::Value) -> serde_json::Value {
-    let addr: SocketAddr = etcd.url.trim_start_matches("http://").parse().unwrap();
-    let r = node::post(addr, &format!("/v3/kv/{op}"), &body);
+    let r = node::post(etcd.plain, &format!("/v3/kv/{op}"), &body);
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
 }

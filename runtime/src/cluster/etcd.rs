@@ -4,8 +4,8 @@
 use super::{BoxFuture, HEAD_KEY, Member, Membership, NODES_PREFIX};
 use anyhow::{Context, anyhow};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper,
-    PutOptions, Txn, TxnOp, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
+    LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,27 +20,74 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const NEXT_NODE_KEY: &str = "/wray/next-node";
 
 /// The context of a failure to talk to etcd at all.
-fn unreachable(endpoints: &[String]) -> String {
-    format!("cannot reach etcd at {}", endpoints.join(","))
+fn unreachable(endpoints: &[String], tls: Option<&EtcdTls>) -> String {
+    let hint = match tls {
+        None if endpoints.iter().any(|e| e.starts_with("https://")) => {
+            " (an etcd on https:// needs --etcd-ca, the certificate of the CA that signed etcd's)"
+        }
+        Some(t) if !t.identified => {
+            " (if etcd asks for client certificates, --client-cert-auth, give --etcd-cert and --etcd-key)"
+        }
+        _ => "",
+    };
+    format!("cannot reach etcd at {}{hint}", endpoints.join(","))
 }
 
-fn connect_options() -> ConnectOptions {
-    ConnectOptions::new()
+/// How a node talks TLS to etcd (its endpoints then `https://` URLs): the
+/// CA that signed etcd's certificate, and this node's client certificate
+/// if etcd asks for one (`--client-cert-auth`).
+#[derive(Clone, Debug)]
+pub struct EtcdTls {
+    options: TlsOptions,
+    /// Whether it has a client certificate.
+    identified: bool,
+}
+
+impl EtcdTls {
+    /// Reads the CA certificate `ca` and, if given, this node's
+    /// certificate and key (`identity`), all PEM files.
+    pub fn read(
+        ca: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> anyhow::Result<EtcdTls> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(EtcdTls {
+            options: tls,
+            identified: identity.is_some(),
+        })
+    }
+}
+
+fn connect_options(tls: Option<&EtcdTls>) -> ConnectOptions {
+    let options = ConnectOptions::new()
         .with_connect_timeout(CALL_TIMEOUT)
-        .with_timeout(CALL_TIMEOUT)
+        .with_timeout(CALL_TIMEOUT);
+    match tls {
+        Some(t) => options.with_tls(t.options.clone()),
+        None => options,
+    }
 }
 
 /// A node number no other node of the cluster at `endpoints` was given,
 /// from 1 (0 is a node alone): the task, actor and object ids a node makes
 /// carry it, so they are unique across the cluster. Numbers are never
 /// reused; a compare-and-swap on one key hands them out.
-pub async fn allocate_node_number(endpoints: &[String]) -> anyhow::Result<u32> {
-    let mut client = Client::connect(endpoints, Some(connect_options()))
+pub async fn allocate_node_number(
+    endpoints: &[String],
+    tls: Option<&EtcdTls>,
+) -> anyhow::Result<u32> {
+    let mut client = Client::connect(endpoints, Some(connect_options(tls)))
         .await
-        .with_context(|| unreachable(endpoints))?;
+        .with_context(|| unreachable(endpoints, tls))?;
     let n = take_number(&mut client, NEXT_NODE_KEY)
         .await
-        .with_context(|| unreachable(endpoints))?;
+        .with_context(|| unreachable(endpoints, tls))?;
     u32::try_from(n).map_err(|_| anyhow!("the cluster has handed out every node number"))
 }
 
@@ -120,23 +167,25 @@ async fn watch_members(mut client: Client, changes: tokio::sync::watch::Sender<u
 }
 
 impl EtcdMembership {
-    /// Joins the cluster whose etcd answers at `endpoints`: registers
-    /// `record` as node `id` under a lease of `ttl` seconds, kept alive
-    /// from a thread of its own.
+    /// Joins the cluster whose etcd answers at `endpoints` (over `tls`,
+    /// if given): registers `record` as node `id` under a lease of `ttl`
+    /// seconds, kept alive from a thread of its own.
     pub async fn join(
         endpoints: &[String],
+        tls: Option<&EtcdTls>,
         id: &str,
         record: Vec<u8>,
         ttl: i64,
     ) -> anyhow::Result<EtcdMembership> {
-        let mut client = Client::connect(endpoints, Some(connect_options()))
+        let options = connect_options(tls);
+        let mut client = Client::connect(endpoints, Some(options.clone()))
             .await
-            .with_context(|| unreachable(endpoints))?;
+            .with_context(|| unreachable(endpoints, tls))?;
         // The connection is made on first use: here.
         let lease = client
             .lease_grant(ttl, None)
             .await
-            .with_context(|| unreachable(endpoints))?
+            .with_context(|| unreachable(endpoints, tls))?
             .id();
         let key = format!("{NODES_PREFIX}{id}");
         client
@@ -161,7 +210,7 @@ impl EtcdMembership {
         };
         std::thread::Builder::new()
             .name("wray-lease".into())
-            .spawn(move || keeper.run(connect_options()))
+            .spawn(move || keeper.run(options))
             .context("cannot start the lease thread")?;
         let (count, changes) = tokio::sync::watch::channel(0u64);
         let watcher = tokio::spawn(watch_members(client.clone(), count));

@@ -67,6 +67,8 @@ pub struct NodeOptions {
     /// In a cluster, TLS between its nodes: this node's certificate and
     /// key, and the cluster's CA (`cluster::tls`).
     pub cluster_tls: Option<crate::cluster::tls::TlsFiles>,
+    /// With `etcd`: how to talk TLS to etcd, if it talks TLS.
+    pub etcd_tls: Option<crate::cluster::etcd::EtcdTls>,
     /// In a cluster, the address other nodes reach this one at, when
     /// `host` is a wildcard (`0.0.0.0`); `None`: the address of the
     /// interface this machine reaches etcd through.
@@ -85,6 +87,7 @@ impl Default for NodeOptions {
             rpc_port: 0,
             cluster_token: None,
             cluster_tls: None,
+            etcd_tls: None,
             node_ip: None,
         }
     }
@@ -199,6 +202,7 @@ impl Node {
             let ttl = i64::try_from(options.lease_ttl.max(1)).unwrap_or(i64::MAX);
             let joined = rt.block_on(crate::cluster::etcd::EtcdMembership::join(
                 &options.etcd,
+                options.etcd_tls.as_ref(),
                 &node_id,
                 record,
                 ttl,
