@@ -266,6 +266,10 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let c = args.address.client();
     let limit = args.limit.to_string();
     let mut query = vec![("limit", limit.as_str())];
+    if let Kind::Tasks = args.kind {
+        // In a cluster, every node's calls (a node alone ignores it).
+        query.push(("scope", "cluster"));
+    }
     for f in &args.filters {
         let Some(kv) = f.split_once('=') else {
             bail!("a filter is KEY=VALUE, not `{f}`");
@@ -297,11 +301,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     ("duration_ms", |t| t.duration_ms.cell()),
                     ("job_id", |t| t.job_id.cell()),
                     ("parent_id", |t| t.parent_id.cell()),
-                    // Another node of the cluster it ran on (blank: here).
+                    // The node it ran on (blank: a node alone).
                     ("node", |t| t.node_id.cell()),
                     ("memo", |t| t.memo.cell()),
                 ],
             );
+            for (node, why) in &v.unanswered {
+                eprintln!("note: node {node} did not answer ({why}): its calls are missing");
+            }
             (v.tasks.len(), Some(v.total))
         }
         Kind::Actors => {

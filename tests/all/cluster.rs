@@ -615,6 +615,29 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
     let (here, there) = (ran(a.addr, "double").len(), ran(b.addr, "double").len());
     assert_eq!(here, 12, "the driver's node records every call it placed");
     assert_eq!(there, 6, "half of them ran on the other node");
+    // Every node's calls, listed from either node: each call once, by the
+    // node that placed it, naming where it ran.
+    let everywhere = |via: SocketAddr, f: &str| -> (u64, Vec<String>) {
+        let listed = get(via, &format!("/api/v0/tasks?scope=cluster&function={f}")).json();
+        assert!(listed.get("unanswered").is_none(), "{listed}");
+        let mut nodes: Vec<String> = listed["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["node_id"].as_str().unwrap().to_string())
+            .collect();
+        nodes.sort();
+        (listed["total"].as_u64().unwrap(), nodes)
+    };
+    let mut half: Vec<String> = [&a.id, &b.id]
+        .iter()
+        .flat_map(|n| vec![n.to_string(); 6])
+        .collect();
+    half.sort();
+    assert_eq!(everywhere(a.addr, "double"), (12, half.clone()));
+    assert_eq!(everywhere(b.addr, "double"), (12, half));
+    let all = |via| get(via, "/api/v0/tasks?scope=cluster&limit=1").json()["total"].clone();
+    assert_eq!(all(a.addr), all(b.addr), "the same calls, from either node");
     // `wray status` shows the cluster.
     let out = Command::new(env!("CARGO_BIN_EXE_wray"))
         .args(["status", "--address", &a.addr.to_string()])
@@ -627,6 +650,20 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         "jobs are the cluster's: {text}"
     );
     assert!(text.contains(&format!("on {}", b.id)), "{text}");
+    // `wray list tasks` lists every node's calls, naming where each ran.
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["list", "tasks", "--address", &a.addr.to_string()])
+        .args(["-f", "function=double"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let nodes: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("double"))
+        .map(|l| l.split_whitespace().nth(7).unwrap())
+        .collect();
+    let on_b = nodes.iter().filter(|n| **n == b.id).count();
+    assert_eq!((nodes.len(), on_b), (12, 6), "{listed}");
     // Nothing is left in flight or lent, on either node, and the other
     // node holds no object for calls (not even one killed mid-call).
     for n in [a, b] {

@@ -103,6 +103,12 @@ pub enum Ask {
         /// `state` → `ALIVE`, `class` → `Counter`, say.
         query: std::collections::HashMap<String, String>,
     },
+    /// The calls this node placed or ran that match `query` (the state
+    /// API's query parameters), without those other nodes placed here.
+    Tasks {
+        /// `state` → `FAILED`, `offset` → `0`, `limit` → `100`, say.
+        query: std::collections::HashMap<String, String>,
+    },
     /// Kill actor number `actor` this node made.
     Kill {
         /// Its number on this node.

@@ -808,7 +808,10 @@ pub(super) fn ask_request(ask: &super::Ask) -> AskRequest {
                 _ => 0,
             },
         }),
-        super::Ask::Actors { query } => What::Actors(proto::ActorsAsk {
+        super::Ask::Actors { query } => What::Actors(proto::ListAsk {
+            query: query.clone().into_iter().collect(),
+        }),
+        super::Ask::Tasks { query } => What::Tasks(proto::ListAsk {
             query: query.clone().into_iter().collect(),
         }),
         super::Ask::Kill {
@@ -833,6 +836,9 @@ fn ask_from(r: AskRequest) -> Result<super::Ask, Status> {
         },
         Some(What::Actors(a)) => super::Ask::Actors {
             query: a.query.into_iter().collect(),
+        },
+        Some(What::Tasks(t)) => super::Ask::Tasks {
+            query: t.query.into_iter().collect(),
         },
         Some(What::Kill(k)) => super::Ask::Kill {
             actor: k.actor,

@@ -17,6 +17,7 @@ use crate::api::stats::MemoCounts;
 use crate::cluster::place::ClusterUse;
 use crate::cluster::{Ask, JobOp};
 use crate::events::{STATES, TaskRecord, TaskState};
+use crate::exec::env::FORWARDED_JOB;
 use crate::exec::resources::as_units;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -485,6 +486,14 @@ impl crate::cluster::Desk for NodeState {
                         .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
                 }
                 Ask::Actors { query } => ok(actors_here(self, &query)),
+                Ask::Tasks { query } => match tasks_here(self, &query, true) {
+                    Ok((total, tasks)) => ok(TaskList {
+                        total,
+                        tasks,
+                        unanswered: BTreeMap::new(),
+                    }),
+                    Err(r) => r,
+                },
                 Ask::Kill {
                     actor,
                     allow_restart,
@@ -611,17 +620,84 @@ fn task_filter(
     })
 }
 
+/// The calls this node placed or ran that match `q`, newest first: how
+/// many match, and the page `offset`, `limit` of them. For a listing of
+/// the whole cluster (`cluster`), without the calls other nodes placed
+/// here (they list them), each naming the node it ran on.
+fn tasks_here(
+    st: &NodeState,
+    q: &HashMap<String, String>,
+    cluster: bool,
+) -> Result<(u64, Vec<TaskEntry>), Response> {
+    let keep = task_filter(q)?;
+    let placed_here = |r: &TaskRecord| r.job & FORWARDED_JOB != 0 && r.parent.is_none();
+    let keep = move |r: &TaskRecord| keep(r) && !(cluster && placed_here(r));
+    let (offset, limit) = page(q);
+    let (total, recs) = st.actors.env.events.tasks(keep, offset, limit);
+    let mut tasks: Vec<TaskEntry> = recs.iter().map(|r| task_entry(st, r)).collect();
+    if cluster {
+        for t in &mut tasks {
+            t.node_id.get_or_insert_with(|| st.node_id.clone());
+        }
+    }
+    Ok((total as u64, tasks))
+}
+
+/// `GET /api/v0/tasks`: the calls this node placed or ran; with
+/// `scope=cluster`, in a cluster, every node's (each other node asked at
+/// once, its calls named `<node>:<number>`; the page is of them all,
+/// newest first).
 pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
-    let keep = match task_filter(&q) {
-        Ok(k) => k,
+    let cluster = st
+        .cluster
+        .as_ref()
+        .filter(|_| q.get("scope").is_some_and(|s| s == "cluster"));
+    let Some(cluster) = cluster else {
+        return match tasks_here(&st, &q, false) {
+            Ok((total, tasks)) => ok(TaskList {
+                total,
+                tasks,
+                unanswered: BTreeMap::new(),
+            }),
+            Err(r) => r,
+        };
+    };
+    // Each node's first offset + limit: the page is among them.
+    let (offset, limit) = page(&q);
+    let mut first = q.clone();
+    first.insert("offset".into(), "0".into());
+    first.insert("limit".into(), (offset + limit).to_string());
+    let (mut total, mut all) = match tasks_here(&st, &first, true) {
+        Ok(here) => here,
         Err(r) => return r,
     };
-    let (offset, limit) = page(&q);
-    let (total, recs) = st.actors.env.events.tasks(keep, offset, limit);
-    let tasks = recs.iter().map(|r| task_entry(&st, r)).collect();
+    let mut unanswered = BTreeMap::new();
+    for (node, answer) in cluster.ask_all(&Ask::Tasks { query: first }).await {
+        let list = answer.and_then(|(status, body)| match status {
+            200 => serde_json::from_slice::<TaskList>(&body).map_err(|e| e.to_string()),
+            _ => Err(String::from_utf8_lossy(&body).into_owned()),
+        });
+        match list {
+            Ok(list) => {
+                total += list.total;
+                let named = |id: &mut String| *id = format!("{node}:{id}");
+                all.extend(list.tasks.into_iter().map(|mut t| {
+                    named(&mut t.task_id);
+                    t.parent_id.as_mut().map(named);
+                    t.actor_id.as_mut().map(named);
+                    t
+                }));
+            }
+            Err(why) => {
+                unanswered.insert(node, why);
+            }
+        }
+    }
+    all.sort_by_key(|t| std::cmp::Reverse(t.submitted_ms));
     ok(TaskList {
-        total: total as u64,
-        tasks,
+        total,
+        tasks: all.into_iter().skip(offset).take(limit).collect(),
+        unanswered,
     })
 }
 

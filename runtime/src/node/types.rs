@@ -283,6 +283,10 @@ pub struct TaskList {
     pub total: u64,
     /// The page, newest first.
     pub tasks: Vec<TaskEntry>,
+    /// With `scope=cluster`, the nodes that did not answer, and why:
+    /// their calls are missing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unanswered: BTreeMap<String, String>,
 }
 
 /// One function's calls in the task summary.
