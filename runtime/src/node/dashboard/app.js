@@ -562,7 +562,8 @@
   // ---------------------------------------------------- generic list page --
 
   // filters: names of query parameters, shared by the hash and the API call.
-  function listPage({ name, endpoint, key, filters, cols, emptyText, row, rowKey, rowExtra, afterRender }) {
+  // `fixed`: query parameters every load sends.
+  function listPage({ name, endpoint, key, filters, cols, emptyText, row, rowKey, rowExtra, afterRender, fixed = {} }) {
     const st = { params: {}, text: null, cache: new Map() };
     const tbody = () => byId(`${name}-rows`);
     return {
@@ -581,7 +582,7 @@
       },
       async load(signal) {
         const offset = Math.max(0, parseInt(st.params.offset, 10) || 0);
-        const q = { limit: PAGE_SIZE, offset };
+        const q = { ...fixed, limit: PAGE_SIZE, offset };
         for (const f of filters) q[f] = st.params[f];
         const { text, data } = await getJSON(apiUrl(endpoint, q), signal);
         const { total, items } = listOf(data, key);
@@ -721,7 +722,7 @@
       stateCell(t.state),
       numCell(t.attempts),
       taskDuration(t),
-      h('td', { class: 'num' }, t.worker == null ? dash : str(t.worker)),
+      h('td', { class: 'num' }, workerOf(t)),
       h('td', { class: 'errcell' }, errorBlock(t.error)),
     );
   }
@@ -900,6 +901,8 @@
     name: 'tasks',
     rowKey: (t) => str(t.task_id),
     endpoint: 'api/v0/tasks',
+    // In a cluster, every node's calls (a node alone ignores it).
+    fixed: { scope: 'cluster' },
     key: 'tasks',
     filters: ['state', 'job', 'function', 'actor'],
     cols: 9,
@@ -914,11 +917,17 @@
         numCell(t.attempts),
         taskDuration(t),
         h('td', { class: 'mono' }, jobLink(t.job_id)),
-        h('td', { class: 'num' }, t.worker == null ? dash : str(t.worker)),
+        h('td', { class: 'num' }, workerOf(t)),
         h('td', { class: 'errcell' }, errorBlock(t.error), memoNote(t.memo)),
       );
     },
   });
+  // The worker thread of a call's last attempt, and in a cluster its node
+  // (`node 2 · 1`).
+  function workerOf(t) {
+    const w = t.worker == null ? dash : str(t.worker);
+    return t.node_id == null ? w : `node ${str(t.node_id)} · ${w}`;
+  }
   // What became of a memoized call's result: `memo: hit`, `memo: stored`,
   // `memo: not stored: <why>`.
   function memoNote(m) {
