@@ -407,11 +407,13 @@ pub struct SummaryArgs {
 
 pub fn summary(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     let c = args.address.client();
+    // In a cluster, every node's calls (a node alone ignores it).
+    let (path, query) = ("/api/v0/tasks/summary", [("scope", "cluster")]);
     if args.json {
-        let v: Value = c.get("/api/v0/tasks/summary")?;
+        let v: Value = c.get_query(path, &query)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let v: TaskSummary = c.get("/api/v0/tasks/summary")?;
+        let v: TaskSummary = c.get_query(path, &query)?;
         table(
             &v.functions,
             &[
@@ -425,6 +427,9 @@ pub fn summary(args: SummaryArgs) -> anyhow::Result<ExitCode> {
                 ("mean_ms", |f| f.mean_ms.cell()),
             ],
         );
+        for (node, why) in &v.unanswered {
+            eprintln!("note: node {node} did not answer ({why}): its calls are not counted");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -638,6 +638,14 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
     assert_eq!(everywhere(b.addr, "double"), (12, half));
     let all = |via| get(via, "/api/v0/tasks?scope=cluster&limit=1").json()["total"].clone();
     assert_eq!(all(a.addr), all(b.addr), "the same calls, from either node");
+    // And summed up by function, the same way.
+    let summed = |via| {
+        let s = get(via, "/api/v0/tasks/summary?scope=cluster").json();
+        assert_eq!(s["total"], all(via), "{s}");
+        let fs = s["functions"].as_array().unwrap().clone();
+        fs.into_iter().find(|f| f["function"] == "double").unwrap()["FINISHED"].clone()
+    };
+    assert_eq!((summed(a.addr), summed(b.addr)), (12.into(), 12.into()));
     // `wray status` shows the cluster.
     let out = Command::new(env!("CARGO_BIN_EXE_wray"))
         .args(["status", "--address", &a.addr.to_string()])

@@ -109,6 +109,11 @@ pub enum Ask {
         /// `state` → `FAILED`, `offset` → `0`, `limit` → `100`, say.
         query: std::collections::HashMap<String, String>,
     },
+    /// The summary by function of the calls [`Ask::Tasks`] lists.
+    TaskSummary {
+        /// The state API's query parameters (`job`, say).
+        query: std::collections::HashMap<String, String>,
+    },
     /// Kill actor number `actor` this node made.
     Kill {
         /// Its number on this node.

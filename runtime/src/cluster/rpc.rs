@@ -814,6 +814,9 @@ pub(super) fn ask_request(ask: &super::Ask) -> AskRequest {
         super::Ask::Tasks { query } => What::Tasks(proto::ListAsk {
             query: query.clone().into_iter().collect(),
         }),
+        super::Ask::TaskSummary { query } => What::TaskSummary(proto::ListAsk {
+            query: query.clone().into_iter().collect(),
+        }),
         super::Ask::Kill {
             actor,
             allow_restart,
@@ -838,6 +841,9 @@ fn ask_from(r: AskRequest) -> Result<super::Ask, Status> {
             query: a.query.into_iter().collect(),
         },
         Some(What::Tasks(t)) => super::Ask::Tasks {
+            query: t.query.into_iter().collect(),
+        },
+        Some(What::TaskSummary(t)) => super::Ask::TaskSummary {
             query: t.query.into_iter().collect(),
         },
         Some(What::Kill(k)) => super::Ask::Kill {

@@ -486,6 +486,10 @@ impl crate::cluster::Desk for NodeState {
                         .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no job {id}")))
                 }
                 Ask::Actors { query } => ok(actors_here(self, &query)),
+                Ask::TaskSummary { query } => match summary_here(self, &query, true) {
+                    Ok(summary) => ok(summary),
+                    Err(r) => r,
+                },
                 Ask::Tasks { query } => match tasks_here(self, &query, true) {
                     Ok((total, tasks)) => ok(TaskList {
                         total,
@@ -506,6 +510,17 @@ impl crate::cluster::Desk for NodeState {
             }
         })
     }
+}
+
+/// What another node answered to a listing: its JSON body if it answered
+/// 200, else why not.
+fn answer_of<T: serde::de::DeserializeOwned>(
+    answer: Result<(u16, Vec<u8>), String>,
+) -> Result<T, String> {
+    answer.and_then(|(status, body)| match status {
+        200 => serde_json::from_slice(&body).map_err(|e| e.to_string()),
+        _ => Err(String::from_utf8_lossy(&body).into_owned()),
+    })
 }
 
 /// An answer another node gave, as this node's.
@@ -620,6 +635,11 @@ fn task_filter(
     })
 }
 
+/// Whether another node placed call `r` here (that node lists it).
+fn placed_here(r: &TaskRecord) -> bool {
+    r.job & FORWARDED_JOB != 0 && r.parent.is_none()
+}
+
 /// The calls this node placed or ran that match `q`, newest first: how
 /// many match, and the page `offset`, `limit` of them. For a listing of
 /// the whole cluster (`cluster`), without the calls other nodes placed
@@ -630,7 +650,6 @@ fn tasks_here(
     cluster: bool,
 ) -> Result<(u64, Vec<TaskEntry>), Response> {
     let keep = task_filter(q)?;
-    let placed_here = |r: &TaskRecord| r.job & FORWARDED_JOB != 0 && r.parent.is_none();
     let keep = move |r: &TaskRecord| keep(r) && !(cluster && placed_here(r));
     let (offset, limit) = page(q);
     let (total, recs) = st.actors.env.events.tasks(keep, offset, limit);
@@ -673,10 +692,7 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
     };
     let mut unanswered = BTreeMap::new();
     for (node, answer) in cluster.ask_all(&Ask::Tasks { query: first }).await {
-        let list = answer.and_then(|(status, body)| match status {
-            200 => serde_json::from_slice::<TaskList>(&body).map_err(|e| e.to_string()),
-            _ => Err(String::from_utf8_lossy(&body).into_owned()),
-        });
+        let list = answer_of::<TaskList>(answer);
         match list {
             Ok(list) => {
                 total += list.total;
@@ -701,15 +717,23 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
     })
 }
 
-pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
-    let keep = match task_filter(&q) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+/// The calls of this node matching `q`, by function. For a summary of
+/// the whole cluster (`cluster`), without the calls other nodes placed
+/// here (their nodes count them).
+fn summary_here(
+    st: &NodeState,
+    q: &HashMap<String, String>,
+    cluster: bool,
+) -> Result<TaskSummary, Response> {
+    let keep = task_filter(q)?;
     // function -> counts by state, time run, runs timed
     let mut by: HashMap<Arc<str>, ([u64; STATES], u64, u64)> = HashMap::new();
     let mut total = 0;
-    for r in st.actors.env.events.records().iter().filter(|r| keep(r)) {
+    let records = st.actors.env.events.records();
+    for r in records
+        .iter()
+        .filter(|r| keep(r) && !(cluster && placed_here(r)))
+    {
         total += 1;
         let e = by.entry(r.function.clone()).or_default();
         e.0[r.state as usize] += 1;
@@ -727,7 +751,81 @@ pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
         })
         .collect();
     functions.sort_by(|a, b| a.function.cmp(&b.function));
-    ok(TaskSummary { total, functions })
+    Ok(TaskSummary {
+        total,
+        functions,
+        unanswered: BTreeMap::new(),
+    })
+}
+
+/// Summaries of several nodes as one: counts added, mean times weighed
+/// by the calls finished.
+fn merged(summaries: impl IntoIterator<Item = TaskSummary>) -> TaskSummary {
+    // function -> counts by state, time run (ms) times calls timed, timed
+    let mut by: BTreeMap<String, ([u64; STATES], f64, u64)> = BTreeMap::new();
+    let mut total = 0;
+    for s in summaries {
+        total += s.total;
+        for f in s.functions {
+            let e = by.entry(f.function).or_default();
+            let counts = f.counts.to_array();
+            for (sum, n) in e.0.iter_mut().zip(counts) {
+                *sum += n;
+            }
+            if let Some(ms) = f.mean_ms {
+                e.1 += ms * f.counts.finished as f64;
+                e.2 += f.counts.finished;
+            }
+        }
+    }
+    let functions = by
+        .into_iter()
+        .map(|(function, (counts, ms, n))| FunctionSummary {
+            function,
+            counts: StateCounts::from_array(counts),
+            mean_ms: (n > 0).then(|| ms / n as f64),
+        })
+        .collect();
+    TaskSummary {
+        total,
+        functions,
+        unanswered: BTreeMap::new(),
+    }
+}
+
+/// `GET /api/v0/tasks/summary`: this node's calls by function; with
+/// `scope=cluster`, in a cluster, every node's (each other node asked at
+/// once).
+pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
+    let cluster = st
+        .cluster
+        .as_ref()
+        .filter(|_| q.get("scope").is_some_and(|s| s == "cluster"));
+    let here = match summary_here(&st, &q, cluster.is_some()) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(cluster) = cluster else {
+        return ok(here);
+    };
+    let mut all = vec![here];
+    let mut unanswered = BTreeMap::new();
+    for (node, answer) in cluster
+        .ask_all(&Ask::TaskSummary { query: q.clone() })
+        .await
+    {
+        let summary = answer_of::<TaskSummary>(answer);
+        match summary {
+            Ok(s) => all.push(s),
+            Err(why) => {
+                unanswered.insert(node, why);
+            }
+        }
+    }
+    ok(TaskSummary {
+        unanswered,
+        ..merged(all)
+    })
 }
 
 fn actor_state(a: &Actor) -> ActorStatus {
@@ -815,10 +913,7 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
         let answers = cluster.ask_all(&Ask::Actors { query: q.clone() }).await;
         let mut answered = std::collections::BTreeSet::from([st.node_id.clone()]);
         for (node, answer) in answers {
-            let entries = answer.and_then(|(status, body)| match status {
-                200 => serde_json::from_slice::<Vec<ActorEntry>>(&body).map_err(|e| e.to_string()),
-                _ => Err(String::from_utf8_lossy(&body).into_owned()),
-            });
+            let entries = answer_of::<Vec<ActorEntry>>(answer);
             match entries {
                 Ok(entries) => {
                     all.extend(entries.into_iter().map(|mut e| {
@@ -1277,4 +1372,47 @@ pub(crate) async fn metrics(State(st): St) -> Response {
 
 fn total_memory() -> u64 {
     crate::config::total_memory().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(functions: &[(&str, u64, u64, Option<f64>)]) -> TaskSummary {
+        let functions: Vec<FunctionSummary> = functions
+            .iter()
+            .map(|&(f, finished, failed, mean_ms)| FunctionSummary {
+                function: f.into(),
+                counts: StateCounts::from_array([0, 0, finished, failed, 0, 0]),
+                mean_ms,
+            })
+            .collect();
+        TaskSummary {
+            total: functions
+                .iter()
+                .map(|f| f.counts.finished + f.counts.failed)
+                .sum(),
+            functions,
+            unanswered: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn nodes_summaries_add_up_and_their_means_weigh_by_calls_finished() {
+        let a = summary(&[("f", 2, 1, Some(1.0)), ("g", 0, 3, None)]);
+        let b = summary(&[("f", 6, 0, Some(3.0))]);
+        let m = merged([a, b]);
+        assert_eq!(m.total, 12);
+        let f = &m.functions[0];
+        assert_eq!(
+            (f.function.as_str(), f.counts.finished, f.counts.failed),
+            ("f", 8, 1)
+        );
+        assert_eq!(f.mean_ms, Some(2.5));
+        let g = &m.functions[1];
+        assert_eq!(
+            (g.function.as_str(), g.counts.failed, g.mean_ms),
+            ("g", 3, None)
+        );
+    }
 }

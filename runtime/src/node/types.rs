@@ -308,6 +308,10 @@ pub struct TaskSummary {
     pub total: u64,
     /// By function, in name order.
     pub functions: Vec<FunctionSummary>,
+    /// With `scope=cluster`, the nodes that did not answer, and why:
+    /// their calls are not counted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unanswered: BTreeMap<String, String>,
 }
 
 // ---- actors -----------------------------------------------------------------

@@ -946,7 +946,7 @@
     datalistsAt = Date.now();
     try {
       const [sum, js] = await Promise.all([
-        getJSON('api/v0/tasks/summary'),
+        getJSON(apiUrl('api/v0/tasks/summary', { scope: 'cluster' })),
         getJSON(apiUrl('api/v0/jobs', { limit: 100 })),
       ]);
       const fns = (sum.data && Array.isArray(sum.data.functions) ? sum.data.functions : []).slice(0, 500);
