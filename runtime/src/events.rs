@@ -164,6 +164,9 @@ pub struct TaskRecord {
     pub node: Option<u32>,
     /// Why it failed.
     pub error: Option<Arc<ErrorRecord>>,
+    /// Why its last attempt that was retried failed (kept when a later
+    /// attempt succeeds).
+    pub retried: Option<Arc<ErrorRecord>>,
     /// For a memoized call: answered from the memo table, stored, or why not.
     pub memo: Option<MemoNote>,
 }
@@ -414,6 +417,7 @@ impl Events {
             worker: 0,
             node: None,
             error: None,
+            retried: None,
             memo: memoized.then_some(MemoNote::Hit),
         };
         let seq = id.seq();
@@ -466,12 +470,13 @@ impl Events {
         }
     }
 
-    /// An attempt that failed will be tried again.
-    pub fn retrying(&self, id: TaskId) {
+    /// An attempt that failed (`why`) will be tried again.
+    pub fn retrying(&self, id: TaskId, why: &ErrorRecord) {
         let mut g = self.lock();
         if let Some(r) = g.get_mut(id)
             && r.state == TaskState::Running
         {
+            r.retried = Some(Arc::new(why.clone()));
             r.state = TaskState::Pending;
             g.counts[TaskState::Running as usize] -= 1;
             g.counts[TaskState::Pending as usize] += 1;
@@ -599,7 +604,8 @@ mod tests {
         ev.submitted(id(2), "f".into(), TaskKind::Task, 1, Some(id(1)), None);
         assert_eq!(ev.counts(), [2, 0, 0, 0, 0, 0]);
         ev.started(id(1));
-        ev.retrying(id(1));
+        let lost = ErrorRecord::new(ErrorKind::WorkerFailure, "f", "its node left");
+        ev.retrying(id(1), &lost);
         ev.started(id(1));
         assert_eq!(ev.counts(), [1, 1, 0, 0, 0, 0]);
         ev.ended(id(1), None);
@@ -611,6 +617,13 @@ mod tests {
         assert_eq!(recs[0].id, id(2), "newest first");
         assert_eq!(recs[1].attempts, 2);
         assert_eq!(recs[1].state, TaskState::Finished);
+        assert!(recs[1].error.is_none());
+        let retried = recs[1].retried.as_deref().map(|e| e.kind);
+        assert_eq!(
+            retried,
+            Some(ErrorKind::WorkerFailure),
+            "kept once it succeeded"
+        );
         assert_eq!(ev.latency()[0].1.count, 1);
     }
 

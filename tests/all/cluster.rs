@@ -809,10 +809,19 @@ fn survived(a: SocketAddr, job: &str, headers: &[(&str, &str)]) {
     let tasks = tasks.as_array().unwrap();
     assert_eq!(tasks.len(), 30);
     assert!(tasks.iter().all(|t| t["state"] == "FINISHED"), "{tasks:?}");
+    let retried: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["attempts"].as_u64().unwrap() > 1)
+        .collect();
     assert!(
-        tasks.iter().any(|t| t["attempts"].as_u64().unwrap() > 1),
+        !retried.is_empty(),
         "the calls on the lost node were retried"
     );
+    // Each says why its attempt there failed.
+    for t in retried {
+        assert_eq!(t["retried_error"]["kind"], "worker failure", "{t}");
+        assert!(t["error"].is_null(), "{t}");
+    }
     common::eventually("calls and loans end", || {
         let c = get("/api/v0/status").json()["cluster"].clone();
         c["calls_out"] == 0 && c["lent"] == 0

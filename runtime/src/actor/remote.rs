@@ -151,7 +151,7 @@ pub(super) async fn run_remote(
         }
         let requeue = if call.retries_left != 0 {
             call.retries_left -= 1;
-            rt.env.events.retrying(call.id);
+            rt.env.events.retrying(call.id, &rec);
             Some(call)
         } else {
             let mut failed = rec.clone();

@@ -330,7 +330,7 @@ pub(super) async fn run(
                         // (or a kill allowing restart), not after a final kill.
                         if call.retries_left != 0 && why == Kill::AllowRestart {
                             call.retries_left -= 1;
-                            rt.env.events.retrying(call.id);
+                            rt.env.events.retrying(call.id, &rec);
                             retry.push_front(call);
                         } else {
                             end_call(&rt, call.id, Some(&rec));

@@ -597,6 +597,7 @@ fn task_entry(st: &NodeState, r: &TaskRecord) -> TaskEntry {
         worker: r.worker,
         node_id: r.node.map(|n| n.to_string()),
         error: r.error.as_deref().map(error_info),
+        retried_error: r.retried.as_deref().map(error_info),
         memo: r.memo.map(|m| m.as_str().to_string()),
     }
 }

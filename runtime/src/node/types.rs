@@ -270,6 +270,10 @@ pub struct TaskEntry {
     pub node_id: Option<String>,
     /// Why it failed.
     pub error: Option<ErrorInfo>,
+    /// Why its last attempt that was retried failed (kept when a later
+    /// attempt succeeds).
+    #[serde(default)]
+    pub retried_error: Option<ErrorInfo>,
     /// For a memoized call: `hit` (answered from the memo table), `stored`,
     /// or `not stored: ...` saying why.
     #[serde(default)]

@@ -733,7 +733,7 @@ async fn run_attempts(
                 // The retry waits for slots: whoever was handed the slots
                 // this attempt gave back starts now, on its own.
                 spawn_next(rt, handed);
-                rt.env.events.retrying(task.id);
+                rt.env.events.retrying(task.id, &rec);
             }
         }
     }

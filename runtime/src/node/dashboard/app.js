@@ -723,7 +723,7 @@
       numCell(t.attempts),
       taskDuration(t),
       h('td', { class: 'num' }, workerOf(t)),
-      h('td', { class: 'errcell' }, errorBlock(t.error)),
+      h('td', { class: 'errcell' }, errorBlock(t.error), retriedNote(t)),
     );
   }
 
@@ -918,10 +918,17 @@
         taskDuration(t),
         h('td', { class: 'mono' }, jobLink(t.job_id)),
         h('td', { class: 'num' }, workerOf(t)),
-        h('td', { class: 'errcell' }, errorBlock(t.error), memoNote(t.memo)),
+        h('td', { class: 'errcell' }, errorBlock(t.error), retriedNote(t), memoNote(t.memo)),
       );
     },
   });
+  // Why a call's attempt that was retried failed, under a call that then
+  // succeeded (a failed call shows its own error).
+  function retriedNote(t) {
+    const e = t.retried_error;
+    if (e == null || t.error != null) return null;
+    return h('div', { class: 'muted' }, `retried after ${str(e.kind)}: ${str(e.message)}`);
+  }
   // The worker thread of a call's last attempt, and in a cluster its node
   // (`node 2 · 1`).
   function workerOf(t) {
