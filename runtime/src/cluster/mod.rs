@@ -37,6 +37,10 @@ pub const NEXT_JOB_KEY: &str = "/wray/next-job";
 /// The prefix of actors' records (`/wray/actors/<node>:<number>`, kept
 /// by the node that made each), which outlive their node.
 pub const ACTORS_PREFIX: &str = "/wray/actors/";
+/// The nodes that left whose actors' records are kept
+/// (`/wray/departed/<node>`, written by the head), so that a listing reads
+/// the records of those nodes only.
+pub const DEPARTED_PREFIX: &str = "/wray/departed/";
 /// The prefix of the nodes holding each module
 /// (`/wray/modules/<digest>/<node>`, under each holder's lease).
 pub const MODULES_PREFIX: &str = "/wray/modules/";

@@ -912,7 +912,6 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
     if let (Some(cluster), Some(records)) = (&st.cluster, &st.cluster_actors) {
         // The others page nothing: the whole list is paged here.
         let answers = cluster.ask_all(&Ask::Actors { query: q.clone() }).await;
-        let mut answered = std::collections::BTreeSet::from([st.node_id.clone()]);
         for (node, answer) in answers {
             let entries = answer_of::<Vec<ActorEntry>>(answer);
             match entries {
@@ -921,14 +920,13 @@ pub(crate) async fn actors(State(st): St, Query(q): Params) -> Response {
                         e.actor_id = format!("{node}:{}", e.actor_id);
                         e
                     }));
-                    answered.insert(node);
                 }
                 Err(why) => {
                     unanswered.insert(node, why);
                 }
             }
         }
-        match records.others(&answered).await {
+        match records.others(unanswered.keys()).await {
             Ok(mut entries) => {
                 let keep = wanted(&q);
                 entries.retain(|e| keep(e));

@@ -11,7 +11,7 @@
 //! the records stand in only for nodes that left or do not answer.
 
 use super::types::{ActorEntry, ActorStatus, ErrorInfo};
-use crate::cluster::{ACTORS_PREFIX, Member, Membership};
+use crate::cluster::{ACTORS_PREFIX, DEPARTED_PREFIX, Member, Membership};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -78,23 +78,31 @@ impl ClusterActors {
         self.recorded.load(Ordering::Relaxed)
     }
 
-    /// The recorded actors of every node but those in `skip`, each named
-    /// `<node>:<number>`, newest node first.
-    pub async fn others(&self, skip: &BTreeSet<String>) -> anyhow::Result<Vec<ActorEntry>> {
-        let records = self.membership.list(ACTORS_PREFIX.to_string()).await?;
-        let mut all: Vec<((u64, u64), ActorEntry)> = records
-            .into_iter()
-            .filter_map(|(key, v)| {
-                let (owner, seq) = parse_key(&key)?;
-                if skip.contains(owner) {
-                    return None;
-                }
-                let order = (owner.parse().unwrap_or(0), seq);
+    /// The recorded actors of the nodes that left and of `unanswered`
+    /// (live nodes that did not answer), each named `<node>:<number>`,
+    /// newest node first.
+    pub async fn others(
+        &self,
+        unanswered: impl Iterator<Item = &String>,
+    ) -> anyhow::Result<Vec<ActorEntry>> {
+        let m = &self.membership;
+        let mut nodes: BTreeSet<String> = unanswered.cloned().collect();
+        nodes.extend(
+            m.list(DEPARTED_PREFIX.to_string())
+                .await?
+                .into_iter()
+                .map(|(id, _)| id),
+        );
+        let mut all: Vec<((u64, u64), ActorEntry)> = Vec::new();
+        for node in nodes {
+            let records = m.list(format!("{ACTORS_PREFIX}{node}:")).await?;
+            all.extend(records.into_iter().filter_map(|(seq, v)| {
+                let order = (node.parse().unwrap_or(0), seq.parse().ok()?);
                 let mut e: ActorEntry = serde_json::from_slice(&v).ok()?;
-                e.actor_id = key;
+                e.actor_id = format!("{node}:{seq}");
                 Some((order, e))
-            })
-            .collect();
+            }));
+        }
         all.sort_by_key(|(order, _)| std::cmp::Reverse(*order));
         Ok(all.into_iter().map(|(_, e)| e).collect())
     }
@@ -172,11 +180,18 @@ async fn record(
 }
 
 /// On the head, once the members are `live`: marks dead the recorded
-/// actors of nodes that left, and keeps the latest [`KEEP_DEPARTED`] of
-/// their records.
+/// actors of nodes that left, names those nodes under [`DEPARTED_PREFIX`],
+/// and keeps the latest [`KEEP_DEPARTED`] of their records.
 pub(super) async fn mark_orphans(m: &dyn Membership, live: &[Member]) -> anyhow::Result<()> {
     let records = m.list(ACTORS_PREFIX.to_string()).await?;
-    let mut departed: Vec<(u64, u64, String)> = Vec::new();
+    let named: BTreeSet<String> = m
+        .list(DEPARTED_PREFIX.to_string())
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    // (node, number, key, node's id) of the records of nodes that left
+    let mut departed: Vec<(u64, u64, String, String)> = Vec::new();
     for (k, v) in records {
         let Some((owner, seq)) = parse_key(&k) else {
             continue;
@@ -184,7 +199,12 @@ pub(super) async fn mark_orphans(m: &dyn Membership, live: &[Member]) -> anyhow:
         if live.iter().any(|(id, _)| id == owner) {
             continue;
         }
-        departed.push((owner.parse().unwrap_or(0), seq, k.clone()));
+        departed.push((
+            owner.parse().unwrap_or(0),
+            seq,
+            k.clone(),
+            owner.to_string(),
+        ));
         let Ok(mut e) = serde_json::from_slice::<ActorEntry>(&v) else {
             continue;
         };
@@ -201,12 +221,19 @@ pub(super) async fn mark_orphans(m: &dyn Membership, live: &[Member]) -> anyhow:
         let new = serde_json::to_vec(&e).expect("an actor's entry serializes");
         m.replace(format!("{ACTORS_PREFIX}{k}"), v, new).await?;
     }
-    if departed.len() > KEEP_DEPARTED {
-        departed.sort();
-        let over = departed.len() - KEEP_DEPARTED;
-        for (_, _, k) in departed.into_iter().take(over) {
-            m.delete(format!("{ACTORS_PREFIX}{k}")).await?;
-        }
+    departed.sort();
+    let over = departed.len().saturating_sub(KEEP_DEPARTED);
+    for (_, _, k, _) in departed.drain(..over) {
+        m.delete(format!("{ACTORS_PREFIX}{k}")).await?;
+    }
+    // The nodes that left with records kept, named; the others not.
+    let kept: BTreeSet<String> = departed.into_iter().map(|(_, _, _, id)| id).collect();
+    for node in kept.difference(&named) {
+        m.put(format!("{DEPARTED_PREFIX}{node}"), Vec::new())
+            .await?;
+    }
+    for node in named.difference(&kept) {
+        m.delete(format!("{DEPARTED_PREFIX}{node}")).await?;
     }
     Ok(())
 }
