@@ -259,19 +259,9 @@ async fn linked_modules(
                 "a linked module needs a name: link=NAME=DIGEST",
             ));
         }
-        let module = find_module(st, &digest).await.map_err(|r| {
-            let not_found = r.status() == StatusCode::NOT_FOUND;
-            if !not_found {
-                return r;
-            }
-            let whole = if st.cluster.is_some() { " or its cluster" } else { "" };
-            error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "module `{name}`: no module with digest `{digest}` on this node{whole}: upload it first (POST /api/modules)"
-                ),
-            )
-        })?;
+        let module = module_by_digest(st, &digest)
+            .await
+            .map_err(|(status, why)| error(status, format!("module `{name}`: {why}")))?;
         links.push((name, module));
     }
     Ok(links)
@@ -280,6 +270,16 @@ async fn linked_modules(
 /// The module whose digest is `digest`: loaded here or, in a cluster,
 /// fetched from a node it was uploaded to.
 pub(super) async fn find_module(st: &NodeState, digest: &str) -> Result<crate::Module, Response> {
+    module_by_digest(st, digest)
+        .await
+        .map_err(|(status, why)| error(status, why))
+}
+
+/// [`find_module`]; the status and why not, if not.
+async fn module_by_digest(
+    st: &NodeState,
+    digest: &str,
+) -> Result<crate::Module, (StatusCode, String)> {
     let id = ObjectId::parse(digest);
     if let Some(m) = id.and_then(|id| st.actors.env.modules.get(&id)) {
         return Ok(m);
@@ -288,7 +288,7 @@ pub(super) async fn find_module(st: &NodeState, digest: &str) -> Result<crate::M
         match cluster.find_module(id).await {
             Ok(Some(m)) => return Ok(m),
             Ok(None) => {}
-            Err(e) => return Err(error(StatusCode::BAD_GATEWAY, e)),
+            Err(e) => return Err((StatusCode::BAD_GATEWAY, e)),
         }
     }
     let whole = if st.cluster.is_some() {
@@ -296,7 +296,7 @@ pub(super) async fn find_module(st: &NodeState, digest: &str) -> Result<crate::M
     } else {
         ""
     };
-    Err(error(
+    Err((
         StatusCode::NOT_FOUND,
         format!("no module {digest} on this node{whole}: upload it first (POST /api/modules)"),
     ))
@@ -636,6 +636,16 @@ fn task_filter(
     })
 }
 
+/// The cluster, if this node is in one and `q` asks for its whole view
+/// (`scope=cluster`).
+fn cluster_scope<'a>(
+    st: &'a NodeState,
+    q: &HashMap<String, String>,
+) -> Option<&'a Arc<crate::cluster::place::Cluster>> {
+    let whole = q.get("scope").is_some_and(|s| s == "cluster");
+    st.cluster.as_ref().filter(|_| whole)
+}
+
 /// Whether another node placed call `r` here (that node lists it).
 fn placed_here(r: &TaskRecord) -> bool {
     r.job & FORWARDED_JOB != 0 && r.parent.is_none()
@@ -668,10 +678,7 @@ fn tasks_here(
 /// once, its calls named `<node>:<number>`; the page is of them all,
 /// newest first).
 pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
-    let cluster = st
-        .cluster
-        .as_ref()
-        .filter(|_| q.get("scope").is_some_and(|s| s == "cluster"));
+    let cluster = cluster_scope(&st, &q);
     let Some(cluster) = cluster else {
         return match tasks_here(&st, &q, false) {
             Ok((total, tasks)) => ok(TaskList {
@@ -798,10 +805,7 @@ fn merged(summaries: impl IntoIterator<Item = TaskSummary>) -> TaskSummary {
 /// `scope=cluster`, in a cluster, every node's (each other node asked at
 /// once).
 pub(crate) async fn task_summary(State(st): St, Query(q): Params) -> Response {
-    let cluster = st
-        .cluster
-        .as_ref()
-        .filter(|_| q.get("scope").is_some_and(|s| s == "cluster"));
+    let cluster = cluster_scope(&st, &q);
     let here = match summary_here(&st, &q, cluster.is_some()) {
         Ok(s) => s,
         Err(r) => return r,
