@@ -251,6 +251,17 @@ fn remote_task(n: u32, other: &str) {
     println!("p50_us={}", took[took.len() / 2]);
 }
 
+/// `n` calls of an actor placed on node `other`, submitted at once, all
+/// got (the actor is made and answers once before the timing).
+fn remote_actor(n: u32, other: &str) {
+    let a = Target::options().node(other).remote();
+    wray::get(&a.noop()).expect("the actor answers");
+    let start = std::time::Instant::now();
+    let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
+    wray::get(&refs).expect("noops succeed");
+    print_elapsed("actor", start);
+}
+
 /// An object of `mb` megabytes made on node `here`, then read (mapped)
 /// by a task on node `other`, which pulls it: twice, the second timed.
 fn pull(mb: u32, here: &str, other: &str) {
@@ -317,6 +328,7 @@ fn main() -> Result<(), String> {
         "cluster_tasks" => cluster_tasks(n, false),
         "cluster_spread" => cluster_tasks(n, true),
         "remote_task" => remote_task(n, arg(rest, 0)?),
+        "remote_actor" => remote_actor(n, arg(rest, 0)?),
         "pull" => pull(n, arg(rest, 0)?, arg(rest, 1)?),
         "spread_job" => spread_job(n, mb as u64),
         other => return Err(format!("unknown benchmark `{other}`")),

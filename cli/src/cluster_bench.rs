@@ -331,6 +331,21 @@ pub fn main(o: Options<'_>) -> anyhow::Result<ExitCode> {
             "a no-op pinned to another node, sync round trip",
         ));
     }
+    if want("remote_actor") {
+        let t = median(runs, || {
+            printed(
+                &job(&cluster.nodes[0], module, &["remote_actor", tasks, &other])?,
+                "actor",
+            )
+        })?;
+        let ops: f64 = tasks.parse()?;
+        figures.push((
+            "remote_actor_calls_per_s",
+            ops / t,
+            "calls/s",
+            "calls of an actor on another node, submitted at once",
+        ));
+    }
     if want("pull") {
         let t = median(runs, || {
             printed(

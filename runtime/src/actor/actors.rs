@@ -167,7 +167,7 @@ pub(crate) fn create(rt: &Arc<Actors>, c: Creation) -> ActorId {
                 drop(settle);
                 match place {
                     Place::There(peer) => run_remote(rt, actor, c.sub, rx, peer).await,
-                    _ => run(rt, actor, c.sub, rx).await,
+                    _ => run(rt, actor, c.sub, rx, Default::default()).await,
                 }
             });
         }

@@ -174,7 +174,7 @@ pub(crate) struct Registry {
     forwarded: DashMap<u64, usize>,
     /// Actors of other nodes this node's calls reach (an `ActorHandle`
     /// that came with a task placed here): each one's line of calls, sent
-    /// there one at a time in order.
+    /// there in order.
     pub(super) foreign: DashMap<ActorId, mpsc::UnboundedSender<ForeignCall>>,
 }
 

@@ -68,6 +68,22 @@ pub(super) async fn next_call(
     }
 }
 
+/// Call `call` of `a` ended with `values`: counted, out of the task
+/// table, its results stored (marked with the method's encoding).
+pub(super) fn call_done(rt: &Actors, a: &Actor, call: &MethodCall, values: Vec<Arc<Blob>>) {
+    a.calls.fetch_add(1, Ordering::Relaxed);
+    end_call(rt, call.id, None);
+    let encoding = call
+        .method
+        .signature
+        .as_ref()
+        .map_or(Encoding::Raw, |s| s.value_encoding());
+    for (id, blob) in call.returns.iter().zip(values) {
+        blob.mark(encoding);
+        rt.env.objects.resolve(*id, Resolved::Ready(blob));
+    }
+}
+
 /// Fails a call cancelled before it ran.
 pub(super) fn fail_cancelled(rt: &Actors, call: MethodCall) {
     let mut rec = ErrorRecord::new(
@@ -148,6 +164,22 @@ pub(super) fn die<L>(
     a.died.notify_waiters();
 }
 
+/// [`die`], failing `retry` (calls taken from the mailbox, or handed
+/// over) first.
+fn die_after<L>(
+    rt: &Actors,
+    a: &Arc<Actor>,
+    cause: Arc<ErrorRecord>,
+    retry: VecDeque<MethodCall>,
+    rx: mpsc::UnboundedReceiver<MethodCall>,
+    leftovers: L,
+) {
+    for c in retry {
+        fail_call(rt, a, c, Some(cause.clone()));
+    }
+    die(rt, a, cause, rx, leftovers);
+}
+
 /// A live instance of the actor.
 struct Incarnation {
     store: Store<InstanceState>,
@@ -166,12 +198,14 @@ impl Incarnation {
     }
 }
 
-/// The actor's loop: construct, serve calls, restart, die.
+/// The actor's loop: construct, serve calls (`retry` first, then the
+/// mailbox's), restart, die.
 pub(super) async fn run(
     rt: Arc<Actors>,
     a: Arc<Actor>,
     mut ctor: Submission,
     mut rx: mpsc::UnboundedReceiver<MethodCall>,
+    mut retry: VecDeque<MethodCall>,
 ) {
     // The references held for the constructor's arguments go with them
     // when the actor dies, before its death is announced.
@@ -179,7 +213,7 @@ pub(super) async fn run(
     let ctor_args = match resolve_args(&rt, &ctor.args, &format!("{}.new", a.type_name), None).await
     {
         Ok(args) => args,
-        Err(rec) => return die(&rt, &a, Arc::new(rec), rx, held),
+        Err(rec) => return die_after(&rt, &a, Arc::new(rec), retry, rx, held),
     };
     let ctor_depth = ctor.depth;
     let mut live = match construct(&rt, &a, &ctor_args, ctor_depth).await {
@@ -187,20 +221,19 @@ pub(super) async fn run(
         Err(rec) => {
             // Killed (or crashed) while constructing: restart if allowed.
             let Some(kill) = a.lock().kill.take() else {
-                return die(&rt, &a, Arc::new(rec), rx, (ctor_args, held));
+                return die_after(&rt, &a, Arc::new(rec), retry, rx, (ctor_args, held));
             };
             let restarted = restart_or_die(&rt, &a, kill, Some(&rec), &ctor_args, ctor_depth, None);
             match restarted.await {
                 Ok(inc) => inc,
                 Err(_) => {
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
-                    return die(&rt, &a, cause, rx, (ctor_args, held));
+                    return die_after(&rt, &a, cause, retry, rx, (ctor_args, held));
                 }
             }
         }
     };
     a.lock().life = Life::Alive;
-    let mut retry: VecDeque<MethodCall> = VecDeque::new();
     let mut grant: Option<Grant> = None;
     let mut burst = 0;
     loop {
@@ -234,7 +267,7 @@ pub(super) async fn run(
                     }
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
                     lost.iter_mut().for_each(Incarnation::retire);
-                    return die(&rt, &a, cause, rx, (ctor_args, held));
+                    return die_after(&rt, &a, cause, retry, rx, (ctor_args, held));
                 }
             }
         }
@@ -284,17 +317,7 @@ pub(super) async fn run(
         match outcome {
             CallOutcome::Done(values, held, g) => {
                 grant = Some(g);
-                a.calls.fetch_add(1, Ordering::Relaxed);
-                end_call(&rt, call.id, None);
-                let encoding = call
-                    .method
-                    .signature
-                    .as_ref()
-                    .map_or(Encoding::Raw, |s| s.value_encoding());
-                for (id, blob) in call.returns.iter().zip(values) {
-                    blob.mark(encoding);
-                    rt.env.objects.resolve(*id, Resolved::Ready(blob));
-                }
+                call_done(&rt, &a, &call, values);
                 drop(held);
             }
             CallOutcome::Failed(rec, g) => {
@@ -345,7 +368,7 @@ pub(super) async fn run(
                         }
                         let cause = dead_cause(&a).expect("restart_or_die records the cause");
                         lost.iter_mut().for_each(Incarnation::retire);
-                        return die(&rt, &a, cause, rx, (ctor_args, held));
+                        return die_after(&rt, &a, cause, retry, rx, (ctor_args, held));
                     }
                 }
             }

@@ -16,18 +16,18 @@ use super::Membership;
 use super::rpc::{Loans, Service, Shared};
 use crate::actor::registry::Actors;
 use crate::exec::remote::{
-    ArgBytes, Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
+    ActorLine, ArgBytes, Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
 };
 use crate::exec::resources;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use wray_abi::wire::ErrorRecord;
-use wray_abi::{ActorId, ErrorKind};
+use wray_abi::{ActorId, ErrorKind, TaskId};
 
 use super::rpc::proto::node_client::NodeClient;
 use super::rpc::proto::{
@@ -777,19 +777,25 @@ impl RemoteNode {
             r = rpc => r,
             () = self.gone() => return Err(self.failure(what, "it left the cluster")),
         };
-        reply.map(tonic::Response::into_inner).map_err(|status| {
-            if matches!(
-                status.code(),
-                tonic::Code::Unavailable
-                    | tonic::Code::Unknown
-                    | tonic::Code::Cancelled
-                    | tonic::Code::FailedPrecondition
-            ) {
-                *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Instant::now() + DOWN_FOR);
-            }
-            self.failure(what, status.message())
-        })
+        reply
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.refused(what, &status))
+    }
+
+    /// The failure of a request to this node for a call of `what`, which
+    /// answered `status`; a node that cannot be reached gets no calls for
+    /// a while.
+    fn refused(&self, what: &str, status: &tonic::Status) -> ErrorRecord {
+        if matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::Unknown
+                | tonic::Code::Cancelled
+                | tonic::Code::FailedPrecondition
+        ) {
+            *lock(&self.down_until) = Some(Instant::now() + DOWN_FOR);
+        }
+        self.failure(what, status.message())
     }
 
     /// Sends a call of `what` with `args` (`request` builds the message
@@ -804,10 +810,10 @@ impl RemoteNode {
         request: impl FnOnce(Vec<Value>) -> R,
         rpc: impl AsyncFnOnce(NodeClient<Channel>, tonic::Request<R>) -> RpcResult<RunReply>,
     ) -> Result<Forwarded, ErrorRecord> {
-        let s = &*self.shared;
+        let s = &self.shared;
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
-        let mut loans: Option<Loans<'_>> = None;
+        let mut loans: Option<Loans> = None;
         let message = request(send_all(s, args, &self.address, &mut loans));
         let client = s
             .client(&self.address)
@@ -815,14 +821,18 @@ impl RemoteNode {
         let reply = self
             .ask(what, rpc(client, s.request_to(&self.id, message)))
             .await;
-        if let (Ok(_), Some(loans)) = (&reply, &loans) {
-            // It took the large arguments, and may keep them.
+        self.took(&reply, loans);
+        self.results(what, num_returns, reply?).await
+    }
+
+    /// Ends a call's `loans` once `reply` came: if it came, the node took
+    /// the large arguments, and may keep them.
+    fn took<T>(&self, reply: &Result<T, ErrorRecord>, loans: Option<Loans>) {
+        if let (Ok(_), Some(loans)) = (reply, &loans) {
             for digest in loans.digests() {
-                s.holders.add(*digest, &self.address);
+                self.shared.holders.add(*digest, &self.address);
             }
         }
-        drop(loans);
-        self.results(what, num_returns, reply?).await
     }
 
     /// A call's `num_returns` results from its reply, their bytes here.
@@ -876,12 +886,7 @@ impl RemoteNode {
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
 
 /// Values to send, inline or lent (the loans last while `loans` lives).
-fn send_all<'a>(
-    s: &'a Shared,
-    args: &[ArgValue],
-    to: &str,
-    loans: &mut Option<Loans<'a>>,
-) -> Vec<Value> {
+fn send_all(s: &Arc<Shared>, args: &[ArgValue], to: &str, loans: &mut Option<Loans>) -> Vec<Value> {
     let mut inline = 0;
     args.iter()
         .map(|a| s.send(&a.blob, &a.bytes, to, &mut inline, loans))
@@ -931,8 +936,8 @@ impl Peer for RemoteNode {
         Box::pin(async move {
             let node = &*self;
             let what = format!("{}.new", actor.type_name);
-            let s = &*node.shared;
-            let mut loans: Option<Loans<'_>> = None;
+            let s = &node.shared;
+            let mut loans: Option<Loans> = None;
             let request = ActorCreateRequest {
                 module: bytes::Bytes::copy_from_slice(&actor.module.id().0),
                 module_name: actor.module.name().to_string(),
@@ -958,22 +963,16 @@ impl Peer for RemoteNode {
         })
     }
 
-    fn call_actor(
-        self: Arc<Self>,
-        actor: ActorId,
-        call: ForwardMethod,
-    ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
-        Box::pin(async move {
-            let request = |args| ActorCallRequest {
-                actor: bytes::Bytes::copy_from_slice(&actor.0),
-                method: call.method.to_string(),
-                num_returns: call.num_returns,
-                args,
-                depth: call.depth,
-                task: bytes::Bytes::copy_from_slice(&call.task.0),
-            };
-            let rpc = async |mut c: NodeClient<Channel>, r| c.actor_call(r).await;
-            (self.exchange(&call.method, call.num_returns, &call.args, request, rpc)).await
+    fn actor_line(self: Arc<Self>, actor: ActorId) -> Box<dyn ActorLine> {
+        let (requests, sent) = mpsc::unbounded_channel();
+        let waiting: Arc<Waiting> = Arc::new(Mutex::new(Some(HashMap::new())));
+        let reader = tokio::spawn(read_line(self.clone(), sent, waiting.clone()));
+        Box::new(RpcLine {
+            node: self,
+            actor,
+            requests,
+            waiting,
+            reader: reader.abort_handle(),
         })
     }
 
@@ -993,6 +992,111 @@ impl Peer for RemoteNode {
                 .await;
         })
     }
+}
+
+/// The calls of a line waiting for their replies, by id; `None` once the
+/// line ended.
+type Waiting = Mutex<Option<HashMap<TaskId, oneshot::Sender<Result<RunReply, ErrorRecord>>>>>;
+
+/// A line of calls to an actor on another node, on one stream of the
+/// `ActorCalls` RPC: the requests go down the stream in order, and each
+/// reply finds its call by id. Dropped, it closes the stream, which
+/// gives up the calls on it there.
+struct RpcLine {
+    node: Arc<RemoteNode>,
+    /// The actor's id there.
+    actor: ActorId,
+    requests: mpsc::UnboundedSender<ActorCallRequest>,
+    waiting: Arc<Waiting>,
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for RpcLine {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl ActorLine for RpcLine {
+    fn send(&self, call: ForwardMethod) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
+        let node = self.node.clone();
+        let mut loans: Option<Loans> = None;
+        let request = ActorCallRequest {
+            actor: bytes::Bytes::copy_from_slice(&self.actor.0),
+            method: call.method.to_string(),
+            num_returns: call.num_returns,
+            args: send_all(&node.shared, &call.args, &node.address, &mut loans),
+            depth: call.depth,
+            task: bytes::Bytes::copy_from_slice(&call.task.0),
+        };
+        let (tx, rx) = oneshot::channel();
+        let sent = match lock(&self.waiting).as_mut() {
+            Some(waiting) => {
+                waiting.insert(call.task, tx);
+                self.requests.send(request).is_ok()
+            }
+            None => false,
+        };
+        node.in_flight.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            let _in_flight = InFlight(&node.in_flight);
+            let what = &*call.method;
+            let reply = match (sent, rx.await) {
+                // The line's failure, named for this call.
+                (true, Ok(reply)) => reply.map_err(|rec| ErrorRecord {
+                    function: what.to_string(),
+                    ..rec
+                }),
+                _ => Err(node.failure(what, "the line of calls to its actor closed")),
+            };
+            node.took(&reply, loans);
+            node.results(what, call.num_returns, reply?).await
+        })
+    }
+}
+
+/// A line's stream: opened, then each reply handed to its call, until
+/// the stream ends or breaks, or the node leaves the cluster; then the
+/// calls still waiting, and any sent later, fail.
+async fn read_line(
+    node: Arc<RemoteNode>,
+    mut sent: mpsc::UnboundedReceiver<ActorCallRequest>,
+    waiting: Arc<Waiting>,
+) {
+    const WHAT: &str = "a line of actor calls";
+    let ended: Result<std::convert::Infallible, ErrorRecord> = async {
+        let s = &node.shared;
+        let mut client = s
+            .client(&node.address)
+            .map_err(|e| node.failure(WHAT, &e))?;
+        let requests = futures_util::stream::poll_fn(move |cx| sent.poll_recv(cx));
+        let opened = client.actor_calls(s.request_to(&node.id, requests));
+        let mut replies = node.ask(WHAT, opened).await?;
+        loop {
+            let next = tokio::select! {
+                m = replies.message() => m,
+                () = node.gone() => return Err(node.failure(WHAT, "it left the cluster")),
+            };
+            let Some(r) = next.map_err(|status| node.refused(WHAT, &status))? else {
+                return Err(node.failure(WHAT, "it closed the line"));
+            };
+            let to = TaskId::from_slice(&r.task).and_then(|t| lock(&waiting).as_mut()?.remove(&t));
+            if let Some(to) = to {
+                let reply = r.reply.ok_or_else(|| node.failure(WHAT, "an empty reply"));
+                let _ = to.send(reply);
+            }
+        }
+    }
+    .await;
+    let Err(rec) = ended;
+    for (_, to) in lock(&waiting).take().into_iter().flatten() {
+        let _ = to.send(Err(rec.clone()));
+    }
+}
+
+/// Locks `m`, whatever a panic left in it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A node's load per CPU: the calls this node placed there (`own`), or

@@ -19,6 +19,7 @@ use crate::objects::read::read;
 use crate::objects::store::Resolved;
 use crate::output::{self, OutputSink, OutputSource, SourceKind};
 use dashmap::DashMap;
+use futures_util::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,9 +38,9 @@ pub(crate) mod proto {
 use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
-    ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply, ActorKillRequest,
-    AskReply, AskRequest, Link, LoadRequest, ModuleReply, ModuleRequest, NodeLoad, Outcome, Output,
-    Remote, RunReply, RunRequest, Value, outcome, value,
+    ActorCallReply, ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply,
+    ActorKillRequest, AskReply, AskRequest, Link, LoadRequest, ModuleReply, ModuleRequest,
+    NodeLoad, Outcome, Output, Remote, RunReply, RunRequest, Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -145,21 +146,21 @@ impl Lent {
 }
 
 /// Ends a call's loans when it ends, however it ends.
-pub(crate) struct Loans<'a> {
-    lent: &'a Lent,
+pub(crate) struct Loans {
+    shared: Arc<Shared>,
     digests: Vec<[u8; 32]>,
 }
 
-impl Loans<'_> {
+impl Loans {
     /// The objects lent.
     pub fn digests(&self) -> &[[u8; 32]] {
         &self.digests
     }
 }
 
-impl Drop for Loans<'_> {
+impl Drop for Loans {
     fn drop(&mut self) {
-        self.lent.unlend(&self.digests);
+        self.shared.lent.unlend(&self.digests);
     }
 }
 
@@ -419,6 +420,32 @@ impl Shared {
         Ok(args)
     }
 
+    /// A call of an actor that came on a line, sent to the actor's
+    /// mailbox: its results' ids, where its output goes (for an actor
+    /// placed here) and the actor.
+    async fn take_call(
+        &self,
+        req: ActorCallRequest,
+    ) -> Result<(Vec<ObjectId>, Option<Arc<Collect>>, ActorId), Status> {
+        let actor = ActorId::from_slice(&req.actor)
+            .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
+        // An actor placed here (its output goes back), or one of this
+        // node's own whose handle travelled (its output stays with its
+        // job here); a dead one fails the call.
+        let (job, collect) = match self.hosted.get(&actor) {
+            Some(h) => (h.job, Some(h.collect.clone())),
+            None => (self.actors.registry.get(&actor).map_or(0, |a| a.job), None),
+        };
+        if req.num_returns > MAX_RETURNS {
+            return Err(Status::invalid_argument("too many return values"));
+        }
+        let args = self.receive_args(req.args).await?;
+        let (method, n) = (req.method.as_str(), req.num_returns);
+        let sub = self.placed(method.into(), args, n, Options::default(), req.depth, job);
+        let ids = crate::actor::actors::call(&self.actors, actor, method, sub);
+        Ok((ids, collect, actor))
+    }
+
     /// Kills the actors node `node` placed here: it left the cluster, so
     /// nobody can call them any more.
     pub fn forget_node(&self, node: &str) {
@@ -532,13 +559,13 @@ impl Shared {
     /// A value to send: inline if small (and `inline` has room), else lent
     /// (recorded in `loans`) for the receiver to pull.
     /// `to` is the node it goes to (it is not named as a copy).
-    pub fn send<'a>(
-        &'a self,
+    pub fn send(
+        self: &Arc<Self>,
         blob: &Arc<Blob>,
         bytes: &crate::objects::blob::Bytes,
         to: &str,
         inline: &mut usize,
-        loans: &mut Option<Loans<'a>>,
+        loans: &mut Option<Loans>,
     ) -> Value {
         let encoding = blob.encoding() as u32;
         if bytes.len() <= INLINE_MAX && *inline + bytes.len() <= INLINE_TOTAL {
@@ -551,7 +578,7 @@ impl Shared {
         let digest = self.lent.lend(blob);
         loans
             .get_or_insert_with(|| Loans {
-                lent: &self.lent,
+                shared: self.clone(),
                 digests: Vec::new(),
             })
             .digests
@@ -934,32 +961,55 @@ impl NodeRpc for Service {
         }))
     }
 
-    async fn actor_call(
+    type ActorCallsStream = BoxStream<'static, Result<ActorCallReply, Status>>;
+
+    async fn actor_calls(
         &self,
-        request: Request<ActorCallRequest>,
-    ) -> Result<Response<RunReply>, Status> {
-        let s = &self.0;
-        s.check(&request)?;
-        let req = request.into_inner();
-        let actor = ActorId::from_slice(&req.actor)
-            .ok_or_else(|| Status::invalid_argument("an actor id is 16 bytes"))?;
-        // An actor placed here (its output goes back), or one of this
-        // node's own whose handle travelled (its output stays with its
-        // job here); a dead one fails the call.
-        let (job, collect) = match s.hosted.get(&actor) {
-            Some(h) => (h.job, Some(h.collect.clone())),
-            None => (s.actors.registry.get(&actor).map_or(0, |a| a.job), None),
-        };
-        if req.num_returns > MAX_RETURNS {
-            return Err(Status::invalid_argument("too many return values"));
-        }
-        let args = s.receive_args(req.args).await?;
-        let (method, n) = (req.method.as_str(), req.num_returns);
-        let sub = s.placed(method.into(), args, n, Options::default(), req.depth, job);
-        let ids = crate::actor::actors::call(&s.actors, actor, method, sub);
-        let mut reply = s.answer(ids).reply(collect.as_deref()).await;
-        reply.restarts = s.actors.registry.get(&actor).map_or(0, |a| a.restarts());
-        Ok(Response::new(reply))
+        request: Request<tonic::Streaming<ActorCallRequest>>,
+    ) -> Result<Response<Self::ActorCallsStream>, Status> {
+        self.0.check(&request)?;
+        let mut calls = request.into_inner();
+        let s = self.0.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            // Each call into its actor's mailbox before the next is read:
+            // the line's order is the actor's.
+            loop {
+                let req = tokio::select! {
+                    m = calls.message() => match m {
+                        Ok(Some(req)) => req,
+                        _ => return,
+                    },
+                    () = tx.closed() => return,
+                };
+                let task = req.task.clone();
+                let (ids, collect, actor) = match s.take_call(req).await {
+                    Ok(call) => call,
+                    Err(status) => {
+                        let _ = tx.send(Err(status));
+                        return;
+                    }
+                };
+                let (s, tx) = (s.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let answer = s.answer(ids);
+                    let mut reply = tokio::select! {
+                        r = answer.reply(collect.as_deref()) => r,
+                        // The line closed: the call is given up (and
+                        // cancelled, as `Answer` goes).
+                        () = tx.closed() => return,
+                    };
+                    reply.restarts = s.actors.registry.get(&actor).map_or(0, |a| a.restarts());
+                    let reply = ActorCallReply {
+                        task,
+                        reply: Some(reply),
+                    };
+                    let _ = tx.send(Ok(reply));
+                });
+            }
+        });
+        let replies = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn actor_kill(

@@ -99,17 +99,23 @@ pub(crate) trait Peer: Send + Sync {
         actor: ForwardActor,
     ) -> BoxFuture<'static, Result<ActorId, ErrorRecord>>;
 
-    /// Calls a method of actor `actor` (its id there); its results, or
-    /// why it failed (the node's own failure is a `WorkerFailure`).
-    fn call_actor(
-        self: Arc<Self>,
-        actor: ActorId,
-        call: ForwardMethod,
-    ) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
+    /// Opens a line of calls to actor `actor` there (its id there): the
+    /// calls sent on it reach the actor in the order sent, without
+    /// waiting for each other's replies. Dropping the line gives up the
+    /// calls on it not answered yet.
+    fn actor_line(self: Arc<Self>, actor: ActorId) -> Box<dyn ActorLine>;
 
     /// Kills actor `actor` there (restarting it there if `allow_restart`
     /// and it has restarts left); best effort.
     fn kill_actor(self: Arc<Self>, actor: ActorId, allow_restart: bool) -> BoxFuture<'static, ()>;
+}
+
+/// A line of calls to an actor on another node ([`Peer::actor_line`]).
+pub(crate) trait ActorLine: Send + Sync {
+    /// Sends `call` now, after the calls sent before it; its results, or
+    /// why it failed (the node's failure, or the line's, is a
+    /// [`wray_abi::ErrorKind::WorkerFailure`]).
+    fn send(&self, call: ForwardMethod) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>>;
 }
 
 /// A call of an actor's method, handed to the node the actor is on.

@@ -590,11 +590,11 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 "a large result pulled back",
             )?;
             // A task there calls an actor here through its handle, its
-            // calls in order.
+            // calls in order (more than go out at once).
             let here = Counter::remote(0u64);
-            let last = push_all::options().node(other).remote(&here, 20u64);
+            let last = push_all::options().node(other).remote(&here, 200u64);
             check(
-                wray::get(&last).map_err(e)? == 19,
+                wray::get(&last).map_err(e)? == 199,
                 "a task there calls an actor here, in order",
             )?;
             // Calls of a large object run where it is: here, or on the
@@ -615,13 +615,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 got => return Err(format!("a call pinned to no node gave {got:?}")),
             }
             // An actor pinned there: its state lives there, its calls
-            // arrive in order, its errors and traps come back, it
-            // restarts there after a trap, and a kill ends it.
+            // arrive in order (more than go out at once), its errors and
+            // traps come back, it restarts there after a trap, and a kill
+            // ends it.
             let far = Counter::options().node(other).max_restarts(1).remote(10u64);
             check(wray::get(&far.incr(5)).map_err(e)? == 15, "an actor there")?;
-            let pushed: Vec<_> = (0..50u64).map(|i| far.push(i)).collect();
+            let pushed: Vec<_> = (0..200u64).map(|i| far.push(i)).collect();
             check(
-                wray::get(&pushed).map_err(e)? == (0..50).collect::<Vec<u64>>(),
+                wray::get(&pushed).map_err(e)? == (0..200).collect::<Vec<u64>>(),
                 "calls of an actor there arrive in order",
             )?;
             match wray::get(&far.fail()) {
@@ -842,9 +843,13 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 .max_restarts(1)
                 .max_task_retries(1)
                 .remote(0u64);
-            for _ in 0..n {
-                check(wray::get(&actor.busy(ms)).map_err(e)? == ms, "a busy call")?;
-            }
+            // Every call sent at once: those out on the lost node are
+            // sent again, in order, to the actor restarted elsewhere.
+            let calls: Vec<_> = (0..n).map(|_| actor.busy(ms)).collect();
+            check(
+                wray::get(&calls).map_err(e)?.iter().all(|&got| got == ms),
+                "busy calls",
+            )?;
             println!("actor survive: {n} ok");
         }
         // A call of a linked C module pinned to another node:
