@@ -320,6 +320,11 @@ impl Records {
 
 /// The runtime's record of calls (see the module docs).
 pub(crate) struct Events {
+    /// Jobs standing here for a program's job (a call or actor another
+    /// node placed here): the calls made within them are listed under
+    /// the program's. `any_programs` says whether there are some.
+    programs: dashmap::DashMap<u64, u64>,
+    any_programs: std::sync::atomic::AtomicBool,
     started: Instant,
     #[cfg_attr(not(feature = "node"), allow(dead_code))] // read by the node only
     started_unix_ms: u64,
@@ -330,6 +335,8 @@ pub(crate) struct Events {
 impl Events {
     pub fn new(capacity: usize) -> Events {
         Events {
+            programs: Default::default(),
+            any_programs: Default::default(),
             started: Instant::now(),
             started_unix_ms: unix_ms(),
             capacity,
@@ -360,6 +367,26 @@ impl Events {
     #[cfg(feature = "node")] // read by the node only
     pub fn started_unix_ms(&self) -> u64 {
         self.started_unix_ms
+    }
+
+    /// Lists the calls made within `job` under job `program` (none: 0).
+    #[cfg_attr(not(feature = "node"), allow(dead_code))] // set by the node only
+    pub fn stand_for(&self, job: u64, program: u64) {
+        if program == 0 {
+            self.programs.remove(&job);
+        } else {
+            self.programs.insert(job, program);
+            self.any_programs.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The job whose program `job` stands for here: `job` itself unless
+    /// it stands for another's ([`stand_for`](Self::stand_for)).
+    pub fn program(&self, job: u64) -> u64 {
+        if !self.any_programs.load(Ordering::Relaxed) {
+            return job;
+        }
+        self.programs.get(&job).map_or(job, |p| *p)
     }
 
     /// A call was submitted.
@@ -402,6 +429,12 @@ impl Events {
     ) {
         let now = self.now_us();
         let memoized = state == TaskState::Memoized;
+        // A call made within a call placed here is its program's; the
+        // call placed here stays under the job standing for it.
+        let job = match parent {
+            Some(_) => self.program(job),
+            None => job,
+        };
         let rec = TaskRecord {
             id,
             function,

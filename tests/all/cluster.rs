@@ -556,6 +556,32 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         !ran(b.addr, "chain").is_empty(),
         "the head of the chain ran there"
     );
+    // The calls the chain made there are listed under the program's job,
+    // on b too; the head, placed there by a, under the job standing for
+    // it there (a lists it under the program's job).
+    let chain = get(b.addr, "/api/v0/tasks?function=chain").json();
+    let jobs: Vec<(bool, &str)> = chain["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["parent_id"].is_string(), t["job_id"].as_str().unwrap()))
+        .collect();
+    let nested: Vec<&str> = jobs.iter().filter(|j| j.0).map(|j| j.1).collect();
+    assert!(!nested.is_empty(), "{chain}");
+    assert!(nested.iter().all(|j| *j == job), "{chain}");
+    let of_job = get(b.addr, &format!("/api/v0/tasks?function=chain&job={job}")).json();
+    assert_eq!(
+        of_job["total"].as_u64(),
+        Some(nested.len() as u64),
+        "{of_job}"
+    );
+    // The whole chain, from a: each call once, under the program's job.
+    let whole = format!("/api/v0/tasks?scope=cluster&function=chain&job={job}");
+    assert_eq!(
+        get(a.addr, &whole).json()["total"],
+        6,
+        "chain(5) is 6 calls"
+    );
     // The actors pinned there live there, and every node lists every
     // node's actors, naming where each lives: the killed one of a's dead
     // after its restart there, the named one alive (its name registered

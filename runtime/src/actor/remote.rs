@@ -438,6 +438,7 @@ async fn create_there(
             depth: ctor.depth,
             actor: a.id,
             links: rt.env.links.table(a.job),
+            job: rt.env.events.program(a.job),
         })
         .await
 }

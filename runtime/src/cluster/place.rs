@@ -923,6 +923,7 @@ impl Peer for RemoteNode {
                 depth: call.depth,
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
                 links: links(&call.links),
+                job: call.job,
             };
             let rpc = async |mut c: NodeClient<Channel>, r| c.run(r).await;
             (self.exchange(&call.function, call.num_returns, &call.args, request, rpc)).await
@@ -948,6 +949,7 @@ impl Peer for RemoteNode {
                 depth: actor.depth,
                 actor: bytes::Bytes::copy_from_slice(&actor.actor.0),
                 links: links(&actor.links),
+                job: actor.job,
             };
             let mut client = s
                 .client(&node.address)

@@ -278,6 +278,7 @@ impl Drop for Answer<'_> {
 /// Ends the job of a call or actor another node placed here: its output
 /// is no longer collected, and its actors and links go.
 fn end_forwarded_job(actors: &Arc<Actors>, job: u64) {
+    actors.env.events.stand_for(job, 0);
     actors.env.diverted.remove(&job);
     actors.env.links.end_job(job);
     if actors.registry.has_forwarded_actors(job) {
@@ -349,15 +350,18 @@ impl Shared {
     }
 
     /// Sets up `job`, standing here for the program of a call or actor
-    /// another node placed here: the modules that program links (fetched
+    /// another node placed here (its job `program`, under which the calls
+    /// it makes here are listed): the modules that program links (fetched
     /// from `origin`), and its output collected to be sent back.
     async fn enter_job(
         &self,
         job: u64,
+        program: u64,
         links: &[Link],
         origin: &str,
     ) -> Result<Arc<Collect>, Status> {
         let env = &self.actors.env;
+        env.events.stand_for(job, program);
         for link in links {
             let id = id_of(&link.module, "a module digest")?;
             let linked = self
@@ -905,7 +909,7 @@ impl NodeRpc for Service {
         // It runs under a job of its own here, standing for its program's.
         let job = s.forwarded_job(caller.node());
         let _job = ForwardedJob { s, job: Some(job) };
-        let collect = s.enter_job(job, &req.links, &req.origin).await?;
+        let collect = s.enter_job(job, req.job, &req.links, &req.origin).await?;
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
@@ -942,7 +946,7 @@ impl NodeRpc for Service {
         // It lives under a job of its own here, until it is killed.
         let job = s.forwarded_job(caller.node());
         let guard = ForwardedJob { s, job: Some(job) };
-        let collect = s.enter_job(job, &req.links, &req.origin).await?;
+        let collect = s.enter_job(job, req.job, &req.links, &req.origin).await?;
         let args = s.receive_args(req.args).await?;
         guard.keep();
         let function = format!("{}.new", req.type_name).into();

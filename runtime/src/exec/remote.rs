@@ -142,6 +142,8 @@ pub(crate) struct ForwardActor {
     pub actor: ActorId,
     /// The modules its program calls by name.
     pub links: Vec<(String, Module)>,
+    /// Its program's job (see [`Forward::job`]).
+    pub job: u64,
 }
 
 /// One attempt of a call, handed to another node.
@@ -157,6 +159,9 @@ pub(crate) struct Forward {
     pub task: TaskId,
     /// The modules its program calls by name, which it may call there.
     pub links: Vec<(String, Module)>,
+    /// Its program's job, under which the calls it makes there are
+    /// listed ([`Events::program`](crate::events::Events::program)).
+    pub job: u64,
 }
 
 /// A forwarded call's results, with their bytes here.

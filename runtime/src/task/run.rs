@@ -837,6 +837,7 @@ async fn execute_there(
         depth: task.sub.depth,
         task: task.id,
         links: rt.env.links.table(task.sub.job),
+        job: rt.env.events.program(task.sub.job),
     };
     rt.env.events.started(task.id);
     let forwarded = tokio::select! {
