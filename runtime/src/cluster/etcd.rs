@@ -347,6 +347,28 @@ impl Membership for EtcdMembership {
         })
     }
 
+    fn write_all(
+        &self,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let n = writes.len();
+            let ops: Vec<TxnOp> = writes
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Some(v) => TxnOp::put(key, v, None),
+                    None => TxnOp::delete(key, None),
+                })
+                .collect();
+            client
+                .txn(Txn::new().and_then(ops))
+                .await
+                .with_context(|| format!("cannot write {n} keys in etcd"))?;
+            Ok(())
+        })
+    }
+
     fn replace(
         &self,
         key: String,

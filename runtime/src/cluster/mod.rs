@@ -134,6 +134,10 @@ pub trait Desk: Send + Sync {
     fn answer(&self, ask: Ask) -> BoxFuture<'_, (u16, Vec<u8>)>;
 }
 
+/// The most writes [`Membership::write_all`] takes at once (etcd's
+/// default `--max-txn-ops`).
+pub const MAX_WRITES: usize = 128;
+
 /// A node's membership of a cluster.
 pub trait Membership: Send + Sync {
     /// This node's id in the cluster.
@@ -175,6 +179,13 @@ pub trait Membership: Send + Sync {
 
     /// Removes `key` of the cluster's metadata.
     fn delete(&self, key: String) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Writes each of `writes` (a value, or `None` to remove the key) in
+    /// one request, all or none; at most [`MAX_WRITES`] of them.
+    fn write_all(
+        &self,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> BoxFuture<'_, anyhow::Result<()>>;
 
     /// Every key under `prefix` (without it) and its value, by key.
     fn list(&self, prefix: String) -> BoxFuture<'_, anyhow::Result<Vec<Member>>>;

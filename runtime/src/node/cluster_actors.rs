@@ -11,7 +11,7 @@
 //! the records stand in only for nodes that left or do not answer.
 
 use super::types::{ActorEntry, ActorStatus, ErrorInfo};
-use crate::cluster::{ACTORS_PREFIX, DEPARTED_PREFIX, Member, Membership};
+use crate::cluster::{ACTORS_PREFIX, DEPARTED_PREFIX, MAX_WRITES, Member, Membership};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -119,8 +119,10 @@ fn parse_key(key: &str) -> Option<(&str, u64)> {
 }
 
 /// Writes the records of node `node`'s `actors` as they change, and removes
-/// those of actors it forgot, every [`RECORD_EVERY`], while the node lives.
-/// What it could not write it tries again on the next round.
+/// those of actors it forgot, every [`RECORD_EVERY`], while the node lives:
+/// a round's writes in transactions of up to [`MAX_WRITES`], so a node
+/// making many actors costs etcd a few requests a round, not one per
+/// actor. What it could not write it tries again on the next round.
 async fn record(
     m: Weak<dyn Membership>,
     actors: impl Fn() -> Option<Vec<ActorEntry>>,
@@ -134,32 +136,42 @@ async fn record(
         let (Some(m), Some(now)) = (m.upgrade(), actors()) else {
             return;
         };
-        let mut result = Ok(());
         let live: BTreeSet<&str> = now.iter().map(|e| e.actor_id.as_str()).collect();
-        for e in &now {
-            let seen = Seen::of(e);
-            if written.get(&e.actor_id) == Some(&seen) {
-                continue;
-            }
-            let value = serde_json::to_vec(e).expect("an actor's entry serializes");
-            result = m.put(key(&node, &e.actor_id), value).await;
-            if result.is_err() {
-                break;
-            }
-            written.insert(e.actor_id.clone(), seen);
-        }
-        let forgotten: Vec<String> = written
-            .keys()
-            .filter(|id| !live.contains(id.as_str()))
-            .cloned()
+        // (actor, what it is now: none once forgotten)
+        let mut changes: Vec<(String, Option<Seen>)> = now
+            .iter()
+            .filter(|e| written.get(&e.actor_id) != Some(&Seen::of(e)))
+            .map(|e| (e.actor_id.clone(), Some(Seen::of(e))))
             .collect();
-        for id in forgotten {
+        changes.extend(
+            written
+                .keys()
+                .filter(|id| !live.contains(id.as_str()))
+                .map(|id| (id.clone(), None)),
+        );
+        let entries: HashMap<&str, &ActorEntry> =
+            now.iter().map(|e| (e.actor_id.as_str(), e)).collect();
+        let mut result = Ok(());
+        for batch in changes.chunks(MAX_WRITES) {
+            let writes = batch
+                .iter()
+                .map(|(id, seen)| {
+                    let value = seen.as_ref().map(|_| {
+                        serde_json::to_vec(entries[id.as_str()])
+                            .expect("an actor's entry serializes")
+                    });
+                    (key(&node, id), value)
+                })
+                .collect();
+            result = m.write_all(writes).await;
             if result.is_err() {
                 break;
             }
-            result = m.delete(key(&node, &id)).await;
-            if result.is_ok() {
-                written.remove(&id);
+            for (id, seen) in batch {
+                match seen {
+                    Some(seen) => written.insert(id.clone(), seen.clone()),
+                    None => written.remove(id),
+                };
             }
         }
         recorded.store(
