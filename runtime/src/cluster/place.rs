@@ -13,7 +13,7 @@
 //! call sent to a node runs there.
 
 use super::Membership;
-use super::rpc::{Loans, Service, Shared};
+use super::rpc::{Large, Loans, Service, Shared};
 use crate::actor::registry::Actors;
 use crate::exec::remote::{
     ActorLine, ArgBytes, Forward, ForwardActor, ForwardMethod, Forwarded, Peer, Place, Placement,
@@ -31,10 +31,11 @@ use wray_abi::{ActorId, ErrorKind, TaskId};
 
 use super::rpc::proto::node_client::NodeClient;
 use super::rpc::proto::{
-    ActorCallRequest, ActorCreateRequest, ActorKillRequest, Link, Output, RunReply, RunRequest,
-    Value, outcome,
+    ActorCallRequest, ActorCreateRequest, ActorKillRequest, Contained, Link, Output, RunReply,
+    RunRequest, Value, outcome,
 };
 use crate::objects::arg::ArgValue;
+use crate::objects::held::HeldRefs;
 use crate::output::{OutputSource, SourceKind, Stream};
 use tonic::transport::Channel;
 
@@ -505,8 +506,9 @@ impl Placement for Cluster {
                 )),
                 Some(p) if forwardable => Place::There(p.clone()),
                 Some(_) => Place::Nowhere(format!(
-                    "the call must run on node {node}, but an argument holds references to \
-                     objects, which cannot leave this node yet"
+                    "the call must run on node {node}, but an argument holding references to \
+                     objects is larger than the {LOCAL_ARGS} bytes such a value may be to \
+                     leave its node"
                 )),
                 None => Place::Nowhere(format!(
                     "the call must run on node {node}, which is not in the cluster"
@@ -807,14 +809,40 @@ impl RemoteNode {
         what: &str,
         num_returns: u32,
         args: &[ArgValue],
-        request: impl FnOnce(Vec<Value>) -> R,
+        request: impl FnOnce(Vec<Value>, Vec<Contained>) -> R,
         rpc: impl AsyncFnOnce(NodeClient<Channel>, tonic::Request<R>) -> RpcResult<RunReply>,
     ) -> Result<Forwarded, ErrorRecord> {
         let s = &self.shared;
+        // The objects its arguments refer to travel with them.
+        let contained = s
+            .contained(args.iter().map(|a| &a.blob))
+            .await
+            .map_err(|rec| ErrorRecord {
+                function: what.to_string(),
+                ..rec
+            })?;
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
         let mut loans: Option<Loans> = None;
-        let message = request(send_all(s, args, &self.address, &mut loans));
+        let mut inline = 0;
+        let mut send = |blob, bytes| {
+            s.send(
+                blob,
+                bytes,
+                &self.address,
+                &mut inline,
+                Large::Lend(&mut loans),
+            )
+        };
+        let values = args.iter().map(|a| send(&a.blob, &a.bytes)).collect();
+        let contained = contained
+            .iter()
+            .map(|(id, blob, bytes)| Contained {
+                id: bytes::Bytes::copy_from_slice(&id.0),
+                value: Some(send(blob, bytes)),
+            })
+            .collect();
+        let message = request(values, contained);
         let client = s
             .client(&self.address)
             .map_err(|e| self.failure(what, &e))?;
@@ -855,6 +883,11 @@ impl RemoteNode {
         self.reported.store(reply.busy as usize, Ordering::Relaxed);
         let now = self.since.elapsed().as_millis() as u64;
         self.reported_at.store(now.max(1), Ordering::Relaxed);
+        // The objects its results refer to, kept here from now.
+        let mut held = HeldRefs::new(&s.actors.env.objects);
+        s.receive_contained(reply.contained, &mut held, true)
+            .await
+            .map_err(|e| self.failure(what, &e))?;
         let mut values = Vec::with_capacity(reply.results.len());
         for result in reply.results {
             match result.what {
@@ -878,6 +911,7 @@ impl RemoteNode {
             deterministic: reply.deterministic,
             output: reply.output.into_iter().filter_map(written).collect(),
             restarts: reply.restarts,
+            held,
         })
     }
 }
@@ -889,7 +923,7 @@ type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
 fn send_all(s: &Arc<Shared>, args: &[ArgValue], to: &str, loans: &mut Option<Loans>) -> Vec<Value> {
     let mut inline = 0;
     args.iter()
-        .map(|a| s.send(&a.blob, &a.bytes, to, &mut inline, loans))
+        .map(|a| s.send(&a.blob, &a.bytes, to, &mut inline, Large::Lend(loans)))
         .collect()
 }
 
@@ -912,7 +946,7 @@ impl Peer for RemoteNode {
     fn run(self: Arc<Self>, call: Forward) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         Box::pin(async move {
             let origin = self.shared.address.clone();
-            let request = |args| RunRequest {
+            let request = |args, contained| RunRequest {
                 module: bytes::Bytes::copy_from_slice(&call.module.id().0),
                 module_name: call.module.name().to_string(),
                 origin,
@@ -924,6 +958,7 @@ impl Peer for RemoteNode {
                 task: bytes::Bytes::copy_from_slice(&call.task.0),
                 links: links(&call.links),
                 job: call.job,
+                contained,
             };
             let rpc = async |mut c: NodeClient<Channel>, r| c.run(r).await;
             (self.exchange(&call.function, call.num_returns, &call.args, request, rpc)).await

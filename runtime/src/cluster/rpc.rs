@@ -6,7 +6,10 @@
 //! Values up to [`INLINE_MAX`] travel inside the call that carries them;
 //! larger ones are *lent* by the node that holds them ([`Lent`], named by
 //! digest) and pulled from it directly, checked against their
-//! digest on arrival. Nothing goes through the head or etcd.
+//! digest on arrival. A value holding references travels inline, with
+//! the objects it refers to ([`Shared::contained`]), which the receiver
+//! keeps under their ids while the call or its results hold them.
+//! Nothing goes through the head or etcd.
 
 use crate::actor::registry::Actors;
 use crate::exec::env::FORWARDED_JOB;
@@ -26,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
-use wray_abi::wire::Options;
-use wray_abi::{ActorId, ObjectId};
+use wray_abi::wire::{ErrorRecord, Options};
+use wray_abi::{ActorId, ErrorKind, ObjectId};
 
 /// The code `tonic-prost-build` generates from `proto/wray.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -39,8 +42,8 @@ use proto::node_client::NodeClient;
 use proto::node_server::{Node as NodeRpc, NodeServer};
 use proto::{
     ActorCallReply, ActorCallRequest, ActorCreateReply, ActorCreateRequest, ActorKillReply,
-    ActorKillRequest, AskReply, AskRequest, Link, LoadRequest, ModuleReply, ModuleRequest,
-    NodeLoad, Outcome, Output, Remote, RunReply, RunRequest, Value, outcome, value,
+    ActorKillRequest, AskReply, AskRequest, Contained, Link, LoadRequest, ModuleReply,
+    ModuleRequest, NodeLoad, Outcome, Output, Remote, RunReply, RunRequest, Value, outcome, value,
 };
 
 /// Values up to this size travel inline, inside the message that carries
@@ -247,7 +250,7 @@ impl Drop for OnePull<'_> {
 /// there, or that node gone), the call making them (and what it
 /// started) is cancelled, and they are released.
 struct Answer<'a> {
-    s: &'a Shared,
+    s: &'a Arc<Shared>,
     ids: Vec<ObjectId>,
     answered: bool,
 }
@@ -405,7 +408,7 @@ impl Shared {
     }
 
     /// The results `ids` of a call placed here, to answer with.
-    fn answer(&self, ids: Vec<ObjectId>) -> Answer<'_> {
+    fn answer(self: &Arc<Self>, ids: Vec<ObjectId>) -> Answer<'_> {
         Answer {
             s: self,
             ids,
@@ -563,39 +566,120 @@ impl Shared {
     /// A value to send: inline if small (and `inline` has room), else lent
     /// (recorded in `loans`) for the receiver to pull.
     /// `to` is the node it goes to (it is not named as a copy).
+    /// A value holding references always travels inline (its references
+    /// name the objects that travel with it: [`contained`](Self::contained)).
     pub fn send(
         self: &Arc<Self>,
         blob: &Arc<Blob>,
         bytes: &crate::objects::blob::Bytes,
         to: &str,
         inline: &mut usize,
-        loans: &mut Option<Loans>,
+        large: Large<'_>,
     ) -> Value {
         let encoding = blob.encoding() as u32;
-        if bytes.len() <= INLINE_MAX && *inline + bytes.len() <= INLINE_TOTAL {
+        let refs = blob
+            .refs()
+            .iter()
+            .map(|id| bytes::Bytes::copy_from_slice(&id.0))
+            .collect::<Vec<_>>();
+        let fits = bytes.len() <= INLINE_MAX && *inline + bytes.len() <= INLINE_TOTAL;
+        if fits || !refs.is_empty() {
             *inline += bytes.len();
             return Value {
                 r#where: Some(value::Where::Inline(shared_bytes(bytes.clone()))),
                 encoding,
+                refs,
             };
         }
-        let digest = self.lent.lend(blob);
-        loans
-            .get_or_insert_with(|| Loans {
-                shared: self.clone(),
-                digests: Vec::new(),
-            })
-            .digests
-            .push(digest);
+        let (digest, copies) = match large {
+            Large::Lend(loans) => {
+                let digest = self.lent.lend(blob);
+                loans
+                    .get_or_insert_with(|| Loans {
+                        shared: self.clone(),
+                        digests: Vec::new(),
+                    })
+                    .digests
+                    .push(digest);
+                (digest, self.holders.of(&digest, to))
+            }
+            Large::Park => (self.lent.park(blob), Vec::new()),
+        };
         Value {
             r#where: Some(value::Where::Remote(Remote {
                 digest: bytes::Bytes::copy_from_slice(&digest),
                 len: bytes.len() as u64,
                 holder: self.address.clone(),
-                copies: self.holders.of(&digest, to),
+                copies,
             })),
             encoding,
+            refs,
         }
+    }
+
+    /// The objects `roots` refer to, and those these refer to, in the
+    /// order they travel (each after the objects it refers to), their
+    /// bytes read; or why one cannot travel (lost, failed, or a value
+    /// holding references too large to travel inline).
+    pub async fn contained(
+        &self,
+        roots: impl IntoIterator<Item = &Arc<Blob>>,
+    ) -> Result<Vec<(ObjectId, Arc<Blob>, crate::objects::blob::Bytes)>, ErrorRecord> {
+        let objects = &self.actors.env.objects;
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Depth first: an object is pushed back, read, under the objects
+        // it refers to, and taken again once they are out.
+        type Read = (Arc<Blob>, crate::objects::blob::Bytes);
+        let mut stack: Vec<(ObjectId, Option<Read>)> = Vec::new();
+        for root in roots {
+            travels(root)?;
+            stack.extend(root.refs().iter().rev().map(|id| (*id, None)));
+        }
+        while let Some((id, read_already)) = stack.pop() {
+            if let Some((blob, bytes)) = read_already {
+                out.push((id, blob, bytes));
+                continue;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            let lost = |why: String| ErrorRecord::new(ErrorKind::ObjectLost, "", why);
+            let entry = objects
+                .get(&id)
+                .ok_or_else(|| lost(format!("object {id} it refers to is gone")))?;
+            let blob = match entry.resolved().await {
+                Resolved::Ready(blob) => blob,
+                Resolved::Failed(rec) => return Err((*rec).clone()),
+            };
+            travels(&blob)?;
+            let bytes = read(objects, &id, &entry, &blob).await?;
+            let inner: Vec<ObjectId> = blob.refs().to_vec();
+            stack.push((id, Some((blob, bytes))));
+            stack.extend(inner.into_iter().rev().map(|id| (id, None)));
+        }
+        Ok(out)
+    }
+
+    /// Objects sent with a message ([`contained`](Self::contained)), kept
+    /// here under their ids, each held once in `held`; `release`: large
+    /// ones are results parked for this one pull.
+    pub async fn receive_contained(
+        &self,
+        contained: Vec<Contained>,
+        held: &mut HeldRefs,
+        release: bool,
+    ) -> Result<(), String> {
+        let objects = &self.actors.env.objects;
+        for c in contained {
+            let id = ObjectId::from_slice(&c.id).ok_or("an object id is not 32 bytes")?;
+            let value = c.value.ok_or("an object with no value")?;
+            let blob = self.receive(value, release).await?;
+            // Each refers only to objects that came before it, kept now.
+            objects.put_as(id, blob);
+            held.adopt(id);
+        }
+        Ok(())
     }
 
     /// A received value, its bytes here: copied from the message, or
@@ -604,13 +688,21 @@ impl Shared {
     pub async fn receive(&self, v: Value, release: bool) -> Result<Arc<Blob>, String> {
         let objects = &self.actors.env.objects;
         let encoding = Encoding::from_u8(u8::try_from(v.encoding).unwrap_or(0));
+        let refs = v
+            .refs
+            .iter()
+            .map(|r| ObjectId::from_slice(r).ok_or("a reference is not 32 bytes"))
+            .collect::<Result<Vec<_>, _>>()?;
         let blob = match v.r#where {
             Some(value::Where::Inline(bytes)) => {
                 objects
                     .admit(bytes.len())
                     .await
                     .map_err(|e| format!("no room for a value: {e}"))?;
-                objects.blob(&bytes, Vec::new())
+                objects.blob(&bytes, refs)
+            }
+            Some(value::Where::Remote(_)) if !refs.is_empty() => {
+                return Err("a value holding references travels inline".into());
             }
             Some(value::Where::Remote(r)) => self.pull(&r, release).await?,
             None => return Err("a value with no bytes".into()),
@@ -789,6 +881,31 @@ fn addressed_to<T>(r: &Request<T>, me: &str) -> Result<(), Status> {
     }
 }
 
+/// How a value too large to travel inline goes.
+pub(crate) enum Large<'a> {
+    /// Lent for a call in flight, until `loans` end.
+    Lend(&'a mut Option<Loans>),
+    /// Parked for one pull: a result.
+    Park,
+}
+
+/// Whether value `blob` can leave this node: one holding references
+/// travels inline, so up to [`INLINE_MAX`] bytes.
+fn travels(blob: &Blob) -> Result<(), ErrorRecord> {
+    if blob.refs().is_empty() || blob.len() <= INLINE_MAX {
+        return Ok(());
+    }
+    Err(ErrorRecord::new(
+        ErrorKind::InvalidArgument,
+        "",
+        format!(
+            "a value holding references to objects leaves its node inside its call, up to \
+             {INLINE_MAX} bytes; this one is {} bytes",
+            blob.len()
+        ),
+    ))
+}
+
 /// Bytes pinned in the object store, as `bytes::Bytes` (no copy).
 fn shared_bytes(b: crate::objects::blob::Bytes) -> bytes::Bytes {
     struct Pinned(crate::objects::blob::Bytes);
@@ -913,8 +1030,13 @@ impl NodeRpc for Service {
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
+        // The objects its arguments refer to, held while it runs.
+        let mut held = HeldRefs::new(&s.actors.env.objects);
+        s.receive_contained(req.contained, &mut held, false)
+            .await
+            .map_err(Status::unavailable)?;
         let args = s.receive_args(req.args).await?;
-        let sub = s.placed(
+        let mut sub = s.placed(
             req.function.into(),
             args,
             req.num_returns,
@@ -922,6 +1044,7 @@ impl NodeRpc for Service {
             req.depth,
             job,
         );
+        sub._held = held;
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
         Ok(Response::new(s.answer(ids).reply(Some(&collect)).await))
     }
@@ -1087,9 +1210,11 @@ pub(crate) fn load_here(actors: &Actors) -> NodeLoad {
 
 /// The reply to a call this node ran: each result inline, or parked for
 /// the caller to pull; or the call's error.
-async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
+async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
     let objects = &s.actors.env.objects;
     let mut results = Vec::with_capacity(ids.len());
+    // The results' values, whose references travel with them.
+    let mut held = Vec::new();
     let mut deterministic = true;
     let mut inline = 0usize;
     let error = |rec: &wray_abi::wire::ErrorRecord| Outcome {
@@ -1109,33 +1234,17 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
             Resolved::Failed(rec) => error(&rec),
             Resolved::Ready(blob) => {
                 deterministic &= entry.lineage().is_none_or(|l| l.repeatable());
-                match read(objects, id, &entry, &blob).await {
+                let read = match read(objects, id, &entry, &blob).await {
+                    Ok(bytes) => travels(&blob).map(|()| bytes),
+                    Err(rec) => Err(rec),
+                };
+                match read {
                     Err(rec) => error(&rec),
-                    Ok(_) if !blob.refs().is_empty() => error(&wray_abi::wire::ErrorRecord::new(
-                        wray_abi::ErrorKind::InvalidArgument,
-                        "",
-                        "the result holds references to objects, which cannot leave the node \
-                         that made them yet; run the task on its caller's node",
-                    )),
                     Ok(bytes) => {
-                        let v = if bytes.len() <= INLINE_MAX && inline + bytes.len() <= INLINE_TOTAL
-                        {
-                            inline += bytes.len();
-                            value::Where::Inline(shared_bytes(bytes))
-                        } else {
-                            let digest = s.lent.park(&blob);
-                            value::Where::Remote(Remote {
-                                digest: bytes::Bytes::copy_from_slice(&digest),
-                                len: bytes.len() as u64,
-                                holder: s.address.clone(),
-                                copies: Vec::new(),
-                            })
-                        };
+                        let v = s.send(&blob, &bytes, "", &mut inline, Large::Park);
+                        held.push(blob);
                         Outcome {
-                            what: Some(outcome::What::Value(Value {
-                                r#where: Some(v),
-                                encoding: blob.encoding() as u32,
-                            })),
+                            what: Some(outcome::What::Value(v)),
                         }
                     }
                 }
@@ -1143,6 +1252,28 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
         };
         results.push(outcome);
     }
+    let contained = match s.contained(&held).await {
+        Ok(objects) => objects
+            .into_iter()
+            .map(|(id, blob, bytes)| Contained {
+                id: bytes::Bytes::copy_from_slice(&id.0),
+                value: Some(s.send(&blob, &bytes, "", &mut inline, Large::Park)),
+            })
+            .collect(),
+        Err(rec) => {
+            // The results holding references fail with it.
+            for (r, blob) in results.iter_mut().zip(ids) {
+                let holds = objects
+                    .get(blob)
+                    .and_then(|e| e.state().cloned())
+                    .is_some_and(|st| matches!(st, Resolved::Ready(b) if !b.refs().is_empty()));
+                if holds {
+                    *r = error(&rec);
+                }
+            }
+            Vec::new()
+        }
+    };
     let counts = s.actors.env.events.counts();
     RunReply {
         results,
@@ -1150,6 +1281,7 @@ async fn reply_with(s: &Shared, ids: &[ObjectId]) -> RunReply {
         output: Vec::new(),
         busy: counts[0] + counts[1],
         restarts: 0,
+        contained,
     }
 }
 

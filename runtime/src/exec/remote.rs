@@ -52,9 +52,10 @@ pub(crate) enum Place {
 pub(crate) trait Placement: Send + Sync {
     /// Where a call with `options` runs, decided now (from this node's
     /// load and the other nodes'). `forwardable`: whether its arguments
-    /// can travel (values holding references to objects of this node do
-    /// not, yet); `args`: their size, and which are large (those keep a
-    /// call near the nodes that hold them).
+    /// can travel (a value holding references, which travels inside its
+    /// call with the objects it refers to, up to [`LARGE_ARG`] bytes);
+    /// `args`: their size, and which are large (those keep a call near
+    /// the nodes that hold them).
     fn place(&self, options: &Options, forwardable: bool, args: &ArgBytes) -> Place;
 
     /// Live node `node`, if it is another node of the cluster, reading
@@ -176,6 +177,9 @@ pub(crate) struct Forwarded {
     pub output: Vec<Written>,
     /// For a call of an actor: how many times it restarted there.
     pub restarts: u32,
+    /// The objects its values refer to, sent with them: held until the
+    /// values are stored (which holds them in turn).
+    pub held: crate::objects::held::HeldRefs,
 }
 
 /// A piece of output written on another node, with its writer.

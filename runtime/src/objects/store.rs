@@ -502,7 +502,10 @@ impl ObjectStore {
         self.put_as(id, blob)
     }
 
-    fn put_as(&self, id: ObjectId, blob: Arc<Blob>) -> ObjectId {
+    /// Stores `blob` as a ready object named `id` (another node's object,
+    /// sent with a call), counting one reference for the caller; the
+    /// objects it refers to must be here.
+    pub fn put_as(&self, id: ObjectId, blob: Arc<Blob>) -> ObjectId {
         if let Some(e) = self.entries.get(&id) {
             if let Some(Resolved::Ready(stored)) = e.state.get() {
                 stored.mark(blob.encoding());

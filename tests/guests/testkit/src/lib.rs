@@ -111,6 +111,27 @@ fn deref(r: ObjectRef<u64>) -> u64 {
     wray::get(&r).expect("the object exists")
 }
 
+/// `x`, or an error saying `why` if it is not empty.
+#[wray::remote]
+fn x_unless(x: u64, why: String) -> Result<u64, String> {
+    match why.is_empty() {
+        true => Ok(x),
+        false => Err(why),
+    }
+}
+
+/// How many references a value holds beside its bytes.
+#[wray::remote]
+fn count_refs(v: (Vec<u8>, Vec<ObjectRef<u64>>)) -> u64 {
+    v.1.len() as u64
+}
+
+/// Sums the numbers a reference to a list of references names.
+#[wray::remote]
+fn sum_deep(r: ObjectRef<Vec<ObjectRef<u64>>>) -> wray::Result<u64> {
+    Ok(wray::get(&wray::get(&r)?)?.iter().sum())
+}
+
 #[wray::remote]
 fn nothing() {}
 
@@ -596,6 +617,51 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(
                 wray::get(&last).map_err(e)? == 199,
                 "a task there calls an actor here, in order",
+            )?;
+            // Values holding references cross nodes with the objects they
+            // refer to: a reference passed to a task there, references
+            // inside references, references a task there made and
+            // returned (read here, passed back there).
+            let numbers = wray::put(&vec![1u64, 2, 3]);
+            let summed = sum_ref::options().node(other).remote(numbers);
+            check(
+                wray::get(&summed).map_err(e)? == 6,
+                "a reference passed to a task there",
+            )?;
+            let parts: Vec<ObjectRef<u64>> = (1..=4u64).map(|i| wray::put(&i)).collect();
+            let deep = sum_deep::options().node(other).remote(wray::put(&parts));
+            check(
+                wray::get(&deep).map_err(e)? == 10,
+                "references inside a referenced value, there",
+            )?;
+            // An object such a value refers to that failed fails the
+            // call; such a value larger than travels inline is refused.
+            let failed = x_unless::remote(1, "it failed here".to_string());
+            let deep = sum_deep::options()
+                .node(other)
+                .remote(wray::put(&vec![failed]));
+            match wray::get(&deep) {
+                Err(err) if err.to_string().contains("it failed here") => {}
+                got => return Err(format!("a failed object inside gave {got:?}")),
+            }
+            let too_big = count_refs::options()
+                .node(other)
+                .remote((vec![0u8; 2 << 20], parts.clone()));
+            match wray::get(&too_big) {
+                Err(err) if err.to_string().contains("to leave its node") => {}
+                got => return Err(format!("a large value holding references gave {got:?}")),
+            }
+            let made: ObjectRef<u64> =
+                wray::get(&make_ref::options().node(other).remote(41u64)).map_err(e)?;
+            check(wray::get(&made).map_err(e)? == 41, "a reference made there")?;
+            let back = deref::options().node(other).remote(made);
+            check(wray::get(&back).map_err(e)? == 41, "passed back there")?;
+            let (bytes, refs) =
+                wray::get(&make_large::options().node(other).remote(16, 7, 3)).map_err(e)?;
+            let got: Vec<u64> = wray::get(&refs).map_err(e)?;
+            check(
+                bytes == vec![7u8; 16] && got == vec![0, 1, 2],
+                "a result holding references, made there",
             )?;
             // Calls of a large object run where it is: here, or on the
             // node that took it before and kept a copy (the test checks).
