@@ -414,14 +414,8 @@ async fn create_there(
     args: &[ArgValue],
     peer: &Arc<dyn Peer>,
 ) -> Result<ActorId, ErrorRecord> {
-    if args.iter().any(|v| !v.blob.refs().is_empty()) {
-        return Err(ErrorRecord::new(
-            ErrorKind::InvalidArgument,
-            format!("{}.new", a.type_name),
-            "a constructor argument holds references to objects, which cannot leave this node \
-             yet: create the actor on this node",
-        ));
-    }
+    let label = format!("{}.new", a.type_name);
+    let contained = travelling(rt, args, &label).await?;
     let options = wray_abi::wire::Options {
         name: None,
         spread: None,
@@ -435,6 +429,7 @@ async fn create_there(
             type_name: a.type_name.clone(),
             options,
             args: args.to_vec(),
+            contained,
             depth: ctor.depth,
             actor: a.id,
             links: rt.env.links.table(a.job),
@@ -458,22 +453,31 @@ async fn send_call(
     depth: u32,
 ) -> Result<BoxFuture<'static, Result<Forwarded, ErrorRecord>>, ErrorRecord> {
     let args = resolve_args(rt, args, label, Some(id)).await?;
-    if args.iter().any(|v| !v.blob.refs().is_empty()) {
-        return Err(ErrorRecord::new(
-            ErrorKind::InvalidArgument,
-            label,
-            "an argument holds references to objects, which cannot reach an actor on another \
-             node yet",
-        ));
-    }
+    let contained = travelling(rt, &args, label).await?;
     rt.env.events.started(id);
     Ok(line.send(ForwardMethod {
         method,
         num_returns,
         args,
+        contained,
         depth,
         task: id,
     }))
+}
+
+/// The objects `args` refer to, which travel with them to another node
+/// (`label` names the call in errors).
+async fn travelling(
+    rt: &Actors,
+    args: &[ArgValue],
+    label: &str,
+) -> Result<Vec<crate::objects::arg::Contained>, ErrorRecord> {
+    crate::objects::arg::contained(&rt.env.objects, args.iter().map(|a| &a.blob))
+        .await
+        .map_err(|rec| ErrorRecord {
+            function: label.to_string(),
+            ..rec
+        })
 }
 
 /// Sends a call of `actor`, an actor of another node whose handle reached

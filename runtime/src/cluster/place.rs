@@ -34,7 +34,7 @@ use super::rpc::proto::{
     ActorCallRequest, ActorCreateRequest, ActorKillRequest, Contained, Link, Output, RunReply,
     RunRequest, Value, outcome,
 };
-use crate::objects::arg::ArgValue;
+use crate::objects::arg::{ArgValue, REFS_TRAVEL_MAX, contained};
 use crate::objects::held::HeldRefs;
 use crate::output::{OutputSource, SourceKind, Stream};
 use tonic::transport::Channel;
@@ -507,7 +507,7 @@ impl Placement for Cluster {
                 Some(p) if forwardable => Place::There(p.clone()),
                 Some(_) => Place::Nowhere(format!(
                     "the call must run on node {node}, but an argument holding references to \
-                     objects is larger than the {LOCAL_ARGS} bytes such a value may be to \
+                     objects is larger than the {REFS_TRAVEL_MAX} bytes such a value may be to \
                      leave its node"
                 )),
                 None => Place::Nowhere(format!(
@@ -586,8 +586,9 @@ impl Cluster {
             let why = match forwardable || !peers.iter().any(|p| p.fits(request)) {
                 true => format!("no node of the cluster has {}", describe(request)),
                 false => format!(
-                    "only other nodes have {}, and an argument holds references to objects, \
-                     which cannot leave this node yet",
+                    "only other nodes have {}, and an argument holding references to objects \
+                     is larger than the {REFS_TRAVEL_MAX} bytes such a value may be to leave \
+                     its node",
                     describe(request)
                 ),
             };
@@ -814,8 +815,7 @@ impl RemoteNode {
     ) -> Result<Forwarded, ErrorRecord> {
         let s = &self.shared;
         // The objects its arguments refer to travel with them.
-        let contained = s
-            .contained(args.iter().map(|a| &a.blob))
+        let contained = contained(&s.actors.env.objects, args.iter().map(|a| &a.blob))
             .await
             .map_err(|rec| ErrorRecord {
                 function: what.to_string(),
@@ -824,24 +824,7 @@ impl RemoteNode {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
         let mut loans: Option<Loans> = None;
-        let mut inline = 0;
-        let mut send = |blob, bytes| {
-            s.send(
-                blob,
-                bytes,
-                &self.address,
-                &mut inline,
-                Large::Lend(&mut loans),
-            )
-        };
-        let values = args.iter().map(|a| send(&a.blob, &a.bytes)).collect();
-        let contained = contained
-            .iter()
-            .map(|(id, blob, bytes)| Contained {
-                id: bytes::Bytes::copy_from_slice(&id.0),
-                value: Some(send(blob, bytes)),
-            })
-            .collect();
+        let (values, contained) = send_all(s, args, &contained, &self.address, &mut loans);
         let message = request(values, contained);
         let client = s
             .client(&self.address)
@@ -920,11 +903,25 @@ impl RemoteNode {
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
 
 /// Values to send, inline or lent (the loans last while `loans` lives).
-fn send_all(s: &Arc<Shared>, args: &[ArgValue], to: &str, loans: &mut Option<Loans>) -> Vec<Value> {
+/// And the objects they refer to (`contained`), as they travel.
+fn send_all(
+    s: &Arc<Shared>,
+    args: &[ArgValue],
+    contained: &[crate::objects::arg::Contained],
+    to: &str,
+    loans: &mut Option<Loans>,
+) -> (Vec<Value>, Vec<Contained>) {
     let mut inline = 0;
-    args.iter()
-        .map(|a| s.send(&a.blob, &a.bytes, to, &mut inline, Large::Lend(loans)))
-        .collect()
+    let mut send = |blob, bytes| s.send(blob, bytes, to, &mut inline, Large::Lend(loans));
+    let values = args.iter().map(|a| send(&a.blob, &a.bytes)).collect();
+    let contained = contained
+        .iter()
+        .map(|(id, blob, bytes)| Contained {
+            id: bytes::Bytes::copy_from_slice(&id.0),
+            value: Some(send(blob, bytes)),
+        })
+        .collect();
+    (values, contained)
 }
 
 /// Links as they travel: each module by digest.
@@ -974,17 +971,20 @@ impl Peer for RemoteNode {
             let what = format!("{}.new", actor.type_name);
             let s = &node.shared;
             let mut loans: Option<Loans> = None;
+            let (args, contained) =
+                send_all(s, &actor.args, &actor.contained, &self.address, &mut loans);
             let request = ActorCreateRequest {
                 module: bytes::Bytes::copy_from_slice(&actor.module.id().0),
                 module_name: actor.module.name().to_string(),
                 origin: s.address.clone(),
                 type_name: actor.type_name.to_string(),
                 options: actor.options.to_bytes().into(),
-                args: send_all(s, &actor.args, &self.address, &mut loans),
+                args,
                 depth: actor.depth,
                 actor: bytes::Bytes::copy_from_slice(&actor.actor.0),
                 links: links(&actor.links),
                 job: actor.job,
+                contained,
             };
             let mut client = s
                 .client(&node.address)
@@ -1058,13 +1058,21 @@ impl ActorLine for RpcLine {
     fn send(&self, call: ForwardMethod) -> BoxFuture<'static, Result<Forwarded, ErrorRecord>> {
         let node = self.node.clone();
         let mut loans: Option<Loans> = None;
+        let (args, contained) = send_all(
+            &node.shared,
+            &call.args,
+            &call.contained,
+            &node.address,
+            &mut loans,
+        );
         let request = ActorCallRequest {
             actor: bytes::Bytes::copy_from_slice(&self.actor.0),
             method: call.method.to_string(),
             num_returns: call.num_returns,
-            args: send_all(&node.shared, &call.args, &node.address, &mut loans),
+            args,
             depth: call.depth,
             task: bytes::Bytes::copy_from_slice(&call.task.0),
+            contained,
         };
         let (tx, rx) = oneshot::channel();
         let sent = match lock(&self.waiting).as_mut() {

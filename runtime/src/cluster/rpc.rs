@@ -7,7 +7,7 @@
 //! larger ones are *lent* by the node that holds them ([`Lent`], named by
 //! digest) and pulled from it directly, checked against their
 //! digest on arrival. A value holding references travels inline, with
-//! the objects it refers to ([`Shared::contained`]), which the receiver
+//! the objects it refers to ([`contained`]), which the receiver
 //! keeps under their ids while the call or its results hold them.
 //! Nothing goes through the head or etcd.
 
@@ -15,7 +15,7 @@ use crate::actor::registry::Actors;
 use crate::exec::env::FORWARDED_JOB;
 use crate::exec::module::Module;
 use crate::exec::request::{MAX_RETURNS, Submission};
-use crate::objects::arg::TaskArg;
+use crate::objects::arg::{TaskArg, contained, travels};
 use crate::objects::blob::{Blob, Encoding};
 use crate::objects::held::HeldRefs;
 use crate::objects::read::read;
@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
-use wray_abi::wire::{ErrorRecord, Options};
-use wray_abi::{ActorId, ErrorKind, ObjectId};
+use wray_abi::wire::Options;
+use wray_abi::{ActorId, ObjectId};
 
 /// The code `tonic-prost-build` generates from `proto/wray.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -416,6 +416,16 @@ impl Shared {
         }
     }
 
+    /// The objects the arguments of a call sent here refer to, kept here
+    /// and held (while the call holds them).
+    async fn receive_held(&self, contained: Vec<Contained>) -> Result<HeldRefs, Status> {
+        let mut held = HeldRefs::new(&self.actors.env.objects);
+        self.receive_contained(contained, &mut held, false)
+            .await
+            .map_err(Status::unavailable)?;
+        Ok(held)
+    }
+
     /// Arguments sent by another node, their bytes here.
     async fn receive_args(&self, values: Vec<Value>) -> Result<Vec<TaskArg>, Status> {
         let mut args = Vec::with_capacity(values.len());
@@ -446,9 +456,11 @@ impl Shared {
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
+        let held = self.receive_held(req.contained).await?;
         let args = self.receive_args(req.args).await?;
         let (method, n) = (req.method.as_str(), req.num_returns);
-        let sub = self.placed(method.into(), args, n, Options::default(), req.depth, job);
+        let mut sub = self.placed(method.into(), args, n, Options::default(), req.depth, job);
+        sub._held = held;
         let ids = crate::actor::actors::call(&self.actors, actor, method, sub);
         Ok((ids, collect, actor))
     }
@@ -617,51 +629,7 @@ impl Shared {
         }
     }
 
-    /// The objects `roots` refer to, and those these refer to, in the
-    /// order they travel (each after the objects it refers to), their
-    /// bytes read; or why one cannot travel (lost, failed, or a value
-    /// holding references too large to travel inline).
-    pub async fn contained(
-        &self,
-        roots: impl IntoIterator<Item = &Arc<Blob>>,
-    ) -> Result<Vec<(ObjectId, Arc<Blob>, crate::objects::blob::Bytes)>, ErrorRecord> {
-        let objects = &self.actors.env.objects;
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        // Depth first: an object is pushed back, read, under the objects
-        // it refers to, and taken again once they are out.
-        type Read = (Arc<Blob>, crate::objects::blob::Bytes);
-        let mut stack: Vec<(ObjectId, Option<Read>)> = Vec::new();
-        for root in roots {
-            travels(root)?;
-            stack.extend(root.refs().iter().rev().map(|id| (*id, None)));
-        }
-        while let Some((id, read_already)) = stack.pop() {
-            if let Some((blob, bytes)) = read_already {
-                out.push((id, blob, bytes));
-                continue;
-            }
-            if !seen.insert(id) {
-                continue;
-            }
-            let lost = |why: String| ErrorRecord::new(ErrorKind::ObjectLost, "", why);
-            let entry = objects
-                .get(&id)
-                .ok_or_else(|| lost(format!("object {id} it refers to is gone")))?;
-            let blob = match entry.resolved().await {
-                Resolved::Ready(blob) => blob,
-                Resolved::Failed(rec) => return Err((*rec).clone()),
-            };
-            travels(&blob)?;
-            let bytes = read(objects, &id, &entry, &blob).await?;
-            let inner: Vec<ObjectId> = blob.refs().to_vec();
-            stack.push((id, Some((blob, bytes))));
-            stack.extend(inner.into_iter().rev().map(|id| (id, None)));
-        }
-        Ok(out)
-    }
-
-    /// Objects sent with a message ([`contained`](Self::contained)), kept
+    /// Objects sent with a message ([`contained`]), kept
     /// here under their ids, each held once in `held`; `release`: large
     /// ones are results parked for this one pull.
     pub async fn receive_contained(
@@ -889,23 +857,6 @@ pub(crate) enum Large<'a> {
     Park,
 }
 
-/// Whether value `blob` can leave this node: one holding references
-/// travels inline, so up to [`INLINE_MAX`] bytes.
-fn travels(blob: &Blob) -> Result<(), ErrorRecord> {
-    if blob.refs().is_empty() || blob.len() <= INLINE_MAX {
-        return Ok(());
-    }
-    Err(ErrorRecord::new(
-        ErrorKind::InvalidArgument,
-        "",
-        format!(
-            "a value holding references to objects leaves its node inside its call, up to \
-             {INLINE_MAX} bytes; this one is {} bytes",
-            blob.len()
-        ),
-    ))
-}
-
 /// Bytes pinned in the object store, as `bytes::Bytes` (no copy).
 fn shared_bytes(b: crate::objects::blob::Bytes) -> bytes::Bytes {
     struct Pinned(crate::objects::blob::Bytes);
@@ -1030,11 +981,7 @@ impl NodeRpc for Service {
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
-        // The objects its arguments refer to, held while it runs.
-        let mut held = HeldRefs::new(&s.actors.env.objects);
-        s.receive_contained(req.contained, &mut held, false)
-            .await
-            .map_err(Status::unavailable)?;
+        let held = s.receive_held(req.contained).await?;
         let args = s.receive_args(req.args).await?;
         let mut sub = s.placed(
             req.function.into(),
@@ -1070,10 +1017,12 @@ impl NodeRpc for Service {
         let job = s.forwarded_job(caller.node());
         let guard = ForwardedJob { s, job: Some(job) };
         let collect = s.enter_job(job, req.job, &req.links, &req.origin).await?;
+        let held = s.receive_held(req.contained).await?;
         let args = s.receive_args(req.args).await?;
         guard.keep();
         let function = format!("{}.new", req.type_name).into();
-        let sub = s.placed(function, args, 1, options, req.depth, job);
+        let mut sub = s.placed(function, args, 1, options, req.depth, job);
+        sub._held = held;
         let creation = crate::actor::registry::Creation {
             module,
             type_name: req.type_name,
@@ -1252,7 +1201,7 @@ async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
         };
         results.push(outcome);
     }
-    let contained = match s.contained(&held).await {
+    let contained = match contained(objects, &held).await {
         Ok(objects) => objects
             .into_iter()
             .map(|(id, blob, bytes)| Contained {

@@ -6,7 +6,7 @@
 //! [`Env`]: crate::exec::env::Env
 
 use crate::exec::module::Module;
-use crate::objects::arg::ArgValue;
+use crate::objects::arg::{ArgValue, Contained};
 use crate::objects::blob::Blob;
 use crate::output::{OutputSource, Stream};
 use bytes::Bytes;
@@ -52,8 +52,9 @@ pub(crate) enum Place {
 pub(crate) trait Placement: Send + Sync {
     /// Where a call with `options` runs, decided now (from this node's
     /// load and the other nodes'). `forwardable`: whether its arguments
-    /// can travel (a value holding references, which travels inside its
-    /// call with the objects it refers to, up to [`LARGE_ARG`] bytes);
+    /// can travel (a value holding references travels inside its call
+    /// with the objects it refers to, so up to
+    /// [`REFS_TRAVEL_MAX`](crate::objects::arg::REFS_TRAVEL_MAX) bytes);
     /// `args`: their size, and which are large (those keep a call near
     /// the nodes that hold them).
     fn place(&self, options: &Options, forwardable: bool, args: &ArgBytes) -> Place;
@@ -125,6 +126,8 @@ pub(crate) struct ForwardMethod {
     pub method: Arc<str>,
     pub num_returns: u32,
     pub args: Vec<ArgValue>,
+    /// The objects its arguments refer to, which travel with them.
+    pub contained: Vec<Contained>,
     pub depth: u32,
     /// Its id on this node.
     pub task: TaskId,
@@ -138,6 +141,8 @@ pub(crate) struct ForwardActor {
     pub options: Options,
     /// The constructor's arguments.
     pub args: Vec<ArgValue>,
+    /// The objects its arguments refer to, which travel with them.
+    pub contained: Vec<Contained>,
     pub depth: u32,
     /// Its id on the node that placed it.
     pub actor: ActorId,

@@ -9,6 +9,80 @@ use std::sync::Arc;
 use wray_abi::wire::ErrorRecord;
 use wray_abi::{ErrorKind, ObjectId};
 
+/// The most bytes a value holding references may have to leave its node:
+/// it travels inside its call's message (with the objects it refers to,
+/// which may be any size).
+pub(crate) const REFS_TRAVEL_MAX: usize = 1 << 20;
+
+/// Whether value `blob` can leave this node (see [`REFS_TRAVEL_MAX`]).
+pub(crate) fn travels(blob: &Blob) -> Result<(), ErrorRecord> {
+    if blob.refs().is_empty() || blob.len() <= REFS_TRAVEL_MAX {
+        return Ok(());
+    }
+    Err(ErrorRecord::new(
+        ErrorKind::InvalidArgument,
+        "",
+        format!(
+            "a value holding references to objects leaves its node inside its call, up to \
+             {REFS_TRAVEL_MAX} bytes; this one is {} bytes",
+            blob.len()
+        ),
+    ))
+}
+
+/// An object a value refers to, read to travel with it to another node:
+/// its id, its value and its bytes.
+pub(crate) type Contained = (ObjectId, Arc<Blob>, Bytes);
+
+/// The objects `roots` refer to, and those these refer to, in the order
+/// they travel to another node (each after the objects it refers to),
+/// once they are ready, their bytes read; or why one cannot travel (lost,
+/// failed, or a value holding references too large, see [`travels`]).
+pub(crate) async fn contained(
+    objects: &ObjectStore,
+    roots: impl IntoIterator<Item = &Arc<Blob>>,
+) -> Result<Vec<Contained>, ErrorRecord> {
+    /// Depth first: an object is read when visited, and goes out once
+    /// the objects it refers to (visited after it) are out.
+    enum Step {
+        Visit(ObjectId),
+        Out(Contained),
+    }
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<Step> = Vec::new();
+    for root in roots {
+        travels(root)?;
+        stack.extend(root.refs().iter().rev().map(|id| Step::Visit(*id)));
+    }
+    while let Some(step) = stack.pop() {
+        let id = match step {
+            Step::Out(c) => {
+                out.push(c);
+                continue;
+            }
+            Step::Visit(id) => id,
+        };
+        if !seen.insert(id) {
+            continue;
+        }
+        let entry = objects.get(&id).ok_or_else(|| {
+            let why = format!("object {id}, which a value refers to, is gone");
+            ErrorRecord::new(ErrorKind::ObjectLost, "", why)
+        })?;
+        let blob = match entry.resolved().await {
+            Resolved::Ready(blob) => blob,
+            Resolved::Failed(rec) => return Err((*rec).clone()),
+        };
+        travels(&blob)?;
+        let bytes = read(objects, &id, &entry, &blob).await?;
+        let inner: Vec<ObjectId> = blob.refs().to_vec();
+        stack.push(Step::Out((id, blob, bytes)));
+        stack.extend(inner.into_iter().rev().map(Step::Visit));
+    }
+    Ok(out)
+}
+
 /// An argument as the task will receive it.
 pub(crate) enum TaskArg {
     /// A value passed inline.

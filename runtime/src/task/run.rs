@@ -36,12 +36,14 @@ use crate::exec::instance::{self, InstanceSpec};
 use crate::exec::invoke::{Finished, call_export, finish_call};
 use crate::exec::manifest::Signature;
 use crate::exec::module::Module;
-use crate::exec::remote::{ArgBytes, Forward, LARGE_ARG, Peer, Place};
+use crate::exec::remote::{ArgBytes, Forward, Peer, Place};
 use crate::exec::request::{Policy, Submission};
 use crate::exec::resources::Held;
 use crate::exec::slots::{Grant, Need};
 use crate::exec::state::{Call, InstanceState, Origin};
-use crate::objects::arg::{ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args};
+use crate::objects::arg::{
+    ArgValue, ReadyArg, TaskArg, ready_args, ready_now, resolve_args, travels,
+};
 use crate::objects::blob::{Blob, Encoding};
 use crate::objects::held::HeldRefs;
 use crate::objects::lineage::Remake;
@@ -191,7 +193,7 @@ pub(crate) fn submit_task(rt: &Arc<Tasks>, module: Module, sub: Submission) -> V
                 }
             }
         };
-        forwardable &= travels(blob);
+        forwardable &= travels(blob).is_ok();
         bytes.add(blob);
     }
     // In a cluster, a call may run on another node: placed now if its
@@ -688,7 +690,7 @@ async fn run_attempts(
             Some(place) => place,
             None if first.is_some() => Place::Here,
             None => {
-                let forwardable = args.iter().all(|a| travels(&a.blob));
+                let forwardable = args.iter().all(|a| travels(&a.blob).is_ok());
                 let mut bytes = ArgBytes::default();
                 args.iter().for_each(|a| bytes.add(&a.blob));
                 rt.env.place(&task.sub.options, forwardable, &bytes)
@@ -850,13 +852,6 @@ async fn execute_there(
         held: forwarded.held,
         deterministic: forwarded.deterministic,
     })
-}
-
-/// Whether value `blob` can go to another node: a value holding
-/// references goes inside its call, with the objects it refers to (sent
-/// once they are ready), so up to [`LARGE_ARG`] bytes.
-fn travels(blob: &Blob) -> bool {
-    blob.refs().is_empty() || blob.len() <= LARGE_ARG
 }
 
 /// Starts a task handed over where it cannot run next.

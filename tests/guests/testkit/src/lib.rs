@@ -651,6 +651,14 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 Err(err) if err.to_string().contains("to leave its node") => {}
                 got => return Err(format!("a large value holding references gave {got:?}")),
             }
+            // And to an actor there.
+            let adder = Counter::options().node(other).remote(100u64);
+            let added = adder.add_refs(parts.clone());
+            check(
+                wray::get(&added).map_err(e)? == 110,
+                "references passed to an actor there",
+            )?;
+            wray::kill(&adder);
             let made: ObjectRef<u64> =
                 wray::get(&make_ref::options().node(other).remote(41u64)).map_err(e)?;
             check(wray::get(&made).map_err(e)? == 41, "a reference made there")?;
@@ -1691,6 +1699,12 @@ impl Counter {
 
     pub fn value(&self) -> u64 {
         self.n
+    }
+
+    /// Adds the numbers the references name.
+    pub fn add_refs(&mut self, refs: Vec<ObjectRef<u64>>) -> wray::Result<u64> {
+        self.n += wray::get(&refs)?.iter().sum::<u64>();
+        Ok(self.n)
     }
 
     /// Accepts `seq` only if it is the next number: calls must arrive in
