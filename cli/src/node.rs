@@ -209,7 +209,11 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
             node.node_id()
         );
     }
-    eprintln!("stop it with `wray stop` (or Ctrl-C in its terminal)");
+    let stop = match std::env::var_os("WRAY_STATE_DIR") {
+        Some(dir) => format!("WRAY_STATE_DIR={} wray stop", dir.to_string_lossy()),
+        None => "wray stop".into(),
+    };
+    eprintln!("stop it with `{stop}` (or Ctrl-C in its terminal)");
     // A node whose lease ran out is dead to the cluster: it stops.
     let lost = rt.block_on(async {
         tokio::select! {
@@ -223,6 +227,8 @@ pub fn start(mut args: StartArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_file(node_file());
         return Ok(ExitCode::FAILURE);
     }
+    // Stopped: the other nodes drop it now, not when its lease runs out.
+    rt.block_on(node.leave());
     drop(node);
     let _ = std::fs::remove_file(node_file());
     let _ = std::fs::remove_file(token_file());

@@ -228,16 +228,6 @@ impl EtcdMembership {
     }
 }
 
-impl EtcdMembership {
-    /// Leaves the cluster now: revokes the lease, so this node's keys go
-    /// at once (best effort: if etcd cannot be reached, they go with the
-    /// lease).
-    pub async fn leave(&self) {
-        let mut client = self.client.clone();
-        let _ = tokio::time::timeout(CALL_TIMEOUT, client.lease_revoke(self.lease)).await;
-    }
-}
-
 impl Drop for EtcdMembership {
     fn drop(&mut self) {
         // The keeper revokes the lease: the node leaves at once rather than
@@ -425,6 +415,13 @@ impl Membership for EtcdMembership {
 
     fn leads(&self) -> bool {
         self.head.load(Ordering::Acquire) && !self.lost.load(Ordering::Acquire)
+    }
+
+    fn leave(&self) -> BoxFuture<'_, ()> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(CALL_TIMEOUT, client.lease_revoke(self.lease)).await;
+        })
     }
 
     fn lost(&self) -> BoxFuture<'_, ()> {

@@ -203,4 +203,9 @@ pub trait Membership: Send + Sync {
     /// it was cut off, or stopped, for longer than the lease's time to
     /// live). The node must stop: the others count it dead.
     fn lost(&self) -> BoxFuture<'_, ()>;
+
+    /// Leaves the cluster now (the node stops): its keys under its lease
+    /// go at once, so the others drop it at once, not when the lease runs
+    /// out. Best effort: what it cannot reach goes with the lease.
+    fn leave(&self) -> BoxFuture<'_, ()>;
 }

@@ -318,6 +318,14 @@ impl Node {
         }
     }
 
+    /// Leaves its cluster now, as it stops (see `Membership::leave`): the
+    /// other nodes drop it at once. Nothing for a node alone.
+    pub async fn leave(&self) {
+        if let Some(m) = &self.state.membership {
+            m.leave().await;
+        }
+    }
+
     /// The id this node is known by (in a cluster, the one it registered).
     pub fn node_id(&self) -> &str {
         &self.state.node_id
