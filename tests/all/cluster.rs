@@ -265,11 +265,24 @@ fn nodes_join_through_etcd_and_a_dead_or_hung_node_leaves() {
     for n in &nodes {
         assert_eq!(listed(n.addr), all);
     }
+    // A node stopped (SIGTERM, as `wray stop` sends) leaves at once, not
+    // when its lease runs out (600 s here).
+    let mut stopped = start_node(&etcd.url, 600);
+    let a = nodes[0].addr;
+    common::eventually("the new node is listed", || listed(a).contains(&stopped.id));
+    // SAFETY: signalling a child process of this test.
+    assert_eq!(
+        unsafe { libc::kill(stopped.proc.0.id() as i32, libc::SIGTERM) },
+        0
+    );
+    assert_eq!(stopped.proc.0.wait().unwrap().code(), Some(0));
+    common::eventually("the stopped node leaves", || {
+        !listed(a).contains(&stopped.id)
+    });
     // A node killed outright leaves when its lease runs out.
     let killed = nodes.pop().unwrap();
     let killed_id = killed.id.clone();
     drop(killed);
-    let a = nodes[0].addr;
     common::eventually("the killed node leaves", || !listed(a).contains(&killed_id));
     // A node that hangs (SIGSTOP) past its lease is dead to the others,
     // and stops itself once it runs again.
@@ -672,6 +685,15 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         fs.into_iter().find(|f| f["function"] == "double").unwrap()["FINISHED"].clone()
     };
     assert_eq!((summed(a.addr), summed(b.addr)), (12.into(), 12.into()));
+    // Calls of a's actors made on b through a handle are listed once, by
+    // a, under the actor's class: 200 pushes from a task there to an
+    // actor here, 200 from here to an actor there.
+    let s = get(b.addr, "/api/v0/tasks/summary?scope=cluster").json();
+    let fs = s["functions"].as_array().unwrap();
+    let names: Vec<&str> = fs.iter().map(|f| f["function"].as_str().unwrap()).collect();
+    assert!(!names.iter().any(|f| f.starts_with("?.")), "{names:?}");
+    let pushes = fs.iter().find(|f| f["function"] == "Counter.push").unwrap();
+    assert_eq!(pushes["FINISHED"], 400, "{s}");
     // `wray status` shows the cluster.
     let out = Command::new(env!("CARGO_BIN_EXE_wray"))
         .args(["status", "--address", &a.addr.to_string()])

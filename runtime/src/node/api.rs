@@ -646,9 +646,15 @@ fn cluster_scope<'a>(
     st.cluster.as_ref().filter(|_| whole)
 }
 
-/// Whether another node placed call `r` here (that node lists it).
-fn placed_here(r: &TaskRecord) -> bool {
-    r.job & FORWARDED_JOB != 0 && r.parent.is_none()
+/// Whether another node lists call `r` in the cluster's list: another
+/// node placed it here, or it is a call of another node's actor (through
+/// a handle that came here), which that node lists by the actor's name.
+fn listed_elsewhere(st: &NodeState, r: &TaskRecord) -> bool {
+    let placed_here = r.job & FORWARDED_JOB != 0 && r.parent.is_none();
+    let foreign = r
+        .actor
+        .is_some_and(|a| a.node() != st.actors.env.config.node_id);
+    placed_here || foreign
 }
 
 /// The calls this node placed or ran that match `q`, newest first: how
@@ -661,7 +667,7 @@ fn tasks_here(
     cluster: bool,
 ) -> Result<(u64, Vec<TaskEntry>), Response> {
     let keep = task_filter(q)?;
-    let keep = move |r: &TaskRecord| keep(r) && !(cluster && placed_here(r));
+    let keep = move |r: &TaskRecord| keep(r) && !(cluster && listed_elsewhere(st, r));
     let (offset, limit) = page(q);
     let (total, recs) = st.actors.env.events.tasks(keep, offset, limit);
     let mut tasks: Vec<TaskEntry> = recs.iter().map(|r| task_entry(st, r)).collect();
@@ -740,7 +746,7 @@ fn summary_here(
     let records = st.actors.env.events.records();
     for r in records
         .iter()
-        .filter(|r| keep(r) && !(cluster && placed_here(r)))
+        .filter(|r| keep(r) && !(cluster && listed_elsewhere(st, r)))
     {
         total += 1;
         let e = by.entry(r.function.clone()).or_default();
