@@ -720,6 +720,19 @@ fn runs_the_cluster_scenario(a: &ClusterNode, b: &ClusterNode) {
         .collect();
     let on_b = nodes.iter().filter(|n| **n == b.id).count();
     assert_eq!((nodes.len(), on_b), (12, 6), "{listed}");
+    // `wray summary tasks` adds up every node's calls, through b too.
+    let out = Command::new(env!("CARGO_BIN_EXE_wray"))
+        .args(["summary", "tasks", "--address", &b.addr.to_string()])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let double: Vec<&str> = summary
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("double"))
+        .unwrap_or_else(|| panic!("{summary}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(double[3], "12", "FINISHED: {summary}");
     // Nothing is left in flight or lent, on either node, and the other
     // node holds no object for calls (not even one killed mid-call).
     for n in [a, b] {
