@@ -778,6 +778,46 @@ fn an_actor_whose_node_dies_restarts_on_another() {
     assert_eq!(actors[0]["node_id"], gpus[0].id.as_str(), "{actors:?}");
 }
 
+#[test]
+fn a_kill_allowing_restart_sends_the_calls_out_again_to_the_restarted_actor() {
+    let etcd = etcd();
+    let a = start_node(&etcd.url, LEASE_TTL);
+    let b = start_node(&etcd.url, LEASE_TTL);
+    common::eventually("a places calls on b", || {
+        cluster_view(a.addr).0 == vec![b.id.clone()]
+    });
+    let job = node::submit(a.addr, "testkit", &["actor_restart", &b.id]);
+    // Its first call runs there (b says so), four more are out behind it.
+    common::eventually("the first call runs on b", || {
+        ran(b.addr, "Counter.first_spins") == vec!["RUNNING"]
+    });
+    let actor = actors_on(a.addr)
+        .into_iter()
+        .find(|x| x["class"] == "Counter")
+        .unwrap();
+    let id = actor["actor_id"].as_str().unwrap();
+    let r = node::http(
+        a.addr,
+        "POST",
+        &format!("/api/v0/actors/{id}/kill?no_restart=false"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    succeeded(a.addr, &job, "actor restart: ok");
+    let actor = actors_on(a.addr)
+        .into_iter()
+        .find(|x| x["class"] == "Counter")
+        .unwrap();
+    assert_eq!(actor["restarts"], 1, "{actor}");
+    // Each call out was sent again once, saying why.
+    let calls = get(a.addr, "/api/v0/tasks?function=Counter.first_spins").json();
+    let first = &calls["tasks"][0];
+    assert_eq!(first["attempts"], 2, "{calls}");
+    let why = first["retried_error"].to_string();
+    assert!(why.contains("killed before the call was answered"), "{why}");
+}
+
 /// The actors node `via` lists (every node's, in a cluster).
 fn actors_on(via: SocketAddr) -> Vec<serde_json::Value> {
     let listed = get(via, "/api/v0/actors").json();

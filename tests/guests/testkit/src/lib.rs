@@ -907,6 +907,27 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             check(wray::get(&left.incr(1)).map_err(e)? == 2, "an actor there")?;
             println!("cluster orphans: ok");
         }
+        // `actor_restart <node>`: an actor on node `node` whose first call
+        // spins until the test kills the actor allowing a restart, with
+        // four more calls out behind it: each is sent again to the
+        // restarted actor (one retry each), and succeeds.
+        "actor_restart" => {
+            let other = rest.first().ok_or("usage: actor_restart <node id>")?;
+            let actor = Counter::options()
+                .node(other)
+                .max_restarts(1)
+                .max_task_retries(1)
+                .remote(5u64);
+            let started = Gate::remote();
+            let first = actor.first_spins(&started);
+            let rest: Vec<_> = (0..4).map(|_| actor.value()).collect();
+            check(wray::get(&first).map_err(e)? == 1, "the first call, again")?;
+            check(
+                wray::get(&rest).map_err(e)? == vec![5; 4],
+                "the calls out behind it, sent again",
+            )?;
+            println!("actor restart: ok");
+        }
         // `actor_survive <n> <ms>`: an actor needing a GPU (on another
         // node) makes n busy calls of ms each, every result checked (its
         // node may die meanwhile: it restarts on another).
@@ -1736,6 +1757,15 @@ impl Counter {
         loop {
             x = std::hint::black_box(x.wrapping_add(1));
         }
+    }
+
+    /// The first time (`started` closed): opens `started` and spins until
+    /// interrupted. Again (a retry): returns 1 at once.
+    pub fn first_spins(&self, started: ActorHandle<Gate>) -> wray::Result<u64> {
+        if wray::get(&started.is_open())? {
+            return Ok(1);
+        }
+        self.spin_opening(started)
     }
 
     /// Keeps its CPU slot busy for `ms` milliseconds.
