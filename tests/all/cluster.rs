@@ -270,11 +270,9 @@ fn nodes_join_through_etcd_and_a_dead_or_hung_node_leaves() {
     let mut stopped = start_node(&etcd.url, 600);
     let a = nodes[0].addr;
     common::eventually("the new node is listed", || listed(a).contains(&stopped.id));
+    let pid = stopped.proc.0.id() as i32;
     // SAFETY: signalling a child process of this test.
-    assert_eq!(
-        unsafe { libc::kill(stopped.proc.0.id() as i32, libc::SIGTERM) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert_eq!(stopped.proc.0.wait().unwrap().code(), Some(0));
     common::eventually("the stopped node leaves", || {
         !listed(a).contains(&stopped.id)
