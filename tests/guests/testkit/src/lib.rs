@@ -1552,15 +1552,23 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
             wray::get(&refs).map_err(e)?;
         }
         "forever" => {
-            // Never ends on its own: for stopping jobs. `forever actor`
-            // makes an actor first, and keeps it.
-            let _actor = match rest.first().map(String::as_str) {
+            // Never ends on its own: for stopping jobs. `forever actor
+            // [n]` makes n actors (1) first, and keeps them.
+            let _actors = match rest.first().map(String::as_str) {
                 Some("actor") => {
-                    let c = Counter::remote(1u64);
-                    check(wray::get(&c.value()).map_err(e)? == 1, "the actor lives")?;
-                    Some(c)
+                    let n: u64 = match rest.get(1) {
+                        Some(n) => n.parse().map_err(|_| format!("not a count: {n}"))?,
+                        None => 1,
+                    };
+                    let made: Vec<_> = (0..n).map(Counter::remote).collect();
+                    let values: Vec<_> = made.iter().map(|c| c.value()).collect();
+                    check(
+                        wray::get(&values).map_err(e)? == (0..n).collect::<Vec<u64>>(),
+                        "the actors live",
+                    )?;
+                    made
                 }
-                _ => None,
+                _ => Vec::new(),
             };
             println!("running until stopped");
             let p = parent_of_forever::remote();
