@@ -793,9 +793,11 @@ fn a_kill_allowing_restart_sends_the_calls_out_again_to_the_restarted_actor() {
         cluster_view(a.addr).0 == vec![b.id.clone()]
     });
     let job = node::submit(a.addr, "testkit", &["actor_restart", &b.id]);
-    // Its first call runs there (b says so), four more are out behind it.
-    common::eventually("the first call runs on b", || {
+    // Its first call spins there: it opened its gate (a ran the `open`
+    // it sent), so its retry returns. Four more are out behind it.
+    common::eventually("the first call spins on b", || {
         ran(b.addr, "Counter.first_spins") == vec!["RUNNING"]
+            && ran(a.addr, "Gate.open") == vec!["FINISHED"]
     });
     let actor = actors_on(a.addr)
         .into_iter()
