@@ -308,6 +308,15 @@ fn giant(mb: u32) -> Vec<u8> {
     vec![3u8; mb as usize * (1 << 20)]
 }
 
+/// Counters 0..n, each checked to answer with its number.
+fn counters(n: u64) -> Result<Vec<ActorHandle<Counter>>, String> {
+    let actors: Vec<_> = (0..n).map(Counter::remote).collect();
+    let values: Vec<_> = actors.iter().map(|a| a.value()).collect();
+    let got = wray::get(&values).map_err(|err| err.to_string())?;
+    check(got == (0..n).collect::<Vec<_>>(), "every actor answers")?;
+    Ok(actors)
+}
+
 /// Pushes `0..n` to `counter` in order (its `push` refuses any other
 /// order); the last number.
 #[wray::remote]
@@ -1357,12 +1366,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
         }
         "actor-leak" => {
             let n: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(100);
-            let actors: Vec<_> = (0..n).map(Counter::remote).collect();
-            let refs: Vec<_> = actors.iter().map(|a| a.value()).collect();
-            check(
-                wray::get(&refs).map_err(e)? == (0..n).collect::<Vec<_>>(),
-                "every actor answers",
-            )?;
+            let actors = counters(n)?;
             for a in &actors {
                 wray::kill(a);
             }
@@ -1560,13 +1564,7 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                         Some(n) => n.parse().map_err(|_| format!("not a count: {n}"))?,
                         None => 1,
                     };
-                    let made: Vec<_> = (0..n).map(Counter::remote).collect();
-                    let values: Vec<_> = made.iter().map(|c| c.value()).collect();
-                    check(
-                        wray::get(&values).map_err(e)? == (0..n).collect::<Vec<u64>>(),
-                        "the actors live",
-                    )?;
-                    made
+                    counters(n)?
                 }
                 _ => Vec::new(),
             };
