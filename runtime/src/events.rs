@@ -322,7 +322,8 @@ impl Records {
 pub(crate) struct Events {
     /// Jobs standing here for a program's job (a call or actor another
     /// node placed here): the calls made within them are listed under
-    /// the program's. `any_programs` says whether there are some.
+    /// the program's. `any_programs` is set once there were some, so a
+    /// node alone never looks them up on the per-call path.
     programs: dashmap::DashMap<u64, u64>,
     any_programs: std::sync::atomic::AtomicBool,
     started: Instant,

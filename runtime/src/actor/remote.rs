@@ -27,7 +27,7 @@ use crate::actor::run::{
 use crate::events::TaskKind;
 use crate::exec::remote::{ActorLine, ForwardActor, ForwardMethod, Forwarded, Peer, Place};
 use crate::exec::request::Submission;
-use crate::objects::arg::{ArgValue, TaskArg};
+use crate::objects::arg::{ArgValue, TaskArg, contained_in_args};
 use crate::objects::held::HeldRefs;
 use crate::objects::store::Resolved;
 use futures_util::future::BoxFuture;
@@ -113,7 +113,7 @@ pub(super) async fn run_remote(
                 }
             };
             let rec = ErrorRecord::new(ErrorKind::ActorDied, a.type_name.to_string(), why);
-            let pending = given_up.into_iter().map(|(c, _)| c).chain(retry);
+            let pending = given_up.into_iter().chain(retry);
             return end(&rt, &a, rec, pending, rx, ctor);
         }
         let cancel = a.lock().cancel.clone();
@@ -164,18 +164,18 @@ pub(super) async fn run_remote(
             }) => (seq, call, rec),
         };
         // Dead there, or its node lost: the calls out there are given up.
-        let given_up = sent.give_up(vec![(seq, call, rec.clone())]).await;
+        let given_up = sent.give_up(vec![(seq, call)]).await;
         if rec.kind == ErrorKind::ActorDied {
             // Dead for good there (its constructor failed, or its
             // restarts ran out): so it is here.
             peer.clone().kill_actor(there, false).await;
-            let pending = given_up.into_iter().map(|(c, _)| c).chain(retry);
+            let pending = given_up.into_iter().chain(retry);
             return end(&rt, &a, rec, pending, rx, ctor);
         }
         // Its node is lost: restart it elsewhere, if allowed.
         if !may_restart(Kill::AllowRestart, a.restarts(), a.max_restarts) {
             let cause = lost(&a, rec, "it has no restarts left");
-            let pending = given_up.into_iter().map(|(c, _)| c).chain(retry);
+            let pending = given_up.into_iter().chain(retry);
             return end(&rt, &a, cause, pending, rx, ctor);
         }
         {
@@ -231,12 +231,12 @@ async fn next_of(
 /// interrupted by a restart), else it fails of `why`.
 fn requeue(
     rt: &Actors,
-    given_up: Vec<(MethodCall, ErrorRecord)>,
+    given_up: Vec<MethodCall>,
     why: impl Fn(&MethodCall) -> ErrorRecord,
     retry: &mut VecDeque<MethodCall>,
 ) {
     let mut again = Vec::with_capacity(given_up.len());
-    for (mut call, _) in given_up {
+    for mut call in given_up {
         let mut rec = why(&call);
         rec.task = call.id;
         if call.retries_left != 0 {
@@ -317,20 +317,20 @@ impl<C: Send + 'static> Sent<C> {
     }
 
     /// Closes the line, which gives up the calls out on it; those that
-    /// came back (with `back`), in the order sent.
-    async fn give_up(&mut self, mut back: Vec<(u64, C, ErrorRecord)>) -> Vec<(C, ErrorRecord)> {
+    /// came back (with `back`, each with its number), in the order sent.
+    async fn give_up(&mut self, mut back: Vec<(u64, C)>) -> Vec<C> {
         self.line = None;
         while self.out > 0 {
             if let Back {
                 seq,
-                failed: Some((c, rec)),
+                failed: Some((c, _)),
             } = self.next().await
             {
-                back.push((seq, c, rec));
+                back.push((seq, c));
             }
         }
-        back.sort_by_key(|(seq, ..)| *seq);
-        back.into_iter().map(|(_, c, rec)| (c, rec)).collect()
+        back.sort_by_key(|(seq, _)| *seq);
+        back.into_iter().map(|(_, c)| c).collect()
     }
 }
 
@@ -415,7 +415,7 @@ async fn create_there(
     peer: &Arc<dyn Peer>,
 ) -> Result<ActorId, ErrorRecord> {
     let label = format!("{}.new", a.type_name);
-    let contained = travelling(rt, args, &label).await?;
+    let contained = contained_in_args(&rt.env.objects, args, &label).await?;
     let options = wray_abi::wire::Options {
         name: None,
         spread: None,
@@ -453,7 +453,7 @@ async fn send_call(
     depth: u32,
 ) -> Result<BoxFuture<'static, Result<Forwarded, ErrorRecord>>, ErrorRecord> {
     let args = resolve_args(rt, args, label, Some(id)).await?;
-    let contained = travelling(rt, &args, label).await?;
+    let contained = contained_in_args(&rt.env.objects, &args, label).await?;
     rt.env.events.started(id);
     Ok(line.send(ForwardMethod {
         method,
@@ -463,21 +463,6 @@ async fn send_call(
         depth,
         task: id,
     }))
-}
-
-/// The objects `args` refer to, which travel with them to another node
-/// (`label` names the call in errors).
-async fn travelling(
-    rt: &Actors,
-    args: &[ArgValue],
-    label: &str,
-) -> Result<Vec<crate::objects::arg::Contained>, ErrorRecord> {
-    crate::objects::arg::contained(&rt.env.objects, args.iter().map(|a| &a.blob))
-        .await
-        .map_err(|rec| ErrorRecord {
-            function: label.to_string(),
-            ..rec
-        })
 }
 
 /// Sends a call of `actor`, an actor of another node whose handle reached

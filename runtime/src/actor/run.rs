@@ -261,9 +261,9 @@ pub(super) async fn run(
                     continue;
                 }
                 Err(mut lost) => {
+                    // The call taken fails first, then the others.
                     if let Some(c) = requeue {
-                        let cause = dead_cause(&a);
-                        fail_call(&rt, &a, c, cause);
+                        retry.push_front(c);
                     }
                     let cause = dead_cause(&a).expect("restart_or_die records the cause");
                     lost.iter_mut().for_each(Incarnation::retire);
@@ -363,9 +363,6 @@ pub(super) async fn run(
                     Err(mut lost) => {
                         end_call(&rt, call.id, Some(&rec));
                         fail_all(&rt, &call.returns, rec);
-                        for c in retry.drain(..) {
-                            fail_call(&rt, &a, c, dead_cause(&a));
-                        }
                         let cause = dead_cause(&a).expect("restart_or_die records the cause");
                         lost.iter_mut().for_each(Incarnation::retire);
                         return die_after(&rt, &a, cause, retry, rx, (ctor_args, held));

@@ -34,7 +34,7 @@ use super::rpc::proto::{
     ActorCallRequest, ActorCreateRequest, ActorKillRequest, Contained, Link, Output, RunReply,
     RunRequest, Value, outcome,
 };
-use crate::objects::arg::{ArgValue, REFS_TRAVEL_MAX, contained};
+use crate::objects::arg::{ArgValue, REFS_TRAVEL_MAX, contained_in_args};
 use crate::objects::held::HeldRefs;
 use crate::output::{OutputSource, SourceKind, Stream};
 use tonic::transport::Channel;
@@ -703,7 +703,7 @@ pub(super) struct RemoteNode {
 
 impl RemoteNode {
     fn up(&self, now: Instant) -> bool {
-        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        let down = lock(&self.down_until);
         !self.gone.load(Ordering::Relaxed) && down.is_none_or(|t| t <= now)
     }
 
@@ -815,12 +815,7 @@ impl RemoteNode {
     ) -> Result<Forwarded, ErrorRecord> {
         let s = &self.shared;
         // The objects its arguments refer to travel with them.
-        let contained = contained(&s.actors.env.objects, args.iter().map(|a| &a.blob))
-            .await
-            .map_err(|rec| ErrorRecord {
-                function: what.to_string(),
-                ..rec
-            })?;
+        let contained = contained_in_args(&s.actors.env.objects, args, what).await?;
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&self.in_flight);
         let mut loans: Option<Loans> = None;
@@ -1082,8 +1077,8 @@ impl ActorLine for RpcLine {
             }
             None => false,
         };
-        node.in_flight.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
+            node.in_flight.fetch_add(1, Ordering::Relaxed);
             let _in_flight = InFlight(&node.in_flight);
             let what = &*call.method;
             let reply = match (sent, rx.await) {

@@ -387,7 +387,7 @@ impl Shared {
     fn placed(
         &self,
         function: Arc<str>,
-        args: Vec<TaskArg>,
+        (args, held): Received,
         num_returns: u32,
         options: Options,
         depth: u32,
@@ -396,7 +396,7 @@ impl Shared {
         Submission {
             function,
             args,
-            _held: HeldRefs::new(&self.actors.env.objects),
+            _held: held,
             num_returns,
             options,
             parent: None,
@@ -416,25 +416,24 @@ impl Shared {
         }
     }
 
-    /// The objects the arguments of a call sent here refer to, kept here
-    /// and held (while the call holds them).
-    async fn receive_held(&self, contained: Vec<Contained>) -> Result<HeldRefs, Status> {
+    /// Arguments sent by another node, their bytes here, and the objects
+    /// they refer to (`contained`), kept here and held for the call.
+    async fn receive_args(
+        &self,
+        contained: Vec<Contained>,
+        values: Vec<Value>,
+    ) -> Result<Received, Status> {
         let mut held = HeldRefs::new(&self.actors.env.objects);
         self.receive_contained(contained, &mut held, false)
             .await
             .map_err(Status::unavailable)?;
-        Ok(held)
-    }
-
-    /// Arguments sent by another node, their bytes here.
-    async fn receive_args(&self, values: Vec<Value>) -> Result<Vec<TaskArg>, Status> {
         let mut args = Vec::with_capacity(values.len());
         for v in values {
             args.push(TaskArg::Value(
                 self.receive(v, false).await.map_err(Status::unavailable)?,
             ));
         }
-        Ok(args)
+        Ok((args, held))
     }
 
     /// A call of an actor that came on a line, sent to the actor's
@@ -456,11 +455,9 @@ impl Shared {
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
-        let held = self.receive_held(req.contained).await?;
-        let args = self.receive_args(req.args).await?;
+        let args = self.receive_args(req.contained, req.args).await?;
         let (method, n) = (req.method.as_str(), req.num_returns);
-        let mut sub = self.placed(method.into(), args, n, Options::default(), req.depth, job);
-        sub._held = held;
+        let sub = self.placed(method.into(), args, n, Options::default(), req.depth, job);
         let ids = crate::actor::actors::call(&self.actors, actor, method, sub);
         Ok((ids, collect, actor))
     }
@@ -576,10 +573,10 @@ impl Shared {
     }
 
     /// A value to send: inline if small (and `inline` has room), else lent
-    /// (recorded in `loans`) for the receiver to pull.
-    /// `to` is the node it goes to (it is not named as a copy).
-    /// A value holding references always travels inline (its references
-    /// name the objects that travel with it: [`contained`](Self::contained)).
+    /// for a call in flight or parked for a result (`large`), for the
+    /// receiver to pull; `to` is the node it goes to (it is not named as a
+    /// copy). A value holding references always travels inline: its
+    /// references name the objects that travel with it ([`contained`]).
     pub fn send(
         self: &Arc<Self>,
         blob: &Arc<Blob>,
@@ -849,6 +846,9 @@ fn addressed_to<T>(r: &Request<T>, me: &str) -> Result<(), Status> {
     }
 }
 
+/// A call's arguments as received, and the references held for it.
+type Received = (Vec<TaskArg>, HeldRefs);
+
 /// How a value too large to travel inline goes.
 pub(crate) enum Large<'a> {
     /// Lent for a call in flight, until `loans` end.
@@ -981,9 +981,8 @@ impl NodeRpc for Service {
         if req.num_returns > MAX_RETURNS {
             return Err(Status::invalid_argument("too many return values"));
         }
-        let held = s.receive_held(req.contained).await?;
-        let args = s.receive_args(req.args).await?;
-        let mut sub = s.placed(
+        let args = s.receive_args(req.contained, req.args).await?;
+        let sub = s.placed(
             req.function.into(),
             args,
             req.num_returns,
@@ -991,7 +990,6 @@ impl NodeRpc for Service {
             req.depth,
             job,
         );
-        sub._held = held;
         let ids = crate::task::run::submit_task(&s.actors.tasks, module, sub);
         Ok(Response::new(s.answer(ids).reply(Some(&collect)).await))
     }
@@ -1017,12 +1015,10 @@ impl NodeRpc for Service {
         let job = s.forwarded_job(caller.node());
         let guard = ForwardedJob { s, job: Some(job) };
         let collect = s.enter_job(job, req.job, &req.links, &req.origin).await?;
-        let held = s.receive_held(req.contained).await?;
-        let args = s.receive_args(req.args).await?;
+        let args = s.receive_args(req.contained, req.args).await?;
         guard.keep();
         let function = format!("{}.new", req.type_name).into();
-        let mut sub = s.placed(function, args, 1, options, req.depth, job);
-        sub._held = held;
+        let sub = s.placed(function, args, 1, options, req.depth, job);
         let creation = crate::actor::registry::Creation {
             module,
             type_name: req.type_name,
@@ -1162,8 +1158,9 @@ pub(crate) fn load_here(actors: &Actors) -> NodeLoad {
 async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
     let objects = &s.actors.env.objects;
     let mut results = Vec::with_capacity(ids.len());
-    // The results' values, whose references travel with them.
-    let mut held = Vec::new();
+    // The results holding references (their index and value): the
+    // objects they refer to travel with them.
+    let mut holding = Vec::new();
     let mut deterministic = true;
     let mut inline = 0usize;
     let error = |rec: &wray_abi::wire::ErrorRecord| Outcome {
@@ -1191,7 +1188,9 @@ async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
                     Err(rec) => error(&rec),
                     Ok(bytes) => {
                         let v = s.send(&blob, &bytes, "", &mut inline, Large::Park);
-                        held.push(blob);
+                        if !blob.refs().is_empty() {
+                            holding.push((results.len(), blob));
+                        }
                         Outcome {
                             what: Some(outcome::What::Value(v)),
                         }
@@ -1201,7 +1200,7 @@ async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
         };
         results.push(outcome);
     }
-    let contained = match contained(objects, &held).await {
+    let contained = match contained(objects, holding.iter().map(|(_, b)| b)).await {
         Ok(objects) => objects
             .into_iter()
             .map(|(id, blob, bytes)| Contained {
@@ -1211,14 +1210,8 @@ async fn reply_with(s: &Arc<Shared>, ids: &[ObjectId]) -> RunReply {
             .collect(),
         Err(rec) => {
             // The results holding references fail with it.
-            for (r, blob) in results.iter_mut().zip(ids) {
-                let holds = objects
-                    .get(blob)
-                    .and_then(|e| e.state().cloned())
-                    .is_some_and(|st| matches!(st, Resolved::Ready(b) if !b.refs().is_empty()));
-                if holds {
-                    *r = error(&rec);
-                }
+            for (i, _) in &holding {
+                results[*i] = error(&rec);
             }
             Vec::new()
         }

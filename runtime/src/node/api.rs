@@ -659,8 +659,8 @@ fn listed_elsewhere(st: &NodeState, r: &TaskRecord) -> bool {
 
 /// The calls this node placed or ran that match `q`, newest first: how
 /// many match, and the page `offset`, `limit` of them. For a listing of
-/// the whole cluster (`cluster`), without the calls other nodes placed
-/// here (they list them), each naming the node it ran on.
+/// the whole cluster (`cluster`), without those another node lists
+/// ([`listed_elsewhere`]), each naming the node it ran on.
 fn tasks_here(
     st: &NodeState,
     q: &HashMap<String, String>,
@@ -732,8 +732,8 @@ pub(crate) async fn tasks(State(st): St, Query(q): Params) -> Response {
 }
 
 /// The calls of this node matching `q`, by function. For a summary of
-/// the whole cluster (`cluster`), without the calls other nodes placed
-/// here (their nodes count them).
+/// the whole cluster (`cluster`), without those another node counts
+/// ([`listed_elsewhere`]).
 fn summary_here(
     st: &NodeState,
     q: &HashMap<String, String>,

@@ -137,11 +137,11 @@ async fn record(
             return;
         };
         let live: BTreeSet<&str> = now.iter().map(|e| e.actor_id.as_str()).collect();
-        // (actor, what it is now: none once forgotten)
-        let mut changes: Vec<(String, Option<Seen>)> = now
+        // (actor, its entry now: none once forgotten)
+        let mut changes: Vec<(String, Option<&ActorEntry>)> = now
             .iter()
             .filter(|e| written.get(&e.actor_id) != Some(&Seen::of(e)))
-            .map(|e| (e.actor_id.clone(), Some(Seen::of(e))))
+            .map(|e| (e.actor_id.clone(), Some(e)))
             .collect();
         changes.extend(
             written
@@ -149,17 +149,13 @@ async fn record(
                 .filter(|id| !live.contains(id.as_str()))
                 .map(|id| (id.clone(), None)),
         );
-        let entries: HashMap<&str, &ActorEntry> =
-            now.iter().map(|e| (e.actor_id.as_str(), e)).collect();
         let mut result = Ok(());
         for batch in changes.chunks(MAX_WRITES) {
             let writes = batch
                 .iter()
-                .map(|(id, seen)| {
-                    let value = seen.as_ref().map(|_| {
-                        serde_json::to_vec(entries[id.as_str()])
-                            .expect("an actor's entry serializes")
-                    });
+                .map(|(id, e)| {
+                    let value =
+                        e.map(|e| serde_json::to_vec(e).expect("an actor's entry serializes"));
                     (key(&node, id), value)
                 })
                 .collect();
@@ -167,9 +163,9 @@ async fn record(
             if result.is_err() {
                 break;
             }
-            for (id, seen) in batch {
-                match seen {
-                    Some(seen) => written.insert(id.clone(), seen.clone()),
+            for (id, e) in batch {
+                match e {
+                    Some(e) => written.insert(id.clone(), Seen::of(e)),
                     None => written.remove(id),
                 };
             }
@@ -235,8 +231,12 @@ pub(super) async fn mark_orphans(m: &dyn Membership, live: &[Member]) -> anyhow:
     }
     departed.sort();
     let over = departed.len().saturating_sub(KEEP_DEPARTED);
-    for (_, _, k, _) in departed.drain(..over) {
-        m.delete(format!("{ACTORS_PREFIX}{k}")).await?;
+    let dropped: Vec<(String, Option<Vec<u8>>)> = departed
+        .drain(..over)
+        .map(|(_, _, k, _)| (format!("{ACTORS_PREFIX}{k}"), None))
+        .collect();
+    for batch in dropped.chunks(MAX_WRITES) {
+        m.write_all(batch.to_vec()).await?;
     }
     // The nodes that left with records kept, named; the others not.
     let kept: BTreeSet<String> = departed.into_iter().map(|(_, _, _, id)| id).collect();

@@ -83,6 +83,20 @@ pub(crate) async fn contained(
     Ok(out)
 }
 
+/// [`contained`] for the arguments of call `label`, whose errors name it.
+pub(crate) async fn contained_in_args(
+    objects: &ObjectStore,
+    args: &[ArgValue],
+    label: &str,
+) -> Result<Vec<Contained>, ErrorRecord> {
+    contained(objects, args.iter().map(|a| &a.blob))
+        .await
+        .map_err(|rec| ErrorRecord {
+            function: label.to_string(),
+            ..rec
+        })
+}
+
 /// An argument as the task will receive it.
 pub(crate) enum TaskArg {
     /// A value passed inline.
