@@ -637,6 +637,13 @@ fn scenario(name: &str, rest: &[String]) -> Result<(), String> {
                 wray::get(&summed).map_err(e)? == 6,
                 "a reference passed to a task there",
             )?;
+            // An object referred to may be large: it is pulled there.
+            let ones = wray::put(&vec![1u64; 300_000]);
+            let summed = sum_ref::options().node(other).remote(ones);
+            check(
+                wray::get(&summed).map_err(e)? == 300_000,
+                "a large object a reference names, there",
+            )?;
             let parts: Vec<ObjectRef<u64>> = (1..=4u64).map(|i| wray::put(&i)).collect();
             let deep = sum_deep::options().node(other).remote(wray::put(&parts));
             check(
